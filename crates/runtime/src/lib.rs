@@ -1,0 +1,9 @@
+//! What every dynamo process needs before it can do its job: settings read from
+//! the environment, logging, and a shutdown signal.
+
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use settings::{BrokerSettings, DatabaseSettings, Env, SettingError};
+pub use shutdown::Shutdown;

@@ -1,0 +1,21 @@
+//! The messages dynamo exchanges with the rest of the Golden VCR backend.
+//!
+//! Every type here is the exact wire shape fixed by the other services (SPEC §2),
+//! and parsing is validation: a value of [`GenerationRequest`] cannot hold an
+//! empty subject, an unknown colour or a missing viewer. Malformed input is
+//! reported as a [`RequestError`] naming the offending field.
+
+mod alert;
+mod color;
+mod request;
+mod result;
+mod text;
+
+pub use alert::{FriendDetails, GhostDetails, ImageAlert, OnscreenEvent};
+pub use color::Color;
+pub use request::{
+    BroadcastState, FriendInputs, GenerationRequest, GhostInputs, ImagePayload, MAX_MESSAGE_BYTES,
+    RequestError, RequestKind, Style, Viewer,
+};
+pub use result::{EndState, GenerationResult};
+pub use text::{DisplayName, Subject, TextError, TwitchUserId};
