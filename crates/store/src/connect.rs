@@ -1,0 +1,111 @@
+//! Connecting to PostgreSQL and applying the migrations.
+
+use dynamo_runtime::DatabaseSettings;
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+use std::time::Duration;
+
+/// Everything dynamo owns lives in this schema.
+pub const SCHEMA: &str = "dynamo";
+/// sqlx's bookkeeping table, kept inside our schema rather than in `public`.
+pub const MIGRATIONS_TABLE: &str = "dynamo._sqlx_migrations";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot reach PostgreSQL at {target}: {source}")]
+    Connect {
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("request {id} cannot go from {from} to {to}")]
+    IllegalTransition {
+        id: uuid::Uuid,
+        from: String,
+        to: &'static str,
+    },
+    #[error("request {0} does not exist")]
+    NotFound(uuid::Uuid),
+}
+
+impl StoreError {
+    /// True when retrying later may succeed (the database was unreachable or
+    /// restarting), as opposed to a bug or a broken invariant.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Connect { .. } => true,
+            StoreError::Query(error) => {
+                matches!(
+                    error,
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::WorkerCrashed
+                        | sqlx::Error::Tls(_)
+                ) || error
+                    .as_database_error()
+                    .and_then(|e| e.code())
+                    // 57P01 admin_shutdown, 57P03 cannot_connect_now, 08*: connection exceptions.
+                    .is_some_and(|code| {
+                        code == "57P01" || code == "57P03" || code.starts_with("08")
+                    })
+            }
+            _ => false,
+        }
+    }
+}
+
+pub fn connect_options(settings: &DatabaseSettings) -> PgConnectOptions {
+    let sslmode = match settings.sslmode.as_str() {
+        "disable" => PgSslMode::Disable,
+        "allow" => PgSslMode::Allow,
+        "require" => PgSslMode::Require,
+        "verify-ca" => PgSslMode::VerifyCa,
+        "verify-full" => PgSslMode::VerifyFull,
+        _ => PgSslMode::Prefer,
+    };
+    let mut options = PgConnectOptions::new_without_pgpass()
+        .host(&settings.host)
+        .port(settings.port)
+        .database(&settings.database)
+        .username(&settings.user)
+        .ssl_mode(sslmode)
+        .application_name("dynamo");
+    if let Some(password) = &settings.password {
+        options = options.password(password.expose_secret());
+    }
+    options
+}
+
+/// Connects a pool and brings the schema up to date.
+pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(connect_options(settings))
+        .await
+        .map_err(|source| StoreError::Connect {
+            target: format!(
+                "{}:{}/{} as {}",
+                settings.host, settings.port, settings.database, settings.user
+            ),
+            source,
+        })?;
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// Applies the migrations under `migrations/`. Safe to run from several
+/// processes at once: sqlx holds a PostgreSQL advisory lock while it works, and
+/// the schema is created under that lock.
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    let mut migrator = sqlx::migrate!("../../migrations");
+    migrator.create_schema(SCHEMA);
+    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    migrator.run(pool).await?;
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! dynamo's PostgreSQL schema and every query against it.
+//!
+//! The request state machine lives in the `dynamo.image_request` table: each
+//! step of the pipeline is one guarded `UPDATE` that only applies from the
+//! state the step expects, so a redelivered message or a second consumer can
+//! never move a request backwards or do a step twice.
+
+mod connect;
+mod requests;
+mod state;
+
+pub use connect::{MIGRATIONS_TABLE, SCHEMA, StoreError, connect, connect_options, migrate};
+pub use requests::{NewRequest, RequestRecord, Store, StoredImage};
+pub use state::RequestState;

@@ -1,0 +1,356 @@
+//! Reading and advancing generation requests.
+
+use crate::{RequestState, StoreError};
+use chrono::{DateTime, Utc};
+use dynamo_wire::{GenerationRequest, Style};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Access to dynamo's tables. Cheap to clone: it shares one pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+/// A request about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewRequest<'a> {
+    pub id: Uuid,
+    pub request: &'a GenerationRequest,
+    pub prompt: &'a str,
+    pub points_cost: i32,
+    pub free_of_charge: bool,
+    pub retry_of: Option<Uuid>,
+}
+
+/// An image as stored for a request.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredImage {
+    pub index: i32,
+    pub url: String,
+    /// `#rrggbb`, friends only.
+    pub color: Option<String>,
+    pub content_type: String,
+    pub byte_size: i32,
+}
+
+/// Everything recorded about one request.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RequestRecord {
+    pub id: Uuid,
+    pub twitch_user_id: String,
+    pub twitch_display_name: String,
+    pub broadcast_id: Option<i64>,
+    pub screening_id: Option<Uuid>,
+    pub tape_id: Option<i64>,
+    #[sqlx(try_from = "String")]
+    pub style: StyleColumn,
+    pub inputs: serde_json::Value,
+    pub prompt: String,
+    #[sqlx(try_from = "String")]
+    pub state: StateColumn,
+    pub attempts: i32,
+    pub points_cost: i32,
+    pub free_of_charge: bool,
+    pub ledger_flow_id: Option<Uuid>,
+    pub error_message: Option<String>,
+    pub retry_of: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub debited_at: Option<DateTime<Utc>>,
+    pub named_at: Option<DateTime<Utc>>,
+    pub stored_at: Option<DateTime<Utc>>,
+    pub alerted_at: Option<DateTime<Utc>>,
+    pub settled_at: Option<DateTime<Utc>>,
+    pub result_published_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The friend's name, once generated.
+    #[sqlx(default)]
+    pub name: Option<String>,
+}
+
+/// Column adapters: the table holds text, the code holds enums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StyleColumn(pub Style);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateColumn(pub RequestState);
+
+impl TryFrom<String> for StyleColumn {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Style::parse(&raw)
+            .map(StyleColumn)
+            .ok_or_else(|| format!("unknown style {raw:?}"))
+    }
+}
+
+impl TryFrom<String> for StateColumn {
+    type Error = crate::state::UnknownState;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        raw.parse().map(StateColumn)
+    }
+}
+
+impl RequestRecord {
+    pub fn style(&self) -> Style {
+        self.style.0
+    }
+
+    pub fn state(&self) -> RequestState {
+        self.state.0
+    }
+}
+
+const SELECT_REQUEST: &str = "
+    SELECT r.id, r.twitch_user_id, r.twitch_display_name, r.broadcast_id, r.screening_id,
+           r.tape_id, r.style, r.inputs, r.prompt, r.state, r.attempts, r.points_cost,
+           r.free_of_charge, r.ledger_flow_id, r.error_message, r.retry_of, r.created_at,
+           r.debited_at, r.named_at, r.stored_at, r.alerted_at, r.settled_at,
+           r.result_published_at, r.finished_at, a.value AS name
+    FROM dynamo.image_request r
+    LEFT JOIN dynamo.answer a ON a.image_request_id = r.id";
+
+fn state_names(states: &[RequestState]) -> Vec<String> {
+    states.iter().map(|s| s.as_str().to_owned()).collect()
+}
+
+impl Store {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Records a new request, or counts another attempt at one recorded
+    /// before (a redelivered message). Returns the record as it now stands and
+    /// whether it was created by this call.
+    pub async fn record(&self, new: &NewRequest<'_>) -> Result<(RequestRecord, bool), StoreError> {
+        let request = new.request;
+        let created: bool = sqlx::query_scalar(
+            "INSERT INTO dynamo.image_request
+                 (id, twitch_user_id, twitch_display_name, broadcast_id, screening_id, tape_id,
+                  style, inputs, prompt, points_cost, free_of_charge, retry_of, attempts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)
+             ON CONFLICT (id) DO UPDATE SET
+                 attempts = dynamo.image_request.attempts
+                     + CASE WHEN dynamo.image_request.finished_at IS NULL THEN 1 ELSE 0 END,
+                 updated_at = now()
+             RETURNING (xmax = 0)",
+        )
+        .bind(new.id)
+        .bind(request.viewer.twitch_user_id.as_str())
+        .bind(request.viewer.twitch_display_name.as_str())
+        .bind(request.state.broadcast_id())
+        .bind(request.state.screening_id())
+        .bind(request.state.tape_id())
+        .bind(request.style().as_str())
+        .bind(request.payload.inputs_json())
+        .bind(new.prompt)
+        .bind(new.points_cost)
+        .bind(new.free_of_charge)
+        .bind(new.retry_of)
+        .fetch_one(&self.pool)
+        .await?;
+        let record = self.get(new.id).await?;
+        Ok((record, created))
+    }
+
+    pub async fn load(&self, id: Uuid) -> Result<Option<RequestRecord>, StoreError> {
+        let record = sqlx::query_as::<_, RequestRecord>(sqlx::AssertSqlSafe(format!(
+            "{SELECT_REQUEST} WHERE r.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(record)
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<RequestRecord, StoreError> {
+        self.load(id).await?.ok_or(StoreError::NotFound(id))
+    }
+
+    pub async fn images(&self, id: Uuid) -> Result<Vec<StoredImage>, StoreError> {
+        let images = sqlx::query_as::<_, StoredImage>(
+            "SELECT index, url, color, content_type, byte_size FROM dynamo.image
+             WHERE image_request_id = $1 ORDER BY index",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(images)
+    }
+
+    /// The pending outflow exists (`flow_id` is None for free requests).
+    pub async fn mark_debited(&self, id: Uuid, flow_id: Option<Uuid>) -> Result<(), StoreError> {
+        self.advance(
+            id,
+            RequestState::Debited,
+            "ledger_flow_id = $3, debited_at = now()",
+            |q| q.bind(flow_id),
+        )
+        .await
+    }
+
+    /// The friend's name is known.
+    pub async fn record_name(&self, id: Uuid, prompt: &str, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO dynamo.answer (image_request_id, prompt, value) VALUES ($1, $2, $3)
+             ON CONFLICT (image_request_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(prompt)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        advance_in(&mut tx, id, RequestState::Named, "named_at = now()", |q| q).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The image is uploaded: record where.
+    pub async fn record_image(&self, id: Uuid, image: &StoredImage) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO dynamo.image (image_request_id, index, url, color, content_type, byte_size)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (image_request_id, index) DO NOTHING",
+        )
+        .bind(id)
+        .bind(image.index)
+        .bind(&image.url)
+        .bind(&image.color)
+        .bind(&image.content_type)
+        .bind(image.byte_size)
+        .execute(&mut *tx)
+        .await?;
+        advance_in(
+            &mut tx,
+            id,
+            RequestState::Stored,
+            "stored_at = now()",
+            |q| q,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The broker confirmed the alert.
+    pub async fn mark_alerted(&self, id: Uuid) -> Result<(), StoreError> {
+        self.advance(id, RequestState::Alerted, "alerted_at = now()", |q| q)
+            .await
+    }
+
+    /// The outflow was accepted (or there was none): the request is done.
+    pub async fn mark_succeeded(&self, id: Uuid) -> Result<(), StoreError> {
+        self.advance(
+            id,
+            RequestState::Succeeded,
+            "finished_at = now(), settled_at = now(), error_message = NULL",
+            |q| q,
+        )
+        .await
+    }
+
+    /// Ends the request unsuccessfully with a reason a viewer can read. The
+    /// refund follows separately ([`Store::mark_settled`]) so that a crash in
+    /// between leaves a record that recovery can finish.
+    pub async fn finish_unsuccessfully(
+        &self,
+        id: Uuid,
+        end: RequestState,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        debug_assert!(matches!(end, RequestState::Failed | RequestState::Rejected));
+        self.advance(
+            id,
+            end,
+            "finished_at = now(), error_message = $3,
+             settled_at = CASE WHEN ledger_flow_id IS NULL THEN now() ELSE settled_at END",
+            |q| q.bind(reason),
+        )
+        .await
+    }
+
+    /// The pending outflow was rejected (refunded).
+    pub async fn mark_settled(&self, id: Uuid) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE dynamo.image_request SET settled_at = now(), updated_at = now()
+             WHERE id = $1 AND settled_at IS NULL",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The broker confirmed the generation-results message.
+    pub async fn mark_result_published(&self, id: Uuid) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE dynamo.image_request SET result_published_at = now(), updated_at = now()
+             WHERE id = $1 AND result_published_at IS NULL",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn advance<'q, F>(
+        &self,
+        id: Uuid,
+        to: RequestState,
+        set: &str,
+        bind: F,
+    ) -> Result<(), StoreError>
+    where
+        F: for<'a> FnOnce(PgQuery<'a>) -> PgQuery<'a>,
+    {
+        let mut conn = self.pool.acquire().await?;
+        advance_in(&mut conn, id, to, set, bind).await
+    }
+}
+
+type PgQuery<'a> = sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Moves a request to `to`, but only from one of its legal predecessors. A
+/// repeat of a move already made is a no-op, so steps are idempotent.
+async fn advance_in<F>(
+    conn: &mut sqlx::PgConnection,
+    id: Uuid,
+    to: RequestState,
+    set: &str,
+    bind: F,
+) -> Result<(), StoreError>
+where
+    F: for<'a> FnOnce(PgQuery<'a>) -> PgQuery<'a>,
+{
+    let sql = format!(
+        "UPDATE dynamo.image_request SET state = '{to}', updated_at = now(), {set}
+         WHERE id = $1 AND state = ANY($2)"
+    );
+    let predecessors = state_names(to.predecessors());
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(&predecessors);
+    let done = bind(query).execute(&mut *conn).await?;
+    if done.rows_affected() == 1 {
+        return Ok(());
+    }
+    let current: Option<String> =
+        sqlx::query_scalar("SELECT state FROM dynamo.image_request WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match current {
+        None => Err(StoreError::NotFound(id)),
+        Some(state) if state == to.as_str() => Ok(()),
+        Some(state) => Err(StoreError::IllegalTransition {
+            id,
+            from: state,
+            to: to.as_str(),
+        }),
+    }
+}
