@@ -1,0 +1,55 @@
+//! Opening a connection from settings.
+
+use dynamo_runtime::BrokerSettings;
+use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
+use lapin::{Connection, ConnectionProperties};
+use secrecy::ExposeSecret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot reach RabbitMQ at {target}: {source}")]
+    Connect {
+        target: String,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("cannot declare {what} on RabbitMQ: {source}")]
+    Declare {
+        what: String,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("RabbitMQ: {0}")]
+    Channel(#[from] lapin::Error),
+}
+
+/// Connects with the settings' credentials. The URI is built field by field,
+/// so passwords and vhosts need no percent-encoding by the operator.
+pub async fn connect(settings: &BrokerSettings, name: &str) -> Result<Connection, BrokerError> {
+    let uri = AMQPUri {
+        scheme: AMQPScheme::AMQP,
+        authority: AMQPAuthority {
+            userinfo: AMQPUserInfo {
+                username: settings.user.clone(),
+                password: settings.password.expose_secret().to_owned(),
+            },
+            host: settings.host.clone(),
+            port: settings.port,
+        },
+        vhost: settings.vhost.clone(),
+        query: AMQPQueryString {
+            heartbeat: Some(30),
+            ..AMQPQueryString::default()
+        },
+    };
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    Connection::connect_uri(uri, properties)
+        .await
+        .map_err(|source| BrokerError::Connect {
+            target: format!(
+                "{}:{} vhost {:?} as {}",
+                settings.host, settings.port, settings.vhost, settings.user
+            ),
+            source,
+        })
+}
