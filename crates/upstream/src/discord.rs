@@ -1,0 +1,47 @@
+//! Optional Discord webhooks: a finished image is posted to the channel of its
+//! style. Best effort by design: a failure here is logged, never fails a request.
+
+use dynamo_wire::Style;
+use serde_json::json;
+
+#[derive(Debug, Clone, Default)]
+pub struct DiscordWebhooks {
+    http: reqwest::Client,
+    /// `DISCORD_GHOSTS_WEBHOOK_URL`.
+    pub ghosts: Option<String>,
+    /// `DISCORD_FRIENDS_WEBHOOK_URL`.
+    pub friends: Option<String>,
+}
+
+impl DiscordWebhooks {
+    pub fn new(http: reqwest::Client, ghosts: Option<String>, friends: Option<String>) -> Self {
+        Self { http, ghosts, friends }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.ghosts.is_some() || self.friends.is_some()
+    }
+
+    /// Posts the image; logs and swallows any failure.
+    pub async fn announce(&self, style: Style, viewer: &str, description: &str, image_url: &str) {
+        let webhook = match style {
+            Style::Ghost => self.ghosts.as_deref(),
+            Style::Friend => self.friends.as_deref(),
+        };
+        let Some(webhook) = webhook else { return };
+        let body = json!({
+            "content": format!("**{viewer}** asked for {description}"),
+            "embeds": [{"title": description, "image": {"url": image_url}}],
+            "allowed_mentions": {"parse": []},
+        });
+        match self.http.post(webhook).json(&body).send().await {
+            Ok(response) if response.status().is_success() => {
+                tracing::debug!(%style, "posted the image to Discord")
+            }
+            Ok(response) => {
+                tracing::warn!(%style, status = %response.status(), "Discord webhook refused the image")
+            }
+            Err(error) => tracing::warn!(%style, %error, "could not reach the Discord webhook"),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! How a call to another service failed, classified for the pipeline.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// May work if tried again: rate limits, 5xx, timeouts, connection errors.
+    #[error("{service} is unavailable: {detail}")]
+    Transient {
+        service: &'static str,
+        detail: String,
+        /// What the service asked us to wait, when it said.
+        retry_after: Option<Duration>,
+    },
+    /// The prompt breaks the content policy or was flagged by moderation.
+    #[error("{0}")]
+    Inadmissible(String),
+    /// The ledger answered 409 to the debit.
+    #[error("not enough points")]
+    NotEnoughPoints,
+    /// Will not work however often it is tried (bad credentials, out of
+    /// credit, a request the service refuses, a malformed answer).
+    #[error("{service} refused: {detail}")]
+    Permanent {
+        service: &'static str,
+        detail: String,
+    },
+}
+
+impl UpstreamError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, UpstreamError::Transient { .. })
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            UpstreamError::Transient { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    pub(crate) fn transient(service: &'static str, detail: impl ToString) -> Self {
+        UpstreamError::Transient {
+            service,
+            detail: detail.to_string(),
+            retry_after: None,
+        }
+    }
+
+    pub(crate) fn permanent(service: &'static str, detail: impl ToString) -> Self {
+        UpstreamError::Permanent {
+            service,
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Classifies a reqwest failure: anything that did not get an answer is transient.
+    pub(crate) fn from_reqwest(service: &'static str, error: reqwest::Error) -> Self {
+        if error.is_builder() {
+            UpstreamError::permanent(service, error)
+        } else {
+            UpstreamError::transient(service, error)
+        }
+    }
+
+    /// Classifies an HTTP status that was not the expected one.
+    pub(crate) fn from_status(
+        service: &'static str,
+        status: reqwest::StatusCode,
+        headers: &reqwest::header::HeaderMap,
+        body: &str,
+    ) -> Self {
+        let detail = format!("HTTP {status}: {}", truncate(body, 300));
+        if status.is_server_error()
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status == reqwest::StatusCode::REQUEST_TIMEOUT
+        {
+            UpstreamError::Transient {
+                service,
+                detail,
+                retry_after: retry_after(headers),
+            }
+        } else {
+            UpstreamError::Permanent { service, detail }
+        }
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from APIs; ignored).
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(ms) = header("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
+        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    }
+    header("retry-after")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|s| Duration::from_secs_f64(s.max(0.0)))
+}
+
+pub(crate) fn truncate(text: &str, limit: usize) -> &str {
+    match text.char_indices().nth(limit) {
+        Some((index, _)) => &text[..index],
+        None => text,
+    }
+}

@@ -1,0 +1,88 @@
+//! The services dynamo calls, each behind one small trait with one real
+//! implementation (plus the built-in placeholder and filesystem ones that let
+//! dynamo run without the cloud). Tests drive the real implementations against
+//! fake servers that speak the real wire format.
+//!
+//! Every failure is an [`UpstreamError`] that says whether trying again later
+//! can help: that single fact drives retries, refunds and end states.
+
+mod auth;
+mod discord;
+mod error;
+mod ledger;
+mod openai;
+mod placeholder;
+mod storage;
+
+use async_trait::async_trait;
+use dynamo_wire::{Color, Style, Viewer};
+use uuid::Uuid;
+
+pub use auth::AuthClient;
+pub use discord::DiscordWebhooks;
+pub use error::UpstreamError;
+pub use ledger::HttpLedger;
+pub use openai::{OpenAi, OpenAiSettings};
+pub use placeholder::Placeholder;
+pub use storage::{FsStorage, S3Settings, S3Storage};
+
+/// One image to generate.
+#[derive(Debug, Clone)]
+pub struct ImageJob {
+    pub prompt: String,
+    pub style: Style,
+    /// The friend's colour (friends only).
+    pub color: Option<Color>,
+    /// The viewer's Twitch user id, passed to the API as `user` for abuse tracking.
+    pub user: String,
+}
+
+/// Makes images from prompts. Returns the encoded image (PNG, JPEG or WEBP).
+#[async_trait]
+pub trait ImageProvider: Send + Sync {
+    /// Shown at start-up so operators know what will be billed.
+    fn describe(&self) -> String;
+    async fn generate(&self, job: &ImageJob) -> Result<Vec<u8>, UpstreamError>;
+}
+
+/// Names friends.
+#[async_trait]
+pub trait NameProvider: Send + Sync {
+    /// The prompt sent for `subject`, as recorded in the `answer` table.
+    fn prompt(&self, subject: &str) -> String;
+    async fn name(&self, subject: &str, user: &str) -> Result<String, UpstreamError>;
+}
+
+/// Screens prompts before an image is paid for.
+#[async_trait]
+pub trait Moderator: Send + Sync {
+    /// `Err(UpstreamError::Inadmissible)` when the prompt is flagged.
+    async fn screen(&self, prompt: &str) -> Result<(), UpstreamError>;
+}
+
+/// Viewers' points at the ledger service.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Creates a pending debit; `Err(UpstreamError::NotEnoughPoints)` on 409.
+    async fn debit(
+        &self,
+        viewer: &Viewer,
+        request_id: Uuid,
+        style: Style,
+        points: u32,
+    ) -> Result<Uuid, UpstreamError>;
+    /// Makes the debit final. Already accepted counts as done.
+    async fn accept(&self, viewer: &Viewer, flow_id: Uuid) -> Result<(), UpstreamError>;
+    /// Cancels the debit, returning the points. Already rejected counts as done.
+    async fn refund(&self, viewer: &Viewer, flow_id: Uuid) -> Result<(), UpstreamError>;
+}
+
+/// Where finished images are kept.
+#[async_trait]
+pub trait Storage: Send + Sync {
+    fn describe(&self) -> String;
+    /// Stores a public object and returns its public URL. Putting the same key
+    /// again overwrites it, so a retried upload is harmless.
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str)
+    -> Result<String, UpstreamError>;
+}
