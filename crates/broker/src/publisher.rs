@@ -1,8 +1,8 @@
 //! Publishing with broker confirms: a message counts as sent only once
 //! RabbitMQ has acknowledged it, and an unroutable one is an error.
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::Confirmation;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection};
 use uuid::Uuid;

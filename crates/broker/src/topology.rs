@@ -124,7 +124,10 @@ impl Topology {
         mut arguments: FieldTable,
     ) -> Result<(), BrokerError> {
         if self.quorum_queues {
-            arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+            arguments.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
         }
         channel
             .queue_declare(
@@ -146,7 +149,12 @@ impl Topology {
         Ok(())
     }
 
-    async fn bind(&self, channel: &Channel, queue: &str, exchange: &str) -> Result<(), BrokerError> {
+    async fn bind(
+        &self,
+        channel: &Channel,
+        queue: &str,
+        exchange: &str,
+    ) -> Result<(), BrokerError> {
         channel
             .queue_bind(
                 queue.into(),

@@ -1,1 +1,14 @@
+//! dynamo-consumer: turns generation requests into on-screen alerts, with the
+//! viewer's points settled (SPEC §1). `main.rs` only loads the configuration
+//! and calls [`run`]; tests call it the same way.
 
+mod app;
+pub mod config;
+pub mod consumer;
+pub mod pipeline;
+pub mod prompt;
+pub mod retry;
+mod timings;
+
+pub use app::run;
+pub use config::ConsumerConfig;

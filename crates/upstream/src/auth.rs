@@ -77,7 +77,10 @@ impl AuthClient {
         }
         let token = text.trim();
         if token.is_empty() {
-            return Err(UpstreamError::permanent(SERVICE, "answered with an empty token"));
+            return Err(UpstreamError::permanent(
+                SERVICE,
+                "answered with an empty token",
+            ));
         }
         Ok(SecretString::from(token.to_owned()))
     }

@@ -15,7 +15,11 @@ pub struct DiscordWebhooks {
 
 impl DiscordWebhooks {
     pub fn new(http: reqwest::Client, ghosts: Option<String>, friends: Option<String>) -> Self {
-        Self { http, ghosts, friends }
+        Self {
+            http,
+            ghosts,
+            friends,
+        }
     }
 
     pub fn is_enabled(&self) -> bool {

@@ -62,7 +62,12 @@ impl HttpLedger {
 
     /// Accept and reject both answer 409 when the flow is already final;
     /// either way there is nothing more to do, and the ledger does not say which.
-    async fn finalize(&self, viewer: &Viewer, method: Method, flow_id: Uuid) -> Result<(), UpstreamError> {
+    async fn finalize(
+        &self,
+        viewer: &Viewer,
+        method: Method,
+        flow_id: Uuid,
+    ) -> Result<(), UpstreamError> {
         let (status, _) = self
             .send(viewer, method, &format!("/outflow/{flow_id}"), None)
             .await?;

@@ -83,6 +83,10 @@ pub trait Storage: Send + Sync {
     fn describe(&self) -> String;
     /// Stores a public object and returns its public URL. Putting the same key
     /// again overwrites it, so a retried upload is harmless.
-    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str)
-    -> Result<String, UpstreamError>;
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<String, UpstreamError>;
 }

@@ -57,7 +57,8 @@ impl OpenAi {
         let config = OpenAIConfig::new()
             .with_api_base(&settings.base_url)
             .with_api_key(settings.api_key.expose_secret());
-        let client = Client::with_config(config).with_http_service(ReqwestService::new(http.clone()));
+        let client =
+            Client::with_config(config).with_http_service(ReqwestService::new(http.clone()));
         Ok(Self {
             client,
             http,
@@ -90,7 +91,9 @@ impl OpenAi {
                     tracing::warn!(%model, shutdown_date = %date, "the image model is scheduled to be shut down; set OPENAI_IMAGE_MODEL to a current model");
                 }
             }
-            Ok(response) => tracing::warn!(%model, status = %response.status(), "the image API does not know this model; set OPENAI_IMAGE_MODEL to one it offers"),
+            Ok(response) => {
+                tracing::warn!(%model, status = %response.status(), "the image API does not know this model; set OPENAI_IMAGE_MODEL to one it offers")
+            }
             Err(error) => tracing::warn!(%model, %error, "could not check the image model"),
         }
     }
@@ -106,7 +109,12 @@ impl OpenAi {
         let status = response.status();
         if !status.is_success() {
             let headers = response.headers().clone();
-            return Err(UpstreamError::from_status(SERVICE, status, &headers, "image download failed"));
+            return Err(UpstreamError::from_status(
+                SERVICE,
+                status,
+                &headers,
+                "image download failed",
+            ));
         }
         let content_type = response
             .headers()
@@ -120,8 +128,14 @@ impl OpenAi {
                 format!("the image URL answered {content_type:?}, not an image"),
             ));
         }
-        if response.content_length().is_some_and(|len| len as usize > limit) {
-            return Err(UpstreamError::permanent(SERVICE, format!("the image is over {limit} bytes")));
+        if response
+            .content_length()
+            .is_some_and(|len| len as usize > limit)
+        {
+            return Err(UpstreamError::permanent(
+                SERVICE,
+                format!("the image is over {limit} bytes"),
+            ));
         }
         let mut bytes = Vec::new();
         while let Some(chunk) = response
@@ -130,7 +144,10 @@ impl OpenAi {
             .map_err(|e| UpstreamError::from_reqwest(SERVICE, e))?
         {
             if bytes.len() + chunk.len() > limit {
-                return Err(UpstreamError::permanent(SERVICE, format!("the image is over {limit} bytes")));
+                return Err(UpstreamError::permanent(
+                    SERVICE,
+                    format!("the image is over {limit} bytes"),
+                ));
             }
             bytes.extend_from_slice(&chunk);
         }
@@ -159,7 +176,9 @@ fn classify(error: OpenAIError) -> UpstreamError {
                     ))
                 }
                 (429, "insufficient_quota") => {
-                    tracing::error!("OpenAI says the account is out of credit (insufficient_quota): add credit or change OPENAI_API_KEY");
+                    tracing::error!(
+                        "OpenAI says the account is out of credit (insufficient_quota): add credit or change OPENAI_API_KEY"
+                    );
                     UpstreamError::permanent(SERVICE, detail)
                 }
                 (429 | 408 | 409, _) | (500..=599, _) => UpstreamError::transient(SERVICE, detail),
@@ -280,7 +299,10 @@ impl Moderator for OpenAi {
         let reason = if categories.is_empty() {
             "the request was flagged by moderation".to_owned()
         } else {
-            format!("the request was flagged by moderation ({})", categories.join(", "))
+            format!(
+                "the request was flagged by moderation ({})",
+                categories.join(", ")
+            )
         };
         Err(UpstreamError::Inadmissible(reason))
     }
@@ -317,7 +339,10 @@ mod tests {
     #[test]
     fn names_are_cleaned() {
         assert_eq!(clean_name("\"Sealy.\"\n").as_deref(), Some("Sealy"));
-        assert_eq!(clean_name("\n  Name: Captain Soup!").as_deref(), Some("Captain Soup"));
+        assert_eq!(
+            clean_name("\n  Name: Captain Soup!").as_deref(),
+            Some("Captain Soup")
+        );
         assert_eq!(clean_name("   \n "), None);
         assert_eq!(clean_name(&"x".repeat(100)).map(|n| n.len()), Some(40));
     }

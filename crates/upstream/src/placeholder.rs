@@ -48,7 +48,10 @@ fn placeholder_name(subject: &str) -> String {
         .find(|w| !w.is_empty() && !SKIP.contains(&w.to_lowercase().as_str()))
         .unwrap_or("Pal");
     let mut chars = word.chars();
-    let first = chars.next().map(|c| c.to_uppercase().collect::<String>()).unwrap_or_default();
+    let first = chars
+        .next()
+        .map(|c| c.to_uppercase().collect::<String>())
+        .unwrap_or_default();
     let rest: String = chars.take(12).collect::<String>().to_lowercase();
     let suffix = ["", "y", "o", "bert", "ster"][word.len() % 5];
     format!("{first}{rest}{suffix}")

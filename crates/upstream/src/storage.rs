@@ -109,7 +109,12 @@ impl Storage for S3Storage {
         )
     }
 
-    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<String, UpstreamError> {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<String, UpstreamError> {
         self.client
             .put_object()
             .bucket(&self.settings.bucket)
@@ -121,7 +126,10 @@ impl Storage for S3Storage {
             .send()
             .await
             .map_err(classify)?;
-        Ok(format!("{}/{key}", self.settings.public_url.trim_end_matches('/')))
+        Ok(format!(
+            "{}/{key}",
+            self.settings.public_url.trim_end_matches('/')
+        ))
     }
 }
 
@@ -142,17 +150,34 @@ impl FsStorage {
 #[async_trait]
 impl Storage for FsStorage {
     fn describe(&self) -> String {
-        format!("the directory {} served at {}", self.root.display(), self.public_url)
+        format!(
+            "the directory {} served at {}",
+            self.root.display(),
+            self.public_url
+        )
     }
 
-    async fn put(&self, key: &str, bytes: Vec<u8>, _content_type: &str) -> Result<String, UpstreamError> {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        _content_type: &str,
+    ) -> Result<String, UpstreamError> {
         // Keys are built by dynamo from UUIDs and fixed extensions; refuse
         // anything else rather than write outside the root.
-        if key.split('/').any(|part| part.is_empty() || part == ".." || part == ".") {
-            return Err(UpstreamError::permanent(SERVICE, format!("refusing key {key:?}")));
+        if key
+            .split('/')
+            .any(|part| part.is_empty() || part == ".." || part == ".")
+        {
+            return Err(UpstreamError::permanent(
+                SERVICE,
+                format!("refusing key {key:?}"),
+            ));
         }
         let path = self.root.join(key);
-        let io = |e: std::io::Error| UpstreamError::permanent(SERVICE, format!("{}: {e}", path.display()));
+        let io = |e: std::io::Error| {
+            UpstreamError::permanent(SERVICE, format!("{}: {e}", path.display()))
+        };
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(io)?;
         }

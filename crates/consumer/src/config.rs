@@ -1,0 +1,222 @@
+//! Everything dynamo-consumer reads from the environment, in one typed struct.
+//! Each field says its variable and default; `.env.example` repeats them.
+
+use crate::prompt::PromptTemplates;
+use crate::retry::RetryPolicy;
+use dynamo_broker::Topology;
+use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
+use dynamo_upstream::{OpenAiSettings, S3Settings};
+use secrecy::SecretString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub database: DatabaseSettings,
+    pub broker: BrokerSettings,
+    pub topology: Topology,
+    /// `AUTH_URL`, default `http://localhost:5002`.
+    pub auth_url: String,
+    /// `AUTH_SHARED_SECRET`: signs service-token requests. Required unless
+    /// `POINTS_COST` is 0 (then the ledger is never called).
+    pub auth_shared_secret: Option<SecretString>,
+    /// `LEDGER_URL`, default `http://localhost:5003`.
+    pub ledger_url: String,
+    /// `POINTS_COST`, default 200: points debited per image; 0 makes images free.
+    pub points_cost: u32,
+    pub images: ImageBackend,
+    /// `MODERATION`, default on with OpenAI: screen prompts before paying for an image.
+    pub moderation: bool,
+    pub storage: StorageBackend,
+    pub prompts: PromptTemplates,
+    /// `DISCORD_GHOSTS_WEBHOOK_URL`, optional.
+    pub discord_ghosts_webhook: Option<String>,
+    /// `DISCORD_FRIENDS_WEBHOOK_URL`, optional.
+    pub discord_friends_webhook: Option<String>,
+    /// `CONSUMER_PREFETCH`, default 4: requests processed at once by this process.
+    pub prefetch: u16,
+    /// `SHUTDOWN_GRACE`, default 150s: how long in-flight requests may take to
+    /// finish after SIGTERM before they are left to the broker to redeliver.
+    pub shutdown_grace: Duration,
+    pub retry: RetryPolicy,
+}
+
+/// Where images come from (`IMAGE_PROVIDER`).
+#[derive(Debug, Clone)]
+pub enum ImageBackend {
+    /// `openai` (the default): needs `OPENAI_API_KEY`.
+    OpenAi(OpenAiSettings),
+    /// `placeholder`: drawn locally, for demos and development.
+    Placeholder,
+}
+
+/// Where images are kept (`STORAGE_BACKEND`).
+#[derive(Debug, Clone)]
+pub enum StorageBackend {
+    /// `s3` (the default): the `SPACES_*` settings.
+    S3(S3Settings),
+    /// `filesystem`: files under `STORAGE_DIR` (default `./data/images`),
+    /// public under `STORAGE_PUBLIC_URL` (default `http://localhost:8080/images`).
+    Filesystem { root: PathBuf, public_url: String },
+}
+
+impl ConsumerConfig {
+    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        let images = match env.string("IMAGE_PROVIDER", "openai").as_str() {
+            "openai" => ImageBackend::OpenAi(openai_settings(env)?),
+            "placeholder" => ImageBackend::Placeholder,
+            other => {
+                return Err(SettingError::new(
+                    "IMAGE_PROVIDER",
+                    format!("cannot use {other:?}: expected openai or placeholder"),
+                ));
+            }
+        };
+        let storage = match env.string("STORAGE_BACKEND", "s3").as_str() {
+            "s3" => StorageBackend::S3(s3_settings(env)?),
+            "filesystem" => StorageBackend::Filesystem {
+                root: PathBuf::from(env.string("STORAGE_DIR", "./data/images")),
+                public_url: env.http_url("STORAGE_PUBLIC_URL", "http://localhost:8080/images")?,
+            },
+            other => {
+                return Err(SettingError::new(
+                    "STORAGE_BACKEND",
+                    format!("cannot use {other:?}: expected s3 or filesystem"),
+                ));
+            }
+        };
+        let points_cost: u32 = env.parse("POINTS_COST", 200)?;
+        let auth_shared_secret = env.secret("AUTH_SHARED_SECRET");
+        if points_cost > 0 && auth_shared_secret.is_none() {
+            return Err(SettingError::new(
+                "AUTH_SHARED_SECRET",
+                "is required to charge points (or set POINTS_COST=0 to make images free)",
+            ));
+        }
+        let prefetch: u16 = env.parse("CONSUMER_PREFETCH", 4)?;
+        if prefetch == 0 {
+            return Err(SettingError::new("CONSUMER_PREFETCH", "must be at least 1"));
+        }
+        let is_openai = matches!(images, ImageBackend::OpenAi(_));
+        Ok(Self {
+            database: DatabaseSettings::from_env(env)?,
+            broker: BrokerSettings::from_env(env)?,
+            topology: Topology::from_env(env)?,
+            auth_url: env.http_url("AUTH_URL", "http://localhost:5002")?,
+            auth_shared_secret,
+            ledger_url: env.http_url("LEDGER_URL", "http://localhost:5003")?,
+            points_cost,
+            moderation: env.flag("MODERATION", is_openai)? && is_openai,
+            images,
+            storage,
+            prompts: PromptTemplates::from_env(env)?,
+            discord_ghosts_webhook: env.optional_http_url("DISCORD_GHOSTS_WEBHOOK_URL")?,
+            discord_friends_webhook: env.optional_http_url("DISCORD_FRIENDS_WEBHOOK_URL")?,
+            prefetch,
+            shutdown_grace: env.duration("SHUTDOWN_GRACE", Duration::from_secs(150))?,
+            retry: RetryPolicy::from_env(env)?,
+        })
+    }
+}
+
+fn openai_settings(env: &Env) -> Result<OpenAiSettings, SettingError> {
+    let api_key = env.secret("OPENAI_API_KEY").ok_or_else(|| {
+        SettingError::new(
+            "OPENAI_API_KEY",
+            "is required with IMAGE_PROVIDER=openai (or set IMAGE_PROVIDER=placeholder to draw images locally)",
+        )
+    })?;
+    Ok(OpenAiSettings {
+        api_key,
+        base_url: env.http_url("OPENAI_BASE_URL", "https://api.openai.com/v1")?,
+        image_model: env.string("OPENAI_IMAGE_MODEL", "gpt-image-1.5"),
+        chat_model: env.string("OPENAI_CHAT_MODEL", "gpt-4.1-mini"),
+        moderation_model: env.string("OPENAI_MODERATION_MODEL", "omni-moderation-latest"),
+        image_quality: env.optional_string("OPENAI_IMAGE_QUALITY"),
+        timeout: env.duration("OPENAI_TIMEOUT", Duration::from_secs(150))?,
+        max_download_bytes: env.parse("OPENAI_MAX_DOWNLOAD_BYTES", 20 * 1024 * 1024)?,
+    })
+}
+
+fn s3_settings(env: &Env) -> Result<S3Settings, SettingError> {
+    let bucket = env.required_string("SPACES_BUCKET_NAME")?;
+    let endpoint = env.http_url("SPACES_ENDPOINT_URL", "https://nyc3.digitaloceanspaces.com")?;
+    let force_path_style = env.flag("SPACES_FORCE_PATH_STYLE", false)?;
+    let public_url = match env.optional_http_url("SPACES_PUBLIC_URL")? {
+        Some(url) => url,
+        None => S3Settings::default_public_url(&endpoint, &bucket, force_path_style),
+    };
+    Ok(S3Settings {
+        region: env.string("SPACES_REGION_NAME", "nyc3"),
+        access_key_id: env.required_string("SPACES_ACCESS_KEY_ID")?,
+        secret_key: env.required_secret("SPACES_SECRET_KEY")?,
+        bucket,
+        endpoint,
+        force_path_style,
+        public_url,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> Env {
+        Env::from_pairs([
+            ("IMAGE_PROVIDER", "placeholder"),
+            ("STORAGE_BACKEND", "filesystem"),
+            ("POINTS_COST", "0"),
+        ])
+    }
+
+    #[test]
+    fn placeholder_and_filesystem_need_nothing_else() {
+        let config = ConsumerConfig::from_env(&minimal()).unwrap();
+        assert!(matches!(config.images, ImageBackend::Placeholder));
+        assert!(!config.moderation, "moderation needs OpenAI");
+        assert_eq!(config.prefetch, 4);
+    }
+
+    #[test]
+    fn openai_without_a_key_names_the_variable() {
+        let error =
+            ConsumerConfig::from_env(&minimal().with("IMAGE_PROVIDER", "openai")).unwrap_err();
+        assert_eq!(error.name, "OPENAI_API_KEY");
+    }
+
+    #[test]
+    fn charging_points_needs_the_auth_secret() {
+        let error = ConsumerConfig::from_env(&minimal().with("POINTS_COST", "200")).unwrap_err();
+        assert_eq!(error.name, "AUTH_SHARED_SECRET");
+    }
+
+    #[test]
+    fn s3_needs_its_bucket() {
+        let error = ConsumerConfig::from_env(&minimal().with("STORAGE_BACKEND", "s3")).unwrap_err();
+        assert_eq!(error.name, "SPACES_BUCKET_NAME");
+    }
+
+    #[test]
+    fn unknown_provider_is_refused() {
+        let error =
+            ConsumerConfig::from_env(&minimal().with("IMAGE_PROVIDER", "dalle")).unwrap_err();
+        assert_eq!(error.name, "IMAGE_PROVIDER");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let env = minimal()
+            .with("IMAGE_PROVIDER", "openai")
+            .with("OPENAI_API_KEY", "sk-very-secret-key")
+            .with("AUTH_SHARED_SECRET", "auth-very-secret")
+            .with("STORAGE_BACKEND", "s3")
+            .with("SPACES_BUCKET_NAME", "b")
+            .with("SPACES_ACCESS_KEY_ID", "AKIA")
+            .with("SPACES_SECRET_KEY", "spaces-very-secret")
+            .with("PGPASSWORD", "pg-very-secret")
+            .with("RMQ_PASSWORD", "mq-very-secret");
+        let rendered = format!("{:?}", ConsumerConfig::from_env(&env).unwrap());
+        assert!(!rendered.contains("very-secret"), "{rendered}");
+        assert!(rendered.contains("REDACTED"), "{rendered}");
+    }
+}

@@ -1,0 +1,217 @@
+//! The RabbitMQ side of dynamo-consumer: take deliveries from our queue, hand
+//! each to the pipeline, and acknowledge it only once its outcome is committed.
+//!
+//! - a malformed message is re-published to the dead-letter exchange with the
+//!   reason in a header, then acknowledged: parked, never lost, never retried;
+//! - a request whose progress could not be recorded is returned to the queue
+//!   (nack with requeue) after a pause, and resumes from its last commit;
+//! - at most `prefetch` requests are in flight, because the broker sends no
+//!   more unacknowledged deliveries than that (basic.qos).
+
+use crate::pipeline::{Job, Pipeline};
+use dynamo_broker::lapin::message::Delivery;
+use dynamo_broker::lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use dynamo_broker::lapin::types::{AMQPValue, FieldTable};
+use dynamo_broker::lapin::{Channel, Connection};
+use dynamo_broker::{Envelope, Publisher, REASON_HEADER, Topology};
+use dynamo_runtime::Shutdown;
+use dynamo_wire::GenerationRequest;
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+/// Marks an admin's request as free of charge (`true`).
+pub const FREE_OF_CHARGE_HEADER: &str = "x-dynamo-free-of-charge";
+/// The request an admin's retry repeats (a UUID).
+pub const RETRY_OF_HEADER: &str = "x-dynamo-retry-of";
+
+/// A pause before handing back a message whose progress could not be
+/// recorded, so a database outage does not become a hot redelivery loop.
+const REQUEUE_PAUSE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error("RabbitMQ: {0}")]
+    Broker(#[from] dynamo_broker::lapin::Error),
+    #[error("RabbitMQ ended our subscription to {0:?} (was the queue deleted?)")]
+    Cancelled(String),
+}
+
+pub struct Consumer {
+    pub pipeline: Arc<Pipeline>,
+    pub publisher: Publisher,
+    pub topology: Topology,
+    pub prefetch: u16,
+    pub shutdown_grace: Duration,
+}
+
+impl Consumer {
+    /// Consumes until shutdown. Then stops taking messages, gives in-flight
+    /// requests the grace period to finish, and leaves the rest unacknowledged
+    /// for the broker to redeliver.
+    pub async fn run(
+        self,
+        connection: &Connection,
+        shutdown: Shutdown,
+    ) -> Result<(), ConsumeError> {
+        let channel = connection.create_channel().await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
+        let tag = format!("dynamo-consumer-{}", Uuid::new_v4());
+        let mut deliveries = channel
+            .basic_consume(
+                self.topology.requests_queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(queue = %self.topology.requests_queue, prefetch = self.prefetch, "consuming generation requests");
+        let this = Arc::new(self);
+        let in_flight = TaskTracker::new();
+        let result = loop {
+            tokio::select! {
+                _ = shutdown.requested() => break Ok(()),
+                next = deliveries.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let this = Arc::clone(&this);
+                        in_flight.spawn(async move { this.handle(delivery).await });
+                    }
+                    Some(Err(error)) => break Err(ConsumeError::Broker(error)),
+                    None => break Err(ConsumeError::Cancelled(this.topology.requests_queue.clone())),
+                },
+            }
+        };
+        let _ = channel
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await;
+        in_flight.close();
+        if !in_flight.is_empty() {
+            tracing::info!(in_flight = in_flight.len(), grace = ?this.shutdown_grace, "waiting for requests in flight");
+        }
+        if tokio::time::timeout(this.shutdown_grace, in_flight.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = in_flight.len(),
+                "grace period over; unfinished requests stay unacknowledged and will be redelivered"
+            );
+        }
+        close(&channel).await;
+        result
+    }
+
+    async fn handle(&self, delivery: Delivery) {
+        let request = match GenerationRequest::from_slice(&delivery.data) {
+            Ok(request) => request,
+            Err(error) => return self.dead_letter(delivery, &error.to_string()).await,
+        };
+        let job = Job {
+            id: request_id(&delivery),
+            request,
+            free_of_charge: header(&delivery, FREE_OF_CHARGE_HEADER).as_deref() == Some("true"),
+            retry_of: header(&delivery, RETRY_OF_HEADER).and_then(|v| v.parse().ok()),
+        };
+        match self.pipeline.handle(&job).await {
+            Ok(outcome) => {
+                tracing::info!(
+                    request_id = %job.id,
+                    state = %outcome.state,
+                    reason = outcome.reason.as_deref().unwrap_or(""),
+                    total = ?outcome.timings.total(),
+                    steps = %outcome.timings,
+                    "request finished"
+                );
+                ack(&delivery).await;
+            }
+            Err(error) => {
+                tracing::error!(request_id = %job.id, %error, "could not record progress; the request will be retried from its last step");
+                tokio::time::sleep(REQUEUE_PAUSE).await;
+                let _ = delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    })
+                    .await;
+            }
+        }
+    }
+
+    /// Parks a malformed message with the reason, then acknowledges it. If
+    /// parking fails the message is requeued rather than dropped.
+    async fn dead_letter(&self, delivery: Delivery, reason: &str) {
+        tracing::warn!(%reason, bytes = delivery.data.len(), "malformed generation request dead-lettered");
+        let envelope = Envelope {
+            message_id: None,
+            mandatory: true,
+            headers: vec![
+                (REASON_HEADER.to_owned(), reason.to_owned()),
+                (
+                    "x-dynamo-original-exchange".to_owned(),
+                    delivery.exchange.to_string(),
+                ),
+            ],
+        };
+        let parked = self
+            .publisher
+            .publish_json(
+                &self.topology.dead_letter_exchange,
+                &delivery.data,
+                envelope,
+            )
+            .await;
+        match parked {
+            Ok(()) => ack(&delivery).await,
+            Err(error) => {
+                tracing::error!(%error, "could not park the malformed message; requeueing it");
+                tokio::time::sleep(REQUEUE_PAUSE).await;
+                let _ = delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    })
+                    .await;
+            }
+        }
+    }
+}
+
+/// The publisher's `message_id` when it is a UUID; otherwise a fresh id
+/// (a redelivery of such a message cannot be matched to its first attempt).
+fn request_id(delivery: &Delivery) -> Uuid {
+    delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .and_then(|id| Uuid::parse_str(id.as_str()).ok())
+        .unwrap_or_else(Uuid::new_v4)
+}
+
+fn header(delivery: &Delivery, name: &str) -> Option<String> {
+    let headers = delivery.properties.headers().as_ref()?;
+    match headers.inner().get(name)? {
+        AMQPValue::LongString(value) => {
+            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        }
+        AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
+        AMQPValue::Boolean(value) => Some(value.to_string()),
+        _ => None,
+    }
+}
+
+async fn ack(delivery: &Delivery) {
+    if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
+        // The broker will redeliver; the pipeline resumes from the committed state.
+        tracing::warn!(%error, "could not acknowledge a message; it will be redelivered");
+    }
+}
+
+async fn close(channel: &Channel) {
+    let _ = channel.close(200, "shutting down".into()).await;
+}

@@ -1,0 +1,63 @@
+//! The retry policy for transient upstream failures: exponential backoff with
+//! jitter (`backon`), honouring what the service asked us to wait, bounded by
+//! a number of attempts and a total wait per step.
+
+use backon::{ExponentialBuilder, Retryable};
+use dynamo_runtime::{Env, SettingError};
+use dynamo_upstream::UpstreamError;
+use std::future::Future;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// `RETRY_MIN_DELAY`, default 1s: the first wait.
+    pub min_delay: Duration,
+    /// `RETRY_MAX_DELAY`, default 60s: no single wait is longer.
+    pub max_delay: Duration,
+    /// `RETRY_MAX_ATTEMPTS`, default 8: tries per step, the first included.
+    pub max_attempts: usize,
+    /// `RETRY_DEADLINE`, default 10m: total waiting per step before giving up.
+    pub deadline: Duration,
+}
+
+impl RetryPolicy {
+    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        let policy = Self {
+            min_delay: env.duration("RETRY_MIN_DELAY", Duration::from_secs(1))?,
+            max_delay: env.duration("RETRY_MAX_DELAY", Duration::from_secs(60))?,
+            max_attempts: env.parse("RETRY_MAX_ATTEMPTS", 8)?,
+            deadline: env.duration("RETRY_DEADLINE", Duration::from_secs(600))?,
+        };
+        if policy.max_attempts == 0 {
+            return Err(SettingError::new(
+                "RETRY_MAX_ATTEMPTS",
+                "must be at least 1",
+            ));
+        }
+        Ok(policy)
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or the policy runs out.
+    pub async fn run<T, F, Fut>(&self, step: &'static str, call: F) -> Result<T, UpstreamError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, UpstreamError>>,
+    {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_attempts.saturating_sub(1))
+            .with_total_delay(Some(self.deadline))
+            .with_jitter();
+        call.retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(UpstreamError::is_transient)
+            // A service that says how long to wait knows better than our curve;
+            // but once the policy has run out (None), stop regardless.
+            .adjust(|error, planned| planned.map(|delay| error.retry_after().unwrap_or(delay)))
+            .notify(|error, delay| {
+                tracing::warn!(step, %error, retry_in = ?delay, "transient failure, retrying");
+            })
+            .await
+    }
+}
