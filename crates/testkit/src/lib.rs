@@ -1,1 +1,102 @@
+//! The world dynamo's tests run in: real PostgreSQL, RabbitMQ and an
+//! S3-protocol server (moto), and fake auth, ledger, OpenAI and Discord
+//! services that are real HTTP servers on 127.0.0.1 speaking the real wire
+//! formats. Every test gets its own database, exchange and queue names and
+//! bucket, so tests run in parallel and in any order.
 
+#![allow(clippy::unwrap_used)] // test support: a failed setup should fail loudly
+
+mod broker;
+mod database;
+mod fakes;
+mod s3;
+
+pub use broker::{Captured, TestBroker};
+pub use database::TestDatabase;
+pub use fakes::{FakeState, Fakes, Flow, FlowStatus, ImageBehavior, SHARED_SECRET};
+pub use s3::TestBucket;
+
+use dynamo_runtime::Env;
+use std::future::Future;
+use std::time::Duration;
+
+/// Logs from tests, shown with `--nocapture`; set up once per test binary.
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
+/// Tests wait for conditions, never for fixed times.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A whole world for one test: database, broker names, bucket and fakes.
+#[derive(Debug)]
+pub struct TestWorld {
+    pub database: TestDatabase,
+    pub broker: TestBroker,
+    pub bucket: TestBucket,
+    pub fakes: Fakes,
+}
+
+impl TestWorld {
+    pub async fn start() -> Self {
+        init_logs();
+        let (database, broker, bucket, fakes) = tokio::join!(
+            TestDatabase::create(),
+            TestBroker::create(),
+            TestBucket::create(),
+            Fakes::start(),
+        );
+        Self {
+            database,
+            broker,
+            bucket,
+            fakes,
+        }
+    }
+
+    /// The environment a consumer of this world runs with: OpenAI pointed at
+    /// the fake, S3 at moto, quick retries.
+    pub fn consumer_env(&self) -> Env {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        pairs.extend(self.database.env_pairs());
+        pairs.extend(self.broker.env_pairs());
+        pairs.extend(self.bucket.env_pairs());
+        pairs.extend(self.fakes.env_pairs());
+        pairs.extend(
+            [
+                ("IMAGE_PROVIDER", "openai"),
+                ("STORAGE_BACKEND", "s3"),
+                ("POINTS_COST", "200"),
+                ("RETRY_MIN_DELAY", "10ms"),
+                ("RETRY_MAX_DELAY", "50ms"),
+                ("RETRY_MAX_ATTEMPTS", "3"),
+                ("RETRY_DEADLINE", "5s"),
+                ("SHUTDOWN_GRACE", "30s"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        Env::from_pairs(pairs)
+    }
+}

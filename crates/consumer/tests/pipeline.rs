@@ -1,0 +1,641 @@
+//! dynamo-consumer end to end: the real consumer (in-process, via `run`)
+//! against real PostgreSQL, RabbitMQ and moto, with fake auth, ledger, OpenAI
+//! and Discord servers.
+
+use dynamo_consumer::ConsumerConfig;
+use dynamo_runtime::{Env, Shutdown};
+use dynamo_testkit::{Captured, FlowStatus, ImageBehavior, TestWorld, eventually};
+use image::GenericImageView;
+use serde_json::{Value, json};
+use std::time::Duration;
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Running {
+    world: TestWorld,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    alerts: String,
+    results: String,
+}
+
+impl Running {
+    async fn start(world: TestWorld, env: Env) -> Self {
+        let alerts = world
+            .broker
+            .capture(&world.broker.topology.alerts_exchange)
+            .await;
+        let results = world
+            .broker
+            .capture(&world.broker.topology.results_exchange)
+            .await;
+        let config = ConsumerConfig::from_env(&env).unwrap();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(dynamo_consumer::run(config, shutdown.clone()));
+        Self {
+            world,
+            shutdown,
+            task,
+            alerts,
+            results,
+        }
+    }
+
+    async fn default(world: TestWorld) -> Self {
+        let env = world.consumer_env();
+        Self::start(world, env).await
+    }
+
+    async fn send(&self, body: &Value) -> Uuid {
+        let id = Uuid::new_v4();
+        self.world
+            .broker
+            .publish_request(&serde_json::to_vec(body).unwrap(), Some(id))
+            .await;
+        id
+    }
+
+    async fn result(&self) -> Captured {
+        self.world
+            .broker
+            .next(&self.results, WAIT)
+            .await
+            .expect("a generation-results message")
+    }
+
+    async fn stop(self) -> TestWorld {
+        self.shutdown.trigger();
+        self.task.await.unwrap().unwrap();
+        self.world
+    }
+}
+
+fn ghost(subject: &str) -> Value {
+    json!({"type":"image",
+           "viewer":{"twitch_user_id":"90790024","twitch_display_name":"wasabimilkshake"},
+           "state":{"broadcast_id":13,"screening_id":"96d1ca5c-7658-48c9-8193-9d1739854467","tape_id":124},
+           "payload":{"style":"ghost","inputs":{"subject":subject}}})
+}
+
+fn friend(color: &str, subject: &str) -> Value {
+    json!({"type":"image",
+           "viewer":{"twitch_user_id":"41252365","twitch_display_name":"TapeHead_99"},
+           "state":{"broadcast_id":0,"screening_id":"00000000-0000-0000-0000-000000000000","tape_id":0},
+           "payload":{"style":"friend","inputs":{"color":color,"subject":subject}}})
+}
+
+fn key_of(url: &str, bucket: &str) -> String {
+    url.split_once(&format!("/{bucket}/")).unwrap().1.to_owned()
+}
+
+#[tokio::test]
+async fn a_ghost_becomes_a_public_jpeg_an_alert_and_a_final_debit() {
+    let running = Running::default(TestWorld::start().await).await;
+    let id = running.send(&ghost("a seal")).await;
+
+    let result = running.result().await;
+    assert_eq!(result.body["state"], "succeeded", "{}", result.body);
+    assert_eq!(result.message_id.as_deref(), Some(id.to_string().as_str()));
+
+    let alert = running
+        .world
+        .broker
+        .next(&running.alerts, WAIT)
+        .await
+        .unwrap();
+    assert!(alert.persistent);
+    assert_eq!(alert.message_id.as_deref(), Some(id.to_string().as_str()));
+    let url = alert.body["payload"]["details"]["image_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        alert.body,
+        json!({"type":"image","payload":{"type":"ghost",
+            "viewer":{"twitch_user_id":"90790024","twitch_display_name":"wasabimilkshake"},
+            "details":{"image_url": url, "description":"a seal"}}})
+    );
+    assert!(url.ends_with(&format!("{id}/{id}-0.jpg")), "{url}");
+
+    let bucket = &running.world.bucket;
+    let (bytes, content_type, public, cache) = bucket.object(&key_of(&url, &bucket.name)).await;
+    assert_eq!(content_type.as_deref(), Some("image/jpeg"));
+    assert!(public, "the object must be public-read");
+    assert!(cache.unwrap_or_default().contains("max-age"));
+    let decoded = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).unwrap();
+    assert_eq!(decoded.dimensions(), (1024, 1024));
+
+    let flows = running.world.fakes.flows();
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0].status, FlowStatus::Accepted);
+    assert_eq!(flows[0].points, 200);
+    assert_eq!(flows[0].request_id, id.to_string());
+
+    let calls = running.world.fakes.with(|s| s.image_calls.clone());
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["user"], "90790024");
+    assert_eq!(calls[0]["size"], "1024x1024");
+    assert!(
+        calls[0].get("response_format").is_none(),
+        "GPT-image models refuse response_format"
+    );
+    assert_eq!(
+        calls[0]["prompt"],
+        "a ghostly image of a seal, with glitchy VHS artifacts, dark background"
+    );
+
+    let row: (String, Option<i64>, Option<Uuid>, Option<i64>, Option<String>) = sqlx::query_as(
+        "SELECT state, broadcast_id, screening_id, tape_id, error_message FROM dynamo.image_request WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(running.world.database.pool())
+    .await
+    .unwrap();
+    assert_eq!(row.0, "succeeded");
+    assert_eq!(row.1, Some(13));
+    assert_eq!(row.3, Some(124));
+    assert_eq!(row.4, None);
+
+    let posted = eventually("the Discord post", WAIT, || {
+        let posts = running.world.fakes.with(|s| s.discord_posts.clone());
+        async move { posts.first().cloned() }
+    })
+    .await;
+    assert_eq!(posted.0, "ghosts");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_friend_is_named_keyed_and_stored_as_webp_with_alpha() {
+    let running = Running::default(TestWorld::start().await).await;
+    let id = running
+        .send(&friend("orange", "a robot who loves soup"))
+        .await;
+
+    let result = running.result().await;
+    assert_eq!(result.body["state"], "succeeded", "{}", result.body);
+    assert_eq!(result.body["name"], "Sealy");
+
+    let alert = running
+        .world
+        .broker
+        .next(&running.alerts, WAIT)
+        .await
+        .unwrap();
+    let details = &alert.body["payload"]["details"];
+    assert_eq!(alert.body["payload"]["type"], "friend");
+    assert_eq!(details["name"], "Sealy");
+    assert_eq!(details["description"], "a robot who loves soup");
+    let background = details["background_color"].as_str().unwrap();
+    // The fake draws sky-blue (the complement of orange) behind the figure.
+    let expected = dynamo_wire::Color::SkyBlue.rgb();
+    let hex = |i: usize| u8::from_str_radix(&background[1 + 2 * i..3 + 2 * i], 16).unwrap();
+    for (i, channel) in expected.iter().enumerate() {
+        assert!(
+            hex(i).abs_diff(*channel) <= 8,
+            "{background} vs {expected:?}"
+        );
+    }
+
+    let url = details["image_url"].as_str().unwrap();
+    assert!(url.ends_with(&format!("{id}-0.webp")));
+    let bucket = &running.world.bucket;
+    let (bytes, content_type, public, _) = bucket.object(&key_of(url, &bucket.name)).await;
+    assert_eq!(content_type.as_deref(), Some("image/webp"));
+    assert!(public);
+    let decoded = image::load_from_memory_with_format(&bytes, image::ImageFormat::WebP).unwrap();
+    assert!(decoded.color().has_alpha());
+    let rgba = decoded.to_rgba8();
+    assert_eq!(
+        rgba.get_pixel(5, 5)[3],
+        0,
+        "the corner (background) is transparent"
+    );
+    assert_eq!(rgba.get_pixel(512, 560)[3], 255, "the figure stays opaque");
+    let transparent = rgba.pixels().filter(|p| p[3] == 0).count() as f64 / (1024.0 * 1024.0);
+    assert!(
+        transparent > 0.5,
+        "most of the picture is background: {transparent}"
+    );
+
+    let prompt: String =
+        sqlx::query_scalar("SELECT prompt FROM dynamo.image_request WHERE id = $1")
+            .bind(id)
+            .fetch_one(running.world.database.pool())
+            .await
+            .unwrap();
+    assert!(
+        prompt.starts_with("an orange robot who loves soup"),
+        "{prompt}"
+    );
+    assert!(prompt.contains("solid sky-blue background"), "{prompt}");
+    let answer: (String, String) =
+        sqlx::query_as("SELECT prompt, value FROM dynamo.answer WHERE image_request_id = $1")
+            .bind(id)
+            .fetch_one(running.world.database.pool())
+            .await
+            .unwrap();
+    assert_eq!(answer.1, "Sealy");
+    assert!(answer.0.contains("a robot who loves soup"));
+    let (color, screening): (Option<String>, Option<Uuid>) = sqlx::query_as(
+        "SELECT i.color, r.screening_id FROM dynamo.image i JOIN dynamo.image_request r ON r.id = i.image_request_id WHERE r.id = $1",
+    )
+    .bind(id)
+    .fetch_one(running.world.database.pool())
+    .await
+    .unwrap();
+    assert_eq!(color.as_deref(), Some(background));
+    assert_eq!(
+        screening, None,
+        "an all-zero screening id is stored as NULL"
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn not_enough_points_makes_no_openai_call() {
+    let world = TestWorld::start().await;
+    world
+        .fakes
+        .with(|s| s.balances.insert("90790024".into(), 50));
+    let running = Running::default(world).await;
+    running.send(&ghost("a seal")).await;
+
+    let result = running.result().await;
+    assert_eq!(result.body["state"], "failed");
+    assert_eq!(result.body["reason"], "not enough points");
+    assert_eq!(result.body["image_url"], Value::Null);
+    assert!(running.world.fakes.with(|s| s.image_calls.is_empty()));
+    assert!(running.world.fakes.flows().is_empty());
+    assert!(running.world.bucket.keys().await.is_empty());
+    assert!(
+        running
+            .world
+            .broker
+            .next(&running.alerts, Duration::from_millis(200))
+            .await
+            .is_none()
+    );
+    running.stop().await;
+}
+
+async fn assert_refunded_without_alert(running: &Running, state: &str) -> Captured {
+    let result = running.result().await;
+    assert_eq!(result.body["state"], state, "{}", result.body);
+    assert!(
+        result.body["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty())
+    );
+    let flows = running.world.fakes.flows();
+    assert_eq!(flows.len(), 1);
+    assert_eq!(
+        flows[0].status,
+        FlowStatus::Rejected,
+        "the points come back"
+    );
+    assert!(
+        running
+            .world
+            .broker
+            .next(&running.alerts, Duration::from_millis(200))
+            .await
+            .is_none()
+    );
+    result
+}
+
+#[tokio::test]
+async fn a_content_policy_refusal_is_rejected_and_refunded() {
+    let world = TestWorld::start().await;
+    world
+        .fakes
+        .with(|s| s.image_script.push_back(ImageBehavior::ContentPolicy));
+    let running = Running::default(world).await;
+    running.send(&ghost("something awful")).await;
+    let result = assert_refunded_without_alert(&running, "rejected").await;
+    assert!(
+        result.body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("content policy")
+    );
+    assert_eq!(
+        running.world.fakes.with(|s| s.image_calls.len()),
+        1,
+        "no retry"
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_flagged_prompt_is_rejected_before_an_image_is_paid_for() {
+    let running = Running::default(TestWorld::start().await).await;
+    running.send(&ghost("a forbidden thing")).await;
+    let result = assert_refunded_without_alert(&running, "rejected").await;
+    assert!(result.body["reason"].as_str().unwrap().contains("violence"));
+    assert!(running.world.fakes.with(|s| s.image_calls.is_empty()));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn image_errors_that_persist_fail_with_a_refund() {
+    let world = TestWorld::start().await;
+    world
+        .fakes
+        .with(|s| s.image_script.extend([ImageBehavior::ServerError; 3]));
+    let running = Running::default(world).await;
+    running.send(&ghost("a seal")).await;
+    let result = assert_refunded_without_alert(&running, "failed").await;
+    assert!(
+        result.body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("generating the image")
+    );
+    assert_eq!(
+        running.world.fakes.with(|s| s.image_calls.len()),
+        3,
+        "RETRY_MAX_ATTEMPTS"
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn transient_image_errors_are_retried_to_success() {
+    let world = TestWorld::start().await;
+    world.fakes.with(|s| {
+        s.image_script.extend([
+            ImageBehavior::ServerError,
+            ImageBehavior::RateLimited { retry_after_ms: 20 },
+        ])
+    });
+    let running = Running::default(world).await;
+    running.send(&ghost("a seal")).await;
+    assert_eq!(running.result().await.body["state"], "succeeded");
+    assert_eq!(running.world.fakes.with(|s| s.image_calls.len()), 3);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn out_of_credit_is_not_retried() {
+    let world = TestWorld::start().await;
+    world
+        .fakes
+        .with(|s| s.image_script.push_back(ImageBehavior::OutOfCredit));
+    let running = Running::default(world).await;
+    running.send(&ghost("a seal")).await;
+    assert_refunded_without_alert(&running, "failed").await;
+    assert_eq!(running.world.fakes.with(|s| s.image_calls.len()), 1);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_url_answer_is_downloaded() {
+    let world = TestWorld::start().await;
+    world
+        .fakes
+        .with(|s| s.image_script.push_back(ImageBehavior::Url));
+    let running = Running::default(world).await;
+    running.send(&ghost("a seal")).await;
+    assert_eq!(running.result().await.body["state"], "succeeded");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_download_that_is_not_an_image_fails_with_a_refund() {
+    let world = TestWorld::start().await;
+    world
+        .fakes
+        .with(|s| s.image_script.push_back(ImageBehavior::UrlNotAnImage));
+    let running = Running::default(world).await;
+    running.send(&ghost("a seal")).await;
+    let result = assert_refunded_without_alert(&running, "failed").await;
+    assert!(
+        result.body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not an image"),
+        "{}",
+        result.body
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_chat_failure_fails_a_friend_with_a_refund() {
+    let world = TestWorld::start().await;
+    world.fakes.with(|s| s.chat_refuses = true);
+    let running = Running::default(world).await;
+    running.send(&friend("red", "a fox")).await;
+    assert_refunded_without_alert(&running, "failed").await;
+    assert!(running.world.fakes.with(|s| s.image_calls.is_empty()));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_failure_fails_with_a_refund() {
+    let world = TestWorld::start().await;
+    let env = world
+        .consumer_env()
+        .with("SPACES_BUCKET_NAME", "no-such-bucket-here");
+    let running = Running::start(world, env).await;
+    running.send(&ghost("a seal")).await;
+    let result = assert_refunded_without_alert(&running, "failed").await;
+    assert!(
+        result.body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("storing the image")
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn an_alert_nobody_receives_is_never_counted_as_shown() {
+    let world = TestWorld::start().await;
+    // Results are captured; the alerts exchange has no queue bound at all.
+    let results = world
+        .broker
+        .capture(&world.broker.topology.results_exchange)
+        .await;
+    let config = ConsumerConfig::from_env(&world.consumer_env()).unwrap();
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(dynamo_consumer::run(config, shutdown.clone()));
+    world
+        .broker
+        .publish_request(
+            &serde_json::to_vec(&ghost("a seal")).unwrap(),
+            Some(Uuid::new_v4()),
+        )
+        .await;
+    let result = world.broker.next(&results, WAIT).await.unwrap();
+    assert_eq!(result.body["state"], "failed");
+    assert!(
+        result.body["reason"].as_str().unwrap().contains("alert"),
+        "{}",
+        result.body
+    );
+    assert_eq!(world.fakes.flows()[0].status, FlowStatus::Rejected);
+    shutdown.trigger();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_ledger_that_fails_to_accept_is_retried_until_the_debit_is_final() {
+    let world = TestWorld::start().await;
+    world.fakes.with(|s| s.accept_failures = 2);
+    let running = Running::default(world).await;
+    running.send(&ghost("a seal")).await;
+    assert_eq!(running.result().await.body["state"], "succeeded");
+    assert_eq!(running.world.fakes.flows()[0].status, FlowStatus::Accepted);
+    assert!(
+        running
+            .world
+            .broker
+            .next(&running.alerts, WAIT)
+            .await
+            .is_some()
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_messages_are_dead_lettered_while_valid_ones_succeed() {
+    let running = Running::default(TestWorld::start().await).await;
+    let broker = &running.world.broker;
+    let bad: Vec<(Vec<u8>, &str)> = vec![
+        (b"{not json".to_vec(), "not valid JSON"),
+        (b"".to_vec(), "empty"),
+        (
+            serde_json::to_vec(&ghost("   ")).unwrap(),
+            "payload.inputs.subject",
+        ),
+        (
+            serde_json::to_vec(&friend("mauve", "a cat")).unwrap(),
+            "payload.inputs.color",
+        ),
+        (
+            serde_json::to_vec(&json!({"type":"video"})).unwrap(),
+            "type",
+        ),
+        (vec![b' '; 2 * 1024 * 1024], "empty"),
+    ];
+    for (index, (body, _)) in bad.iter().enumerate() {
+        broker.publish_request(body, None).await;
+        if index == 2 {
+            running.send(&ghost("a seal")).await;
+        }
+    }
+    running.send(&ghost("a walrus")).await;
+
+    for _ in 0..2 {
+        assert_eq!(running.result().await.body["state"], "succeeded");
+    }
+    let mut reasons = Vec::new();
+    for _ in 0..bad.len() {
+        let parked = broker
+            .next(&broker.topology.dead_letter_queue, WAIT)
+            .await
+            .expect("a dead-lettered message");
+        let reason = parked
+            .headers
+            .iter()
+            .find(|(k, _)| k == dynamo_broker::REASON_HEADER)
+            .map(|(_, v)| v.clone())
+            .expect("the reason header");
+        reasons.push((parked.raw, reason));
+    }
+    for (body, expected) in &bad {
+        let found = reasons
+            .iter()
+            .find(|(raw, _)| raw == body)
+            .expect("each bad message is parked as sent");
+        assert!(
+            found.1.contains(expected),
+            "{:?} should mention {expected}",
+            found.1
+        );
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn the_placeholder_provider_and_filesystem_storage_run_the_whole_pipeline() {
+    let world = TestWorld::start().await;
+    let dir = std::env::temp_dir().join(format!("dynamo-test-{}", Uuid::new_v4()));
+    let env = world
+        .consumer_env()
+        .with("IMAGE_PROVIDER", "placeholder")
+        .with("STORAGE_BACKEND", "filesystem")
+        .with("STORAGE_DIR", dir.to_string_lossy())
+        .with("STORAGE_PUBLIC_URL", "http://localhost:8080/images");
+    let running = Running::start(world, env).await;
+    let id = running.send(&friend("green", "a frog")).await;
+    let result = running.result().await;
+    assert_eq!(result.body["state"], "succeeded", "{}", result.body);
+    assert_eq!(
+        result.body["image_url"],
+        format!("http://localhost:8080/images/{id}/{id}-0.webp")
+    );
+    let stored = std::fs::read(dir.join(format!("{id}/{id}-0.webp"))).unwrap();
+    let decoded = image::load_from_memory(&stored).unwrap();
+    assert!(decoded.color().has_alpha());
+    assert!(
+        running
+            .world
+            .fakes
+            .with(|s| s.image_calls.is_empty() && s.chat_calls.is_empty())
+    );
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_redelivered_request_is_not_generated_or_charged_twice() {
+    let running = Running::default(TestWorld::start().await).await;
+    let id = running.send(&ghost("a seal")).await;
+    assert_eq!(running.result().await.body["state"], "succeeded");
+    let pool = running.world.database.pool().clone();
+    let updated_at = |pool: sqlx::PgPool| async move {
+        sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
+            "SELECT updated_at FROM dynamo.image_request WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let first = updated_at(pool.clone()).await;
+    // The same message again, as after a crash between commit and ack.
+    running
+        .world
+        .broker
+        .publish_request(&serde_json::to_vec(&ghost("a seal")).unwrap(), Some(id))
+        .await;
+    eventually("the second delivery to be handled", WAIT, || {
+        let pool = pool.clone();
+        async move { (updated_at(pool).await > first).then_some(()) }
+    })
+    .await;
+    assert_eq!(running.world.fakes.with(|s| s.image_calls.len()), 1);
+    assert_eq!(running.world.fakes.flows().len(), 1);
+    assert!(
+        running
+            .world
+            .broker
+            .next(&running.alerts, WAIT)
+            .await
+            .is_some()
+    );
+    assert!(
+        running
+            .world
+            .broker
+            .next(&running.alerts, Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    running.stop().await;
+}

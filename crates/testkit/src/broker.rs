@@ -1,0 +1,206 @@
+//! Per-test exchange and queue names on the real broker, and queues that
+//! capture what dynamo publishes.
+
+use dynamo_broker::lapin::options::{
+    BasicAckOptions, BasicGetOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use dynamo_broker::lapin::types::FieldTable;
+use dynamo_broker::lapin::{Channel, Connection};
+use dynamo_broker::{Envelope, Publisher, Topology};
+use dynamo_runtime::{BrokerSettings, Env};
+use std::time::Duration;
+
+pub struct TestBroker {
+    pub topology: Topology,
+    pub settings: BrokerSettings,
+    pub connection: Connection,
+    pub channel: Channel,
+    pub publisher: Publisher,
+}
+
+impl std::fmt::Debug for TestBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestBroker")
+            .field("topology", &self.topology)
+            .finish()
+    }
+}
+
+/// A message captured from one of dynamo's exchanges.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub body: serde_json::Value,
+    pub raw: Vec<u8>,
+    pub message_id: Option<String>,
+    pub persistent: bool,
+    pub headers: Vec<(String, String)>,
+}
+
+impl TestBroker {
+    pub async fn create() -> Self {
+        let settings = BrokerSettings::from_env(&Env::from_process().unwrap_or_default()).unwrap();
+        let connection = dynamo_broker::connect(&settings, "dynamo-tests")
+            .await
+            .expect("RabbitMQ must be running for the tests (see README: Testing)");
+        let channel = connection.create_channel().await.unwrap();
+        let topology = Topology::prefixed(&format!("test-{}", uuid::Uuid::new_v4().simple()));
+        topology.declare_all(&channel).await.unwrap();
+        let publisher = Publisher::open(&connection).await.unwrap();
+        Self {
+            topology,
+            settings,
+            connection,
+            channel,
+            publisher,
+        }
+    }
+
+    pub fn env_pairs(&self) -> Vec<(String, String)> {
+        let t = &self.topology;
+        [
+            ("RMQ_REQUESTS_EXCHANGE", &t.requests_exchange),
+            ("RMQ_REQUESTS_QUEUE", &t.requests_queue),
+            ("RMQ_DEAD_LETTER_EXCHANGE", &t.dead_letter_exchange),
+            ("RMQ_DEAD_LETTER_QUEUE", &t.dead_letter_queue),
+            ("RMQ_ALERTS_EXCHANGE", &t.alerts_exchange),
+            ("RMQ_RESULTS_EXCHANGE", &t.results_exchange),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect()
+    }
+
+    /// A queue bound to `exchange`, as another service would bind one.
+    /// Deleted with the rest of the test's names.
+    pub async fn capture(&self, exchange: &str) -> String {
+        let queue = format!("{exchange}.capture-{}", uuid::Uuid::new_v4().simple());
+        self.channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        self.channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        queue
+    }
+
+    /// Publishes raw bytes to the requests exchange, as the Golden VCR
+    /// pipeline does (optionally with a message id).
+    pub async fn publish_request(&self, body: &[u8], message_id: Option<uuid::Uuid>) {
+        self.publisher
+            .publish_json(
+                &self.topology.requests_exchange,
+                body,
+                Envelope {
+                    message_id,
+                    mandatory: true,
+                    headers: Vec::new(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The next message on `queue`, waiting up to `limit`.
+    pub async fn next(&self, queue: &str, limit: Duration) -> Option<Captured> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let got = self
+                .channel
+                .basic_get(queue.into(), BasicGetOptions::default())
+                .await
+                .unwrap();
+            if let Some(message) = got {
+                let delivery = message.delivery;
+                delivery.ack(BasicAckOptions::default()).await.unwrap();
+                let properties = &delivery.properties;
+                let headers = properties
+                    .headers()
+                    .as_ref()
+                    .map(|table| {
+                        table
+                            .inner()
+                            .iter()
+                            .filter_map(|(k, v)| match v {
+                                dynamo_broker::lapin::types::AMQPValue::LongString(s) => Some((
+                                    k.to_string(),
+                                    String::from_utf8_lossy(s.as_bytes()).into_owned(),
+                                )),
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                return Some(Captured {
+                    body: serde_json::from_slice(&delivery.data).unwrap_or(serde_json::Value::Null),
+                    message_id: properties.message_id().as_ref().map(|id| id.to_string()),
+                    persistent: *properties.delivery_mode() == Some(2),
+                    headers,
+                    raw: delivery.data,
+                });
+            }
+            if tokio::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// How many messages wait in `queue`.
+    pub async fn depth(&self, queue: &str) -> u32 {
+        self.channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap()
+            .message_count()
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        let channel = self.channel.clone();
+        let t = self.topology.clone();
+        // Best effort: tidy the broker so test names do not pile up.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                for queue in [&t.requests_queue, &t.dead_letter_queue] {
+                    let _ = channel
+                        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                        .await;
+                }
+                for exchange in [
+                    &t.requests_exchange,
+                    &t.alerts_exchange,
+                    &t.results_exchange,
+                    &t.dead_letter_exchange,
+                ] {
+                    let _ = channel
+                        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                        .await;
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! Fake auth, ledger, OpenAI and Discord: one real HTTP server on 127.0.0.1
+//! answering each service's real wire format under its own path prefix, with
+//! a scriptable behaviour and a record of every call for assertions.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router};
+use base64::Engine;
+use dynamo_imaging::placeholder::{Scene, render_png};
+use dynamo_wire::Color;
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+pub const SHARED_SECRET: &str = "test-shared-secret";
+/// Points every viewer has unless a test sets otherwise.
+const DEFAULT_BALANCE: i64 = 1000;
+
+/// What the fake image endpoint does on its next call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ImageBehavior {
+    /// `data[0].b64_json` with a realistic PNG.
+    Base64,
+    /// `data[0].url` pointing at a PNG on the fake.
+    Url,
+    /// `data[0].url` pointing at an HTML page.
+    UrlNotAnImage,
+    /// 400 `content_policy_violation`.
+    ContentPolicy,
+    /// 500.
+    ServerError,
+    /// 429 `rate_limit_exceeded` with `retry-after-ms`.
+    RateLimited { retry_after_ms: u64 },
+    /// 429 `insufficient_quota`.
+    OutOfCredit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowStatus {
+    Pending,
+    Accepted,
+    Rejected,
+}
+
+#[derive(Debug, Clone)]
+pub struct Flow {
+    pub viewer: String,
+    pub points: i64,
+    pub request_id: String,
+    pub style: String,
+    pub status: FlowStatus,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FakeState {
+    pub balances: HashMap<String, i64>,
+    pub flows: HashMap<Uuid, Flow>,
+    /// Behaviours for the next image calls, in order; then `Base64`.
+    pub image_script: VecDeque<ImageBehavior>,
+    /// Every image request body received.
+    pub image_calls: Vec<Value>,
+    pub chat_calls: Vec<Value>,
+    pub moderation_calls: Vec<Value>,
+    /// When set, chat completions answer 400.
+    pub chat_refuses: bool,
+    /// How many accepts (PATCH) to fail with 503 before working.
+    pub accept_failures: usize,
+    pub tokens_issued: usize,
+    pub bad_signatures: usize,
+    pub discord_posts: Vec<(String, Value)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fakes {
+    pub url: String,
+    pub state: Arc<Mutex<FakeState>>,
+}
+
+type Shared = Arc<Mutex<FakeState>>;
+
+impl Fakes {
+    pub async fn start() -> Self {
+        let state: Shared = Arc::default();
+        let app = Router::new()
+            .route("/auth/service-token", post(service_token))
+            .route("/ledger/outflow", post(create_outflow))
+            .route(
+                "/ledger/outflow/{id}",
+                patch(accept_outflow).delete(reject_outflow),
+            )
+            .route("/openai/v1/images/generations", post(generate_image))
+            .route("/openai/v1/chat/completions", post(chat))
+            .route("/openai/v1/moderations", post(moderate))
+            .route("/openai/v1/models/{model}", get(model))
+            .route("/files/{name}", get(file))
+            .route("/discord/{channel}", post(discord))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, state }
+    }
+
+    pub fn env_pairs(&self) -> Vec<(String, String)> {
+        [
+            ("AUTH_URL", format!("{}/auth", self.url)),
+            ("AUTH_SHARED_SECRET", SHARED_SECRET.to_owned()),
+            ("LEDGER_URL", format!("{}/ledger", self.url)),
+            ("OPENAI_BASE_URL", format!("{}/openai/v1", self.url)),
+            ("OPENAI_API_KEY", "sk-test-key".to_owned()),
+            (
+                "DISCORD_GHOSTS_WEBHOOK_URL",
+                format!("{}/discord/ghosts", self.url),
+            ),
+            (
+                "DISCORD_FRIENDS_WEBHOOK_URL",
+                format!("{}/discord/friends", self.url),
+            ),
+        ]
+        .map(|(k, v)| (k.to_owned(), v))
+        .to_vec()
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut FakeState) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    pub fn flows(&self) -> Vec<Flow> {
+        self.with(|s| s.flows.values().cloned().collect())
+    }
+}
+
+fn api_error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
+    let body = json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
+    (status, Json(body)).into_response()
+}
+
+fn verify_signature(headers: &HeaderMap, body: &[u8]) -> bool {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let expected = dynamo_upstream_sign(
+        get("x-hmac-request-id"),
+        get("x-hmac-request-timestamp"),
+        body,
+    );
+    get("x-hmac-signature") == format!("sha256={expected}")
+}
+
+fn dynamo_upstream_sign(request_id: &str, timestamp: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SHARED_SECRET.as_bytes()).unwrap();
+    mac.update(request_id.as_bytes());
+    mac.update(timestamp.as_bytes());
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+async fn service_token(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if !verify_signature(&headers, &body) {
+        state.lock().unwrap().bad_signatures += 1;
+        return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
+    }
+    let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let user = request["user"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    state.lock().unwrap().tokens_issued += 1;
+    // Not a real JWT: the ledger fake only needs to know whose token it is.
+    (
+        [(header::CONTENT_TYPE, "application/jwt")],
+        format!("token-for.{user}"),
+    )
+        .into_response()
+}
+
+fn viewer_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer token-for.")
+        .map(str::to_owned)
+}
+
+async fn create_outflow(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let Some(viewer) = viewer_of(&headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let points = body["numPointsToDebit"].as_i64().unwrap_or(0);
+    let mut state = state.lock().unwrap();
+    let pending: i64 = state
+        .flows
+        .values()
+        .filter(|f| f.viewer == viewer && f.status != FlowStatus::Rejected)
+        .map(|f| f.points)
+        .sum();
+    let balance = *state.balances.get(&viewer).unwrap_or(&DEFAULT_BALANCE);
+    if balance - pending < points {
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({"error": "not enough points"})),
+        )
+            .into_response();
+    }
+    let id = Uuid::new_v4();
+    state.flows.insert(
+        id,
+        Flow {
+            viewer,
+            points,
+            request_id: body["alertMetadata"]["imageRequestId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            style: body["alertMetadata"]["style"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            status: FlowStatus::Pending,
+        },
+    );
+    Json(json!({"flowId": id})).into_response()
+}
+
+fn finalize(state: &Shared, headers: &HeaderMap, id: Uuid, to: FlowStatus) -> Response {
+    if viewer_of(headers).is_none() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let mut state = state.lock().unwrap();
+    if to == FlowStatus::Accepted && state.accept_failures > 0 {
+        state.accept_failures -= 1;
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    match state.flows.get_mut(&id) {
+        None => StatusCode::NOT_FOUND.into_response(),
+        Some(flow) if flow.status != FlowStatus::Pending => StatusCode::CONFLICT.into_response(),
+        Some(flow) => {
+            flow.status = to;
+            StatusCode::NO_CONTENT.into_response()
+        }
+    }
+}
+
+async fn accept_outflow(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Response {
+    finalize(&state, &headers, id, FlowStatus::Accepted)
+}
+
+async fn reject_outflow(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Response {
+    finalize(&state, &headers, id, FlowStatus::Rejected)
+}
+
+/// A realistic image for the prompt: for a friend prompt ("an orange robot,
+/// ... chroma keying") a figure on its complement background, else a ghost.
+fn image_for(prompt: &str) -> Vec<u8> {
+    let second_word = prompt.split_whitespace().nth(1).unwrap_or_default();
+    let color = Color::ALL.into_iter().find(|c| c.name() == second_word);
+    let scene = match color {
+        Some(color) if prompt.contains("chroma keying") => Scene::Friend { color },
+        _ => Scene::Ghost,
+    };
+    render_png(scene, prompt, 1024)
+}
+
+async fn generate_image(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some("Bearer sk-test-key")
+    {
+        return api_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            "bad key",
+        );
+    }
+    let behavior = {
+        let mut state = state.lock().unwrap();
+        state.image_calls.push(body.clone());
+        state
+            .image_script
+            .pop_front()
+            .unwrap_or(ImageBehavior::Base64)
+    };
+    let prompt = body["prompt"].as_str().unwrap_or_default().to_owned();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let created = 1_700_000_000u32;
+    match behavior {
+        ImageBehavior::Base64 => {
+            let png = tokio::task::spawn_blocking(move || image_for(&prompt)).await.unwrap();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(png);
+            Json(json!({"created": created, "data": [{"b64_json": b64}]})).into_response()
+        }
+        ImageBehavior::Url => {
+            let name = urlencode(&prompt);
+            Json(json!({"created": created, "data": [{"url": format!("http://{host}/files/{name}.png")}]}))
+                .into_response()
+        }
+        ImageBehavior::UrlNotAnImage => {
+            Json(json!({"created": created, "data": [{"url": format!("http://{host}/files/page.html")}]}))
+                .into_response()
+        }
+        ImageBehavior::ContentPolicy => api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "content_policy_violation",
+            "Your request was rejected as a result of our safety system.",
+        ),
+        ImageBehavior::ServerError => api_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "", "oops"),
+        ImageBehavior::RateLimited { retry_after_ms } => {
+            let mut response = api_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "requests",
+                "rate_limit_exceeded",
+                "Rate limit reached",
+            );
+            response
+                .headers_mut()
+                .insert("retry-after-ms", retry_after_ms.to_string().parse().unwrap());
+            response
+        }
+        ImageBehavior::OutOfCredit => api_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            "insufficient_quota",
+            "You exceeded your current quota",
+        ),
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn file(Path(name): Path<String>) -> Response {
+    match name.strip_suffix(".png") {
+        Some(prompt) => {
+            let prompt = prompt.to_owned();
+            let png = tokio::task::spawn_blocking(move || image_for(&prompt))
+                .await
+                .unwrap();
+            ([(header::CONTENT_TYPE, "image/png")], png).into_response()
+        }
+        None => (
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html>not an image</html>",
+        )
+            .into_response(),
+    }
+}
+
+async fn chat(State(state): State<Shared>, Json(body): Json<Value>) -> Response {
+    let refuses = {
+        let mut state = state.lock().unwrap();
+        state.chat_calls.push(body.clone());
+        state.chat_refuses
+    };
+    if refuses {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "model_not_found",
+            "no such model",
+        );
+    }
+    Json(json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1_700_000_000u32,
+        "model": body["model"],
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "\"Sealy.\""}}],
+    }))
+    .into_response()
+}
+
+/// Flags any prompt that mentions "forbidden".
+async fn moderate(State(state): State<Shared>, Json(body): Json<Value>) -> Response {
+    state.lock().unwrap().moderation_calls.push(body.clone());
+    let flagged = body["input"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("forbidden");
+    Json(json!({
+        "id": "modr-1", "model": "omni-moderation-latest",
+        "results": [{"flagged": flagged,
+                     "categories": {"violence": flagged, "hate": false},
+                     "category_scores": {"violence": if flagged { 0.9 } else { 0.01 }, "hate": 0.0}}],
+    }))
+    .into_response()
+}
+
+async fn model(Path(model): Path<String>) -> Response {
+    Json(json!({"id": model, "object": "model", "created": 1_700_000_000u32, "owned_by": "openai"}))
+        .into_response()
+}
+
+async fn discord(
+    State(state): State<Shared>,
+    Path(channel): Path<String>,
+    Json(body): Json<Value>,
+) -> StatusCode {
+    state.lock().unwrap().discord_posts.push((channel, body));
+    StatusCode::NO_CONTENT
+}

@@ -1,0 +1,140 @@
+//! An S3-protocol server for the tests: moto in server mode, started once per
+//! test process (or the one named by `DYNAMO_TEST_S3_ENDPOINT`), with a
+//! fresh bucket per test.
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+static ENDPOINT: OnceCell<String> = OnceCell::const_new();
+
+pub const ACCESS_KEY: &str = "testing";
+pub const SECRET_KEY: &str = "testing-secret";
+const REGION: &str = "us-east-1";
+
+async fn endpoint() -> String {
+    ENDPOINT
+        .get_or_init(|| async {
+            if let Ok(endpoint) = std::env::var("DYNAMO_TEST_S3_ENDPOINT") {
+                return endpoint;
+            }
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .unwrap();
+            // moto must not outlive the test process: a watchdog shell stops
+            // it as soon as this process is gone.
+            let script = format!(
+                "moto_server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+                 while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
+                parent = std::process::id()
+            );
+            Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("moto_server must be installed for the tests (pip install 'moto[server]')");
+            let endpoint = format!("http://127.0.0.1:{port}");
+            let http = reqwest::Client::new();
+            crate::eventually("moto_server to answer", Duration::from_secs(30), || {
+                let request = http.get(format!("{endpoint}/")).send();
+                async move { request.await.ok().map(|_| ()) }
+            })
+            .await;
+            endpoint
+        })
+        .await
+        .clone()
+}
+
+/// A bucket of its own for one test.
+#[derive(Debug, Clone)]
+pub struct TestBucket {
+    pub endpoint: String,
+    pub name: String,
+    pub client: aws_sdk_s3::Client,
+}
+
+impl TestBucket {
+    pub async fn create() -> Self {
+        let endpoint = endpoint().await;
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&endpoint)
+            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+            .force_path_style(true)
+            .build();
+        let client = aws_sdk_s3::Client::from_conf(config);
+        let name = format!("dynamo-test-{}", uuid::Uuid::new_v4().simple());
+        client.create_bucket().bucket(&name).send().await.unwrap();
+        Self {
+            endpoint,
+            name,
+            client,
+        }
+    }
+
+    pub fn env_pairs(&self) -> Vec<(String, String)> {
+        [
+            ("SPACES_BUCKET_NAME", self.name.clone()),
+            ("SPACES_REGION_NAME", REGION.to_owned()),
+            ("SPACES_ENDPOINT_URL", self.endpoint.clone()),
+            ("SPACES_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
+            ("SPACES_SECRET_KEY", SECRET_KEY.to_owned()),
+            ("SPACES_FORCE_PATH_STYLE", "true".to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v))
+        .to_vec()
+    }
+
+    /// The object's bytes, content type and whether anyone may read it.
+    pub async fn object(&self, key: &str) -> (Vec<u8>, Option<String>, bool, Option<String>) {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.name)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let content_type = object.content_type().map(str::to_owned);
+        let cache_control = object.cache_control().map(str::to_owned);
+        let bytes = object.body.collect().await.unwrap().into_bytes().to_vec();
+        let acl = self
+            .client
+            .get_object_acl()
+            .bucket(&self.name)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let public = acl.grants().iter().any(|grant| {
+            grant
+                .grantee()
+                .and_then(|g| g.uri())
+                .is_some_and(|uri| uri.ends_with("/global/AllUsers"))
+                && grant.permission().is_some_and(|p| p.as_str() == "READ")
+        });
+        (bytes, content_type, public, cache_control)
+    }
+
+    /// Keys of every object in the bucket.
+    pub async fn keys(&self) -> Vec<String> {
+        let listed = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.name)
+            .send()
+            .await
+            .unwrap();
+        listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect()
+    }
+}
