@@ -1,0 +1,113 @@
+//! The schema comes up on an empty database, is a no-op the second time, and
+//! survives several processes migrating at once.
+
+use dynamo_store::{NewRequest, RequestState, Store, StoreError, migrate};
+use dynamo_testkit::TestDatabase;
+use dynamo_wire::GenerationRequest;
+
+async fn tables(database: &TestDatabase) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'dynamo' ORDER BY 1",
+    )
+    .fetch_all(database.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
+    let database = TestDatabase::create_empty().await;
+    migrate(database.pool()).await.unwrap();
+    migrate(database.pool()).await.unwrap();
+    assert_eq!(
+        tables(&database).await,
+        ["_sqlx_migrations", "answer", "image", "image_request"]
+    );
+    let public: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_one(database.pool())
+    .await
+    .unwrap();
+    assert_eq!(public, 0, "nothing of ours outside the dynamo schema");
+}
+
+#[tokio::test]
+async fn concurrent_migrations_do_not_break_each_other() {
+    let database = TestDatabase::create_empty().await;
+    // Separate pools stand in for separate processes starting at once.
+    let mut runs = Vec::new();
+    for _ in 0..4 {
+        let settings = database.settings.clone();
+        runs.push(tokio::spawn(async move {
+            dynamo_store::connect(&settings).await.map(|_| ())
+        }));
+    }
+    for run in runs {
+        run.await.unwrap().unwrap();
+    }
+    assert_eq!(tables(&database).await.len(), 4);
+}
+
+#[tokio::test]
+async fn every_table_and_column_has_a_comment() {
+    let database = TestDatabase::create().await;
+    let missing: Vec<String> = sqlx::query_scalar(
+        "SELECT c.table_name || '.' || c.column_name
+         FROM information_schema.columns c
+         JOIN pg_catalog.pg_class t ON t.relname = c.table_name
+         JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace AND n.nspname = c.table_schema
+         WHERE c.table_schema = 'dynamo' AND c.table_name <> '_sqlx_migrations'
+           AND col_description(t.oid, c.ordinal_position::int) IS NULL",
+    )
+    .fetch_all(database.pool())
+    .await
+    .unwrap();
+    assert!(missing.is_empty(), "columns without comments: {missing:?}");
+}
+
+fn request() -> GenerationRequest {
+    GenerationRequest::from_value(serde_json::json!({
+        "type": "image",
+        "viewer": {"twitch_user_id": "1", "twitch_display_name": "x"},
+        "payload": {"style": "ghost", "inputs": {"subject": "a seal"}},
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn steps_only_move_forward_and_repeat_harmlessly() {
+    let database = TestDatabase::create().await;
+    let store = Store::new(database.pool().clone());
+    let id = uuid::Uuid::new_v4();
+    let request = request();
+    let new = NewRequest {
+        id,
+        request: &request,
+        prompt: "p",
+        points_cost: 200,
+        free_of_charge: false,
+        retry_of: None,
+    };
+    let (record, created) = store.record(&new).await.unwrap();
+    assert!(created);
+    assert_eq!(record.state(), RequestState::Received);
+    let (again, created) = store.record(&new).await.unwrap();
+    assert!(!created, "a redelivery finds the same request");
+    assert_eq!(again.attempts, 2);
+
+    store.mark_debited(id, Some(uuid::Uuid::new_v4())).await.unwrap();
+    store.mark_debited(id, None).await.unwrap(); // a repeat is a no-op
+    assert!(matches!(
+        store.mark_alerted(id).await,
+        Err(StoreError::IllegalTransition { .. })
+    ));
+    store
+        .finish_unsuccessfully(id, RequestState::Failed, "not enough points")
+        .await
+        .unwrap();
+    let record = store.get(id).await.unwrap();
+    assert_eq!(record.state(), RequestState::Failed);
+    assert!(record.settled_at.is_none(), "the pending debit still has to be refunded");
+    assert!(record.ledger_flow_id.is_some(), "the repeated debit did not erase the flow");
+}
