@@ -53,6 +53,12 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
     Ok(())
 }
 
+type Providers = (
+    Arc<dyn ImageProvider>,
+    Arc<dyn NameProvider>,
+    Option<Arc<dyn Moderator>>,
+);
+
 async fn services(config: &ConsumerConfig) -> anyhow::Result<Services> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -67,11 +73,7 @@ async fn services(config: &ConsumerConfig) -> anyhow::Result<Services> {
             .unwrap_or_else(|| SecretString::from("")),
     );
     let ledger = HttpLedger::new(http.clone(), config.ledger_url.clone(), auth);
-    let (images, names, moderator): (
-        Arc<dyn ImageProvider>,
-        Arc<dyn NameProvider>,
-        Option<Arc<dyn Moderator>>,
-    ) = match &config.images {
+    let (images, names, moderator): Providers = match &config.images {
         ImageBackend::OpenAi(settings) => {
             let openai = Arc::new(OpenAi::new(settings.clone())?);
             openai.check_image_model().await;

@@ -187,14 +187,13 @@ impl Pipeline {
 
     /// Screens, generates, post-processes and uploads the image.
     async fn make_image(&self, job: &Job, prompt: &str) -> Step {
-        if let Some(moderator) = &self.services.moderator {
-            if let Err(error) = self
+        if let Some(moderator) = &self.services.moderator
+            && let Err(error) = self
                 .retry
                 .run("moderation", || moderator.screen(prompt))
                 .await
-            {
-                return self.end(job, "screening the prompt", error).await;
-            }
+        {
+            return self.end(job, "screening the prompt", error).await;
         }
         let image_job = ImageJob {
             prompt: prompt.to_owned(),

@@ -2,6 +2,8 @@
 //! against real PostgreSQL, RabbitMQ and moto, with fake auth, ledger, OpenAI
 //! and Discord servers.
 
+#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+
 use dynamo_consumer::ConsumerConfig;
 use dynamo_runtime::{Env, Shutdown};
 use dynamo_testkit::{Captured, FlowStatus, ImageBehavior, TestWorld, eventually};

@@ -42,13 +42,19 @@ mod tests {
 
     #[test]
     fn malformed_bind_addr_names_the_variable() {
-        let error = ServerConfig::from_env(&Env::from_pairs([("BIND_ADDR", "everywhere")])).unwrap_err();
+        let error =
+            ServerConfig::from_env(&Env::from_pairs([("BIND_ADDR", "everywhere")])).unwrap_err();
         assert_eq!(error.name, "BIND_ADDR");
     }
 
     #[test]
     fn images_are_served_only_for_filesystem_storage() {
-        assert!(ServerConfig::from_env(&Env::default()).unwrap().images_dir.is_none());
+        assert!(
+            ServerConfig::from_env(&Env::default())
+                .unwrap()
+                .images_dir
+                .is_none()
+        );
         let env = Env::from_pairs([("STORAGE_BACKEND", "filesystem"), ("STORAGE_DIR", "/tmp/x")]);
         assert_eq!(
             ServerConfig::from_env(&env).unwrap().images_dir,

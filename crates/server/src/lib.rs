@@ -12,7 +12,11 @@ use dynamo_runtime::Shutdown;
 use tokio::net::TcpListener;
 
 /// Serves on `listener` until `shutdown`.
-pub async fn run(config: ServerConfig, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(
+    config: ServerConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let pool = dynamo_store::connect(&config.database).await?;
     let broker = dynamo_broker::connect(&config.broker, "dynamo-server").await?;
     let state = AppState {

@@ -15,7 +15,10 @@ async fn main() -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(config.address()).await {
         Ok(listener) => listener,
         Err(error) => {
-            eprintln!("dynamo-server: cannot listen on {} (BIND_ADDR, LISTEN_PORT): {error}", config.address());
+            eprintln!(
+                "dynamo-server: cannot listen on {} (BIND_ADDR, LISTEN_PORT): {error}",
+                config.address()
+            );
             return ExitCode::from(2);
         }
     };

@@ -48,7 +48,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({"database": database, "broker": broker}))).into_response()
+    (
+        status,
+        Json(json!({"database": database, "broker": broker})),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {

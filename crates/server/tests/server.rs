@@ -1,5 +1,7 @@
 //! dynamo-server over a real socket, against the real database and broker.
 
+#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+
 use dynamo_runtime::{Env, Shutdown};
 use dynamo_server::ServerConfig;
 use dynamo_testkit::TestWorld;
@@ -21,10 +23,14 @@ async fn health_readiness_and_stored_images_are_served() {
     let server = tokio::spawn(dynamo_server::run(config, listener, shutdown.clone()));
     let http = reqwest::Client::new();
 
-    let health: Value = dynamo_testkit::eventually("the server to answer", std::time::Duration::from_secs(30), || {
-        let request = http.get(format!("{base}/healthz")).send();
-        async move { request.await.ok()?.json().await.ok() }
-    })
+    let health: Value = dynamo_testkit::eventually(
+        "the server to answer",
+        std::time::Duration::from_secs(30),
+        || {
+            let request = http.get(format!("{base}/healthz")).send();
+            async move { request.await.ok()?.json().await.ok() }
+        },
+    )
     .await;
     assert_eq!(health["status"], "ok");
 
@@ -33,7 +39,11 @@ async fn health_readiness_and_stored_images_are_served() {
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(ready, serde_json::json!({"database": true, "broker": true}));
 
-    let image = http.get(format!("{base}/images/abc/abc-0.webp")).send().await.unwrap();
+    let image = http
+        .get(format!("{base}/images/abc/abc-0.webp"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(image.status(), 200);
     assert_eq!(image.bytes().await.unwrap().as_ref(), b"RIFF-image-bytes");
 

@@ -1,6 +1,8 @@
 //! The schema comes up on an empty database, is a no-op the second time, and
 //! survives several processes migrating at once.
 
+#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+
 use dynamo_store::{NewRequest, RequestState, Store, StoreError, migrate};
 use dynamo_testkit::TestDatabase;
 use dynamo_wire::GenerationRequest;
@@ -96,7 +98,10 @@ async fn steps_only_move_forward_and_repeat_harmlessly() {
     assert!(!created, "a redelivery finds the same request");
     assert_eq!(again.attempts, 2);
 
-    store.mark_debited(id, Some(uuid::Uuid::new_v4())).await.unwrap();
+    store
+        .mark_debited(id, Some(uuid::Uuid::new_v4()))
+        .await
+        .unwrap();
     store.mark_debited(id, None).await.unwrap(); // a repeat is a no-op
     assert!(matches!(
         store.mark_alerted(id).await,
@@ -108,6 +113,12 @@ async fn steps_only_move_forward_and_repeat_harmlessly() {
         .unwrap();
     let record = store.get(id).await.unwrap();
     assert_eq!(record.state(), RequestState::Failed);
-    assert!(record.settled_at.is_none(), "the pending debit still has to be refunded");
-    assert!(record.ledger_flow_id.is_some(), "the repeated debit did not erase the flow");
+    assert!(
+        record.settled_at.is_none(),
+        "the pending debit still has to be refunded"
+    );
+    assert!(
+        record.ledger_flow_id.is_some(),
+        "the repeated debit did not erase the flow"
+    );
 }
