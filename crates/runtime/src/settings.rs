@@ -80,6 +80,11 @@ impl Env {
         }
     }
 
+    /// Every variable, for handing this snapshot to a child process.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// A copy with some variables set or replaced (handy in tests).
     pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
         self.vars.insert(name.to_owned(), value.into());

@@ -25,6 +25,8 @@ const DEFAULT_BALANCE: i64 = 1000;
 pub enum ImageBehavior {
     /// `data[0].b64_json` with a realistic PNG.
     Base64,
+    /// Like `Base64`, after a pause (a slow upstream).
+    Slow { millis: u64 },
     /// `data[0].url` pointing at a PNG on the fake.
     Url,
     /// `data[0].url` pointing at an HTML page.
@@ -314,8 +316,11 @@ async fn generate_image(
         .unwrap_or_default()
         .to_owned();
     let created = 1_700_000_000u32;
+    if let ImageBehavior::Slow { millis } = behavior {
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    }
     match behavior {
-        ImageBehavior::Base64 => {
+        ImageBehavior::Base64 | ImageBehavior::Slow { .. } => {
             let png = tokio::task::spawn_blocking(move || image_for(&prompt)).await.unwrap();
             let b64 = base64::engine::general_purpose::STANDARD.encode(png);
             Json(json!({"created": created, "data": [{"b64_json": b64}]})).into_response()

@@ -50,6 +50,18 @@ where
     }
 }
 
+/// Runs a built binary with exactly `env` (nothing inherited but PATH), in an
+/// empty working directory so no `.env` is read.
+pub fn command(binary: &str, env: &Env) -> std::process::Command {
+    let mut command = std::process::Command::new(binary);
+    command.env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        command.env("PATH", path);
+    }
+    command.envs(env.pairs()).current_dir(std::env::temp_dir());
+    command
+}
+
 /// A whole world for one test: database, broker names, bucket and fakes.
 #[derive(Debug)]
 pub struct TestWorld {

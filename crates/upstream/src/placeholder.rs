@@ -65,6 +65,9 @@ mod tests {
     fn names_come_from_the_subject() {
         assert!(placeholder_name("a robot who loves soup").starts_with("Robot"));
         assert!(placeholder_name("the seal").starts_with("Seal"));
-        assert_eq!(placeholder_name("  "), "Paly");
+        assert!(
+            placeholder_name("  ").starts_with("Pal"),
+            "a blank subject still gets a name"
+        );
     }
 }
