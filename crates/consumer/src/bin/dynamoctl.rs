@@ -1,0 +1,134 @@
+//! `dynamoctl`: small operator commands next to dynamo-consumer, using the
+//! same `RMQ_*` settings.
+//!
+//! - `dynamoctl publish FILE...` publishes generation requests (JSON files,
+//!   `-` for stdin) with a fresh message id, as the Golden VCR pipeline would.
+//!   Each is validated first, so a typo is reported here, not dead-lettered.
+//!   This is also how a fixed dead letter is sent again.
+//! - `dynamoctl watch` prints every alert and result dynamo publishes, from a
+//!   queue of its own bound to `onscreen-events` and `generation-results` —
+//!   what an alerts service would see.
+
+use dynamo_broker::lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use dynamo_broker::lapin::types::FieldTable;
+use dynamo_broker::{Envelope, Publisher, Topology};
+use dynamo_runtime::{BrokerSettings, Env};
+use dynamo_wire::GenerationRequest;
+use futures::StreamExt;
+use std::io::Read;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: dynamoctl publish FILE...   (JSON generation requests; - reads stdin)
+       dynamoctl watch            (print alerts and results as dynamo publishes them)";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match args.split_first() {
+        Some((command, files)) if command == "publish" && !files.is_empty() => publish(files).await,
+        Some((command, rest)) if command == "watch" && rest.is_empty() => watch().await,
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dynamoctl: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn connect() -> anyhow::Result<(dynamo_broker::lapin::Connection, Topology)> {
+    let env = Env::from_process()?;
+    let topology = Topology::from_env(&env)?;
+    let connection = dynamo_broker::connect(&BrokerSettings::from_env(&env)?, "dynamoctl").await?;
+    topology
+        .declare_exchanges(&connection.create_channel().await?)
+        .await?;
+    Ok((connection, topology))
+}
+
+async fn publish(files: &[String]) -> anyhow::Result<()> {
+    let (connection, topology) = connect().await?;
+    let publisher = Publisher::open(&connection).await?;
+    for file in files {
+        let mut body = Vec::new();
+        if file == "-" {
+            std::io::stdin().read_to_end(&mut body)?;
+        } else {
+            body = std::fs::read(file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+        }
+        GenerationRequest::from_slice(&body).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+        let id = uuid::Uuid::new_v4();
+        let envelope = Envelope {
+            message_id: Some(id),
+            mandatory: true,
+            headers: Vec::new(),
+        };
+        publisher
+            .publish_json(&topology.requests_exchange, &body, envelope)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("{file}: {e} (start dynamo-consumer once so its queue exists)")
+            })?;
+        println!("{id}\t{file}");
+    }
+    Ok(())
+}
+
+async fn watch() -> anyhow::Result<()> {
+    let (connection, topology) = connect().await?;
+    let channel = connection.create_channel().await?;
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    for exchange in [&topology.alerts_exchange, &topology.results_exchange] {
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                exchange.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    eprintln!(
+        "watching {} and {} (Ctrl-C to stop)",
+        topology.alerts_exchange, topology.results_exchange
+    );
+    let mut deliveries = channel
+        .basic_consume(
+            queue.name().clone(),
+            "dynamoctl-watch".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            next = deliveries.next() => match next {
+                Some(Ok(delivery)) => {
+                    println!("{}\t{}", delivery.exchange, String::from_utf8_lossy(&delivery.data));
+                    delivery.ack(BasicAckOptions::default()).await?;
+                }
+                Some(Err(error)) => return Err(error.into()),
+                None => return Ok(()),
+            },
+        }
+    }
+}
