@@ -6,9 +6,13 @@
 //! never move a request backwards or do a step twice.
 
 mod connect;
+mod listing;
 mod requests;
 mod state;
 
 pub use connect::{MIGRATIONS_TABLE, SCHEMA, StoreError, connect, connect_options, migrate};
+
+/// The PostgreSQL channel that announces state changes (see migration 0002).
+pub const EVENTS_CHANNEL: &str = "dynamo_request_events";
 pub use requests::{NewRequest, RequestRecord, Store, StoredImage};
 pub use state::RequestState;

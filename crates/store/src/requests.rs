@@ -63,6 +63,7 @@ pub struct RequestRecord {
     pub settled_at: Option<DateTime<Utc>>,
     pub result_published_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
     /// The friend's name, once generated.
     #[sqlx(default)]
     pub name: Option<String>,
@@ -100,12 +101,12 @@ impl RequestRecord {
     }
 }
 
-const SELECT_REQUEST: &str = "
+pub(crate) const SELECT_REQUEST: &str = "
     SELECT r.id, r.twitch_user_id, r.twitch_display_name, r.broadcast_id, r.screening_id,
            r.tape_id, r.style, r.inputs, r.prompt, r.state, r.attempts, r.points_cost,
            r.free_of_charge, r.ledger_flow_id, r.error_message, r.retry_of, r.created_at,
            r.debited_at, r.named_at, r.stored_at, r.alerted_at, r.settled_at,
-           r.result_published_at, r.finished_at, a.value AS name
+           r.result_published_at, r.finished_at, r.updated_at, a.value AS name
     FROM dynamo.image_request r
     LEFT JOIN dynamo.answer a ON a.image_request_id = r.id";
 
