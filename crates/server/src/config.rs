@@ -1,19 +1,41 @@
-//! Everything dynamo-server reads from the environment.
+//! Everything dynamo-server reads from the environment, in one typed struct.
 
+use dynamo_broker::Topology;
 use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub database: DatabaseSettings,
     pub broker: BrokerSettings,
+    pub topology: Topology,
     /// `BIND_ADDR`, default `0.0.0.0`.
     pub bind_addr: IpAddr,
     /// `LISTEN_PORT`, default 8080.
     pub listen_port: u16,
     /// `STORAGE_DIR` when `STORAGE_BACKEND=filesystem`: served under `/images`.
     pub images_dir: Option<PathBuf>,
+    pub auth: AuthConfig,
+    /// `HEALTH_PUBLIC`, default true: `/healthz`, `/readyz` and `/metrics`
+    /// need no token (for load balancers and Prometheus).
+    pub health_public: bool,
+    /// `MAX_BODY_BYTES`, default 65536: larger bodies answer 413.
+    pub max_body_bytes: usize,
+    /// `SSE_HEARTBEAT`, default 15s: comment lines that keep idle streams open.
+    pub sse_heartbeat: Duration,
+}
+
+/// `AUTH_MODE`: how callers prove who they are.
+#[derive(Debug, Clone)]
+pub enum AuthConfig {
+    /// `goldenvcr` (default): `AUTH_URL` (default `http://localhost:5002`) and
+    /// `AUTH_ISSUER` (default `https://goldenvcr.com/api/auth`).
+    GoldenVcr { auth_url: String, issuer: String },
+    /// `standalone`: `ADMIN_TOKEN_SHA256`, comma-separated hex SHA-256 hashes
+    /// of the admin tokens (`printf %s "$TOKEN" | sha256sum`).
+    Standalone { admin_token_hashes: Vec<[u8; 32]> },
 }
 
 impl ServerConfig {
@@ -25,14 +47,51 @@ impl ServerConfig {
         Ok(Self {
             database: DatabaseSettings::from_env(env)?,
             broker: BrokerSettings::from_env(env)?,
+            topology: Topology::from_env(env)?,
             bind_addr: env.parse("BIND_ADDR", IpAddr::from([0, 0, 0, 0]))?,
             listen_port: env.parse("LISTEN_PORT", 8080)?,
             images_dir,
+            auth: auth_config(env)?,
+            health_public: env.flag("HEALTH_PUBLIC", true)?,
+            max_body_bytes: env.parse("MAX_BODY_BYTES", 64 * 1024)?,
+            sse_heartbeat: env.duration("SSE_HEARTBEAT", Duration::from_secs(15))?,
         })
     }
 
     pub fn address(&self) -> SocketAddr {
         SocketAddr::new(self.bind_addr, self.listen_port)
+    }
+}
+
+fn auth_config(env: &Env) -> Result<AuthConfig, SettingError> {
+    match env.string("AUTH_MODE", "goldenvcr").as_str() {
+        "goldenvcr" => Ok(AuthConfig::GoldenVcr {
+            auth_url: env.http_url("AUTH_URL", "http://localhost:5002")?,
+            issuer: env.string("AUTH_ISSUER", "https://goldenvcr.com/api/auth"),
+        }),
+        "standalone" => {
+            let raw = env.required_string("ADMIN_TOKEN_SHA256")?;
+            let hashes = raw
+                .split(',')
+                .map(|hash| {
+                    let bytes = hex::decode(hash.trim()).ok()?;
+                    <[u8; 32]>::try_from(bytes).ok()
+                })
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    SettingError::new(
+                        "ADMIN_TOKEN_SHA256",
+                        "expected comma-separated 64-character hex SHA-256 hashes (printf %s \"$TOKEN\" | sha256sum)",
+                    )
+                })?;
+            Ok(AuthConfig::Standalone {
+                admin_token_hashes: hashes,
+            })
+        }
+        other => Err(SettingError::new(
+            "AUTH_MODE",
+            format!("cannot use {other:?}: expected goldenvcr or standalone"),
+        )),
     }
 }
 
@@ -60,5 +119,24 @@ mod tests {
             ServerConfig::from_env(&env).unwrap().images_dir,
             Some(PathBuf::from("/tmp/x"))
         );
+    }
+
+    #[test]
+    fn standalone_mode_needs_well_formed_hashes() {
+        let env = Env::from_pairs([("AUTH_MODE", "standalone")]);
+        assert_eq!(
+            ServerConfig::from_env(&env).unwrap_err().name,
+            "ADMIN_TOKEN_SHA256"
+        );
+        let env = env.with("ADMIN_TOKEN_SHA256", "abc");
+        assert_eq!(
+            ServerConfig::from_env(&env).unwrap_err().name,
+            "ADMIN_TOKEN_SHA256"
+        );
+        let env = env.with("ADMIN_TOKEN_SHA256", "ab".repeat(32));
+        assert!(matches!(
+            ServerConfig::from_env(&env).unwrap().auth,
+            AuthConfig::Standalone { .. }
+        ));
     }
 }

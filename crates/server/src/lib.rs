@@ -1,17 +1,110 @@
-//! dynamo-server: the HTTP side of dynamo. Today it applies migrations, serves
-//! health checks, and serves the images of the filesystem storage backend; the
-//! request status API, enqueueing and the live page build on this (issues 5, 6).
+//! dynamo-server: operators see the state of every request over HTTP, admins
+//! enqueue and retry requests (through the same queue as everyone else), and
+//! live updates stream as Server-Sent Events. `main.rs` loads the
+//! configuration and calls [`run`]; tests call [`run`] or [`app`] the same way.
 
+mod auth;
 mod config;
-mod routes;
+mod error;
+mod events;
+mod health;
+mod metrics;
+mod requests;
+mod state;
 
-pub use config::ServerConfig;
-pub use routes::{AppState, app};
+pub use auth::{Authenticator, Caller};
+pub use config::{AuthConfig, ServerConfig};
+pub use error::ApiError;
+pub use state::AppState;
 
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::{Extension, Json, Router};
+use dynamo_broker::Publisher;
 use dynamo_runtime::Shutdown;
+use dynamo_store::Store;
+use std::sync::Arc;
 use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// Serves on `listener` until `shutdown`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "dynamo-server", description = "Generation requests: status, manual enqueueing, live events."),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document of every route, generated from the handlers.
+#[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3 document")))]
+async fn openapi_json(
+    Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<utoipa::openapi::OpenApi> {
+    Json(doc.as_ref().clone())
+}
+
+/// The routes and their OpenAPI document, from the same declarations.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(requests::list_requests, requests::enqueue))
+        .routes(routes!(requests::get_request))
+        .routes(routes!(requests::retry))
+        .routes(routes!(events::all_events))
+        .routes(routes!(events::request_events))
+        .routes(routes!(health::stats))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(openapi_json))
+        .split_for_parts()
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn app(state: AppState, config: &ServerConfig) -> Router {
+    let (mut router, doc) = api();
+    if let Some(dir) = &config.images_dir {
+        router = router.nest_service("/images", ServeDir::new(dir));
+    }
+    let metrics = state.metrics.clone();
+    router
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(Extension(Arc::new(doc)))
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::record))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        // Every response carries an x-request-id (the caller's, or a new
+        // one), and every log line of the request carries it too.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let id = request
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Connects to everything and serves on `listener` until `shutdown`.
 pub async fn run(
     config: ServerConfig,
     listener: TcpListener,
@@ -19,9 +112,33 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let pool = dynamo_store::connect(&config.database).await?;
     let broker = dynamo_broker::connect(&config.broker, "dynamo-server").await?;
+    config
+        .topology
+        .declare_exchanges(&broker.create_channel().await?)
+        .await?;
+    let publisher = Publisher::open(&broker).await?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()?;
+    let auth = match &config.auth {
+        AuthConfig::GoldenVcr { auth_url, issuer } => {
+            Authenticator::golden_vcr(http, auth_url.clone(), issuer.clone())
+        }
+        AuthConfig::Standalone { admin_token_hashes } => Authenticator::Standalone {
+            admin_token_hashes: admin_token_hashes.clone(),
+        },
+    };
+    let events = events::EventHub::start(pool.clone(), shutdown.clone()).await?;
     let state = AppState {
-        pool,
-        broker: std::sync::Arc::new(broker),
+        store: Store::new(pool),
+        broker: Arc::new(broker),
+        publisher,
+        topology: config.topology.clone(),
+        auth: Arc::new(auth),
+        events,
+        metrics: Arc::default(),
+        health_public: config.health_public,
+        sse_heartbeat: config.sse_heartbeat,
     };
     tracing::info!(address = %listener.local_addr()?, images = ?config.images_dir, "dynamo-server listening");
     axum::serve(listener, app(state, &config))

@@ -31,7 +31,11 @@ pub struct Cursor {
 impl Cursor {
     /// An opaque token: `<microseconds>_<uuid>`.
     pub fn encode(&self) -> String {
-        format!("{}_{}", self.created_at.timestamp_micros(), self.id.simple())
+        format!(
+            "{}_{}",
+            self.created_at.timestamp_micros(),
+            self.id.simple()
+        )
     }
 
     pub fn decode(token: &str) -> Option<Self> {
@@ -55,7 +59,9 @@ impl Store {
         let mut query = QueryBuilder::<Postgres>::new(SELECT_REQUEST);
         query.push(" WHERE true");
         if let Some(user) = &filter.twitch_user_id {
-            query.push(" AND r.twitch_user_id = ").push_bind(user.clone());
+            query
+                .push(" AND r.twitch_user_id = ")
+                .push_bind(user.clone());
         }
         if let Some(broadcast) = filter.broadcast_id {
             query.push(" AND r.broadcast_id = ").push_bind(broadcast);

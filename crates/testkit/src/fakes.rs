@@ -74,6 +74,9 @@ pub struct FakeState {
     pub tokens_issued: usize,
     pub bad_signatures: usize,
     pub discord_posts: Vec<(String, Value)>,
+    /// Which signing keys the JWKS publishes ("a", "b"); default just "a".
+    pub jwks_keys: Vec<&'static str>,
+    pub jwks_fetches: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -86,9 +89,14 @@ type Shared = Arc<Mutex<FakeState>>;
 
 impl Fakes {
     pub async fn start() -> Self {
-        let state: Shared = Arc::default();
+        let state: Shared = Arc::new(Mutex::new(FakeState {
+            jwks_keys: vec!["a"],
+            ..FakeState::default()
+        }));
         let app = Router::new()
             .route("/auth/service-token", post(service_token))
+            .route("/auth/.well-known/jwks.json", get(jwks))
+            .route("/auth/access", get(access))
             .route("/ledger/outflow", post(create_outflow))
             .route(
                 "/ledger/outflow/{id}",
@@ -129,6 +137,29 @@ impl Fakes {
 
     pub fn with<T>(&self, f: impl FnOnce(&mut FakeState) -> T) -> T {
         f(&mut self.state.lock().unwrap())
+    }
+
+    /// The issuer the fake auth service signs tokens as.
+    pub const ISSUER: &'static str = "https://goldenvcr.com/api/auth";
+
+    /// A token signed by the fake auth service with key `key` ("a" or "b"),
+    /// holding `claims` plus `iss` and an `exp` an hour away (unless given).
+    pub fn jwt(&self, key: &str, claims: Value) -> String {
+        let mut claims = claims;
+        if claims.get("iss").is_none() {
+            claims["iss"] = json!(Self::ISSUER);
+        }
+        if claims.get("exp").is_none() {
+            claims["exp"] = json!(now_secs() + 3600);
+        }
+        let pem = match key {
+            "a" => include_bytes!("../keys/auth-a.pem").as_slice(),
+            _ => include_bytes!("../keys/auth-b.pem").as_slice(),
+        };
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(format!("test-key-{key}"));
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem).unwrap();
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
     }
 
     pub fn flows(&self) -> Vec<Flow> {
@@ -439,4 +470,49 @@ async fn discord(
 ) -> StatusCode {
     state.lock().unwrap().discord_posts.push((channel, body));
     StatusCode::NO_CONTENT
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn jwks(State(state): State<Shared>) -> Json<Value> {
+    let keys = {
+        let mut state = state.lock().unwrap();
+        state.jwks_fetches += 1;
+        state.jwks_keys.clone()
+    };
+    let keys: Vec<Value> = keys
+        .into_iter()
+        .map(|key| match key {
+            "a" => serde_json::from_str(include_str!("../keys/auth-a.jwk.json")).unwrap(),
+            _ => serde_json::from_str(include_str!("../keys/auth-b.jwk.json")).unwrap(),
+        })
+        .collect();
+    Json(json!({"keys": keys}))
+}
+
+/// Twitch-style opaque tokens: `twitch-viewer-<id>` and `twitch-broadcaster-<id>`.
+async fn access(headers: HeaderMap) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let (role, id) = if let Some(id) = token.strip_prefix("twitch-viewer-") {
+        ("viewer", id)
+    } else if let Some(id) = token.strip_prefix("twitch-broadcaster-") {
+        ("broadcaster", id)
+    } else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "bad token"})),
+        )
+            .into_response();
+    };
+    Json(json!({"user": {"id": id, "login": format!("user{id}"), "displayName": format!("User{id}")}, "role": role}))
+        .into_response()
 }

@@ -13,7 +13,7 @@ mod s3;
 
 pub use broker::{Captured, TestBroker};
 pub use database::TestDatabase;
-pub use fakes::{FakeState, Fakes, Flow, FlowStatus, ImageBehavior, SHARED_SECRET};
+pub use fakes::{FakeState, Fakes, Flow, FlowStatus, ImageBehavior, SHARED_SECRET, now_secs};
 pub use s3::TestBucket;
 
 use dynamo_runtime::Env;

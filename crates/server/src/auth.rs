@@ -1,0 +1,351 @@
+//! Who is calling, and what they may do.
+//!
+//! Two modes (`AUTH_MODE`):
+//! - `goldenvcr` (default): bearer JWTs from the Golden VCR auth service, RS256,
+//!   keys from `{AUTH_URL}/.well-known/jwks.json` (cached, refreshed when a
+//!   token names an unknown `kid`), `iss` and `exp` checked. Tokens that are not
+//!   JWTs (Twitch user tokens) are checked with `GET {AUTH_URL}/access`, and the
+//!   answer is cached briefly.
+//! - `standalone`: for deployments without that service. Admins present a
+//!   static token whose SHA-256 is listed in `ADMIN_TOKEN_SHA256`; only hashes
+//!   are configured, so the settings never hold a usable secret.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, RwLock};
+
+/// How long an `/access` answer is trusted.
+const ACCESS_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Tokens with unknown `kid`s refresh the keys at most this often, so garbage
+/// tokens cannot hammer the auth service (a real rotation is picked up at once
+/// unless another unknown kid refreshed in the last interval).
+const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The caller of a request, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Sees only their own requests.
+    Viewer { twitch_user_id: String },
+    /// The streamer: sees everything, may enqueue and retry.
+    Broadcaster { twitch_user_id: String },
+    /// Another Golden VCR service (`gvcr_service`), or a standalone admin.
+    Service { name: String },
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        !matches!(self, Caller::Viewer { .. })
+    }
+
+    /// Whether this caller may see a request of `twitch_user_id`.
+    pub fn can_see(&self, twitch_user_id: &str) -> bool {
+        match self {
+            Caller::Viewer {
+                twitch_user_id: own,
+            } => own == twitch_user_id,
+            _ => true,
+        }
+    }
+
+    /// Admin-only operations call this first.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "only the broadcaster or a service may do this".into(),
+            ))
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Authenticator {
+    GoldenVcr(Box<GoldenVcrAuth>),
+    Standalone { admin_token_hashes: Vec<[u8; 32]> },
+}
+
+#[derive(Debug)]
+pub struct GoldenVcrAuth {
+    http: reqwest::Client,
+    auth_url: String,
+    issuer: String,
+    keys: RwLock<Keys>,
+    access_cache: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+}
+
+#[derive(Debug, Default)]
+struct Keys {
+    by_kid: HashMap<String, DecodingKey>,
+    fetched: bool,
+    /// The last refresh caused by a token naming an unknown key.
+    last_miss_refresh: Option<Instant>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    twitch_user_id: Option<String>,
+    gvcr_service: Option<String>,
+    role: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Jwks {
+    keys: Vec<Jwk>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Jwk {
+    kid: Option<String>,
+    kty: String,
+    n: Option<String>,
+    e: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Access {
+    user: AccessUser,
+    role: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct AccessUser {
+    id: String,
+}
+
+fn sha256(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl Authenticator {
+    pub fn golden_vcr(http: reqwest::Client, auth_url: String, issuer: String) -> Self {
+        Authenticator::GoldenVcr(Box::new(GoldenVcrAuth {
+            http,
+            auth_url,
+            issuer,
+            keys: RwLock::default(),
+            access_cache: Mutex::default(),
+        }))
+    }
+
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {
+        match self {
+            Authenticator::Standalone { admin_token_hashes } => {
+                let presented = sha256(token);
+                // Compare every byte of every hash: no early exit to time.
+                let known = admin_token_hashes.iter().fold(false, |found, hash| {
+                    let same = hash
+                        .iter()
+                        .zip(presented)
+                        .fold(0u8, |d, (a, b)| d | (a ^ b))
+                        == 0;
+                    found | same
+                });
+                if known {
+                    Ok(Caller::Service {
+                        name: "admin".into(),
+                    })
+                } else {
+                    Err(ApiError::Unauthorized("unknown token".into()))
+                }
+            }
+            Authenticator::GoldenVcr(auth) => match decode_header(token) {
+                Ok(header) => auth.verify_jwt(token, header).await,
+                Err(_) => auth.check_access(token).await,
+            },
+        }
+    }
+}
+
+impl GoldenVcrAuth {
+    async fn verify_jwt(
+        &self,
+        token: &str,
+        header: jsonwebtoken::Header,
+    ) -> Result<Caller, ApiError> {
+        if header.alg != Algorithm::RS256 {
+            return Err(ApiError::Unauthorized(
+                "tokens must be signed with RS256".into(),
+            ));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| ApiError::Unauthorized("the token names no key (kid)".into()))?;
+        let key = self.key(&kid).await?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        validation.validate_aud = false;
+        let claims = decode::<Claims>(token, &key, &validation)
+            .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?
+            .claims;
+        if let Some(service) = claims.gvcr_service {
+            return Ok(Caller::Service { name: service });
+        }
+        let twitch_user_id = claims
+            .twitch_user_id
+            .ok_or_else(|| ApiError::Unauthorized("the token names no user".into()))?;
+        Ok(match claims.role.as_deref() {
+            Some("broadcaster") => Caller::Broadcaster { twitch_user_id },
+            _ => Caller::Viewer { twitch_user_id },
+        })
+    }
+
+    async fn key(&self, kid: &str) -> Result<DecodingKey, ApiError> {
+        if let Some(key) = self.keys.read().await.by_kid.get(kid) {
+            return Ok(key.clone());
+        }
+        let mut keys = self.keys.write().await;
+        if !keys.by_kid.contains_key(kid) {
+            if !keys.fetched {
+                keys.by_kid = self.fetch_keys().await?;
+                keys.fetched = true;
+            } else if keys
+                .last_miss_refresh
+                .is_none_or(|at| at.elapsed() >= JWKS_REFRESH_INTERVAL)
+            {
+                keys.last_miss_refresh = Some(Instant::now());
+                keys.by_kid = self.fetch_keys().await?;
+            }
+        }
+        keys.by_kid
+            .get(kid)
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized(format!("unknown signing key {kid:?}")))
+    }
+
+    async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>, ApiError> {
+        let url = format!("{}/.well-known/jwks.json", self.auth_url);
+        let unavailable = |e: String| ApiError::Unavailable(format!("cannot fetch {url}: {e}"));
+        let jwks: Jwks = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| unavailable(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let mut by_kid = HashMap::new();
+        for jwk in jwks.keys {
+            if let (Some(kid), "RSA", Some(n), Some(e)) = (jwk.kid, jwk.kty.as_str(), jwk.n, jwk.e)
+            {
+                match DecodingKey::from_rsa_components(&n, &e) {
+                    Ok(key) => {
+                        by_kid.insert(kid, key);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%kid, %error, "skipping an unusable key in the JWKS")
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            keys = by_kid.len(),
+            "fetched the auth service's signing keys"
+        );
+        Ok(by_kid)
+    }
+
+    async fn check_access(&self, token: &str) -> Result<Caller, ApiError> {
+        let digest = sha256(token);
+        if let Some((caller, at)) = self.access_cache.lock().await.get(&digest)
+            && at.elapsed() < ACCESS_CACHE_TTL
+        {
+            return Ok(caller.clone());
+        }
+        let response = self
+            .http
+            .get(format!("{}/access", self.auth_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("cannot reach the auth service: {e}")))?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(ApiError::Unauthorized("the token was not accepted".into()));
+        }
+        let access: Access = response
+            .error_for_status()
+            .map_err(|e| ApiError::Unavailable(format!("the auth service failed: {e}")))?
+            .json()
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("unreadable answer from /access: {e}")))?;
+        let caller = match access.role.as_str() {
+            "broadcaster" => Caller::Broadcaster {
+                twitch_user_id: access.user.id,
+            },
+            _ => Caller::Viewer {
+                twitch_user_id: access.user.id,
+            },
+        };
+        let mut cache = self.access_cache.lock().await;
+        cache.retain(|_, (_, at)| at.elapsed() < ACCESS_CACHE_TTL);
+        cache.insert(digest, (caller.clone(), Instant::now()));
+        Ok(caller)
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::Unauthorized("send a bearer token: Authorization: Bearer <token>".into())
+            })?;
+        state.auth.authenticate(token).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn standalone_mode_accepts_only_listed_token_hashes() {
+        let auth = Authenticator::Standalone {
+            admin_token_hashes: vec![sha256("correct horse battery staple")],
+        };
+        let caller = auth
+            .authenticate("correct horse battery staple")
+            .await
+            .unwrap();
+        assert!(caller.is_admin());
+        assert!(matches!(
+            auth.authenticate("correct horse battery stapler").await,
+            Err(ApiError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn viewers_see_only_their_own_requests() {
+        let viewer = Caller::Viewer {
+            twitch_user_id: "1".into(),
+        };
+        assert!(viewer.can_see("1"));
+        assert!(!viewer.can_see("2"));
+        assert!(viewer.require_admin().is_err());
+        let broadcaster = Caller::Broadcaster {
+            twitch_user_id: "9".into(),
+        };
+        assert!(broadcaster.can_see("2") && broadcaster.require_admin().is_ok());
+    }
+}

@@ -1,0 +1,202 @@
+//! Live state changes as Server-Sent Events, fed by PostgreSQL LISTEN/NOTIFY
+//! (migration 0002), so a change shows up whichever process made it.
+//!
+//! One listener per server process fans notifications out to every stream
+//! through a broadcast channel. A stream that falls too far behind skips what
+//! it missed; clients catch up by reconnecting with `Last-Event-ID`.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use chrono::{DateTime, Utc};
+use dynamo_runtime::Shutdown;
+use dynamo_store::{EVENTS_CHANNEL, RequestRecord, RequestState};
+use futures::stream::{self, BoxStream, StreamExt};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use std::convert::Infallible;
+use std::future::ready;
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Replayed at most this many changes to a reconnecting client.
+const REPLAY_LIMIT: i64 = 500;
+
+/// A request changed state. Sent as SSE `event: state`, with the change's
+/// time in microseconds as the event id.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StateEvent {
+    pub id: Uuid,
+    pub state: String,
+    pub style: String,
+    pub twitch_user_id: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&RequestRecord> for StateEvent {
+    fn from(record: &RequestRecord) -> Self {
+        Self {
+            id: record.id,
+            state: record.state().as_str().to_owned(),
+            style: record.style().as_str().to_owned(),
+            twitch_user_id: record.twitch_user_id.clone(),
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+impl StateEvent {
+    fn is_final(&self) -> bool {
+        self.state
+            .parse::<RequestState>()
+            .is_ok_and(RequestState::is_final)
+    }
+
+    fn to_sse(&self) -> Event {
+        Event::default()
+            .event("state")
+            .id(self.updated_at.timestamp_micros().to_string())
+            .json_data(self)
+            .unwrap_or_else(|_| Event::default().comment("unserialisable event"))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EventHub {
+    sender: broadcast::Sender<StateEvent>,
+}
+
+impl EventHub {
+    /// Starts listening; returns once the LISTEN is in place, so no change
+    /// made after start-up is missed.
+    pub async fn start(pool: PgPool, shutdown: Shutdown) -> Result<Self, sqlx::Error> {
+        let (sender, _) = broadcast::channel(1024);
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(EVENTS_CHANNEL).await?;
+        let hub = Self { sender };
+        let sender = hub.sender.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    _ = shutdown.requested() => return,
+                    next = listener.recv() => next,
+                };
+                match next {
+                    Ok(notification) => {
+                        match serde_json::from_str::<StateEvent>(notification.payload()) {
+                            Ok(event) => {
+                                let _ = sender.send(event);
+                            }
+                            Err(error) => tracing::warn!(%error, "unreadable state notification"),
+                        }
+                    }
+                    Err(error) => {
+                        // PgListener reconnects by itself on the next recv.
+                        tracing::warn!(%error, "lost the database listener; reconnecting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(hub)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<StateEvent> {
+        self.sender.subscribe()
+    }
+}
+
+type SseStream =
+    Sse<axum::response::sse::KeepAliveStream<BoxStream<'static, Result<Event, Infallible>>>>;
+
+fn sse(state: &AppState, events: BoxStream<'static, StateEvent>) -> SseStream {
+    Sse::new(events.map(|event| Ok(event.to_sse())).boxed())
+        .keep_alive(KeepAlive::new().interval(state.sse_heartbeat))
+}
+
+fn last_event_time(headers: &HeaderMap) -> Result<Option<DateTime<Utc>>, ApiError> {
+    headers
+        .get("last-event-id")
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse::<i64>().ok())
+                .and_then(DateTime::from_timestamp_micros)
+                .ok_or_else(|| {
+                    ApiError::bad_field("Last-Event-ID", "expected an event id from this stream")
+                })
+        })
+        .transpose()
+}
+
+/// Every state change the caller may see, live. With `Last-Event-ID`, the
+/// changes since that event come first.
+#[utoipa::path(get, path = "/events", tag = "events",
+    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event")),
+    responses((status = 200, description = "text/event-stream of `state` events", body = StateEvent, content_type = "text/event-stream"),
+              (status = 401, description = "no or bad token")),
+    security(("bearer" = [])))]
+pub async fn all_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<SseStream, ApiError> {
+    let since = last_event_time(&headers)?;
+    // Subscribe before reading the backlog, so nothing falls in between.
+    let live = BroadcastStream::new(state.events.subscribe());
+    let backlog: Vec<StateEvent> = match since {
+        Some(since) => state
+            .store
+            .changed_since(since, REPLAY_LIMIT)
+            .await?
+            .iter()
+            .map(StateEvent::from)
+            .collect(),
+        None => Vec::new(),
+    };
+    let visible = caller.clone();
+    let events = stream::iter(backlog)
+        .chain(live.filter_map(|event| ready(event.ok())))
+        .filter(move |event| ready(visible.can_see(&event.twitch_user_id)))
+        .boxed();
+    Ok(sse(&state, events))
+}
+
+/// The state changes of one request: its current state first, then each
+/// change; the stream ends after the final state.
+#[utoipa::path(get, path = "/requests/{id}/events", tag = "events",
+    params(("id" = Uuid, Path, description = "request id")),
+    responses((status = 200, description = "text/event-stream of `state` events", body = StateEvent, content_type = "text/event-stream"),
+              (status = 404, description = "no such request (or not yours)")),
+    security(("bearer" = [])))]
+pub async fn request_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<SseStream, ApiError> {
+    let live = BroadcastStream::new(state.events.subscribe());
+    let record = crate::requests::visible_record(&state, &caller, id).await?;
+    let snapshot = StateEvent::from(&record);
+    if snapshot.is_final() {
+        return Ok(sse(&state, stream::iter([snapshot]).boxed()));
+    }
+    let events = stream::iter([snapshot])
+        .chain(live.filter_map(move |event| ready(event.ok().filter(|e| e.id == id))))
+        .scan(false, |ended, event| {
+            if *ended {
+                return ready(None);
+            }
+            *ended = event.is_final();
+            ready(Some(event))
+        })
+        .boxed();
+    Ok(sse(&state, events))
+}

@@ -1,0 +1,194 @@
+//! Operators' endpoints: health, readiness, statistics and Prometheus metrics.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use dynamo_broker::lapin::options::QueueDeclareOptions;
+use dynamo_broker::lapin::types::FieldTable;
+use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use utoipa::ToSchema;
+
+/// Lets a request through when health endpoints are public (`HEALTH_PUBLIC`),
+/// and otherwise asks for a token like every other endpoint.
+pub struct HealthAccess;
+
+impl FromRequestParts<AppState> for HealthAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if !state.health_public {
+            Caller::from_request_parts(parts, state).await?;
+        }
+        Ok(HealthAccess)
+    }
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "`{\"status\":\"ok\"}`")))]
+pub async fn healthz(_: HealthAccess) -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// The database and the broker are reachable.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "`{\"database\":true,\"broker\":true}`"), (status = 503, description = "one of them is down")))]
+pub async fn readyz(_: HealthAccess, State(state): State<AppState>) -> Response {
+    let database = sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(state.store.pool())
+        .await
+        .is_ok();
+    let broker = state.broker.status().connected();
+    let status = if database && broker {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({"database": database, "broker": broker})),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepPercentiles {
+    pub count: i64,
+    pub p50_seconds: f64,
+    pub p90_seconds: f64,
+    pub p99_seconds: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stats {
+    /// state → style → count, over all time.
+    pub counts: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Messages waiting in dynamo's request queue; null if the broker did not say.
+    pub queue_depth: Option<u32>,
+    /// Time per step over the last hour (debit, name, image, alert, total).
+    pub step_seconds_last_hour: BTreeMap<String, StepPercentiles>,
+}
+
+async fn counts(state: &AppState) -> Result<Vec<(String, String, i64)>, ApiError> {
+    Ok(sqlx::query_as(
+        "SELECT state, style, count(*) FROM dynamo.image_request GROUP BY state, style",
+    )
+    .fetch_all(state.store.pool())
+    .await
+    .map_err(dynamo_store::StoreError::from)?)
+}
+
+async fn queue_depth(state: &AppState) -> Option<u32> {
+    let channel = state.broker.create_channel().await.ok()?;
+    let queue = channel
+        .queue_declare(
+            state.topology.requests_queue.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .ok()?;
+    let _ = channel.close(200, "done".into()).await;
+    Some(queue.message_count())
+}
+
+/// Counts by state and style, queue depth, and step times over the last hour.
+#[utoipa::path(get, path = "/stats", tag = "health", responses((status = 200, body = Stats), (status = 401)),
+    security(("bearer" = [])))]
+pub async fn stats(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Stats>, ApiError> {
+    let mut by_state: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for (request_state, style, count) in counts(&state).await? {
+        by_state
+            .entry(request_state)
+            .or_default()
+            .insert(style, count);
+    }
+    let rows: Vec<(String, i64, f64, f64, f64)> = sqlx::query_as(STEP_PERCENTILES)
+        .fetch_all(state.store.pool())
+        .await
+        .map_err(dynamo_store::StoreError::from)?;
+    let step_seconds_last_hour = rows
+        .into_iter()
+        .map(|(step, count, p50, p90, p99)| {
+            (
+                step,
+                StepPercentiles {
+                    count,
+                    p50_seconds: p50,
+                    p90_seconds: p90,
+                    p99_seconds: p99,
+                },
+            )
+        })
+        .collect();
+    Ok(Json(Stats {
+        counts: by_state,
+        queue_depth: queue_depth(&state).await,
+        step_seconds_last_hour,
+    }))
+}
+
+const STEP_PERCENTILES: &str = "
+    WITH recent AS (
+        SELECT * FROM dynamo.image_request WHERE created_at > now() - interval '1 hour'
+    )
+    SELECT step, count(*),
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY secs),
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY secs),
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY secs)
+    FROM (
+        SELECT 'debit' AS step, extract(epoch FROM debited_at - created_at)::float8 AS secs
+          FROM recent WHERE debited_at IS NOT NULL
+        UNION ALL SELECT 'name', extract(epoch FROM named_at - debited_at)::float8
+          FROM recent WHERE named_at IS NOT NULL
+        UNION ALL SELECT 'image', extract(epoch FROM stored_at - coalesce(named_at, debited_at))::float8
+          FROM recent WHERE stored_at IS NOT NULL
+        UNION ALL SELECT 'alert', extract(epoch FROM alerted_at - stored_at)::float8
+          FROM recent WHERE alerted_at IS NOT NULL
+        UNION ALL SELECT 'total', extract(epoch FROM finished_at - created_at)::float8
+          FROM recent WHERE finished_at IS NOT NULL
+    ) steps
+    GROUP BY step";
+
+/// Prometheus text format: HTTP requests served, requests by state and
+/// style, and the request queue's depth.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(_: HealthAccess, State(state): State<AppState>) -> Result<Response, ApiError> {
+    let mut out = state.metrics.render();
+    let _ = writeln!(
+        out,
+        "# HELP dynamo_requests Generation requests by state and style."
+    );
+    let _ = writeln!(out, "# TYPE dynamo_requests gauge");
+    for (request_state, style, count) in counts(&state).await? {
+        let _ = writeln!(
+            out,
+            "dynamo_requests{{state=\"{request_state}\",style=\"{style}\"}} {count}"
+        );
+    }
+    if let Some(depth) = queue_depth(&state).await {
+        let _ = writeln!(
+            out,
+            "# HELP dynamo_queue_depth Messages waiting in dynamo's request queue."
+        );
+        let _ = writeln!(out, "# TYPE dynamo_queue_depth gauge");
+        let _ = writeln!(out, "dynamo_queue_depth {depth}");
+    }
+    Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
+}

@@ -1,0 +1,404 @@
+//! `/requests`: what happened to each request, and enqueueing by hand.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use dynamo_broker::Envelope;
+use dynamo_store::{Cursor, RequestFilter, RequestRecord, RequestState, StoredImage};
+use dynamo_wire::{GenerationRequest, Style};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// Marks an admin's request as free of charge (read by dynamo-consumer).
+const FREE_OF_CHARGE_HEADER: &str = "x-dynamo-free-of-charge";
+/// Links a retry to the request it repeats (read by dynamo-consumer).
+const RETRY_OF_HEADER: &str = "x-dynamo-retry-of";
+const MAX_LIMIT: i64 = 100;
+const DEFAULT_LIMIT: i64 = 50;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ViewerView {
+    pub twitch_user_id: String,
+    pub twitch_display_name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImageView {
+    pub index: i32,
+    pub url: String,
+    /// `#rrggbb` (friends)
+    pub color: Option<String>,
+    pub content_type: String,
+    pub byte_size: i32,
+}
+
+/// When each step was reached (null: not yet, or not applicable).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepTimes {
+    pub created_at: DateTime<Utc>,
+    pub debited_at: Option<DateTime<Utc>>,
+    pub named_at: Option<DateTime<Utc>>,
+    pub stored_at: Option<DateTime<Utc>>,
+    pub alerted_at: Option<DateTime<Utc>>,
+    pub settled_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Everything about one request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestView {
+    pub id: Uuid,
+    pub viewer: ViewerView,
+    pub style: String,
+    #[schema(value_type = Object)]
+    pub inputs: Value,
+    pub prompt: String,
+    /// received, debited, named, stored, alerted, succeeded, rejected, failed
+    pub state: String,
+    /// Why it was rejected or failed.
+    pub reason: Option<String>,
+    pub attempts: i32,
+    pub free_of_charge: bool,
+    pub retry_of: Option<Uuid>,
+    pub broadcast_id: Option<i64>,
+    pub screening_id: Option<Uuid>,
+    pub tape_id: Option<i64>,
+    pub steps: StepTimes,
+    pub images: Vec<ImageView>,
+    /// The friend's name.
+    pub name: Option<String>,
+    /// The pending or settled ledger outflow; present for admins only (null
+    /// when the request was free or never debited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Uuid>)]
+    pub ledger_flow_id: Option<Option<Uuid>>,
+}
+
+impl RequestView {
+    fn new(record: RequestRecord, images: Vec<StoredImage>, caller: &Caller) -> Self {
+        Self {
+            id: record.id,
+            viewer: ViewerView {
+                twitch_user_id: record.twitch_user_id.clone(),
+                twitch_display_name: record.twitch_display_name.clone(),
+            },
+            style: record.style().as_str().to_owned(),
+            state: record.state().as_str().to_owned(),
+            inputs: record.inputs,
+            prompt: record.prompt,
+            reason: record.error_message,
+            attempts: record.attempts,
+            free_of_charge: record.free_of_charge,
+            retry_of: record.retry_of,
+            broadcast_id: record.broadcast_id,
+            screening_id: record.screening_id,
+            tape_id: record.tape_id,
+            steps: StepTimes {
+                created_at: record.created_at,
+                debited_at: record.debited_at,
+                named_at: record.named_at,
+                stored_at: record.stored_at,
+                alerted_at: record.alerted_at,
+                settled_at: record.settled_at,
+                finished_at: record.finished_at,
+            },
+            images: images
+                .into_iter()
+                .map(|i| ImageView {
+                    index: i.index,
+                    url: i.url,
+                    color: i.color,
+                    content_type: i.content_type,
+                    byte_size: i.byte_size,
+                })
+                .collect(),
+            name: record.name,
+            ledger_flow_id: caller.is_admin().then_some(record.ledger_flow_id),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestPage {
+    pub requests: Vec<RequestView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub twitch_user_id: Option<String>,
+    pub broadcast_id: Option<i64>,
+    pub screening_id: Option<Uuid>,
+    /// received, debited, named, stored, alerted, succeeded, rejected, failed
+    pub state: Option<String>,
+    /// ghost or friend
+    pub style: Option<String>,
+    /// RFC 3339; requests created at or after
+    pub since: Option<DateTime<Utc>>,
+    /// RFC 3339; requests created before
+    pub until: Option<DateTime<Utc>>,
+    /// 1 to 100, default 50
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page
+    pub cursor: Option<String>,
+}
+
+/// Requests, newest first, filtered; a viewer sees only their own.
+#[utoipa::path(get, path = "/requests", tag = "requests", params(ListQuery),
+    responses((status = 200, body = RequestPage), (status = 400, description = "a bad filter"), (status = 401)),
+    security(("bearer" = [])))]
+pub async fn list_requests(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<RequestPage>, ApiError> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_field(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(|c| {
+            Cursor::decode(c)
+                .ok_or_else(|| ApiError::bad_field("cursor", "not a cursor from this API"))
+        })
+        .transpose()?;
+    let state_filter = query
+        .state
+        .as_deref()
+        .map(|s| {
+            s.parse::<RequestState>()
+                .map_err(|e| ApiError::bad_field("state", e.to_string()))
+        })
+        .transpose()?;
+    let style = query
+        .style
+        .as_deref()
+        .map(|s| {
+            Style::parse(s).ok_or_else(|| ApiError::bad_field("style", "expected ghost or friend"))
+        })
+        .transpose()?;
+    let twitch_user_id = match &caller {
+        Caller::Viewer { twitch_user_id } => {
+            if query
+                .twitch_user_id
+                .as_ref()
+                .is_some_and(|asked| asked != twitch_user_id)
+            {
+                // Another viewer's requests do not exist, as far as a viewer can tell.
+                return Ok(Json(RequestPage {
+                    requests: Vec::new(),
+                    next_cursor: None,
+                }));
+            }
+            Some(twitch_user_id.clone())
+        }
+        _ => query.twitch_user_id,
+    };
+    let filter = RequestFilter {
+        twitch_user_id,
+        broadcast_id: query.broadcast_id,
+        screening_id: query.screening_id,
+        state: state_filter,
+        style,
+        since: query.since,
+        until: query.until,
+    };
+    let (records, next) = state.store.list(&filter, cursor, limit).await?;
+    let mut requests = Vec::with_capacity(records.len());
+    for record in records {
+        let images = state.store.images(record.id).await?;
+        requests.push(RequestView::new(record, images, &caller));
+    }
+    Ok(Json(RequestPage {
+        requests,
+        next_cursor: next.map(|c| c.encode()),
+    }))
+}
+
+/// The record, if the caller may see it; otherwise 404 either way, so a viewer
+/// cannot probe for other viewers' request ids.
+pub async fn visible_record(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<RequestRecord, ApiError> {
+    match state.store.load(id).await? {
+        Some(record) if caller.can_see(&record.twitch_user_id) => Ok(record),
+        _ => Err(ApiError::NotFound(format!("no request {id}"))),
+    }
+}
+
+/// Everything about one request.
+#[utoipa::path(get, path = "/requests/{id}", tag = "requests",
+    params(("id" = Uuid, Path, description = "request id")),
+    responses((status = 200, body = RequestView), (status = 400, description = "not a UUID"), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn get_request(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<Json<RequestView>, ApiError> {
+    let Path(id) = id?;
+    let record = visible_record(&state, &caller, id).await?;
+    let images = state.store.images(id).await?;
+    Ok(Json(RequestView::new(record, images, &caller)))
+}
+
+/// A request typed in by an admin. Validated by the same rules as queue messages.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueBody {
+    #[schema(value_type = Object, example = json!({"twitch_user_id": "90790024", "twitch_display_name": "wasabimilkshake"}))]
+    pub viewer: Value,
+    /// ghost or friend
+    pub style: String,
+    /// `{"subject"}` for ghosts, `{"color", "subject"}` for friends
+    #[schema(value_type = Object, example = json!({"subject": "a seal"}))]
+    pub inputs: Value,
+    /// Optional `{"broadcast_id", "screening_id", "tape_id"}`.
+    #[schema(value_type = Option<Object>)]
+    pub state: Option<Value>,
+    /// Take no points for this request.
+    #[serde(default)]
+    pub free_of_charge: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Enqueued {
+    pub id: Uuid,
+    /// Where to follow it.
+    pub location: String,
+}
+
+fn accepted(id: Uuid) -> Response {
+    let location = format!("/requests/{id}");
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location.clone())],
+        Json(Enqueued { id, location }),
+    )
+        .into_response()
+}
+
+async fn publish(
+    state: &AppState,
+    request: &GenerationRequest,
+    headers: Vec<(String, String)>,
+) -> Result<Uuid, ApiError> {
+    let id = Uuid::new_v4();
+    let envelope = Envelope {
+        message_id: Some(id),
+        // No queue bound means no consumer has ever run: say so rather than lose it.
+        mandatory: true,
+        headers,
+    };
+    state
+        .publisher
+        .publish_json(
+            &state.topology.requests_exchange,
+            &request.to_json_bytes(),
+            envelope,
+        )
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the request was not queued: {e}")))?;
+    Ok(id)
+}
+
+/// Queues a request (admins only). It is processed by dynamo-consumer like any other.
+#[utoipa::path(post, path = "/requests", tag = "requests", request_body = EnqueueBody,
+    responses((status = 202, body = Enqueued, headers(("location" = String))),
+              (status = 400, description = "invalid request; `field` names the culprit"),
+              (status = 403, description = "not an admin"), (status = 413), (status = 415)),
+    security(("bearer" = [])))]
+pub async fn enqueue(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<EnqueueBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_admin()?;
+    let Json(body) = body?;
+    let mut message = json!({
+        "type": "image",
+        "viewer": body.viewer,
+        "payload": {"style": body.style, "inputs": body.inputs},
+    });
+    if let Some(broadcast) = body.state {
+        message["state"] = broadcast;
+    }
+    let request = GenerationRequest::from_value(message).map_err(|e| match e.field() {
+        Some(field) => {
+            let field = field
+                .replace("payload.inputs", "inputs")
+                .replace("payload.style", "style");
+            ApiError::bad_field(field, e.to_string())
+        }
+        None => ApiError::bad(e.to_string()),
+    })?;
+    let mut headers = Vec::new();
+    if body.free_of_charge {
+        headers.push((FREE_OF_CHARGE_HEADER.to_owned(), "true".to_owned()));
+    }
+    let id = publish(&state, &request, headers).await?;
+    tracing::info!(request_id = %id, ?caller, free = body.free_of_charge, "request enqueued by hand");
+    Ok(accepted(id))
+}
+
+/// Queues a failed or rejected request again, as a new request linked to it (admins only).
+#[utoipa::path(post, path = "/requests/{id}/retry", tag = "requests",
+    params(("id" = Uuid, Path, description = "the failed or rejected request")),
+    responses((status = 202, body = Enqueued), (status = 403), (status = 404),
+              (status = 409, description = "the request did not fail")),
+    security(("bearer" = [])))]
+pub async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, ApiError> {
+    caller.require_admin()?;
+    let Path(id) = id?;
+    let record = visible_record(&state, &caller, id).await?;
+    if !matches!(
+        record.state(),
+        RequestState::Failed | RequestState::Rejected
+    ) {
+        return Err(ApiError::Conflict(format!(
+            "request {id} is {}; only failed or rejected requests can be retried",
+            record.state()
+        )));
+    }
+    let message = json!({
+        "type": "image",
+        "viewer": {"twitch_user_id": record.twitch_user_id, "twitch_display_name": record.twitch_display_name},
+        "state": {
+            "broadcast_id": record.broadcast_id.unwrap_or(0),
+            "screening_id": record.screening_id.unwrap_or_default(),
+            "tape_id": record.tape_id.unwrap_or(0),
+        },
+        "payload": {"style": record.style().as_str(), "inputs": record.inputs},
+    });
+    let request = GenerationRequest::from_value(message)
+        .map_err(|e| ApiError::Internal(format!("stored request {id} no longer validates: {e}")))?;
+    let mut headers = vec![(RETRY_OF_HEADER.to_owned(), id.to_string())];
+    if record.free_of_charge {
+        headers.push((FREE_OF_CHARGE_HEADER.to_owned(), "true".to_owned()));
+    }
+    let new_id = publish(&state, &request, headers).await?;
+    tracing::info!(request_id = %new_id, retry_of = %id, "request retried by hand");
+    Ok(accepted(new_id))
+}

@@ -1,0 +1,22 @@
+//! What every handler can reach.
+
+use crate::auth::Authenticator;
+use crate::events::EventHub;
+use crate::metrics::Metrics;
+use dynamo_broker::{Publisher, Topology};
+use dynamo_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub broker: Arc<dynamo_broker::lapin::Connection>,
+    pub publisher: Publisher,
+    pub topology: Topology,
+    pub auth: Arc<Authenticator>,
+    pub events: EventHub,
+    pub metrics: Arc<Metrics>,
+    pub health_public: bool,
+    pub sse_heartbeat: Duration,
+}

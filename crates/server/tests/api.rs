@@ -1,0 +1,697 @@
+//! dynamo-server over a real socket against the real database and broker,
+//! with the fake auth service signing real RS256 tokens.
+
+#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+
+use dynamo_runtime::Shutdown;
+use dynamo_server::ServerConfig;
+use dynamo_store::{NewRequest, RequestState, Store};
+use dynamo_testkit::{TestWorld, eventually, now_secs};
+use dynamo_wire::GenerationRequest;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(60);
+const VIEWER: &str = "90790024";
+
+struct Server {
+    world: TestWorld,
+    base: String,
+    http: reqwest::Client,
+    shutdown: Shutdown,
+    images: std::path::PathBuf,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let world = TestWorld::start().await;
+        let images = std::env::temp_dir().join(format!("dynamo-server-{}", Uuid::new_v4()));
+        let env = world
+            .consumer_env()
+            .with("STORAGE_BACKEND", "filesystem")
+            .with("STORAGE_DIR", images.to_string_lossy())
+            .with("MAX_BODY_BYTES", "65536")
+            .with("SSE_HEARTBEAT", "1s");
+        let config = ServerConfig::from_env(&env).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = Shutdown::new();
+        tokio::spawn(dynamo_server::run(config, listener, shutdown.clone()));
+        let http = reqwest::Client::new();
+        eventually("the server to answer", WAIT, || {
+            let request = http.get(format!("{base}/healthz")).send();
+            async move {
+                request
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
+        })
+        .await;
+        Self {
+            world,
+            base,
+            http,
+            shutdown,
+            images,
+        }
+    }
+
+    fn admin(&self) -> String {
+        self.world.fakes.jwt("a", json!({"gvcr_service": "tests"}))
+    }
+
+    fn viewer(&self, id: &str) -> String {
+        self.world.fakes.jwt(
+            "a",
+            json!({"twitch_user_id": id, "twitch_user_login": "v", "twitch_display_name": "V"}),
+        )
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> (StatusCode, Value, Option<String>) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (
+            status,
+            response.json().await.unwrap_or(Value::Null),
+            location,
+        )
+    }
+
+    /// Records a request directly in the database, as the consumer would.
+    async fn insert(&self, user: &str, style: &str) -> Uuid {
+        let store = Store::new(self.world.database.pool().clone());
+        let inputs = if style == "ghost" {
+            json!({"subject": "a seal"})
+        } else {
+            json!({"color": "red", "subject": "a fox"})
+        };
+        let request = GenerationRequest::from_value(json!({
+            "type": "image",
+            "viewer": {"twitch_user_id": user, "twitch_display_name": format!("name{user}")},
+            "state": {"broadcast_id": 13, "screening_id": "96d1ca5c-7658-48c9-8193-9d1739854467", "tape_id": 1},
+            "payload": {"style": style, "inputs": inputs},
+        }))
+        .unwrap();
+        let id = Uuid::new_v4();
+        store
+            .record(&NewRequest {
+                id,
+                request: &request,
+                prompt: "p",
+                points_cost: 200,
+                free_of_charge: false,
+                retry_of: None,
+            })
+            .await
+            .unwrap();
+        id
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+        let _ = std::fs::remove_dir_all(&self.images);
+    }
+}
+
+fn ghost_body() -> Value {
+    json!({"viewer": {"twitch_user_id": VIEWER, "twitch_display_name": "wasabimilkshake"},
+           "style": "ghost", "inputs": {"subject": "a seal"}})
+}
+
+#[tokio::test]
+async fn the_access_matrix_holds() {
+    let server = Server::start().await;
+    let own = server.insert(VIEWER, "ghost").await;
+    let other = server.insert("555", "ghost").await;
+    let path = |id: Uuid| format!("/requests/{id}");
+
+    assert_eq!(
+        server.get(&path(own), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let expired = server.world.fakes.jwt(
+        "a",
+        json!({"twitch_user_id": VIEWER, "exp": now_secs() - 600}),
+    );
+    assert_eq!(
+        server.get(&path(own), Some(&expired)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let wrong_issuer = server.world.fakes.jwt(
+        "a",
+        json!({"twitch_user_id": VIEWER, "iss": "https://evil.example"}),
+    );
+    assert_eq!(
+        server.get(&path(own), Some(&wrong_issuer)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Signed with key b while claiming key a's id: a bad signature.
+    let forged = {
+        let token = server
+            .world
+            .fakes
+            .jwt("b", json!({"twitch_user_id": VIEWER}));
+        let good = server.viewer(VIEWER);
+        let header_a = good.split('.').next().unwrap();
+        let mut parts = token.split('.').skip(1);
+        format!(
+            "{header_a}.{}.{}",
+            parts.next().unwrap(),
+            parts.next().unwrap()
+        )
+    };
+    assert_eq!(
+        server.get(&path(own), Some(&forged)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server.get(&path(own), Some("not-a-known-token")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let viewer = server.viewer(VIEWER);
+    let (status, body) = server.get(&path(own), Some(&viewer)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["viewer"]["twitch_user_id"], VIEWER);
+    assert!(
+        body.get("ledger_flow_id").is_none(),
+        "viewers do not see ledger ids"
+    );
+    assert_eq!(
+        server.get(&path(other), Some(&viewer)).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, listed) = server.get("/requests", Some(&viewer)).await;
+    assert_eq!(
+        listed["requests"].as_array().unwrap().len(),
+        1,
+        "a viewer lists only their own"
+    );
+    assert_eq!(
+        server.post("/requests", &viewer, &ghost_body()).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // Twitch user tokens go through /access.
+    let (status, _) = server
+        .get(&path(own), Some(&format!("twitch-viewer-{VIEWER}")))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        server
+            .get(&path(other), Some(&format!("twitch-viewer-{VIEWER}")))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    let broadcaster = "twitch-broadcaster-1";
+    assert_eq!(
+        server.get(&path(other), Some(broadcaster)).await.0,
+        StatusCode::OK
+    );
+    let admin = server.admin();
+    let (status, body) = server.get(&path(other), Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.get("ledger_flow_id").is_some(),
+        "admins see the ledger id (null here)"
+    );
+    assert_eq!(
+        server.post("/requests", broadcaster, &ghost_body()).await.0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        server.post("/requests", &admin, &ghost_body()).await.0,
+        StatusCode::ACCEPTED
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_signing_key_is_picked_up() {
+    let server = Server::start().await;
+    let own = server.insert(VIEWER, "ghost").await;
+    let path = format!("/requests/{own}");
+    assert_eq!(
+        server.get(&path, Some(&server.viewer(VIEWER))).await.0,
+        StatusCode::OK
+    );
+    server.world.fakes.with(|s| s.jwks_keys = vec!["a", "b"]);
+    let rotated = server
+        .world
+        .fakes
+        .jwt("b", json!({"twitch_user_id": VIEWER}));
+    assert_eq!(server.get(&path, Some(&rotated)).await.0, StatusCode::OK);
+    assert_eq!(
+        server.world.fakes.with(|s| s.jwks_fetches),
+        2,
+        "fetched once, refreshed once for the new kid"
+    );
+}
+
+#[tokio::test]
+async fn filters_and_pagination_lose_and_repeat_nothing_while_requests_arrive() {
+    let server = Server::start().await;
+    let admin = server.admin();
+    let mut expected = Vec::new();
+    for i in 0..7 {
+        expected.push(
+            server
+                .insert(
+                    if i % 2 == 0 { VIEWER } else { "777" },
+                    if i % 3 == 0 { "friend" } else { "ghost" },
+                )
+                .await,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/requests?limit=3&cursor={c}"),
+            None => "/requests?limit=3".to_owned(),
+        };
+        let (status, page) = server.get(&path, Some(&admin)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for request in page["requests"].as_array().unwrap() {
+            seen.push(request["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+        }
+        // A new request arrives between pages: it sorts before the cursor.
+        server.insert(VIEWER, "ghost").await;
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let mut sorted_seen = seen.clone();
+    sorted_seen.sort();
+    sorted_seen.dedup();
+    assert_eq!(sorted_seen.len(), seen.len(), "no request repeated");
+    let mut sorted_expected = expected.clone();
+    sorted_expected.sort();
+    assert_eq!(
+        sorted_seen, sorted_expected,
+        "every request present before paging was seen once"
+    );
+
+    let (_, friends) = server
+        .get("/requests?style=friend&limit=100", Some(&admin))
+        .await;
+    assert!(
+        friends["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["style"] == "friend")
+    );
+    assert_eq!(friends["requests"].as_array().unwrap().len(), 3);
+    let (_, theirs) = server
+        .get("/requests?twitch_user_id=777", Some(&admin))
+        .await;
+    assert_eq!(theirs["requests"].as_array().unwrap().len(), 3);
+    let (_, received) = server.get("/requests?state=received&broadcast_id=13&screening_id=96d1ca5c-7658-48c9-8193-9d1739854467", Some(&admin)).await;
+    assert!(received["requests"].as_array().unwrap().len() >= 7);
+    let (_, none) = server.get("/requests?state=succeeded", Some(&admin)).await;
+    assert!(none["requests"].as_array().unwrap().is_empty());
+    let (_, future) = server
+        .get("/requests?since=2999-01-01T00:00:00Z", Some(&admin))
+        .await;
+    assert!(future["requests"].as_array().unwrap().is_empty());
+    let (_, past) = server
+        .get("/requests?until=2000-01-01T00:00:00Z", Some(&admin))
+        .await;
+    assert!(past["requests"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
+    let server = Server::start().await;
+    let admin = server.admin();
+    let url = format!("{}/requests", server.base);
+    let send = |body: reqwest::Body, content_type: &'static str| {
+        server
+            .http
+            .post(&url)
+            .bearer_auth(&admin)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let cases: Vec<(reqwest::Response, StatusCode, &str)> = vec![
+        (
+            send("{not json".into(), "application/json").await.unwrap(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            send(ghost_body().to_string().into(), "text/plain")
+                .await
+                .unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            send(vec![b' '; 2 * 1024 * 1024].into(), "application/json")
+                .await
+                .unwrap(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            send(
+                json!({"viewer": {}, "style": "ghost", "inputs": {}, "surprise": 1})
+                    .to_string()
+                    .into(),
+                "application/json",
+            )
+            .await
+            .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+    ];
+    for (response, status, kind) in cases {
+        assert_eq!(response.status(), status);
+        assert!(response.headers().contains_key("x-request-id"));
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], kind, "{body}");
+        assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+
+    let (status, body, _) = server
+        .post("/requests", &admin, &json!({"viewer": {"twitch_user_id": "1", "twitch_display_name": "x"}, "style": "ghost", "inputs": {"subject": "  "}}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["field"], "inputs.subject", "{body}");
+    let (status, body, _) = server
+        .post("/requests", &admin, &json!({"viewer": {"twitch_user_id": "1", "twitch_display_name": "x"}, "style": "friend", "inputs": {"subject": "a fox", "color": "mauve"}}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["field"], "inputs.color");
+    let (status, body, _) = server.post("/requests", &admin, &json!({"viewer": {"twitch_user_id": "1"}, "style": "ghost", "inputs": {"subject": "a"}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["field"], "viewer.twitch_display_name");
+
+    for path in [
+        "/requests/not-a-uuid",
+        "/requests?limit=100000",
+        "/requests?limit=0",
+        "/requests?since=yesterday",
+        "/requests?state=lost",
+        "/requests?cursor=zzz",
+        "/requests?bogus=1",
+    ] {
+        let (status, body) = server.get(path, Some(&admin)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["error"], "bad_request");
+    }
+    let (status, body) = server.get("/no/such/route", Some(&admin)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
+    let broker = &server.world.broker;
+    assert_eq!(
+        broker.depth(&broker.topology.requests_queue).await,
+        0,
+        "nothing was queued"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM dynamo.image_request")
+        .fetch_one(server.world.database.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}
+
+/// Reads `state` events from an SSE response until `stop` says so.
+async fn read_states(response: reqwest::Response, stop: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let mut states = Vec::new();
+    let mut buffer = String::new();
+    let mut stream = response.bytes_stream();
+    use futures::StreamExt;
+    while let Some(chunk) = tokio::time::timeout(WAIT, stream.next())
+        .await
+        .expect("events keep coming")
+    {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data:")) {
+                let value: Value = serde_json::from_str(data.trim()).unwrap();
+                states.push(value["state"].as_str().unwrap().to_owned());
+            }
+        }
+        if stop(&states) {
+            break;
+        }
+    }
+    states
+}
+
+#[tokio::test]
+async fn an_enqueued_request_is_processed_by_a_consumer_and_streamed_live() {
+    let server = Server::start().await;
+    let admin = server.admin();
+    let env = server
+        .world
+        .consumer_env()
+        .with("IMAGE_PROVIDER", "placeholder")
+        .with("STORAGE_BACKEND", "filesystem")
+        .with("STORAGE_DIR", server.images.to_string_lossy());
+    let _alerts = server
+        .world
+        .broker
+        .capture(&server.world.broker.topology.alerts_exchange)
+        .await;
+    let consumer_shutdown = Shutdown::new();
+    let consumer = tokio::spawn(dynamo_consumer::run(
+        dynamo_consumer::ConsumerConfig::from_env(&env).unwrap(),
+        consumer_shutdown.clone(),
+    ));
+
+    let all = server
+        .http
+        .get(format!("{}/events", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(all.status(), StatusCode::OK);
+    let (status, body, location) = server.post("/requests", &admin, &json!({
+        "viewer": {"twitch_user_id": VIEWER, "twitch_display_name": "wasabimilkshake"},
+        "style": "friend", "inputs": {"color": "orange", "subject": "a robot"}, "free_of_charge": true}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("/requests/{id}").as_str())
+    );
+
+    let states = read_states(all, |states| states.iter().any(|s| s == "succeeded")).await;
+    assert_eq!(
+        states,
+        [
+            "received",
+            "debited",
+            "named",
+            "stored",
+            "alerted",
+            "succeeded"
+        ]
+    );
+
+    // A client that (re)connects after the end still gets the final state, and the stream ends.
+    let one = server
+        .http
+        .get(format!("{}/requests/{id}/events", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read_states(one, |_| false).await, ["succeeded"]);
+
+    let (status, detail) = server.get(&format!("/requests/{id}"), Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(detail["state"], "succeeded");
+    assert_eq!(detail["free_of_charge"], true);
+    assert_eq!(detail["name"].as_str().map(|n| !n.is_empty()), Some(true));
+    assert!(detail["steps"]["alerted_at"].is_string());
+    let image = detail["images"][0]["url"].as_str().unwrap().to_owned();
+    assert!(image.ends_with(".webp"));
+    assert!(
+        server.world.fakes.flows().is_empty(),
+        "free of charge: no ledger flow"
+    );
+
+    // Retrying needs a failed request; this one succeeded.
+    let (status, _, _) = server
+        .post(&format!("/requests/{id}/retry"), &admin, &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    let (status, stats) = server.get("/stats", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stats["counts"]["succeeded"]["friend"], 1);
+    assert_eq!(stats["queue_depth"], 0);
+    assert!(stats["step_seconds_last_hour"]["total"]["count"].as_i64() == Some(1));
+
+    consumer_shutdown.trigger();
+    consumer.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_request_can_be_retried_as_a_new_linked_request() {
+    let server = Server::start().await;
+    let admin = server.admin();
+    let failed = server.insert(VIEWER, "ghost").await;
+    let store = Store::new(server.world.database.pool().clone());
+    store
+        .finish_unsuccessfully(failed, RequestState::Failed, "not enough points")
+        .await
+        .unwrap();
+    let broker = &server.world.broker;
+    let queue = broker.capture(&broker.topology.requests_exchange).await;
+
+    let (status, body, _) = server
+        .post(&format!("/requests/{failed}/retry"), &admin, &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let message = broker.next(&queue, WAIT).await.unwrap();
+    assert_eq!(message.message_id.as_deref(), body["id"].as_str());
+    assert!(
+        message
+            .headers
+            .contains(&("x-dynamo-retry-of".to_owned(), failed.to_string()))
+    );
+    assert_eq!(message.body["payload"]["inputs"]["subject"], "a seal");
+    assert_eq!(
+        server
+            .post(
+                &format!("/requests/{failed}/retry"),
+                &server.viewer(VIEWER),
+                &json!({})
+            )
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() {
+    let server = Server::start().await;
+    let (status, doc) = server.get("/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    let expected = [
+        "/events",
+        "/healthz",
+        "/metrics",
+        "/openapi.json",
+        "/readyz",
+        "/requests",
+        "/requests/{id}",
+        "/requests/{id}/events",
+        "/requests/{id}/retry",
+        "/stats",
+    ];
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected);
+    let admin = server.admin();
+    for path in &paths {
+        let methods = doc["paths"][path].as_object().unwrap();
+        let concrete = path.replace("{id}", &Uuid::new_v4().to_string());
+        for method in methods.keys() {
+            let request = match method.as_str() {
+                "get" => server.http.get(format!("{}{concrete}", server.base)),
+                "post" => server
+                    .http
+                    .post(format!("{}{concrete}", server.base))
+                    .json(&json!({})),
+                other => panic!("unexpected method {other}"),
+            };
+            let response = request
+                .bearer_auth(&admin)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            if status == StatusCode::NOT_FOUND {
+                let body: Value = response.json().await.unwrap();
+                assert_ne!(
+                    body["detail"], "no such route",
+                    "{method} {path} is documented but not served"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_and_metrics_are_open_and_count_requests() {
+    let server = Server::start().await;
+    let (status, ready) = server.get("/readyz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ready, json!({"database": true, "broker": true}));
+    server.get("/requests", Some(&server.admin())).await;
+    let text = server
+        .http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            "dynamo_http_requests_total{method=\"GET\",route=\"/requests\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("dynamo_queue_depth 0"), "{text}");
+    let response = server
+        .http
+        .get(format!("{}/healthz", server.base))
+        .header("x-request-id", "trace-me-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-me-123");
+}
