@@ -2,6 +2,8 @@
 
 use crate::config::{ConsumerConfig, ImageBackend, StorageBackend};
 use crate::consumer::Consumer;
+use crate::limits::{LimitedImages, LimitedModerator, LimitedNames, RateLimits};
+use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, Services};
 use dynamo_broker::Publisher;
 use dynamo_runtime::Shutdown;
@@ -23,7 +25,8 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
     config.topology.declare_all(&setup).await?;
     let publisher = Publisher::open(&connection).await?;
 
-    let services = services(&config).await?;
+    let metrics = Arc::new(Metrics::default());
+    let services = services(&config, &pool, &metrics).await?;
     tracing::info!(
         images = %services.images.describe(),
         storage = %services.storage.describe(),
@@ -31,7 +34,23 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         points_cost = config.points_cost,
         "dynamo-consumer ready"
     );
+    let connection = Arc::new(connection);
+    if let Some(address) = config.health_addr {
+        let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {address} (CONSUMER_HEALTH_ADDR): {e}")
+        })?;
+        tracing::info!(address = %listener.local_addr()?, "health and metrics served");
+        tokio::spawn(crate::health::serve(
+            listener,
+            pool.clone(),
+            connection.clone(),
+            config.topology.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
     let pipeline = Pipeline {
+        metrics,
         store: Store::new(pool),
         publisher: publisher.clone(),
         topology: config.topology.clone(),
@@ -59,7 +78,11 @@ type Providers = (
     Option<Arc<dyn Moderator>>,
 );
 
-async fn services(config: &ConsumerConfig) -> anyhow::Result<Services> {
+async fn services(
+    config: &ConsumerConfig,
+    pool: &sqlx::PgPool,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Services> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(5))
@@ -77,12 +100,24 @@ async fn services(config: &ConsumerConfig) -> anyhow::Result<Services> {
         ImageBackend::OpenAi(settings) => {
             let openai = Arc::new(OpenAi::new(settings.clone())?);
             openai.check_image_model().await;
-            let moderator: Option<Arc<dyn Moderator>> = if config.moderation {
-                Some(openai.clone())
-            } else {
-                None
-            };
-            (openai.clone(), openai, moderator)
+            let limits = Arc::new(RateLimits::new(pool.clone(), config.rates, metrics.clone()));
+            let moderator: Option<Arc<dyn Moderator>> = config.moderation.then(|| {
+                Arc::new(LimitedModerator {
+                    inner: openai.clone(),
+                    limits: limits.clone(),
+                }) as Arc<dyn Moderator>
+            });
+            (
+                Arc::new(LimitedImages {
+                    inner: openai.clone(),
+                    limits: limits.clone(),
+                }),
+                Arc::new(LimitedNames {
+                    inner: openai,
+                    limits,
+                }),
+                moderator,
+            )
         }
         ImageBackend::Placeholder => (Arc::new(Placeholder), Arc::new(Placeholder), None),
     };

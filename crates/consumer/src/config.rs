@@ -1,12 +1,14 @@
 //! Everything dynamo-consumer reads from the environment, in one typed struct.
 //! Each field says its variable and default; `.env.example` repeats them.
 
+use crate::limits::RateSettings;
 use crate::prompt::PromptTemplates;
 use crate::retry::RetryPolicy;
 use dynamo_broker::Topology;
 use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
 use dynamo_upstream::{OpenAiSettings, S3Settings};
 use secrecy::SecretString;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -39,6 +41,11 @@ pub struct ConsumerConfig {
     /// finish after SIGTERM before they are left to the broker to redeliver.
     pub shutdown_grace: Duration,
     pub retry: RetryPolicy,
+    /// Fleet-wide OpenAI limits (used with `IMAGE_PROVIDER=openai`).
+    pub rates: RateSettings,
+    /// `CONSUMER_HEALTH_ADDR`, default `0.0.0.0:8081`: `/healthz`, `/readyz`
+    /// and `/metrics`; `off` disables it.
+    pub health_addr: Option<SocketAddr>,
 }
 
 /// Where images come from (`IMAGE_PROVIDER`).
@@ -115,6 +122,14 @@ impl ConsumerConfig {
             prefetch,
             shutdown_grace: env.duration("SHUTDOWN_GRACE", Duration::from_secs(150))?,
             retry: RetryPolicy::from_env(env)?,
+            rates: RateSettings::from_env(env)?,
+            health_addr: match env.string("CONSUMER_HEALTH_ADDR", "0.0.0.0:8081").as_str() {
+                "off" => None,
+                _ => Some(env.parse(
+                    "CONSUMER_HEALTH_ADDR",
+                    SocketAddr::from(([0, 0, 0, 0], 8081)),
+                )?),
+            },
         })
     }
 }

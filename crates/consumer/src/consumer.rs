@@ -131,6 +131,7 @@ impl Consumer {
                 ack(&delivery).await;
             }
             Err(error) => {
+                self.pipeline.metrics.requeued();
                 tracing::error!(request_id = %job.id, %error, "could not record progress; the request will be retried from its last step");
                 tokio::time::sleep(REQUEUE_PAUSE).await;
                 let _ = delivery
@@ -167,7 +168,10 @@ impl Consumer {
             )
             .await;
         match parked {
-            Ok(()) => ack(&delivery).await,
+            Ok(()) => {
+                self.pipeline.metrics.dead_lettered();
+                ack(&delivery).await
+            }
             Err(error) => {
                 tracing::error!(%error, "could not park the malformed message; requeueing it");
                 tokio::time::sleep(REQUEUE_PAUSE).await;

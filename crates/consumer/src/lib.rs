@@ -5,6 +5,9 @@
 mod app;
 pub mod config;
 pub mod consumer;
+mod health;
+pub mod limits;
+pub mod metrics;
 pub mod pipeline;
 pub mod prompt;
 pub mod retry;

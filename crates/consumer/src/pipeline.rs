@@ -78,6 +78,7 @@ pub struct Pipeline {
     pub prompts: PromptTemplates,
     pub points_cost: u32,
     pub retry: RetryPolicy,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 type Step = Result<RequestState, PipelineError>;
@@ -131,11 +132,16 @@ impl Pipeline {
                 }
             };
             timings.record(step, started.elapsed());
+            self.metrics.step(step, started.elapsed());
             state = next;
         }
         let record = self.settle_and_report(job).await?;
         if state == RequestState::Succeeded && !was_final {
             self.announce_on_discord(&record).await;
+        }
+        if !was_final {
+            self.metrics
+                .finished(record.state().as_str(), record.style().as_str());
         }
         Ok(Outcome {
             state: record.state(),
@@ -154,7 +160,7 @@ impl Pipeline {
         let viewer = &job.request.viewer;
         let result = self
             .retry
-            .run("debit", || {
+            .run("debit", &self.metrics, || {
                 self.services
                     .ledger
                     .debit(viewer, job.id, job.request.style(), self.points_cost)
@@ -174,7 +180,11 @@ impl Pipeline {
         let subject = job.request.subject().as_str();
         let user = job.request.viewer.twitch_user_id.as_str();
         let names = &self.services.names;
-        match self.retry.run("name", || names.name(subject, user)).await {
+        match self
+            .retry
+            .run("name", &self.metrics, || names.name(subject, user))
+            .await
+        {
             Ok(name) => {
                 self.store
                     .record_name(job.id, &names.prompt(subject), &name)
@@ -190,7 +200,7 @@ impl Pipeline {
         if let Some(moderator) = &self.services.moderator
             && let Err(error) = self
                 .retry
-                .run("moderation", || moderator.screen(prompt))
+                .run("moderation", &self.metrics, || moderator.screen(prompt))
                 .await
         {
             return self.end(job, "screening the prompt", error).await;
@@ -204,7 +214,7 @@ impl Pipeline {
         let images = &self.services.images;
         let source = match self
             .retry
-            .run("image", || images.generate(&image_job))
+            .run("image", &self.metrics, || images.generate(&image_job))
             .await
         {
             Ok(source) => source,
@@ -218,7 +228,7 @@ impl Pipeline {
         let storage = &self.services.storage;
         let uploaded = self
             .retry
-            .run("upload", || {
+            .run("upload", &self.metrics, || {
                 storage.put(&key, processed.bytes.clone(), processed.content_type)
             })
             .await;
@@ -252,7 +262,9 @@ impl Pipeline {
         let exchange = &self.topology.alerts_exchange;
         let sent = self
             .retry
-            .run("alert", || self.publish(exchange, &body, job.id, true))
+            .run("alert", &self.metrics, || {
+                self.publish(exchange, &body, job.id, true)
+            })
             .await;
         match sent {
             Ok(()) => {
@@ -272,7 +284,7 @@ impl Pipeline {
             let viewer = &job.request.viewer;
             let ledger = &self.services.ledger;
             self.retry
-                .run("accept", || ledger.accept(viewer, flow_id))
+                .run("accept", &self.metrics, || ledger.accept(viewer, flow_id))
                 .await
                 .map_err(PipelineError::Settle)?;
         }
@@ -309,7 +321,7 @@ impl Pipeline {
                 let viewer = &job.request.viewer;
                 let ledger = &self.services.ledger;
                 self.retry
-                    .run("refund", || ledger.refund(viewer, flow_id))
+                    .run("refund", &self.metrics, || ledger.refund(viewer, flow_id))
                     .await
                     .map_err(PipelineError::Settle)?;
                 tracing::info!(%flow_id, "points refunded");
@@ -329,7 +341,9 @@ impl Pipeline {
             // Results are for whoever listens; with nobody bound the message is
             // simply not needed, so it is not published as mandatory.
             self.retry
-                .run("result", || self.publish(exchange, &body, job.id, false))
+                .run("result", &self.metrics, || {
+                    self.publish(exchange, &body, job.id, false)
+                })
                 .await
                 .map_err(|source| PipelineError::Publish {
                     exchange: exchange.clone(),

@@ -2,6 +2,7 @@
 //! jitter (`backon`), honouring what the service asked us to wait, bounded by
 //! a number of attempts and a total wait per step.
 
+use crate::metrics::Metrics;
 use backon::{ExponentialBuilder, Retryable};
 use dynamo_runtime::{Env, SettingError};
 use dynamo_upstream::UpstreamError;
@@ -38,7 +39,12 @@ impl RetryPolicy {
     }
 
     /// Runs `call` until it succeeds, fails for good, or the policy runs out.
-    pub async fn run<T, F, Fut>(&self, step: &'static str, call: F) -> Result<T, UpstreamError>
+    pub async fn run<T, F, Fut>(
+        &self,
+        step: &'static str,
+        metrics: &Metrics,
+        call: F,
+    ) -> Result<T, UpstreamError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, UpstreamError>>,
@@ -56,6 +62,7 @@ impl RetryPolicy {
             // but once the policy has run out (None), stop regardless.
             .adjust(|error, planned| planned.map(|delay| error.retry_after().unwrap_or(delay)))
             .notify(|error, delay| {
+                metrics.retry(step);
                 tracing::warn!(step, %error, retry_in = ?delay, "transient failure, retrying");
             })
             .await

@@ -7,6 +7,7 @@
 
 mod connect;
 mod listing;
+mod rate_limit;
 mod requests;
 mod state;
 
@@ -15,5 +16,6 @@ pub use connect::{MIGRATIONS_TABLE, SCHEMA, StoreError, connect, connect_options
 /// The PostgreSQL channel that announces state changes (see migration 0002).
 pub const EVENTS_CHANNEL: &str = "dynamo_request_events";
 pub use listing::{Cursor, RequestFilter};
+pub use rate_limit::RateLimiter;
 pub use requests::{NewRequest, RequestRecord, Store, StoredImage};
 pub use state::RequestState;

@@ -23,7 +23,14 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
     migrate(database.pool()).await.unwrap();
     assert_eq!(
         tables(&database).await,
-        ["_sqlx_migrations", "answer", "image", "image_request"]
+        [
+            "_sqlx_migrations",
+            "answer",
+            "image",
+            "image_request",
+            "rate_limit_call",
+            "rate_limit_pause"
+        ]
     );
     let public: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
@@ -48,7 +55,13 @@ async fn concurrent_migrations_do_not_break_each_other() {
     for run in runs {
         run.await.unwrap().unwrap();
     }
-    assert_eq!(tables(&database).await.len(), 4);
+    let applied: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM dynamo._sqlx_migrations WHERE success")
+            .fetch_one(database.pool())
+            .await
+            .unwrap();
+    assert_eq!(applied, 3, "each migration applied exactly once");
+    assert_eq!(tables(&database).await.len(), 6);
 }
 
 #[tokio::test]

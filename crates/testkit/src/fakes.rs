@@ -65,6 +65,8 @@ pub struct FakeState {
     pub image_script: VecDeque<ImageBehavior>,
     /// Every image request body received.
     pub image_calls: Vec<Value>,
+    /// When each image request arrived.
+    pub image_call_times: Vec<std::time::Instant>,
     pub chat_calls: Vec<Value>,
     pub moderation_calls: Vec<Value>,
     /// When set, chat completions answer 400.
@@ -335,6 +337,7 @@ async fn generate_image(
     let behavior = {
         let mut state = state.lock().unwrap();
         state.image_calls.push(body.clone());
+        state.image_call_times.push(std::time::Instant::now());
         state
             .image_script
             .pop_front()

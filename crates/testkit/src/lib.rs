@@ -106,6 +106,9 @@ impl TestWorld {
                 ("RETRY_MAX_ATTEMPTS", "3"),
                 ("RETRY_DEADLINE", "5s"),
                 ("SHUTDOWN_GRACE", "30s"),
+                ("CONSUMER_HEALTH_ADDR", "off"),
+                ("OPENAI_REQUESTS_PER_MINUTE", "1000"),
+                ("OPENAI_IMAGES_PER_MINUTE", "1000"),
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );

@@ -12,6 +12,14 @@ pub enum UpstreamError {
         /// What the service asked us to wait, when it said.
         retry_after: Option<Duration>,
     },
+    /// The service is over its rate limit (429 `rate_limit_exceeded`): wait,
+    /// and slow everyone down, then try again.
+    #[error("{service} is rate limiting: {detail}")]
+    RateLimited {
+        service: &'static str,
+        detail: String,
+        retry_after: Option<Duration>,
+    },
     /// The prompt breaks the content policy or was flagged by moderation.
     #[error("{0}")]
     Inadmissible(String),
@@ -29,12 +37,16 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     pub fn is_transient(&self) -> bool {
-        matches!(self, UpstreamError::Transient { .. })
+        matches!(
+            self,
+            UpstreamError::Transient { .. } | UpstreamError::RateLimited { .. }
+        )
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            UpstreamError::Transient { retry_after, .. } => *retry_after,
+            UpstreamError::Transient { retry_after, .. }
+            | UpstreamError::RateLimited { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -71,10 +83,13 @@ impl UpstreamError {
         body: &str,
     ) -> Self {
         let detail = format!("HTTP {status}: {}", truncate(body, 300));
-        if status.is_server_error()
-            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            || status == reqwest::StatusCode::REQUEST_TIMEOUT
-        {
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            UpstreamError::RateLimited {
+                service,
+                detail,
+                retry_after: retry_after(headers),
+            }
+        } else if status.is_server_error() || status == reqwest::StatusCode::REQUEST_TIMEOUT {
             UpstreamError::Transient {
                 service,
                 detail,

@@ -12,6 +12,7 @@ mod error;
 mod ledger;
 mod openai;
 mod placeholder;
+mod retry_hint;
 mod storage;
 
 use async_trait::async_trait;

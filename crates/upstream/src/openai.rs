@@ -5,6 +5,7 @@
 //! dynamo's own policy and rate limiter or they would exceed the limits
 //! configured for the whole fleet.
 
+use crate::retry_hint::{CaptureRetryHints, with_retry_hint};
 use crate::{ImageJob, ImageProvider, Moderator, NameProvider, UpstreamError};
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
@@ -57,8 +58,8 @@ impl OpenAi {
         let config = OpenAIConfig::new()
             .with_api_base(&settings.base_url)
             .with_api_key(settings.api_key.expose_secret());
-        let client =
-            Client::with_config(config).with_http_service(ReqwestService::new(http.clone()));
+        let client = Client::with_config(config)
+            .with_http_service(CaptureRetryHints::new(ReqwestService::new(http.clone())));
         Ok(Self {
             client,
             http,
@@ -161,6 +162,30 @@ fn set_b64_response_format(request: &mut CreateImageRequest) {
     request.response_format = Some(ImageResponseFormat::B64Json);
 }
 
+/// Runs an API call, classifying its error with the wait the server asked for.
+async fn hinted<T>(
+    call: impl std::future::Future<Output = Result<T, OpenAIError>>,
+) -> Result<T, UpstreamError> {
+    let (result, hint) = with_retry_hint(call).await;
+    result.map_err(|error| match classify(error) {
+        UpstreamError::Transient {
+            service, detail, ..
+        } => UpstreamError::Transient {
+            service,
+            detail,
+            retry_after: hint,
+        },
+        UpstreamError::RateLimited {
+            service, detail, ..
+        } => UpstreamError::RateLimited {
+            service,
+            detail,
+            retry_after: hint,
+        },
+        other => other,
+    })
+}
+
 /// Sorts an async-openai error into what the pipeline should do about it.
 fn classify(error: OpenAIError) -> UpstreamError {
     match error {
@@ -181,7 +206,12 @@ fn classify(error: OpenAIError) -> UpstreamError {
                     );
                     UpstreamError::permanent(SERVICE, detail)
                 }
-                (429 | 408 | 409, _) | (500..=599, _) => UpstreamError::transient(SERVICE, detail),
+                (429, _) => UpstreamError::RateLimited {
+                    service: SERVICE,
+                    detail,
+                    retry_after: None,
+                },
+                (408 | 409, _) | (500..=599, _) => UpstreamError::transient(SERVICE, detail),
                 _ => UpstreamError::permanent(SERVICE, detail),
             }
         }
@@ -220,12 +250,7 @@ impl ImageProvider for OpenAi {
         } else if let Some(quality) = &self.settings.image_quality {
             request.quality = serde_json::from_value(json!(quality)).ok();
         }
-        let response = self
-            .client
-            .images()
-            .generate(request)
-            .await
-            .map_err(classify)?;
+        let response = hinted(self.client.images().generate(request)).await?;
         let image = response
             .data
             .first()
@@ -254,12 +279,7 @@ impl NameProvider for OpenAi {
                 {"role": "user", "content": name_prompt(subject)},
             ],
         });
-        let response: Value = self
-            .client
-            .chat()
-            .create_byot(request)
-            .await
-            .map_err(classify)?;
+        let response: Value = hinted(self.client.chat().create_byot(request)).await?;
         let content = response
             .pointer("/choices/0/message/content")
             .and_then(Value::as_str)
@@ -273,12 +293,12 @@ impl NameProvider for OpenAi {
 #[async_trait]
 impl Moderator for OpenAi {
     async fn screen(&self, prompt: &str) -> Result<(), UpstreamError> {
-        let response: Value = self
-            .client
-            .moderations()
-            .create_byot(json!({"model": self.settings.moderation_model, "input": prompt}))
-            .await
-            .map_err(classify)?;
+        let response: Value = hinted(
+            self.client
+                .moderations()
+                .create_byot(json!({"model": self.settings.moderation_model, "input": prompt})),
+        )
+        .await?;
         let result = response
             .pointer("/results/0")
             .ok_or_else(|| UpstreamError::permanent(SERVICE, "moderation answered no result"))?;

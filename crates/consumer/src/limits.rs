@@ -1,0 +1,171 @@
+//! Fleet-wide rate limits around the OpenAI providers (SPEC §6.5).
+//!
+//! Every OpenAI call first takes a slot from the shared requests limiter, and
+//! image calls one from the images limiter too; both live in PostgreSQL, so
+//! the limits hold summed over every consumer process. A 429 pauses the
+//! limiter for all of them, for as long as OpenAI asked (or a default).
+
+use crate::metrics::Metrics;
+use async_trait::async_trait;
+use dynamo_runtime::{Env, SettingError};
+use dynamo_store::RateLimiter;
+use dynamo_upstream::{ImageJob, ImageProvider, Moderator, NameProvider, UpstreamError};
+use sqlx::PgPool;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Pause after a 429 that did not say how long to wait.
+const DEFAULT_PAUSE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy)]
+pub struct RateSettings {
+    /// `OPENAI_REQUESTS_PER_MINUTE`, default 50: all OpenAI calls, all processes.
+    pub requests_per_window: u32,
+    /// `OPENAI_IMAGES_PER_MINUTE`, default 5: image generations, all processes.
+    pub images_per_window: u32,
+    /// `RATE_LIMIT_WINDOW`, default 60s (tests use less). The limits count
+    /// calls in any sliding window of this length.
+    pub window: Duration,
+}
+
+impl RateSettings {
+    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        let settings = Self {
+            requests_per_window: env.parse("OPENAI_REQUESTS_PER_MINUTE", 50)?,
+            images_per_window: env.parse("OPENAI_IMAGES_PER_MINUTE", 5)?,
+            window: env.duration("RATE_LIMIT_WINDOW", Duration::from_secs(60))?,
+        };
+        if settings.requests_per_window == 0 {
+            return Err(SettingError::new(
+                "OPENAI_REQUESTS_PER_MINUTE",
+                "must be at least 1",
+            ));
+        }
+        if settings.images_per_window == 0 {
+            return Err(SettingError::new(
+                "OPENAI_IMAGES_PER_MINUTE",
+                "must be at least 1",
+            ));
+        }
+        Ok(settings)
+    }
+}
+
+#[derive(Debug)]
+pub struct RateLimits {
+    requests: RateLimiter,
+    images: RateLimiter,
+    metrics: Arc<Metrics>,
+}
+
+impl RateLimits {
+    pub fn new(pool: PgPool, settings: RateSettings, metrics: Arc<Metrics>) -> Self {
+        Self {
+            requests: RateLimiter::new(
+                pool.clone(),
+                "openai-requests",
+                settings.requests_per_window,
+                settings.window,
+            ),
+            images: RateLimiter::new(
+                pool,
+                "openai-images",
+                settings.images_per_window,
+                settings.window,
+            ),
+            metrics,
+        }
+    }
+
+    async fn admit(&self, limiter: &RateLimiter) -> Result<(), UpstreamError> {
+        let waited = limiter
+            .acquire()
+            .await
+            .map_err(|e| UpstreamError::Transient {
+                service: "database",
+                detail: format!("rate limiter {}: {e}", limiter.name()),
+                retry_after: None,
+            })?;
+        self.metrics.rate_limiter_waited(limiter.name(), waited);
+        Ok(())
+    }
+
+    async fn run<T>(
+        &self,
+        endpoint: &'static str,
+        image: bool,
+        call: impl Future<Output = Result<T, UpstreamError>>,
+    ) -> Result<T, UpstreamError> {
+        self.admit(&self.requests).await?;
+        if image {
+            self.admit(&self.images).await?;
+        }
+        let result = call.await;
+        self.metrics.openai_call(endpoint, &result);
+        if let Err(UpstreamError::RateLimited { retry_after, .. }) = &result {
+            let pause = retry_after.unwrap_or(DEFAULT_PAUSE);
+            tracing::warn!(
+                ?pause,
+                endpoint,
+                "OpenAI rate limited us; pausing every consumer"
+            );
+            let limiter = if image { &self.images } else { &self.requests };
+            if let Err(error) = limiter.pause(pause).await {
+                tracing::warn!(%error, "could not record the pause");
+            }
+        }
+        result
+    }
+}
+
+/// An image provider whose calls respect the shared limits.
+pub struct LimitedImages {
+    pub inner: Arc<dyn ImageProvider>,
+    pub limits: Arc<RateLimits>,
+}
+
+#[async_trait]
+impl ImageProvider for LimitedImages {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    async fn generate(&self, job: &ImageJob) -> Result<Vec<u8>, UpstreamError> {
+        self.limits
+            .run("images", true, self.inner.generate(job))
+            .await
+    }
+}
+
+pub struct LimitedNames {
+    pub inner: Arc<dyn NameProvider>,
+    pub limits: Arc<RateLimits>,
+}
+
+#[async_trait]
+impl NameProvider for LimitedNames {
+    fn prompt(&self, subject: &str) -> String {
+        self.inner.prompt(subject)
+    }
+
+    async fn name(&self, subject: &str, user: &str) -> Result<String, UpstreamError> {
+        self.limits
+            .run("chat", false, self.inner.name(subject, user))
+            .await
+    }
+}
+
+pub struct LimitedModerator {
+    pub inner: Arc<dyn Moderator>,
+    pub limits: Arc<RateLimits>,
+}
+
+#[async_trait]
+impl Moderator for LimitedModerator {
+    async fn screen(&self, prompt: &str) -> Result<(), UpstreamError> {
+        self.limits
+            .run("moderation", false, self.inner.screen(prompt))
+            .await
+    }
+}

@@ -1,0 +1,131 @@
+//! The consumer's Prometheus metrics: counters kept in memory, rendered as
+//! text by the health server. A handful of series does not need a framework.
+
+use dynamo_upstream::UpstreamError;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// (name, labels) → value
+    series: Mutex<BTreeMap<(&'static str, String), f64>>,
+}
+
+const HELP: &[(&str, &str, &str)] = &[
+    (
+        "dynamo_requests_finished_total",
+        "counter",
+        "Requests that reached an end state, by state and style.",
+    ),
+    (
+        "dynamo_step_seconds_total",
+        "counter",
+        "Time spent in each pipeline step.",
+    ),
+    ("dynamo_step_total", "counter", "Pipeline steps run."),
+    (
+        "dynamo_openai_calls_total",
+        "counter",
+        "OpenAI calls by endpoint and outcome.",
+    ),
+    (
+        "dynamo_retries_total",
+        "counter",
+        "Transient failures retried, by step.",
+    ),
+    (
+        "dynamo_rate_limiter_wait_seconds_total",
+        "counter",
+        "Time spent waiting for the shared rate limits.",
+    ),
+    (
+        "dynamo_dead_lettered_total",
+        "counter",
+        "Malformed messages parked in the dead-letter queue.",
+    ),
+    (
+        "dynamo_requeued_total",
+        "counter",
+        "Messages handed back because progress could not be recorded.",
+    ),
+];
+
+impl Metrics {
+    fn add(&self, name: &'static str, labels: String, value: f64) {
+        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        *series.entry((name, labels)).or_default() += value;
+    }
+
+    pub fn finished(&self, state: &str, style: &str) {
+        self.add(
+            "dynamo_requests_finished_total",
+            format!("state=\"{state}\",style=\"{style}\""),
+            1.0,
+        );
+    }
+
+    pub fn step(&self, step: &str, took: Duration) {
+        self.add(
+            "dynamo_step_seconds_total",
+            format!("step=\"{step}\""),
+            took.as_secs_f64(),
+        );
+        self.add("dynamo_step_total", format!("step=\"{step}\""), 1.0);
+    }
+
+    pub fn openai_call<T>(&self, endpoint: &str, result: &Result<T, UpstreamError>) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(UpstreamError::RateLimited { .. }) => "rate_limited",
+            Err(UpstreamError::Transient { .. }) => "transient_error",
+            Err(UpstreamError::Inadmissible(_)) => "inadmissible",
+            Err(_) => "error",
+        };
+        self.add(
+            "dynamo_openai_calls_total",
+            format!("endpoint=\"{endpoint}\",outcome=\"{outcome}\""),
+            1.0,
+        );
+    }
+
+    pub fn retry(&self, step: &str) {
+        self.add("dynamo_retries_total", format!("step=\"{step}\""), 1.0);
+    }
+
+    pub fn rate_limiter_waited(&self, limiter: &str, waited: Duration) {
+        self.add(
+            "dynamo_rate_limiter_wait_seconds_total",
+            format!("limiter=\"{limiter}\""),
+            waited.as_secs_f64(),
+        );
+    }
+
+    pub fn dead_lettered(&self) {
+        self.add("dynamo_dead_lettered_total", String::new(), 1.0);
+    }
+
+    pub fn requeued(&self) {
+        self.add("dynamo_requeued_total", String::new(), 1.0);
+    }
+
+    pub fn render(&self) -> String {
+        let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::new();
+        for (name, kind, help) in HELP {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for ((series_name, labels), value) in series.iter() {
+                if series_name == name {
+                    if labels.is_empty() {
+                        let _ = writeln!(out, "{name} {value}");
+                    } else {
+                        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+                    }
+                }
+            }
+        }
+        out
+    }
+}

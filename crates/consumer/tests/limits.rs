@@ -1,0 +1,176 @@
+//! Fleet-wide OpenAI rate limits and the consumer's health port, through the
+//! real consumer against the real database, broker and fakes.
+
+#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+
+use dynamo_consumer::ConsumerConfig;
+use dynamo_runtime::{Env, Shutdown};
+use dynamo_testkit::{ImageBehavior, TestWorld, eventually};
+use serde_json::json;
+use std::time::Duration;
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn ghost(subject: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"type":"image",
+        "viewer":{"twitch_user_id":"1","twitch_display_name":"viewer"},
+        "payload":{"style":"ghost","inputs":{"subject":subject}}}))
+    .unwrap()
+}
+
+fn start(env: &Env, shutdown: &Shutdown) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(dynamo_consumer::run(
+        ConsumerConfig::from_env(env).unwrap(),
+        shutdown.clone(),
+    ))
+}
+
+#[tokio::test]
+async fn two_consumers_together_never_exceed_the_image_limit() {
+    let world = TestWorld::start().await;
+    let results = world
+        .broker
+        .capture(&world.broker.topology.results_exchange)
+        .await;
+    let _alerts = world
+        .broker
+        .capture(&world.broker.topology.alerts_exchange)
+        .await;
+    let window = Duration::from_millis(1200);
+    let env = world
+        .consumer_env()
+        .with("OPENAI_IMAGES_PER_MINUTE", "2")
+        .with("RATE_LIMIT_WINDOW", "1200ms")
+        .with("MODERATION", "false")
+        .with("POINTS_COST", "0");
+    let shutdown = Shutdown::new();
+    let consumers = [start(&env, &shutdown), start(&env, &shutdown)];
+    for i in 0..6 {
+        world
+            .broker
+            .publish_request(&ghost(&format!("seal {i}")), Some(Uuid::new_v4()))
+            .await;
+    }
+    for _ in 0..6 {
+        let result = world.broker.next(&results, WAIT).await.unwrap();
+        assert_eq!(result.body["state"], "succeeded");
+    }
+    let times = world.fakes.with(|s| s.image_call_times.clone());
+    assert_eq!(times.len(), 6);
+    // Arrival times jitter by a few milliseconds around admission times.
+    let strict = window - Duration::from_millis(60);
+    for (i, t) in times.iter().enumerate() {
+        let within = times[i..]
+            .iter()
+            .filter(|u| u.duration_since(*t) < strict)
+            .count();
+        assert!(within <= 2, "{within} image calls within {strict:?}");
+    }
+    let span = times.last().unwrap().duration_since(times[0]);
+    assert!(
+        span >= window * 2 - Duration::from_millis(60),
+        "6 calls at 2 per window take two windows: {span:?}"
+    );
+    shutdown.trigger();
+    for consumer in consumers {
+        consumer.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_holds_the_next_call_back() {
+    let world = TestWorld::start().await;
+    world.fakes.with(|s| {
+        s.image_script.push_back(ImageBehavior::RateLimited {
+            retry_after_ms: 800,
+        })
+    });
+    let results = world
+        .broker
+        .capture(&world.broker.topology.results_exchange)
+        .await;
+    let _alerts = world
+        .broker
+        .capture(&world.broker.topology.alerts_exchange)
+        .await;
+    let shutdown = Shutdown::new();
+    let consumer = start(&world.consumer_env(), &shutdown);
+    world
+        .broker
+        .publish_request(&ghost("a seal"), Some(Uuid::new_v4()))
+        .await;
+    assert_eq!(
+        world.broker.next(&results, WAIT).await.unwrap().body["state"],
+        "succeeded"
+    );
+    let times = world.fakes.with(|s| s.image_call_times.clone());
+    assert_eq!(times.len(), 2);
+    let gap = times[1].duration_since(times[0]);
+    assert!(
+        gap >= Duration::from_millis(750),
+        "the retry waited as OpenAI asked: {gap:?}"
+    );
+    shutdown.trigger();
+    consumer.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_health_port_reports_readiness_and_metrics() {
+    let world = TestWorld::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = world
+        .consumer_env()
+        .with("CONSUMER_HEALTH_ADDR", format!("127.0.0.1:{port}"));
+    let results = world
+        .broker
+        .capture(&world.broker.topology.results_exchange)
+        .await;
+    let _alerts = world
+        .broker
+        .capture(&world.broker.topology.alerts_exchange)
+        .await;
+    let shutdown = Shutdown::new();
+    let consumer = start(&env, &shutdown);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let ready: serde_json::Value = eventually("the health port", WAIT, || {
+        let request = http.get(format!("{base}/readyz")).send();
+        async move { request.await.ok()?.json().await.ok() }
+    })
+    .await;
+    assert_eq!(ready, json!({"database": true, "broker": true}));
+
+    world
+        .broker
+        .publish_request(&ghost("a seal"), Some(Uuid::new_v4()))
+        .await;
+    world.broker.publish_request(b"not json", None).await;
+    assert_eq!(
+        world.broker.next(&results, WAIT).await.unwrap().body["state"],
+        "succeeded"
+    );
+    let metrics = eventually("the dead letter to be counted", WAIT, || {
+        let request = http.get(format!("{base}/metrics")).send();
+        async move {
+            let text = request.await.ok()?.text().await.ok()?;
+            text.contains("dynamo_dead_lettered_total 1")
+                .then_some(text)
+        }
+    })
+    .await;
+    for expected in [
+        "dynamo_requests_finished_total{state=\"succeeded\",style=\"ghost\"} 1",
+        "dynamo_openai_calls_total{endpoint=\"images\",outcome=\"ok\"} 1",
+        "dynamo_step_total{step=\"image\"} 1",
+        "dynamo_queue_depth 0",
+    ] {
+        assert!(metrics.contains(expected), "missing {expected}:\n{metrics}");
+    }
+    shutdown.trigger();
+    consumer.await.unwrap().unwrap();
+}

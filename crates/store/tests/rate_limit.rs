@@ -1,0 +1,84 @@
+//! The fleet-wide rate limit, with several limiters (standing in for several
+//! consumer processes) sharing one database.
+
+#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+
+use dynamo_store::RateLimiter;
+use dynamo_testkit::TestDatabase;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn three_processes_never_exceed_the_limit_in_any_window() {
+    let database = TestDatabase::create().await;
+    let window = Duration::from_millis(1500);
+    let limit = 4;
+    let calls = 12;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let limiter = RateLimiter::new(database.pool().clone(), "openai-images", limit, window);
+        tasks.push(tokio::spawn(async move {
+            let mut times = Vec::new();
+            for _ in 0..calls / 3 {
+                limiter.acquire().await.unwrap();
+                times.push(started.elapsed());
+            }
+            times
+        }));
+    }
+    let mut times = Vec::new();
+    for task in tasks {
+        times.extend(task.await.unwrap());
+    }
+    times.sort();
+    for (i, t) in times.iter().enumerate() {
+        let in_window = times[i..].iter().take_while(|u| **u < *t + window).count();
+        assert!(
+            in_window <= limit as usize,
+            "{in_window} calls within {window:?} from {t:?}: {times:?}"
+        );
+    }
+    // 12 calls at 4 per window: the last batch starts after two full windows.
+    let total = *times.last().unwrap();
+    assert!(total >= window * 2, "{total:?}");
+    assert!(
+        total < window * 2 + Duration::from_millis(900),
+        "close to ideal: {total:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_pause_holds_every_process_back() {
+    let database = TestDatabase::create().await;
+    let a = RateLimiter::new(
+        database.pool().clone(),
+        "openai-requests",
+        100,
+        Duration::from_secs(60),
+    );
+    let b = RateLimiter::new(
+        database.pool().clone(),
+        "openai-requests",
+        100,
+        Duration::from_secs(60),
+    );
+    a.pause(Duration::from_millis(400)).await.unwrap();
+    let wait = b.try_acquire().await.unwrap().expect("paused");
+    assert!(
+        wait > Duration::from_millis(200) && wait <= Duration::from_millis(400),
+        "{wait:?}"
+    );
+    let waited = b.acquire().await.unwrap();
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    let other = RateLimiter::new(
+        database.pool().clone(),
+        "openai-images",
+        1,
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        other.try_acquire().await.unwrap(),
+        None,
+        "other limiters are not paused"
+    );
+}
