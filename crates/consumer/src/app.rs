@@ -59,14 +59,23 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         points_cost: config.points_cost,
         retry: config.retry,
     };
+    let pipeline = Arc::new(pipeline);
+    let recovery = tokio::spawn(crate::recovery::run(
+        pipeline.clone(),
+        config.recovery,
+        shutdown.clone(),
+    ));
     let consumer = Consumer {
-        pipeline: Arc::new(pipeline),
+        pipeline,
         publisher,
         topology: config.topology.clone(),
         prefetch: config.prefetch,
         shutdown_grace: config.shutdown_grace,
     };
-    consumer.run(&connection, shutdown).await?;
+    let consumed = consumer.run(&connection, shutdown.clone()).await;
+    shutdown.trigger();
+    let _ = recovery.await;
+    consumed?;
     let _ = connection.close(200, "bye".into()).await;
     tracing::info!("dynamo-consumer stopped");
     Ok(())

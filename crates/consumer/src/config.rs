@@ -3,6 +3,7 @@
 
 use crate::limits::RateSettings;
 use crate::prompt::PromptTemplates;
+use crate::recovery::RecoverySettings;
 use crate::retry::RetryPolicy;
 use dynamo_broker::Topology;
 use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
@@ -46,6 +47,7 @@ pub struct ConsumerConfig {
     /// `CONSUMER_HEALTH_ADDR`, default `0.0.0.0:8081`: `/healthz`, `/readyz`
     /// and `/metrics`; `off` disables it.
     pub health_addr: Option<SocketAddr>,
+    pub recovery: RecoverySettings,
 }
 
 /// Where images come from (`IMAGE_PROVIDER`).
@@ -123,6 +125,7 @@ impl ConsumerConfig {
             shutdown_grace: env.duration("SHUTDOWN_GRACE", Duration::from_secs(150))?,
             retry: RetryPolicy::from_env(env)?,
             rates: RateSettings::from_env(env)?,
+            recovery: RecoverySettings::from_env(env)?,
             health_addr: match env.string("CONSUMER_HEALTH_ADDR", "0.0.0.0:8081").as_str() {
                 "off" => None,
                 _ => Some(env.parse(

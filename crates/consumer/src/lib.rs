@@ -10,6 +10,7 @@ pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod prompt;
+pub mod recovery;
 pub mod retry;
 mod timings;
 

@@ -15,6 +15,16 @@ pub struct Metrics {
 
 const HELP: &[(&str, &str, &str)] = &[
     (
+        "dynamo_recovery_sweeps_total",
+        "counter",
+        "Recovery sweeps completed.",
+    ),
+    (
+        "dynamo_recovered_total",
+        "counter",
+        "Requests taken to their end by recovery.",
+    ),
+    (
         "dynamo_requests_finished_total",
         "counter",
         "Requests that reached an end state, by state and style.",
@@ -110,6 +120,13 @@ impl Metrics {
         self.add("dynamo_requeued_total", String::new(), 1.0);
     }
 
+    pub fn recovery_sweep(&self, recovered: usize) {
+        self.add("dynamo_recovery_sweeps_total", String::new(), 1.0);
+        self.add("dynamo_recovered_total", String::new(), recovered as f64);
+    }
+
+    /// Every series, grouped under its HELP and TYPE lines. A series must
+    /// have an entry in `HELP` (a unit test checks the ones recorded here).
     pub fn render(&self) -> String {
         let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
@@ -127,5 +144,42 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_recorded_series_is_rendered() {
+        let metrics = Metrics::default();
+        metrics.finished("succeeded", "ghost");
+        metrics.step("image", Duration::from_millis(5));
+        metrics.openai_call::<()>("images", &Ok(()));
+        metrics.retry("image");
+        metrics.rate_limiter_waited("openai-images", Duration::from_millis(5));
+        metrics.dead_lettered();
+        metrics.requeued();
+        metrics.recovery_sweep(2);
+        let names: Vec<&str> = metrics
+            .series
+            .lock()
+            .unwrap()
+            .keys()
+            .map(|(n, _)| *n)
+            .collect();
+        let text = metrics.render();
+        for name in names {
+            assert!(
+                HELP.iter().any(|(help, _, _)| *help == name),
+                "{name} has no HELP entry"
+            );
+            assert!(
+                text.contains(&format!("\n{name}")),
+                "{name} is not rendered:\n{text}"
+            );
+        }
+        assert!(text.contains("dynamo_recovered_total 2"), "{text}");
     }
 }

@@ -382,17 +382,8 @@ pub async fn retry(
             record.state()
         )));
     }
-    let message = json!({
-        "type": "image",
-        "viewer": {"twitch_user_id": record.twitch_user_id, "twitch_display_name": record.twitch_display_name},
-        "state": {
-            "broadcast_id": record.broadcast_id.unwrap_or(0),
-            "screening_id": record.screening_id.unwrap_or_default(),
-            "tape_id": record.tape_id.unwrap_or(0),
-        },
-        "payload": {"style": record.style().as_str(), "inputs": record.inputs},
-    });
-    let request = GenerationRequest::from_value(message)
+    let request = record
+        .generation_request()
         .map_err(|e| ApiError::Internal(format!("stored request {id} no longer validates: {e}")))?;
     let mut headers = vec![(RETRY_OF_HEADER.to_owned(), id.to_string())];
     if record.free_of_charge {

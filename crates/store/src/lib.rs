@@ -8,6 +8,7 @@
 mod connect;
 mod listing;
 mod rate_limit;
+mod recovery;
 mod requests;
 mod state;
 
@@ -17,5 +18,6 @@ pub use connect::{MIGRATIONS_TABLE, SCHEMA, StoreError, connect, connect_options
 pub const EVENTS_CHANNEL: &str = "dynamo_request_events";
 pub use listing::{Cursor, RequestFilter};
 pub use rate_limit::RateLimiter;
+pub use recovery::RecoveryLock;
 pub use requests::{NewRequest, RequestRecord, Store, StoredImage};
 pub use state::RequestState;

@@ -92,6 +92,24 @@ impl TryFrom<String> for StateColumn {
 }
 
 impl RequestRecord {
+    /// The request as it was received, rebuilt from the row (to resume it
+    /// without its message, or to queue it again).
+    pub fn generation_request(&self) -> Result<GenerationRequest, dynamo_wire::RequestError> {
+        GenerationRequest::from_value(serde_json::json!({
+            "type": "image",
+            "viewer": {
+                "twitch_user_id": self.twitch_user_id,
+                "twitch_display_name": self.twitch_display_name,
+            },
+            "state": {
+                "broadcast_id": self.broadcast_id.unwrap_or(0),
+                "screening_id": self.screening_id.unwrap_or_default(),
+                "tape_id": self.tape_id.unwrap_or(0),
+            },
+            "payload": {"style": self.style().as_str(), "inputs": self.inputs},
+        }))
+    }
+
     pub fn style(&self) -> Style {
         self.style.0
     }
