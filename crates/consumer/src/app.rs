@@ -1,11 +1,16 @@
-//! Building dynamo-consumer from its configuration and running it.
+//! Building dynamo-consumer from its configuration and running it: connect,
+//! consume, and when the broker connection is lost, reconnect with capped
+//! backoff and carry on — nothing is acknowledged while disconnected, so the
+//! broker redelivers whatever was in flight.
 
 use crate::config::{ConsumerConfig, ImageBackend, StorageBackend};
 use crate::consumer::Consumer;
 use crate::limits::{LimitedImages, LimitedModerator, LimitedNames, RateLimits};
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, Services};
-use dynamo_broker::Publisher;
+use backon::{ExponentialBuilder, Retryable};
+use dynamo_broker::lapin::Connection;
+use dynamo_broker::{BrokerError, Publisher};
 use dynamo_runtime::Shutdown;
 use dynamo_store::Store;
 use dynamo_upstream::{
@@ -15,16 +20,15 @@ use dynamo_upstream::{
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Connects to everything, then consumes until `shutdown`.
 pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let pool = dynamo_store::connect(&config.database).await?;
     tracing::info!(host = %config.database.host, database = %config.database.database, "database ready (migrations applied)");
-    let connection = dynamo_broker::connect(&config.broker, "dynamo-consumer").await?;
-    let setup = connection.create_channel().await?;
-    config.topology.declare_all(&setup).await?;
-    let publisher = Publisher::open(&connection).await?;
-
+    let Some((connection, publisher)) = connect_broker(&config, &shutdown).await else {
+        return Ok(());
+    };
     let metrics = Arc::new(Metrics::default());
     let services = services(&config, &pool, &metrics).await?;
     tracing::info!(
@@ -34,7 +38,8 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         points_cost = config.points_cost,
         "dynamo-consumer ready"
     );
-    let connection = Arc::new(connection);
+    // The current broker connection, for the health port.
+    let (broker_tx, broker_rx) = watch::channel(connection.clone());
     if let Some(address) = config.health_addr {
         let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {address} (CONSUMER_HEALTH_ADDR): {e}")
@@ -43,42 +48,87 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         tokio::spawn(crate::health::serve(
             listener,
             pool.clone(),
-            connection.clone(),
+            broker_rx,
             config.topology.clone(),
             metrics.clone(),
             shutdown.clone(),
         ));
     }
-    let pipeline = Pipeline {
+    let pipeline = Arc::new(Pipeline {
         metrics,
         store: Store::new(pool),
-        publisher: publisher.clone(),
+        publisher: tokio::sync::RwLock::new(publisher),
         topology: config.topology.clone(),
         services,
         prompts: config.prompts.clone(),
         points_cost: config.points_cost,
         retry: config.retry,
-    };
-    let pipeline = Arc::new(pipeline);
+    });
     let recovery = tokio::spawn(crate::recovery::run(
         pipeline.clone(),
         config.recovery,
         shutdown.clone(),
     ));
-    let consumer = Consumer {
-        pipeline,
-        publisher,
+    let consumer = Arc::new(Consumer {
+        pipeline: pipeline.clone(),
         topology: config.topology.clone(),
         prefetch: config.prefetch,
         shutdown_grace: config.shutdown_grace,
-    };
-    let consumed = consumer.run(&connection, shutdown.clone()).await;
-    shutdown.trigger();
+    });
+
+    let mut connection = connection;
+    loop {
+        match consumer.run(&connection, &shutdown).await {
+            Ok(()) => break,
+            Err(error) => {
+                tracing::warn!(%error, "lost RabbitMQ; reconnecting (nothing is acknowledged meanwhile)")
+            }
+        }
+        let Some((next, publisher)) = connect_broker(&config, &shutdown).await else {
+            break;
+        };
+        *pipeline.publisher.write().await = publisher;
+        let _ = broker_tx.send(next.clone());
+        connection = next;
+        tracing::info!("reconnected to RabbitMQ; consuming again");
+    }
     let _ = recovery.await;
-    consumed?;
     let _ = connection.close(200, "bye".into()).await;
     tracing::info!("dynamo-consumer stopped");
     Ok(())
+}
+
+/// Connects to RabbitMQ, declares the topology and opens a confirming
+/// publisher, retrying with capped backoff until it works or shutdown is
+/// requested (`None`).
+async fn connect_broker(
+    config: &ConsumerConfig,
+    shutdown: &Shutdown,
+) -> Option<(Arc<Connection>, Publisher)> {
+    let attempt = || async {
+        let connection = dynamo_broker::connect(&config.broker, "dynamo-consumer").await?;
+        config
+            .topology
+            .declare_all(&connection.create_channel().await?)
+            .await?;
+        let publisher = Publisher::open(&connection).await?;
+        Ok::<_, BrokerError>((Arc::new(connection), publisher))
+    };
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(30))
+        .without_max_times()
+        .with_jitter();
+    let connecting = attempt
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .notify(|error, retry_in| {
+            tracing::warn!(%error, ?retry_in, "cannot use RabbitMQ yet; check RMQ_HOST, RMQ_PORT, RMQ_USER and RMQ_PASSWORD");
+        });
+    tokio::select! {
+        _ = shutdown.requested() => None,
+        connected = connecting => connected.ok(),
+    }
 }
 
 type Providers = (

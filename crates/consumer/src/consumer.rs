@@ -15,7 +15,7 @@ use dynamo_broker::lapin::options::{
 };
 use dynamo_broker::lapin::types::{AMQPValue, FieldTable};
 use dynamo_broker::lapin::{Channel, Connection};
-use dynamo_broker::{Envelope, Publisher, REASON_HEADER, Topology};
+use dynamo_broker::{Envelope, REASON_HEADER, Topology};
 use dynamo_runtime::Shutdown;
 use dynamo_wire::GenerationRequest;
 use futures::StreamExt;
@@ -43,20 +43,19 @@ pub enum ConsumeError {
 
 pub struct Consumer {
     pub pipeline: Arc<Pipeline>,
-    pub publisher: Publisher,
     pub topology: Topology,
     pub prefetch: u16,
     pub shutdown_grace: Duration,
 }
 
 impl Consumer {
-    /// Consumes until shutdown. Then stops taking messages, gives in-flight
-    /// requests the grace period to finish, and leaves the rest unacknowledged
-    /// for the broker to redeliver.
+    /// Consumes until shutdown (`Ok`) or until the connection fails (`Err`).
+    /// Then stops taking messages, gives in-flight requests the grace period
+    /// to finish, and leaves the rest unacknowledged for the broker to redeliver.
     pub async fn run(
-        self,
+        self: &Arc<Self>,
         connection: &Connection,
-        shutdown: Shutdown,
+        shutdown: &Shutdown,
     ) -> Result<(), ConsumeError> {
         let channel = connection.create_channel().await?;
         channel
@@ -72,7 +71,7 @@ impl Consumer {
             )
             .await?;
         tracing::info!(queue = %self.topology.requests_queue, prefetch = self.prefetch, "consuming generation requests");
-        let this = Arc::new(self);
+        let this = Arc::clone(self);
         let in_flight = TaskTracker::new();
         let result = loop {
             tokio::select! {
@@ -159,8 +158,8 @@ impl Consumer {
                 ),
             ],
         };
-        let parked = self
-            .publisher
+        let publisher = self.pipeline.publisher.read().await.clone();
+        let parked = publisher
             .publish_json(
                 &self.topology.dead_letter_exchange,
                 &delivery.data,

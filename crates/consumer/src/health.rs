@@ -16,11 +16,12 @@ use serde_json::json;
 use sqlx::PgPool;
 use std::fmt::Write;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 #[derive(Clone)]
 struct HealthState {
     pool: PgPool,
-    broker: Arc<Connection>,
+    broker: watch::Receiver<Arc<Connection>>,
     topology: Topology,
     metrics: Arc<Metrics>,
 }
@@ -28,7 +29,7 @@ struct HealthState {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     pool: PgPool,
-    broker: Arc<Connection>,
+    broker: watch::Receiver<Arc<Connection>>,
     topology: Topology,
     metrics: Arc<Metrics>,
     shutdown: Shutdown,
@@ -56,7 +57,7 @@ async fn readyz(State(state): State<HealthState>) -> Response {
         .fetch_one(&state.pool)
         .await
         .is_ok();
-    let broker = state.broker.status().connected();
+    let broker = state.broker.borrow().status().connected();
     let status = if database && broker {
         StatusCode::OK
     } else {
@@ -83,7 +84,8 @@ async fn metrics_text(State(state): State<HealthState>) -> Response {
 }
 
 async fn queue_depth(state: &HealthState) -> Option<u32> {
-    let channel = state.broker.create_channel().await.ok()?;
+    let connection = state.broker.borrow().clone();
+    let channel = connection.create_channel().await.ok()?;
     let queue = channel
         .queue_declare(
             state.topology.requests_queue.as_str().into(),

@@ -72,7 +72,8 @@ pub enum PipelineError {
 
 pub struct Pipeline {
     pub store: Store,
-    pub publisher: Publisher,
+    /// Replaced when the broker connection is re-established.
+    pub publisher: tokio::sync::RwLock<Publisher>,
     pub topology: Topology,
     pub services: Services,
     pub prompts: PromptTemplates,
@@ -367,7 +368,8 @@ impl Pipeline {
             mandatory,
             headers: Vec::new(),
         };
-        self.publisher
+        let publisher = self.publisher.read().await.clone();
+        publisher
             .publish_json(exchange, body, envelope)
             .await
             .map_err(|error| match error {

