@@ -67,6 +67,11 @@ pub struct FakeState {
     pub image_calls: Vec<Value>,
     /// When each image request arrived.
     pub image_call_times: Vec<std::time::Instant>,
+    /// Each image request's prompt and wall-clock arrival (comparable with
+    /// timestamps in the database).
+    pub image_call_log: Vec<(String, std::time::SystemTime)>,
+    /// A pause before every image answer (a realistically slow upstream).
+    pub image_delay: Option<std::time::Duration>,
     pub chat_calls: Vec<Value>,
     pub moderation_calls: Vec<Value>,
     /// When set, chat completions answer 400.
@@ -338,6 +343,10 @@ async fn generate_image(
         let mut state = state.lock().unwrap();
         state.image_calls.push(body.clone());
         state.image_call_times.push(std::time::Instant::now());
+        let prompt = body["prompt"].as_str().unwrap_or_default().to_owned();
+        state
+            .image_call_log
+            .push((prompt, std::time::SystemTime::now()));
         state
             .image_script
             .pop_front()
@@ -352,6 +361,10 @@ async fn generate_image(
     let created = 1_700_000_000u32;
     if let ImageBehavior::Slow { millis } = behavior {
         tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    }
+    let delay = state.lock().unwrap().image_delay;
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
     }
     match behavior {
         ImageBehavior::Base64 | ImageBehavior::Slow { .. } => {
