@@ -13,6 +13,9 @@ use std::process::Stdio;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// id, state, ledger flow id, stored at, prompt
+type Row = (Uuid, String, Option<Uuid>, Option<DateTime<Utc>>, String);
+
 const BINARY: &str = env!("CARGO_BIN_EXE_dynamo-consumer");
 const REQUESTS: usize = 40;
 const KILLS: usize = 10;
@@ -100,7 +103,7 @@ async fn requests_survive_repeated_kill_9_with_one_end_state_each() {
     last.kill().unwrap();
     last.wait().unwrap();
 
-    let rows: Vec<(Uuid, String, Option<Uuid>, Option<DateTime<Utc>>, String)> = sqlx::query_as(
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, state, ledger_flow_id, stored_at, prompt FROM dynamo.image_request",
     )
     .fetch_all(&pool)
