@@ -117,6 +117,24 @@ impl Topology {
             .await
     }
 
+    /// Messages waiting in the request queue, or `None` if the broker did not say.
+    pub async fn requests_queue_depth(&self, connection: &lapin::Connection) -> Option<u32> {
+        let channel = connection.create_channel().await.ok()?;
+        let queue = channel
+            .queue_declare(
+                self.requests_queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .ok()?;
+        let _ = channel.close(200, "done".into()).await;
+        Some(queue.message_count())
+    }
+
     async fn declare_queue(
         &self,
         channel: &Channel,

@@ -132,13 +132,7 @@ impl Consumer {
             Err(error) => {
                 self.pipeline.metrics.requeued();
                 tracing::error!(request_id = %job.id, %error, "could not record progress; the request will be retried from its last step");
-                tokio::time::sleep(REQUEUE_PAUSE).await;
-                let _ = delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..BasicNackOptions::default()
-                    })
-                    .await;
+                requeue_later(&delivery).await;
             }
         }
     }
@@ -173,13 +167,7 @@ impl Consumer {
             }
             Err(error) => {
                 tracing::error!(%error, "could not park the malformed message; requeueing it");
-                tokio::time::sleep(REQUEUE_PAUSE).await;
-                let _ = delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..BasicNackOptions::default()
-                    })
-                    .await;
+                requeue_later(&delivery).await;
             }
         }
     }
@@ -213,6 +201,18 @@ async fn ack(delivery: &Delivery) {
         // The broker will redeliver; the pipeline resumes from the committed state.
         tracing::warn!(%error, "could not acknowledge a message; it will be redelivered");
     }
+}
+
+/// Hands a message back to the broker after a pause, so a database or broker
+/// outage does not become a hot redelivery loop.
+async fn requeue_later(delivery: &Delivery) {
+    tokio::time::sleep(REQUEUE_PAUSE).await;
+    let _ = delivery
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        })
+        .await;
 }
 
 async fn close(channel: &Channel) {

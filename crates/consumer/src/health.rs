@@ -9,8 +9,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use dynamo_broker::Topology;
 use dynamo_broker::lapin::Connection;
-use dynamo_broker::lapin::options::QueueDeclareOptions;
-use dynamo_broker::lapin::types::FieldTable;
 use dynamo_runtime::Shutdown;
 use serde_json::json;
 use sqlx::PgPool;
@@ -85,18 +83,5 @@ async fn metrics_text(State(state): State<HealthState>) -> Response {
 
 async fn queue_depth(state: &HealthState) -> Option<u32> {
     let connection = state.broker.borrow().clone();
-    let channel = connection.create_channel().await.ok()?;
-    let queue = channel
-        .queue_declare(
-            state.topology.requests_queue.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .ok()?;
-    let _ = channel.close(200, "done".into()).await;
-    Some(queue.message_count())
+    state.topology.requests_queue_depth(&connection).await
 }

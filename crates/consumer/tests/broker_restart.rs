@@ -15,8 +15,8 @@ use dynamo_broker::lapin::{Channel, Connection};
 use dynamo_broker::{Envelope, Publisher};
 use dynamo_consumer::ConsumerConfig;
 use dynamo_runtime::Shutdown;
-use dynamo_testkit::{TestWorld, eventually};
-use serde_json::{Value, json};
+use dynamo_testkit::{TestWorld, eventually, ghost_request};
+use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
 use uuid::Uuid;
@@ -29,13 +29,6 @@ fn rabbitmqctl(args: &[&str]) {
         .status()
         .expect("rabbitmqctl is installed");
     assert!(status.success(), "rabbitmqctl {args:?} failed");
-}
-
-fn ghost(subject: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({"type":"image",
-        "viewer":{"twitch_user_id":"1","twitch_display_name":"viewer"},
-        "payload":{"style":"ghost","inputs":{"subject":subject}}}))
-    .unwrap()
 }
 
 async fn open(world: &TestWorld) -> (Connection, Channel, Publisher) {
@@ -121,7 +114,7 @@ async fn processing_resumes_by_itself_after_rabbitmq_restarts() {
     publish(
         &publisher,
         &topology.requests_exchange,
-        &ghost("before the restart"),
+        &ghost_request("before the restart"),
     )
     .await;
     assert_eq!(next(&channel, &results).await["state"], "succeeded");
@@ -134,7 +127,7 @@ async fn processing_resumes_by_itself_after_rabbitmq_restarts() {
     publish(
         &publisher,
         &topology.requests_exchange,
-        &ghost("after the restart"),
+        &ghost_request("after the restart"),
     )
     .await;
     // The first result may come again: an ack in flight when the broker

@@ -7,20 +7,13 @@
 
 use dynamo_consumer::ConsumerConfig;
 use dynamo_runtime::Shutdown;
-use dynamo_testkit::TestWorld;
-use serde_json::json;
+use dynamo_testkit::{TestWorld, ghost_request};
+
 use std::process::Command;
 use std::time::Duration;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn ghost(subject: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({"type":"image",
-        "viewer":{"twitch_user_id":"1","twitch_display_name":"viewer"},
-        "payload":{"style":"ghost","inputs":{"subject":subject}}}))
-    .unwrap()
-}
 
 fn restart_postgres() {
     let version = std::fs::read_dir("/etc/postgresql")
@@ -54,7 +47,7 @@ async fn processing_resumes_by_itself_after_postgresql_restarts() {
     ));
     world
         .broker
-        .publish_request(&ghost("before"), Some(Uuid::new_v4()))
+        .publish_request(&ghost_request("before"), Some(Uuid::new_v4()))
         .await;
     assert_eq!(
         world.broker.next(&results, WAIT).await.unwrap().body["state"],
@@ -65,7 +58,7 @@ async fn processing_resumes_by_itself_after_postgresql_restarts() {
 
     world
         .broker
-        .publish_request(&ghost("after"), Some(Uuid::new_v4()))
+        .publish_request(&ghost_request("after"), Some(Uuid::new_v4()))
         .await;
     let result = world
         .broker

@@ -5,19 +5,12 @@
 
 use dynamo_consumer::ConsumerConfig;
 use dynamo_runtime::{Env, Shutdown};
-use dynamo_testkit::{ImageBehavior, TestWorld, eventually};
+use dynamo_testkit::{ImageBehavior, TestWorld, eventually, ghost_request};
 use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn ghost(subject: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({"type":"image",
-        "viewer":{"twitch_user_id":"1","twitch_display_name":"viewer"},
-        "payload":{"style":"ghost","inputs":{"subject":subject}}}))
-    .unwrap()
-}
 
 fn start(env: &Env, shutdown: &Shutdown) -> tokio::task::JoinHandle<anyhow::Result<()>> {
     tokio::spawn(dynamo_consumer::run(
@@ -49,7 +42,7 @@ async fn two_consumers_together_never_exceed_the_image_limit() {
     for i in 0..6 {
         world
             .broker
-            .publish_request(&ghost(&format!("seal {i}")), Some(Uuid::new_v4()))
+            .publish_request(&ghost_request(&format!("seal {i}")), Some(Uuid::new_v4()))
             .await;
     }
     for _ in 0..6 {
@@ -98,7 +91,7 @@ async fn a_429_with_retry_after_holds_the_next_call_back() {
     let consumer = start(&world.consumer_env(), &shutdown);
     world
         .broker
-        .publish_request(&ghost("a seal"), Some(Uuid::new_v4()))
+        .publish_request(&ghost_request("a seal"), Some(Uuid::new_v4()))
         .await;
     assert_eq!(
         world.broker.next(&results, WAIT).await.unwrap().body["state"],
@@ -147,7 +140,7 @@ async fn the_health_port_reports_readiness_and_metrics() {
 
     world
         .broker
-        .publish_request(&ghost("a seal"), Some(Uuid::new_v4()))
+        .publish_request(&ghost_request("a seal"), Some(Uuid::new_v4()))
         .await;
     world.broker.publish_request(b"not json", None).await;
     assert_eq!(

@@ -8,8 +8,6 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use dynamo_broker::lapin::options::QueueDeclareOptions;
-use dynamo_broker::lapin::types::FieldTable;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -89,20 +87,7 @@ async fn counts(state: &AppState) -> Result<Vec<(String, String, i64)>, ApiError
 }
 
 async fn queue_depth(state: &AppState) -> Option<u32> {
-    let channel = state.broker.create_channel().await.ok()?;
-    let queue = channel
-        .queue_declare(
-            state.topology.requests_queue.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .ok()?;
-    let _ = channel.close(200, "done".into()).await;
-    Some(queue.message_count())
+    state.topology.requests_queue_depth(&state.broker).await
 }
 
 /// Counts by state and style, queue depth, and step times over the last hour.

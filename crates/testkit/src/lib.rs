@@ -50,6 +50,14 @@ where
     }
 }
 
+/// A valid ghost request body from viewer "1", as the pipeline publishes it.
+pub fn ghost_request(subject: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"type": "image",
+        "viewer": {"twitch_user_id": "1", "twitch_display_name": "viewer"},
+        "payload": {"style": "ghost", "inputs": {"subject": subject}}}))
+    .unwrap()
+}
+
 /// Runs a built binary with exactly `env` (nothing inherited but PATH), in an
 /// empty working directory so no `.env` is read.
 pub fn command(binary: &str, env: &Env) -> std::process::Command {

@@ -2,6 +2,7 @@
 //! request for a short-lived JWT that acts for one viewer at the ledger.
 
 use crate::UpstreamError;
+use crate::error::exchange;
 use chrono::{SecondsFormat, Utc};
 use dynamo_wire::Viewer;
 use hmac::{Hmac, Mac};
@@ -55,26 +56,15 @@ impl AuthClient {
             &timestamp,
             &body,
         );
-        let response = self
+        let request = self
             .http
             .post(format!("{}/service-token", self.base_url))
             .header("content-type", "application/json")
             .header("x-hmac-request-id", &request_id)
             .header("x-hmac-request-timestamp", &timestamp)
             .header("x-hmac-signature", format!("sha256={signature}"))
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| UpstreamError::from_reqwest(SERVICE, e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| UpstreamError::from_reqwest(SERVICE, e))?;
-        if !status.is_success() {
-            return Err(UpstreamError::from_status(SERVICE, status, &headers, &text));
-        }
+            .body(body);
+        let (_, text) = exchange(SERVICE, request, |status| status.is_success()).await?;
         let token = text.trim();
         if token.is_empty() {
             return Err(UpstreamError::permanent(

@@ -118,3 +118,27 @@ pub(crate) fn truncate(text: &str, limit: usize) -> &str {
         None => text,
     }
 }
+
+/// Sends a request and reads the whole answer; a status outside `accept`
+/// becomes the classified error. Both auth and the ledger answer this way.
+pub(crate) async fn exchange(
+    service: &'static str,
+    request: reqwest::RequestBuilder,
+    accept: impl Fn(reqwest::StatusCode) -> bool,
+) -> Result<(reqwest::StatusCode, String), UpstreamError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| UpstreamError::from_reqwest(service, e))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| UpstreamError::from_reqwest(service, e))?;
+    if accept(status) {
+        Ok((status, text))
+    } else {
+        Err(UpstreamError::from_status(service, status, &headers, &text))
+    }
+}

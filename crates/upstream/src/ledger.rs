@@ -1,6 +1,7 @@
 //! Points at the ledger service (SPEC §3): a pending outflow per request,
 //! accepted once the alert is out, rejected (refunded) otherwise.
 
+use crate::error::exchange;
 use crate::{AuthClient, Ledger, UpstreamError};
 use async_trait::async_trait;
 use dynamo_wire::{Style, Viewer};
@@ -43,21 +44,11 @@ impl HttpLedger {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| UpstreamError::from_reqwest(SERVICE, e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| UpstreamError::from_reqwest(SERVICE, e))?;
-        if status.is_success() || status == StatusCode::CONFLICT {
-            Ok((status, text))
-        } else {
-            Err(UpstreamError::from_status(SERVICE, status, &headers, &text))
-        }
+        // 409 carries meaning here (not enough points; already final).
+        exchange(SERVICE, request, |status| {
+            status.is_success() || status == StatusCode::CONFLICT
+        })
+        .await
     }
 
     /// Accept and reject both answer 409 when the flow is already final;
