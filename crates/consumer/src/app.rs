@@ -159,7 +159,12 @@ async fn services(
         ImageBackend::OpenAi(settings) => {
             let openai = Arc::new(OpenAi::new(settings.clone())?);
             openai.check_image_model().await;
-            let limits = Arc::new(RateLimits::new(pool.clone(), config.rates, metrics.clone()));
+            let limits = Arc::new(RateLimits::new(
+                pool.clone(),
+                config.rates,
+                settings.timeout,
+                metrics.clone(),
+            ));
             let moderator: Option<Arc<dyn Moderator>> = config.moderation.then(|| {
                 Arc::new(LimitedModerator {
                     inner: openai.clone(),

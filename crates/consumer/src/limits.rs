@@ -8,7 +8,7 @@
 use crate::metrics::Metrics;
 use async_trait::async_trait;
 use dynamo_runtime::{Env, SettingError};
-use dynamo_store::RateLimiter;
+use dynamo_store::{Permit, RateLimiter};
 use dynamo_upstream::{ImageJob, ImageProvider, Moderator, NameProvider, UpstreamError};
 use sqlx::PgPool;
 use std::future::Future;
@@ -60,26 +60,26 @@ pub struct RateLimits {
 }
 
 impl RateLimits {
-    pub fn new(pool: PgPool, settings: RateSettings, metrics: Arc<Metrics>) -> Self {
+    /// `max_call` is the longest one call may take (the OpenAI timeout): a
+    /// call whose process died stops counting after it.
+    pub fn new(
+        pool: PgPool,
+        settings: RateSettings,
+        max_call: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let limiter = |name: &str, limit: u32| {
+            RateLimiter::new(pool.clone(), name, limit, settings.window, max_call)
+        };
         Self {
-            requests: RateLimiter::new(
-                pool.clone(),
-                "openai-requests",
-                settings.requests_per_window,
-                settings.window,
-            ),
-            images: RateLimiter::new(
-                pool,
-                "openai-images",
-                settings.images_per_window,
-                settings.window,
-            ),
+            requests: limiter("openai-requests", settings.requests_per_window),
+            images: limiter("openai-images", settings.images_per_window),
             metrics,
         }
     }
 
-    async fn admit(&self, limiter: &RateLimiter) -> Result<(), UpstreamError> {
-        let waited = limiter
+    async fn admit(&self, limiter: &RateLimiter) -> Result<Permit, UpstreamError> {
+        let permit = limiter
             .acquire()
             .await
             .map_err(|e| UpstreamError::Transient {
@@ -87,8 +87,9 @@ impl RateLimits {
                 detail: format!("rate limiter {}: {e}", limiter.name()),
                 retry_after: None,
             })?;
-        self.metrics.rate_limiter_waited(limiter.name(), waited);
-        Ok(())
+        self.metrics
+            .rate_limiter_waited(limiter.name(), permit.waited);
+        Ok(permit)
     }
 
     async fn run<T>(
@@ -97,11 +98,17 @@ impl RateLimits {
         image: bool,
         call: impl Future<Output = Result<T, UpstreamError>>,
     ) -> Result<T, UpstreamError> {
-        self.admit(&self.requests).await?;
+        let mut permits = vec![self.admit(&self.requests).await?];
         if image {
-            self.admit(&self.images).await?;
+            permits.push(self.admit(&self.images).await?);
         }
         let result = call.await;
+        for permit in permits {
+            if let Err(error) = permit.finish().await {
+                // The slot then counts until its call would have timed out.
+                tracing::warn!(%error, "could not record the end of a rate-limited call");
+            }
+        }
         self.metrics.openai_call(endpoint, &result);
         if let Err(UpstreamError::RateLimited { retry_after, .. }) = &result {
             let pause = retry_after.unwrap_or(DEFAULT_PAUSE);

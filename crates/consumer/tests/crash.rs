@@ -17,8 +17,8 @@ use uuid::Uuid;
 type Row = (Uuid, String, Option<Uuid>, Option<DateTime<Utc>>, String);
 
 const BINARY: &str = env!("CARGO_BIN_EXE_dynamo-consumer");
-const REQUESTS: usize = 40;
-const KILLS: usize = 10;
+const REQUESTS: usize = 200;
+const KILLS: usize = 20;
 
 /// A fixed sequence of kill delays, so a failure can be reproduced.
 fn kill_delays() -> Vec<Duration> {
@@ -28,7 +28,7 @@ fn kill_delays() -> Vec<Duration> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            Duration::from_millis(150 + x % 700)
+            Duration::from_millis(300 + x % 900)
         })
         .collect()
 }

@@ -17,7 +17,7 @@ pub use connect::{MIGRATIONS_TABLE, SCHEMA, StoreError, connect, connect_options
 /// The PostgreSQL channel that announces state changes (see migration 0002).
 pub const EVENTS_CHANNEL: &str = "dynamo_request_events";
 pub use listing::{Cursor, RequestFilter};
-pub use rate_limit::RateLimiter;
+pub use rate_limit::{Permit, RateLimiter};
 pub use recovery::RecoveryLock;
 pub use requests::{NewRequest, RequestRecord, Store, StoredImage};
 pub use state::RequestState;

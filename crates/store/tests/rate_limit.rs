@@ -7,6 +7,8 @@ use dynamo_store::RateLimiter;
 use dynamo_testkit::TestDatabase;
 use std::time::{Duration, Instant};
 
+const MINUTE: Duration = Duration::from_secs(60);
+
 #[tokio::test]
 async fn three_processes_never_exceed_the_limit_in_any_window() {
     let database = TestDatabase::create().await;
@@ -16,12 +18,19 @@ async fn three_processes_never_exceed_the_limit_in_any_window() {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..3 {
-        let limiter = RateLimiter::new(database.pool().clone(), "openai-images", limit, window);
+        let limiter = RateLimiter::new(
+            database.pool().clone(),
+            "openai-images",
+            limit,
+            window,
+            MINUTE,
+        );
         tasks.push(tokio::spawn(async move {
             let mut times = Vec::new();
             for _ in 0..calls / 3 {
-                limiter.acquire().await.unwrap();
+                let permit = limiter.acquire().await.unwrap();
                 times.push(started.elapsed());
+                permit.finish().await.unwrap();
             }
             times
         }));
@@ -57,31 +66,73 @@ async fn a_pause_holds_every_process_back() {
         database.pool().clone(),
         "openai-requests",
         100,
-        Duration::from_secs(60),
+        MINUTE,
+        MINUTE,
     );
     let b = RateLimiter::new(
         database.pool().clone(),
         "openai-requests",
         100,
-        Duration::from_secs(60),
+        MINUTE,
+        MINUTE,
     );
     a.pause(Duration::from_millis(400)).await.unwrap();
-    let wait = b.try_acquire().await.unwrap().expect("paused");
+    let wait = b.try_acquire().await.unwrap().expect_err("paused");
     assert!(
         wait > Duration::from_millis(200) && wait <= Duration::from_millis(400),
         "{wait:?}"
     );
-    let waited = b.acquire().await.unwrap();
-    assert!(waited >= Duration::from_millis(200), "{waited:?}");
-    let other = RateLimiter::new(
-        database.pool().clone(),
-        "openai-images",
-        1,
-        Duration::from_secs(60),
+    let permit = b.acquire().await.unwrap();
+    assert!(
+        permit.waited >= Duration::from_millis(200),
+        "{:?}",
+        permit.waited
     );
-    assert_eq!(
-        other.try_acquire().await.unwrap(),
-        None,
+    let other = RateLimiter::new(database.pool().clone(), "openai-images", 1, MINUTE, MINUTE);
+    assert!(
+        other.try_acquire().await.unwrap().is_ok(),
         "other limiters are not paused"
+    );
+}
+
+#[tokio::test]
+async fn a_call_holds_its_slot_until_a_window_after_it_finished() {
+    let database = TestDatabase::create().await;
+    let window = Duration::from_millis(300);
+    let limiter = RateLimiter::new(database.pool().clone(), "openai-images", 1, window, MINUTE);
+    let permit = limiter.acquire().await.unwrap();
+    assert!(limiter.try_acquire().await.unwrap().is_err(), "in flight");
+    tokio::time::sleep(window * 2).await; // the call's own duration, not a wait for a condition
+    assert!(
+        limiter.try_acquire().await.unwrap().is_err(),
+        "still in flight after a window"
+    );
+    permit.finish().await.unwrap();
+    let wait = limiter
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect_err("a window after the finish");
+    assert!(wait > Duration::from_millis(200), "{wait:?}");
+    let next = limiter.acquire().await.unwrap();
+    assert!(
+        next.waited >= Duration::from_millis(200),
+        "{:?}",
+        next.waited
+    );
+}
+
+#[tokio::test]
+async fn a_call_whose_process_died_stops_counting() {
+    let database = TestDatabase::create().await;
+    let short = Duration::from_millis(200);
+    let limiter = RateLimiter::new(database.pool().clone(), "openai-images", 1, short, short);
+    let abandoned = limiter.acquire().await.unwrap();
+    std::mem::forget(abandoned); // as if the process was killed mid-call
+    let next = limiter.acquire().await.unwrap();
+    assert!(
+        next.waited >= Duration::from_millis(300),
+        "expiry plus a window: {:?}",
+        next.waited
     );
 }

@@ -312,14 +312,26 @@ async fn reject_outflow(
 
 /// A realistic image for the prompt: for a friend prompt ("an orange robot,
 /// ... chroma keying") a figure on its complement background, else a ghost.
-fn image_for(prompt: &str) -> Vec<u8> {
+/// Rendered once per scene and kept: encoding a 1024x1024 PNG per call would
+/// make the fake, not dynamo, the bottleneck of load tests.
+fn image_for(prompt: &str) -> Arc<Vec<u8>> {
+    static CACHE: std::sync::OnceLock<Mutex<HashMap<String, Arc<Vec<u8>>>>> =
+        std::sync::OnceLock::new();
     let second_word = prompt.split_whitespace().nth(1).unwrap_or_default();
     let color = Color::ALL.into_iter().find(|c| c.name() == second_word);
-    let scene = match color {
-        Some(color) if prompt.contains("chroma keying") => Scene::Friend { color },
-        _ => Scene::Ghost,
+    let (scene, key) = match color {
+        Some(color) if prompt.contains("chroma keying") => {
+            (Scene::Friend { color }, color.name().to_owned())
+        }
+        _ => (Scene::Ghost, "ghost".to_owned()),
     };
-    render_png(scene, prompt, 1024)
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(png) = cache.lock().unwrap().get(&key) {
+        return png.clone();
+    }
+    let png = Arc::new(render_png(scene, &key, 1024));
+    cache.lock().unwrap().insert(key, png.clone());
+    png
 }
 
 async fn generate_image(
@@ -368,8 +380,11 @@ async fn generate_image(
     }
     match behavior {
         ImageBehavior::Base64 | ImageBehavior::Slow { .. } => {
-            let png = tokio::task::spawn_blocking(move || image_for(&prompt)).await.unwrap();
-            let b64 = base64::engine::general_purpose::STANDARD.encode(png);
+            let b64 = tokio::task::spawn_blocking(move || {
+                base64::engine::general_purpose::STANDARD.encode(image_for(&prompt).as_slice())
+            })
+            .await
+            .unwrap();
             Json(json!({"created": created, "data": [{"b64_json": b64}]})).into_response()
         }
         ImageBehavior::Url => {
@@ -425,7 +440,7 @@ async fn file(Path(name): Path<String>) -> Response {
             let png = tokio::task::spawn_blocking(move || image_for(&prompt))
                 .await
                 .unwrap();
-            ([(header::CONTENT_TYPE, "image/png")], png).into_response()
+            ([(header::CONTENT_TYPE, "image/png")], png.as_ref().clone()).into_response()
         }
         None => (
             [(header::CONTENT_TYPE, "text/html")],
