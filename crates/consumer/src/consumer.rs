@@ -19,6 +19,7 @@ use dynamo_broker::{Envelope, REASON_HEADER, Topology};
 use dynamo_runtime::Shutdown;
 use dynamo_wire::GenerationRequest;
 use futures::StreamExt;
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
@@ -28,6 +29,12 @@ use uuid::Uuid;
 pub const FREE_OF_CHARGE_HEADER: &str = "x-dynamo-free-of-charge";
 /// The request an admin's retry repeats (a UUID).
 pub const RETRY_OF_HEADER: &str = "x-dynamo-retry-of";
+
+/// How far back a redelivered message without a message_id is matched. A
+/// redelivery follows a crash or a lost connection within seconds to minutes;
+/// the window must not reach an identical request the viewer made on purpose
+/// long before.
+const FINGERPRINT_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// A pause before handing back a message whose progress could not be
 /// recorded, so a database outage does not become a hot redelivery loop.
@@ -111,8 +118,16 @@ impl Consumer {
             Ok(request) => request,
             Err(error) => return self.dead_letter(delivery, &error.to_string()).await,
         };
+        let (id, fingerprint) = match self.request_id(&delivery).await {
+            Ok(identity) => identity,
+            Err(error) => {
+                tracing::error!(%error, "could not look up a redelivered message; requeueing it");
+                return requeue_later(&delivery).await;
+            }
+        };
         let job = Job {
-            id: request_id(&delivery),
+            id,
+            fingerprint,
             request,
             free_of_charge: header(&delivery, FREE_OF_CHARGE_HEADER).as_deref() == Some("true"),
             retry_of: header(&delivery, RETRY_OF_HEADER).and_then(|v| v.parse().ok()),
@@ -173,15 +188,36 @@ impl Consumer {
     }
 }
 
-/// The publisher's `message_id` when it is a UUID; otherwise a fresh id
-/// (a redelivery of such a message cannot be matched to its first attempt).
-fn request_id(delivery: &Delivery) -> Uuid {
-    delivery
-        .properties
-        .message_id()
-        .as_ref()
-        .and_then(|id| Uuid::parse_str(id.as_str()).ok())
-        .unwrap_or_else(Uuid::new_v4)
+impl Consumer {
+    /// Which request a message is. The publisher's `message_id` when it is a
+    /// UUID. Otherwise the message is fingerprinted (SHA-256 of its body): a
+    /// first delivery is a new request; a *redelivered* one resumes the
+    /// request with the same fingerprint recorded within the last
+    /// `FINGERPRINT_WINDOW` (one still in progress first), or is new if none.
+    async fn request_id(
+        &self,
+        delivery: &Delivery,
+    ) -> Result<(Uuid, Option<Vec<u8>>), dynamo_store::StoreError> {
+        if let Some(id) = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .and_then(|id| Uuid::parse_str(id.as_str()).ok())
+        {
+            return Ok((id, None));
+        }
+        let fingerprint = Sha256::digest(&delivery.data).to_vec();
+        if delivery.redelivered
+            && let Some(id) = self
+                .pipeline
+                .store
+                .find_by_fingerprint(&fingerprint, FINGERPRINT_WINDOW)
+                .await?
+        {
+            return Ok((id, Some(fingerprint)));
+        }
+        Ok((Uuid::new_v4(), Some(fingerprint)))
+    }
 }
 
 fn header(delivery: &Delivery, name: &str) -> Option<String> {

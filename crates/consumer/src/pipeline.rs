@@ -45,6 +45,8 @@ pub struct Job {
     /// Admin requests may be free: no ledger flow at all.
     pub free_of_charge: bool,
     pub retry_of: Option<Uuid>,
+    /// SHA-256 of the message body, when it came without a message_id.
+    pub fingerprint: Option<Vec<u8>>,
 }
 
 /// How handling a request ended, for the outcome log line.
@@ -108,6 +110,7 @@ impl Pipeline {
                 points_cost: self.points_cost as i32,
                 free_of_charge: free,
                 retry_of: job.retry_of,
+                fingerprint: job.fingerprint.clone(),
             })
             .await?;
         if !created {

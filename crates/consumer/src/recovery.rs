@@ -81,6 +81,7 @@ async fn sweep(pipeline: &Pipeline, settings: RecoverySettings) -> anyhow::Resul
             request,
             free_of_charge: record.free_of_charge,
             retry_of: record.retry_of,
+            fingerprint: None,
         };
         let outcome = pipeline.handle(&job).await;
         lock.release().await;

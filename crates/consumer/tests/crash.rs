@@ -170,3 +170,67 @@ async fn requests_survive_repeated_kill_9_with_one_end_state_each() {
         orphans.len(),
     );
 }
+
+#[tokio::test]
+async fn a_redelivered_message_without_a_message_id_resumes_its_request() {
+    let world = TestWorld::start().await;
+    world.fakes.with(|s| {
+        s.image_script
+            .push_back(dynamo_testkit::ImageBehavior::Slow { millis: 3000 })
+    });
+    let results = world
+        .broker
+        .capture(&world.broker.topology.results_exchange)
+        .await;
+    let _alerts = world
+        .broker
+        .capture(&world.broker.topology.alerts_exchange)
+        .await;
+    let env = world.consumer_env().with("MODERATION", "false");
+    // As the Golden VCR pipeline publishes: no message_id.
+    world
+        .broker
+        .publish_request(&dynamo_testkit::ghost_request("an anonymous seal"), None)
+        .await;
+
+    let mut first = command(BINARY, &env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the image call", Duration::from_secs(60), || {
+        let calls = world.fakes.with(|s| s.image_calls.len());
+        async move { (calls == 1).then_some(()) }
+    })
+    .await;
+    first.kill().unwrap(); // SIGKILL mid-generation: the message is redelivered
+    first.wait().unwrap();
+
+    let mut second = command(BINARY, &env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let result = world
+        .broker
+        .next(&results, Duration::from_secs(60))
+        .await
+        .unwrap();
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(result.body["state"], "succeeded");
+    let rows: Vec<(Uuid, i32, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT id, attempts, message_fingerprint FROM dynamo.image_request")
+            .fetch_all(world.database.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        rows.len(),
+        1,
+        "the redelivery resumed the request instead of making another"
+    );
+    assert_eq!(rows[0].1, 2, "two attempts at one request");
+    assert!(rows[0].2.is_some());
+    assert_eq!(result.body["request_id"], rows[0].0.to_string());
+    assert_eq!(world.fakes.flows().len(), 1, "one debit");
+}

@@ -33,6 +33,7 @@ async fn abandoned(world: &TestWorld) -> (Uuid, Uuid, Store) {
             points_cost: 200,
             free_of_charge: false,
             retry_of: None,
+            fingerprint: None,
         })
         .await
         .unwrap();

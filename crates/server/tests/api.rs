@@ -131,6 +131,7 @@ impl Server {
                 points_cost: 200,
                 free_of_charge: false,
                 retry_of: None,
+                fingerprint: None,
             })
             .await
             .unwrap();

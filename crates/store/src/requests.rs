@@ -21,6 +21,8 @@ pub struct NewRequest<'a> {
     pub points_cost: i32,
     pub free_of_charge: bool,
     pub retry_of: Option<Uuid>,
+    /// SHA-256 of the message body, for messages without a message_id.
+    pub fingerprint: Option<Vec<u8>>,
 }
 
 /// An image as stored for a request.
@@ -149,8 +151,9 @@ impl Store {
         let created: bool = sqlx::query_scalar(
             "INSERT INTO dynamo.image_request
                  (id, twitch_user_id, twitch_display_name, broadcast_id, screening_id, tape_id,
-                  style, inputs, prompt, points_cost, free_of_charge, retry_of, attempts)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)
+                  style, inputs, prompt, points_cost, free_of_charge, retry_of, attempts,
+                  message_fingerprint)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13)
              ON CONFLICT (id) DO UPDATE SET
                  attempts = dynamo.image_request.attempts
                      + CASE WHEN dynamo.image_request.finished_at IS NULL THEN 1 ELSE 0 END,
@@ -169,10 +172,33 @@ impl Store {
         .bind(new.points_cost)
         .bind(new.free_of_charge)
         .bind(new.retry_of)
+        .bind(&new.fingerprint)
         .fetch_one(&self.pool)
         .await?;
         let record = self.get(new.id).await?;
         Ok((record, created))
+    }
+
+    /// The request recorded for a message body with this fingerprint within
+    /// `within`, preferring one still in progress: how a redelivered message
+    /// without a message_id finds its request.
+    pub async fn find_by_fingerprint(
+        &self,
+        fingerprint: &[u8],
+        within: std::time::Duration,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let id = sqlx::query_scalar(
+            "SELECT id FROM dynamo.image_request
+             WHERE message_fingerprint = $1
+               AND created_at > now() - $2 * interval '1 millisecond'
+             ORDER BY (finished_at IS NULL) DESC, created_at DESC
+             LIMIT 1",
+        )
+        .bind(fingerprint)
+        .bind(within.as_millis() as f64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(id)
     }
 
     pub async fn load(&self, id: Uuid) -> Result<Option<RequestRecord>, StoreError> {

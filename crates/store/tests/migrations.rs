@@ -60,7 +60,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
             .fetch_one(database.pool())
             .await
             .unwrap();
-    assert_eq!(applied, 4, "each migration applied exactly once");
+    assert_eq!(applied, 5, "each migration applied exactly once");
     assert_eq!(tables(&database).await.len(), 6);
 }
 
@@ -103,6 +103,7 @@ async fn steps_only_move_forward_and_repeat_harmlessly() {
         points_cost: 200,
         free_of_charge: false,
         retry_of: None,
+        fingerprint: None,
     };
     let (record, created) = store.record(&new).await.unwrap();
     assert!(created);
