@@ -90,6 +90,8 @@ impl Metrics {
             Ok(_) => "ok",
             Err(UpstreamError::RateLimited { .. }) => "rate_limited",
             Err(UpstreamError::Transient { .. }) => "transient_error",
+            // May have run upstream all the same: a retry may be billed twice.
+            Err(UpstreamError::TimedOut { .. }) => "timeout",
             Err(UpstreamError::Inadmissible(_)) => "inadmissible",
             Err(_) => "error",
         };

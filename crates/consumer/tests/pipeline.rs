@@ -641,3 +641,56 @@ async fn a_redelivered_request_is_not_generated_or_charged_twice() {
     );
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_timed_out_image_call_is_retried() {
+    let world = TestWorld::start().await;
+    world.fakes.with(|s| {
+        s.image_script
+            .push_back(ImageBehavior::Slow { millis: 2000 })
+    });
+    let env = world.consumer_env().with("OPENAI_TIMEOUT", "500ms");
+    let running = Running::start(world, env).await;
+    running.send(&ghost("a slow seal")).await;
+    assert_eq!(running.result().await.body["state"], "succeeded");
+    assert_eq!(
+        running.world.fakes.with(|s| s.image_calls.len()),
+        2,
+        "timed out once, then answered"
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_ledger_briefly_down_is_waited_for() {
+    let world = TestWorld::start().await;
+    world.fakes.with(|s| s.debit_failures = 2);
+    let running = Running::default(world).await;
+    running.send(&ghost("a seal")).await;
+    assert_eq!(running.result().await.body["state"], "succeeded");
+    let flows = running.world.fakes.flows();
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0].status, FlowStatus::Accepted);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn faults_that_never_clear_end_failed_with_a_refund() {
+    let world = TestWorld::start().await;
+    world.fakes.with(|s| {
+        s.image_script
+            .extend([ImageBehavior::RateLimited { retry_after_ms: 10 }; 3])
+    });
+    let running = Running::default(world).await;
+    running.send(&ghost("a seal")).await;
+    let result = assert_refunded_without_alert(&running, "failed").await;
+    assert!(
+        result.body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rate limiting"),
+        "{}",
+        result.body
+    );
+    running.stop().await;
+}

@@ -78,6 +78,8 @@ pub struct FakeState {
     pub chat_refuses: bool,
     /// How many accepts (PATCH) to fail with 503 before working.
     pub accept_failures: usize,
+    /// How many debits (POST /outflow) to fail with 503 before working.
+    pub debit_failures: usize,
     pub tokens_issued: usize,
     pub bad_signatures: usize,
     pub discord_posts: Vec<(String, Value)>,
@@ -241,6 +243,10 @@ async fn create_outflow(
     };
     let points = body["numPointsToDebit"].as_i64().unwrap_or(0);
     let mut state = state.lock().unwrap();
+    if state.debit_failures > 0 {
+        state.debit_failures -= 1;
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     let pending: i64 = state
         .flows
         .values()

@@ -20,6 +20,14 @@ pub enum UpstreamError {
         detail: String,
         retry_after: Option<Duration>,
     },
+    /// No answer in time. Retried like any transient failure, but counted on
+    /// its own: the API has no idempotency key, so the timed-out call may
+    /// still have run (and be billed).
+    #[error("{service} did not answer in time: {detail}")]
+    TimedOut {
+        service: &'static str,
+        detail: String,
+    },
     /// The prompt breaks the content policy or was flagged by moderation.
     #[error("{0}")]
     Inadmissible(String),
@@ -39,7 +47,9 @@ impl UpstreamError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            UpstreamError::Transient { .. } | UpstreamError::RateLimited { .. }
+            UpstreamError::Transient { .. }
+                | UpstreamError::RateLimited { .. }
+                | UpstreamError::TimedOut { .. }
         )
     }
 
@@ -70,6 +80,11 @@ impl UpstreamError {
     pub(crate) fn from_reqwest(service: &'static str, error: reqwest::Error) -> Self {
         if error.is_builder() {
             UpstreamError::permanent(service, error)
+        } else if error.is_timeout() {
+            UpstreamError::TimedOut {
+                service,
+                detail: error.to_string(),
+            }
         } else {
             UpstreamError::transient(service, error)
         }
