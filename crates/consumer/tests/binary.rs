@@ -113,3 +113,59 @@ async fn sigterm_lets_the_request_in_flight_finish_and_keeps_the_rest_queued() {
         "the request not started stays queued for the next consumer"
     );
 }
+
+#[tokio::test]
+async fn dynamoctl_lists_parked_messages_and_requeues_them() {
+    let world = TestWorld::start().await;
+    let topology = &world.broker.topology;
+    for (body, reason) in [
+        (&b"{oops"[..], "message is not valid JSON"),
+        (&b"[]"[..], "message: invalid type"),
+    ] {
+        world
+            .broker
+            .publisher
+            .publish_json(
+                &topology.dead_letter_exchange,
+                body,
+                dynamo_broker::Envelope {
+                    message_id: None,
+                    mandatory: true,
+                    headers: vec![(dynamo_broker::REASON_HEADER.to_owned(), reason.to_owned())],
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let ctl = env!("CARGO_BIN_EXE_dynamoctl");
+    let env = world.consumer_env();
+    let listed = command(ctl, &env).arg("dead-letters").output().unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let stdout = String::from_utf8(listed.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert!(
+        stdout.contains("message is not valid JSON\t{oops"),
+        "{stdout}"
+    );
+    assert_eq!(
+        world.broker.depth(&topology.dead_letter_queue).await,
+        2,
+        "listing leaves them parked"
+    );
+
+    let requeued = command(ctl, &env)
+        .args(["dead-letters", "--requeue"])
+        .output()
+        .unwrap();
+    assert!(requeued.status.success());
+    assert_eq!(world.broker.depth(&topology.dead_letter_queue).await, 0);
+    assert_eq!(
+        world.broker.depth(&topology.requests_queue).await,
+        2,
+        "back in the request queue"
+    );
+}

@@ -8,6 +8,9 @@
 //! - `dynamoctl watch` prints every alert and result dynamo publishes, from a
 //!   queue of its own bound to `onscreen-events` and `generation-results` —
 //!   what an alerts service would see.
+//! - `dynamoctl dead-letters` lists the parked messages with their reasons;
+//!   `dynamoctl dead-letters --requeue` sends them all back to the requests
+//!   exchange (after a fix), keeping their message ids.
 
 use dynamo_broker::lapin::options::{
     BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions,
@@ -21,7 +24,8 @@ use std::io::Read;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: dynamoctl publish FILE...   (JSON generation requests; - reads stdin)
-       dynamoctl watch            (print alerts and results as dynamo publishes them)";
+       dynamoctl watch            (print alerts and results as dynamo publishes them)
+       dynamoctl dead-letters [--requeue]  (list parked messages, or send them back)";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -29,6 +33,12 @@ async fn main() -> ExitCode {
     let outcome = match args.split_first() {
         Some((command, files)) if command == "publish" && !files.is_empty() => publish(files).await,
         Some((command, rest)) if command == "watch" && rest.is_empty() => watch().await,
+        Some((command, rest)) if command == "dead-letters" && rest.is_empty() => {
+            dead_letters(false).await
+        }
+        Some((command, rest)) if command == "dead-letters" && rest == ["--requeue"] => {
+            dead_letters(true).await
+        }
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -130,5 +140,65 @@ async fn watch() -> anyhow::Result<()> {
                 None => return Ok(()),
             },
         }
+    }
+}
+
+async fn dead_letters(requeue: bool) -> anyhow::Result<()> {
+    let (connection, topology) = connect().await?;
+    let channel = connection.create_channel().await?;
+    let publisher = Publisher::open(&connection).await?;
+    // Messages taken without acknowledging stay reserved for this channel, so
+    // the loop sees each once; closing the channel hands back the unacknowledged.
+    let mut listed = 0;
+    while let Some(message) = channel
+        .basic_get(
+            topology.dead_letter_queue.as_str().into(),
+            dynamo_broker::lapin::options::BasicGetOptions::default(),
+        )
+        .await?
+    {
+        let delivery = message.delivery;
+        let properties = &delivery.properties;
+        let reason = header(properties, dynamo_broker::REASON_HEADER)
+            .or_else(|| header(properties, "x-first-death-reason"))
+            .unwrap_or_else(|| "(no reason recorded)".to_owned());
+        let message_id = properties.message_id().as_ref().map(|id| id.to_string());
+        println!(
+            "{}\t{reason}\t{}",
+            message_id.as_deref().unwrap_or("-"),
+            String::from_utf8_lossy(&delivery.data)
+        );
+        listed += 1;
+        if requeue {
+            let envelope = Envelope {
+                message_id: message_id.as_deref().and_then(|id| id.parse().ok()),
+                mandatory: true,
+                headers: Vec::new(),
+            };
+            publisher
+                .publish_json(&topology.requests_exchange, &delivery.data, envelope)
+                .await?;
+            delivery.ack(BasicAckOptions::default()).await?;
+        }
+    }
+    channel.close(200, "done".into()).await?;
+    if requeue {
+        eprintln!(
+            "requeued {listed} parked messages to {}",
+            topology.requests_exchange
+        );
+    } else {
+        eprintln!("{listed} parked messages in {}", topology.dead_letter_queue);
+    }
+    Ok(())
+}
+
+fn header(properties: &dynamo_broker::lapin::BasicProperties, name: &str) -> Option<String> {
+    match properties.headers().as_ref()?.inner().get(name)? {
+        dynamo_broker::lapin::types::AMQPValue::LongString(value) => {
+            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        }
+        dynamo_broker::lapin::types::AMQPValue::ShortString(value) => Some(value.to_string()),
+        _ => None,
     }
 }
