@@ -69,6 +69,11 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         config.recovery,
         shutdown.clone(),
     ));
+    let scheduler = tokio::spawn(crate::scheduler::run(
+        pipeline.clone(),
+        usize::from(config.prefetch),
+        shutdown.clone(),
+    ));
     let consumer = Arc::new(Consumer {
         pipeline: pipeline.clone(),
         topology: config.topology.clone(),
@@ -92,7 +97,9 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         connection = next;
         tracing::info!("reconnected to RabbitMQ; consuming again");
     }
+    shutdown.trigger();
     let _ = recovery.await;
+    let _ = scheduler.await;
     let _ = connection.close(200, "bye".into()).await;
     tracing::info!("dynamo-consumer stopped");
     Ok(())

@@ -131,8 +131,18 @@ impl Consumer {
             request,
             free_of_charge: header(&delivery, FREE_OF_CHARGE_HEADER).as_deref() == Some("true"),
             retry_of: header(&delivery, RETRY_OF_HEADER).and_then(|v| v.parse().ok()),
+            scheduled: false,
         };
         match self.pipeline.handle(&job).await {
+            Ok(outcome) if outcome.waiting_until.is_some() => {
+                tracing::info!(
+                    request_id = %job.id,
+                    state = %outcome.state,
+                    retry_at = ?outcome.waiting_until,
+                    "request waits for a scheduled retry; its message is done"
+                );
+                ack(&delivery).await;
+            }
             Ok(outcome) => {
                 tracing::info!(
                     request_id = %job.id,

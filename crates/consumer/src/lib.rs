@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod prompt;
 pub mod recovery;
 pub mod retry;
+mod scheduler;
 mod timings;
 
 pub use app::run;

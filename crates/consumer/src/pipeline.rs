@@ -10,6 +10,7 @@
 use crate::prompt::PromptTemplates;
 use crate::retry::RetryPolicy;
 use crate::timings::Timings;
+use chrono::{DateTime, Utc};
 use dynamo_broker::{Envelope, PublishError, Publisher, Topology};
 use dynamo_imaging::{ProcessedImage, process_friend, process_ghost};
 use dynamo_store::{NewRequest, RequestRecord, RequestState, Store, StoreError, StoredImage};
@@ -47,12 +48,17 @@ pub struct Job {
     pub retry_of: Option<Uuid>,
     /// SHA-256 of the message body, when it came without a message_id.
     pub fingerprint: Option<Vec<u8>>,
+    /// Run by the retry scheduler (which owns the request's due time), not
+    /// from a message.
+    pub scheduled: bool,
 }
 
 /// How handling a request ended, for the outcome log line.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub state: RequestState,
+    /// Set when the request waits for a scheduled retry instead of ending.
+    pub waiting_until: Option<DateTime<Utc>>,
     pub reason: Option<String>,
     pub timings: Timings,
 }
@@ -70,6 +76,10 @@ pub enum PipelineError {
     },
     #[error("cannot settle the ledger flow: {0}")]
     Settle(UpstreamError),
+    /// Not a failure: the current step waits for a retry scheduled in the
+    /// database. `handle` turns it into an outcome; it never leaves the pipeline.
+    #[error("waiting for a retry at {0}")]
+    WaitingForRetry(DateTime<Utc>),
 }
 
 pub struct Pipeline {
@@ -119,25 +129,49 @@ impl Pipeline {
         let mut timings = Timings::default();
         let mut state = record.state();
         let was_final = state.is_final();
+        if let Some(due) = record
+            .next_attempt_at
+            .filter(|due| !job.scheduled && *due > Utc::now())
+        {
+            // A copy of a message whose request already waits for its retry:
+            // the scheduler owns it.
+            return Ok(Outcome {
+                state,
+                waiting_until: Some(due),
+                reason: None,
+                timings,
+            });
+        }
         while !state.is_final() {
             let started = std::time::Instant::now();
             let (step, next) = match state {
-                RequestState::Received => ("debit", self.debit(job, free).await?),
+                RequestState::Received => ("debit", self.debit(job, free).await),
                 RequestState::Debited if job.request.style() == Style::Friend => {
-                    ("name", self.name(job).await?)
+                    ("name", self.name(job).await)
                 }
                 RequestState::Debited | RequestState::Named => {
-                    ("image", self.make_image(job, &prompt).await?)
+                    ("image", self.make_image(job, &prompt).await)
                 }
-                RequestState::Stored => ("alert", self.alert(job).await?),
-                RequestState::Alerted => ("accept", self.accept(job).await?),
+                RequestState::Stored => ("alert", self.alert(job).await),
+                RequestState::Alerted => ("accept", self.accept(job).await),
                 RequestState::Succeeded | RequestState::Rejected | RequestState::Failed => {
-                    ("finish", state)
+                    ("finish", Ok(state))
                 }
             };
             timings.record(step, started.elapsed());
             self.metrics.step(step, started.elapsed());
-            state = next;
+            state = match next {
+                Ok(next) => next,
+                Err(PipelineError::WaitingForRetry(until)) => {
+                    return Ok(Outcome {
+                        state,
+                        waiting_until: Some(until),
+                        reason: None,
+                        timings,
+                    });
+                }
+                Err(error) => return Err(error),
+            };
         }
         let record = self.settle_and_report(job).await?;
         if state == RequestState::Succeeded && !was_final {
@@ -149,9 +183,52 @@ impl Pipeline {
         }
         Ok(Outcome {
             state: record.state(),
+            waiting_until: None,
             reason: record.error_message.clone(),
             timings,
         })
+    }
+
+    /// One upstream call of a step, retried on transient failures. Short waits
+    /// happen in place; a longer one is scheduled in the database and the
+    /// request is let go (`WaitingForRetry`), so it holds no consumer slot and
+    /// its schedule survives a restart. Failure counts and the step's deadline
+    /// are kept in the database too. Returns the call's final result.
+    async fn attempt<T, F, Fut>(
+        &self,
+        job: &Job,
+        step: &'static str,
+        mut call: F,
+    ) -> Result<Result<T, UpstreamError>, PipelineError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+    {
+        loop {
+            let error = match call().await {
+                Ok(value) => return Ok(Ok(value)),
+                Err(error) if !error.is_transient() => return Ok(Err(error)),
+                Err(error) => error,
+            };
+            let (failures, failing_since) = self.store.note_failure(job.id).await?;
+            let failing_for = (Utc::now() - failing_since).to_std().unwrap_or_default();
+            if failures as usize >= self.retry.max_attempts || failing_for >= self.retry.deadline {
+                return Ok(Err(error));
+            }
+            let delay = error
+                .retry_after()
+                .unwrap_or_else(|| self.retry.delay(failures as u32));
+            self.metrics.retry(step);
+            tracing::warn!(step, %error, retry_in = ?delay, failures, "transient failure, retrying");
+            if delay <= self.retry.inline_max {
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            let until =
+                Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            self.store.schedule_retry(job.id, until).await?;
+            return Err(PipelineError::WaitingForRetry(until));
+        }
     }
 
     /// Creates the pending debit. 409 from the ledger ends the request before
@@ -163,13 +240,12 @@ impl Pipeline {
         }
         let viewer = &job.request.viewer;
         let result = self
-            .retry
-            .run("debit", &self.metrics, || {
+            .attempt(job, "debit", || {
                 self.services
                     .ledger
                     .debit(viewer, job.id, job.request.style(), self.points_cost)
             })
-            .await;
+            .await?;
         match result {
             Ok(flow_id) => {
                 self.store.mark_debited(job.id, Some(flow_id)).await?;
@@ -185,9 +261,8 @@ impl Pipeline {
         let user = job.request.viewer.twitch_user_id.as_str();
         let names = &self.services.names;
         match self
-            .retry
-            .run("name", &self.metrics, || names.name(subject, user))
-            .await
+            .attempt(job, "name", || names.name(subject, user))
+            .await?
         {
             Ok(name) => {
                 self.store
@@ -203,9 +278,8 @@ impl Pipeline {
     async fn make_image(&self, job: &Job, prompt: &str) -> Step {
         if let Some(moderator) = &self.services.moderator
             && let Err(error) = self
-                .retry
-                .run("moderation", &self.metrics, || moderator.screen(prompt))
-                .await
+                .attempt(job, "moderation", || moderator.screen(prompt))
+                .await?
         {
             return self.end(job, "screening the prompt", error).await;
         }
@@ -217,9 +291,8 @@ impl Pipeline {
         };
         let images = &self.services.images;
         let source = match self
-            .retry
-            .run("image", &self.metrics, || images.generate(&image_job))
-            .await
+            .attempt(job, "image", || images.generate(&image_job))
+            .await?
         {
             Ok(source) => source,
             Err(error) => return self.end(job, "generating the image", error).await,
@@ -230,6 +303,8 @@ impl Pipeline {
         };
         let key = format!("{id}/{id}-0.{ext}", id = job.id, ext = processed.extension);
         let storage = &self.services.storage;
+        // Retried in place only: the image exists only in memory, and a
+        // deferred step would have to pay for it again.
         let uploaded = self
             .retry
             .run("upload", &self.metrics, || {
@@ -265,11 +340,8 @@ impl Pipeline {
         let body = serde_json::to_vec(&event).unwrap_or_default();
         let exchange = &self.topology.alerts_exchange;
         let sent = self
-            .retry
-            .run("alert", &self.metrics, || {
-                self.publish(exchange, &body, job.id, true)
-            })
-            .await;
+            .attempt(job, "alert", || self.publish(exchange, &body, job.id, true))
+            .await?;
         match sent {
             Ok(()) => {
                 self.store.mark_alerted(job.id).await?;

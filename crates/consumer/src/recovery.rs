@@ -82,6 +82,7 @@ async fn sweep(pipeline: &Pipeline, settings: RecoverySettings) -> anyhow::Resul
             free_of_charge: record.free_of_charge,
             retry_of: record.retry_of,
             fingerprint: None,
+            scheduled: false,
         };
         let outcome = pipeline.handle(&job).await;
         lock.release().await;

@@ -19,6 +19,9 @@ pub struct RetryPolicy {
     pub max_attempts: usize,
     /// `RETRY_DEADLINE`, default 10m: total waiting per step before giving up.
     pub deadline: Duration,
+    /// `RETRY_INLINE_MAX`, default 2s: waits up to this long happen in place;
+    /// longer ones are scheduled in the database and free the consumer slot.
+    pub inline_max: Duration,
 }
 
 impl RetryPolicy {
@@ -28,6 +31,7 @@ impl RetryPolicy {
             max_delay: env.duration("RETRY_MAX_DELAY", Duration::from_secs(60))?,
             max_attempts: env.parse("RETRY_MAX_ATTEMPTS", 8)?,
             deadline: env.duration("RETRY_DEADLINE", Duration::from_secs(600))?,
+            inline_max: env.duration("RETRY_INLINE_MAX", Duration::from_secs(2))?,
         };
         if policy.max_attempts == 0 {
             return Err(SettingError::new(
@@ -36,6 +40,24 @@ impl RetryPolicy {
             ));
         }
         Ok(policy)
+    }
+
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .without_max_times()
+            .with_jitter()
+    }
+
+    /// The wait before try number `attempt + 1`, after `attempt` failures
+    /// (exponential, capped, with jitter).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        use backon::BackoffBuilder;
+        self.backoff()
+            .build()
+            .nth(attempt.saturating_sub(1) as usize)
+            .unwrap_or(self.max_delay)
     }
 
     /// Runs `call` until it succeeds, fails for good, or the policy runs out.

@@ -168,11 +168,12 @@ async fn the_health_port_reports_readiness_and_metrics() {
     consumer.await.unwrap().unwrap();
 }
 
-// Several threads, so the fake answers (and timestamps) calls as they arrive
-// rather than queued behind the test's own work.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_consumer_processes_share_the_image_limit_without_waste() {
+#[tokio::test]
+async fn a_long_retry_wait_frees_the_slot_and_survives_a_restart() {
     let world = TestWorld::start().await;
+    world
+        .fakes
+        .with(|s| s.image_script.push_back(ImageBehavior::ServerError));
     let results = world
         .broker
         .capture(&world.broker.topology.results_exchange)
@@ -181,70 +182,61 @@ async fn three_consumer_processes_share_the_image_limit_without_waste() {
         .broker
         .capture(&world.broker.topology.alerts_exchange)
         .await;
-    let window = Duration::from_secs(10);
     let env = world
         .consumer_env()
-        .with("OPENAI_IMAGES_PER_MINUTE", "20")
-        .with("RATE_LIMIT_WINDOW", "10s")
-        .with("MODERATION", "false")
-        .with("POINTS_COST", "0")
-        .with("CONSUMER_PREFETCH", "8");
-    for i in 0..60 {
+        .with("CONSUMER_PREFETCH", "1")
+        .with("RETRY_MIN_DELAY", "3s")
+        .with("RETRY_MAX_DELAY", "3s")
+        .with("RETRY_INLINE_MAX", "100ms")
+        .with("MODERATION", "false");
+    let shutdown = Shutdown::new();
+    let consumer = start(&env, &shutdown);
+    let waiting = Uuid::new_v4();
+    world
+        .broker
+        .publish_request(&ghost_request("a patient seal"), Some(waiting))
+        .await;
+    world
+        .broker
+        .publish_request(&ghost_request("a quick walrus"), Some(Uuid::new_v4()))
+        .await;
+
+    // With one slot, the second request can only finish first if the first
+    // let go of its slot while waiting for its retry.
+    let first = world.broker.next(&results, WAIT).await.unwrap();
+    assert_eq!(first.body["description"], "a quick walrus");
+    assert_eq!(first.body["state"], "succeeded");
+
+    // Stop before the retry is due: its schedule is in the database, not in
+    // the stopped process or the queue.
+    shutdown.trigger();
+    consumer.await.unwrap().unwrap();
+    let due: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT next_attempt_at FROM dynamo.image_request WHERE id = $1")
+            .bind(waiting)
+            .fetch_one(world.database.pool())
+            .await
+            .unwrap();
+    assert!(due.is_some(), "the retry is scheduled");
+    assert_eq!(
         world
             .broker
-            .publish_request(&ghost_request(&format!("burst {i}")), Some(Uuid::new_v4()))
-            .await;
-    }
-    let binary = env!("CARGO_BIN_EXE_dynamo-consumer");
-    let mut processes: Vec<_> = (0..3)
-        .map(|_| {
-            dynamo_testkit::command(binary, &env)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for _ in 0..60 {
-        let result = world
-            .broker
-            .next(&results, WAIT)
-            .await
-            .expect("every request finishes");
-        assert_eq!(result.body["state"], "succeeded");
-    }
-    for process in &mut processes {
-        process.kill().unwrap();
-        process.wait().unwrap();
-    }
-    let times = world.fakes.with(|s| s.image_call_times.clone());
-    assert_eq!(times.len(), 60, "one image call per request");
-    let strict = window - Duration::from_millis(60);
-    let mut busiest = 0;
-    for (i, t) in times.iter().enumerate() {
-        let within = times[i..]
-            .iter()
-            .filter(|u| u.duration_since(*t) < strict)
-            .count();
-        busiest = busiest.max(within);
-    }
-    let offsets: Vec<_> = times
-        .iter()
-        .map(|t| t.duration_since(times[0]).as_millis())
-        .collect();
-    assert!(
-        busiest <= 20,
-        "{busiest} image calls within one window: {offsets:?}"
+            .depth(&world.broker.topology.requests_queue)
+            .await,
+        0,
+        "its message is done"
     );
-    // 60 calls at 20 per window: the third batch starts two windows after the first.
-    let ideal = window * 2;
-    let span = times.last().unwrap().duration_since(times[0]);
-    assert!(span >= ideal - Duration::from_millis(60), "{span:?}");
-    assert!(
-        span <= ideal.mul_f64(1.1),
-        "total {span:?} is over 10% above the ideal {ideal:?}"
+
+    let shutdown = Shutdown::new();
+    let consumer = start(&env, &shutdown);
+    let second = world.broker.next(&results, WAIT).await.unwrap();
+    assert_eq!(second.body["request_id"], waiting.to_string());
+    assert_eq!(second.body["state"], "succeeded");
+    assert_eq!(
+        world.fakes.with(|s| s.image_calls.len()),
+        3,
+        "failed once, then once per request"
     );
-    println!(
-        "3 processes, 60 images at 20 per {window:?}: busiest window {busiest}, span {span:?} (ideal {ideal:?})"
-    );
+    shutdown.trigger();
+    consumer.await.unwrap().unwrap();
 }

@@ -29,7 +29,8 @@ impl RecoveryLock {
 
 impl Store {
     /// Requests that ended more than `ended_grace` ago with a refund or result
-    /// still to do, and unfinished requests with no progress for `stale_after`.
+    /// still to do, and unfinished requests with no progress for `stale_after`
+    /// (scheduled retries are the scheduler's, not recovery's).
     pub async fn needing_recovery(
         &self,
         ended_grace: Duration,
@@ -41,7 +42,7 @@ impl Store {
              WHERE (r.finished_at IS NOT NULL
                     AND (r.settled_at IS NULL OR r.result_published_at IS NULL)
                     AND r.updated_at < now() - $1 * interval '1 millisecond')
-                OR (r.finished_at IS NULL
+                OR (r.finished_at IS NULL AND r.next_attempt_at IS NULL
                     AND r.updated_at < now() - $2 * interval '1 millisecond')
              ORDER BY r.updated_at
              LIMIT $3"

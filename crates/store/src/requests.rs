@@ -66,6 +66,8 @@ pub struct RequestRecord {
     pub result_published_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// When a scheduled retry is due (or, while one is being run, its lease ends).
+    pub next_attempt_at: Option<DateTime<Utc>>,
     /// The friend's name, once generated.
     #[sqlx(default)]
     pub name: Option<String>,
@@ -126,7 +128,8 @@ pub(crate) const SELECT_REQUEST: &str = "
            r.tape_id, r.style, r.inputs, r.prompt, r.state, r.attempts, r.points_cost,
            r.free_of_charge, r.ledger_flow_id, r.error_message, r.retry_of, r.created_at,
            r.debited_at, r.named_at, r.stored_at, r.alerted_at, r.settled_at,
-           r.result_published_at, r.finished_at, r.updated_at, a.value AS name
+           r.result_published_at, r.finished_at, r.updated_at, r.next_attempt_at,
+           a.value AS name
     FROM dynamo.image_request r
     LEFT JOIN dynamo.answer a ON a.image_request_id = r.id";
 
@@ -343,6 +346,61 @@ impl Store {
         Ok(())
     }
 
+    /// Counts a transient failure of the current step; returns the count so
+    /// far and when the step first failed.
+    pub async fn note_failure(&self, id: Uuid) -> Result<(i32, DateTime<Utc>), StoreError> {
+        let noted = sqlx::query_as(
+            "UPDATE dynamo.image_request
+             SET step_attempts = step_attempts + 1,
+                 step_failing_since = coalesce(step_failing_since, now()),
+                 updated_at = now()
+             WHERE id = $1
+             RETURNING step_attempts, step_failing_since",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(noted)
+    }
+
+    /// Schedules the next try of the current step.
+    pub async fn schedule_retry(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE dynamo.image_request SET next_attempt_at = $2, updated_at = now() WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` requests whose retry is due, across all processes:
+    /// each claim moves its due time `lease` ahead, so a claimer that dies
+    /// hands it back when the lease ends.
+    pub async fn claim_due_retries(
+        &self,
+        limit: i64,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let ids = sqlx::query_scalar(
+            "UPDATE dynamo.image_request
+             SET next_attempt_at = now() + $2 * interval '1 millisecond'
+             WHERE id IN (
+                 SELECT id FROM dynamo.image_request
+                 WHERE next_attempt_at <= now() AND finished_at IS NULL
+                 ORDER BY next_attempt_at
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+        )
+        .bind(limit)
+        .bind(lease.as_millis() as f64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
     async fn advance<'q, F>(
         &self,
         id: Uuid,
@@ -373,7 +431,8 @@ where
     F: for<'a> FnOnce(PgQuery<'a>) -> PgQuery<'a>,
 {
     let sql = format!(
-        "UPDATE dynamo.image_request SET state = '{to}', updated_at = now(), {set}
+        "UPDATE dynamo.image_request SET state = '{to}', updated_at = now(),
+             step_attempts = 0, step_failing_since = NULL, next_attempt_at = NULL, {set}
          WHERE id = $1 AND state = ANY($2)"
     );
     let predecessors = state_names(to.predecessors());

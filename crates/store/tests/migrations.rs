@@ -60,7 +60,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
             .fetch_one(database.pool())
             .await
             .unwrap();
-    assert_eq!(applied, 5, "each migration applied exactly once");
+    assert_eq!(applied, 6, "each migration applied exactly once");
     assert_eq!(tables(&database).await.len(), 6);
 }
 
