@@ -63,6 +63,7 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         prompts: config.prompts.clone(),
         points_cost: config.points_cost,
         retry: config.retry,
+        viewer_max_in_flight: config.viewer_max_in_flight,
     });
     let recovery = tokio::spawn(crate::recovery::run(
         pipeline.clone(),

@@ -48,6 +48,10 @@ pub struct ConsumerConfig {
     /// and `/metrics`; `off` disables it.
     pub health_addr: Option<SocketAddr>,
     pub recovery: RecoverySettings,
+    /// `VIEWER_MAX_IN_FLIGHT`, default 2: requests of one viewer in progress
+    /// at once, over all processes (0: no cap). The rest wait their turn
+    /// without holding a consumer slot.
+    pub viewer_max_in_flight: u32,
 }
 
 /// Where images come from (`IMAGE_PROVIDER`).
@@ -126,6 +130,7 @@ impl ConsumerConfig {
             retry: RetryPolicy::from_env(env)?,
             rates: RateSettings::from_env(env)?,
             recovery: RecoverySettings::from_env(env)?,
+            viewer_max_in_flight: env.parse("VIEWER_MAX_IN_FLIGHT", 2)?,
             health_addr: match env.string("CONSUMER_HEALTH_ADDR", "0.0.0.0:8081").as_str() {
                 "off" => None,
                 _ => Some(env.parse(

@@ -92,7 +92,13 @@ pub struct Pipeline {
     pub points_cost: u32,
     pub retry: RetryPolicy,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// At most this many requests of one viewer in progress at once (0: no
+    /// cap), so one viewer's burst does not starve the next viewer.
+    pub viewer_max_in_flight: u32,
 }
+
+/// How long a request over its viewer's cap waits before looking again.
+const VIEWER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 type Step = Result<RequestState, PipelineError>;
 
@@ -138,6 +144,28 @@ impl Pipeline {
             return Ok(Outcome {
                 state,
                 waiting_until: Some(due),
+                reason: None,
+                timings,
+            });
+        }
+        if state == RequestState::Received
+            && self.viewer_max_in_flight > 0
+            && !self
+                .store
+                .start_if_viewer_has_room(
+                    job.id,
+                    job.request.viewer.twitch_user_id.as_str(),
+                    self.viewer_max_in_flight,
+                    VIEWER_WAIT,
+                )
+                .await?
+        {
+            tracing::debug!("the viewer has requests in progress; this one waits its turn");
+            return Ok(Outcome {
+                state,
+                waiting_until: Some(
+                    Utc::now() + chrono::Duration::from_std(VIEWER_WAIT).unwrap_or_default(),
+                ),
                 reason: None,
                 timings,
             });

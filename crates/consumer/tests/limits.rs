@@ -36,7 +36,8 @@ async fn two_consumers_together_never_exceed_the_image_limit() {
         .with("OPENAI_IMAGES_PER_MINUTE", "2")
         .with("RATE_LIMIT_WINDOW", "1200ms")
         .with("MODERATION", "false")
-        .with("POINTS_COST", "0");
+        .with("POINTS_COST", "0")
+        .with("VIEWER_MAX_IN_FLIGHT", "0");
     let shutdown = Shutdown::new();
     let consumers = [start(&env, &shutdown), start(&env, &shutdown)];
     for i in 0..6 {
@@ -236,6 +237,65 @@ async fn a_long_retry_wait_frees_the_slot_and_survives_a_restart() {
         world.fakes.with(|s| s.image_calls.len()),
         3,
         "failed once, then once per request"
+    );
+    shutdown.trigger();
+    consumer.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn one_viewers_burst_does_not_starve_the_next_viewer() {
+    let world = TestWorld::start().await;
+    world
+        .fakes
+        .with(|s| s.image_delay = Some(Duration::from_millis(300)));
+    let results = world
+        .broker
+        .capture(&world.broker.topology.results_exchange)
+        .await;
+    let _alerts = world
+        .broker
+        .capture(&world.broker.topology.alerts_exchange)
+        .await;
+    let env = world
+        .consumer_env()
+        .with("CONSUMER_PREFETCH", "4")
+        .with("VIEWER_MAX_IN_FLIGHT", "1")
+        .with("POINTS_COST", "0")
+        .with("MODERATION", "false");
+    for i in 0..8 {
+        world
+            .broker
+            .publish_request(&ghost_request(&format!("burst {i}")), Some(Uuid::new_v4()))
+            .await;
+    }
+    let other = json!({"type":"image",
+        "viewer":{"twitch_user_id":"2","twitch_display_name":"next in line"},
+        "payload":{"style":"ghost","inputs":{"subject":"my turn"}}});
+    world
+        .broker
+        .publish_request(&serde_json::to_vec(&other).unwrap(), Some(Uuid::new_v4()))
+        .await;
+    let shutdown = Shutdown::new();
+    let consumer = start(&env, &shutdown);
+    let mut order = Vec::new();
+    for _ in 0..9 {
+        let result = world
+            .broker
+            .next(&results, WAIT)
+            .await
+            .expect("every request finishes");
+        assert_eq!(result.body["state"], "succeeded");
+        order.push(
+            result.body["viewer"]["twitch_user_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let position = order.iter().position(|viewer| viewer == "2").unwrap();
+    assert!(
+        position <= 1,
+        "the second viewer waited behind the burst: {order:?}"
     );
     shutdown.trigger();
     consumer.await.unwrap().unwrap();

@@ -30,7 +30,8 @@ async fn three_consumer_processes_share_the_image_limit_without_waste() {
         .with("RATE_LIMIT_WINDOW", "15s")
         .with("MODERATION", "false")
         .with("POINTS_COST", "0")
-        .with("CONSUMER_PREFETCH", "8");
+        .with("CONSUMER_PREFETCH", "8")
+        .with("VIEWER_MAX_IN_FLIGHT", "0");
     for i in 0..60 {
         world
             .broker

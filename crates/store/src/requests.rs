@@ -375,6 +375,48 @@ impl Store {
         Ok(())
     }
 
+    /// Lets a request that has not started yet start, unless its viewer already
+    /// has `cap` requests in progress; then it is put back for `later` and
+    /// `false` returned. Strict across processes: the check and the decision
+    /// happen under a per-viewer advisory lock. Requests waiting for a retry,
+    /// and ones with no progress for 15 minutes (their process died), do not
+    /// count as in progress.
+    pub async fn start_if_viewer_has_room(
+        &self,
+        id: Uuid,
+        twitch_user_id: &str,
+        cap: u32,
+        later: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('dynamo.viewer.' || $1))")
+            .bind(twitch_user_id)
+            .execute(&mut *tx)
+            .await?;
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM dynamo.image_request
+             WHERE twitch_user_id = $1 AND id <> $2 AND finished_at IS NULL
+               AND next_attempt_at IS NULL AND updated_at > now() - interval '15 minutes'",
+        )
+        .bind(twitch_user_id)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let room = busy < i64::from(cap);
+        let next_attempt: Option<f64> = (!room).then_some(later.as_millis() as f64);
+        sqlx::query(
+            "UPDATE dynamo.image_request
+             SET next_attempt_at = now() + $2 * interval '1 millisecond', updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(next_attempt)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(room)
+    }
+
     /// Claims up to `limit` requests whose retry is due, across all processes:
     /// each claim moves its due time `lease` ahead, so a claimer that dies
     /// hands it back when the lease ends.
