@@ -694,3 +694,42 @@ async fn faults_that_never_clear_end_failed_with_a_refund() {
     );
     running.stop().await;
 }
+
+fn host_port(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn dropped_connections_to_openai_are_retried() {
+    let world = TestWorld::start().await;
+    let proxy = dynamo_testkit::FlakyProxy::start(host_port(&world.fakes.url), 2).await;
+    let env = world
+        .consumer_env()
+        .with("OPENAI_BASE_URL", format!("{}/openai/v1", proxy.url))
+        .with("MODERATION", "false");
+    let running = Running::start(world, env).await;
+    running.send(&ghost("a seal")).await;
+    assert_eq!(running.result().await.body["state"], "succeeded");
+    assert_eq!(proxy.dropped(), 2);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn storage_briefly_down_is_waited_for() {
+    let world = TestWorld::start().await;
+    let proxy = dynamo_testkit::FlakyProxy::start(host_port(&world.bucket.endpoint), 2).await;
+    let env = world
+        .consumer_env()
+        .with("SPACES_ENDPOINT_URL", proxy.url.clone());
+    let running = Running::start(world, env).await;
+    running.send(&ghost("a seal")).await;
+    let result = running.result().await;
+    assert_eq!(result.body["state"], "succeeded", "{}", result.body);
+    assert_eq!(proxy.dropped(), 2);
+    assert_eq!(running.world.bucket.keys().await.len(), 1);
+    running.stop().await;
+}

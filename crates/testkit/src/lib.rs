@@ -9,11 +9,13 @@
 mod broker;
 mod database;
 mod fakes;
+mod proxy;
 mod s3;
 
 pub use broker::{Captured, TestBroker};
 pub use database::TestDatabase;
 pub use fakes::{FakeState, Fakes, Flow, FlowStatus, ImageBehavior, SHARED_SECRET, now_secs};
+pub use proxy::FlakyProxy;
 pub use s3::TestBucket;
 
 use dynamo_runtime::Env;

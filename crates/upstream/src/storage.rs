@@ -70,6 +70,9 @@ impl S3Storage {
             .endpoint_url(&settings.endpoint)
             .credentials_provider(credentials)
             .force_path_style(settings.force_path_style)
+            // One retry policy, dynamo's: the SDK's own retries would
+            // multiply its attempts and hide failures from its metrics.
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
             .build();
         Self {
             client: aws_sdk_s3::Client::from_conf(config),
