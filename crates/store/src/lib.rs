@@ -10,6 +10,7 @@ mod listing;
 mod rate_limit;
 mod recovery;
 mod requests;
+mod schedule;
 mod state;
 
 pub use connect::{MIGRATIONS_TABLE, SCHEMA, StoreError, connect, connect_options, migrate};

@@ -1,0 +1,109 @@
+//! After the end state: settle the points, report the result, and tell Discord.
+
+use super::{Job, Pipeline, PipelineError};
+use crate::pipeline::messages::{result_for, subject_of};
+use dynamo_broker::{Envelope, PublishError};
+use dynamo_store::RequestRecord;
+use dynamo_upstream::UpstreamError;
+use tracing::Instrument;
+use uuid::Uuid;
+
+impl Pipeline {
+    /// After the end state: refund a debit that is still pending, then tell
+    /// generation-results. Each is recorded, so neither is done twice.
+    pub(super) async fn settle_and_report(
+        &self,
+        job: &Job,
+    ) -> Result<RequestRecord, PipelineError> {
+        let mut record = self.store.get(job.id).await?;
+        if record.settled_at.is_none() {
+            if let Some(flow_id) = record.ledger_flow_id {
+                let viewer = &job.request.viewer;
+                let ledger = &self.services.ledger;
+                self.retry
+                    .run("refund", &self.metrics, || ledger.refund(viewer, flow_id))
+                    .await
+                    .map_err(PipelineError::Settle)?;
+                tracing::info!(%flow_id, "points refunded");
+            }
+            self.store.mark_settled(job.id).await?;
+        }
+        if record.result_published_at.is_none() {
+            let image_url = self
+                .store
+                .images(job.id)
+                .await?
+                .first()
+                .map(|i| i.url.clone());
+            let result = result_for(&job.request, &record, image_url);
+            let body = serde_json::to_vec(&result).unwrap_or_default();
+            let exchange = &self.topology.results_exchange;
+            // Results are for whoever listens; with nobody bound the message is
+            // simply not needed, so it is not published as mandatory.
+            self.retry
+                .run("result", &self.metrics, || {
+                    self.publish(exchange, &body, job.id, false)
+                })
+                .await
+                .map_err(|source| PipelineError::Publish {
+                    exchange: exchange.clone(),
+                    source,
+                })?;
+            self.store.mark_result_published(job.id).await?;
+        }
+        record = self.store.get(job.id).await?;
+        Ok(record)
+    }
+
+    pub(super) async fn publish(
+        &self,
+        exchange: &str,
+        body: &[u8],
+        id: Uuid,
+        mandatory: bool,
+    ) -> Result<(), UpstreamError> {
+        let envelope = Envelope {
+            message_id: Some(id),
+            mandatory,
+            headers: Vec::new(),
+        };
+        let publisher = self.publisher.read().await.clone();
+        publisher
+            .publish_json(exchange, body, envelope)
+            .await
+            .map_err(|error| match error {
+                PublishError::Returned(_)
+                | PublishError::Nacked(_)
+                | PublishError::Broker { .. } => UpstreamError::Transient {
+                    service: "rabbitmq",
+                    detail: error.to_string(),
+                    retry_after: None,
+                },
+            })
+    }
+
+    /// Best effort, off the request's path.
+    pub(super) async fn announce_on_discord(&self, record: &RequestRecord) {
+        let discord = self.services.discord.clone();
+        if !discord.is_enabled() {
+            return;
+        }
+        let Ok(images) = self.store.images(record.id).await else {
+            return;
+        };
+        let Some(image) = images.into_iter().next() else {
+            return;
+        };
+        let style = record.style();
+        let viewer = record.twitch_display_name.clone();
+        let description = subject_of(record);
+        tokio::spawn(
+            async move {
+                discord
+                    .announce(style, &viewer, &description, &image.url)
+                    .await
+            }
+            .in_current_span(),
+        );
+    }
+}
