@@ -220,11 +220,15 @@ pub async fn list_requests(
         until: query.until,
     };
     let (records, next) = state.store.list(&filter, cursor, limit).await?;
-    let mut requests = Vec::with_capacity(records.len());
-    for record in records {
-        let images = state.store.images(record.id).await?;
-        requests.push(RequestView::new(record, images, &caller));
-    }
+    let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
+    let mut images = state.store.images_of(&ids).await?;
+    let requests = records
+        .into_iter()
+        .map(|record| {
+            let own = images.remove(&record.id).unwrap_or_default();
+            RequestView::new(record, own, &caller)
+        })
+        .collect();
     Ok(Json(RequestPage {
         requests,
         next_cursor: next.map(|c| c.encode()),

@@ -556,6 +556,12 @@ async fn an_enqueued_request_is_processed_by_a_consumer_and_streamed_live() {
         server.world.fakes.flows().is_empty(),
         "free of charge: no ledger flow"
     );
+    let (_, listed) = server.get("/requests?state=succeeded", Some(&admin)).await;
+    assert_eq!(
+        listed["requests"][0]["images"][0]["url"],
+        image.as_str(),
+        "the list carries the images too"
+    );
 
     // Retrying needs a failed request; this one succeeded.
     let (status, _, _) = server

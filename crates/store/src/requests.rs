@@ -229,6 +229,35 @@ impl Store {
         Ok(images)
     }
 
+    /// The images of several requests in one query, by request.
+    pub async fn images_of(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, Vec<StoredImage>>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            image_request_id: Uuid,
+            #[sqlx(flatten)]
+            image: StoredImage,
+        }
+        let rows = sqlx::query_as::<_, Row>(
+            "SELECT image_request_id, index, url, color, content_type, byte_size FROM dynamo.image
+             WHERE image_request_id = ANY($1) ORDER BY image_request_id, index",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_request: std::collections::HashMap<Uuid, Vec<StoredImage>> =
+            std::collections::HashMap::new();
+        for row in rows {
+            by_request
+                .entry(row.image_request_id)
+                .or_default()
+                .push(row.image);
+        }
+        Ok(by_request)
+    }
+
     /// The pending outflow exists (`flow_id` is None for free requests).
     pub async fn mark_debited(&self, id: Uuid, flow_id: Option<Uuid>) -> Result<(), StoreError> {
         self.advance(
