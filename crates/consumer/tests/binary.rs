@@ -1,6 +1,6 @@
 //! The real `dynamo-consumer` binary: start-up errors and graceful shutdown.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_runtime::Env;
 use dynamo_testkit::{ImageBehavior, TestWorld, command, eventually};

@@ -5,7 +5,7 @@
 //! so it lives alone in its own test binary: cargo runs test binaries one at
 //! a time, and no other test shares the broker while it runs.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_broker::lapin::options::{
     BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,

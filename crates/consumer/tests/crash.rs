@@ -3,7 +3,7 @@
 //! one end state, every debit dynamo knows of is settled, and nothing was
 //! generated again once stored.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use chrono::{DateTime, Utc};
 use dynamo_testkit::{FlowStatus, TestWorld, command, eventually};

@@ -3,7 +3,7 @@
 //! This restarts the machine's PostgreSQL, so it lives alone in its own test
 //! binary: cargo runs test binaries one at a time.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_consumer::ConsumerConfig;
 use dynamo_runtime::Shutdown;

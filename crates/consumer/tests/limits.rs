@@ -1,7 +1,7 @@
 //! Fleet-wide OpenAI rate limits and the consumer's health port, through the
 //! real consumer against the real database, broker and fakes.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_consumer::ConsumerConfig;
 use dynamo_runtime::{Env, Shutdown};

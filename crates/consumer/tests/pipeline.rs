@@ -2,7 +2,7 @@
 //! against real PostgreSQL, RabbitMQ and moto, with fake auth, ledger, OpenAI
 //! and Discord servers.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_consumer::ConsumerConfig;
 use dynamo_runtime::{Env, Shutdown};

@@ -2,7 +2,7 @@
 //! its own test binary (cargo runs binaries one at a time), because it
 //! measures time: sibling tests competing for the CPU would stretch it.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_testkit::{TestWorld, ghost_request};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Recovery of requests left behind by crashed processes, whose messages will
 //! not come back.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_consumer::ConsumerConfig;
 use dynamo_runtime::Shutdown;

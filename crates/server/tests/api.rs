@@ -1,7 +1,7 @@
 //! dynamo-server over a real socket against the real database and broker,
 //! with the fake auth service signing real RS256 tokens.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_runtime::Shutdown;
 use dynamo_server::ServerConfig;

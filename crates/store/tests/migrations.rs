@@ -1,7 +1,7 @@
 //! The schema comes up on an empty database, is a no-op the second time, and
 //! survives several processes migrating at once.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_store::{NewRequest, RequestState, Store, StoreError, migrate};
 use dynamo_testkit::TestDatabase;

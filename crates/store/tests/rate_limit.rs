@@ -1,7 +1,7 @@
 //! The fleet-wide rate limit, with several limiters (standing in for several
 //! consumer processes) sharing one database.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_store::RateLimiter;
 use dynamo_testkit::TestDatabase;

@@ -4,7 +4,7 @@
 //! formats. Every test gets its own database, exchange and queue names and
 //! bucket, so tests run in parallel and in any order.
 
-#![allow(clippy::unwrap_used)] // test support: a failed setup should fail loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed setup should fail loudly
 
 mod broker;
 mod database;

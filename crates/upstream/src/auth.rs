@@ -79,6 +79,7 @@ impl AuthClient {
 /// Hex of HMAC-SHA256(secret, request id ‖ timestamp ‖ body).
 pub fn sign(secret: &[u8], request_id: &str, timestamp: &str, body: &[u8]) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
+    #[allow(clippy::expect_used)]
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(request_id.as_bytes());
     mac.update(timestamp.as_bytes());

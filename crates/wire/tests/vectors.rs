@@ -1,7 +1,7 @@
 //! The shared sample messages (copied from `shared/vectors`) are the contract
 //! with the other services: we must read them and write their exact shape.
 
-#![allow(clippy::unwrap_used)] // helpers of tests: a failed setup should fail the test
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_wire::{
     Color, FriendDetails, GenerationRequest, GhostDetails, ImageAlert, ImagePayload, OnscreenEvent,
