@@ -148,14 +148,20 @@ async fn the_health_port_reports_readiness_and_metrics() {
         world.broker.next(&results, WAIT).await.unwrap().body["state"],
         "succeeded"
     );
-    let metrics = eventually("the dead letter to be counted", WAIT, || {
-        let request = http.get(format!("{base}/metrics")).send();
-        async move {
-            let text = request.await.ok()?.text().await.ok()?;
-            text.contains("dynamo_dead_lettered_total 1")
-                .then_some(text)
-        }
-    })
+    let metrics = eventually(
+        "the dead letter and the request to be counted",
+        WAIT,
+        || {
+            let request = http.get(format!("{base}/metrics")).send();
+            async move {
+                let text = request.await.ok()?.text().await.ok()?;
+                // The result is published before the request is counted as finished.
+                let counted = text.contains("dynamo_dead_lettered_total 1")
+                    && text.contains("dynamo_requests_finished_total{");
+                counted.then_some(text)
+            }
+        },
+    )
     .await;
     for expected in [
         "dynamo_requests_finished_total{state=\"succeeded\",style=\"ghost\"} 1",
