@@ -45,14 +45,7 @@ async fn sigterm_lets_the_request_in_flight_finish_and_keeps_the_rest_queued() {
         s.image_script
             .push_back(ImageBehavior::Slow { millis: 1500 })
     });
-    let results = world
-        .broker
-        .capture(&world.broker.topology.results_exchange)
-        .await;
-    let _alerts = world
-        .broker
-        .capture(&world.broker.topology.alerts_exchange)
-        .await;
+    let (results, _alerts) = world.broker.capture_outputs().await;
     let env = world.consumer_env().with("CONSUMER_PREFETCH", "1");
     let mut child = tokio::process::Command::from(command(BINARY, &env))
         .stdout(Stdio::null())

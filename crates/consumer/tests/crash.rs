@@ -178,14 +178,7 @@ async fn a_redelivered_message_without_a_message_id_resumes_its_request() {
         s.image_script
             .push_back(dynamo_testkit::ImageBehavior::Slow { millis: 3000 })
     });
-    let results = world
-        .broker
-        .capture(&world.broker.topology.results_exchange)
-        .await;
-    let _alerts = world
-        .broker
-        .capture(&world.broker.topology.alerts_exchange)
-        .await;
+    let (results, _alerts) = world.broker.capture_outputs().await;
     let env = world.consumer_env().with("MODERATION", "false");
     // As the Golden VCR pipeline publishes: no message_id.
     world

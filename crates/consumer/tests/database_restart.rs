@@ -32,14 +32,7 @@ fn restart_postgres() {
 #[tokio::test]
 async fn processing_resumes_by_itself_after_postgresql_restarts() {
     let world = TestWorld::start().await;
-    let results = world
-        .broker
-        .capture(&world.broker.topology.results_exchange)
-        .await;
-    let _alerts = world
-        .broker
-        .capture(&world.broker.topology.alerts_exchange)
-        .await;
+    let (results, _alerts) = world.broker.capture_outputs().await;
     let shutdown = Shutdown::new();
     let consumer = tokio::spawn(dynamo_consumer::run(
         ConsumerConfig::from_env(&world.consumer_env()).unwrap(),

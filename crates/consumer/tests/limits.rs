@@ -22,14 +22,7 @@ fn start(env: &Env, shutdown: &Shutdown) -> tokio::task::JoinHandle<anyhow::Resu
 #[tokio::test]
 async fn two_consumers_together_never_exceed_the_image_limit() {
     let world = TestWorld::start().await;
-    let results = world
-        .broker
-        .capture(&world.broker.topology.results_exchange)
-        .await;
-    let _alerts = world
-        .broker
-        .capture(&world.broker.topology.alerts_exchange)
-        .await;
+    let (results, _alerts) = world.broker.capture_outputs().await;
     let window = Duration::from_millis(1200);
     let env = world
         .consumer_env()
@@ -80,14 +73,7 @@ async fn a_429_with_retry_after_holds_the_next_call_back() {
             retry_after_ms: 800,
         })
     });
-    let results = world
-        .broker
-        .capture(&world.broker.topology.results_exchange)
-        .await;
-    let _alerts = world
-        .broker
-        .capture(&world.broker.topology.alerts_exchange)
-        .await;
+    let (results, _alerts) = world.broker.capture_outputs().await;
     let shutdown = Shutdown::new();
     let consumer = start(&world.consumer_env(), &shutdown);
     world
@@ -120,14 +106,7 @@ async fn the_health_port_reports_readiness_and_metrics() {
     let env = world
         .consumer_env()
         .with("CONSUMER_HEALTH_ADDR", format!("127.0.0.1:{port}"));
-    let results = world
-        .broker
-        .capture(&world.broker.topology.results_exchange)
-        .await;
-    let _alerts = world
-        .broker
-        .capture(&world.broker.topology.alerts_exchange)
-        .await;
+    let (results, _alerts) = world.broker.capture_outputs().await;
     let shutdown = Shutdown::new();
     let consumer = start(&env, &shutdown);
     let base = format!("http://127.0.0.1:{port}");
@@ -181,14 +160,7 @@ async fn a_long_retry_wait_frees_the_slot_and_survives_a_restart() {
     world
         .fakes
         .with(|s| s.image_script.push_back(ImageBehavior::ServerError));
-    let results = world
-        .broker
-        .capture(&world.broker.topology.results_exchange)
-        .await;
-    let _alerts = world
-        .broker
-        .capture(&world.broker.topology.alerts_exchange)
-        .await;
+    let (results, _alerts) = world.broker.capture_outputs().await;
     let env = world
         .consumer_env()
         .with("CONSUMER_PREFETCH", "1")
@@ -254,14 +226,7 @@ async fn one_viewers_burst_does_not_starve_the_next_viewer() {
     world
         .fakes
         .with(|s| s.image_delay = Some(Duration::from_millis(300)));
-    let results = world
-        .broker
-        .capture(&world.broker.topology.results_exchange)
-        .await;
-    let _alerts = world
-        .broker
-        .capture(&world.broker.topology.alerts_exchange)
-        .await;
+    let (results, _alerts) = world.broker.capture_outputs().await;
     let env = world
         .consumer_env()
         .with("CONSUMER_PREFETCH", "4")

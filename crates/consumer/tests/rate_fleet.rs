@@ -15,14 +15,7 @@ const WAIT: Duration = Duration::from_secs(60);
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_consumer_processes_share_the_image_limit_without_waste() {
     let world = TestWorld::start().await;
-    let results = world
-        .broker
-        .capture(&world.broker.topology.results_exchange)
-        .await;
-    let _alerts = world
-        .broker
-        .capture(&world.broker.topology.alerts_exchange)
-        .await;
+    let (results, _alerts) = world.broker.capture_outputs().await;
     let window = Duration::from_secs(15);
     let env = world
         .consumer_env()

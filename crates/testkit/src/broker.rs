@@ -99,6 +99,14 @@ impl TestBroker {
         queue
     }
 
+    /// Capture queues on the results and alerts exchanges, in that order:
+    /// what the chatbot and the alerts service would receive.
+    pub async fn capture_outputs(&self) -> (String, String) {
+        let results = self.capture(&self.topology.results_exchange).await;
+        let alerts = self.capture(&self.topology.alerts_exchange).await;
+        (results, alerts)
+    }
+
     /// Publishes raw bytes to the requests exchange, as the Golden VCR
     /// pipeline does (optionally with a message id).
     pub async fn publish_request(&self, body: &[u8], message_id: Option<uuid::Uuid>) {
