@@ -375,8 +375,22 @@ async fn transient_image_errors_are_retried_to_success() {
     });
     let running = Running::default(world).await;
     running.send(&ghost("a seal")).await;
-    assert_eq!(running.result().await.body["state"], "succeeded");
+    let result = running.result().await;
+    assert_eq!(result.body["state"], "succeeded");
     assert_eq!(running.world.fakes.with(|s| s.image_calls.len()), 3);
+    // Each retried failure is logged with its reason, for the operators.
+    let id = result.message_id.unwrap().parse().unwrap();
+    let failures = dynamo_store::Store::new(running.world.database.pool().clone())
+        .step_failures(id)
+        .await
+        .unwrap();
+    let logged: Vec<(&str, i32)> = failures
+        .iter()
+        .map(|f| (f.step.as_str(), f.attempt))
+        .collect();
+    assert_eq!(logged, [("image", 1), ("image", 2)]);
+    assert!(failures[0].reason.contains("500"), "{:?}", failures[0]);
+    assert!(failures[1].reason.contains("rate"), "{:?}", failures[1]);
     running.stop().await;
 }
 

@@ -21,4 +21,5 @@ pub use listing::{Cursor, RequestFilter};
 pub use rate_limit::{Permit, RateLimiter};
 pub use recovery::RecoveryLock;
 pub use requests::{NewRequest, RequestRecord, Store, StoredImage};
+pub use schedule::StepFailure;
 pub use state::RequestState;

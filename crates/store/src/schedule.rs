@@ -6,22 +6,58 @@ use crate::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+/// A transient failure of one step, retried or (when it was the last) ending
+/// the request.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StepFailure {
+    pub step: String,
+    /// From 1.
+    pub attempt: i32,
+    pub failed_at: DateTime<Utc>,
+    pub reason: String,
+}
+
 impl Store {
-    /// Counts a transient failure of the current step; returns the count so
-    /// far and when the step first failed.
-    pub async fn note_failure(&self, id: Uuid) -> Result<(i32, DateTime<Utc>), StoreError> {
+    /// Counts a transient failure of the current step and logs it with its
+    /// reason; returns the count so far and when the step first failed.
+    pub async fn note_failure(
+        &self,
+        id: Uuid,
+        step: &str,
+        reason: &str,
+    ) -> Result<(i32, DateTime<Utc>), StoreError> {
         let noted = sqlx::query_as(
-            "UPDATE dynamo.image_request
-             SET step_attempts = step_attempts + 1,
-                 step_failing_since = coalesce(step_failing_since, now()),
-                 updated_at = now()
-             WHERE id = $1
-             RETURNING step_attempts, step_failing_since",
+            "WITH counted AS (
+                 UPDATE dynamo.image_request
+                 SET step_attempts = step_attempts + 1,
+                     step_failing_since = coalesce(step_failing_since, now()),
+                     updated_at = now()
+                 WHERE id = $1
+                 RETURNING id, step_attempts, step_failing_since
+             ), logged AS (
+                 INSERT INTO dynamo.step_failure (image_request_id, step, attempt, reason)
+                 SELECT id, $2, step_attempts, $3 FROM counted
+             )
+             SELECT step_attempts, step_failing_since FROM counted",
         )
         .bind(id)
+        .bind(step)
+        .bind(reason)
         .fetch_one(self.pool())
         .await?;
         Ok(noted)
+    }
+
+    /// The logged step failures of a request, oldest first.
+    pub async fn step_failures(&self, id: Uuid) -> Result<Vec<StepFailure>, StoreError> {
+        let failures = sqlx::query_as(
+            "SELECT step, attempt, failed_at, reason FROM dynamo.step_failure
+             WHERE image_request_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(failures)
     }
 
     /// Schedules the next try of the current step.

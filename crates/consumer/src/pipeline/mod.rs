@@ -237,7 +237,10 @@ impl Pipeline {
                 Err(error) if !error.is_transient() => return Ok(Err(error)),
                 Err(error) => error,
             };
-            let (failures, failing_since) = self.store.note_failure(job.id).await?;
+            let (failures, failing_since) = self
+                .store
+                .note_failure(job.id, step, &error.to_string())
+                .await?;
             let failing_for = (Utc::now() - failing_since).to_std().unwrap_or_default();
             if failures as usize >= self.retry.max_attempts || failing_for >= self.retry.deadline {
                 return Ok(Err(error));
