@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 cargo build --bin dynamo-consumer --bin dynamo-server --bin dynamoctl
 export IMAGE_PROVIDER="${IMAGE_PROVIDER:-placeholder}" STORAGE_BACKEND="${STORAGE_BACKEND:-filesystem}"
 export POINTS_COST="${POINTS_COST:-0}" PGHOST="${PGHOST:-127.0.0.1}" PGSSLMODE="${PGSSLMODE:-disable}"
+# The live page's admin token is dev-admin-token (only its SHA-256 is configured).
+export AUTH_MODE="${AUTH_MODE:-standalone}"
+export ADMIN_TOKEN_SHA256="${ADMIN_TOKEN_SHA256:-1734d503f6aa6a047c36d113cbad769f719c93784b469b771c4c3e7c63adbefd}"
 bin=${CARGO_TARGET_DIR:-target}/debug
 "$bin/dynamo-server" & server=$!
 "$bin/dynamo-consumer" & consumer=$!
@@ -18,5 +21,5 @@ bin=${CARGO_TARGET_DIR:-target}/debug
 trap 'kill $server $consumer $watch 2>/dev/null; wait' INT TERM EXIT
 until curl -fs http://localhost:8080/readyz >/dev/null; do sleep 1; done
 "$bin/dynamoctl" publish crates/wire/tests/vectors/generation-requests/*.json
-echo "Images appear under ./data/images and at http://localhost:8080/images/<request id>/"
+echo "Watch them at http://localhost:8080/ (token: dev-admin-token); files under ./data/images"
 wait

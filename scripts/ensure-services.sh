@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what the tests need is installed and running on this machine:
-# PostgreSQL, RabbitMQ (both from Debian's packages) and moto's S3 server (PyPI).
+# PostgreSQL, RabbitMQ (both from Debian's packages), moto's S3 server (PyPI)
+# and headless Chromium with chromedriver for the page tests (Debian's packages).
 # Idempotent; used by .ci/run and handy before `cargo test --workspace`.
 set -euo pipefail
 
@@ -40,3 +41,9 @@ if ! command -v moto_server >/dev/null; then
   python3 -m pip install --quiet 'moto[server]'
 fi
 echo "moto_server: $(command -v moto_server)"
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "installing chromium and chromium-driver (browser tests of the live page)"
+  apt_install chromium chromium-driver
+fi
+echo "chromium: $(chromium --version 2>/dev/null || echo '?'), $(chromedriver --version | cut -d' ' -f1-2)"

@@ -8,7 +8,9 @@ mod config;
 mod error;
 mod events;
 mod health;
+mod me;
 mod metrics;
+mod page;
 mod requests;
 mod state;
 
@@ -73,6 +75,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
         .routes(routes!(openapi_json))
+        .routes(routes!(me::me))
         .split_for_parts()
 }
 
@@ -85,6 +88,7 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
     }
     let metrics = state.metrics.clone();
     router
+        .merge(page::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(Extension(Arc::new(doc)))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::record))

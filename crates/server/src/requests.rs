@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use dynamo_broker::Envelope;
-use dynamo_store::{Cursor, RequestFilter, RequestRecord, RequestState, StoredImage};
+use dynamo_store::{Cursor, RequestFilter, RequestRecord, RequestState, StepFailure, StoredImage};
 use dynamo_wire::{GenerationRequest, Style};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -52,6 +52,62 @@ pub struct StepTimes {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// Where the viewer's points stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerStatus {
+    /// Free of charge: no points are taken.
+    Free,
+    /// No debit yet (or none was made before the request ended).
+    NotDebited,
+    /// Points are held by a pending outflow.
+    Pending,
+    /// The outflow was accepted: the image was shown.
+    Accepted,
+    /// The outflow was rejected: the points went back to the viewer.
+    Refunded,
+}
+
+impl LedgerStatus {
+    fn of(record: &RequestRecord) -> Self {
+        match (
+            record.free_of_charge,
+            record.ledger_flow_id,
+            record.settled_at,
+        ) {
+            (true, _, _) => Self::Free,
+            (false, None, _) => Self::NotDebited,
+            (false, Some(_), None) => Self::Pending,
+            (false, Some(_), Some(_)) if record.state() == RequestState::Succeeded => {
+                Self::Accepted
+            }
+            (false, Some(_), Some(_)) => Self::Refunded,
+        }
+    }
+}
+
+/// A transient failure of a step; the step was retried unless it was the last.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailureView {
+    /// debit, name, moderation, image or alert
+    pub step: String,
+    /// From 1.
+    pub attempt: i32,
+    pub failed_at: DateTime<Utc>,
+    pub reason: String,
+}
+
+impl From<StepFailure> for FailureView {
+    fn from(failure: StepFailure) -> Self {
+        Self {
+            step: failure.step,
+            attempt: failure.attempt,
+            failed_at: failure.failed_at,
+            reason: failure.reason,
+        }
+    }
+}
+
 /// Everything about one request.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RequestView {
@@ -80,11 +136,17 @@ pub struct RequestView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Uuid>)]
     pub ledger_flow_id: Option<Option<Uuid>>,
+    pub ledger_status: LedgerStatus,
+    /// Transient failures of its steps, oldest first (`GET /requests/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<FailureView>>,
 }
 
 impl RequestView {
     fn new(record: RequestRecord, images: Vec<StoredImage>, caller: &Caller) -> Self {
         Self {
+            ledger_status: LedgerStatus::of(&record),
+            failures: None,
             id: record.id,
             viewer: ViewerView {
                 twitch_user_id: record.twitch_user_id.clone(),
@@ -261,7 +323,10 @@ pub async fn get_request(
     let Path(id) = id?;
     let record = visible_record(&state, &caller, id).await?;
     let images = state.store.images(id).await?;
-    Ok(Json(RequestView::new(record, images, &caller)))
+    let failures = state.store.step_failures(id).await?;
+    let mut view = RequestView::new(record, images, &caller);
+    view.failures = Some(failures.into_iter().map(FailureView::from).collect());
+    Ok(Json(view))
 }
 
 /// A request typed in by an admin. Validated by the same rules as queue messages.

@@ -3,110 +3,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
-use dynamo_runtime::Shutdown;
-use dynamo_server::ServerConfig;
+mod common;
+
+use common::{Server, VIEWER, WAIT};
+
 use dynamo_store::{NewRequest, RequestState, Store};
-use dynamo_testkit::{TestWorld, eventually, now_secs};
+use dynamo_testkit::now_secs;
 use dynamo_wire::GenerationRequest;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
 use uuid::Uuid;
 
-const WAIT: Duration = Duration::from_secs(60);
-const VIEWER: &str = "90790024";
-
-struct Server {
-    world: TestWorld,
-    base: String,
-    http: reqwest::Client,
-    shutdown: Shutdown,
-    images: std::path::PathBuf,
-}
-
 impl Server {
-    async fn start() -> Self {
-        let world = TestWorld::start().await;
-        let images = std::env::temp_dir().join(format!("dynamo-server-{}", Uuid::new_v4()));
-        let env = world
-            .consumer_env()
-            .with("STORAGE_BACKEND", "filesystem")
-            .with("STORAGE_DIR", images.to_string_lossy())
-            .with("MAX_BODY_BYTES", "65536")
-            .with("SSE_HEARTBEAT", "1s");
-        let config = ServerConfig::from_env(&env).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = Shutdown::new();
-        tokio::spawn(dynamo_server::run(config, listener, shutdown.clone()));
-        let http = reqwest::Client::new();
-        eventually("the server to answer", WAIT, || {
-            let request = http.get(format!("{base}/healthz")).send();
-            async move {
-                request
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(|_| ())
-            }
-        })
-        .await;
-        Self {
-            world,
-            base,
-            http,
-            shutdown,
-            images,
-        }
-    }
-
-    fn admin(&self) -> String {
-        self.world.fakes.jwt("a", json!({"gvcr_service": "tests"}))
-    }
-
-    fn viewer(&self, id: &str) -> String {
-        self.world.fakes.jwt(
-            "a",
-            json!({"twitch_user_id": id, "twitch_user_login": "v", "twitch_display_name": "V"}),
-        )
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        let mut request = self.http.get(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(
-        &self,
-        path: &str,
-        token: &str,
-        body: &Value,
-    ) -> (StatusCode, Value, Option<String>) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let location = response
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
-        (
-            status,
-            response.json().await.unwrap_or(Value::Null),
-            location,
-        )
-    }
-
     /// Records a request directly in the database, as the consumer would.
     async fn insert(&self, user: &str, style: &str) -> Uuid {
         let store = Store::new(self.world.database.pool().clone());
@@ -136,13 +45,6 @@ impl Server {
             .await
             .unwrap();
         id
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-        let _ = std::fs::remove_dir_all(&self.images);
     }
 }
 
@@ -223,6 +125,14 @@ async fn the_access_matrix_holds() {
     assert_eq!(
         server.post("/requests", &viewer, &ghost_body()).await.0,
         StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        server.get("/me", Some(&viewer)).await.1,
+        json!({"role": "viewer", "admin": false, "twitch_user_id": VIEWER, "service": null})
+    );
+    assert_eq!(
+        server.get("/me", Some(&server.admin())).await.1,
+        json!({"role": "service", "admin": true, "twitch_user_id": null, "service": "tests"})
     );
     // Twitch user tokens go through /access.
     let (status, _) = server
@@ -485,22 +395,12 @@ async fn read_states(response: reqwest::Response, stop: impl Fn(&[String]) -> bo
 async fn an_enqueued_request_is_processed_by_a_consumer_and_streamed_live() {
     let server = Server::start().await;
     let admin = server.admin();
-    let env = server
-        .world
-        .consumer_env()
-        .with("IMAGE_PROVIDER", "placeholder")
-        .with("STORAGE_BACKEND", "filesystem")
-        .with("STORAGE_DIR", server.images.to_string_lossy());
     let _alerts = server
         .world
         .broker
         .capture(&server.world.broker.topology.alerts_exchange)
         .await;
-    let consumer_shutdown = Shutdown::new();
-    let consumer = tokio::spawn(dynamo_consumer::run(
-        dynamo_consumer::ConsumerConfig::from_env(&env).unwrap(),
-        consumer_shutdown.clone(),
-    ));
+    let consumer = server.start_consumer();
 
     let all = server
         .http
@@ -575,8 +475,7 @@ async fn an_enqueued_request_is_processed_by_a_consumer_and_streamed_live() {
     assert_eq!(stats["queue_depth"], 0);
     assert!(stats["step_seconds_last_hour"]["total"]["count"].as_i64() == Some(1));
 
-    consumer_shutdown.trigger();
-    consumer.await.unwrap().unwrap();
+    consumer.stop().await;
 }
 
 #[tokio::test]
@@ -627,6 +526,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
     let expected = [
         "/events",
         "/healthz",
+        "/me",
         "/metrics",
         "/openapi.json",
         "/readyz",

@@ -1,0 +1,116 @@
+//! The live page at `/`: static files under `assets/`, embedded in the binary
+//! so the server needs nothing at run time. The page itself fetches
+//! everything through the JSON API with the user's token.
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
+
+use crate::error::ApiError;
+
+struct Asset {
+    body: &'static str,
+    content_type: &'static str,
+    etag: HeaderValue,
+}
+
+impl Asset {
+    fn new(body: &'static str, content_type: &'static str) -> Self {
+        let digest = Sha256::digest(body.as_bytes());
+        let etag = format!("\"{}\"", hex::encode(&digest[..12]));
+        Self {
+            body,
+            content_type,
+            // A quoted hex string is always a valid header value.
+            etag: HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\"")),
+        }
+    }
+
+    /// Revalidated on every load (`no-cache` + ETag), so a new release shows
+    /// at once while an unchanged page costs a 304.
+    fn respond(&self, headers: &HeaderMap) -> Response {
+        let fresh = headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|tag| tag == self.etag);
+        let common = [
+            (header::ETAG, self.etag.clone()),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ];
+        if fresh {
+            return (StatusCode::NOT_MODIFIED, common).into_response();
+        }
+        (
+            common,
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(self.content_type),
+                ),
+                // Images come from wherever storage serves them (S3 or /images).
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(
+                        "default-src 'self'; img-src 'self' https: http: data:; \
+                         object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+                    ),
+                ),
+                (
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ),
+            ],
+            self.body,
+        )
+            .into_response()
+    }
+}
+
+static INDEX: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../assets/index.html"),
+        "text/html; charset=utf-8",
+    )
+});
+static SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../assets/app.js"),
+        "text/javascript; charset=utf-8",
+    )
+});
+static STYLE: LazyLock<Asset> =
+    LazyLock::new(|| Asset::new(include_str!("../assets/app.css"), "text/css; charset=utf-8"));
+static ICON: LazyLock<Asset> =
+    LazyLock::new(|| Asset::new(include_str!("../assets/favicon.svg"), "image/svg+xml"));
+
+async fn index(headers: HeaderMap) -> Response {
+    INDEX.respond(&headers)
+}
+
+async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
+    let asset = match name.as_str() {
+        "app.js" => &SCRIPT,
+        "app.css" => &STYLE,
+        "favicon.svg" => &ICON,
+        _ => return ApiError::NotFound(format!("no asset {name}")).into_response(),
+    };
+    asset.respond(&headers)
+}
+
+/// `/` and `/assets/{name}`; open to everyone, since the page holds no data.
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/", get(index))
+        .route("/assets/{name}", get(asset))
+        .route(
+            "/favicon.ico",
+            get(|headers: HeaderMap| async move { ICON.respond(&headers) }),
+        )
+}

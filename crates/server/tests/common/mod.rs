@@ -1,0 +1,145 @@
+//! A dynamo-server on a real socket, over the test world's database, broker
+//! and fakes; shared by the API and page tests.
+
+#![allow(dead_code)] // each test binary uses a different part of it
+
+use dynamo_runtime::Shutdown;
+use dynamo_server::ServerConfig;
+use dynamo_testkit::{TestWorld, eventually};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+pub const WAIT: Duration = Duration::from_secs(60);
+pub const VIEWER: &str = "90790024";
+
+pub struct Server {
+    pub world: TestWorld,
+    pub base: String,
+    pub http: reqwest::Client,
+    shutdown: Shutdown,
+    pub images: std::path::PathBuf,
+}
+
+impl Server {
+    pub async fn start() -> Self {
+        let world = TestWorld::start().await;
+        let images = std::env::temp_dir().join(format!("dynamo-server-{}", Uuid::new_v4()));
+        let env = world
+            .consumer_env()
+            .with("STORAGE_BACKEND", "filesystem")
+            .with("STORAGE_DIR", images.to_string_lossy())
+            .with("MAX_BODY_BYTES", "65536")
+            .with("SSE_HEARTBEAT", "1s");
+        let config = ServerConfig::from_env(&env).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = Shutdown::new();
+        tokio::spawn(dynamo_server::run(config, listener, shutdown.clone()));
+        let http = reqwest::Client::new();
+        eventually("the server to answer", WAIT, || {
+            let request = http.get(format!("{base}/healthz")).send();
+            async move {
+                request
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
+        })
+        .await;
+        Self {
+            world,
+            base,
+            http,
+            shutdown,
+            images,
+        }
+    }
+
+    pub fn admin(&self) -> String {
+        self.world.fakes.jwt("a", json!({"gvcr_service": "tests"}))
+    }
+
+    pub fn viewer(&self, id: &str) -> String {
+        self.world.fakes.jwt(
+            "a",
+            json!({"twitch_user_id": id, "twitch_user_login": "v", "twitch_display_name": "V"}),
+        )
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> (StatusCode, Value, Option<String>) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (
+            status,
+            response.json().await.unwrap_or(Value::Null),
+            location,
+        )
+    }
+
+    /// A dynamo-consumer in this process with the placeholder image provider,
+    /// storing into the directory this server serves at /images.
+    pub fn start_consumer(&self) -> Consumer {
+        let env = self
+            .world
+            .consumer_env()
+            .with("IMAGE_PROVIDER", "placeholder")
+            .with("STORAGE_BACKEND", "filesystem")
+            .with("STORAGE_DIR", self.images.to_string_lossy())
+            .with("STORAGE_PUBLIC_URL", format!("{}/images", self.base));
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(dynamo_consumer::run(
+            dynamo_consumer::ConsumerConfig::from_env(&env).unwrap(),
+            shutdown.clone(),
+        ));
+        Consumer { shutdown, task }
+    }
+}
+
+pub struct Consumer {
+    shutdown: Shutdown,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Consumer {
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+        let _ = std::fs::remove_dir_all(&self.images);
+    }
+}
