@@ -269,6 +269,7 @@ async function followEvents() {
   const controller = new AbortController();
   page.stream = controller;
   let delay = 1000;
+  let reconnecting = false;
   while (!controller.signal.aborted) {
     try {
       const headers = { Authorization: `Bearer ${page.token}`, Accept: "text/event-stream" };
@@ -278,6 +279,10 @@ async function followEvents() {
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       setLive("live");
       delay = 1000;
+      // Without an event id (none arrived before the drop) the server cannot
+      // replay what was missed, so the list is read again instead.
+      if (reconnecting && !page.lastEventId) loadList();
+      reconnecting = true;
       await readEvents(response.body, controller.signal);
     } catch (error) {
       if (controller.signal.aborted) return;

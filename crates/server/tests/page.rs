@@ -631,3 +631,96 @@ async fn a_viewer_sees_only_their_requests_and_no_admin_controls() {
     browser.close().await;
     consumer.stop().await;
 }
+
+#[tokio::test]
+async fn the_page_reconnects_after_a_lost_connection_and_catches_up() {
+    let server = Server::start().await;
+    let consumer = server.start_consumer();
+    let _alerts = server
+        .world
+        .broker
+        .capture(&server.world.broker.topology.alerts_exchange)
+        .await;
+    // The browser reaches the server through a proxy that can drop it.
+    let proxy =
+        dynamo_testkit::FlakyProxy::start(server.base.trim_start_matches("http://").to_owned(), 0)
+            .await;
+    let admin = server.admin();
+    let browser = Browser::open(1280, 900).await;
+    browser.sign_in(&proxy.url, "/", &admin).await;
+    browser.eval("window.loadedOnce = true").await;
+
+    let store = dynamo_store::Store::new(server.world.database.pool().clone());
+    // First with no event seen yet (the page reads the list again), then with
+    // one (the server replays what was missed after Last-Event-ID).
+    for (subject, event_seen) in [
+        ("a seal in the dark", false),
+        ("a second seal in the dark", true),
+    ] {
+        if event_seen {
+            let (_, body, _) = server
+                .post(
+                    "/requests",
+                    &admin,
+                    &enqueue_body("ghost", "a seal in the light"),
+                )
+                .await;
+            let seen = body["id"].as_str().unwrap().to_owned();
+            browser
+                .until(
+                    "a live update",
+                    &format!("{}?.dataset.state === 'succeeded'", card(&seen)),
+                )
+                .await;
+        }
+        proxy.set_down(true);
+        browser
+            .until(
+                "the page to notice",
+                "document.getElementById('live').dataset.state === 'reconnecting'",
+            )
+            .await;
+        // A request comes and finishes while the page is cut off.
+        let (status, body, _) = server
+            .post("/requests", &admin, &enqueue_body("ghost", subject))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        let uuid = id.parse().unwrap();
+        dynamo_testkit::eventually("the request to finish", WAIT, || {
+            let store = store.clone();
+            async move { store.get(uuid).await.ok()?.state().is_final().then_some(()) }
+        })
+        .await;
+        assert_eq!(browser.eval(&format!("!{}", card(&id))).await, true);
+
+        proxy.set_down(false);
+        browser
+            .until(
+                "the missed request to show",
+                &format!("{}?.dataset.state === 'succeeded'", card(&id)),
+            )
+            .await;
+        assert_eq!(
+            browser
+                .eval("document.getElementById('live').dataset.state")
+                .await,
+            "live"
+        );
+        assert_eq!(
+            browser.eval("window.loadedOnce === true").await,
+            true,
+            "the page reloaded"
+        );
+    }
+    // Failed loads while the proxy was down are expected; nothing else.
+    let errors: Vec<Value> = browser
+        .console_errors()
+        .await
+        .into_iter()
+        .filter(|e| !e["message"].as_str().unwrap_or_default().contains("ERR_"))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    browser.close().await;
+    consumer.stop().await;
+}
