@@ -42,6 +42,13 @@ if ! command -v moto_server >/dev/null; then
 fi
 echo "moto_server: $(command -v moto_server)"
 
+# Pillow and numpy: the reference the image-step benchmark compares against
+# (its smoke run is part of cargo test).
+if ! python3 -c 'import PIL, numpy' 2>/dev/null; then
+  echo "installing Pillow and numpy (image-step benchmark reference)"
+  python3 -m pip install --quiet -r "$(dirname "$0")/../bench/requirements.txt"
+fi
+
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   echo "installing chromium and chromium-driver (browser tests of the live page)"
   apt_install chromium chromium-driver

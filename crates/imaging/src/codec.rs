@@ -1,7 +1,6 @@
 //! Decoding upstream images and encoding what we store.
 
 use crate::key::{hex_color, key_out_background};
-use image::codecs::jpeg::JpegEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::{DynamicImage, ExtendedColorType, ImageFormat, ImageReader};
 use std::io::Cursor;
@@ -55,9 +54,15 @@ pub fn decode(bytes: &[u8]) -> Result<DynamicImage, ImagingError> {
 /// A ghost: the generated image as a JPEG at quality 80.
 pub fn process_ghost(source: &[u8]) -> Result<ProcessedImage, ImagingError> {
     let rgb = decode(source)?.into_rgb8();
+    let (width, height) = (dimension(rgb.width())?, dimension(rgb.height())?);
     let mut bytes = Vec::with_capacity(256 * 1024);
-    JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY)
-        .encode_image(&rgb)
+    // jpeg-encoder rather than image's own JPEG encoder: SIMD (AVX2) and 4:2:0
+    // chroma, like libjpeg's defaults; see BENCHMARKS.md.
+    let mut encoder = jpeg_encoder::Encoder::new(&mut bytes, JPEG_QUALITY);
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+    encoder.set_chroma_subsampling_method(jpeg_encoder::ChromaSubsamplingMethod::Average);
+    encoder
+        .encode(rgb.as_raw(), width, height, jpeg_encoder::ColorType::Rgb)
         .map_err(|e| ImagingError::Encode(e.to_string()))?;
     Ok(ProcessedImage {
         bytes,
@@ -67,6 +72,13 @@ pub fn process_ghost(source: &[u8]) -> Result<ProcessedImage, ImagingError> {
         height: rgb.height(),
         background: None,
     })
+}
+
+/// JPEG dimensions are 16-bit; decode() already refuses anything over
+/// MAX_DIMENSION, so this fails only if that limit is raised past 65535.
+fn dimension(pixels: u32) -> Result<u16, ImagingError> {
+    u16::try_from(pixels)
+        .map_err(|_| ImagingError::Encode(format!("{pixels} pixels is too wide for JPEG")))
 }
 
 /// A friend: the solid background keyed out, as a WEBP with alpha.
