@@ -321,11 +321,12 @@ pub async fn get_request(
     id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
 ) -> Result<Json<RequestView>, ApiError> {
     let Path(id) = id?;
-    let record = visible_record(&state, &caller, id).await?;
-    let images = state.store.images(id).await?;
-    let failures = state.store.step_failures(id).await?;
-    let mut view = RequestView::new(record, images, &caller);
-    view.failures = Some(failures.into_iter().map(FailureView::from).collect());
+    let detail = match state.store.detail(id).await? {
+        Some(detail) if caller.can_see(&detail.record.twitch_user_id) => detail,
+        _ => return Err(ApiError::NotFound(format!("no request {id}"))),
+    };
+    let mut view = RequestView::new(detail.record, detail.images, &caller);
+    view.failures = Some(detail.failures.into_iter().map(FailureView::from).collect());
     Ok(Json(view))
 }
 

@@ -20,6 +20,6 @@ pub const EVENTS_CHANNEL: &str = "dynamo_request_events";
 pub use listing::{Cursor, RequestFilter};
 pub use rate_limit::{Permit, RateLimiter};
 pub use recovery::RecoveryLock;
-pub use requests::{NewRequest, RequestRecord, Store, StoredImage};
+pub use requests::{NewRequest, RequestDetail, RequestRecord, Store, StoredImage};
 pub use schedule::StepFailure;
 pub use state::RequestState;

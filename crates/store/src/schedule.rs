@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 /// A transient failure of one step, retried or (when it was the last) ending
 /// the request.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Deserialize)]
 pub struct StepFailure {
     pub step: String,
     /// From 1.
