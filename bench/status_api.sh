@@ -4,18 +4,23 @@
 # server issues per call, at the same concurrency, in the same run.
 #
 #   bench/status_api.sh            # 10 s per measurement (BENCHMARKS.md)
-#   DURATION=2 ROWS=500 bench/status_api.sh   # smoke run
+#   SMOKE=1 bench/status_api.sh   # CI: 1 s each, 200 rows, the debug build
 #
 # Needs PostgreSQL and RabbitMQ (scripts/ensure-services.sh), wrk and pgbench
 # (apt-get install wrk postgresql-contrib; pgbench ships with PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-10} ROWS=${ROWS:-10000} CONNECTIONS=${CONNECTIONS:-64}
+if [ -n "${SMOKE:-}" ]; then DURATION=1 ROWS=200 PROFILE=debug; fi
+DURATION=${DURATION:-10} ROWS=${ROWS:-10000} CONNECTIONS=${CONNECTIONS:-64} PROFILE=${PROFILE:-release}
 PORT=${PORT:-18080} DB=dynamo_bench_status
 PGBENCH=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | tail -n1)
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-cargo build --release --quiet -p dynamo-server
+if [ "$PROFILE" = release ]; then
+  cargo build --release --quiet -p dynamo-server
+elif [ ! -x "$CARGO_TARGET_DIR/debug/dynamo-server" ]; then
+  cargo build --quiet -p dynamo-server  # the smoke run reuses the one cargo test built
+fi
 psql_() { psql -X -q -h 127.0.0.1 -U postgres "$@"; }
 
 psql_ -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
@@ -23,7 +28,7 @@ TOKEN=bench-admin-token
 export PGHOST=127.0.0.1 PGUSER=postgres PGDATABASE=$DB PGSSLMODE=disable
 export AUTH_MODE=standalone ADMIN_TOKEN_SHA256=$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)
 export LISTEN_PORT=$PORT BIND_ADDR=127.0.0.1 LOG_FORMAT=json RUST_LOG=warn
-"$CARGO_TARGET_DIR/release/dynamo-server" & server=$!
+"$CARGO_TARGET_DIR/$PROFILE/dynamo-server" & server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; psql_ -d postgres -c "DROP DATABASE IF EXISTS $DB"' EXIT
 until curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null; do sleep 0.2; done  # migrations ran
 
@@ -42,7 +47,7 @@ INSERT INTO dynamo.answer (image_request_id, prompt, value)
 SELECT id, 'name it', 'Name' || left(id::text, 4) FROM dynamo.image_request WHERE style = 'friend';
 ANALYZE;
 SQL
-ID=$(psql_ -d $DB -At -c "SELECT id FROM dynamo.image_request WHERE style = 'friend' ORDER BY created_at DESC OFFSET 100 LIMIT 1")
+ID=$(psql_ -d $DB -At -c "SELECT id FROM dynamo.image_request WHERE style = 'friend' ORDER BY created_at DESC OFFSET $((ROWS / 8)) LIMIT 1")
 
 # The statements dynamo-server issues per call (crates/store: Store::detail;
 # Store::list and Store::images_of). Keep them in step with the store.
@@ -75,7 +80,8 @@ pgbench_tps() { # script
   "$PGBENCH" -n -h 127.0.0.1 -U postgres -c "$CONNECTIONS" -j 2 -T "$DURATION" -M prepared -f "$1" "$DB" 2>/dev/null \
     | awk '/^tps/ {print $3}'
 }
-curl -fs -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/requests/$ID" | grep -q '"state":"succeeded"'
+curl -fs -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/requests/$ID" | grep -q '"state":"succeeded"' \
+  || { echo "GET /requests/$ID did not answer the seeded request" >&2; exit 1; }
 printf '%-22s %12s %12s %8s %8s\n' endpoint "dynamo rps" "pgbench tps" ratio target
 for case in "by id|/requests/$ID|by_id.sql|0.5" "list of 50|/requests?limit=50|list.sql|0.3"; do
   IFS='|' read -r name path script target <<<"$case"

@@ -54,3 +54,6 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   apt_install chromium chromium-driver
 fi
 echo "chromium: $(chromium --version 2>/dev/null || echo '?'), $(chromedriver --version | cut -d' ' -f1-2)"
+
+# wrk drives the status-API benchmark (bench/status_api.sh).
+command -v wrk >/dev/null || { echo "installing wrk"; apt_install wrk; }

@@ -72,6 +72,13 @@ pub struct FakeState {
     pub image_call_log: Vec<(String, std::time::SystemTime)>,
     /// A pause before every image answer (a realistically slow upstream).
     pub image_delay: Option<std::time::Duration>,
+    /// The base64 of a PNG every `Base64` answer carries instead of the
+    /// rendered one (see [`Fakes::serve_png`]).
+    pub image_b64: Option<Arc<String>>,
+    /// Enforce OpenAI's image limit: at most this many calls arrive per
+    /// window, the rest are answered 429 (and counted in `image_429s`).
+    pub image_limit: Option<(usize, std::time::Duration)>,
+    pub image_429s: usize,
     pub chat_calls: Vec<Value>,
     pub moderation_calls: Vec<Value>,
     /// When set, chat completions answer 400.
@@ -153,6 +160,13 @@ impl Fakes {
 
     /// A token signed by the fake auth service with key `key` ("a" or "b"),
     /// holding `claims` plus `iss` and an `exp` an hour away (unless given).
+    /// Every image answer carries `png` from now on (encoded once, so the fake
+    /// stays cheap under load).
+    pub fn serve_png(&self, png: &[u8]) {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(png);
+        self.with(|state| state.image_b64 = Some(Arc::new(b64)));
+    }
+
     pub fn jwt(&self, key: &str, claims: Value) -> String {
         let mut claims = claims;
         if claims.get("iss").is_none() {
@@ -359,6 +373,23 @@ async fn generate_image(
     }
     let behavior = {
         let mut state = state.lock().unwrap();
+        if let Some((limit, window)) = state.image_limit {
+            let now = std::time::Instant::now();
+            let recent = state
+                .image_call_times
+                .iter()
+                .filter(|t| now.duration_since(**t) < window)
+                .count();
+            if recent >= limit {
+                state.image_429s += 1;
+                return api_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "requests",
+                    "rate_limit_exceeded",
+                    "Rate limit reached for images per min",
+                );
+            }
+        }
         state.image_calls.push(body.clone());
         state.image_call_times.push(std::time::Instant::now());
         let prompt = body["prompt"].as_str().unwrap_or_default().to_owned();
@@ -386,6 +417,11 @@ async fn generate_image(
     }
     match behavior {
         ImageBehavior::Base64 | ImageBehavior::Slow { .. } => {
+            let fixed = state.lock().unwrap().image_b64.clone();
+            if let Some(b64) = fixed {
+                return Json(json!({"created": created, "data": [{"b64_json": b64.as_str()}]}))
+                    .into_response();
+            }
             let b64 = tokio::task::spawn_blocking(move || {
                 base64::engine::general_purpose::STANDARD.encode(image_for(&prompt).as_slice())
             })

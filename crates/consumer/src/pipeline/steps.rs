@@ -168,7 +168,17 @@ impl Pipeline {
 }
 
 /// PNG decoding and encoding are CPU-bound: off the async runtime with them.
+/// Image work is pure CPU: at most one image per core at a time. More would
+/// only time-slice the cores, stretching every request in flight (and holding
+/// every one's buffers at once) instead of finishing them in turn.
+static IMAGE_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+});
+
 async fn post_process(style: Style, source: Vec<u8>) -> Result<ProcessedImage, UpstreamError> {
+    // The semaphore is never closed, so acquiring cannot fail; if it somehow
+    // did, going ahead unthrottled is the safe fallback.
+    let _slot = IMAGE_SLOTS.acquire().await.ok();
     let span = tracing::Span::current();
     let work = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();

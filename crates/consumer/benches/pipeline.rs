@@ -1,0 +1,462 @@
+//! Pipeline overhead: requests through the real `dynamo-consumer` binary with
+//! instant fakes (OpenAI answers at once with a realistic 1024x1024 PNG; auth
+//! and ledger instant; real PostgreSQL, RabbitMQ and moto S3), against, in the
+//! same run: (a) a bare lapin loop that consumes, publishes with confirm and
+//! acks; (b) the store calls the pipeline makes per request, without it;
+//! (c) the image step alone; (d) S3 PUTs of the same JPEG to the same server.
+//!
+//! `cargo bench -p dynamo-consumer --bench pipeline` runs 2,000 requests;
+//! under `cargo test` it runs 20 as a smoke test. `PIPELINE_REQUESTS`
+//! overrides the count.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: failing loudly is the point
+
+use dynamo_store::{NewRequest, RateLimiter, Store, StoredImage};
+use dynamo_testkit::{TestWorld, command};
+use dynamo_wire::GenerationRequest;
+use futures::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Distinct viewers the requests come from (each pays for every one of theirs).
+const VIEWERS: usize = 200;
+/// Requests in flight in the consumer (CONSUMER_PREFETCH) and in the references.
+const IN_FLIGHT: usize = 16;
+
+fn ghost_png() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/images/ghost-1024.png"))
+        .unwrap()
+}
+
+fn request_body(i: usize) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "type": "image",
+        "viewer": {"twitch_user_id": format!("{}", 1000 + i % VIEWERS), "twitch_display_name": format!("viewer{}", i % VIEWERS)},
+        "payload": {"style": "ghost", "inputs": {"subject": format!("a seal number {i}")}},
+    }))
+    .unwrap()
+}
+
+/// Arrival time of each alert, by request id, from a consumer on a capture queue.
+async fn watch_alerts(channel: Channel, queue: String) -> Arc<Mutex<HashMap<String, Instant>>> {
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let mut consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            "bench".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(delivery)) = consumer.next().await {
+            let id = delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            record.lock().unwrap().insert(id, Instant::now());
+        }
+    });
+    seen
+}
+
+struct Process {
+    pid: u32,
+}
+
+impl Process {
+    fn status(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap();
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap() // kB
+    }
+
+    /// User + system CPU seconds so far.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        ticks as f64 / 100.0 // USER_HZ
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn wait_for(seen: &Mutex<HashMap<String, Instant>>, ids: &[Uuid], limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let done = {
+            let seen = seen.lock().unwrap();
+            ids.iter()
+                .filter(|id| seen.contains_key(&id.to_string()))
+                .count()
+        };
+        if done == ids.len() {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "only {done} of {} alerts arrived",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// (a) consume → publish with confirm → ack, `n` messages, IN_FLIGHT unacked.
+async fn bare_lapin(world: &TestWorld, n: usize) -> f64 {
+    let connection = &world.broker.connection;
+    let source = format!("{}.bare-in", world.broker.topology.requests_exchange);
+    let sink = format!("{}.bare-out", world.broker.topology.requests_exchange);
+    let channel = connection.create_channel().await.unwrap();
+    for queue in [&source, &sink] {
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+    }
+    channel
+        .basic_qos(IN_FLIGHT as u16, Default::default())
+        .await
+        .unwrap();
+    for i in 0..n {
+        channel
+            .basic_publish(
+                "".into(),
+                source.as_str().into(),
+                BasicPublishOptions::default(),
+                &request_body(i),
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap();
+    }
+    let out = connection.create_channel().await.unwrap();
+    out.confirm_select(Default::default()).await.unwrap();
+    let mut consumer = channel
+        .basic_consume(
+            source.as_str().into(),
+            "bare".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut tasks = futures::stream::FuturesUnordered::new();
+    let mut done = 0;
+    while done < n {
+        tokio::select! {
+            Some(delivery) = consumer.next(), if tasks.len() < IN_FLIGHT => {
+                let delivery = delivery.unwrap();
+                let out = out.clone();
+                let sink = sink.clone();
+                tasks.push(async move {
+                    out.basic_publish("".into(), sink.as_str().into(), BasicPublishOptions::default(), &delivery.data, BasicProperties::default().with_delivery_mode(2))
+                        .await.unwrap().await.unwrap();
+                    delivery.ack(BasicAckOptions::default()).await.unwrap();
+                });
+            }
+            Some(()) = tasks.next() => done += 1,
+        }
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// (b) the store calls the pipeline makes for one ghost request, in order
+/// (crates/consumer/src/pipeline): record, viewer slot, rate-limit permits
+/// for moderation and the image, debit, image, alert, success, result.
+async fn store_calls(store: &Store, limiters: &[RateLimiter; 2], i: usize) {
+    let request = GenerationRequest::from_slice(&request_body(i)).unwrap();
+    let id = Uuid::new_v4();
+    store
+        .record(&NewRequest {
+            id,
+            request: &request,
+            prompt: "a ghostly seal",
+            points_cost: 200,
+            free_of_charge: false,
+            retry_of: None,
+            fingerprint: None,
+        })
+        .await
+        .unwrap();
+    store
+        .start_if_viewer_has_room(
+            id,
+            request.viewer.twitch_user_id.as_str(),
+            1000,
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    limiters[0].acquire().await.unwrap().finish().await.unwrap(); // moderation
+    store.mark_debited(id, Some(Uuid::new_v4())).await.unwrap();
+    limiters[0].acquire().await.unwrap().finish().await.unwrap(); // image: requests
+    limiters[1].acquire().await.unwrap().finish().await.unwrap(); // image: images
+    let image = StoredImage {
+        index: 0,
+        url: format!("https://x.test/{id}.jpg"),
+        color: None,
+        content_type: "image/jpeg".into(),
+        byte_size: 120_000,
+    };
+    store.record_image(id, &image).await.unwrap();
+    store.get(id).await.unwrap();
+    store.images(id).await.unwrap();
+    store.mark_alerted(id).await.unwrap();
+    store.get(id).await.unwrap();
+    store.mark_succeeded(id).await.unwrap();
+    store.get(id).await.unwrap();
+    store.mark_result_published(id).await.unwrap();
+    store.get(id).await.unwrap();
+}
+
+async fn bare_sql(world: &TestWorld, n: usize) -> f64 {
+    let store = Store::new(world.database.pool().clone());
+    let pool = world.database.pool().clone();
+    let limiter = |name: &str| {
+        RateLimiter::new(
+            pool.clone(),
+            name,
+            1_000_000,
+            Duration::from_secs(60),
+            Duration::from_secs(150),
+        )
+    };
+    let limiters = Arc::new([limiter("bench-requests"), limiter("bench-images")]);
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .for_each_concurrent(IN_FLIGHT, |i| {
+            let (store, limiters) = (store.clone(), limiters.clone());
+            async move { store_calls(&store, &limiters, i).await }
+        })
+        .await;
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// (c) the image step alone, on every core (as the consumer runs it).
+async fn image_step(png: Arc<Vec<u8>>, n: usize) -> f64 {
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .for_each_concurrent(IN_FLIGHT, |_| {
+            let png = png.clone();
+            async move {
+                tokio::task::spawn_blocking(move || dynamo_imaging::process_ghost(&png).unwrap())
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// (d) PUTs of the processed JPEG to the same S3-protocol server.
+async fn s3_puts(world: &TestWorld, jpeg: Vec<u8>, n: usize) -> f64 {
+    let client = world.bucket.client.clone();
+    let bucket = world.bucket.name.clone();
+    let jpeg = bytes::Bytes::from(jpeg);
+    let started = Instant::now();
+    futures::stream::iter(0..n)
+        .for_each_concurrent(IN_FLIGHT, |i| {
+            let (client, bucket, body) = (
+                client.clone(),
+                bucket.clone(),
+                aws_sdk_s3::primitives::ByteStream::from(jpeg.clone()),
+            );
+            async move {
+                client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(format!("bench/{i}.jpg"))
+                    .body(body)
+                    .content_type("image/jpeg")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let benchmarking = std::env::args().any(|a| a == "--bench");
+    let n: usize = std::env::var("PIPELINE_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if benchmarking { 2000 } else { 20 });
+    let world = TestWorld::start().await;
+    let png = ghost_png();
+    world.fakes.serve_png(&png);
+    world.fakes.with(|s| {
+        for viewer in 0..VIEWERS {
+            s.balances
+                .insert(format!("{}", 1000 + viewer), i64::MAX / 2);
+        }
+    });
+
+    let env = world
+        .consumer_env()
+        .with("CONSUMER_PREFETCH", IN_FLIGHT.to_string())
+        .with("VIEWER_MAX_IN_FLIGHT", "16")
+        // The limiter still does its bookkeeping; it just never makes anyone wait.
+        .with("OPENAI_REQUESTS_PER_MINUTE", "10000000")
+        .with("OPENAI_IMAGES_PER_MINUTE", "10000000")
+        .with("RUST_LOG", "warn")
+        // As the Dockerfile ships it: glibc gives image buffers back.
+        .with("MALLOC_MMAP_THRESHOLD_", "131072");
+    let mut child = command(env!("CARGO_BIN_EXE_dynamo-consumer"), &env)
+        .spawn()
+        .unwrap();
+    let process = Process { pid: child.id() };
+    let alerts_queue = world
+        .broker
+        .capture(&world.broker.topology.alerts_exchange)
+        .await;
+    let seen = watch_alerts(
+        world.broker.connection.create_channel().await.unwrap(),
+        alerts_queue,
+    )
+    .await;
+
+    // Warm-up (and the consumer is ready once it answers).
+    let warm: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    for (i, id) in warm.iter().enumerate() {
+        world
+            .broker
+            .publish_request(&request_body(i), Some(*id))
+            .await;
+    }
+    wait_for(&seen, &warm, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await; // let it go idle before reading its idle memory
+    let idle_rss = process.status("VmRSS:");
+    // How much of it is the mapped binary and libraries rather than heap.
+    let idle_file = process.status("RssFile:");
+
+    // Throughput: everything published at once.
+    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+    let cpu_before = process.cpu_seconds();
+    let started = Instant::now();
+    for (i, id) in ids.iter().enumerate() {
+        world
+            .broker
+            .publish_request(&request_body(i), Some(*id))
+            .await;
+    }
+    wait_for(&seen, &ids, Duration::from_secs(1800)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let throughput = n as f64 / elapsed;
+    let cpu_per_request = (process.cpu_seconds() - cpu_before) / n as f64;
+
+    // Latency at half that rate.
+    let paced = (n / 4).max(10);
+    let interval = Duration::from_secs_f64(2.0 / throughput);
+    let mut published = HashMap::new();
+    let mut ticker = tokio::time::interval(interval);
+    let paced_ids: Vec<Uuid> = (0..paced).map(|_| Uuid::new_v4()).collect();
+    for (i, id) in paced_ids.iter().enumerate() {
+        ticker.tick().await;
+        published.insert(id.to_string(), Instant::now());
+        world
+            .broker
+            .publish_request(&request_body(i), Some(*id))
+            .await;
+    }
+    wait_for(&seen, &paced_ids, Duration::from_secs(600)).await;
+    let mut latencies: Vec<f64> = {
+        let seen = seen.lock().unwrap();
+        published
+            .iter()
+            .map(|(id, at)| (seen[id] - *at).as_secs_f64() * 1000.0)
+            .collect()
+    };
+    latencies.sort_by(f64::total_cmp);
+    let peak_rss = process.status("VmHWM:");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let jpeg = dynamo_imaging::process_ghost(&png).unwrap().bytes;
+    let references = [
+        (
+            "(a) bare lapin consume/publish/ack",
+            bare_lapin(&world, n).await,
+        ),
+        (
+            "(b) the pipeline's SQL, no pipeline",
+            bare_sql(&world, n).await,
+        ),
+        (
+            "(c) image step alone",
+            image_step(Arc::new(png), n.min(400)).await,
+        ),
+        (
+            "(d) S3 PUT of the JPEG (moto)",
+            s3_puts(&world, jpeg, n.min(400)).await,
+        ),
+    ];
+
+    println!(
+        "pipeline overhead: {n} ghost requests, {IN_FLIGHT} in flight, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("dynamo-consumer           {throughput:>8.1} requests/s   ({elapsed:.1} s)");
+    println!(
+        "  publish→alert at {:.1}/s: p50 {:.1} ms, p99 {:.1} ms ({paced} requests)",
+        throughput / 2.0,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    println!(
+        "  CPU {:.2} ms per request; RSS idle {:.1} MB ({:.1} MB of it mapped files), peak {:.1} MB",
+        cpu_per_request * 1000.0,
+        idle_rss as f64 / 1024.0,
+        idle_file as f64 / 1024.0,
+        peak_rss as f64 / 1024.0
+    );
+    let slowest = references.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
+    for (name, rate) in &references {
+        println!(
+            "{name:<38} {rate:>8.1} /s   dynamo ÷ this = {:.2}",
+            throughput / rate
+        );
+    }
+    println!(
+        "dynamo ÷ slowest of (a)–(c) = {:.2} (target ≥ 0.5)",
+        throughput
+            / references[..3]
+                .iter()
+                .map(|r| r.1)
+                .fold(f64::INFINITY, f64::min)
+    );
+    assert!(slowest > 0.0 && throughput > 0.0);
+}
