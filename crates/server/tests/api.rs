@@ -395,12 +395,7 @@ async fn read_states(response: reqwest::Response, stop: impl Fn(&[String]) -> bo
 async fn an_enqueued_request_is_processed_by_a_consumer_and_streamed_live() {
     let server = Server::start().await;
     let admin = server.admin();
-    let _alerts = server
-        .world
-        .broker
-        .capture(&server.world.broker.topology.alerts_exchange)
-        .await;
-    let consumer = server.start_consumer();
+    let consumer = server.start_consumer().await;
 
     let all = server
         .http

@@ -218,12 +218,7 @@ fn card(id: &str) -> String {
 #[tokio::test]
 async fn an_admin_watches_requests_arrive_filters_them_and_enqueues_from_the_page() {
     let server = Server::start().await;
-    let consumer = server.start_consumer();
-    let _alerts = server
-        .world
-        .broker
-        .capture(&server.world.broker.topology.alerts_exchange)
-        .await;
+    let consumer = server.start_consumer().await;
     let admin = server.admin();
     let browser = Browser::open(1280, 900).await;
     browser.sign_in(&server.base, "/", &admin).await;
@@ -533,12 +528,7 @@ async fn an_admin_watches_requests_arrive_filters_them_and_enqueues_from_the_pag
 #[tokio::test]
 async fn a_viewer_sees_only_their_requests_and_no_admin_controls() {
     let server = Server::start().await;
-    let consumer = server.start_consumer();
-    let _alerts = server
-        .world
-        .broker
-        .capture(&server.world.broker.topology.alerts_exchange)
-        .await;
+    let consumer = server.start_consumer().await;
     let admin = server.admin();
     let (_, own, _) = server
         .post("/requests", &admin, &enqueue_body("ghost", "my own seal"))
@@ -548,17 +538,8 @@ async fn a_viewer_sees_only_their_requests_and_no_admin_controls() {
     let (_, other, _) = server.post("/requests", &admin, &other).await;
     let own = own["id"].as_str().unwrap().to_owned();
     let other = other["id"].as_str().unwrap().to_owned();
-    let store = dynamo_store::Store::new(server.world.database.pool().clone());
     for id in [&own, &other] {
-        let id = id.parse().unwrap();
-        dynamo_testkit::eventually("both requests to finish", WAIT, || {
-            let store = store.clone();
-            async move {
-                let record = store.get(id).await.ok()?;
-                record.state().is_final().then_some(())
-            }
-        })
-        .await;
+        server.wait_finished(id).await;
     }
 
     // A phone-sized window, with a Twitch-style viewer token checked via /access.
@@ -635,12 +616,7 @@ async fn a_viewer_sees_only_their_requests_and_no_admin_controls() {
 #[tokio::test]
 async fn the_page_reconnects_after_a_lost_connection_and_catches_up() {
     let server = Server::start().await;
-    let consumer = server.start_consumer();
-    let _alerts = server
-        .world
-        .broker
-        .capture(&server.world.broker.topology.alerts_exchange)
-        .await;
+    let consumer = server.start_consumer().await;
     // The browser reaches the server through a proxy that can drop it.
     let proxy =
         dynamo_testkit::FlakyProxy::start(server.base.trim_start_matches("http://").to_owned(), 0)
@@ -650,7 +626,6 @@ async fn the_page_reconnects_after_a_lost_connection_and_catches_up() {
     browser.sign_in(&proxy.url, "/", &admin).await;
     browser.eval("window.loadedOnce = true").await;
 
-    let store = dynamo_store::Store::new(server.world.database.pool().clone());
     // First with no event seen yet (the page reads the list again), then with
     // one (the server replays what was missed after Last-Event-ID).
     for (subject, event_seen) in [
@@ -686,12 +661,7 @@ async fn the_page_reconnects_after_a_lost_connection_and_catches_up() {
             .await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         let id = body["id"].as_str().unwrap().to_owned();
-        let uuid = id.parse().unwrap();
-        dynamo_testkit::eventually("the request to finish", WAIT, || {
-            let store = store.clone();
-            async move { store.get(uuid).await.ok()?.state().is_final().then_some(()) }
-        })
-        .await;
+        server.wait_finished(&id).await;
         assert_eq!(browser.eval(&format!("!{}", card(&id))).await, true);
 
         proxy.set_down(false);

@@ -107,8 +107,14 @@ impl Server {
     }
 
     /// A dynamo-consumer in this process with the placeholder image provider,
-    /// storing into the directory this server serves at /images.
-    pub fn start_consumer(&self) -> Consumer {
+    /// storing into the directory this server serves at /images, with a queue
+    /// on the alerts exchange standing in for the alerts service (an alert
+    /// nobody receives does not count as shown).
+    pub async fn start_consumer(&self) -> Consumer {
+        self.world
+            .broker
+            .capture(&self.world.broker.topology.alerts_exchange)
+            .await;
         let env = self
             .world
             .consumer_env()
@@ -122,6 +128,19 @@ impl Server {
             shutdown.clone(),
         ));
         Consumer { shutdown, task }
+    }
+}
+
+impl Server {
+    /// Waits until the request reached a final state.
+    pub async fn wait_finished(&self, id: &str) {
+        let store = dynamo_store::Store::new(self.world.database.pool().clone());
+        let id: Uuid = id.parse().unwrap();
+        eventually("the request to finish", WAIT, || {
+            let store = store.clone();
+            async move { store.get(id).await.ok()?.state().is_final().then_some(()) }
+        })
+        .await;
     }
 }
 
