@@ -55,5 +55,15 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 echo "chromium: $(chromium --version 2>/dev/null || echo '?'), $(chromedriver --version | cut -d' ' -f1-2)"
 
+# axe-core (npm) checks the page's accessibility inside the browser tests.
+axe_dir="$HOME/.cache/dynamo-node"
+if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ]; then
+  command -v npm >/dev/null || apt_install npm
+  echo "installing axe-core (accessibility checks of the live page)"
+  mkdir -p "$axe_dir"
+  npm install --silent --no-audit --no-fund --prefix "$axe_dir" axe-core@4 >/dev/null
+fi
+echo "axe-core: $axe_dir/node_modules/axe-core"
+
 # wrk drives the status-API benchmark (bench/status_api.sh).
 command -v wrk >/dev/null || { echo "installing wrk"; apt_install wrk; }

@@ -228,10 +228,6 @@ function fillCard(element, view) {
     : view.style;
   element.querySelector(".reason").textContent =
     view.state === "failed" || view.state === "rejected" ? view.reason ?? "" : "";
-  element.querySelector(".open").setAttribute(
-    "aria-label",
-    `${subject}, ${view.state}, by ${view.viewer.twitch_display_name}: show details`,
-  );
 }
 
 function took(view) {

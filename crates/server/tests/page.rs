@@ -169,6 +169,42 @@ impl Browser {
             .collect()
     }
 
+    /// Accessibility problems axe-core finds on the page as it is now
+    /// (labels, contrast, roles, keyboard traps...). axe-core comes from npm
+    /// (`scripts/ensure-services.sh` installs it; `AXE_JS` overrides the path).
+    async fn accessibility_violations(&self) -> Vec<Value> {
+        let path = std::env::var("AXE_JS").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/dynamo-node/node_modules/axe-core/axe.min.js",
+                std::env::var("HOME").unwrap_or_default()
+            )
+        });
+        let axe = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{path}: {e}; run scripts/ensure-services.sh (npm install axe-core) or set AXE_JS"
+            )
+        });
+        self.client.execute(&axe, vec![]).await.unwrap();
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {resultTypes: ['violations']}).then(result => done(
+                     result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                         nodes: v.nodes.map(n => n.target.join(' '))}))));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        found.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Presses a key on whatever has the focus.
+    async fn press(&self, key: fantoccini::key::Key) {
+        let focused = self.client.active_element().await.unwrap();
+        focused.send_keys(&key).await.unwrap();
+    }
+
     async fn screenshot(&self, name: &str) -> std::path::PathBuf {
         let png = self.client.screenshot().await.unwrap();
         let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
@@ -316,6 +352,8 @@ async fn an_admin_watches_requests_arrive_filters_them_and_enqueues_from_the_pag
         .await;
     assert!(reason.as_str().unwrap().contains("points"), "{reason}");
     browser.screenshot("gallery.png").await;
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "accessibility: {violations:#?}");
 
     // Its detail shows the retried failure, and an admin may retry it.
     browser
@@ -403,6 +441,8 @@ async fn an_admin_watches_requests_arrive_filters_them_and_enqueues_from_the_pag
             .contains(&format!("request={friend}"))
     );
     browser.screenshot("detail.png").await;
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "accessibility: {violations:#?}");
     browser.click("#detail-close").await;
     browser
         .until(
@@ -485,6 +525,9 @@ async fn an_admin_watches_requests_arrive_filters_them_and_enqueues_from_the_pag
             .await,
         "true"
     );
+    // The open form, with its error showing, passes too.
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "accessibility: {violations:#?}");
 
     // The refusal is the only thing logged (Chromium logs every 4xx answer).
     let errors = browser.console_errors().await;
@@ -585,6 +628,52 @@ async fn a_viewer_sees_only_their_requests_and_no_admin_controls() {
         "✕",
         "a viewer gets no retry button"
     );
+    // Keyboard only: Tab reaches the card, Enter opens it, Escape closes it.
+    browser.click("#detail-close").await;
+    browser
+        .until(
+            "the detail to close",
+            "!document.getElementById('detail').open",
+        )
+        .await;
+    browser.eval("document.activeElement.blur()").await;
+    let mut reached = false;
+    for _ in 0..20 {
+        browser.press(fantoccini::key::Key::Tab).await;
+        if browser
+            .eval(&format!(
+                "document.activeElement === {}.querySelector('.open')",
+                card(&own)
+            ))
+            .await
+            == true
+        {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab never reached the card");
+    browser.press(fantoccini::key::Key::Enter).await;
+    browser
+        .until(
+            "the detail to open from the keyboard",
+            "document.getElementById('detail').open && document.querySelector('#detail .prompt')",
+        )
+        .await;
+    browser.press(fantoccini::key::Key::Escape).await;
+    browser
+        .until(
+            "Escape to close the detail",
+            "!document.getElementById('detail').open",
+        )
+        .await;
+    browser
+        .click(&format!(".card[data-id=\"{own}\"] .open"))
+        .await;
+    browser
+        .until("the detail", "document.querySelector('#detail .prompt')")
+        .await;
+
     // Nothing overflows sideways on a phone.
     assert_eq!(
         browser
@@ -594,6 +683,8 @@ async fn a_viewer_sees_only_their_requests_and_no_admin_controls() {
     );
     browser.click("#detail-close").await;
     browser.screenshot("gallery-phone.png").await;
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "accessibility: {violations:#?}");
 
     // Signing out forgets the token.
     browser.click("#sign-out").await;
