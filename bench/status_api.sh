@@ -85,6 +85,8 @@ curl -fs -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/requests/$ID"
 printf '%-22s %12s %12s %8s %8s\n' endpoint "dynamo rps" "pgbench tps" ratio target
 for case in "by id|/requests/$ID|by_id.sql|0.5" "list of 50|/requests?limit=50|list.sql|0.3"; do
   IFS='|' read -r name path script target <<<"$case"
+  # Warm-up (pool connections, caches), not counted.
+  wrk -t2 -c"$CONNECTIONS" -d2s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT$path" >/dev/null
   api=$(wrk_rps "$path")
   errors=$(awk '/Non-2xx|Socket errors/' "$work/wrk.txt")
   [ -z "$errors" ] || { echo "wrk saw errors on $path: $errors" >&2; exit 1; }

@@ -137,7 +137,7 @@ pub async fn run(
         store: Store::new(pool),
         broker: Arc::new(broker),
         publisher,
-        topology: config.topology.clone(),
+        topology: Arc::new(config.topology.clone()),
         auth: Arc::new(auth),
         events,
         metrics: Arc::default(),
@@ -145,6 +145,13 @@ pub async fn run(
         sse_heartbeat: config.sse_heartbeat,
     };
     tracing::info!(address = %listener.local_addr()?, images = ?config.images_dir, "dynamo-server listening");
+    // Small JSON answers and SSE events should leave at once, not wait for
+    // Nagle's algorithm to batch them.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app(state, &config))
         .with_graceful_shutdown(async move { shutdown.requested().await })
         .await?;

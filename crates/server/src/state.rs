@@ -13,7 +13,8 @@ pub struct AppState {
     pub store: Store,
     pub broker: Arc<dynamo_broker::lapin::Connection>,
     pub publisher: Publisher,
-    pub topology: Topology,
+    /// Shared: handlers clone the state on every request.
+    pub topology: Arc<Topology>,
     pub auth: Arc<Authenticator>,
     pub events: EventHub,
     pub metrics: Arc<Metrics>,
