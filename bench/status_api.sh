@@ -91,6 +91,6 @@ for case in "by id|/requests/$ID|by_id.sql|0.5" "list of 50|/requests?limit=50|l
   errors=$(awk '/Non-2xx|Socket errors/' "$work/wrk.txt")
   [ -z "$errors" ] || { echo "wrk saw errors on $path: $errors" >&2; exit 1; }
   db=$(pgbench_tps "$work/$script")
-  printf '%-22s %12.0f %12.0f %8.2f %8s\n' "$name" "$api" "$db" "$(echo "$api / $db" | bc -l)" "≥ $target"
+  printf '%-22s %12.0f %12.0f %8.2f %8s\n' "$name" "$api" "$db" "$(awk -v a="$api" -v b="$db" 'BEGIN {print a / b}')" "≥ $target"
 done
 echo "($CONNECTIONS connections, ${DURATION}s each, $ROWS requests in the table, $(nproc) cores)"
