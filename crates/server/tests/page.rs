@@ -199,6 +199,15 @@ impl Browser {
         found.as_array().cloned().unwrap_or_default()
     }
 
+    /// Waits until the card of request `id` shows `state`.
+    async fn until_card(&self, id: &str, state: &str) {
+        self.until(
+            &format!("the card of {id} to be {state}"),
+            &format!("{}?.dataset.state === '{state}'", card(id)),
+        )
+        .await;
+    }
+
     /// Presses a key on whatever has the focus.
     async fn press(&self, key: fantoccini::key::Key) {
         let focused = self.client.active_element().await.unwrap();
@@ -266,22 +275,11 @@ async fn an_admin_watches_requests_arrive_filters_them_and_enqueues_from_the_pag
     );
 
     // Enqueued through the API: the card appears and finishes without a reload.
-    let (status, body, _) = server
-        .post(
-            "/requests",
-            &admin,
-            &enqueue_body("friend", "a robot who loves soup"),
-        )
+    let friend = server
+        .enqueue(&admin, &enqueue_body("friend", "a robot who loves soup"))
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let friend = body["id"].as_str().unwrap().to_owned();
     browser.eval("window.loadedOnce = true").await;
-    browser
-        .until(
-            "the friend card to succeed",
-            &format!("{}?.dataset.state === 'succeeded'", card(&friend)),
-        )
-        .await;
+    browser.until_card(&friend, "succeeded").await;
     assert_eq!(
         browser.eval("window.loadedOnce === true").await,
         true,
@@ -312,20 +310,10 @@ async fn an_admin_watches_requests_arrive_filters_them_and_enqueues_from_the_pag
         );
     }
 
-    let (_, body, _) = server
-        .post(
-            "/requests",
-            &admin,
-            &enqueue_body("ghost", "a seal in a raincoat"),
-        )
+    let ghost = server
+        .enqueue(&admin, &enqueue_body("ghost", "a seal in a raincoat"))
         .await;
-    let ghost = body["id"].as_str().unwrap().to_owned();
-    browser
-        .until(
-            "the ghost card to succeed",
-            &format!("{}?.dataset.state === 'succeeded'", card(&ghost)),
-        )
-        .await;
+    browser.until_card(&ghost, "succeeded").await;
 
     // One that pays and cannot: its debit fails once (a transient error, retried),
     // then the ledger says the viewer is short of points.
@@ -336,14 +324,8 @@ async fn an_admin_watches_requests_arrive_filters_them_and_enqueues_from_the_pag
     let mut short = enqueue_body("ghost", "a very expensive seal");
     short["viewer"] = json!({"twitch_user_id": "777", "twitch_display_name": "brokeviewer"});
     short["free_of_charge"] = json!(false);
-    let (_, body, _) = server.post("/requests", &admin, &short).await;
-    let rejected = body["id"].as_str().unwrap().to_owned();
-    browser
-        .until(
-            "the failed card",
-            &format!("{}?.dataset.state === 'failed'", card(&rejected)),
-        )
-        .await;
+    let rejected = server.enqueue(&admin, &short).await;
+    browser.until_card(&rejected, "failed").await;
     let reason = browser
         .eval(&format!(
             "{}.querySelector('.reason').textContent",
@@ -388,13 +370,7 @@ async fn an_admin_watches_requests_arrive_filters_them_and_enqueues_from_the_pag
         )
         .await;
     browser
-        .until(
-            "the retry to succeed",
-            &format!(
-                "{}?.dataset.state === 'succeeded'",
-                card(queued.as_str().unwrap())
-            ),
-        )
+        .until_card(queued.as_str().unwrap(), "succeeded")
         .await;
     browser.click("#detail-close").await;
     browser
@@ -573,14 +549,12 @@ async fn a_viewer_sees_only_their_requests_and_no_admin_controls() {
     let server = Server::start().await;
     let consumer = server.start_consumer().await;
     let admin = server.admin();
-    let (_, own, _) = server
-        .post("/requests", &admin, &enqueue_body("ghost", "my own seal"))
+    let own = server
+        .enqueue(&admin, &enqueue_body("ghost", "my own seal"))
         .await;
     let mut other = enqueue_body("ghost", "someone else's seal");
     other["viewer"]["twitch_user_id"] = json!("555");
-    let (_, other, _) = server.post("/requests", &admin, &other).await;
-    let own = own["id"].as_str().unwrap().to_owned();
-    let other = other["id"].as_str().unwrap().to_owned();
+    let other = server.enqueue(&admin, &other).await;
     for id in [&own, &other] {
         server.wait_finished(id).await;
     }
@@ -590,12 +564,7 @@ async fn a_viewer_sees_only_their_requests_and_no_admin_controls() {
     browser
         .sign_in(&server.base, "/", &format!("twitch-viewer-{VIEWER}"))
         .await;
-    browser
-        .until(
-            "the viewer's card",
-            &format!("{}?.dataset.state === 'succeeded'", card(&own)),
-        )
-        .await;
+    browser.until_card(&own, "succeeded").await;
     assert_eq!(
         browser.eval(&format!("!{}", card(&other))).await,
         true,
@@ -724,20 +693,10 @@ async fn the_page_reconnects_after_a_lost_connection_and_catches_up() {
         ("a second seal in the dark", true),
     ] {
         if event_seen {
-            let (_, body, _) = server
-                .post(
-                    "/requests",
-                    &admin,
-                    &enqueue_body("ghost", "a seal in the light"),
-                )
+            let seen = server
+                .enqueue(&admin, &enqueue_body("ghost", "a seal in the light"))
                 .await;
-            let seen = body["id"].as_str().unwrap().to_owned();
-            browser
-                .until(
-                    "a live update",
-                    &format!("{}?.dataset.state === 'succeeded'", card(&seen)),
-                )
-                .await;
+            browser.until_card(&seen, "succeeded").await;
         }
         proxy.set_down(true);
         browser
@@ -747,21 +706,14 @@ async fn the_page_reconnects_after_a_lost_connection_and_catches_up() {
             )
             .await;
         // A request comes and finishes while the page is cut off.
-        let (status, body, _) = server
-            .post("/requests", &admin, &enqueue_body("ghost", subject))
+        let id = server
+            .enqueue(&admin, &enqueue_body("ghost", subject))
             .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        let id = body["id"].as_str().unwrap().to_owned();
         server.wait_finished(&id).await;
         assert_eq!(browser.eval(&format!("!{}", card(&id))).await, true);
 
         proxy.set_down(false);
-        browser
-            .until(
-                "the missed request to show",
-                &format!("{}?.dataset.state === 'succeeded'", card(&id)),
-            )
-            .await;
+        browser.until_card(&id, "succeeded").await;
         assert_eq!(
             browser
                 .eval("document.getElementById('live').dataset.state")

@@ -106,6 +106,13 @@ impl Server {
         )
     }
 
+    /// Queues a request through the API as `token`; returns its id.
+    pub async fn enqueue(&self, token: &str, body: &Value) -> String {
+        let (status, answer, _) = self.post("/requests", token, body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        answer["id"].as_str().unwrap().to_owned()
+    }
+
     /// A dynamo-consumer in this process with the placeholder image provider,
     /// storing into the directory this server serves at /images, with a queue
     /// on the alerts exchange standing in for the alerts service (an alert
