@@ -208,6 +208,25 @@ impl Browser {
         .await;
     }
 
+    /// Opens a request's detail by clicking its card.
+    async fn open_detail(&self, id: &str) {
+        self.click(&format!(".card[data-id=\"{id}\"] .open")).await;
+        self.until(
+            "the detail",
+            "document.getElementById('detail').open && document.querySelector('#detail .prompt')",
+        )
+        .await;
+    }
+
+    async fn close_detail(&self) {
+        self.click("#detail-close").await;
+        self.until(
+            "the detail to close",
+            "!document.getElementById('detail').open",
+        )
+        .await;
+    }
+
     /// Presses a key on whatever has the focus.
     async fn press(&self, key: fantoccini::key::Key) {
         let focused = self.client.active_element().await.unwrap();
@@ -338,12 +357,7 @@ async fn an_admin_watches_requests_arrive_filters_them_and_enqueues_from_the_pag
     assert!(violations.is_empty(), "accessibility: {violations:#?}");
 
     // Its detail shows the retried failure, and an admin may retry it.
-    browser
-        .click(&format!(".card[data-id=\"{rejected}\"] .open"))
-        .await;
-    browser
-        .until("the detail", "document.querySelector('#detail .prompt')")
-        .await;
+    browser.open_detail(&rejected).await;
     let detail = browser
         .eval("document.getElementById('detail').innerText")
         .await;
@@ -372,24 +386,10 @@ async fn an_admin_watches_requests_arrive_filters_them_and_enqueues_from_the_pag
     browser
         .until_card(queued.as_str().unwrap(), "succeeded")
         .await;
-    browser.click("#detail-close").await;
-    browser
-        .until(
-            "the detail to close",
-            "!document.getElementById('detail').open",
-        )
-        .await;
+    browser.close_detail().await;
 
     // The detail view: prompt, timeline, ledger status.
-    browser
-        .click(&format!(".card[data-id=\"{friend}\"] .open"))
-        .await;
-    browser
-        .until(
-            "the detail",
-            "document.getElementById('detail').open && document.querySelector('#detail .prompt')",
-        )
-        .await;
+    browser.open_detail(&friend).await;
     let detail = browser
         .eval("document.getElementById('detail').innerText")
         .await;
@@ -419,13 +419,7 @@ async fn an_admin_watches_requests_arrive_filters_them_and_enqueues_from_the_pag
     browser.screenshot("detail.png").await;
     let violations = browser.accessibility_violations().await;
     assert!(violations.is_empty(), "accessibility: {violations:#?}");
-    browser.click("#detail-close").await;
-    browser
-        .until(
-            "the detail to close",
-            "!document.getElementById('detail').open",
-        )
-        .await;
+    browser.close_detail().await;
 
     // A filter hides the other cards, and lives in the URL.
     browser
@@ -582,12 +576,7 @@ async fn a_viewer_sees_only_their_requests_and_no_admin_controls() {
             .await,
         "none"
     );
-    browser
-        .click(&format!(".card[data-id=\"{own}\"] .open"))
-        .await;
-    browser
-        .until("the detail", "document.querySelector('#detail .prompt')")
-        .await;
+    browser.open_detail(&own).await;
     assert_eq!(
         browser
             .eval(
@@ -598,13 +587,7 @@ async fn a_viewer_sees_only_their_requests_and_no_admin_controls() {
         "a viewer gets no retry button"
     );
     // Keyboard only: Tab reaches the card, Enter opens it, Escape closes it.
-    browser.click("#detail-close").await;
-    browser
-        .until(
-            "the detail to close",
-            "!document.getElementById('detail').open",
-        )
-        .await;
+    browser.close_detail().await;
     browser.eval("document.activeElement.blur()").await;
     let mut reached = false;
     for _ in 0..20 {
@@ -636,12 +619,7 @@ async fn a_viewer_sees_only_their_requests_and_no_admin_controls() {
             "!document.getElementById('detail').open",
         )
         .await;
-    browser
-        .click(&format!(".card[data-id=\"{own}\"] .open"))
-        .await;
-    browser
-        .until("the detail", "document.querySelector('#detail .prompt')")
-        .await;
+    browser.open_detail(&own).await;
 
     // Nothing overflows sideways on a phone.
     assert_eq!(
@@ -650,7 +628,7 @@ async fn a_viewer_sees_only_their_requests_and_no_admin_controls() {
             .await,
         true
     );
-    browser.click("#detail-close").await;
+    browser.close_detail().await;
     browser.screenshot("gallery-phone.png").await;
     let violations = browser.accessibility_violations().await;
     assert!(violations.is_empty(), "accessibility: {violations:#?}");
