@@ -103,11 +103,9 @@ impl RateLimits {
             permits.push(self.admit(&self.images).await?);
         }
         let result = call.await;
-        for permit in permits {
-            if let Err(error) = permit.finish().await {
-                // The slot then counts until its call would have timed out.
-                tracing::warn!(%error, "could not record the end of a rate-limited call");
-            }
+        if let Err(error) = Permit::finish_all(permits).await {
+            // The slots then count until the call would have timed out.
+            tracing::warn!(%error, "could not record the end of a rate-limited call");
         }
         self.metrics.openai_call(endpoint, &result);
         if let Err(UpstreamError::RateLimited { retry_after, .. }) = &result {

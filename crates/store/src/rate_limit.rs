@@ -12,7 +12,6 @@
 //! transaction-scoped advisory lock per limiter. A 429 pauses the limiter for all.
 
 use crate::StoreError;
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use std::time::Duration;
 
@@ -38,11 +37,21 @@ pub struct Permit {
 
 impl Permit {
     pub async fn finish(self) -> Result<(), StoreError> {
+        Self::finish_all(vec![self]).await
+    }
+
+    /// Finishes the permits of one call (say, its requests and images
+    /// limiters) in one statement.
+    pub async fn finish_all(permits: Vec<Permit>) -> Result<(), StoreError> {
+        let Some(first) = permits.first() else {
+            return Ok(());
+        };
+        let ids: Vec<i64> = permits.iter().map(|permit| permit.id).collect();
         sqlx::query(
-            "UPDATE dynamo.rate_limit_call SET finished_at = clock_timestamp() WHERE id = $1",
+            "UPDATE dynamo.rate_limit_call SET finished_at = clock_timestamp() WHERE id = ANY($1)",
         )
-        .bind(self.id)
-        .execute(&self.pool)
+        .bind(&ids)
+        .execute(&first.pool)
         .await?;
         Ok(())
     }
@@ -50,10 +59,6 @@ impl Permit {
 
 /// How often a waiter blocked by calls still in flight looks again.
 const IN_FLIGHT_POLL: Duration = Duration::from_millis(100);
-
-fn interval(duration: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
-}
 
 impl RateLimiter {
     pub fn new(pool: PgPool, name: &str, limit: u32, window: Duration, max_call: Duration) -> Self {
@@ -91,70 +96,33 @@ impl RateLimiter {
     }
 
     /// Admits a call now (`Ok(call id)`), or says how long to wait before asking again.
+    /// One statement: `dynamo.rate_limit_try_acquire` (migration 0008) takes
+    /// the limiter's lock, so it is held for the statement only.
     pub async fn try_acquire(&self) -> Result<Result<i64, Duration>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('dynamo.rate_limit.' || $1))")
-            .bind(&self.name)
-            .execute(&mut *tx)
-            .await?;
-        let now: DateTime<Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
-            .fetch_one(&mut *tx)
-            .await?;
-        let paused: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT until FROM dynamo.rate_limit_pause WHERE limiter = $1 AND until > $2",
-        )
-        .bind(&self.name)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(until) = paused {
-            tx.commit().await?;
-            return Ok(Err(to_duration(until - now)));
-        }
-        let window = interval(self.window);
-        // A call counts until a window after it finished (or after it expired).
-        sqlx::query(
-            "DELETE FROM dynamo.rate_limit_call
-             WHERE limiter = $1 AND coalesce(finished_at, expires_at) <= $2",
-        )
-        .bind(&self.name)
-        .bind(now - window)
-        .execute(&mut *tx)
-        .await?;
-        // The call whose slot must free before one more fits.
-        let blocking: Option<(Option<DateTime<Utc>>, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT finished_at, expires_at FROM dynamo.rate_limit_call
-             WHERE limiter = $1 ORDER BY coalesce(finished_at, expires_at) DESC
-             OFFSET $2 - 1 LIMIT 1",
+        let (call_id, wait_ms, in_flight): (Option<i64>, Option<f64>, bool) = sqlx::query_as(
+            "SELECT call_id, wait_ms, in_flight FROM dynamo.rate_limit_try_acquire(
+                 $1, $2, $3 * interval '1 millisecond', $4 * interval '1 millisecond')",
         )
         .bind(&self.name)
         .bind(self.limit)
-        .fetch_optional(&mut *tx)
+        .bind(self.window.as_millis() as f64)
+        .bind(self.max_call.as_millis() as f64)
+        .fetch_one(&self.pool)
         .await?;
-        let admitted = match blocking {
-            Some((Some(finished), _)) => {
-                Err(to_duration(finished + window - now).max(Duration::from_millis(1)))
-            }
+        if let Some(id) = call_id {
+            return Ok(Ok(id));
+        }
+        // Only a window or a max_call past any float's range fails to convert.
+        let wait = Duration::try_from_secs_f64(wait_ms.unwrap_or(0.0).max(0.0) / 1000.0)
+            .unwrap_or(self.window);
+        let wait = if in_flight {
             // Still in flight: it may finish any moment, so look again soon
             // rather than sleeping until it would expire.
-            Some((None, expires)) => Err(to_duration(expires + window - now)
-                .min(IN_FLIGHT_POLL)
-                .max(Duration::from_millis(1))),
-            None => {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO dynamo.rate_limit_call (limiter, called_at, expires_at)
-                     VALUES ($1, $2, $3) RETURNING id",
-                )
-                .bind(&self.name)
-                .bind(now)
-                .bind(now + interval(self.max_call))
-                .fetch_one(&mut *tx)
-                .await?;
-                Ok(id)
-            }
+            wait.min(IN_FLIGHT_POLL)
+        } else {
+            wait
         };
-        tx.commit().await?;
-        Ok(admitted)
+        Ok(Err(wait.max(Duration::from_millis(1))))
     }
 
     /// Stops every process from calling for `duration` (the upstream said 429).
@@ -170,8 +138,4 @@ impl RateLimiter {
         .await?;
         Ok(())
     }
-}
-
-fn to_duration(delta: chrono::Duration) -> Duration {
-    delta.to_std().unwrap_or(Duration::ZERO)
 }

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
-use dynamo_store::RateLimiter;
+use dynamo_store::{Permit, RateLimiter};
 use dynamo_testkit::TestDatabase;
 use std::time::{Duration, Instant};
 
@@ -135,4 +135,36 @@ async fn a_call_whose_process_died_stops_counting() {
         "expiry plus a window: {:?}",
         next.waited
     );
+}
+
+#[tokio::test]
+async fn one_call_finishes_its_permits_of_every_limiter_together() {
+    let database = TestDatabase::create().await;
+    let window = Duration::from_millis(300);
+    let limiter = |name| RateLimiter::new(database.pool().clone(), name, 1, window, MINUTE);
+    let (requests, images) = (limiter("openai-requests"), limiter("openai-images"));
+    let permits = vec![
+        requests.acquire().await.unwrap(),
+        images.acquire().await.unwrap(),
+    ];
+    for limiter in [&requests, &images] {
+        let wait = limiter.try_acquire().await.unwrap().expect_err("in flight");
+        assert!(
+            wait <= Duration::from_millis(100),
+            "polls an in-flight call: {wait:?}"
+        );
+    }
+    Permit::finish_all(permits).await.unwrap();
+    for limiter in [&requests, &images] {
+        let wait = limiter
+            .try_acquire()
+            .await
+            .unwrap()
+            .expect_err("a window after the finish");
+        assert!(
+            wait > Duration::from_millis(200),
+            "{}: {wait:?}",
+            limiter.name()
+        );
+    }
 }
