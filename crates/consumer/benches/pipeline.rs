@@ -7,7 +7,8 @@
 //!
 //! `cargo bench -p dynamo-consumer --bench pipeline` runs 2,000 requests;
 //! under `cargo test` it runs 20 as a smoke test. `PIPELINE_REQUESTS`
-//! overrides the count.
+//! overrides the count; `PIPELINE_RUST_LOG` the consumer's `RUST_LOG`
+//! (`info` shows each request's step timings).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: failing loudly is the point
 
@@ -332,7 +333,10 @@ async fn main() {
         // The limiter still does its bookkeeping; it just never makes anyone wait.
         .with("OPENAI_REQUESTS_PER_MINUTE", "10000000")
         .with("OPENAI_IMAGES_PER_MINUTE", "10000000")
-        .with("RUST_LOG", "warn")
+        .with(
+            "RUST_LOG",
+            std::env::var("PIPELINE_RUST_LOG").unwrap_or("warn".into()),
+        )
         // As the Dockerfile ships it: glibc gives image buffers back.
         .with("MALLOC_MMAP_THRESHOLD_", "131072");
     let mut child = command(env!("CARGO_BIN_EXE_dynamo-consumer"), &env)

@@ -19,6 +19,8 @@ use uuid::Uuid;
 pub const SHARED_SECRET: &str = "test-shared-secret";
 /// Points every viewer has unless a test sets otherwise.
 const DEFAULT_BALANCE: i64 = 1000;
+/// The `created` of every image answer.
+const IMAGE_CREATED: u32 = 1_700_000_000;
 
 /// What the fake image endpoint does on its next call.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,9 +74,9 @@ pub struct FakeState {
     pub image_call_log: Vec<(String, std::time::SystemTime)>,
     /// A pause before every image answer (a realistically slow upstream).
     pub image_delay: Option<std::time::Duration>,
-    /// The base64 of a PNG every `Base64` answer carries instead of the
-    /// rendered one (see [`Fakes::serve_png`]).
-    pub image_b64: Option<Arc<String>>,
+    /// The whole JSON answer, a PNG as `b64_json`, that every `Base64`
+    /// answer is instead of the rendered one (see [`Fakes::serve_png`]).
+    pub image_answer: Option<Bytes>,
     /// Enforce OpenAI's image limit: at most this many calls arrive per
     /// window, the rest are answered 429 (and counted in `image_429s`).
     pub image_limit: Option<(usize, std::time::Duration)>,
@@ -158,15 +160,17 @@ impl Fakes {
     /// The issuer the fake auth service signs tokens as.
     pub const ISSUER: &'static str = "https://goldenvcr.com/api/auth";
 
-    /// A token signed by the fake auth service with key `key` ("a" or "b"),
-    /// holding `claims` plus `iss` and an `exp` an hour away (unless given).
-    /// Every image answer carries `png` from now on (encoded once, so the fake
-    /// stays cheap under load).
+    /// Every image answer carries `png` from now on (the answer is built
+    /// once, so the fake stays instant under load).
     pub fn serve_png(&self, png: &[u8]) {
         let b64 = base64::engine::general_purpose::STANDARD.encode(png);
-        self.with(|state| state.image_b64 = Some(Arc::new(b64)));
+        let answer = json!({"created": IMAGE_CREATED, "data": [{"b64_json": b64}]});
+        let answer = Bytes::from(serde_json::to_vec(&answer).unwrap());
+        self.with(|state| state.image_answer = Some(answer));
     }
 
+    /// A token signed by the fake auth service with key `key` ("a" or "b"),
+    /// holding `claims` plus `iss` and an `exp` an hour away (unless given).
     pub fn jwt(&self, key: &str, claims: Value) -> String {
         let mut claims = claims;
         if claims.get("iss").is_none() {
@@ -407,7 +411,7 @@ async fn generate_image(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let created = 1_700_000_000u32;
+    let created = IMAGE_CREATED;
     if let ImageBehavior::Slow { millis } = behavior {
         tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
     }
@@ -417,10 +421,9 @@ async fn generate_image(
     }
     match behavior {
         ImageBehavior::Base64 | ImageBehavior::Slow { .. } => {
-            let fixed = state.lock().unwrap().image_b64.clone();
-            if let Some(b64) = fixed {
-                return Json(json!({"created": created, "data": [{"b64_json": b64.as_str()}]}))
-                    .into_response();
+            let fixed = state.lock().unwrap().image_answer.clone();
+            if let Some(answer) = fixed {
+                return ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
             }
             let b64 = tokio::task::spawn_blocking(move || {
                 base64::engine::general_purpose::STANDARD.encode(image_for(&prompt).as_slice())
