@@ -8,8 +8,10 @@
 //! arrived (the upstream received it somewhere in between), so however late a
 //! busy process actually sends an admitted call, no window at the upstream
 //! holds more than `limit`. A call whose process died stops counting a window
-//! after `max_call` (the longest a call may take). Admission takes a
-//! transaction-scoped advisory lock per limiter. A 429 pauses the limiter for all.
+//! after `max_call` (the longest a call may take). Admission is one statement
+//! (`dynamo.rate_limit_try_acquire`, migration 0008) under an advisory lock per
+//! limiter; a count of each limiter's calls, kept by triggers, says whether
+//! there is room without walking the window. A 429 pauses the limiter for all.
 
 use crate::StoreError;
 use sqlx::PgPool;

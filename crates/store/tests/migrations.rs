@@ -29,6 +29,7 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
             "image",
             "image_request",
             "rate_limit_call",
+            "rate_limit_count",
             "rate_limit_pause",
             "step_failure"
         ]
@@ -68,7 +69,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 7);
+    assert_eq!(tables(&database).await.len(), 8);
 }
 
 #[tokio::test]

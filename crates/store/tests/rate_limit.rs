@@ -168,3 +168,55 @@ async fn one_call_finishes_its_permits_of_every_limiter_together() {
         );
     }
 }
+
+/// Admission trusts a per-limiter count kept by triggers; calls removed
+/// behind the limiter's back (by hand, or by an older consumer) must free
+/// exactly their slots, no more.
+#[tokio::test]
+async fn calls_removed_by_hand_free_exactly_their_slots() {
+    let database = TestDatabase::create().await;
+    let pool = database.pool();
+    let limiter = RateLimiter::new(pool.clone(), "openai-images", 3, MINUTE, MINUTE);
+    let other = RateLimiter::new(pool.clone(), "openai-requests", 3, MINUTE, MINUTE);
+    let mut permits = Vec::new();
+    for _ in 0..3 {
+        permits.push(limiter.acquire().await.unwrap());
+        permits.push(other.acquire().await.unwrap());
+    }
+    assert!(limiter.try_acquire().await.unwrap().is_err(), "full");
+
+    sqlx::query(
+        "DELETE FROM dynamo.rate_limit_call
+         WHERE id = (SELECT min(id) FROM dynamo.rate_limit_call WHERE limiter = 'openai-images')",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    assert!(
+        limiter.try_acquire().await.unwrap().is_ok(),
+        "one slot freed"
+    );
+    assert!(limiter.try_acquire().await.unwrap().is_err(), "only one");
+    assert!(
+        other.try_acquire().await.unwrap().is_err(),
+        "the other limiter is untouched"
+    );
+
+    sqlx::query("TRUNCATE dynamo.rate_limit_call")
+        .execute(pool)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert!(limiter.try_acquire().await.unwrap().is_ok(), "emptied");
+    }
+    assert!(limiter.try_acquire().await.unwrap().is_err(), "full again");
+    let counts: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT c.limiter, c.calls, (SELECT count(*) FROM dynamo.rate_limit_call r
+                                     WHERE r.limiter = c.limiter)
+         FROM dynamo.rate_limit_count c ORDER BY c.limiter",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(counts, vec![("openai-images".to_owned(), 3, 3)]);
+}
