@@ -60,12 +60,14 @@ impl RetryPolicy {
             .unwrap_or(self.max_delay)
     }
 
-    /// Runs `call` until it succeeds, fails for good, or the policy runs out.
+    /// Runs `call` until it succeeds, fails for good, or the policy runs out,
+    /// telling `on_retry` of each failure that is retried.
     pub async fn run<T, F, Fut>(
         &self,
         step: &'static str,
         metrics: &Metrics,
         call: F,
+        mut on_retry: impl FnMut(&UpstreamError),
     ) -> Result<T, UpstreamError>
     where
         F: FnMut() -> Fut,
@@ -84,6 +86,7 @@ impl RetryPolicy {
             // but once the policy has run out (None), stop regardless.
             .adjust(|error, planned| planned.map(|delay| error.retry_after().unwrap_or(delay)))
             .notify(|error, delay| {
+                on_retry(error);
                 metrics.retry(step);
                 tracing::warn!(step, %error, retry_in = ?delay, "transient failure, retrying");
             })

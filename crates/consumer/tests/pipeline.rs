@@ -745,5 +745,16 @@ async fn storage_briefly_down_is_waited_for() {
     assert_eq!(result.body["state"], "succeeded", "{}", result.body);
     assert_eq!(proxy.dropped(), 2);
     assert_eq!(running.world.bucket.keys().await.len(), 1);
+    // Retried in place, and still on the request's timeline.
+    let id = result.message_id.unwrap().parse().unwrap();
+    let failures = dynamo_store::Store::new(running.world.database.pool().clone())
+        .step_failures(id)
+        .await
+        .unwrap();
+    let logged: Vec<(&str, i32)> = failures
+        .iter()
+        .map(|f| (f.step.as_str(), f.attempt))
+        .collect();
+    assert_eq!(logged, [("upload", 1), ("upload", 2)], "{failures:?}");
     running.stop().await;
 }

@@ -48,6 +48,36 @@ impl Store {
         Ok(noted)
     }
 
+    /// Logs failures of a step that was retried in place (they are not
+    /// counted against the step: the retry policy did that itself), numbered
+    /// after the step's earlier ones.
+    pub async fn log_failures(
+        &self,
+        id: Uuid,
+        step: &str,
+        failures: &[(DateTime<Utc>, String)],
+    ) -> Result<(), StoreError> {
+        let (times, reasons): (Vec<DateTime<Utc>>, Vec<&str>) = failures
+            .iter()
+            .map(|(at, reason)| (*at, reason.as_str()))
+            .unzip();
+        sqlx::query(
+            "INSERT INTO dynamo.step_failure (image_request_id, step, attempt, failed_at, reason)
+             SELECT $1, $2,
+                    ((SELECT count(*) FROM dynamo.step_failure
+                      WHERE image_request_id = $1 AND step = $2) + f.n)::integer,
+                    f.failed_at, f.reason
+             FROM unnest($3::timestamptz[], $4::text[]) WITH ORDINALITY AS f (failed_at, reason, n)",
+        )
+        .bind(id)
+        .bind(step)
+        .bind(&times)
+        .bind(&reasons)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// The logged step failures of a request, oldest first.
     pub async fn step_failures(&self, id: Uuid) -> Result<Vec<StepFailure>, StoreError> {
         let failures = sqlx::query_as(

@@ -20,8 +20,7 @@ impl Pipeline {
             if let Some(flow_id) = record.ledger_flow_id {
                 let viewer = &job.request.viewer;
                 let ledger = &self.services.ledger;
-                self.retry
-                    .run("refund", &self.metrics, || ledger.refund(viewer, flow_id))
+                self.retry_in_place(job, "refund", || ledger.refund(viewer, flow_id))
                     .await
                     .map_err(PipelineError::Settle)?;
                 tracing::info!(%flow_id, "points refunded");
@@ -40,15 +39,14 @@ impl Pipeline {
             let exchange = &self.topology.results_exchange;
             // Results are for whoever listens; with nobody bound the message is
             // simply not needed, so it is not published as mandatory.
-            self.retry
-                .run("result", &self.metrics, || {
-                    self.publish(exchange, &body, job.id, false)
-                })
-                .await
-                .map_err(|source| PipelineError::Publish {
-                    exchange: exchange.clone(),
-                    source,
-                })?;
+            self.retry_in_place(job, "result", || {
+                self.publish(exchange, &body, job.id, false)
+            })
+            .await
+            .map_err(|source| PipelineError::Publish {
+                exchange: exchange.clone(),
+                source,
+            })?;
             self.store.mark_result_published(job.id).await?;
         }
         record = self.store.get(job.id).await?;

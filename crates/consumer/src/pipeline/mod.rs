@@ -216,6 +216,39 @@ impl Pipeline {
         })
     }
 
+    /// A call retried in place only (its step cannot be deferred), its
+    /// transient failures logged as `attempt` logs them, so the request's
+    /// timeline shows them. A failure to log them does not fail the call.
+    async fn retry_in_place<T, F, Fut>(
+        &self,
+        job: &Job,
+        step: &'static str,
+        call: F,
+    ) -> Result<T, UpstreamError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+    {
+        let mut failures = Vec::new();
+        let result = self
+            .retry
+            .run(step, &self.metrics, call, |error| {
+                failures.push((Utc::now(), error.to_string()));
+            })
+            .await;
+        if let Err(error) = &result
+            && error.is_transient()
+        {
+            failures.push((Utc::now(), error.to_string()));
+        }
+        if !failures.is_empty()
+            && let Err(error) = self.store.log_failures(job.id, step, &failures).await
+        {
+            tracing::warn!(step, %error, "could not log the step's failures");
+        }
+        result
+    }
+
     /// One upstream call of a step, retried on transient failures. Short waits
     /// happen in place; a longer one is scheduled in the database and the
     /// request is let go (`WaitingForRetry`), so it holds no consumer slot and

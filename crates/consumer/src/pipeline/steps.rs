@@ -84,8 +84,7 @@ impl Pipeline {
         // Retried in place only: the image exists only in memory, and a
         // deferred step would have to pay for it again.
         let uploaded = self
-            .retry
-            .run("upload", &self.metrics, || {
+            .retry_in_place(job, "upload", || {
                 storage.put(&key, processed.bytes.clone(), processed.content_type)
             })
             .await;
@@ -137,8 +136,7 @@ impl Pipeline {
         if let Some(flow_id) = record.ledger_flow_id {
             let viewer = &job.request.viewer;
             let ledger = &self.services.ledger;
-            self.retry
-                .run("accept", &self.metrics, || ledger.accept(viewer, flow_id))
+            self.retry_in_place(job, "accept", || ledger.accept(viewer, flow_id))
                 .await
                 .map_err(PipelineError::Settle)?;
         }
