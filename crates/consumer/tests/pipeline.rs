@@ -6,6 +6,7 @@
 
 use dynamo_consumer::ConsumerConfig;
 use dynamo_runtime::{Env, Shutdown};
+use dynamo_store::StepFailure;
 use dynamo_testkit::{Captured, FlowStatus, ImageBehavior, TestWorld, eventually};
 use image::GenericImageView;
 use serde_json::{Value, json};
@@ -379,15 +380,8 @@ async fn transient_image_errors_are_retried_to_success() {
     assert_eq!(result.body["state"], "succeeded");
     assert_eq!(running.world.fakes.with(|s| s.image_calls.len()), 3);
     // Each retried failure is logged with its reason, for the operators.
-    let id = result.message_id.unwrap().parse().unwrap();
-    let failures = dynamo_store::Store::new(running.world.database.pool().clone())
-        .step_failures(id)
-        .await
-        .unwrap();
-    let logged: Vec<(&str, i32)> = failures
-        .iter()
-        .map(|f| (f.step.as_str(), f.attempt))
-        .collect();
+    let failures = step_failures(&running, &result).await;
+    let logged = steps_and_attempts(&failures);
     assert_eq!(logged, [("image", 1), ("image", 2)]);
     assert!(failures[0].reason.contains("500"), "{:?}", failures[0]);
     assert!(failures[1].reason.contains("rate"), "{:?}", failures[1]);
@@ -709,6 +703,22 @@ async fn faults_that_never_clear_end_failed_with_a_refund() {
     running.stop().await;
 }
 
+/// The step failures logged for the request a result message reports.
+async fn step_failures(running: &Running, result: &Captured) -> Vec<StepFailure> {
+    let id = result.message_id.clone().unwrap().parse().unwrap();
+    dynamo_store::Store::new(running.world.database.pool().clone())
+        .step_failures(id)
+        .await
+        .unwrap()
+}
+
+fn steps_and_attempts(failures: &[StepFailure]) -> Vec<(&str, i32)> {
+    failures
+        .iter()
+        .map(|f| (f.step.as_str(), f.attempt))
+        .collect()
+}
+
 fn host_port(url: &str) -> String {
     url.trim_start_matches("http://")
         .split('/')
@@ -746,15 +756,8 @@ async fn storage_briefly_down_is_waited_for() {
     assert_eq!(proxy.dropped(), 2);
     assert_eq!(running.world.bucket.keys().await.len(), 1);
     // Retried in place, and still on the request's timeline.
-    let id = result.message_id.unwrap().parse().unwrap();
-    let failures = dynamo_store::Store::new(running.world.database.pool().clone())
-        .step_failures(id)
-        .await
-        .unwrap();
-    let logged: Vec<(&str, i32)> = failures
-        .iter()
-        .map(|f| (f.step.as_str(), f.attempt))
-        .collect();
+    let failures = step_failures(&running, &result).await;
+    let logged = steps_and_attempts(&failures);
     assert_eq!(logged, [("upload", 1), ("upload", 2)], "{failures:?}");
     running.stop().await;
 }

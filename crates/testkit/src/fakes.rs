@@ -19,8 +19,8 @@ use uuid::Uuid;
 pub const SHARED_SECRET: &str = "test-shared-secret";
 /// Points every viewer has unless a test sets otherwise.
 const DEFAULT_BALANCE: i64 = 1000;
-/// The `created` of every image answer.
-const IMAGE_CREATED: u32 = 1_700_000_000;
+/// The `created` time of every fake OpenAI answer.
+const CREATED: u32 = 1_700_000_000;
 
 /// What the fake image endpoint does on its next call.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -164,7 +164,8 @@ impl Fakes {
     /// once, so the fake stays instant under load).
     pub fn serve_png(&self, png: &[u8]) {
         let b64 = base64::engine::general_purpose::STANDARD.encode(png);
-        let answer = json!({"created": IMAGE_CREATED, "data": [{"b64_json": b64}]});
+        let answer = json!({"created": CREATED, "data": [{"b64_json": b64}]});
+        // A Value with string keys always serialises.
         let answer = Bytes::from(serde_json::to_vec(&answer).unwrap());
         self.with(|state| state.image_answer = Some(answer));
     }
@@ -411,7 +412,6 @@ async fn generate_image(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let created = IMAGE_CREATED;
     if let ImageBehavior::Slow { millis } = behavior {
         tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
     }
@@ -430,15 +430,15 @@ async fn generate_image(
             })
             .await
             .unwrap();
-            Json(json!({"created": created, "data": [{"b64_json": b64}]})).into_response()
+            Json(json!({"created": CREATED, "data": [{"b64_json": b64}]})).into_response()
         }
         ImageBehavior::Url => {
             let name = urlencode(&prompt);
-            Json(json!({"created": created, "data": [{"url": format!("http://{host}/files/{name}.png")}]}))
+            Json(json!({"created": CREATED, "data": [{"url": format!("http://{host}/files/{name}.png")}]}))
                 .into_response()
         }
         ImageBehavior::UrlNotAnImage => {
-            Json(json!({"created": created, "data": [{"url": format!("http://{host}/files/page.html")}]}))
+            Json(json!({"created": CREATED, "data": [{"url": format!("http://{host}/files/page.html")}]}))
                 .into_response()
         }
         ImageBehavior::ContentPolicy => api_error(
@@ -510,7 +510,7 @@ async fn chat(State(state): State<Shared>, Json(body): Json<Value>) -> Response 
         );
     }
     Json(json!({
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1_700_000_000u32,
+        "id": "chatcmpl-1", "object": "chat.completion", "created": CREATED,
         "model": body["model"],
         "choices": [{"index": 0, "finish_reason": "stop",
                      "message": {"role": "assistant", "content": "\"Sealy.\""}}],
@@ -535,7 +535,7 @@ async fn moderate(State(state): State<Shared>, Json(body): Json<Value>) -> Respo
 }
 
 async fn model(Path(model): Path<String>) -> Response {
-    Json(json!({"id": model, "object": "model", "created": 1_700_000_000u32, "owned_by": "openai"}))
+    Json(json!({"id": model, "object": "model", "created": CREATED, "owned_by": "openai"}))
         .into_response()
 }
 
