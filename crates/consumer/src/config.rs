@@ -142,6 +142,13 @@ impl ConsumerConfig {
     }
 }
 
+/// No shutdown announced on 2026-12-01; the 2.6 family draws transparent
+/// backgrounds itself, and it is OpenAI's named replacement for the models
+/// retired that day (README: "Choosing models").
+pub const DEFAULT_IMAGE_MODEL: &str = "gpt-image-2.6-sunburst";
+/// The named replacement for gpt-4.1-mini and gpt-4o-mini (shut down 2027-01-14).
+pub const DEFAULT_CHAT_MODEL: &str = "gpt-6-luna";
+
 fn openai_settings(env: &Env) -> Result<OpenAiSettings, SettingError> {
     let api_key = env.secret("OPENAI_API_KEY").ok_or_else(|| {
         SettingError::new(
@@ -152,8 +159,8 @@ fn openai_settings(env: &Env) -> Result<OpenAiSettings, SettingError> {
     Ok(OpenAiSettings {
         api_key,
         base_url: env.http_url("OPENAI_BASE_URL", "https://api.openai.com/v1")?,
-        image_model: env.string("OPENAI_IMAGE_MODEL", "gpt-image-1.5"),
-        chat_model: env.string("OPENAI_CHAT_MODEL", "gpt-4.1-mini"),
+        image_model: env.string("OPENAI_IMAGE_MODEL", DEFAULT_IMAGE_MODEL),
+        chat_model: env.string("OPENAI_CHAT_MODEL", DEFAULT_CHAT_MODEL),
         moderation_model: env.string("OPENAI_MODERATION_MODEL", "omni-moderation-latest"),
         image_quality: env.optional_string("OPENAI_IMAGE_QUALITY"),
         timeout: env.duration("OPENAI_TIMEOUT", Duration::from_secs(150))?,

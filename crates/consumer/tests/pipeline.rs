@@ -256,6 +256,52 @@ async fn a_friend_is_named_keyed_and_stored_as_webp_with_alpha() {
     running.stop().await;
 }
 
+/// OpenAI shuts models down (gpt-image-1.5 went on 2026-12-01): with the
+/// defaults, against a fake that answers as OpenAI does today, both styles
+/// work, and every model named has no shutdown announced.
+#[tokio::test]
+async fn the_default_models_are_current_at_openai() {
+    let running = Running::default(TestWorld::start().await).await;
+    running.send(&ghost("a seal")).await;
+    let ghost_result = running.result().await;
+    assert_eq!(
+        ghost_result.body["state"], "succeeded",
+        "{}",
+        ghost_result.body
+    );
+    running.send(&friend("red", "a robot")).await;
+    let friend_result = running.result().await;
+    assert_eq!(
+        friend_result.body["state"], "succeeded",
+        "{}",
+        friend_result.body
+    );
+
+    let (named, catalogue) = running.world.fakes.with(|state| {
+        let named: Vec<String> = state
+            .image_calls
+            .iter()
+            .chain(&state.chat_calls)
+            .chain(&state.moderation_calls)
+            .map(|call| call["model"].as_str().unwrap().to_owned())
+            .collect();
+        (named, state.models.clone())
+    });
+    assert_eq!(
+        named.len(),
+        5,
+        "two images, a name, two screenings: {named:?}"
+    );
+    for model in named {
+        let known = catalogue.iter().find(|m| m.id == model);
+        assert!(
+            known.is_some_and(|m| !m.gone && m.shutdown_date.is_none()),
+            "{model} is not a current model: {known:?}"
+        );
+    }
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn not_enough_points_makes_no_openai_call() {
     let world = TestWorld::start().await;

@@ -16,6 +16,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
+mod models;
+
+pub use models::FakeModel;
+
 pub const SHARED_SECRET: &str = "test-shared-secret";
 /// Points every viewer has unless a test sets otherwise.
 const DEFAULT_BALANCE: i64 = 1000;
@@ -95,6 +99,9 @@ pub struct FakeState {
     /// Which signing keys the JWKS publishes ("a", "b"); default just "a".
     pub jwks_keys: Vec<&'static str>,
     pub jwks_fetches: usize,
+    /// The models the fake OpenAI offers; today's catalogue unless a test
+    /// changes it (see [`Fakes::retire_model`]).
+    pub models: Vec<FakeModel>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +116,7 @@ impl Fakes {
     pub async fn start() -> Self {
         let state: Shared = Arc::new(Mutex::new(FakeState {
             jwks_keys: vec!["a"],
+            models: models::todays_catalogue(),
             ..FakeState::default()
         }));
         let app = Router::new()
@@ -123,7 +131,8 @@ impl Fakes {
             .route("/openai/v1/images/generations", post(generate_image))
             .route("/openai/v1/chat/completions", post(chat))
             .route("/openai/v1/moderations", post(moderate))
-            .route("/openai/v1/models/{model}", get(model))
+            .route("/openai/v1/models", get(models::list))
+            .route("/openai/v1/models/{model}", get(models::get_one))
             .route("/files/{name}", get(file))
             .route("/discord/{channel}", post(discord))
             .with_state(state.clone());
@@ -181,13 +190,23 @@ impl Fakes {
             claims["exp"] = json!(now_secs() + 3600);
         }
         let pem = match key {
-            "a" => include_bytes!("../keys/auth-a.pem").as_slice(),
-            _ => include_bytes!("../keys/auth-b.pem").as_slice(),
+            "a" => include_bytes!("../../keys/auth-a.pem").as_slice(),
+            _ => include_bytes!("../../keys/auth-b.pem").as_slice(),
         };
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
         header.kid = Some(format!("test-key-{key}"));
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem).unwrap();
         jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+
+    /// Shuts `model` down, as OpenAI does: from now on it answers
+    /// `404 model_not_found` and is no longer listed.
+    pub fn retire_model(&self, model: &str) {
+        self.with(|state| {
+            for found in state.models.iter_mut().filter(|m| m.id == model) {
+                found.gone = true;
+            }
+        });
     }
 
     pub fn flows(&self) -> Vec<Flow> {
@@ -376,6 +395,11 @@ async fn generate_image(
             "bad key",
         );
     }
+    if let Some(refused) =
+        models::refuse_unless_available(&state, body["model"].as_str().unwrap_or_default())
+    {
+        return refused;
+    }
     let behavior = {
         let mut state = state.lock().unwrap();
         if let Some((limit, window)) = state.image_limit {
@@ -496,6 +520,11 @@ async fn file(Path(name): Path<String>) -> Response {
 }
 
 async fn chat(State(state): State<Shared>, Json(body): Json<Value>) -> Response {
+    if let Some(refused) =
+        models::refuse_unless_available(&state, body["model"].as_str().unwrap_or_default())
+    {
+        return refused;
+    }
     let refuses = {
         let mut state = state.lock().unwrap();
         state.chat_calls.push(body.clone());
@@ -520,6 +549,11 @@ async fn chat(State(state): State<Shared>, Json(body): Json<Value>) -> Response 
 
 /// Flags any prompt that mentions "forbidden".
 async fn moderate(State(state): State<Shared>, Json(body): Json<Value>) -> Response {
+    if let Some(refused) =
+        models::refuse_unless_available(&state, body["model"].as_str().unwrap_or_default())
+    {
+        return refused;
+    }
     state.lock().unwrap().moderation_calls.push(body.clone());
     let flagged = body["input"]
         .as_str()
@@ -532,11 +566,6 @@ async fn moderate(State(state): State<Shared>, Json(body): Json<Value>) -> Respo
                      "category_scores": {"violence": if flagged { 0.9 } else { 0.01 }, "hate": 0.0}}],
     }))
     .into_response()
-}
-
-async fn model(Path(model): Path<String>) -> Response {
-    Json(json!({"id": model, "object": "model", "created": CREATED, "owned_by": "openai"}))
-        .into_response()
 }
 
 async fn discord(
@@ -564,8 +593,8 @@ async fn jwks(State(state): State<Shared>) -> Json<Value> {
     let keys: Vec<Value> = keys
         .into_iter()
         .map(|key| match key {
-            "a" => serde_json::from_str(include_str!("../keys/auth-a.jwk.json")).unwrap(),
-            _ => serde_json::from_str(include_str!("../keys/auth-b.jwk.json")).unwrap(),
+            "a" => serde_json::from_str(include_str!("../../keys/auth-a.jwk.json")).unwrap(),
+            _ => serde_json::from_str(include_str!("../../keys/auth-b.jwk.json")).unwrap(),
         })
         .collect();
     Json(json!({"keys": keys}))
