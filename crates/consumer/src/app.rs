@@ -5,12 +5,12 @@
 
 use crate::config::{ConsumerConfig, ImageBackend, StorageBackend};
 use crate::consumer::Consumer;
-use crate::limits::{LimitedImages, LimitedModerator, LimitedNames, RateLimits};
-use crate::metrics::Metrics;
-use crate::pipeline::{Pipeline, Services};
 use backon::{ExponentialBuilder, Retryable};
 use dynamo_broker::lapin::Connection;
 use dynamo_broker::{BrokerError, Publisher};
+use dynamo_pipeline::Metrics;
+use dynamo_pipeline::limits::{LimitedImages, LimitedModerator, LimitedNames, RateLimits};
+use dynamo_pipeline::{Pipeline, Services};
 use dynamo_runtime::Shutdown;
 use dynamo_store::Store;
 use dynamo_upstream::{
@@ -65,12 +65,12 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         retry: config.retry,
         viewer_max_in_flight: config.viewer_max_in_flight,
     });
-    let recovery = tokio::spawn(crate::recovery::run(
+    let recovery = tokio::spawn(dynamo_pipeline::recovery::run(
         pipeline.clone(),
         config.recovery,
         shutdown.clone(),
     ));
-    let scheduler = tokio::spawn(crate::scheduler::run(
+    let scheduler = tokio::spawn(dynamo_pipeline::scheduler::run(
         pipeline.clone(),
         usize::from(config.prefetch),
         shutdown.clone(),

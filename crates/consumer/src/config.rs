@@ -1,11 +1,11 @@
 //! Everything dynamo-consumer reads from the environment, in one typed struct.
 //! Each field says its variable and default; `.env.example` repeats them.
 
-use crate::limits::RateSettings;
-use crate::prompt::PromptTemplates;
-use crate::recovery::RecoverySettings;
-use crate::retry::RetryPolicy;
 use dynamo_broker::Topology;
+use dynamo_pipeline::limits::RateSettings;
+use dynamo_pipeline::prompt::PromptTemplates;
+use dynamo_pipeline::recovery::RecoverySettings;
+use dynamo_pipeline::retry::RetryPolicy;
 use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
 use dynamo_upstream::{OpenAiSettings, S3Settings};
 use secrecy::SecretString;

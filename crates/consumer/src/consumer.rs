@@ -8,7 +8,6 @@
 //! - at most `prefetch` requests are in flight, because the broker sends no
 //!   more unacknowledged deliveries than that (basic.qos).
 
-use crate::pipeline::{Job, Pipeline};
 use dynamo_broker::lapin::message::Delivery;
 use dynamo_broker::lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
@@ -16,6 +15,7 @@ use dynamo_broker::lapin::options::{
 use dynamo_broker::lapin::types::{AMQPValue, FieldTable};
 use dynamo_broker::lapin::{Channel, Connection};
 use dynamo_broker::{Envelope, REASON_HEADER, Topology};
+use dynamo_pipeline::{Job, Pipeline};
 use dynamo_runtime::Shutdown;
 use dynamo_wire::GenerationRequest;
 use futures::StreamExt;

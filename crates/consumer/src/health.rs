@@ -1,7 +1,6 @@
 //! The consumer's small HTTP port for operators: `/healthz` (the process runs),
 //! `/readyz` (database and broker reachable) and `/metrics` (Prometheus text).
 
-use crate::metrics::Metrics;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -9,6 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use dynamo_broker::Topology;
 use dynamo_broker::lapin::Connection;
+use dynamo_pipeline::Metrics;
 use dynamo_runtime::Shutdown;
 use serde_json::json;
 use sqlx::PgPool;

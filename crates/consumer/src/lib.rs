@@ -6,14 +6,6 @@ mod app;
 pub mod config;
 pub mod consumer;
 mod health;
-pub mod limits;
-pub mod metrics;
-pub mod pipeline;
-pub mod prompt;
-pub mod recovery;
-pub mod retry;
-mod scheduler;
-mod timings;
 
 pub use app::run;
 pub use config::ConsumerConfig;

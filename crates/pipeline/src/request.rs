@@ -7,10 +7,6 @@
 //! become end states here; only failures to *record* progress (database,
 //! broker) escape as [`PipelineError`], and the message is then redelivered.
 
-mod finish;
-mod messages;
-mod steps;
-
 use crate::prompt::PromptTemplates;
 use crate::retry::RetryPolicy;
 use crate::timings::Timings;
@@ -90,7 +86,7 @@ pub struct Pipeline {
     pub prompts: PromptTemplates,
     pub points_cost: u32,
     pub retry: RetryPolicy,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::Metrics>,
     /// At most this many requests of one viewer in progress at once (0: no
     /// cap), so one viewer's burst does not starve the next viewer.
     pub viewer_max_in_flight: u32,
@@ -99,7 +95,7 @@ pub struct Pipeline {
 /// How long a request over its viewer's cap waits before looking again.
 const VIEWER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-type Step = Result<RequestState, PipelineError>;
+pub(crate) type Step = Result<RequestState, PipelineError>;
 
 impl Pipeline {
     /// Takes a request to its end state (or as far as the infrastructure allows).
@@ -219,7 +215,7 @@ impl Pipeline {
     /// A call retried in place only (its step cannot be deferred), its
     /// transient failures logged as `attempt` logs them, so the request's
     /// timeline shows them. A failure to log them does not fail the call.
-    async fn retry_in_place<T, F, Fut>(
+    pub(crate) async fn retry_in_place<T, F, Fut>(
         &self,
         job: &Job,
         step: &'static str,
@@ -254,7 +250,7 @@ impl Pipeline {
     /// request is let go (`WaitingForRetry`), so it holds no consumer slot and
     /// its schedule survives a restart. Failure counts and the step's deadline
     /// are kept in the database too. Returns the call's final result.
-    async fn attempt<T, F, Fut>(
+    pub(crate) async fn attempt<T, F, Fut>(
         &self,
         job: &Job,
         step: &'static str,

@@ -3,7 +3,7 @@
 //! the request so that exactly one does, and a claimer that dies hands it back
 //! when the lease ends. These requests take no prefetch slot of the queue.
 
-use crate::pipeline::{Job, Pipeline};
+use crate::request::{Job, Pipeline};
 use dynamo_runtime::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;

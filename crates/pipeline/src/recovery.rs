@@ -8,7 +8,7 @@
 //! request whose message will not come back (dead-lettered by a quorum queue's
 //! delivery limit, purged by an operator).
 
-use crate::pipeline::{Job, Pipeline};
+use crate::request::{Job, Pipeline};
 use dynamo_runtime::{Env, SettingError, Shutdown};
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +57,10 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: RecoverySettings, shutdown: 
     }
 }
 
-async fn sweep(pipeline: &Pipeline, settings: RecoverySettings) -> anyhow::Result<usize> {
+async fn sweep(
+    pipeline: &Pipeline,
+    settings: RecoverySettings,
+) -> Result<usize, dynamo_store::StoreError> {
     let candidates = pipeline
         .store
         .needing_recovery(settings.ended_grace, settings.stale_after, BATCH)

@@ -1,7 +1,7 @@
 //! After the end state: settle the points, report the result, and tell Discord.
 
-use super::{Job, Pipeline, PipelineError};
-use crate::pipeline::messages::{result_for, subject_of};
+use crate::messages::{result_for, subject_of};
+use crate::request::{Job, Pipeline, PipelineError};
 use dynamo_broker::{Envelope, PublishError};
 use dynamo_store::RequestRecord;
 use dynamo_upstream::UpstreamError;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 impl Pipeline {
     /// After the end state: refund a debit that is still pending, then tell
     /// generation-results. Each is recorded, so neither is done twice.
-    pub(super) async fn settle_and_report(
+    pub(crate) async fn settle_and_report(
         &self,
         job: &Job,
     ) -> Result<RequestRecord, PipelineError> {
@@ -53,7 +53,7 @@ impl Pipeline {
         Ok(record)
     }
 
-    pub(super) async fn publish(
+    pub(crate) async fn publish(
         &self,
         exchange: &str,
         body: &[u8],
@@ -81,7 +81,7 @@ impl Pipeline {
     }
 
     /// Best effort, off the request's path.
-    pub(super) async fn announce_on_discord(&self, record: &RequestRecord) {
+    pub(crate) async fn announce_on_discord(&self, record: &RequestRecord) {
         let discord = self.services.discord.clone();
         if !discord.is_enabled() {
             return;

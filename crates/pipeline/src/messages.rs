@@ -6,7 +6,7 @@ use dynamo_wire::{
     OnscreenEvent, RequestKind, Style, Viewer,
 };
 
-pub(super) fn subject_of(record: &RequestRecord) -> String {
+pub(crate) fn subject_of(record: &RequestRecord) -> String {
     record
         .inputs
         .get("subject")
@@ -15,7 +15,7 @@ pub(super) fn subject_of(record: &RequestRecord) -> String {
         .to_owned()
 }
 
-pub(super) fn alert_for(
+pub(crate) fn alert_for(
     viewer: &Viewer,
     record: &RequestRecord,
     image: &StoredImage,
@@ -42,7 +42,7 @@ pub(super) fn alert_for(
     })
 }
 
-pub(super) fn result_for(
+pub(crate) fn result_for(
     request: &GenerationRequest,
     record: &RequestRecord,
     image_url: Option<String>,

@@ -1,8 +1,8 @@
 //! The steps of the pipeline, each reading like the SPEC's sentence for it:
 //! debit, name, make the image, alert, accept — and ending a request.
 
-use super::{Job, Pipeline, PipelineError, Step};
-use crate::pipeline::messages::alert_for;
+use crate::messages::alert_for;
+use crate::request::{Job, Pipeline, PipelineError, Step};
 use dynamo_imaging::{ProcessedImage, process_friend, process_ghost};
 use dynamo_store::{RequestState, StoreError, StoredImage};
 use dynamo_upstream::{ImageJob, UpstreamError};
@@ -11,7 +11,7 @@ use dynamo_wire::Style;
 impl Pipeline {
     /// Creates the pending debit. 409 from the ledger ends the request before
     /// anything is paid for.
-    pub(super) async fn debit(&self, job: &Job, free: bool) -> Step {
+    pub(crate) async fn debit(&self, job: &Job, free: bool) -> Step {
         if free {
             self.store.mark_debited(job.id, None).await?;
             return Ok(RequestState::Debited);
@@ -34,7 +34,7 @@ impl Pipeline {
     }
 
     /// Friends get a name from the chat model before their picture.
-    pub(super) async fn name(&self, job: &Job) -> Step {
+    pub(crate) async fn name(&self, job: &Job) -> Step {
         let subject = job.request.subject().as_str();
         let user = job.request.viewer.twitch_user_id.as_str();
         let names = &self.services.names;
@@ -53,7 +53,7 @@ impl Pipeline {
     }
 
     /// Screens, generates, post-processes and uploads the image.
-    pub(super) async fn make_image(&self, job: &Job, prompt: &str) -> Step {
+    pub(crate) async fn make_image(&self, job: &Job, prompt: &str) -> Step {
         if let Some(moderator) = &self.services.moderator
             && let Err(error) = self
                 .attempt(job, "moderation", || moderator.screen(prompt))
@@ -107,7 +107,7 @@ impl Pipeline {
     /// Publishes the alert. It counts as shown only once the broker confirmed
     /// it *and* routed it to a queue: a returned alert means the alerts service
     /// is not listening, which is worth waiting for, never "shown".
-    pub(super) async fn alert(&self, job: &Job) -> Step {
+    pub(crate) async fn alert(&self, job: &Job) -> Step {
         let record = self.store.get(job.id).await?;
         let images = self.store.images(job.id).await?;
         let Some(image) = images.first() else {
@@ -131,7 +131,7 @@ impl Pipeline {
     /// The alert is out: make the debit final. This cannot end the request
     /// unsuccessfully any more — the viewer saw the image — so a ledger that
     /// stays down means trying again on redelivery.
-    pub(super) async fn accept(&self, job: &Job) -> Step {
+    pub(crate) async fn accept(&self, job: &Job) -> Step {
         let record = self.store.get(job.id).await?;
         if let Some(flow_id) = record.ledger_flow_id {
             let viewer = &job.request.viewer;
@@ -146,7 +146,7 @@ impl Pipeline {
 
     /// Ends the request as rejected (inadmissible prompt) or failed (anything
     /// else), with the reason.
-    async fn end(&self, job: &Job, doing: &str, error: UpstreamError) -> Step {
+    pub(crate) async fn end(&self, job: &Job, doing: &str, error: UpstreamError) -> Step {
         let (state, reason) = match &error {
             UpstreamError::Inadmissible(reason) => (RequestState::Rejected, reason.clone()),
             UpstreamError::NotEnoughPoints => {

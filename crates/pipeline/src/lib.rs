@@ -1,0 +1,31 @@
+//! The heart of dynamo: one generation request from its message to exactly
+//! one end state (SPEC §6), whoever started it — a delivery from the queue,
+//! a scheduled retry or recovery.
+//!
+//! - [`request`]: the loop over the request's committed state, and what a run
+//!   returns ([`Outcome`]) or fails with ([`PipelineError`]);
+//! - [`steps`] and [`settle`]: each step, reading like the SPEC's sentence for it;
+//! - [`retry`]: the one retry policy; [`scheduler`] runs deferred retries,
+//!   [`recovery`] finishes what crashed processes left behind;
+//! - [`limits`]: the fleet-wide OpenAI rate limits around the upstream calls;
+//! - [`prompt`]: prompts from templates; [`messages`]: what is published;
+//! - [`metrics`]: what the pipeline counts and times.
+//!
+//! The binaries only adapt: `dynamo-consumer` feeds deliveries in and
+//! acknowledges them by the outcome.
+
+pub mod limits;
+mod messages;
+pub mod metrics;
+pub mod prompt;
+pub mod recovery;
+pub mod request;
+pub mod retry;
+pub mod scheduler;
+mod settle;
+mod steps;
+mod timings;
+
+pub use metrics::Metrics;
+pub use request::{Job, Outcome, Pipeline, PipelineError, Services};
+pub use timings::Timings;
