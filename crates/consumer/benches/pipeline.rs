@@ -193,26 +193,31 @@ async fn bare_lapin(world: &TestWorld, n: usize) -> f64 {
 }
 
 /// (b) the store calls the pipeline makes for one ghost request, in order
-/// (crates/consumer/src/pipeline): record, viewer slot, rate-limit permits
-/// for moderation and the image, debit, image, alert, success, result.
+/// (crates/pipeline): record and lease, viewer slot, rate-limit permits for
+/// moderation and the image, debit, image, alert, success, result, release.
 async fn store_calls(store: &Store, limiters: &[RateLimiter; 2], i: usize) {
     let request = GenerationRequest::from_slice(&request_body(i)).unwrap();
     let id = Uuid::new_v4();
-    store
-        .record(&NewRequest {
-            id,
-            request: &request,
-            prompt: "a ghostly seal",
-            points_cost: 200,
-            free_of_charge: false,
-            retry_of: None,
-            fingerprint: None,
-        })
+    let (_, _, lease) = store
+        .record(
+            &NewRequest {
+                id,
+                request: &request,
+                prompt: "a ghostly seal",
+                points_cost: 200,
+                free_of_charge: false,
+                retry_of: None,
+                fingerprint: None,
+            },
+            "bench",
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
+    let lease = lease.unwrap();
     store
         .start_if_viewer_has_room(
-            id,
+            &lease,
             request.viewer.twitch_user_id.as_str(),
             1000,
             Duration::from_secs(1),
@@ -220,7 +225,10 @@ async fn store_calls(store: &Store, limiters: &[RateLimiter; 2], i: usize) {
         .await
         .unwrap();
     limiters[0].acquire().await.unwrap().finish().await.unwrap(); // moderation
-    store.mark_debited(id, Some(Uuid::new_v4())).await.unwrap();
+    store
+        .mark_debited(&lease, Some(Uuid::new_v4()))
+        .await
+        .unwrap();
     limiters[0].acquire().await.unwrap().finish().await.unwrap(); // image: requests
     limiters[1].acquire().await.unwrap().finish().await.unwrap(); // image: images
     let image = StoredImage {
@@ -230,15 +238,16 @@ async fn store_calls(store: &Store, limiters: &[RateLimiter; 2], i: usize) {
         content_type: "image/jpeg".into(),
         byte_size: 120_000,
     };
-    store.record_image(id, &image).await.unwrap();
+    store.record_image(&lease, &image).await.unwrap();
     store.get(id).await.unwrap();
     store.images(id).await.unwrap();
-    store.mark_alerted(id).await.unwrap();
+    store.mark_alerted(&lease).await.unwrap();
     store.get(id).await.unwrap();
-    store.mark_succeeded(id).await.unwrap();
+    store.mark_succeeded(&lease).await.unwrap();
     store.get(id).await.unwrap();
-    store.mark_result_published(id).await.unwrap();
+    store.mark_result_published(&lease).await.unwrap();
     store.get(id).await.unwrap();
+    store.release_lease(&lease, None).await.unwrap();
 }
 
 async fn bare_sql(world: &TestWorld, n: usize) -> f64 {

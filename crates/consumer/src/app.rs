@@ -64,15 +64,14 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         points_cost: config.points_cost,
         retry: config.retry,
         viewer_max_in_flight: config.viewer_max_in_flight,
+        owner: owner_id(),
+        lease_ttl: config.lease_ttl,
     });
-    let recovery = tokio::spawn(dynamo_pipeline::recovery::run(
-        pipeline.clone(),
-        config.recovery,
-        shutdown.clone(),
-    ));
+    tracing::info!(owner = %pipeline.owner, lease_ttl = ?config.lease_ttl, "owning requests through leases");
     let scheduler = tokio::spawn(dynamo_pipeline::scheduler::run(
         pipeline.clone(),
         usize::from(config.prefetch),
+        config.shutdown_grace,
         shutdown.clone(),
     ));
     let consumer = Arc::new(Consumer {
@@ -99,11 +98,21 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         tracing::info!("reconnected to RabbitMQ; consuming again");
     }
     shutdown.trigger();
-    let _ = recovery.await;
     let _ = scheduler.await;
     let _ = connection.close(200, "bye".into()).await;
     tracing::info!("dynamo-consumer stopped");
     Ok(())
+}
+
+/// Names this process as the owner of the requests it leases: the host and
+/// pid tell an operator where to look, the random part tells two starts of
+/// the same pid apart.
+fn owner_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "unknown-host".to_owned());
+    let start = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &start[..8])
 }
 
 /// Connects to RabbitMQ, declares the topology and opens a confirming

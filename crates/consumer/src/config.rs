@@ -4,7 +4,6 @@
 use dynamo_broker::Topology;
 use dynamo_pipeline::limits::RateSettings;
 use dynamo_pipeline::prompt::PromptTemplates;
-use dynamo_pipeline::recovery::RecoverySettings;
 use dynamo_pipeline::retry::RetryPolicy;
 use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
 use dynamo_upstream::{OpenAiSettings, S3Settings};
@@ -47,7 +46,11 @@ pub struct ConsumerConfig {
     /// `CONSUMER_HEALTH_ADDR`, default `0.0.0.0:8081`: `/healthz`, `/readyz`
     /// and `/metrics`; `off` disables it.
     pub health_addr: Option<SocketAddr>,
-    pub recovery: RecoverySettings,
+    /// `LEASE_TTL`, default 30s: how long this process owns a request it
+    /// works on unless it renews the lease (it does, every third of that).
+    /// A crashed or frozen process's requests are taken over this long after
+    /// it stopped renewing.
+    pub lease_ttl: Duration,
     /// `VIEWER_MAX_IN_FLIGHT`, default 2: requests of one viewer in progress
     /// at once, over all processes (0: no cap). The rest wait their turn
     /// without holding a consumer slot.
@@ -129,7 +132,7 @@ impl ConsumerConfig {
             shutdown_grace: env.duration("SHUTDOWN_GRACE", Duration::from_secs(150))?,
             retry: RetryPolicy::from_env(env)?,
             rates: RateSettings::from_env(env)?,
-            recovery: RecoverySettings::from_env(env)?,
+            lease_ttl: lease_ttl(env)?,
             viewer_max_in_flight: env.parse("VIEWER_MAX_IN_FLIGHT", 2)?,
             health_addr: match env.string("CONSUMER_HEALTH_ADDR", "0.0.0.0:8081").as_str() {
                 "off" => None,
@@ -148,6 +151,14 @@ impl ConsumerConfig {
 pub const DEFAULT_IMAGE_MODEL: &str = "gpt-image-2.6-sunburst";
 /// The named replacement for gpt-4.1-mini and gpt-4o-mini (shut down 2027-01-14).
 pub const DEFAULT_CHAT_MODEL: &str = "gpt-6-luna";
+
+fn lease_ttl(env: &Env) -> Result<Duration, SettingError> {
+    let ttl = env.duration("LEASE_TTL", Duration::from_secs(30))?;
+    if ttl < Duration::from_secs(1) {
+        return Err(SettingError::new("LEASE_TTL", "must be at least 1s"));
+    }
+    Ok(ttl)
+}
 
 fn openai_settings(env: &Env) -> Result<OpenAiSettings, SettingError> {
     let api_key = env.secret("OPENAI_API_KEY").ok_or_else(|| {

@@ -15,7 +15,7 @@ use dynamo_broker::lapin::options::{
 use dynamo_broker::lapin::types::{AMQPValue, FieldTable};
 use dynamo_broker::lapin::{Channel, Connection};
 use dynamo_broker::{Envelope, REASON_HEADER, Topology};
-use dynamo_pipeline::{Job, Pipeline};
+use dynamo_pipeline::{Job, Outcome, Pipeline};
 use dynamo_runtime::Shutdown;
 use dynamo_wire::GenerationRequest;
 use futures::StreamExt;
@@ -131,29 +131,37 @@ impl Consumer {
             request,
             free_of_charge: header(&delivery, FREE_OF_CHARGE_HEADER).as_deref() == Some("true"),
             retry_of: header(&delivery, RETRY_OF_HEADER).and_then(|v| v.parse().ok()),
-            scheduled: false,
         };
         match self.pipeline.handle(&job).await {
-            Ok(outcome) if outcome.waiting_until.is_some() => {
+            Ok(Outcome::Ended {
+                state,
+                reason,
+                timings,
+            }) => {
                 tracing::info!(
                     request_id = %job.id,
-                    state = %outcome.state,
-                    retry_at = ?outcome.waiting_until,
-                    "request waits for a scheduled retry; its message is done"
-                );
-                ack(&delivery).await;
-            }
-            Ok(outcome) => {
-                tracing::info!(
-                    request_id = %job.id,
-                    state = %outcome.state,
-                    reason = outcome.reason.as_deref().unwrap_or(""),
-                    total = ?outcome.timings.total(),
-                    steps = %outcome.timings,
+                    %state,
+                    reason = reason.as_deref().unwrap_or(""),
+                    total = ?timings.total(),
+                    steps = %timings,
                     "request finished"
                 );
                 ack(&delivery).await;
             }
+            Ok(Outcome::Waiting {
+                state, until, why, ..
+            }) => {
+                tracing::info!(
+                    request_id = %job.id,
+                    %state,
+                    retry_at = %until,
+                    ?why,
+                    "request waits in the database; its message is done"
+                );
+                ack(&delivery).await;
+            }
+            // The owner drives the request to its end; this copy adds nothing.
+            Ok(Outcome::OwnedElsewhere { .. }) => ack(&delivery).await,
             Err(error) => {
                 self.pipeline.metrics.requeued();
                 tracing::error!(request_id = %job.id, %error, "could not record progress; the request will be retried from its last step");

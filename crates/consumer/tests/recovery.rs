@@ -1,11 +1,11 @@
-//! Recovery of requests left behind by crashed processes, whose messages will
-//! not come back.
+//! Rescue of requests left behind by crashed processes, whose messages will
+//! not come back: their owner's lease lapses and a live consumer takes over.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_consumer::ConsumerConfig;
 use dynamo_runtime::Shutdown;
-use dynamo_store::{NewRequest, RequestState, Store};
+use dynamo_store::{Lease, NewRequest, RequestState, Store};
 use dynamo_testkit::{Flow, FlowStatus, TestWorld, eventually};
 use dynamo_wire::GenerationRequest;
 use serde_json::json;
@@ -14,9 +14,10 @@ use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A request as a crashed consumer left it: recorded and debited at the fake
-/// ledger, with its last progress two hours ago.
-async fn abandoned(world: &TestWorld) -> (Uuid, Uuid, Store) {
+/// A request as a consumer left it, recorded and debited at the fake ledger
+/// under a lease of `ttl` that nobody renews: with a short one, a process
+/// that crashed; with a long one, a process still at work.
+async fn leased(world: &TestWorld, ttl: Duration) -> (Uuid, Uuid, Store, Lease) {
     let store = Store::new(world.database.pool().clone());
     let request = GenerationRequest::from_value(json!({
         "type": "image",
@@ -25,18 +26,23 @@ async fn abandoned(world: &TestWorld) -> (Uuid, Uuid, Store) {
     }))
     .unwrap();
     let id = Uuid::new_v4();
-    store
-        .record(&NewRequest {
-            id,
-            request: &request,
-            prompt: "a ghostly image of a lost seal, with glitchy VHS artifacts, dark background",
-            points_cost: 200,
-            free_of_charge: false,
-            retry_of: None,
-            fingerprint: None,
-        })
+    let (_, _, lease) = store
+        .record(
+            &NewRequest {
+                id,
+                request: &request,
+                prompt: "a ghostly image of a lost seal, with glitchy VHS artifacts, dark background",
+                points_cost: 200,
+                free_of_charge: false,
+                retry_of: None,
+                fingerprint: None,
+            },
+            "a-consumer-that-stops",
+            ttl,
+        )
         .await
         .unwrap();
+    let lease = lease.unwrap();
     let flow_id = Uuid::new_v4();
     world.fakes.with(|s| {
         s.flows.insert(
@@ -50,19 +56,12 @@ async fn abandoned(world: &TestWorld) -> (Uuid, Uuid, Store) {
             },
         )
     });
-    store.mark_debited(id, Some(flow_id)).await.unwrap();
-    (id, flow_id, store)
+    store.mark_debited(&lease, Some(flow_id)).await.unwrap();
+    (id, flow_id, store, lease)
 }
 
-async fn age(world: &TestWorld, id: Uuid) {
-    sqlx::query(
-        "UPDATE dynamo.image_request SET updated_at = now() - interval '2 hours' WHERE id = $1",
-    )
-    .bind(id)
-    .execute(world.database.pool())
-    .await
-    .unwrap();
-}
+/// The lease of a process that crashed a moment ago.
+const CRASHED: Duration = Duration::from_secs(1);
 
 fn start(world: &TestWorld) -> (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
     start_with_health(world, "off")
@@ -72,12 +71,7 @@ fn start_with_health(
     world: &TestWorld,
     health: &str,
 ) -> (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
-    let env = world
-        .consumer_env()
-        .with("CONSUMER_HEALTH_ADDR", health)
-        .with("RECOVERY_INTERVAL", "100ms")
-        .with("RECOVERY_STALE_AFTER", "30s")
-        .with("RECOVERY_ENDED_GRACE", "1s");
+    let env = world.consumer_env().with("CONSUMER_HEALTH_ADDR", health);
     let shutdown = Shutdown::new();
     let task = tokio::spawn(dynamo_consumer::run(
         ConsumerConfig::from_env(&env).unwrap(),
@@ -89,8 +83,7 @@ fn start_with_health(
 #[tokio::test]
 async fn a_request_abandoned_mid_way_is_resumed_to_its_end() {
     let world = TestWorld::start().await;
-    let (id, flow_id, store) = abandoned(&world).await;
-    age(&world, id).await;
+    let (id, flow_id, store, _) = leased(&world, CRASHED).await;
     let alerts = world
         .broker
         .capture(&world.broker.topology.alerts_exchange)
@@ -119,12 +112,11 @@ async fn a_request_abandoned_mid_way_is_resumed_to_its_end() {
 #[tokio::test]
 async fn an_ended_request_with_a_pending_debit_is_refunded_and_reported() {
     let world = TestWorld::start().await;
-    let (id, flow_id, store) = abandoned(&world).await;
+    let (id, flow_id, store, lease) = leased(&world, CRASHED).await;
     store
-        .finish_unsuccessfully(id, RequestState::Failed, "generating the image failed")
+        .finish_unsuccessfully(&lease, RequestState::Failed, "generating the image failed")
         .await
         .unwrap();
-    age(&world, id).await;
     let results = world
         .broker
         .capture(&world.broker.topology.results_exchange)
@@ -152,16 +144,16 @@ async fn an_ended_request_with_a_pending_debit_is_refunded_and_reported() {
 #[tokio::test]
 async fn a_request_still_in_progress_is_left_alone() {
     let world = TestWorld::start().await;
-    let (id, flow_id, store) = abandoned(&world).await;
+    let (id, flow_id, store, _) = leased(&world, Duration::from_secs(3600)).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let (shutdown, task) = start_with_health(&world, &format!("127.0.0.1:{port}"));
-    // Several sweeps pass while the request counts as in progress.
+    // Several looks for unowned work pass while the request's owner is alive.
     let http = reqwest::Client::new();
-    eventually("three recovery sweeps", WAIT, || {
+    eventually("three looks for unowned work", WAIT, || {
         let request = http.get(format!("http://127.0.0.1:{port}/metrics")).send();
         async move {
             let text = request.await.ok()?.text().await.ok()?;

@@ -5,8 +5,9 @@
 //! - [`request`]: the loop over the request's committed state, and what a run
 //!   returns ([`Outcome`]) or fails with ([`PipelineError`]);
 //! - [`steps`] and [`settle`]: each step, reading like the SPEC's sentence for it;
-//! - [`retry`]: the one retry policy; [`scheduler`] runs deferred retries,
-//!   [`recovery`] finishes what crashed processes left behind;
+//! - [`ownership`]: a run holds the request's lease and stops when it is lost;
+//! - [`retry`]: the one retry policy; [`scheduler`] runs what nobody owns:
+//!   due retries, viewers' turns, and requests whose owner died;
 //! - [`limits`]: the fleet-wide OpenAI rate limits around the upstream calls;
 //! - [`prompt`]: prompts from templates; [`messages`]: what is published;
 //! - [`metrics`]: what the pipeline counts and times.
@@ -17,8 +18,8 @@
 pub mod limits;
 mod messages;
 pub mod metrics;
+mod ownership;
 pub mod prompt;
-pub mod recovery;
 pub mod request;
 pub mod retry;
 pub mod scheduler;
@@ -27,5 +28,5 @@ mod steps;
 mod timings;
 
 pub use metrics::Metrics;
-pub use request::{Job, Outcome, Pipeline, PipelineError, Services};
+pub use request::{Job, Outcome, Pipeline, PipelineError, Services, Wait};
 pub use timings::Timings;

@@ -17,12 +17,12 @@ const HELP: &[(&str, &str, &str)] = &[
     (
         "dynamo_recovery_sweeps_total",
         "counter",
-        "Recovery sweeps completed.",
+        "Looks for requests nobody owns (due retries, viewers' turns, lapsed leases).",
     ),
     (
         "dynamo_recovered_total",
         "counter",
-        "Requests taken to their end by recovery.",
+        "Requests taken over after their owner's lease lapsed (its process died or froze).",
     ),
     (
         "dynamo_requests_finished_total",

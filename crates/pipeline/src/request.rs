@@ -1,23 +1,32 @@
 //! One request, from its message to its end state (SPEC §6).
 //!
 //! The pipeline is a loop over the request's *committed* state: each step
-//! does one thing, commits its result, and returns the next state. A message
-//! redelivered after a crash therefore resumes exactly where the last commit
-//! left it — it never debits, generates or alerts twice. Upstream failures
-//! become end states here; only failures to *record* progress (database,
-//! broker) escape as [`PipelineError`], and the message is then redelivered.
+//! does one thing, commits its result, and returns the next state. A run
+//! holds the request's lease throughout ([`crate::ownership`]), and every
+//! commit carries it, so exactly one process works on a request at a time and
+//! a crash hands it to another within a lease's time. A request resumed after
+//! a crash continues exactly where the last commit left it — it never debits,
+//! generates or alerts twice.
+//!
+//! How a step's failure is handled is decided in one place: failures of the
+//! services dynamo calls ([`UpstreamError`]) are retried by the policy and
+//! then become end states; failures of dynamo's own infrastructure (database,
+//! broker) and a lost lease are a [`PipelineError`]: the run stops without
+//! touching the request's retry budget, and it is resumed later.
 
+use crate::ownership::Owned;
 use crate::prompt::PromptTemplates;
 use crate::retry::RetryPolicy;
 use crate::timings::Timings;
 use chrono::{DateTime, Utc};
 use dynamo_broker::{Publisher, Topology};
-use dynamo_store::{NewRequest, RequestState, Store, StoreError};
+use dynamo_store::{Lease, NewRequest, RequestRecord, RequestState, Step, Store, StoreError};
 use dynamo_upstream::{
     DiscordWebhooks, ImageProvider, Ledger, Moderator, NameProvider, Storage, UpstreamError,
 };
 use dynamo_wire::{GenerationRequest, Style};
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -43,38 +52,72 @@ pub struct Job {
     pub retry_of: Option<Uuid>,
     /// SHA-256 of the message body, when it came without a message_id.
     pub fingerprint: Option<Vec<u8>>,
-    /// Run by the retry scheduler (which owns the request's due time), not
-    /// from a message.
-    pub scheduled: bool,
 }
 
-/// How handling a request ended, for the outcome log line.
+/// How a run ended. Every outcome means the message that started it is done
+/// with: what is left of the request is in the database.
 #[derive(Debug, Clone)]
-pub struct Outcome {
-    pub state: RequestState,
-    /// Set when the request waits for a scheduled retry instead of ending.
-    pub waiting_until: Option<DateTime<Utc>>,
-    pub reason: Option<String>,
-    pub timings: Timings,
+pub enum Outcome {
+    /// The request has its end state, its refund and its result recorded.
+    Ended {
+        state: RequestState,
+        reason: Option<String>,
+        timings: Timings,
+    },
+    /// It waits in the database until `until` (a scheduled retry, or its
+    /// viewer's turn); any consumer takes it up then.
+    Waiting {
+        state: RequestState,
+        until: DateTime<Utc>,
+        why: Wait,
+        timings: Timings,
+    },
+    /// Another live process owns the request (a copy of its message).
+    OwnedElsewhere { state: RequestState },
 }
 
-/// Progress could not be recorded; the message must be redelivered.
+/// Why a request waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// A step failed transiently and its next try is scheduled.
+    Retry,
+    /// Its viewer has as many requests in progress as allowed.
+    ViewerTurn,
+}
+
+impl Outcome {
+    pub fn state(&self) -> RequestState {
+        match self {
+            Outcome::Ended { state, .. }
+            | Outcome::Waiting { state, .. }
+            | Outcome::OwnedElsewhere { state } => *state,
+        }
+    }
+}
+
+/// dynamo's own infrastructure failed, or the request is no longer ours: the
+/// run stopped, the request keeps its committed state and its retry budget,
+/// and it is resumed later (from its message, or by the scheduler).
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("cannot publish to {exchange}: {source}")]
-    Publish {
-        exchange: String,
-        #[source]
-        source: UpstreamError,
-    },
+    Store(StoreError),
+    #[error("cannot publish to {exchange}: {detail}")]
+    Publish { exchange: String, detail: String },
     #[error("cannot settle the ledger flow: {0}")]
     Settle(UpstreamError),
-    /// Not a failure: the current step waits for a retry scheduled in the
-    /// database. `handle` turns it into an outcome; it never leaves the pipeline.
-    #[error("waiting for a retry at {0}")]
-    WaitingForRetry(DateTime<Utc>),
+    #[error("the request's lease was lost; another process resumes it")]
+    LeaseLost,
+}
+
+/// A write refused for want of the lease is a lost lease, not a database failure.
+impl From<StoreError> for PipelineError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::LeaseLost(_) => PipelineError::LeaseLost,
+            other => PipelineError::Store(other),
+        }
+    }
 }
 
 pub struct Pipeline {
@@ -90,65 +133,170 @@ pub struct Pipeline {
     /// At most this many requests of one viewer in progress at once (0: no
     /// cap), so one viewer's burst does not starve the next viewer.
     pub viewer_max_in_flight: u32,
+    /// This process, as lease owner: host, pid and a per-start id.
+    pub owner: String,
+    /// `LEASE_TTL`: how long a lease lasts unless renewed, and so how soon a
+    /// crashed process's requests are taken over.
+    pub lease_ttl: Duration,
 }
 
 /// How long a request over its viewer's cap waits before looking again.
-const VIEWER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+const VIEWER_WAIT: Duration = Duration::from_secs(1);
+/// How soon a run stopped by an infrastructure failure is tried again.
+const AFTER_INFRA_FAILURE: Duration = Duration::from_secs(5);
 
-pub(crate) type Step = Result<RequestState, PipelineError>;
+/// What a step leads to.
+pub(crate) enum Next {
+    To(RequestState),
+    Wait(DateTime<Utc>),
+}
 
-impl Pipeline {
-    /// Takes a request to its end state (or as far as the infrastructure allows).
-    pub async fn handle(&self, job: &Job) -> Result<Outcome, PipelineError> {
-        let span = tracing::info_span!(
-            "request",
-            request_id = %job.id,
-            viewer = %job.request.viewer.twitch_display_name,
-            style = %job.request.style(),
-        );
-        self.handle_in_span(job).instrument(span).await
+pub(crate) type StepResult = Result<Next, PipelineError>;
+
+/// One run of one request: the job and the lease it runs under.
+pub(crate) struct Run<'a> {
+    pub(crate) job: &'a Job,
+    pub(crate) owned: &'a Owned,
+}
+
+impl Run<'_> {
+    pub(crate) fn lease(&self) -> &Lease {
+        self.owned.lease()
     }
 
-    async fn handle_in_span(&self, job: &Job) -> Result<Outcome, PipelineError> {
-        let prompt = self.prompts.build(&job.request.payload);
-        let free = job.free_of_charge || self.points_cost == 0;
-        let (record, created) = self
-            .store
-            .record(&NewRequest {
-                id: job.id,
-                request: &job.request,
-                prompt: &prompt,
-                points_cost: self.points_cost as i32,
-                free_of_charge: free,
-                retry_of: job.retry_of,
-                fingerprint: job.fingerprint.clone(),
-            })
-            .await?;
-        if !created {
-            tracing::info!(state = %record.state(), attempts = record.attempts, "resuming a request seen before");
+    pub(crate) fn id(&self) -> Uuid {
+        self.job.id
+    }
+
+    /// Stops the run before it calls out when the lease may have lapsed.
+    pub(crate) fn ensure_owned(&self) -> Result<(), PipelineError> {
+        if self.owned.is_held() {
+            Ok(())
+        } else {
+            Err(PipelineError::LeaseLost)
         }
+    }
+}
+
+/// What an upstream call under the retry policy came to.
+pub(crate) enum Attempted<T> {
+    Done(T),
+    /// Failed for good (or the policy ran out): the step ends the request.
+    Failed(UpstreamError),
+    /// The next try is scheduled for then.
+    Deferred(DateTime<Utc>),
+}
+
+impl Pipeline {
+    /// Takes a delivered request to its end state, or as far as it can go now.
+    pub async fn handle(&self, job: &Job) -> Result<Outcome, PipelineError> {
+        let span = request_span(job.id, &job.request);
+        async {
+            let prompt = self.prompts.build(&job.request.payload);
+            let (record, created, lease) = self
+                .store
+                .record(
+                    &NewRequest {
+                        id: job.id,
+                        request: &job.request,
+                        prompt: &prompt,
+                        points_cost: self.points_cost as i32,
+                        free_of_charge: job.free_of_charge || self.points_cost == 0,
+                        retry_of: job.retry_of,
+                        fingerprint: job.fingerprint.clone(),
+                    },
+                    &self.owner,
+                    self.lease_ttl,
+                )
+                .await?;
+            let Some(lease) = lease else {
+                tracing::info!(state = %record.state(), "a copy of a request that is owned or waiting; leaving it to its owner");
+                return Ok(Outcome::OwnedElsewhere {
+                    state: record.state(),
+                });
+            };
+            if !created {
+                tracing::info!(state = %record.state(), attempts = record.attempts, "resuming a request seen before");
+            }
+            self.run(job, record, lease).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Resumes a request whose lease the scheduler claimed (a due retry, the
+    /// viewer's turn, or a request whose owner died).
+    pub async fn resume(&self, lease: Lease) -> Result<Outcome, PipelineError> {
+        let record = self.store.get(lease.request_id).await?;
+        let request = match record.generation_request() {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::error!(request_id = %record.id, %error, "a stored request no longer validates; leaving it to an operator");
+                return Ok(Outcome::OwnedElsewhere {
+                    state: record.state(),
+                });
+            }
+        };
+        let job = Job {
+            id: record.id,
+            request,
+            free_of_charge: record.free_of_charge,
+            retry_of: record.retry_of,
+            fingerprint: None,
+        };
+        let span = request_span(job.id, &job.request);
+        self.run(&job, record, lease).instrument(span).await
+    }
+
+    /// Works on the request under its lease until it ends, waits, or the run
+    /// is stopped; then gives the lease up (or lets it lapse if the database
+    /// is away).
+    async fn run(
+        &self,
+        job: &Job,
+        record: RequestRecord,
+        lease: Lease,
+    ) -> Result<Outcome, PipelineError> {
+        let owned = Owned::keep(self.store.clone(), lease, self.lease_ttl);
+        let run = Run { job, owned: &owned };
+        let outcome = tokio::select! {
+            outcome = self.drive(&run, record) => outcome,
+            () = owned.lost() => Err(PipelineError::LeaseLost),
+        };
+        match &outcome {
+            Ok(Outcome::Waiting {
+                why: Wait::ViewerTurn,
+                ..
+            }) => {} // given up with the decision
+            Ok(Outcome::Waiting { until, .. }) => self.release(&lease, Some(*until)).await,
+            Ok(_) => self.release(&lease, None).await,
+            Err(PipelineError::LeaseLost) => {}
+            Err(_) => {
+                let again = Utc::now() + chrono_duration(AFTER_INFRA_FAILURE);
+                self.release(&lease, Some(again)).await
+            }
+        }
+        outcome
+    }
+
+    async fn release(&self, lease: &Lease, run_again_at: Option<DateTime<Utc>>) {
+        if let Err(error) = self.store.release_lease(lease, run_again_at).await {
+            // It lapses by itself; the request is resumed then.
+            tracing::warn!(request_id = %lease.request_id, %error, "could not give up the request's lease");
+        }
+    }
+
+    async fn drive(&self, run: &Run<'_>, record: RequestRecord) -> Result<Outcome, PipelineError> {
+        let job = run.job;
         let mut timings = Timings::default();
         let mut state = record.state();
         let was_final = state.is_final();
-        if let Some(due) = record
-            .next_attempt_at
-            .filter(|due| !job.scheduled && *due > Utc::now())
-        {
-            // A copy of a message whose request already waits for its retry:
-            // the scheduler owns it.
-            return Ok(Outcome {
-                state,
-                waiting_until: Some(due),
-                reason: None,
-                timings,
-            });
-        }
         if state == RequestState::Received
             && self.viewer_max_in_flight > 0
             && !self
                 .store
                 .start_if_viewer_has_room(
-                    job.id,
+                    run.lease(),
                     job.request.viewer.twitch_user_id.as_str(),
                     self.viewer_max_in_flight,
                     VIEWER_WAIT,
@@ -156,47 +304,46 @@ impl Pipeline {
                 .await?
         {
             tracing::debug!("the viewer has requests in progress; this one waits its turn");
-            return Ok(Outcome {
+            return Ok(Outcome::Waiting {
                 state,
-                waiting_until: Some(
-                    Utc::now() + chrono::Duration::from_std(VIEWER_WAIT).unwrap_or_default(),
-                ),
-                reason: None,
+                until: Utc::now() + chrono_duration(VIEWER_WAIT),
+                why: Wait::ViewerTurn,
                 timings,
             });
         }
         while !state.is_final() {
+            run.ensure_owned()?;
             let started = std::time::Instant::now();
-            let (step, next) = match state {
-                RequestState::Received => ("debit", self.debit(job, free).await),
+            let (label, next) = match state {
+                RequestState::Received => ("debit", self.debit(run).await),
                 RequestState::Debited if job.request.style() == Style::Friend => {
-                    ("name", self.name(job).await)
+                    ("name", self.name(run).await)
                 }
                 RequestState::Debited | RequestState::Named => {
-                    ("image", self.make_image(job, &prompt).await)
+                    ("image", self.make_image(run).await)
                 }
-                RequestState::Stored => ("alert", self.alert(job).await),
-                RequestState::Alerted => ("accept", self.accept(job).await),
+                RequestState::Stored => ("alert", self.alert(run).await),
+                RequestState::Alerted => ("accept", self.accept(run).await),
                 RequestState::Succeeded | RequestState::Rejected | RequestState::Failed => {
-                    ("finish", Ok(state))
+                    break;
                 }
             };
-            timings.record(step, started.elapsed());
-            self.metrics.step(step, started.elapsed());
-            state = match next {
-                Ok(next) => next,
-                Err(PipelineError::WaitingForRetry(until)) => {
-                    return Ok(Outcome {
+            timings.record(label, started.elapsed());
+            self.metrics.step(label, started.elapsed());
+            state = match next? {
+                Next::To(next) => next,
+                Next::Wait(until) => {
+                    return Ok(Outcome::Waiting {
                         state,
-                        waiting_until: Some(until),
-                        reason: None,
+                        until,
+                        why: Wait::Retry,
                         timings,
                     });
                 }
-                Err(error) => return Err(error),
             };
         }
-        let record = self.settle_and_report(job).await?;
+        run.ensure_owned()?;
+        let record = self.settle_and_report(run).await?;
         if state == RequestState::Succeeded && !was_final {
             self.announce_on_discord(&record).await;
         }
@@ -204,9 +351,8 @@ impl Pipeline {
             self.metrics
                 .finished(record.state().as_str(), record.style().as_str());
         }
-        Ok(Outcome {
+        Ok(Outcome::Ended {
             state: record.state(),
-            waiting_until: None,
             reason: record.error_message.clone(),
             timings,
         })
@@ -217,8 +363,8 @@ impl Pipeline {
     /// timeline shows them. A failure to log them does not fail the call.
     pub(crate) async fn retry_in_place<T, F, Fut>(
         &self,
-        job: &Job,
-        step: &'static str,
+        run: &Run<'_>,
+        step: Step,
         call: F,
     ) -> Result<T, UpstreamError>
     where
@@ -228,7 +374,7 @@ impl Pipeline {
         let mut failures = Vec::new();
         let result = self
             .retry
-            .run(step, &self.metrics, call, |error| {
+            .run(step.as_str(), &self.metrics, call, |error| {
                 failures.push((Utc::now(), error.to_string()));
             })
             .await;
@@ -238,55 +384,66 @@ impl Pipeline {
             failures.push((Utc::now(), error.to_string()));
         }
         if !failures.is_empty()
-            && let Err(error) = self.store.log_failures(job.id, step, &failures).await
+            && let Err(error) = self.store.log_failures(run.id(), step, &failures).await
         {
-            tracing::warn!(step, %error, "could not log the step's failures");
+            tracing::warn!(%step, %error, "could not log the step's failures");
         }
         result
     }
 
     /// One upstream call of a step, retried on transient failures. Short waits
-    /// happen in place; a longer one is scheduled in the database and the
-    /// request is let go (`WaitingForRetry`), so it holds no consumer slot and
-    /// its schedule survives a restart. Failure counts and the step's deadline
-    /// are kept in the database too. Returns the call's final result.
+    /// happen in place; after a longer one is decided the request is let go
+    /// (`Deferred`: it waits in the database, holding no consumer slot, and
+    /// its schedule survives a restart). Failure counts and the step's
+    /// deadline are kept in the database too.
     pub(crate) async fn attempt<T, F, Fut>(
         &self,
-        job: &Job,
-        step: &'static str,
+        run: &Run<'_>,
+        step: Step,
         mut call: F,
-    ) -> Result<Result<T, UpstreamError>, PipelineError>
+    ) -> Result<Attempted<T>, PipelineError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, UpstreamError>>,
     {
         loop {
+            run.ensure_owned()?;
             let error = match call().await {
-                Ok(value) => return Ok(Ok(value)),
-                Err(error) if !error.is_transient() => return Ok(Err(error)),
+                Ok(value) => return Ok(Attempted::Done(value)),
+                Err(error) if !error.is_transient() => return Ok(Attempted::Failed(error)),
                 Err(error) => error,
             };
             let (failures, failing_since) = self
                 .store
-                .note_failure(job.id, step, &error.to_string())
+                .note_failure(run.lease(), step, &error.to_string())
                 .await?;
             let failing_for = (Utc::now() - failing_since).to_std().unwrap_or_default();
             if failures as usize >= self.retry.max_attempts || failing_for >= self.retry.deadline {
-                return Ok(Err(error));
+                return Ok(Attempted::Failed(error));
             }
             let delay = error
                 .retry_after()
                 .unwrap_or_else(|| self.retry.delay(failures as u32));
-            self.metrics.retry(step);
-            tracing::warn!(step, %error, retry_in = ?delay, failures, "transient failure, retrying");
+            self.metrics.retry(step.as_str());
+            tracing::warn!(%step, %error, retry_in = ?delay, failures, "transient failure, retrying");
             if delay <= self.retry.inline_max {
                 tokio::time::sleep(delay).await;
                 continue;
             }
-            let until =
-                Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-            self.store.schedule_retry(job.id, until).await?;
-            return Err(PipelineError::WaitingForRetry(until));
+            return Ok(Attempted::Deferred(Utc::now() + chrono_duration(delay)));
         }
     }
+}
+
+fn request_span(id: Uuid, request: &GenerationRequest) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        request_id = %id,
+        viewer = %request.viewer.twitch_display_name,
+        style = %request.style(),
+    )
+}
+
+pub(crate) fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }

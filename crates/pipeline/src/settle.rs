@@ -1,9 +1,9 @@
 //! After the end state: settle the points, report the result, and tell Discord.
 
 use crate::messages::{result_for, subject_of};
-use crate::request::{Job, Pipeline, PipelineError};
+use crate::request::{Pipeline, PipelineError, Run};
 use dynamo_broker::{Envelope, PublishError};
-use dynamo_store::RequestRecord;
+use dynamo_store::{RequestRecord, Step};
 use dynamo_upstream::UpstreamError;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -13,19 +13,20 @@ impl Pipeline {
     /// generation-results. Each is recorded, so neither is done twice.
     pub(crate) async fn settle_and_report(
         &self,
-        job: &Job,
+        run: &Run<'_>,
     ) -> Result<RequestRecord, PipelineError> {
-        let mut record = self.store.get(job.id).await?;
+        let job = run.job;
+        let record = self.store.get(job.id).await?;
         if record.settled_at.is_none() {
             if let Some(flow_id) = record.ledger_flow_id {
                 let viewer = &job.request.viewer;
                 let ledger = &self.services.ledger;
-                self.retry_in_place(job, "refund", || ledger.refund(viewer, flow_id))
+                self.retry_in_place(run, Step::Refund, || ledger.refund(viewer, flow_id))
                     .await
                     .map_err(PipelineError::Settle)?;
                 tracing::info!(%flow_id, "points refunded");
             }
-            self.store.mark_settled(job.id).await?;
+            self.store.mark_settled(run.lease()).await?;
         }
         if record.result_published_at.is_none() {
             let image_url = self
@@ -37,20 +38,26 @@ impl Pipeline {
             let result = result_for(&job.request, &record, image_url);
             let body = serde_json::to_vec(&result).unwrap_or_default();
             let exchange = &self.topology.results_exchange;
+            run.ensure_owned()?;
             // Results are for whoever listens; with nobody bound the message is
             // simply not needed, so it is not published as mandatory.
-            self.retry_in_place(job, "result", || {
+            self.retry_in_place(run, Step::Result, || async {
                 self.publish(exchange, &body, job.id, false)
+                    .await
+                    .map_err(|error| UpstreamError::Transient {
+                        service: "rabbitmq",
+                        detail: error.to_string(),
+                        retry_after: None,
+                    })
             })
             .await
-            .map_err(|source| PipelineError::Publish {
+            .map_err(|error| PipelineError::Publish {
                 exchange: exchange.clone(),
-                source,
+                detail: error.to_string(),
             })?;
-            self.store.mark_result_published(job.id).await?;
+            self.store.mark_result_published(run.lease()).await?;
         }
-        record = self.store.get(job.id).await?;
-        Ok(record)
+        Ok(self.store.get(job.id).await?)
     }
 
     pub(crate) async fn publish(
@@ -59,25 +66,14 @@ impl Pipeline {
         body: &[u8],
         id: Uuid,
         mandatory: bool,
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<(), PublishError> {
         let envelope = Envelope {
             message_id: Some(id),
             mandatory,
             headers: Vec::new(),
         };
         let publisher = self.publisher.read().await.clone();
-        publisher
-            .publish_json(exchange, body, envelope)
-            .await
-            .map_err(|error| match error {
-                PublishError::Returned(_)
-                | PublishError::Nacked(_)
-                | PublishError::Broker { .. } => UpstreamError::Transient {
-                    service: "rabbitmq",
-                    detail: error.to_string(),
-                    retry_after: None,
-                },
-            })
+        publisher.publish_json(exchange, body, envelope).await
     }
 
     /// Best effort, off the request's path.

@@ -2,95 +2,110 @@
 //! debit, name, make the image, alert, accept — and ending a request.
 
 use crate::messages::alert_for;
-use crate::request::{Job, Pipeline, PipelineError, Step};
+use crate::request::{Attempted, Next, Pipeline, PipelineError, Run, StepResult};
+use dynamo_broker::PublishError;
 use dynamo_imaging::{ProcessedImage, process_friend, process_ghost};
-use dynamo_store::{RequestState, StoreError, StoredImage};
+use dynamo_store::{RequestState, Step, StoreError, StoredImage};
 use dynamo_upstream::{ImageJob, UpstreamError};
 use dynamo_wire::Style;
 
 impl Pipeline {
     /// Creates the pending debit. 409 from the ledger ends the request before
     /// anything is paid for.
-    pub(crate) async fn debit(&self, job: &Job, free: bool) -> Step {
-        if free {
-            self.store.mark_debited(job.id, None).await?;
-            return Ok(RequestState::Debited);
+    pub(crate) async fn debit(&self, run: &Run<'_>) -> StepResult {
+        let job = run.job;
+        if job.free_of_charge || self.points_cost == 0 {
+            self.store.mark_debited(run.lease(), None).await?;
+            return Ok(Next::To(RequestState::Debited));
         }
         let viewer = &job.request.viewer;
-        let result = self
-            .attempt(job, "debit", || {
+        let attempted = self
+            .attempt(run, Step::Debit, || {
                 self.services
                     .ledger
                     .debit(viewer, job.id, job.request.style(), self.points_cost)
             })
             .await?;
-        match result {
-            Ok(flow_id) => {
-                self.store.mark_debited(job.id, Some(flow_id)).await?;
-                Ok(RequestState::Debited)
-            }
-            Err(error) => self.end(job, "debiting points", error).await,
-        }
+        let flow_id = match attempted {
+            Attempted::Done(flow_id) => flow_id,
+            Attempted::Failed(error) => return self.end(run, "debiting points", error).await,
+            Attempted::Deferred(until) => return Ok(Next::Wait(until)),
+        };
+        self.store.mark_debited(run.lease(), Some(flow_id)).await?;
+        Ok(Next::To(RequestState::Debited))
     }
 
     /// Friends get a name from the chat model before their picture.
-    pub(crate) async fn name(&self, job: &Job) -> Step {
+    pub(crate) async fn name(&self, run: &Run<'_>) -> StepResult {
+        let job = run.job;
         let subject = job.request.subject().as_str();
         let user = job.request.viewer.twitch_user_id.as_str();
         let names = &self.services.names;
-        match self
-            .attempt(job, "name", || names.name(subject, user))
+        let name = match self
+            .attempt(run, Step::Name, || names.name(subject, user))
             .await?
         {
-            Ok(name) => {
-                self.store
-                    .record_name(job.id, &names.prompt(subject), &name)
-                    .await?;
-                Ok(RequestState::Named)
-            }
-            Err(error) => self.end(job, "naming the friend", error).await,
-        }
+            Attempted::Done(name) => name,
+            Attempted::Failed(error) => return self.end(run, "naming the friend", error).await,
+            Attempted::Deferred(until) => return Ok(Next::Wait(until)),
+        };
+        self.store
+            .record_name(run.lease(), &names.prompt(subject), &name)
+            .await?;
+        Ok(Next::To(RequestState::Named))
     }
 
     /// Screens, generates, post-processes and uploads the image.
-    pub(crate) async fn make_image(&self, job: &Job, prompt: &str) -> Step {
-        if let Some(moderator) = &self.services.moderator
-            && let Err(error) = self
-                .attempt(job, "moderation", || moderator.screen(prompt))
+    pub(crate) async fn make_image(&self, run: &Run<'_>) -> StepResult {
+        let job = run.job;
+        let prompt = self.prompts.build(&job.request.payload);
+        if let Some(moderator) = &self.services.moderator {
+            match self
+                .attempt(run, Step::Moderation, || moderator.screen(&prompt))
                 .await?
-        {
-            return self.end(job, "screening the prompt", error).await;
+            {
+                Attempted::Done(()) => {}
+                Attempted::Failed(error) => {
+                    return self.end(run, "screening the prompt", error).await;
+                }
+                Attempted::Deferred(until) => return Ok(Next::Wait(until)),
+            }
         }
         let image_job = ImageJob {
-            prompt: prompt.to_owned(),
+            prompt: prompt.clone(),
             style: job.request.style(),
             color: job.request.payload.color(),
             user: job.request.viewer.twitch_user_id.as_str().to_owned(),
         };
         let images = &self.services.images;
         let source = match self
-            .attempt(job, "image", || images.generate(&image_job))
+            .attempt(run, Step::Image, || images.generate(&image_job))
             .await?
         {
-            Ok(source) => source,
-            Err(error) => return self.end(job, "generating the image", error).await,
+            Attempted::Done(source) => source,
+            Attempted::Failed(error) => return self.end(run, "generating the image", error).await,
+            Attempted::Deferred(until) => return Ok(Next::Wait(until)),
         };
         let processed = match post_process(job.request.style(), source).await {
             Ok(processed) => processed,
-            Err(error) => return self.end(job, "processing the image", error).await,
+            Err(reason) => {
+                let reason = format!("processing the image failed: {reason}");
+                return self.end_with(run, RequestState::Failed, reason).await;
+            }
         };
         let key = format!("{id}/{id}-0.{ext}", id = job.id, ext = processed.extension);
         let storage = &self.services.storage;
+        run.ensure_owned()?;
         // Retried in place only: the image exists only in memory, and a
         // deferred step would have to pay for it again.
         let uploaded = self
-            .retry_in_place(job, "upload", || {
+            .retry_in_place(run, Step::Upload, || {
                 storage.put(&key, processed.bytes.clone(), processed.content_type)
             })
             .await;
         let url = match uploaded {
             Ok(url) => url,
-            Err(error) => return self.end(job, "storing the image", error).await,
+            Err(error) => return self.end(run, "storing the image", error).await,
         };
         let image = StoredImage {
             index: 0,
@@ -99,15 +114,18 @@ impl Pipeline {
             content_type: processed.content_type.to_owned(),
             byte_size: i32::try_from(processed.bytes.len()).unwrap_or(i32::MAX),
         };
-        self.store.record_image(job.id, &image).await?;
+        self.store.record_image(run.lease(), &image).await?;
         tracing::info!(url = %image.url, bytes = image.byte_size, "image stored");
-        Ok(RequestState::Stored)
+        Ok(Next::To(RequestState::Stored))
     }
 
     /// Publishes the alert. It counts as shown only once the broker confirmed
     /// it *and* routed it to a queue: a returned alert means the alerts service
-    /// is not listening, which is worth waiting for, never "shown".
-    pub(crate) async fn alert(&self, job: &Job) -> Step {
+    /// is not listening, which is worth waiting for (within the step's
+    /// deadline), never "shown". The broker itself failing is not the
+    /// viewer's problem: the run stops and the request is resumed later.
+    pub(crate) async fn alert(&self, run: &Run<'_>) -> StepResult {
+        let job = run.job;
         let record = self.store.get(job.id).await?;
         let images = self.store.images(job.id).await?;
         let Some(image) = images.first() else {
@@ -117,36 +135,52 @@ impl Pipeline {
         let body = serde_json::to_vec(&event).unwrap_or_default();
         let exchange = &self.topology.alerts_exchange;
         let sent = self
-            .attempt(job, "alert", || self.publish(exchange, &body, job.id, true))
+            .attempt(run, Step::Alert, || async {
+                match self.publish(exchange, &body, job.id, true).await {
+                    Err(PublishError::Returned(_)) => Err(UpstreamError::Transient {
+                        service: "alerts",
+                        detail: format!(
+                            "no queue is bound to {exchange}: is the alerts service running?"
+                        ),
+                        retry_after: None,
+                    }),
+                    other => Ok(other),
+                }
+            })
             .await?;
         match sent {
-            Ok(()) => {
-                self.store.mark_alerted(job.id).await?;
-                Ok(RequestState::Alerted)
+            Attempted::Done(Ok(())) => {
+                self.store.mark_alerted(run.lease()).await?;
+                Ok(Next::To(RequestState::Alerted))
             }
-            Err(error) => self.end(job, "publishing the alert", error).await,
+            Attempted::Done(Err(error)) => Err(PipelineError::Publish {
+                exchange: exchange.clone(),
+                detail: error.to_string(),
+            }),
+            Attempted::Failed(error) => self.end(run, "publishing the alert", error).await,
+            Attempted::Deferred(until) => Ok(Next::Wait(until)),
         }
     }
 
     /// The alert is out: make the debit final. This cannot end the request
     /// unsuccessfully any more — the viewer saw the image — so a ledger that
-    /// stays down means trying again on redelivery.
-    pub(crate) async fn accept(&self, job: &Job) -> Step {
-        let record = self.store.get(job.id).await?;
+    /// stays down means trying again later.
+    pub(crate) async fn accept(&self, run: &Run<'_>) -> StepResult {
+        let record = self.store.get(run.id()).await?;
         if let Some(flow_id) = record.ledger_flow_id {
-            let viewer = &job.request.viewer;
+            let viewer = &run.job.request.viewer;
             let ledger = &self.services.ledger;
-            self.retry_in_place(job, "accept", || ledger.accept(viewer, flow_id))
+            self.retry_in_place(run, Step::Accept, || ledger.accept(viewer, flow_id))
                 .await
                 .map_err(PipelineError::Settle)?;
         }
-        self.store.mark_succeeded(job.id).await?;
-        Ok(RequestState::Succeeded)
+        self.store.mark_succeeded(run.lease()).await?;
+        Ok(Next::To(RequestState::Succeeded))
     }
 
     /// Ends the request as rejected (inadmissible prompt) or failed (anything
     /// else), with the reason.
-    pub(crate) async fn end(&self, job: &Job, doing: &str, error: UpstreamError) -> Step {
+    pub(crate) async fn end(&self, run: &Run<'_>, doing: &str, error: UpstreamError) -> StepResult {
         let (state, reason) = match &error {
             UpstreamError::Inadmissible(reason) => (RequestState::Rejected, reason.clone()),
             UpstreamError::NotEnoughPoints => {
@@ -154,14 +188,23 @@ impl Pipeline {
             }
             other => (RequestState::Failed, format!("{doing} failed: {other}")),
         };
+        self.end_with(run, state, reason).await
+    }
+
+    pub(crate) async fn end_with(
+        &self,
+        run: &Run<'_>,
+        state: RequestState,
+        reason: String,
+    ) -> StepResult {
         match state {
             RequestState::Rejected => tracing::info!(%reason, "request rejected"),
             _ => tracing::warn!(%reason, "request failed"),
         }
         self.store
-            .finish_unsuccessfully(job.id, state, &reason)
+            .finish_unsuccessfully(run.lease(), state, &reason)
             .await?;
-        Ok(state)
+        Ok(Next::To(state))
     }
 }
 
@@ -173,7 +216,9 @@ static IMAGE_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::Laz
     tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
 });
 
-async fn post_process(style: Style, source: Vec<u8>) -> Result<ProcessedImage, UpstreamError> {
+/// A local failure: the image could not be decoded or encoded. No service is
+/// to blame and trying again would fail the same way.
+async fn post_process(style: Style, source: Vec<u8>) -> Result<ProcessedImage, String> {
     // The semaphore is never closed, so acquiring cannot fail; if it somehow
     // did, going ahead unthrottled is the safe fallback.
     let _slot = IMAGE_SLOTS.acquire().await.ok();
@@ -187,13 +232,7 @@ async fn post_process(style: Style, source: Vec<u8>) -> Result<ProcessedImage, U
     });
     match work.await {
         Ok(Ok(processed)) => Ok(processed),
-        Ok(Err(error)) => Err(UpstreamError::Permanent {
-            service: "image processing",
-            detail: error.to_string(),
-        }),
-        Err(join) => Err(UpstreamError::Permanent {
-            service: "image processing",
-            detail: join.to_string(),
-        }),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(join) => Err(join.to_string()),
     }
 }

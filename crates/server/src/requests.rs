@@ -100,7 +100,7 @@ pub struct FailureView {
 impl From<StepFailure> for FailureView {
     fn from(failure: StepFailure) -> Self {
         Self {
-            step: failure.step,
+            step: failure.step.as_str().to_owned(),
             attempt: failure.attempt,
             failed_at: failure.failed_at,
             reason: failure.reason,

@@ -7,7 +7,7 @@ mod common;
 
 use common::{Server, VIEWER, WAIT};
 
-use dynamo_store::{NewRequest, RequestState, Store};
+use dynamo_store::{Lease, NewRequest, RequestState, Store};
 use dynamo_testkit::now_secs;
 use dynamo_wire::GenerationRequest;
 use reqwest::StatusCode;
@@ -18,6 +18,11 @@ use uuid::Uuid;
 impl Server {
     /// Records a request directly in the database, as the consumer would.
     async fn insert(&self, user: &str, style: &str) -> Uuid {
+        self.insert_leased(user, style).await.0
+    }
+
+    /// Like [`Server::insert`], with the lease that lets a test move it on.
+    async fn insert_leased(&self, user: &str, style: &str) -> (Uuid, Lease) {
         let store = Store::new(self.world.database.pool().clone());
         let inputs = if style == "ghost" {
             json!({"subject": "a seal"})
@@ -32,19 +37,25 @@ impl Server {
         }))
         .unwrap();
         let id = Uuid::new_v4();
-        store
-            .record(&NewRequest {
-                id,
-                request: &request,
-                prompt: "p",
-                points_cost: 200,
-                free_of_charge: false,
-                retry_of: None,
-                fingerprint: None,
-            })
+        // Owned by a worker that never comes back within the test: no
+        // consumer a test runs takes these rows over.
+        let (_, _, lease) = store
+            .record(
+                &NewRequest {
+                    id,
+                    request: &request,
+                    prompt: "p",
+                    points_cost: 200,
+                    free_of_charge: false,
+                    retry_of: None,
+                    fingerprint: None,
+                },
+                "test",
+                std::time::Duration::from_secs(3600),
+            )
             .await
             .unwrap();
-        id
+        (id, lease.unwrap())
     }
 }
 
@@ -477,10 +488,10 @@ async fn an_enqueued_request_is_processed_by_a_consumer_and_streamed_live() {
 async fn a_failed_request_can_be_retried_as_a_new_linked_request() {
     let server = Server::start().await;
     let admin = server.admin();
-    let failed = server.insert(VIEWER, "ghost").await;
+    let (failed, lease) = server.insert_leased(VIEWER, "ghost").await;
     let store = Store::new(server.world.database.pool().clone());
     store
-        .finish_unsuccessfully(failed, RequestState::Failed, "not enough points")
+        .finish_unsuccessfully(&lease, RequestState::Failed, "not enough points")
         .await
         .unwrap();
     let broker = &server.world.broker;

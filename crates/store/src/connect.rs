@@ -30,6 +30,10 @@ pub enum StoreError {
     },
     #[error("request {0} does not exist")]
     NotFound(uuid::Uuid),
+    /// This process no longer owns the request: its lease lapsed and another
+    /// process took over. Nothing was written.
+    #[error("request {0} is no longer ours (its lease lapsed)")]
+    LeaseLost(uuid::Uuid),
 }
 
 impl StoreError {

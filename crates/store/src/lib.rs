@@ -6,20 +6,22 @@
 //! never move a request backwards or do a step twice.
 
 mod connect;
+mod lease;
 mod listing;
 mod rate_limit;
-mod recovery;
 mod requests;
 mod schedule;
 mod state;
+mod step;
 
 pub use connect::{MIGRATIONS_TABLE, SCHEMA, StoreError, connect, connect_options, migrate};
 
 /// The PostgreSQL channel that announces state changes (see migration 0002).
 pub const EVENTS_CHANNEL: &str = "dynamo_request_events";
+pub use lease::Lease;
 pub use listing::{Cursor, RequestFilter};
 pub use rate_limit::{Permit, RateLimiter};
-pub use recovery::RecoveryLock;
 pub use requests::{NewRequest, RequestDetail, RequestRecord, Store, StoredImage};
 pub use schedule::StepFailure;
 pub use state::RequestState;
+pub use step::Step;

@@ -1,6 +1,6 @@
 //! Reading and advancing generation requests.
 
-use crate::{RequestState, StepFailure, StoreError};
+use crate::{Lease, RequestState, StepFailure, StoreError};
 use chrono::{DateTime, Utc};
 use dynamo_wire::{GenerationRequest, Style};
 use sqlx::PgPool;
@@ -155,40 +155,70 @@ impl Store {
         &self.pool
     }
 
-    /// Records a new request, or counts another attempt at one recorded
-    /// before (a redelivered message). Returns the record as it now stands and
-    /// whether it was created by this call.
-    pub async fn record(&self, new: &NewRequest<'_>) -> Result<(RequestRecord, bool), StoreError> {
+    /// Records a new request, or counts another delivery of one recorded
+    /// before (a redelivered message), and takes its lease for `owner` when
+    /// nobody else holds it and it is not waiting for a scheduled run — in one
+    /// statement, so a new request is never without an owner. Returns the
+    /// record as it now stands, whether this call created it, and the lease
+    /// (`None`: another process owns it, or it waits for its time).
+    pub async fn record(
+        &self,
+        new: &NewRequest<'_>,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<(RequestRecord, bool, Option<Lease>), StoreError> {
         let request = new.request;
-        let created: bool = sqlx::query_scalar(
-            "INSERT INTO dynamo.image_request
+        let token = Uuid::new_v4();
+        // Nobody holds a live lease, and it is not waiting for its time.
+        const FREE: &str = "coalesce(dynamo.image_request.lease_expires_at, '-infinity') < now()
+            AND coalesce(dynamo.image_request.next_attempt_at, '-infinity') <= now()";
+        static QUERY: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "INSERT INTO dynamo.image_request
                  (id, twitch_user_id, twitch_display_name, broadcast_id, screening_id, tape_id,
                   style, inputs, prompt, points_cost, free_of_charge, retry_of, attempts,
-                  message_fingerprint)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13)
+                  message_fingerprint, lease_owner, lease_token, lease_expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15,
+                     now() + $16 * interval '1 millisecond')
              ON CONFLICT (id) DO UPDATE SET
                  attempts = dynamo.image_request.attempts
                      + CASE WHEN dynamo.image_request.finished_at IS NULL THEN 1 ELSE 0 END,
+                 -- Every expression here sees the row as it was.
+                 lease_owner = CASE WHEN {FREE} THEN EXCLUDED.lease_owner
+                                    ELSE dynamo.image_request.lease_owner END,
+                 lease_token = CASE WHEN {FREE} THEN EXCLUDED.lease_token
+                                    ELSE dynamo.image_request.lease_token END,
+                 lease_expires_at = CASE WHEN {FREE} THEN EXCLUDED.lease_expires_at
+                                         ELSE dynamo.image_request.lease_expires_at END,
                  updated_at = now()
-             RETURNING (xmax = 0)",
-        )
-        .bind(new.id)
-        .bind(request.viewer.twitch_user_id.as_str())
-        .bind(request.viewer.twitch_display_name.as_str())
-        .bind(request.state.broadcast_id())
-        .bind(request.state.screening_id())
-        .bind(request.state.tape_id())
-        .bind(request.style().as_str())
-        .bind(request.payload.inputs_json())
-        .bind(new.prompt)
-        .bind(new.points_cost)
-        .bind(new.free_of_charge)
-        .bind(new.retry_of)
-        .bind(&new.fingerprint)
-        .fetch_one(&self.pool)
-        .await?;
+             RETURNING (xmax = 0), lease_token IS NOT DISTINCT FROM $15"
+            )
+        });
+        let (created, leased): (bool, bool) = sqlx::query_as(sqlx::AssertSqlSafe(QUERY.as_str()))
+            .bind(new.id)
+            .bind(request.viewer.twitch_user_id.as_str())
+            .bind(request.viewer.twitch_display_name.as_str())
+            .bind(request.state.broadcast_id())
+            .bind(request.state.screening_id())
+            .bind(request.state.tape_id())
+            .bind(request.style().as_str())
+            .bind(request.payload.inputs_json())
+            .bind(new.prompt)
+            .bind(new.points_cost)
+            .bind(new.free_of_charge)
+            .bind(new.retry_of)
+            .bind(&new.fingerprint)
+            .bind(owner)
+            .bind(token)
+            .bind(ttl.as_millis() as f64)
+            .fetch_one(&self.pool)
+            .await?;
         let record = self.get(new.id).await?;
-        Ok((record, created))
+        let lease = leased.then_some(Lease {
+            request_id: new.id,
+            token,
+        });
+        Ok((record, created, lease))
     }
 
     /// The request recorded for a message body with this fingerprint within
@@ -301,42 +331,66 @@ impl Store {
     }
 
     /// The pending outflow exists (`flow_id` is None for free requests).
-    pub async fn mark_debited(&self, id: Uuid, flow_id: Option<Uuid>) -> Result<(), StoreError> {
+    pub async fn mark_debited(
+        &self,
+        lease: &Lease,
+        flow_id: Option<Uuid>,
+    ) -> Result<(), StoreError> {
         self.advance(
-            id,
+            lease,
             RequestState::Debited,
-            "ledger_flow_id = $3, debited_at = now()",
+            "ledger_flow_id = $4, debited_at = now()",
             |q| q.bind(flow_id),
         )
         .await
     }
 
     /// The friend's name is known.
-    pub async fn record_name(&self, id: Uuid, prompt: &str, name: &str) -> Result<(), StoreError> {
+    pub async fn record_name(
+        &self,
+        lease: &Lease,
+        prompt: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        advance_in(
+            &mut tx,
+            lease,
+            RequestState::Named,
+            "named_at = now()",
+            |q| q,
+        )
+        .await?;
         sqlx::query(
             "INSERT INTO dynamo.answer (image_request_id, prompt, value) VALUES ($1, $2, $3)
              ON CONFLICT (image_request_id) DO NOTHING",
         )
-        .bind(id)
+        .bind(lease.request_id)
         .bind(prompt)
         .bind(name)
         .execute(&mut *tx)
         .await?;
-        advance_in(&mut tx, id, RequestState::Named, "named_at = now()", |q| q).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// The image is uploaded: record where.
-    pub async fn record_image(&self, id: Uuid, image: &StoredImage) -> Result<(), StoreError> {
+    pub async fn record_image(&self, lease: &Lease, image: &StoredImage) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        advance_in(
+            &mut tx,
+            lease,
+            RequestState::Stored,
+            "stored_at = now()",
+            |q| q,
+        )
+        .await?;
         sqlx::query(
             "INSERT INTO dynamo.image (image_request_id, index, url, color, content_type, byte_size)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (image_request_id, index) DO NOTHING",
         )
-        .bind(id)
+        .bind(lease.request_id)
         .bind(image.index)
         .bind(&image.url)
         .bind(&image.color)
@@ -344,28 +398,20 @@ impl Store {
         .bind(image.byte_size)
         .execute(&mut *tx)
         .await?;
-        advance_in(
-            &mut tx,
-            id,
-            RequestState::Stored,
-            "stored_at = now()",
-            |q| q,
-        )
-        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// The broker confirmed the alert.
-    pub async fn mark_alerted(&self, id: Uuid) -> Result<(), StoreError> {
-        self.advance(id, RequestState::Alerted, "alerted_at = now()", |q| q)
+    pub async fn mark_alerted(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.advance(lease, RequestState::Alerted, "alerted_at = now()", |q| q)
             .await
     }
 
     /// The outflow was accepted (or there was none): the request is done.
-    pub async fn mark_succeeded(&self, id: Uuid) -> Result<(), StoreError> {
+    pub async fn mark_succeeded(&self, lease: &Lease) -> Result<(), StoreError> {
         self.advance(
-            id,
+            lease,
             RequestState::Succeeded,
             "finished_at = now(), settled_at = now(), error_message = NULL",
             |q| q,
@@ -378,15 +424,15 @@ impl Store {
     /// between leaves a record that recovery can finish.
     pub async fn finish_unsuccessfully(
         &self,
-        id: Uuid,
+        lease: &Lease,
         end: RequestState,
         reason: &str,
     ) -> Result<(), StoreError> {
         debug_assert!(matches!(end, RequestState::Failed | RequestState::Rejected));
         self.advance(
-            id,
+            lease,
             end,
-            "finished_at = now(), error_message = $3,
+            "finished_at = now(), error_message = $4,
              settled_at = CASE WHEN ledger_flow_id IS NULL THEN now() ELSE settled_at END",
             |q| q.bind(reason),
         )
@@ -394,32 +440,36 @@ impl Store {
     }
 
     /// The pending outflow was rejected (refunded).
-    pub async fn mark_settled(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE dynamo.image_request SET settled_at = now(), updated_at = now()
-             WHERE id = $1 AND settled_at IS NULL",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    pub async fn mark_settled(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.mark_once(lease, "settled_at").await
     }
 
     /// The broker confirmed the generation-results message.
-    pub async fn mark_result_published(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE dynamo.image_request SET result_published_at = now(), updated_at = now()
-             WHERE id = $1 AND result_published_at IS NULL",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    pub async fn mark_result_published(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.mark_once(lease, "result_published_at").await
+    }
+
+    /// Sets a timestamp column once, under the lease.
+    async fn mark_once(&self, lease: &Lease, column: &'static str) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE dynamo.image_request SET {column} = coalesce({column}, now()), updated_at = now()
+             WHERE id = $1 AND lease_token = $2"
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(lease.request_id)
+            .bind(lease.token)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost(lease.request_id))
+        }
     }
 
     async fn advance<'q, F>(
         &self,
-        id: Uuid,
+        lease: &Lease,
         to: RequestState,
         set: &str,
         bind: F,
@@ -428,17 +478,18 @@ impl Store {
         F: for<'a> FnOnce(PgQuery<'a>) -> PgQuery<'a>,
     {
         let mut conn = self.pool.acquire().await?;
-        advance_in(&mut conn, id, to, set, bind).await
+        advance_in(&mut conn, lease, to, set, bind).await
     }
 }
 
 type PgQuery<'a> = sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-/// Moves a request to `to`, but only from one of its legal predecessors. A
-/// repeat of a move already made is a no-op, so steps are idempotent.
+/// Moves a request to `to`, but only from one of its legal predecessors and
+/// only under its lease. A repeat of a move already made is a no-op, so steps
+/// are idempotent; a write without the lease is refused (`LeaseLost`).
 async fn advance_in<F>(
     conn: &mut sqlx::PgConnection,
-    id: Uuid,
+    lease: &Lease,
     to: RequestState,
     set: &str,
     bind: F,
@@ -446,28 +497,31 @@ async fn advance_in<F>(
 where
     F: for<'a> FnOnce(PgQuery<'a>) -> PgQuery<'a>,
 {
+    let id = lease.request_id;
     let sql = format!(
         "UPDATE dynamo.image_request SET state = '{to}', updated_at = now(),
              step_attempts = 0, step_failing_since = NULL, next_attempt_at = NULL, {set}
-         WHERE id = $1 AND state = ANY($2)"
+         WHERE id = $1 AND state = ANY($2) AND lease_token = $3"
     );
     let predecessors = state_names(to.predecessors());
     let query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
-        .bind(&predecessors);
+        .bind(&predecessors)
+        .bind(lease.token);
     let done = bind(query).execute(&mut *conn).await?;
     if done.rows_affected() == 1 {
         return Ok(());
     }
-    let current: Option<String> =
-        sqlx::query_scalar("SELECT state FROM dynamo.image_request WHERE id = $1")
+    let current: Option<(String, Option<Uuid>)> =
+        sqlx::query_as("SELECT state, lease_token FROM dynamo.image_request WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *conn)
             .await?;
     match current {
         None => Err(StoreError::NotFound(id)),
-        Some(state) if state == to.as_str() => Ok(()),
-        Some(state) => Err(StoreError::IllegalTransition {
+        Some((_, token)) if token != Some(lease.token) => Err(StoreError::LeaseLost(id)),
+        Some((state, _)) if state == to.as_str() => Ok(()),
+        Some((state, _)) => Err(StoreError::IllegalTransition {
             id,
             from: state,
             to: to.as_str(),

@@ -2,7 +2,7 @@
 //! requests waiting for their viewer's turn. Both free the consumer slot: the
 //! request waits in this table, and any consumer picks it up when it is due.
 
-use crate::{Store, StoreError};
+use crate::{Lease, Step, Store, StoreError};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -10,7 +10,8 @@ use uuid::Uuid;
 /// the request.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Deserialize)]
 pub struct StepFailure {
-    pub step: String,
+    #[sqlx(try_from = "String")]
+    pub step: Step,
     /// From 1.
     pub attempt: i32,
     pub failed_at: DateTime<Utc>,
@@ -22,8 +23,8 @@ impl Store {
     /// reason; returns the count so far and when the step first failed.
     pub async fn note_failure(
         &self,
-        id: Uuid,
-        step: &str,
+        lease: &Lease,
+        step: Step,
         reason: &str,
     ) -> Result<(i32, DateTime<Utc>), StoreError> {
         let noted = sqlx::query_as(
@@ -32,7 +33,7 @@ impl Store {
                  SET step_attempts = step_attempts + 1,
                      step_failing_since = coalesce(step_failing_since, now()),
                      updated_at = now()
-                 WHERE id = $1
+                 WHERE id = $1 AND lease_token = $4
                  RETURNING id, step_attempts, step_failing_since
              ), logged AS (
                  INSERT INTO dynamo.step_failure (image_request_id, step, attempt, reason)
@@ -40,12 +41,13 @@ impl Store {
              )
              SELECT step_attempts, step_failing_since FROM counted",
         )
-        .bind(id)
-        .bind(step)
+        .bind(lease.request_id)
+        .bind(step.as_str())
         .bind(reason)
-        .fetch_one(self.pool())
+        .bind(lease.token)
+        .fetch_optional(self.pool())
         .await?;
-        Ok(noted)
+        noted.ok_or(StoreError::LeaseLost(lease.request_id))
     }
 
     /// Logs failures of a step that was retried in place (they are not
@@ -54,7 +56,7 @@ impl Store {
     pub async fn log_failures(
         &self,
         id: Uuid,
-        step: &str,
+        step: Step,
         failures: &[(DateTime<Utc>, String)],
     ) -> Result<(), StoreError> {
         let (times, reasons): (Vec<DateTime<Utc>>, Vec<&str>) = failures
@@ -70,7 +72,7 @@ impl Store {
              FROM unnest($3::timestamptz[], $4::text[]) WITH ORDINALITY AS f (failed_at, reason, n)",
         )
         .bind(id)
-        .bind(step)
+        .bind(step.as_str())
         .bind(&times)
         .bind(&reasons)
         .execute(self.pool())
@@ -90,27 +92,16 @@ impl Store {
         Ok(failures)
     }
 
-    /// Schedules the next try of the current step.
-    pub async fn schedule_retry(&self, id: Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE dynamo.image_request SET next_attempt_at = $2, updated_at = now() WHERE id = $1",
-        )
-        .bind(id)
-        .bind(at)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
     /// Lets a request that has not started yet start, unless its viewer already
-    /// has `cap` requests in progress; then it is put back for `later` and
-    /// `false` returned. Strict across processes: the check and the decision
-    /// happen under a per-viewer advisory lock. Requests waiting for a retry,
-    /// and ones with no progress for 15 minutes (their process died), do not
-    /// count as in progress.
+    /// has `cap` requests in progress; then its lease is given up, it is due
+    /// again after `later`, and `false` is returned. Strict across processes:
+    /// the check and the decision happen under a per-viewer advisory lock. In
+    /// progress means owned by a live lease: a request whose process died
+    /// stops counting when its lease lapses, and one waiting for a scheduled
+    /// retry does not count. Waiting costs the request no attempt.
     pub async fn start_if_viewer_has_room(
         &self,
-        id: Uuid,
+        lease: &Lease,
         twitch_user_id: &str,
         cap: u32,
         later: std::time::Duration,
@@ -123,50 +114,30 @@ impl Store {
         let busy: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM dynamo.image_request
              WHERE twitch_user_id = $1 AND id <> $2 AND finished_at IS NULL
-               AND next_attempt_at IS NULL AND updated_at > now() - interval '15 minutes'",
+               AND lease_expires_at > now()",
         )
         .bind(twitch_user_id)
-        .bind(id)
+        .bind(lease.request_id)
         .fetch_one(&mut *tx)
         .await?;
         let room = busy < i64::from(cap);
-        let next_attempt: Option<f64> = (!room).then_some(later.as_millis() as f64);
-        sqlx::query(
-            "UPDATE dynamo.image_request
-             SET next_attempt_at = now() + $2 * interval '1 millisecond', updated_at = now()
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(next_attempt)
-        .execute(&mut *tx)
-        .await?;
+        if !room {
+            let released = sqlx::query(
+                "UPDATE dynamo.image_request
+                 SET next_attempt_at = now() + $3 * interval '1 millisecond',
+                     lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+                 WHERE id = $1 AND lease_token = $2",
+            )
+            .bind(lease.request_id)
+            .bind(lease.token)
+            .bind(later.as_millis() as f64)
+            .execute(&mut *tx)
+            .await?;
+            if released.rows_affected() == 0 {
+                return Err(StoreError::LeaseLost(lease.request_id));
+            }
+        }
         tx.commit().await?;
         Ok(room)
-    }
-
-    /// Claims up to `limit` requests whose retry is due, across all processes:
-    /// each claim moves its due time `lease` ahead, so a claimer that dies
-    /// hands it back when the lease ends.
-    pub async fn claim_due_retries(
-        &self,
-        limit: i64,
-        lease: std::time::Duration,
-    ) -> Result<Vec<Uuid>, StoreError> {
-        let ids = sqlx::query_scalar(
-            "UPDATE dynamo.image_request
-             SET next_attempt_at = now() + $2 * interval '1 millisecond'
-             WHERE id IN (
-                 SELECT id FROM dynamo.image_request
-                 WHERE next_attempt_at <= now() AND finished_at IS NULL
-                 ORDER BY next_attempt_at
-                 LIMIT $1
-                 FOR UPDATE SKIP LOCKED)
-             RETURNING id",
-        )
-        .bind(limit)
-        .bind(lease.as_millis() as f64)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(ids)
     }
 }

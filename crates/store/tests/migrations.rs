@@ -113,24 +113,27 @@ async fn steps_only_move_forward_and_repeat_harmlessly() {
         retry_of: None,
         fingerprint: None,
     };
-    let (record, created) = store.record(&new).await.unwrap();
+    let ttl = std::time::Duration::from_secs(30);
+    let (record, created, lease) = store.record(&new, "first", ttl).await.unwrap();
     assert!(created);
     assert_eq!(record.state(), RequestState::Received);
-    let (again, created) = store.record(&new).await.unwrap();
+    let lease = lease.expect("a new request is owned by whoever recorded it");
+    let (again, created, other) = store.record(&new, "second", ttl).await.unwrap();
     assert!(!created, "a redelivery finds the same request");
     assert_eq!(again.attempts, 2);
+    assert_eq!(other, None, "the first owner's lease is live");
 
     store
-        .mark_debited(id, Some(uuid::Uuid::new_v4()))
+        .mark_debited(&lease, Some(uuid::Uuid::new_v4()))
         .await
         .unwrap();
-    store.mark_debited(id, None).await.unwrap(); // a repeat is a no-op
+    store.mark_debited(&lease, None).await.unwrap(); // a repeat is a no-op
     assert!(matches!(
-        store.mark_alerted(id).await,
+        store.mark_alerted(&lease).await,
         Err(StoreError::IllegalTransition { .. })
     ));
     store
-        .finish_unsuccessfully(id, RequestState::Failed, "not enough points")
+        .finish_unsuccessfully(&lease, RequestState::Failed, "not enough points")
         .await
         .unwrap();
     let record = store.get(id).await.unwrap();
