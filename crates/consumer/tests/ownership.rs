@@ -14,6 +14,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_dynamo-consumer");
+
+/// id, state, ledger flow id, deliveries, reason
+type Row = (Uuid, String, Option<Uuid>, i32, Option<String>);
 const WAIT: Duration = Duration::from_secs(120);
 
 fn signal(child: &Child, name: &str) {
@@ -82,7 +85,13 @@ async fn a_frozen_owner_is_taken_over_and_cannot_commit_when_it_wakes() {
     signal(&frozen, "STOP");
 
     let mut rescuer = spawn_quiet(&env);
-    let result = world.broker.next(&results, WAIT).await.expect("a result");
+    // Within seconds of the lease lapsing, not when the broker gives up on
+    // the frozen consumer's connection and redelivers (a minute or more).
+    let result = world
+        .broker
+        .next(&results, Duration::from_secs(30))
+        .await
+        .expect("the request to be taken over and finished");
     assert_eq!(result.body["request_id"], id.to_string());
     assert_eq!(result.body["state"], "succeeded", "{}", result.body);
 
@@ -193,7 +202,7 @@ async fn one_viewers_burst_survives_kill_9_with_each_request_charged_and_alerted
     last.kill().unwrap();
     last.wait().unwrap();
 
-    let rows: Vec<(Uuid, String, Option<Uuid>, i32, Option<String>)> = sqlx::query_as(
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, state, ledger_flow_id, attempts, error_message FROM dynamo.image_request",
     )
     .fetch_all(world.database.pool())
@@ -243,4 +252,69 @@ fn tempdir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("dynamo-ownership-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// An image is bought once (SPEC §6.9): storage unreachable, kill -9 once the
+/// image was answered and its upload began, restart with storage back — the
+/// request finishes from the kept answer with one image call in all.
+#[tokio::test]
+async fn an_image_answered_before_a_crash_is_not_bought_again() {
+    let world = TestWorld::start().await;
+    let (results, _alerts) = world.broker.capture_outputs().await;
+    // Storage that accepts connections and hangs up at once, counting them.
+    let unreachable = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let unreachable_url = format!("http://{}", unreachable.local_addr().unwrap());
+    let (tried, mut upload_tried) = tokio::sync::watch::channel(0usize);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = unreachable.accept().await {
+            drop(socket);
+            tried.send_modify(|n| *n += 1);
+        }
+    });
+    let env = world
+        .consumer_env()
+        .with("MODERATION", "false")
+        .with("LEASE_TTL", "2s");
+    let storage_down = env
+        .clone()
+        .with("SPACES_ENDPOINT_URL", &unreachable_url)
+        .with("RETRY_MAX_ATTEMPTS", "1000")
+        .with("RETRY_DEADLINE", "10m")
+        .with("RETRY_MAX_DELAY", "200ms");
+    let mut first = spawn_quiet(&storage_down);
+    let id = Uuid::new_v4();
+    world
+        .broker
+        .publish_request(
+            &dynamo_testkit::ghost_request("a seal bought once"),
+            Some(id),
+        )
+        .await;
+    tokio::time::timeout(WAIT, upload_tried.wait_for(|n| *n > 0))
+        .await
+        .expect("an upload to be tried")
+        .unwrap();
+    first.kill().unwrap(); // SIGKILL with the image answered and not stored
+    first.wait().unwrap();
+    assert_eq!(world.fakes.with(|s| s.image_calls.len()), 1);
+
+    let mut second = spawn_quiet(&env);
+    let result = world.broker.next(&results, WAIT).await.expect("a result");
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(result.body["request_id"], id.to_string());
+    assert_eq!(result.body["state"], "succeeded", "{}", result.body);
+    assert_eq!(
+        world.fakes.with(|s| s.image_calls.len()),
+        1,
+        "the image was bought once"
+    );
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM dynamo.generated_image")
+        .fetch_one(world.database.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        kept, 0,
+        "the kept answer is dropped once the image is stored"
+    );
 }

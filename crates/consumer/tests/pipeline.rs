@@ -728,6 +728,30 @@ async fn a_ledger_briefly_down_is_waited_for() {
     running.stop().await;
 }
 
+/// The ledger made the debit but its answer never reached us (a gateway
+/// timeout): the retry finds it in the ledger's history and adopts it
+/// instead of debiting the viewer a second time (SPEC §6.3).
+#[tokio::test]
+async fn a_debit_whose_answer_was_lost_is_adopted_not_made_again() {
+    let world = TestWorld::start().await;
+    world.fakes.with(|s| s.debit_answers_lost = 1);
+    let running = Running::default(world).await;
+    let id = running.send(&ghost("a seal")).await;
+    let result = running.result().await;
+    assert_eq!(result.body["state"], "succeeded", "{}", result.body);
+    let (lost_left, history_reads) = running
+        .world
+        .fakes
+        .with(|s| (s.debit_answers_lost, s.history_reads));
+    assert_eq!(lost_left, 0, "the ledger really lost an answer");
+    assert!(history_reads >= 1, "the history was read");
+    let flows = running.world.fakes.flows();
+    assert_eq!(flows.len(), 1, "one debit, adopted: {flows:?}");
+    assert_eq!(flows[0].status, FlowStatus::Accepted);
+    assert_eq!(flows[0].request_id, id.to_string());
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn faults_that_never_clear_end_failed_with_a_refund() {
     let world = TestWorld::start().await;

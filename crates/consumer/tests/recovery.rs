@@ -53,6 +53,8 @@ async fn leased(world: &TestWorld, ttl: Duration) -> (Uuid, Uuid, Store, Lease) 
                 request_id: id.to_string(),
                 style: "ghost".into(),
                 status: FlowStatus::Pending,
+                created_at: chrono::Utc::now(),
+                finalized_at: None,
             },
         )
     });

@@ -11,7 +11,10 @@ use dynamo_wire::Style;
 
 impl Pipeline {
     /// Creates the pending debit. 409 from the ledger ends the request before
-    /// anything is paid for.
+    /// anything is paid for. The intent is recorded first: when an earlier
+    /// try may have created a debit whose answer never reached us (a crash,
+    /// a lost connection), the ledger's history is read and that debit
+    /// adopted instead of asking for another.
     pub(crate) async fn debit(&self, run: &Run<'_>) -> StepResult {
         let job = run.job;
         if job.free_of_charge || self.points_cost == 0 {
@@ -19,11 +22,20 @@ impl Pipeline {
             return Ok(Next::To(RequestState::Debited));
         }
         let viewer = &job.request.viewer;
+        let ledger = &self.services.ledger;
+        let intent = self.store.note_debit_intent(run.lease()).await?;
+        let asked_before = std::sync::atomic::AtomicBool::new(intent.earlier);
         let attempted = self
-            .attempt(run, Step::Debit, || {
-                self.services
-                    .ledger
+            .attempt(run, Step::Debit, || async {
+                if asked_before.swap(true, std::sync::atomic::Ordering::Relaxed)
+                    && let Some(flow_id) = self.unclaimed_debit(viewer, intent.since).await?
+                {
+                    tracing::info!(%flow_id, "adopting the debit an earlier try made");
+                    return Ok(flow_id);
+                }
+                ledger
                     .debit(viewer, job.id, job.request.style(), self.points_cost)
+                    .await
             })
             .await?;
         let flow_id = match attempted {
@@ -33,6 +45,32 @@ impl Pipeline {
         };
         self.store.mark_debited(run.lease(), Some(flow_id)).await?;
         Ok(Next::To(RequestState::Debited))
+    }
+
+    /// The oldest pending image debit of the viewer made since `since` that
+    /// no request holds. A database failure here counts as the ledger's
+    /// lookup failing: tried again, never a reason to debit twice.
+    async fn unclaimed_debit(
+        &self,
+        viewer: &dynamo_wire::Viewer,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<uuid::Uuid>, UpstreamError> {
+        let candidates = self
+            .services
+            .ledger
+            .pending_debits_since(viewer, since, self.points_cost)
+            .await?;
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let owned = self.store.owned_flows(&candidates).await.map_err(|error| {
+            UpstreamError::Transient {
+                service: "database",
+                detail: error.to_string(),
+                retry_after: None,
+            }
+        })?;
+        Ok(candidates.into_iter().find(|flow| !owned.contains(flow)))
     }
 
     /// Friends get a name from the chat model before their picture.
@@ -58,33 +96,18 @@ impl Pipeline {
     /// Screens, generates, post-processes and uploads the image.
     pub(crate) async fn make_image(&self, run: &Run<'_>) -> StepResult {
         let job = run.job;
-        let prompt = self.prompts.build(&job.request.payload);
-        if let Some(moderator) = &self.services.moderator {
-            match self
-                .attempt(run, Step::Moderation, || moderator.screen(&prompt))
-                .await?
-            {
-                Attempted::Done(()) => {}
-                Attempted::Failed(error) => {
-                    return self.end(run, "screening the prompt", error).await;
-                }
-                Attempted::Deferred(until) => return Ok(Next::Wait(until)),
+        let source = match self.store.generated(job.id).await? {
+            Some(bought) => {
+                tracing::info!(
+                    bytes = bought.len(),
+                    "continuing from the image bought before"
+                );
+                bought
             }
-        }
-        let image_job = ImageJob {
-            prompt: prompt.clone(),
-            style: job.request.style(),
-            color: job.request.payload.color(),
-            user: job.request.viewer.twitch_user_id.as_str().to_owned(),
-        };
-        let images = &self.services.images;
-        let source = match self
-            .attempt(run, Step::Image, || images.generate(&image_job))
-            .await?
-        {
-            Attempted::Done(source) => source,
-            Attempted::Failed(error) => return self.end(run, "generating the image", error).await,
-            Attempted::Deferred(until) => return Ok(Next::Wait(until)),
+            None => match self.buy_image(run).await? {
+                Ok(source) => source,
+                Err(next) => return Ok(next),
+            },
         };
         let processed = match post_process(job.request.style(), source).await {
             Ok(processed) => processed,
@@ -96,8 +119,8 @@ impl Pipeline {
         let key = format!("{id}/{id}-0.{ext}", id = job.id, ext = processed.extension);
         let storage = &self.services.storage;
         run.ensure_owned()?;
-        // Retried in place only: the image exists only in memory, and a
-        // deferred step would have to pay for it again.
+        // Retried in place; should storage stay away, the request ends, but
+        // a crash meanwhile resumes from the image kept above.
         let uploaded = self
             .retry_in_place(run, Step::Upload, || {
                 storage.put(&key, processed.bytes.clone(), processed.content_type)
@@ -117,6 +140,45 @@ impl Pipeline {
         self.store.record_image(run.lease(), &image).await?;
         tracing::info!(url = %image.url, bytes = image.byte_size, "image stored");
         Ok(Next::To(RequestState::Stored))
+    }
+
+    /// Screens the prompt and generates the image, keeping the answer before
+    /// anything else can fail: from then on a crash or a storage outage never
+    /// makes us pay for it again. `Err(next)` when the step ends or waits.
+    async fn buy_image(&self, run: &Run<'_>) -> Result<Result<Vec<u8>, Next>, PipelineError> {
+        let job = run.job;
+        let prompt = self.prompts.build(&job.request.payload);
+        if let Some(moderator) = &self.services.moderator {
+            match self
+                .attempt(run, Step::Moderation, || moderator.screen(&prompt))
+                .await?
+            {
+                Attempted::Done(()) => {}
+                Attempted::Failed(error) => {
+                    return self.end(run, "screening the prompt", error).await.map(Err);
+                }
+                Attempted::Deferred(until) => return Ok(Err(Next::Wait(until))),
+            }
+        }
+        let image_job = ImageJob {
+            prompt,
+            style: job.request.style(),
+            color: job.request.payload.color(),
+            user: job.request.viewer.twitch_user_id.as_str().to_owned(),
+        };
+        let images = &self.services.images;
+        let source = match self
+            .attempt(run, Step::Image, || images.generate(&image_job))
+            .await?
+        {
+            Attempted::Done(source) => source,
+            Attempted::Failed(error) => {
+                return self.end(run, "generating the image", error).await.map(Err);
+            }
+            Attempted::Deferred(until) => return Ok(Err(Next::Wait(until))),
+        };
+        self.store.keep_generated(run.lease(), &source).await?;
+        Ok(Ok(source))
     }
 
     /// Publishes the alert. It counts as shown only once the broker confirmed

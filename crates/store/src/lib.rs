@@ -6,6 +6,8 @@
 //! never move a request backwards or do a step twice.
 
 mod connect;
+mod debit;
+mod generated;
 mod lease;
 mod listing;
 mod rate_limit;
@@ -18,6 +20,7 @@ pub use connect::{MIGRATIONS_TABLE, SCHEMA, StoreError, connect, connect_options
 
 /// The PostgreSQL channel that announces state changes (see migration 0002).
 pub const EVENTS_CHANNEL: &str = "dynamo_request_events";
+pub use debit::DebitIntent;
 pub use lease::Lease;
 pub use listing::{Cursor, RequestFilter};
 pub use rate_limit::{Permit, RateLimiter};

@@ -398,6 +398,7 @@ impl Store {
         .bind(image.byte_size)
         .execute(&mut *tx)
         .await?;
+        crate::generated::forget_generated(&mut tx, lease.request_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -429,14 +430,19 @@ impl Store {
         reason: &str,
     ) -> Result<(), StoreError> {
         debug_assert!(matches!(end, RequestState::Failed | RequestState::Rejected));
-        self.advance(
+        let mut tx = self.pool.begin().await?;
+        advance_in(
+            &mut tx,
             lease,
             end,
             "finished_at = now(), error_message = $4,
              settled_at = CASE WHEN ledger_flow_id IS NULL THEN now() ELSE settled_at END",
             |q| q.bind(reason),
         )
-        .await
+        .await?;
+        crate::generated::forget_generated(&mut tx, lease.request_id).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The pending outflow was rejected (refunded).

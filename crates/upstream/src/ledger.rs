@@ -4,6 +4,7 @@
 use crate::error::exchange;
 use crate::{AuthClient, Ledger, UpstreamError};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use dynamo_wire::{Style, Viewer};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
@@ -75,6 +76,42 @@ struct OutflowCreated {
     flow_id: Uuid,
 }
 
+/// One page of `GET /history`, newest first.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryPage {
+    items: Vec<HistoryItem>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryItem {
+    id: Uuid,
+    timestamp: DateTime<Utc>,
+    #[serde(rename = "type")]
+    kind: String,
+    state: String,
+    delta_points: i64,
+    description: String,
+}
+
+impl HistoryItem {
+    fn is_pending_image_debit(&self, points: u32) -> bool {
+        self.kind == "alert-redemption"
+            && self.state == "pending"
+            && self.description == "Redeemed alert of type 'image-generation'"
+            && self.delta_points == -i64::from(points)
+    }
+}
+
+/// How far back of the intent a debit still counts as ours: the ledger's
+/// clock is not ours.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(30);
+/// The look-back is bounded: a viewer with a long history is not read whole.
+const HISTORY_PAGES: usize = 10;
+const HISTORY_PAGE_SIZE: u32 = 100;
+
 #[async_trait]
 impl Ledger for HttpLedger {
     async fn debit(
@@ -109,4 +146,43 @@ impl Ledger for HttpLedger {
     async fn refund(&self, viewer: &Viewer, flow_id: Uuid) -> Result<(), UpstreamError> {
         self.finalize(viewer, Method::DELETE, flow_id).await
     }
+
+    async fn pending_debits_since(
+        &self,
+        viewer: &Viewer,
+        since: DateTime<Utc>,
+        points: u32,
+    ) -> Result<Vec<Uuid>, UpstreamError> {
+        let since = since - CLOCK_SKEW;
+        let mut found = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..HISTORY_PAGES {
+            let mut path = format!("/history?max={HISTORY_PAGE_SIZE}");
+            if let Some(cursor) = &cursor {
+                path.push_str("&from=");
+                path.push_str(&urlencode(cursor));
+            }
+            let (_, text) = self.send(viewer, Method::GET, &path, None).await?;
+            let page: HistoryPage = serde_json::from_str(&text).map_err(|e| {
+                UpstreamError::permanent(SERVICE, format!("unexpected answer to GET /history: {e}"))
+            })?;
+            let reached_older = page.items.iter().any(|item| item.timestamp < since);
+            found.extend(
+                page.items
+                    .iter()
+                    .filter(|item| item.timestamp >= since && item.is_pending_image_debit(points))
+                    .map(|item| (item.timestamp, item.id)),
+            );
+            match page.next_cursor {
+                Some(next) if !reached_older && !next.is_empty() => cursor = Some(next),
+                _ => break,
+            }
+        }
+        found.sort();
+        Ok(found.into_iter().map(|(_, id)| id).collect())
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }

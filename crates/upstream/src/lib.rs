@@ -76,6 +76,15 @@ pub trait Ledger: Send + Sync {
     async fn accept(&self, viewer: &Viewer, flow_id: Uuid) -> Result<(), UpstreamError>;
     /// Cancels the debit, returning the points. Already rejected counts as done.
     async fn refund(&self, viewer: &Viewer, flow_id: Uuid) -> Result<(), UpstreamError>;
+    /// The viewer's pending image debits of `points` created since `since`,
+    /// oldest first: how a debit whose answer never reached us is found
+    /// (`GET /history`, the ledger's only lookup).
+    async fn pending_debits_since(
+        &self,
+        viewer: &Viewer,
+        since: chrono::DateTime<chrono::Utc>,
+        points: u32,
+    ) -> Result<Vec<Uuid>, UpstreamError>;
 }
 
 /// Where finished images are kept.

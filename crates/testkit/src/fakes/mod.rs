@@ -61,6 +61,9 @@ pub struct Flow {
     pub request_id: String,
     pub style: String,
     pub status: FlowStatus,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it was accepted or rejected.
+    pub finalized_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -93,6 +96,12 @@ pub struct FakeState {
     pub accept_failures: usize,
     /// How many debits (POST /outflow) to fail with 503 before working.
     pub debit_failures: usize,
+    /// How many debits to make and then answer 504, as a gateway does when
+    /// the ledger's answer never came back: the debit exists, dynamo never
+    /// hears its id.
+    pub debit_answers_lost: usize,
+    /// Pages of `GET /history` served.
+    pub history_reads: usize,
     pub tokens_issued: usize,
     pub bad_signatures: usize,
     pub discord_posts: Vec<(String, Value)>,
@@ -128,6 +137,7 @@ impl Fakes {
                 "/ledger/outflow/{id}",
                 patch(accept_outflow).delete(reject_outflow),
             )
+            .route("/ledger/history", get(history))
             .route("/openai/v1/images/generations", post(generate_image))
             .route("/openai/v1/chat/completions", post(chat))
             .route("/openai/v1/moderations", post(moderate))
@@ -314,8 +324,14 @@ async fn create_outflow(
                 .unwrap_or_default()
                 .to_owned(),
             status: FlowStatus::Pending,
+            created_at: chrono::Utc::now(),
+            finalized_at: None,
         },
     );
+    if state.debit_answers_lost > 0 {
+        state.debit_answers_lost -= 1;
+        return StatusCode::GATEWAY_TIMEOUT.into_response();
+    }
     Json(json!({"flowId": id})).into_response()
 }
 
@@ -333,6 +349,7 @@ fn finalize(state: &Shared, headers: &HeaderMap, id: Uuid, to: FlowStatus) -> Re
         Some(flow) if flow.status != FlowStatus::Pending => StatusCode::CONFLICT.into_response(),
         Some(flow) => {
             flow.status = to;
+            flow.finalized_at = Some(chrono::Utc::now());
             StatusCode::NO_CONTENT.into_response()
         }
     }
@@ -352,6 +369,72 @@ async fn reject_outflow(
     Path(id): Path<Uuid>,
 ) -> Response {
     finalize(&state, &headers, id, FlowStatus::Rejected)
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    max: Option<usize>,
+    from: Option<String>,
+}
+
+/// `GET /history`: the token's user's flows, newest first, paged by an
+/// opaque cursor (here: the offset), as the ledger answers it.
+async fn history(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<HistoryQuery>,
+) -> Response {
+    let Some(viewer) = viewer_of(&headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let max = query.max.unwrap_or(50);
+    if !(1..=100).contains(&max) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "max must be 1-100"})),
+        )
+            .into_response();
+    }
+    let offset: usize = match query.from.as_deref().map(str::parse).transpose() {
+        Ok(offset) => offset.unwrap_or(0),
+        Err(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "bad cursor"})),
+            )
+                .into_response();
+        }
+    };
+    let mut state = state.lock().unwrap();
+    let mut items: Vec<(chrono::DateTime<chrono::Utc>, Value)> = state
+        .flows
+        .iter()
+        .filter(|(_, flow)| flow.viewer == viewer)
+        .map(|(id, flow)| {
+            let at = flow.finalized_at.unwrap_or(flow.created_at);
+            let status = match flow.status {
+                FlowStatus::Pending => "pending",
+                FlowStatus::Accepted => "accepted",
+                FlowStatus::Rejected => "rejected",
+            };
+            (
+                at,
+                json!({"id": id, "timestamp": at, "type": "alert-redemption", "state": status,
+                        "deltaPoints": -flow.points,
+                        "description": "Redeemed alert of type 'image-generation'"}),
+            )
+        })
+        .collect();
+    items.sort_by_key(|item| std::cmp::Reverse(item.0));
+    state.history_reads += 1;
+    let page: Vec<Value> = items
+        .iter()
+        .skip(offset)
+        .take(max)
+        .map(|(_, item)| item.clone())
+        .collect();
+    let next = (offset + max < items.len()).then(|| (offset + max).to_string());
+    Json(json!({"items": page, "nextCursor": next})).into_response()
 }
 
 /// A realistic image for the prompt: for a friend prompt ("an orange robot,

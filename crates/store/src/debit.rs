@@ -1,0 +1,46 @@
+//! The debit's intent (SPEC §6.3): recorded before the ledger is asked, so a
+//! debit whose answer never arrived can be found and adopted, not repeated.
+
+use crate::{Lease, Store, StoreError};
+use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// When dynamo first asked for a request's debit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DebitIntent {
+    pub since: DateTime<Utc>,
+    /// Recorded by an earlier try: a debit may exist that we never heard of.
+    pub earlier: bool,
+}
+
+impl Store {
+    /// Records that the debit is about to be asked for (once; later calls
+    /// return the first time).
+    pub async fn note_debit_intent(&self, lease: &Lease) -> Result<DebitIntent, StoreError> {
+        let noted: Option<(DateTime<Utc>, bool)> = sqlx::query_as(
+            "UPDATE dynamo.image_request r
+             SET debit_requested_at = coalesce(r.debit_requested_at, now())
+             FROM (SELECT debit_requested_at AS before FROM dynamo.image_request WHERE id = $1) b
+             WHERE r.id = $1 AND r.lease_token = $2
+             RETURNING r.debit_requested_at, b.before IS NOT NULL",
+        )
+        .bind(lease.request_id)
+        .bind(lease.token)
+        .fetch_optional(self.pool())
+        .await?;
+        let (since, earlier) = noted.ok_or(StoreError::LeaseLost(lease.request_id))?;
+        Ok(DebitIntent { since, earlier })
+    }
+
+    /// Which of these ledger flows a request already holds.
+    pub async fn owned_flows(&self, flows: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+        let owned: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT ledger_flow_id FROM dynamo.image_request WHERE ledger_flow_id = ANY($1)",
+        )
+        .bind(flows)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(owned.into_iter().collect())
+    }
+}
