@@ -12,6 +12,7 @@ mod recovery;
 mod requests;
 mod schedule;
 mod state;
+mod stats;
 
 pub use connect::{MIGRATIONS_TABLE, SCHEMA, StoreError, connect, connect_options, migrate};
 
@@ -23,3 +24,4 @@ pub use recovery::RecoveryLock;
 pub use requests::{NewRequest, RequestDetail, RequestRecord, Store, StoredImage};
 pub use schedule::StepFailure;
 pub use state::RequestState;
+pub use stats::{StateCount, StepTimes};
