@@ -2,17 +2,17 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::metrics::{CONTENT_TYPE, Readings};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dynamo_store::StateCount;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use utoipa::ToSchema;
 
 /// Lets a request through when health endpoints are public (`HEALTH_PUBLIC`),
@@ -126,30 +126,10 @@ pub async fn stats(
 /// style, and the request queue's depth.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(_: HealthAccess, State(state): State<AppState>) -> Result<Response, ApiError> {
-    let mut out = state.metrics.render();
-    let _ = writeln!(
-        out,
-        "# HELP dynamo_requests Generation requests by state and style."
-    );
-    let _ = writeln!(out, "# TYPE dynamo_requests gauge");
-    for StateCount {
-        state: request_state,
-        style,
-        count,
-    } in state.store.state_counts().await?
-    {
-        let _ = writeln!(
-            out,
-            "dynamo_requests{{state=\"{request_state}\",style=\"{style}\"}} {count}"
-        );
-    }
-    if let Some(depth) = queue_depth(&state).await {
-        let _ = writeln!(
-            out,
-            "# HELP dynamo_queue_depth Messages waiting in dynamo's request queue."
-        );
-        let _ = writeln!(out, "# TYPE dynamo_queue_depth gauge");
-        let _ = writeln!(out, "dynamo_queue_depth {depth}");
-    }
-    Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
+    let readings = Readings {
+        requests: state.store.state_counts().await?,
+        queue_depth: queue_depth(&state).await,
+    };
+    let text = state.metrics.render(readings).map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }
