@@ -72,8 +72,19 @@ async fn endpoint() -> String {
         .clone()
 }
 
-/// A bucket of its own for one test.
-#[derive(Debug, Clone)]
+fn client(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// A bucket of its own for one test, deleted with its objects when dropped.
+#[derive(Debug)]
 pub struct TestBucket {
     pub endpoint: String,
     pub name: String,
@@ -83,14 +94,7 @@ pub struct TestBucket {
 impl TestBucket {
     pub async fn create() -> Self {
         let endpoint = endpoint().await;
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(&endpoint)
-            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
-            .force_path_style(true)
-            .build();
-        let client = aws_sdk_s3::Client::from_conf(config);
+        let client = client(&endpoint);
         let name = format!("dynamo-test-{}", uuid::Uuid::new_v4().simple());
         client.create_bucket().bucket(&name).send().await.unwrap();
         Self {
@@ -159,4 +163,42 @@ impl TestBucket {
             .filter_map(|o| o.key().map(str::to_owned))
             .collect()
     }
+}
+
+impl Drop for TestBucket {
+    fn drop(&mut self) {
+        // As for the broker: the test's runtime may be shutting down, so
+        // delete from a thread with a runtime and a client of its own. moto
+        // keeps every object in memory until the test process ends, and a
+        // server named by DYNAMO_TEST_S3_ENDPOINT keeps them for good.
+        let endpoint = self.endpoint.clone();
+        let name = self.name.clone();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(delete_bucket(&endpoint, &name))
+        });
+        match cleanup.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("test bucket was not deleted: {error}"),
+            Err(_) => eprintln!("test bucket clean-up panicked"),
+        }
+    }
+}
+
+async fn delete_bucket(endpoint: &str, name: &str) -> anyhow::Result<()> {
+    let client = client(endpoint);
+    loop {
+        let listed = client.list_objects_v2().bucket(name).send().await?;
+        let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+        if keys.is_empty() {
+            break;
+        }
+        for key in keys {
+            client.delete_object().bucket(name).key(key).send().await?;
+        }
+    }
+    client.delete_bucket().bucket(name).send().await?;
+    Ok(())
 }
