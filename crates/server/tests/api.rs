@@ -641,10 +641,68 @@ async fn a_bad_path_id_is_a_json_400_on_every_route_that_takes_one() {
     );
 }
 
+/// Asserts a 5xx answer to `path` says nothing of its cause, but carries the
+/// request id the client sent; returns the body.
+async fn assert_opaque_fault(server: &Server, path: &str) -> (StatusCode, Value) {
+    let response = server
+        .http
+        .get(format!("{}{path}", server.base))
+        .bearer_auth(server.admin())
+        .header("x-request-id", "fault-trace-42")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert!(status.is_server_error(), "{path}: {status}");
+    assert_eq!(response.headers()["x-request-id"], "fault-trace-42");
+    let text = response.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["request_id"], "fault-trace-42", "{path}: {body}");
+    assert!(
+        ["internal", "unavailable"].contains(&body["error"].as_str().unwrap()),
+        "{path}: {body}"
+    );
+    let database = &server.world.database;
+    for internal in [
+        database.name.as_str(),
+        "sqlx",
+        "error returned",
+        "pool",
+        "127.0.0.1",
+    ] {
+        assert!(
+            !text.contains(internal),
+            "{path} tells {internal:?}: {text}"
+        );
+    }
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_database_away_answers_503_with_the_request_id_and_no_internals() {
+    let world = dynamo_testkit::TestWorld::start().await;
+    let settings = &world.database.settings;
+    let proxy =
+        dynamo_testkit::FlakyProxy::start(format!("{}:{}", settings.host, settings.port), 0).await;
+    let port = proxy.url.rsplit(':').next().unwrap().to_owned();
+    let server = Server::start_in(world, |env| {
+        env.with("PGHOST", "127.0.0.1").with("PGPORT", port)
+    })
+    .await;
+    let (status, _) = server.get("/requests", Some(&server.admin())).await;
+    assert_eq!(status, StatusCode::OK, "the server works through the proxy");
+    proxy.set_down(true);
+    let (status, body) = assert_opaque_fault(&server, "/requests").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("database"),
+        "says which service is away: {body}"
+    );
+}
+
 #[tokio::test]
 async fn a_server_fault_answers_the_request_id_and_no_internals() {
     let server = Server::start().await;
-    let admin = server.admin();
     // A real fault: the server's database disappears under it.
     let database = &server.world.database;
     let mut settings = database.settings.clone();
@@ -666,29 +724,6 @@ async fn a_server_fault_answers_the_request_id_and_no_internals() {
         format!("/requests/{}", Uuid::new_v4()),
         "/requests".to_owned(),
     ] {
-        let response = server
-            .http
-            .get(format!("{}{path}", server.base))
-            .bearer_auth(&admin)
-            .header("x-request-id", "fault-trace-42")
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        assert!(status.is_server_error(), "{path}: {status}");
-        assert_eq!(response.headers()["x-request-id"], "fault-trace-42");
-        let text = response.text().await.unwrap();
-        let body: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(body["request_id"], "fault-trace-42", "{path}: {body}");
-        assert!(
-            ["internal", "unavailable"].contains(&body["error"].as_str().unwrap()),
-            "{path}: {body}"
-        );
-        for internal in [database.name.as_str(), "sqlx", "error returned", "pool"] {
-            assert!(
-                !text.contains(internal),
-                "{path} tells {internal:?}: {text}"
-            );
-        }
+        assert_opaque_fault(&server, &path).await;
     }
 }
