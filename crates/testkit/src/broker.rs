@@ -198,10 +198,6 @@ impl TestBroker {
 
 impl Drop for TestBroker {
     fn drop(&mut self) {
-        // A test's world is usually dropped as its runtime shuts down, where a
-        // spawned task never runs. Delete the names from a thread with a
-        // runtime and a connection of its own, and wait for it, so that the
-        // broker is tidy when the test is over.
         let settings = self.settings.clone();
         let topology = self.topology.clone();
         let captures = std::mem::take(
@@ -210,17 +206,9 @@ impl Drop for TestBroker {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(delete_names(&settings, &topology, &captures))
+        crate::clean_up("the test's broker names", move || async move {
+            delete_names(&settings, &topology, &captures).await
         });
-        match cleanup.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => eprintln!("test broker names were not deleted: {error}"),
-            Err(_) => eprintln!("test broker clean-up panicked"),
-        }
     }
 }
 

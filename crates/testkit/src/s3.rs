@@ -167,23 +167,13 @@ impl TestBucket {
 
 impl Drop for TestBucket {
     fn drop(&mut self) {
-        // As for the broker: the test's runtime may be shutting down, so
-        // delete from a thread with a runtime and a client of its own. moto
-        // keeps every object in memory until the test process ends, and a
-        // server named by DYNAMO_TEST_S3_ENDPOINT keeps them for good.
+        // moto keeps every object in memory until the test process ends, and
+        // a server named by DYNAMO_TEST_S3_ENDPOINT keeps them for good.
         let endpoint = self.endpoint.clone();
         let name = self.name.clone();
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(delete_bucket(&endpoint, &name))
+        crate::clean_up("the test's bucket", move || async move {
+            delete_bucket(&endpoint, &name).await
         });
-        match cleanup.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => eprintln!("test bucket was not deleted: {error}"),
-            Err(_) => eprintln!("test bucket clean-up panicked"),
-        }
     }
 }
 
