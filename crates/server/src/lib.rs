@@ -91,6 +91,9 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
     router
         .merge(page::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("this route does not take that method".into())
+        })
         .layer(Extension(Arc::new(doc)))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::record))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))

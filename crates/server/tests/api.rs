@@ -599,6 +599,23 @@ async fn health_and_metrics_are_open_and_count_requests() {
 }
 
 #[tokio::test]
+async fn a_method_a_route_does_not_take_is_a_json_405() {
+    let server = Server::start().await;
+    let response = server
+        .http
+        .delete(format!("{}/requests", server.base))
+        .bearer_auth(server.admin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let allow = response.headers().get("allow").cloned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "method_not_allowed", "{body}");
+    assert!(allow.is_some(), "says which methods it takes");
+}
+
+#[tokio::test]
 async fn a_bad_path_id_is_a_json_400_on_every_route_that_takes_one() {
     let server = Server::start().await;
     let admin = server.admin();
