@@ -544,7 +544,16 @@ async fn a_ledger_that_fails_to_accept_is_retried_until_the_debit_is_final() {
     world.fakes.with(|s| s.accept_failures = 2);
     let running = Running::default(world).await;
     running.send(&ghost("a seal")).await;
-    assert_eq!(running.result().await.body["state"], "succeeded");
+    let result = running.result().await;
+    assert_eq!(result.body["state"], "succeeded", "{}", result.body);
+    assert_eq!(
+        running.world.fakes.with(|s| s.accept_failures),
+        0,
+        "the ledger refused both accepts it was set to refuse"
+    );
+    let failures = step_failures(&running, &result).await;
+    let logged = steps_and_attempts(&failures);
+    assert_eq!(logged, [("accept", 1), ("accept", 2)], "{failures:?}");
     assert_eq!(running.world.fakes.flows()[0].status, FlowStatus::Accepted);
     assert!(
         running
@@ -650,10 +659,13 @@ async fn the_placeholder_provider_and_filesystem_storage_run_the_whole_pipeline(
 
 #[tokio::test]
 async fn a_redelivered_request_is_not_generated_or_charged_twice() {
-    let running = Running::default(TestWorld::start().await).await;
-    let id = running.send(&ghost("a seal")).await;
-    assert_eq!(running.result().await.body["state"], "succeeded");
-    let pool = running.world.database.pool().clone();
+    let first = Running::default(TestWorld::start().await).await;
+    let id = first.send(&ghost("a seal")).await;
+    assert_eq!(first.result().await.body["state"], "succeeded");
+    let alerts = first.alerts.clone();
+    // Stopped, so that nothing of the first delivery is still at work.
+    let world = first.stop().await;
+    let pool = world.database.pool().clone();
     let updated_at = |pool: sqlx::PgPool| async move {
         sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
             "SELECT updated_at FROM dynamo.image_request WHERE id = $1",
@@ -663,37 +675,41 @@ async fn a_redelivered_request_is_not_generated_or_charged_twice() {
         .await
         .unwrap()
     };
-    let first = updated_at(pool.clone()).await;
-    // The same message again, as after a crash between commit and ack.
-    running
-        .world
+    let before = updated_at(pool.clone()).await;
+    // The same message again, as after a crash between commit and ack,
+    // taken by another consumer.
+    world
         .broker
         .publish_request(&serde_json::to_vec(&ghost("a seal")).unwrap(), Some(id))
         .await;
-    eventually("the second delivery to be handled", WAIT, || {
+    let queue = world.broker.topology.requests_queue.clone();
+    assert_eq!(world.broker.depth(&queue).await, 1);
+    let second = Running::default(world).await;
+    eventually("the second consumer to take the message", WAIT, || {
         let pool = pool.clone();
-        async move { (updated_at(pool).await > first).then_some(()) }
+        async move { (updated_at(pool).await > before).then_some(()) }
     })
     .await;
-    assert_eq!(running.world.fakes.with(|s| s.image_calls.len()), 1);
-    assert_eq!(running.world.fakes.flows().len(), 1);
-    assert!(
-        running
-            .world
-            .broker
-            .next(&running.alerts, WAIT)
-            .await
-            .is_some()
+    // A graceful stop waits for the message in hand to be handled; one
+    // still unacknowledged would go back to the queue.
+    let second_alerts = second.alerts.clone();
+    let world = second.stop().await;
+    assert_eq!(world.fakes.with(|s| s.image_calls.len()), 1);
+    assert_eq!(world.fakes.flows().len(), 1);
+    assert_eq!(
+        world.broker.depth(&queue).await,
+        0,
+        "the redelivered message was handled and acknowledged"
     );
+    assert!(world.broker.next(&alerts, WAIT).await.is_some());
+    assert!(world.broker.next(&alerts, Duration::ZERO).await.is_none());
     assert!(
-        running
-            .world
+        world
             .broker
-            .next(&running.alerts, Duration::from_millis(300))
+            .next(&second_alerts, Duration::ZERO)
             .await
             .is_none()
     );
-    running.stop().await;
 }
 
 #[tokio::test]
@@ -721,7 +737,16 @@ async fn a_ledger_briefly_down_is_waited_for() {
     world.fakes.with(|s| s.debit_failures = 2);
     let running = Running::default(world).await;
     running.send(&ghost("a seal")).await;
-    assert_eq!(running.result().await.body["state"], "succeeded");
+    let result = running.result().await;
+    assert_eq!(result.body["state"], "succeeded", "{}", result.body);
+    assert_eq!(
+        running.world.fakes.with(|s| s.debit_failures),
+        0,
+        "the ledger refused both debits it was set to refuse"
+    );
+    let failures = step_failures(&running, &result).await;
+    let logged = steps_and_attempts(&failures);
+    assert_eq!(logged, [("debit", 1), ("debit", 2)], "{failures:?}");
     let flows = running.world.fakes.flows();
     assert_eq!(flows.len(), 1);
     assert_eq!(flows[0].status, FlowStatus::Accepted);

@@ -224,7 +224,12 @@ impl GoldenVcrAuth {
 
     async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>, ApiError> {
         let url = format!("{}/.well-known/jwks.json", self.auth_url);
-        let unavailable = |e: String| ApiError::Unavailable(format!("cannot fetch {url}: {e}"));
+        let unavailable = |e: String| {
+            ApiError::unavailable(
+                "the auth service is unavailable",
+                format!("cannot fetch {url}: {e}"),
+            )
+        };
         let jwks: Jwks = self
             .http
             .get(&url)
@@ -269,16 +274,21 @@ impl GoldenVcrAuth {
             .bearer_auth(token)
             .send()
             .await
-            .map_err(|e| ApiError::Unavailable(format!("cannot reach the auth service: {e}")))?;
+            .map_err(|e| ApiError::unavailable("the auth service is unavailable", e))?;
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
             return Err(ApiError::Unauthorized("the token was not accepted".into()));
         }
         let access: Access = response
             .error_for_status()
-            .map_err(|e| ApiError::Unavailable(format!("the auth service failed: {e}")))?
+            .map_err(|e| ApiError::unavailable("the auth service is unavailable", e))?
             .json()
             .await
-            .map_err(|e| ApiError::Unavailable(format!("unreadable answer from /access: {e}")))?;
+            .map_err(|e| {
+                ApiError::unavailable(
+                    "the auth service is unavailable",
+                    format!("unreadable answer from /access: {e}"),
+                )
+            })?;
         let caller = match access.role.as_str() {
             "broadcaster" => Caller::Broadcaster {
                 twitch_user_id: access.user.id,
@@ -312,6 +322,24 @@ impl FromRequestParts<AppState> for Caller {
                 ApiError::Unauthorized("send a bearer token: Authorization: Bearer <token>".into())
             })?;
         state.auth.authenticate(token).await
+    }
+}
+
+/// A caller who may do admin-only operations; anyone else is answered 403
+/// before the rest of the request (its body, its path) is even looked at.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_admin()?;
+        Ok(Admin(caller))
     }
 }
 

@@ -1,12 +1,22 @@
 //! The one error type of the HTTP API, mapped to status codes in one place.
 //! Every error answers JSON: `{"error": "<kind>", "detail": "<what to do>"}`,
 //! plus `"field"` when one input field is to blame.
+//!
+//! A server-side failure (5xx) tells the client nothing about its cause: the
+//! body says what kind of failure it was and carries the `request_id` to
+//! quote, while the cause is logged with that same id (see
+//! [`stamp_request_id`]). Database and upstream error texts name hosts,
+//! databases and queries, which are none of a client's business.
 
 use axum::Json;
+use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
+use std::fmt::Display;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -22,15 +32,20 @@ pub enum ApiError {
         detail: String,
     },
     #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
     Conflict(String),
     #[error("the body is larger than the limit")]
     PayloadTooLarge,
     #[error("{0}")]
     UnsupportedMediaType(String),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A service we need is away. `reason` is told to the client (say which
+    /// service, never its error text); `cause` is only logged.
+    #[error("{reason}")]
+    Unavailable { reason: String, cause: String },
+    /// A bug or a broken invariant; the cause is only logged.
+    #[error("something went wrong on our side; quote the request id when reporting it")]
+    Internal { cause: String },
 }
 
 impl ApiError {
@@ -48,19 +63,33 @@ impl ApiError {
         }
     }
 
+    pub fn unavailable(reason: impl Into<String>, cause: impl Display) -> Self {
+        ApiError::Unavailable {
+            reason: reason.into(),
+            cause: cause.to_string(),
+        }
+    }
+
+    pub fn internal(cause: impl Display) -> Self {
+        ApiError::Internal {
+            cause: cause.to_string(),
+        }
+    }
+
     fn status_and_kind(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }
@@ -68,8 +97,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind) = self.status_and_kind();
-        if let ApiError::Internal(detail) = &self {
-            tracing::error!(%detail, "request failed");
+        // Logged inside the request's span, so the line carries its request id.
+        match &self {
+            ApiError::Internal { cause } => tracing::error!(%cause, "request failed"),
+            ApiError::Unavailable { reason, cause } => {
+                tracing::warn!(%reason, %cause, "request failed: a service is unavailable");
+            }
+            _ => {}
         }
         let mut body = json!({"error": kind, "detail": self.to_string()});
         if let ApiError::BadRequest {
@@ -78,7 +112,11 @@ impl IntoResponse for ApiError {
         {
             body["field"] = json!(field);
         }
+        let fault = status.is_server_error().then(|| ServerFault(body.clone()));
         let mut response = (status, Json(body)).into_response();
+        if let Some(fault) = fault {
+            response.extensions_mut().insert(fault);
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -89,12 +127,36 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The body of a 5xx answer made by [`ApiError`], left on the response for
+/// [`stamp_request_id`] to complete.
+#[derive(Debug, Clone)]
+struct ServerFault(Value);
+
+/// Adds the request's `x-request-id` to the body of every 5xx answer made by
+/// [`ApiError`], so that a client can quote it and an operator can find the
+/// logged cause. Runs inside the layer that assigns the id.
+pub async fn stamp_request_id(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get(&crate::REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let response = next.run(request).await;
+    let Some(ServerFault(mut body)) = response.extensions().get::<ServerFault>().cloned() else {
+        return response;
+    };
+    body["request_id"] = json!(request_id);
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body.to_string()))
+}
+
 impl From<dynamo_store::StoreError> for ApiError {
     fn from(error: dynamo_store::StoreError) -> Self {
         if error.is_transient() {
-            ApiError::Unavailable(format!("the database is unavailable: {error}"))
+            ApiError::unavailable("the database is unavailable; try again shortly", error)
         } else {
-            ApiError::Internal(error.to_string())
+            ApiError::internal(error)
         }
     }
 }

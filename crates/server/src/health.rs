@@ -2,16 +2,17 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::metrics::{CONTENT_TYPE, Readings};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use dynamo_store::StateCount;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use utoipa::ToSchema;
 
 /// Lets a request through when health endpoints are public (`HEALTH_PUBLIC`),
@@ -42,10 +43,7 @@ pub async fn healthz(_: HealthAccess) -> Json<serde_json::Value> {
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, description = "`{\"database\":true,\"broker\":true}`"), (status = 503, description = "one of them is down")))]
 pub async fn readyz(_: HealthAccess, State(state): State<AppState>) -> Response {
-    let database = sqlx::query_scalar::<_, i32>("SELECT 1")
-        .fetch_one(state.store.pool())
-        .await
-        .is_ok();
+    let database = state.store.ping().await.is_ok();
     let broker = state.broker.status().connected();
     let status = if database && broker {
         StatusCode::OK
@@ -77,15 +75,6 @@ pub struct Stats {
     pub step_seconds_last_hour: BTreeMap<String, StepPercentiles>,
 }
 
-async fn counts(state: &AppState) -> Result<Vec<(String, String, i64)>, ApiError> {
-    Ok(sqlx::query_as(
-        "SELECT state, style, count(*) FROM dynamo.image_request GROUP BY state, style",
-    )
-    .fetch_all(state.store.pool())
-    .await
-    .map_err(dynamo_store::StoreError::from)?)
-}
-
 async fn queue_depth(state: &AppState) -> Option<u32> {
     state.topology.requests_queue_depth(&state.broker).await
 }
@@ -98,26 +87,30 @@ pub async fn stats(
     _caller: Caller,
 ) -> Result<Json<Stats>, ApiError> {
     let mut by_state: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for (request_state, style, count) in counts(&state).await? {
+    for StateCount {
+        state: request_state,
+        style,
+        count,
+    } in state.store.state_counts().await?
+    {
         by_state
             .entry(request_state)
             .or_default()
             .insert(style, count);
     }
-    let rows: Vec<(String, i64, f64, f64, f64)> = sqlx::query_as(STEP_PERCENTILES)
-        .fetch_all(state.store.pool())
-        .await
-        .map_err(dynamo_store::StoreError::from)?;
-    let step_seconds_last_hour = rows
+    let step_seconds_last_hour = state
+        .store
+        .step_times_last_hour()
+        .await?
         .into_iter()
-        .map(|(step, count, p50, p90, p99)| {
+        .map(|times| {
             (
-                step,
+                times.step,
                 StepPercentiles {
-                    count,
-                    p50_seconds: p50,
-                    p90_seconds: p90,
-                    p99_seconds: p99,
+                    count: times.count,
+                    p50_seconds: times.p50_seconds,
+                    p90_seconds: times.p90_seconds,
+                    p99_seconds: times.p99_seconds,
                 },
             )
         })
@@ -129,51 +122,14 @@ pub async fn stats(
     }))
 }
 
-const STEP_PERCENTILES: &str = "
-    WITH recent AS (
-        SELECT * FROM dynamo.image_request WHERE created_at > now() - interval '1 hour'
-    )
-    SELECT step, count(*),
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY secs),
-           percentile_cont(0.9) WITHIN GROUP (ORDER BY secs),
-           percentile_cont(0.99) WITHIN GROUP (ORDER BY secs)
-    FROM (
-        SELECT 'debit' AS step, extract(epoch FROM debited_at - created_at)::float8 AS secs
-          FROM recent WHERE debited_at IS NOT NULL
-        UNION ALL SELECT 'name', extract(epoch FROM named_at - debited_at)::float8
-          FROM recent WHERE named_at IS NOT NULL
-        UNION ALL SELECT 'image', extract(epoch FROM stored_at - coalesce(named_at, debited_at))::float8
-          FROM recent WHERE stored_at IS NOT NULL
-        UNION ALL SELECT 'alert', extract(epoch FROM alerted_at - stored_at)::float8
-          FROM recent WHERE alerted_at IS NOT NULL
-        UNION ALL SELECT 'total', extract(epoch FROM finished_at - created_at)::float8
-          FROM recent WHERE finished_at IS NOT NULL
-    ) steps
-    GROUP BY step";
-
 /// Prometheus text format: HTTP requests served, requests by state and
 /// style, and the request queue's depth.
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(_: HealthAccess, State(state): State<AppState>) -> Result<Response, ApiError> {
-    let mut out = state.metrics.render();
-    let _ = writeln!(
-        out,
-        "# HELP dynamo_requests Generation requests by state and style."
-    );
-    let _ = writeln!(out, "# TYPE dynamo_requests gauge");
-    for (request_state, style, count) in counts(&state).await? {
-        let _ = writeln!(
-            out,
-            "dynamo_requests{{state=\"{request_state}\",style=\"{style}\"}} {count}"
-        );
-    }
-    if let Some(depth) = queue_depth(&state).await {
-        let _ = writeln!(
-            out,
-            "# HELP dynamo_queue_depth Messages waiting in dynamo's request queue."
-        );
-        let _ = writeln!(out, "# TYPE dynamo_queue_depth gauge");
-        let _ = writeln!(out, "dynamo_queue_depth {depth}");
-    }
-    Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
+    let readings = Readings {
+        requests: state.store.state_counts().await?,
+        queue_depth: queue_depth(&state).await,
+    };
+    let text = state.metrics.render(readings).map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }

@@ -7,6 +7,7 @@ mod auth;
 mod config;
 mod error;
 mod events;
+mod extract;
 mod health;
 mod me;
 mod metrics;
@@ -14,7 +15,7 @@ mod page;
 mod requests;
 mod state;
 
-pub use auth::{Authenticator, Caller};
+pub use auth::{Admin, Authenticator, Caller};
 pub use config::{AuthConfig, ServerConfig};
 pub use error::ApiError;
 pub use state::AppState;
@@ -79,7 +80,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn app(state: AppState, config: &ServerConfig) -> Router {
     let (mut router, doc) = api();
@@ -90,9 +91,13 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
     router
         .merge(page::router())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("this route does not take that method".into())
+        })
         .layer(Extension(Arc::new(doc)))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::record))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn(error::stamp_request_id))
         // Every response carries an x-request-id (the caller's, or a new
         // one), and every log line of the request carries it too.
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

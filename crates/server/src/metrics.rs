@@ -1,43 +1,138 @@
-//! HTTP metrics kept in memory and rendered in Prometheus text format.
-//! A few counters do not justify a metrics framework.
+//! dynamo-server's Prometheus metrics, kept in one `prometheus-client`
+//! registry per process, which escapes label values and help texts as the
+//! exposition format requires.
+//!
+//! Two kinds of metric: HTTP responses, counted as they are served, and
+//! readings of the database and the broker (requests by state and style, the
+//! queue's depth), taken at each scrape and shown as gauges by [`Readings`].
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::{Arc, Mutex};
+use dynamo_store::StateCount;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// (method, route, status) → count
-    http: Mutex<BTreeMap<(String, String, u16), u64>>,
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    /// The route template, never the raw path (that would make one series
+    /// per request id).
+    route: String,
+    status: u16,
 }
 
-impl Metrics {
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP dynamo_http_requests_total HTTP requests served by dynamo-server."
-        );
-        let _ = writeln!(out, "# TYPE dynamo_http_requests_total counter");
-        let http = self
-            .http
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for ((method, route, status), count) in http.iter() {
-            let _ = writeln!(
-                out,
-                "dynamo_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}"
-            );
+/// What one scrape read from the database and the broker.
+#[derive(Debug, Default)]
+pub struct Readings {
+    pub requests: Vec<StateCount>,
+    /// `None` when the broker did not say: the gauge is left out rather
+    /// than shown as an empty queue.
+    pub queue_depth: Option<u32>,
+}
+
+/// Shows the latest [`Readings`] as gauges.
+#[derive(Debug, Default)]
+struct LatestReadings(Mutex<Readings>);
+
+impl Collector for LatestReadings {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let readings = lock(&self.0);
+        let mut family = encoder.encode_descriptor(
+            "dynamo_requests",
+            "Generation requests by state and style",
+            None,
+            MetricType::Gauge,
+        )?;
+        for count in &readings.requests {
+            let labels = [
+                ("state", count.state.as_str()),
+                ("style", count.style.as_str()),
+            ];
+            ConstGauge::new(count.count).encode(family.encode_family(&labels)?)?;
         }
-        out
+        if let Some(depth) = readings.queue_depth {
+            let gauge = encoder.encode_descriptor(
+                "dynamo_queue_depth",
+                "Messages waiting in dynamo's request queue",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::from(depth)).encode(gauge)?;
+        }
+        Ok(())
     }
 }
 
-/// Counts each response by its route template (not the raw path, which
-/// would make one series per request id).
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    http_requests: Family<HttpLabels, Counter>,
+    readings: Arc<LatestReadings>,
+    /// Held from storing a scrape's readings to rendering them, so that two
+    /// scrapes at once each show their own.
+    scrape: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        // Registered without the suffix: the encoder adds `_total` to counters.
+        registry.register(
+            "dynamo_http_requests",
+            "HTTP requests served by dynamo-server",
+            http_requests.clone(),
+        );
+        let readings = Arc::new(LatestReadings::default());
+        registry.register_collector(Box::new(readings.clone()));
+        Self {
+            registry,
+            http_requests,
+            readings,
+            scrape: Mutex::new(()),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn count_response(&self, method: &str, route: &str, status: u16) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+    }
+
+    /// Every metric in the Prometheus text format, with this scrape's readings.
+    pub fn render(&self, readings: Readings) -> Result<String, std::fmt::Error> {
+        let _scrape = lock(&self.scrape);
+        *lock(&self.readings.0) = readings;
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// A panic elsewhere while holding the lock leaves consistent data behind
+/// (each write is a single assignment or increment): keep serving metrics.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Counts each response by method, route template and status.
 pub async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let route = request
@@ -46,12 +141,55 @@ pub async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next:
         .map_or("unmatched", |path| path.as_str())
         .to_owned();
     let response = next.run(request).await;
-    let key = (method, route, response.status().as_u16());
-    *metrics
-        .http
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .entry(key)
-        .or_default() += 1;
+    metrics.count_response(&method, &route, response.status().as_u16());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        let metrics = Metrics::default();
+        metrics.count_response("GET", "/a\"quote\\backslash\nnewline", 200);
+        let readings = Readings {
+            requests: vec![StateCount {
+                state: "odd\"state".into(),
+                style: "ghost\n".into(),
+                count: 2,
+            }],
+            queue_depth: Some(3),
+        };
+        let text = metrics.render(readings).unwrap_or_default();
+        assert!(
+            text.contains(
+                r#"dynamo_http_requests_total{method="GET",route="/a\"quote\\backslash\nnewline",status="200"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"dynamo_requests{state="odd\"state",style="ghost\n"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains("dynamo_queue_depth 3\n"), "{text}");
+        // Every line is a comment or one sample: no label broke a line.
+        for line in text.lines() {
+            assert!(
+                line.starts_with("# HELP ")
+                    || line.starts_with("# TYPE ")
+                    || line.starts_with("dynamo_"),
+                "{line:?} in {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_queue_depth_is_left_out() {
+        let text = Metrics::default()
+            .render(Readings::default())
+            .unwrap_or_default();
+        assert!(!text.contains("dynamo_queue_depth"), "{text}");
+        assert!(text.contains("# TYPE dynamo_requests gauge"), "{text}");
+    }
 }

@@ -1,11 +1,10 @@
 //! `/requests`: what happened to each request, and enqueueing by hand.
 
-use crate::auth::Caller;
+use crate::auth::{Admin, Caller};
 use crate::error::ApiError;
+use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
-use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -222,9 +221,8 @@ pub struct ListQuery {
 pub async fn list_requests(
     State(state): State<AppState>,
     caller: Caller,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Json<RequestPage>, ApiError> {
-    let Query(query) = query?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_field(
@@ -318,9 +316,8 @@ pub async fn visible_record(
 pub async fn get_request(
     State(state): State<AppState>,
     caller: Caller,
-    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    Path(id): Path<Uuid>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let Path(id) = id?;
     let detail = match state.store.detail(id).await? {
         Some(detail) if caller.can_see(&detail.record.twitch_user_id) => detail,
         _ => return Err(ApiError::NotFound(format!("no request {id}"))),
@@ -386,7 +383,9 @@ async fn publish(
             envelope,
         )
         .await
-        .map_err(|e| ApiError::Unavailable(format!("the request was not queued: {e}")))?;
+        .map_err(|e| {
+            ApiError::unavailable("the broker is unavailable; the request was not queued", e)
+        })?;
     Ok(id)
 }
 
@@ -398,11 +397,9 @@ async fn publish(
     security(("bearer" = [])))]
 pub async fn enqueue(
     State(state): State<AppState>,
-    caller: Caller,
-    body: Result<Json<EnqueueBody>, JsonRejection>,
+    Admin(caller): Admin,
+    Json(body): Json<EnqueueBody>,
 ) -> Result<Response, ApiError> {
-    caller.require_admin()?;
-    let Json(body) = body?;
     let mut message = json!({
         "type": "image",
         "viewer": body.viewer,
@@ -437,11 +434,9 @@ pub async fn enqueue(
     security(("bearer" = [])))]
 pub async fn retry(
     State(state): State<AppState>,
-    caller: Caller,
-    id: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    Admin(caller): Admin,
+    Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    caller.require_admin()?;
-    let Path(id) = id?;
     let record = visible_record(&state, &caller, id).await?;
     if !matches!(
         record.state(),
@@ -454,7 +449,7 @@ pub async fn retry(
     }
     let request = record
         .generation_request()
-        .map_err(|e| ApiError::Internal(format!("stored request {id} no longer validates: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("stored request {id} no longer validates: {e}")))?;
     let mut headers = vec![(RETRY_OF_HEADER.to_owned(), id.to_string())];
     if record.free_of_charge {
         headers.push((FREE_OF_CHARGE_HEADER.to_owned(), "true".to_owned()));

@@ -608,3 +608,150 @@ async fn health_and_metrics_are_open_and_count_requests() {
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "trace-me-123");
 }
+
+#[tokio::test]
+async fn a_method_a_route_does_not_take_is_a_json_405() {
+    let server = Server::start().await;
+    let response = server
+        .http
+        .delete(format!("{}/requests", server.base))
+        .bearer_auth(server.admin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let allow = response.headers().get("allow").cloned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "method_not_allowed", "{body}");
+    assert!(allow.is_some(), "says which methods it takes");
+}
+
+#[tokio::test]
+async fn a_bad_path_id_is_a_json_400_on_every_route_that_takes_one() {
+    let server = Server::start().await;
+    let admin = server.admin();
+    let (_, doc) = server.get("/openapi.json", None).await;
+    let mut checked = Vec::new();
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        if !path.contains("{id}") {
+            continue;
+        }
+        let concrete = format!("{}{}", server.base, path.replace("{id}", "not-a-uuid"));
+        for method in methods.as_object().unwrap().keys() {
+            let request = match method.as_str() {
+                "get" => server.http.get(&concrete),
+                "post" => server.http.post(&concrete).json(&json!({})),
+                other => panic!("unexpected method {other}"),
+            };
+            let response = request.bearer_auth(&admin).send().await.unwrap();
+            let status = response.status();
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let text = response.text().await.unwrap();
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {text}");
+            assert_eq!(content_type, "application/json", "{method} {path}: {text}");
+            let body: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(body["error"], "bad_request", "{method} {path}: {body}");
+            assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+            checked.push(format!("{method} {path}"));
+        }
+    }
+    checked.sort();
+    assert_eq!(
+        checked,
+        [
+            "get /requests/{id}",
+            "get /requests/{id}/events",
+            "post /requests/{id}/retry"
+        ]
+    );
+}
+
+/// Asserts a 5xx answer to `path` says nothing of its cause, but carries the
+/// request id the client sent; returns the body.
+async fn assert_opaque_fault(server: &Server, path: &str) -> (StatusCode, Value) {
+    let response = server
+        .http
+        .get(format!("{}{path}", server.base))
+        .bearer_auth(server.admin())
+        .header("x-request-id", "fault-trace-42")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert!(status.is_server_error(), "{path}: {status}");
+    assert_eq!(response.headers()["x-request-id"], "fault-trace-42");
+    let text = response.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["request_id"], "fault-trace-42", "{path}: {body}");
+    assert!(
+        ["internal", "unavailable"].contains(&body["error"].as_str().unwrap()),
+        "{path}: {body}"
+    );
+    let database = &server.world.database;
+    for internal in [
+        database.name.as_str(),
+        "sqlx",
+        "error returned",
+        "pool",
+        "127.0.0.1",
+    ] {
+        assert!(
+            !text.contains(internal),
+            "{path} tells {internal:?}: {text}"
+        );
+    }
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_database_away_answers_503_with_the_request_id_and_no_internals() {
+    let world = dynamo_testkit::TestWorld::start().await;
+    let settings = &world.database.settings;
+    let proxy =
+        dynamo_testkit::FlakyProxy::start(format!("{}:{}", settings.host, settings.port), 0).await;
+    let port = proxy.url.rsplit(':').next().unwrap().to_owned();
+    let server = Server::start_in(world, |env| {
+        env.with("PGHOST", "127.0.0.1").with("PGPORT", port)
+    })
+    .await;
+    let (status, _) = server.get("/requests", Some(&server.admin())).await;
+    assert_eq!(status, StatusCode::OK, "the server works through the proxy");
+    proxy.set_down(true);
+    let (status, body) = assert_opaque_fault(&server, "/requests").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("database"),
+        "says which service is away: {body}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_fault_answers_the_request_id_and_no_internals() {
+    let server = Server::start().await;
+    // A real fault: the server's database disappears under it.
+    let database = &server.world.database;
+    let mut settings = database.settings.clone();
+    settings.database = "postgres".to_owned();
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect_with(
+        &dynamo_store::connect_options(&settings),
+    )
+    .await
+    .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {} WITH (FORCE)",
+        database.name
+    )))
+    .execute(&mut connection)
+    .await
+    .unwrap();
+
+    for path in [
+        format!("/requests/{}", Uuid::new_v4()),
+        "/requests".to_owned(),
+    ] {
+        assert_opaque_fault(&server, &path).await;
+    }
+}

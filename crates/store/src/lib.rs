@@ -2,8 +2,9 @@
 //!
 //! The request state machine lives in the `dynamo.image_request` table: each
 //! step of the pipeline is one guarded `UPDATE` that only applies from the
-//! state the step expects, so a redelivered message or a second consumer can
-//! never move a request backwards or do a step twice.
+//! state the step expects and only under the request's lease, so a redelivered
+//! message, a second consumer or a stale owner can never move a request
+//! backwards or do a step twice.
 
 mod connect;
 mod debit;
@@ -14,6 +15,7 @@ mod rate_limit;
 mod requests;
 mod schedule;
 mod state;
+mod stats;
 mod step;
 
 pub use connect::{MIGRATIONS_TABLE, SCHEMA, StoreError, connect, connect_options, migrate};
@@ -27,4 +29,5 @@ pub use rate_limit::{Permit, RateLimiter};
 pub use requests::{NewRequest, RequestDetail, RequestRecord, Store, StoredImage};
 pub use schedule::StepFailure;
 pub use state::RequestState;
+pub use stats::{StateCount, StepTimes};
 pub use step::Step;

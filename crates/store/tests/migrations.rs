@@ -26,6 +26,7 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
         [
             "_sqlx_migrations",
             "answer",
+            "generated_image",
             "image",
             "image_request",
             "rate_limit_call",
@@ -69,7 +70,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 8);
+    assert_eq!(tables(&database).await.len(), 9);
 }
 
 #[tokio::test]

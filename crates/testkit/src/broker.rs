@@ -9,6 +9,7 @@ use dynamo_broker::lapin::types::FieldTable;
 use dynamo_broker::lapin::{Channel, Connection};
 use dynamo_broker::{Envelope, Publisher, Topology};
 use dynamo_runtime::{BrokerSettings, Env};
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct TestBroker {
@@ -17,6 +18,10 @@ pub struct TestBroker {
     pub connection: Connection,
     pub channel: Channel,
     pub publisher: Publisher,
+    /// Capture queues made by [`TestBroker::capture`], deleted on drop: a
+    /// queue read only with `basic.get` never has a consumer, so RabbitMQ's
+    /// auto-delete never removes it.
+    captures: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for TestBroker {
@@ -53,6 +58,7 @@ impl TestBroker {
             connection,
             channel,
             publisher,
+            captures: Mutex::default(),
         }
     }
 
@@ -96,6 +102,10 @@ impl TestBroker {
             )
             .await
             .unwrap();
+        self.captures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(queue.clone());
         queue
     }
 
@@ -188,27 +198,49 @@ impl TestBroker {
 
 impl Drop for TestBroker {
     fn drop(&mut self) {
-        let channel = self.channel.clone();
-        let t = self.topology.clone();
-        // Best effort: tidy the broker so test names do not pile up.
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                for queue in [&t.requests_queue, &t.dead_letter_queue] {
-                    let _ = channel
-                        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                        .await;
-                }
-                for exchange in [
-                    &t.requests_exchange,
-                    &t.alerts_exchange,
-                    &t.results_exchange,
-                    &t.dead_letter_exchange,
-                ] {
-                    let _ = channel
-                        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                        .await;
-                }
-            });
-        }
+        let settings = self.settings.clone();
+        let topology = self.topology.clone();
+        let captures = std::mem::take(
+            &mut *self
+                .captures
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        crate::clean_up("the test's broker names", move || async move {
+            delete_names(&settings, &topology, &captures).await
+        });
     }
+}
+
+/// Deletes a test's queues and exchanges. A queue or exchange that is not
+/// there (a test deleted it, or never declared it) is not an error.
+async fn delete_names(
+    settings: &BrokerSettings,
+    topology: &Topology,
+    captures: &[String],
+) -> anyhow::Result<()> {
+    let connection = dynamo_broker::connect(settings, "dynamo-tests-cleanup").await?;
+    let queues = captures
+        .iter()
+        .chain([&topology.requests_queue, &topology.dead_letter_queue]);
+    for queue in queues {
+        // A failed delete closes the channel: one channel per name.
+        let channel = connection.create_channel().await?;
+        let _ = channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    for exchange in [
+        &topology.requests_exchange,
+        &topology.alerts_exchange,
+        &topology.results_exchange,
+        &topology.dead_letter_exchange,
+    ] {
+        let channel = connection.create_channel().await?;
+        let _ = channel
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = connection.close(200, "test over".into()).await;
+    Ok(())
 }

@@ -33,6 +33,37 @@ pub fn init_logs() {
         .try_init();
 }
 
+/// How long a clean-up on drop may take.
+const CLEANUP_LIMIT: Duration = Duration::from_secs(10);
+
+/// Runs `cleanup` to its end from a `Drop`: on a thread with a runtime of its
+/// own, because the test's runtime cannot be blocked on and, as a
+/// `#[tokio::test]` ends, is shutting down (a task spawned there never
+/// runs). Bounded by [`CLEANUP_LIMIT`], so that a service a test restarted
+/// does not hang it; a failure is printed, never raised from a drop.
+pub(crate) fn clean_up<F, Fut>(what: &str, cleanup: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let done = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            tokio::time::timeout(CLEANUP_LIMIT, cleanup())
+                .await
+                .map_err(|_| anyhow::anyhow!("no answer within {CLEANUP_LIMIT:?}"))?
+        })
+    })
+    .join();
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => eprintln!("{what} was not cleaned up: {error}"),
+        Err(_) => eprintln!("cleaning up {what} panicked"),
+    }
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
 /// Tests wait for conditions, never for fixed times.
 pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T

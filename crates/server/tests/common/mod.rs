@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
-use dynamo_runtime::Shutdown;
+use dynamo_runtime::{Env, Shutdown};
 use dynamo_server::ServerConfig;
 use dynamo_testkit::{TestWorld, eventually};
 use reqwest::StatusCode;
@@ -25,7 +25,12 @@ pub struct Server {
 
 impl Server {
     pub async fn start() -> Self {
-        let world = TestWorld::start().await;
+        Self::start_in(TestWorld::start().await, |env| env).await
+    }
+
+    /// A server in `world`, its environment changed by `configure` (to put
+    /// a proxy between it and a service, say).
+    pub async fn start_in(world: TestWorld, configure: impl FnOnce(Env) -> Env) -> Self {
         let images = std::env::temp_dir().join(format!("dynamo-server-{}", Uuid::new_v4()));
         let env = world
             .consumer_env()
@@ -33,6 +38,7 @@ impl Server {
             .with("STORAGE_DIR", images.to_string_lossy())
             .with("MAX_BODY_BYTES", "65536")
             .with("SSE_HEARTBEAT", "1s");
+        let env = configure(env);
         let config = ServerConfig::from_env(&env).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
