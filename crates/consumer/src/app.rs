@@ -66,6 +66,7 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         viewer_max_in_flight: config.viewer_max_in_flight,
         owner: owner_id(),
         lease_ttl: config.lease_ttl,
+        holds: config.holds,
     });
     tracing::info!(owner = %pipeline.owner, lease_ttl = ?config.lease_ttl, "owning requests through leases");
     let scheduler = tokio::spawn(dynamo_pipeline::scheduler::run(
