@@ -181,6 +181,7 @@ async fn services(
                 pool.clone(),
                 config.rates,
                 settings.timeout,
+                config.retry.inline_max,
                 metrics.clone(),
             ));
             let moderator: Option<Arc<dyn Moderator>> = config.moderation.then(|| {

@@ -86,6 +86,8 @@ pub enum Wait {
     ViewerTurn,
     /// A service it needs is out and the fleet holds (SPEC §6.10).
     Held,
+    /// The fleet-wide rate limit has no slot for it yet.
+    RateLimit,
 }
 
 impl Outcome {
@@ -426,7 +428,11 @@ impl Pipeline {
         loop {
             run.ensure_owned()?;
             let result = call().await;
-            if probing && !matches!(&result, Err(error) if error.is_outage()) {
+            let answered = !matches!(
+                &result,
+                Err(UpstreamError::Outage { .. } | UpstreamError::Throttled { .. })
+            );
+            if probing && answered {
                 // Any answer but "still out" means the service is back.
                 probing = false;
                 self.on_probe_answered(service.unwrap_or_default()).await;
@@ -436,6 +442,11 @@ impl Pipeline {
                 Err(UpstreamError::Outage { service, reason }) => {
                     let until = self.on_outage(service, &reason).await?;
                     return Ok(Attempted::Deferred(until, Wait::Held));
+                }
+                // Not a failure: the request waits its turn in the database.
+                Err(UpstreamError::Throttled { retry_after, .. }) => {
+                    let until = Utc::now() + chrono_duration(retry_after);
+                    return Ok(Attempted::Deferred(until, Wait::RateLimit));
                 }
                 Err(error) if !error.is_transient() => return Ok(Attempted::Failed(error)),
                 Err(error) => error,

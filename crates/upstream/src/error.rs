@@ -34,6 +34,14 @@ pub enum UpstreamError {
     /// The ledger answered 409 to the debit.
     #[error("not enough points")]
     NotEnoughPoints,
+    /// dynamo's own fleet-wide rate limiter has no slot for a while: not a
+    /// failure of anything. The request is let go and tried again after
+    /// `retry_after`, costing it no attempt.
+    #[error("{service} calls are at their configured rate; next slot in about {retry_after:?}")]
+    Throttled {
+        service: &'static str,
+        retry_after: Duration,
+    },
     /// The service cannot serve anyone right now, for a reason that says
     /// nothing about this request: a bad key, no credit left, every
     /// configured model gone. dynamo holds requests instead of failing them
