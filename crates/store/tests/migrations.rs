@@ -43,6 +43,52 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
     assert_eq!(public, 0, "nothing of ours outside the dynamo schema");
 }
 
+/// Log lines written while it is installed as the thread's subscriber.
+#[derive(Clone, Default)]
+struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    fn take(&self) -> String {
+        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn migrations_log_what_they_applied_and_nothing_when_there_was_nothing() {
+    let database = TestDatabase::create_empty().await;
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    // The binaries' default level; one thread, so the connection's tasks log here too.
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    migrate(database.pool()).await.unwrap();
+    let first = logs.take();
+    assert!(first.contains("applied database migration"), "{first}");
+    assert!(!first.contains("already exists"), "{first}");
+
+    migrate(database.pool()).await.unwrap();
+    assert_eq!(
+        logs.take(),
+        "",
+        "a start with nothing to apply says nothing"
+    );
+}
+
 #[tokio::test]
 async fn concurrent_migrations_do_not_break_each_other() {
     let database = TestDatabase::create_empty().await;
