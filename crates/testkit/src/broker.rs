@@ -17,6 +17,8 @@ pub struct TestBroker {
     pub connection: Connection,
     pub channel: Channel,
     pub publisher: Publisher,
+    /// Capture queues declared so far, deleted on drop with the rest.
+    captures: std::sync::Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for TestBroker {
@@ -53,6 +55,7 @@ impl TestBroker {
             connection,
             channel,
             publisher,
+            captures: std::sync::Mutex::default(),
         }
     }
 
@@ -96,6 +99,7 @@ impl TestBroker {
             )
             .await
             .unwrap();
+        self.captures.lock().unwrap().push(queue.clone());
         queue
     }
 
@@ -188,27 +192,49 @@ impl TestBroker {
 
 impl Drop for TestBroker {
     fn drop(&mut self) {
-        let channel = self.channel.clone();
+        // Drop runs inside the test's runtime, which is about to end (a task
+        // spawned on it would never run) and cannot be blocked on: delete the
+        // test's queues and exchanges from a thread with a runtime and a
+        // connection of its own, and wait for it, so nothing piles up on the
+        // machine's broker.
+        let settings = self.settings.clone();
         let t = self.topology.clone();
-        // Best effort: tidy the broker so test names do not pile up.
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                for queue in [&t.requests_queue, &t.dead_letter_queue] {
+        let mut queues = std::mem::take(&mut *self.captures.lock().unwrap());
+        queues.extend([t.requests_queue.clone(), t.dead_letter_queue.clone()]);
+        let exchanges = [
+            t.requests_exchange.clone(),
+            t.alerts_exchange.clone(),
+            t.results_exchange.clone(),
+            t.dead_letter_exchange.clone(),
+        ];
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                // Best effort: a test that stopped the broker leaves nothing to reach.
+                let Ok(connection) =
+                    dynamo_broker::connect(&settings, "dynamo-tests-cleanup").await
+                else {
+                    return;
+                };
+                let Ok(channel) = connection.create_channel().await else {
+                    return;
+                };
+                for queue in &queues {
                     let _ = channel
                         .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                         .await;
                 }
-                for exchange in [
-                    &t.requests_exchange,
-                    &t.alerts_exchange,
-                    &t.results_exchange,
-                    &t.dead_letter_exchange,
-                ] {
+                for exchange in &exchanges {
                     let _ = channel
                         .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                         .await;
                 }
+                let _ = connection.close(200, "test done".into()).await;
             });
-        }
+        })
+        .join();
     }
 }
