@@ -6,7 +6,7 @@
 #   bench/status_api.sh            # 10 s per measurement (BENCHMARKS.md)
 #   SMOKE=1 bench/status_api.sh   # CI: 1 s each, 200 rows, the debug build
 #
-# Needs PostgreSQL and RabbitMQ (scripts/ensure-services.sh), wrk and pgbench
+# Needs PostgreSQL and RabbitMQ (scripts/test.sh sets them up), wrk and pgbench
 # (apt-get install wrk postgresql-contrib; pgbench ships with PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/.."

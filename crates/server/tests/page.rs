@@ -2,7 +2,7 @@
 //! (chromedriver), against a real server, database, broker and consumer with
 //! the placeholder image provider.
 //!
-//! Needs Debian's `chromium` and `chromium-driver` (`scripts/ensure-services.sh`
+//! Needs Debian's `chromium` and `chromium-driver` (`scripts/test.sh`
 //! installs them); `CHROMIUM` and `CHROMEDRIVER` override their paths.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
@@ -33,7 +33,7 @@ impl Browser {
             std::path::Path::new(&chromium).exists()
                 && std::path::Path::new(&chromedriver).exists(),
             "browser tests need {chromium} and {chromedriver}: apt-get install chromium chromium-driver \
-             (scripts/ensure-services.sh does), or set CHROMIUM and CHROMEDRIVER"
+             (scripts/test.sh does), or set CHROMIUM and CHROMEDRIVER"
         );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -171,7 +171,7 @@ impl Browser {
 
     /// Accessibility problems axe-core finds on the page as it is now
     /// (labels, contrast, roles, keyboard traps...). axe-core comes from npm
-    /// (`scripts/ensure-services.sh` installs it; `AXE_JS` overrides the path).
+    /// (`scripts/test.sh` installs it; `AXE_JS` overrides the path).
     async fn accessibility_violations(&self) -> Vec<Value> {
         let path = std::env::var("AXE_JS").unwrap_or_else(|_| {
             format!(
@@ -181,7 +181,7 @@ impl Browser {
         });
         let axe = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
-                "{path}: {e}; run scripts/ensure-services.sh (npm install axe-core) or set AXE_JS"
+                "{path}: {e}; run scripts/test.sh (npm install axe-core) or set AXE_JS"
             )
         });
         self.client.execute(&axe, vec![]).await.unwrap();
