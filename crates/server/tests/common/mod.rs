@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
-use dynamo_runtime::Shutdown;
+use dynamo_runtime::{Env, Shutdown};
 use dynamo_server::ServerConfig;
 use dynamo_testkit::{TestWorld, eventually};
 use reqwest::StatusCode;
@@ -14,6 +14,9 @@ use uuid::Uuid;
 
 pub const WAIT: Duration = Duration::from_secs(60);
 pub const VIEWER: &str = "90790024";
+/// SHA-256 of `dev-admin-token`, as `scripts/dev.sh` configures it.
+pub const DEVELOPMENT_TOKEN_SHA256: &str =
+    "1734d503f6aa6a047c36d113cbad769f719c93784b469b771c4c3e7c63adbefd";
 
 pub struct Server {
     pub world: TestWorld,
@@ -25,14 +28,21 @@ pub struct Server {
 
 impl Server {
     pub async fn start() -> Self {
+        Self::start_with(|env| env).await
+    }
+
+    /// A server whose settings `adjust` changes first (say, its `AUTH_MODE`).
+    pub async fn start_with(adjust: impl FnOnce(Env) -> Env) -> Self {
         let world = TestWorld::start().await;
         let images = std::env::temp_dir().join(format!("dynamo-server-{}", Uuid::new_v4()));
-        let env = world
-            .consumer_env()
-            .with("STORAGE_BACKEND", "filesystem")
-            .with("STORAGE_DIR", images.to_string_lossy())
-            .with("MAX_BODY_BYTES", "65536")
-            .with("SSE_HEARTBEAT", "1s");
+        let env = adjust(
+            world
+                .consumer_env()
+                .with("STORAGE_BACKEND", "filesystem")
+                .with("STORAGE_DIR", images.to_string_lossy())
+                .with("MAX_BODY_BYTES", "65536")
+                .with("SSE_HEARTBEAT", "1s"),
+        );
         let config = ServerConfig::from_env(&env).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

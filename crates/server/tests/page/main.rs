@@ -8,6 +8,7 @@ mod admin;
 mod browser;
 #[path = "../common/mod.rs"]
 mod common;
+mod first_visit;
 mod reconnect;
 mod viewer;
 

@@ -172,5 +172,11 @@ async fn signing_out_forgets_the_token() {
         browser.eval("sessionStorage.getItem('dynamo.token')").await,
         Value::Null
     );
+    assert_eq!(
+        browser
+            .eval("document.getElementById('live').dataset.state")
+            .await,
+        "signed-out"
+    );
     viewer.done().await;
 }
