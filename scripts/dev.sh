@@ -23,11 +23,12 @@ bin=${CARGO_TARGET_DIR:-target}/debug
 # Stands in for the alerts service: alerts need a listener to count as shown.
 "$bin/dynamoctl" watch & watch=$!
 trap 'kill $server $consumer $watch 2>/dev/null; wait' INT TERM EXIT
-until curl -fs http://localhost:8080/readyz >/dev/null; do
+port=${LISTEN_PORT:-8080}
+until curl -fs "http://localhost:$port/readyz" >/dev/null; do
   # A server that could not start (port 8080 in use, ...) has said why: stop here.
   kill -0 $server 2>/dev/null || { echo "dev.sh: dynamo-server stopped; see above" >&2; exit 1; }
   sleep 1
 done
 "$bin/dynamoctl" publish crates/wire/tests/vectors/generation-requests/*.json
-echo "Watch them at http://localhost:8080/ (token: dev-admin-token); files under ./data/images"
+echo "Watch them at http://localhost:$port/ (token: dev-admin-token); files under ./data/images"
 wait
