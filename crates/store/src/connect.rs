@@ -2,6 +2,7 @@
 
 use dynamo_runtime::DatabaseSettings;
 use secrecy::ExposeSecret;
+use sqlx::migrate::Migrate;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use std::time::Duration;
 
@@ -115,15 +116,28 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::query("SET client_min_messages = warning")
         .execute(&mut *connection)
         .await?;
-    let before = applied_versions(&mut connection).await?;
-    // `run_direct` is what `run` calls once it holds a connection; through
-    // `run(&mut *connection)` the future stops being `Send` (sqlx's own note).
-    let outcome = migrator.run_direct(None, &mut *connection, false).await;
+    // sqlx's advisory lock is taken here rather than inside `run_direct`, so
+    // it covers reading what was applied too: a process that waited while
+    // another migrated must not report those migrations as its own.
+    migrator.set_locking(false);
+    connection.lock().await?;
+    let outcome = match applied_versions(&mut connection).await {
+        // `run_direct` is what `run` calls once it holds a connection; through
+        // `run(&mut *connection)` the future stops being `Send` (sqlx's own note).
+        Ok(before) => migrator
+            .run_direct(None, &mut *connection, false)
+            .await
+            .map(|()| before)
+            .map_err(StoreError::from),
+        Err(error) => Err(error),
+    };
+    let unlocked = connection.unlock().await;
     // The connection goes back to the pool: later queries keep the default.
     sqlx::query("RESET client_min_messages")
         .execute(&mut *connection)
         .await?;
-    outcome?;
+    let before = outcome?;
+    unlocked?;
     for migration in migrator
         .iter()
         .filter(|m| !m.migration_type.is_down_migration() && !before.contains(&m.version))

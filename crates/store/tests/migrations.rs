@@ -89,6 +89,35 @@ async fn migrations_log_what_they_applied_and_nothing_when_there_was_nothing() {
     );
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn processes_migrating_at_once_report_each_migration_once() {
+    let database = TestDatabase::create_empty().await;
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // Separate pools stand in for separate processes starting at once.
+    let mut pools = Vec::new();
+    for _ in 0..3 {
+        let options = dynamo_store::connect_options(&database.settings);
+        pools.push(sqlx::PgPool::connect_with(options).await.unwrap());
+    }
+    let (a, b, c) = tokio::join!(migrate(&pools[0]), migrate(&pools[1]), migrate(&pools[2]));
+    for outcome in [a, b, c] {
+        outcome.unwrap();
+    }
+    let text = logs.take();
+    let reported = text
+        .lines()
+        .filter(|line| line.contains("applied database migration") && line.contains("version=1"))
+        .count();
+    assert_eq!(reported, 1, "migration 1 reported once: {text}");
+}
+
 #[tokio::test]
 async fn concurrent_migrations_do_not_break_each_other() {
     let database = TestDatabase::create_empty().await;
