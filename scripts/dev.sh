@@ -30,5 +30,5 @@ until curl -fs "http://localhost:$port/readyz" >/dev/null; do
   sleep 1
 done
 "$bin/dynamoctl" publish crates/wire/tests/vectors/generation-requests/*.json
-echo "Watch them at http://localhost:$port/ (token: dev-admin-token); files under ./data/images"
+echo "Watch them at http://localhost:$port/ (token: dev-admin-token); files under ${STORAGE_DIR:-./data/images}"
 wait
