@@ -28,21 +28,20 @@ pub struct Server {
 
 impl Server {
     pub async fn start() -> Self {
-        Self::start_with(|env| env).await
+        Self::start_in(TestWorld::start().await, |env| env).await
     }
 
-    /// A server whose settings `adjust` changes first (say, its `AUTH_MODE`).
-    pub async fn start_with(adjust: impl FnOnce(Env) -> Env) -> Self {
-        let world = TestWorld::start().await;
+    /// A server in `world`, its environment changed by `configure` (to put
+    /// a proxy between it and a service, say).
+    pub async fn start_in(world: TestWorld, configure: impl FnOnce(Env) -> Env) -> Self {
         let images = std::env::temp_dir().join(format!("dynamo-server-{}", Uuid::new_v4()));
-        let env = adjust(
-            world
-                .consumer_env()
-                .with("STORAGE_BACKEND", "filesystem")
-                .with("STORAGE_DIR", images.to_string_lossy())
-                .with("MAX_BODY_BYTES", "65536")
-                .with("SSE_HEARTBEAT", "1s"),
-        );
+        let env = world
+            .consumer_env()
+            .with("STORAGE_BACKEND", "filesystem")
+            .with("STORAGE_DIR", images.to_string_lossy())
+            .with("MAX_BODY_BYTES", "65536")
+            .with("SSE_HEARTBEAT", "1s");
+        let env = configure(env);
         let config = ServerConfig::from_env(&env).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

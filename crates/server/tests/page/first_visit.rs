@@ -4,6 +4,7 @@
 
 use crate::browser::Browser;
 use crate::common::{DEVELOPMENT_TOKEN_SHA256, Server};
+use dynamo_testkit::TestWorld;
 use fantoccini::Locator;
 
 /// Opens the page with no token and waits for the server's sign-in answer.
@@ -70,7 +71,7 @@ async fn before_signing_in_the_page_says_signed_out_in_a_neutral_colour() {
 async fn the_sign_in_box_names_the_development_token_when_the_server_accepts_it() {
     let browser = Browser::open(1280, 900).await;
     // As scripts/dev.sh runs it.
-    let server = Server::start_with(|env| {
+    let server = Server::start_in(TestWorld::start().await, |env| {
         env.with("AUTH_MODE", "standalone")
             .with("ADMIN_TOKEN_SHA256", DEVELOPMENT_TOKEN_SHA256)
     })
@@ -104,7 +105,7 @@ async fn the_sign_in_box_names_the_development_token_when_the_server_accepts_it(
 #[tokio::test]
 async fn the_sign_in_box_says_nothing_of_a_token_the_server_does_not_accept() {
     let browser = Browser::open(1280, 900).await;
-    let server = Server::start_with(|env| {
+    let server = Server::start_in(TestWorld::start().await, |env| {
         // sha256("test"): a standalone server with a real token of its own.
         env.with("AUTH_MODE", "standalone").with(
             "ADMIN_TOKEN_SHA256",
