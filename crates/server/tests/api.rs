@@ -8,7 +8,7 @@ mod common;
 use common::{DEVELOPMENT_TOKEN_SHA256, Server, VIEWER, WAIT};
 
 use dynamo_store::{NewRequest, RequestState, Store};
-use dynamo_testkit::{TestWorld, now_secs};
+use dynamo_testkit::now_secs;
 use dynamo_wire::GenerationRequest;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -531,7 +531,7 @@ async fn sign_in_names_the_development_token_only_when_the_server_accepts_it() {
             json!({"auth_mode": "standalone", "development_token": "dev-admin-token"}),
         ),
     ] {
-        let server = Server::start_in(TestWorld::start().await, |env| {
+        let server = Server::start_in(dynamo_testkit::TestWorld::start().await, |env| {
             let env = env.with("AUTH_MODE", mode);
             match &hashes {
                 Some(hashes) => env.with("ADMIN_TOKEN_SHA256", hashes.as_str()),
