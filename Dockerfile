@@ -1,4 +1,4 @@
-# Builds both binaries; the runtime image holds only them.
+# Builds the three binaries (the two services and dynamoctl); the runtime image holds only them.
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .

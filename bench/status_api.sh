@@ -6,11 +6,15 @@
 #   bench/status_api.sh            # 10 s per measurement (BENCHMARKS.md)
 #   SMOKE=1 bench/status_api.sh   # CI: 1 s each, 200 rows, the debug build
 #
-# Needs PostgreSQL and RabbitMQ (scripts/ensure-services.sh), wrk and pgbench
+# Needs PostgreSQL and RabbitMQ (scripts/test.sh sets them up), wrk and pgbench
 # (apt-get install wrk postgresql-contrib; pgbench ships with PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -n "${SMOKE:-}" ]; then DURATION=1 ROWS=200 PROFILE=debug; fi
+if [ -n "${SMOKE:-}" ]; then
+  DURATION=1 ROWS=200 PROFILE=debug
+  echo "SMOKE RUN: 1 s per measurement, 200 rows, the debug build; only proves the benchmark still runs."
+  echo "Its figures measure nothing and have no target. Measure with: bench/status_api.sh"
+fi
 DURATION=${DURATION:-10} ROWS=${ROWS:-10000} CONNECTIONS=${CONNECTIONS:-64} PROFILE=${PROFILE:-release}
 PORT=${PORT:-18080} DB=dynamo_bench_status
 PGBENCH=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | tail -n1)
@@ -21,7 +25,7 @@ if [ "$PROFILE" = release ]; then
 elif [ ! -x "$CARGO_TARGET_DIR/debug/dynamo-server" ]; then
   cargo build --quiet -p dynamo-server  # the smoke run reuses the one cargo test built
 fi
-psql_() { psql -X -q -h 127.0.0.1 -U postgres "$@"; }
+psql_() { PGOPTIONS='-c client_min_messages=warning' psql -X -q -h 127.0.0.1 -U postgres "$@"; }
 
 psql_ -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 TOKEN=bench-admin-token
@@ -82,7 +86,7 @@ pgbench_tps() { # script
 }
 curl -fs -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/requests/$ID" | grep -q '"state":"succeeded"' \
   || { echo "GET /requests/$ID did not answer the seeded request" >&2; exit 1; }
-printf '%-22s %12s %12s %8s %8s\n' endpoint "dynamo rps" "pgbench tps" ratio target
+printf '%-22s %12s %12s %8s %10s\n' endpoint "dynamo rps" "pgbench tps" ratio target
 for case in "by id|/requests/$ID|by_id.sql|0.5" "list of 50|/requests?limit=50|list.sql|0.3"; do
   IFS='|' read -r name path script target <<<"$case"
   # Warm-up (pool connections, caches), not counted.
@@ -91,6 +95,7 @@ for case in "by id|/requests/$ID|by_id.sql|0.5" "list of 50|/requests?limit=50|l
   errors=$(awk '/Non-2xx|Socket errors/' "$work/wrk.txt")
   [ -z "$errors" ] || { echo "wrk saw errors on $path: $errors" >&2; exit 1; }
   db=$(pgbench_tps "$work/$script")
-  printf '%-22s %12.0f %12.0f %8.2f %8s\n' "$name" "$api" "$db" "$(awk -v a="$api" -v b="$db" 'BEGIN {print a / b}')" "≥ $target"
+  printf '%-22s %12.0f %12.0f %8.2f %10s\n' "$name" "$api" "$db" "$(awk -v a="$api" -v b="$db" 'BEGIN {print a / b}')" "$([ -n "${SMOKE:-}" ] && echo "- (smoke)" || echo "≥ $target")"
 done
 echo "($CONNECTIONS connections, ${DURATION}s each, $ROWS requests in the table, $(nproc) cores)"
+[ -z "${SMOKE:-}" ] || echo "SMOKE RUN: the figures above measure nothing; a miss of the target here is not a regression."

@@ -7,7 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./local-db.sh up && ./local-rmq.sh up
-cargo build --bin dynamo-consumer --bin dynamo-server --bin dynamoctl
+# The same build as scripts/test.sh's `cargo test --workspace`: building only
+# the binaries resolves dependency features differently (dev-dependencies
+# turn more on) and would recompile ~95 crates after a test run, and the
+# tests' build again after this one.
+cargo build --workspace --all-targets --locked
 export IMAGE_PROVIDER="${IMAGE_PROVIDER:-placeholder}" STORAGE_BACKEND="${STORAGE_BACKEND:-filesystem}"
 export POINTS_COST="${POINTS_COST:-0}" PGHOST="${PGHOST:-127.0.0.1}" PGSSLMODE="${PGSSLMODE:-disable}"
 # The live page's admin token is dev-admin-token (only its SHA-256 is configured).
@@ -19,7 +23,12 @@ bin=${CARGO_TARGET_DIR:-target}/debug
 # Stands in for the alerts service: alerts need a listener to count as shown.
 "$bin/dynamoctl" watch & watch=$!
 trap 'kill $server $consumer $watch 2>/dev/null; wait' INT TERM EXIT
-until curl -fs http://localhost:8080/readyz >/dev/null; do sleep 1; done
+port=${LISTEN_PORT:-8080}
+until curl -fs "http://localhost:$port/readyz" >/dev/null; do
+  # A server that could not start (port 8080 in use, ...) has said why: stop here.
+  kill -0 $server 2>/dev/null || { echo "dev.sh: dynamo-server stopped; see above" >&2; exit 1; }
+  sleep 1
+done
 "$bin/dynamoctl" publish crates/wire/tests/vectors/generation-requests/*.json
-echo "Watch them at http://localhost:8080/ (token: dev-admin-token); files under ./data/images"
+echo "Watch them at http://localhost:$port/ (token: dev-admin-token); files under ${STORAGE_DIR:-./data/images}"
 wait

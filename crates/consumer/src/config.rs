@@ -81,6 +81,24 @@ pub enum StorageBackend {
 }
 
 impl ConsumerConfig {
+    /// The settings part of `dynamo-consumer --help`: every section of
+    /// `.env.example` but the server's.
+    pub fn settings_help() -> String {
+        dynamo_runtime::help::settings_help(
+            &[
+                "PostgreSQL",
+                "RabbitMQ",
+                "auth and ledger",
+                "images",
+                "storage",
+                "Discord",
+                "consumer behaviour",
+                "logs",
+            ],
+            &[],
+        )
+    }
+
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
         let images = match env.string("IMAGE_PROVIDER", "openai").as_str() {
             "openai" => ImageBackend::OpenAi(openai_settings(env)?),

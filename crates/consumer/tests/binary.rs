@@ -1,14 +1,63 @@
-//! The real `dynamo-consumer` binary: start-up errors and graceful shutdown.
+//! The real `dynamo-consumer` binary: its help, start-up errors and graceful shutdown.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_runtime::Env;
-use dynamo_testkit::{ImageBehavior, TestWorld, command, eventually};
+use dynamo_testkit::{ImageBehavior, TestWorld, command, eventually, output_within};
 use serde_json::json;
 use std::process::Stdio;
 use std::time::Duration;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_dynamo-consumer");
+
+#[test]
+fn help_lists_the_settings_and_starts_nothing_without_any_environment() {
+    // With no environment at all, starting would fail on OPENAI_API_KEY (exit
+    // 2); --help must not get that far.
+    let output = output_within(
+        command(BINARY, &Env::default()).arg("--help"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    for setting in [
+        "PGHOST=localhost",
+        "RMQ_HOST=localhost",
+        "IMAGE_PROVIDER=openai",
+        "OPENAI_API_KEY=",
+        "STORAGE_BACKEND=s3",
+        "CONSUMER_PREFETCH=4",
+        "LOG_FORMAT=text",
+    ] {
+        assert!(
+            stdout.contains(setting),
+            "{setting} missing from:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains(".env.example"), "{stdout}");
+    assert!(
+        !stdout.contains("LISTEN_PORT"),
+        "the server's settings are not the consumer's"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "",
+        "nothing logged"
+    );
+}
+
+#[test]
+fn version_prints_the_version() {
+    let output = output_within(
+        command(BINARY, &Env::default()).arg("--version"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().trim(),
+        format!("dynamo-consumer {}", env!("CARGO_PKG_VERSION"))
+    );
+}
 
 #[test]
 fn a_malformed_setting_stops_start_up_with_one_line_naming_it() {
@@ -104,61 +153,5 @@ async fn sigterm_lets_the_request_in_flight_finish_and_keeps_the_rest_queued() {
             .await,
         1,
         "the request not started stays queued for the next consumer"
-    );
-}
-
-#[tokio::test]
-async fn dynamoctl_lists_parked_messages_and_requeues_them() {
-    let world = TestWorld::start().await;
-    let topology = &world.broker.topology;
-    for (body, reason) in [
-        (&b"{oops"[..], "message is not valid JSON"),
-        (&b"[]"[..], "message: invalid type"),
-    ] {
-        world
-            .broker
-            .publisher
-            .publish_json(
-                &topology.dead_letter_exchange,
-                body,
-                dynamo_broker::Envelope {
-                    message_id: None,
-                    mandatory: true,
-                    headers: vec![(dynamo_broker::REASON_HEADER.to_owned(), reason.to_owned())],
-                },
-            )
-            .await
-            .unwrap();
-    }
-    let ctl = env!("CARGO_BIN_EXE_dynamoctl");
-    let env = world.consumer_env();
-    let listed = command(ctl, &env).arg("dead-letters").output().unwrap();
-    assert!(
-        listed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&listed.stderr)
-    );
-    let stdout = String::from_utf8(listed.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), 2, "{stdout}");
-    assert!(
-        stdout.contains("message is not valid JSON\t{oops"),
-        "{stdout}"
-    );
-    assert_eq!(
-        world.broker.depth(&topology.dead_letter_queue).await,
-        2,
-        "listing leaves them parked"
-    );
-
-    let requeued = command(ctl, &env)
-        .args(["dead-letters", "--requeue"])
-        .output()
-        .unwrap();
-    assert!(requeued.status.success());
-    assert_eq!(world.broker.depth(&topology.dead_letter_queue).await, 0);
-    assert_eq!(
-        world.broker.depth(&topology.requests_queue).await,
-        2,
-        "back in the request queue"
     );
 }

@@ -2,6 +2,9 @@
 //!
 //! This restarts the machine's PostgreSQL, so it lives alone in its own test
 //! binary: cargo runs test binaries one at a time.
+//! Anything else on this machine using it sees its connections drop:
+//! `DYNAMO_SKIP_RESTART_TESTS=1 scripts/test.sh` skips this test by name
+//! (scripts/test.sh's RESTART_TESTS; rename both together). CI runs it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 

@@ -69,6 +69,12 @@ fn measure(
 fn main() {
     let benchmarking = std::env::args().any(|a| a == "--bench");
     let runs = if benchmarking { 15 } else { 1 };
+    if !benchmarking {
+        println!(
+            "SMOKE RUN (cargo test): one run of each, only to prove this benchmark still runs; \
+             its figures measure nothing. Measure with `cargo bench -p dynamo-imaging --bench image_step`."
+        );
+    }
     let images = repo().join("bench/images");
     let ghost_png = images.join("ghost-1024.png");
     let friend_png = images.join("friend-1024.png");

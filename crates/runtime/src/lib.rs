@@ -1,6 +1,7 @@
 //! What every dynamo process needs before it can do its job: settings read from
 //! the environment, logging, and a shutdown signal.
 
+pub mod help;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

@@ -79,6 +79,21 @@ async function signIn(token, { remembered = false } = {}) {
   if (wanted) openDetail(wanted);
 }
 
+// A visitor with no token yet: the server says whether it runs with the
+// local stack's well-known development token, so the page can name it.
+async function signInHint() {
+  try {
+    const response = await fetch("/sign-in");
+    const { development_token: token } = response.ok ? await response.json() : {};
+    if (token) $("development-token").textContent = token;
+    $("sign-in-hint").hidden = !token;
+    $("sign-in-hint").dataset.answer = token ? "development-token" : "none";
+  } catch (error) {
+    console.info("no sign-in hint:", error.message);
+    $("sign-in-hint").dataset.answer = "unavailable";
+  }
+}
+
 function showSignIn(message = "") {
   $("sign-in").hidden = false;
   $("who").hidden = true;
@@ -98,7 +113,7 @@ function signOut(message = "") {
   page.lastEventId = null;
   page.cards.clear();
   $("gallery").replaceChildren();
-  setLive("offline");
+  setLive("signed-out");
   showSignIn(message);
 }
 
@@ -164,7 +179,19 @@ async function loadList({ more = false } = {}) {
   for (const view of result.requests) upsertCard(view, { append: true });
   page.cursor = result.next_cursor;
   $("more").hidden = !page.cursor;
-  $("empty").hidden = page.cards.size > 0;
+  updateEmpty();
+}
+
+// An empty gallery says why: filters that match nothing, or no request yet
+// (with how to make the first one).
+function updateEmpty() {
+  const empty = page.cards.size === 0;
+  $("empty").hidden = !empty;
+  if (!empty) return;
+  const filtered = Object.keys(filters()).length > 0;
+  $("empty-filtered").hidden = !filtered;
+  $("empty-first-admin").hidden = filtered || !page.me?.admin;
+  $("empty-first-viewer").hidden = filtered || Boolean(page.me?.admin);
 }
 
 function upsertCard(view, { append = false } = {}) {
@@ -173,7 +200,7 @@ function upsertCard(view, { append = false } = {}) {
     if (known) {
       known.element.remove();
       page.cards.delete(view.id);
-      $("empty").hidden = page.cards.size > 0;
+      updateEmpty();
     }
     return;
   }
@@ -184,7 +211,7 @@ function upsertCard(view, { append = false } = {}) {
     if (append) $("gallery").append(element);
     else placeByAge(element, view);
   }
-  $("empty").hidden = true;
+  updateEmpty();
 }
 
 // Newest first, as the API lists them; a card older than everything shown
@@ -252,7 +279,7 @@ setInterval(() => {
 // ---- live updates -----------------------------------------------------------
 
 function setLive(state) {
-  const label = { live: "live", reconnecting: "reconnecting…", offline: "offline" }[state];
+  const label = { live: "live", reconnecting: "reconnecting…", "signed-out": "signed out" }[state];
   $("live").dataset.state = state;
   $("live").textContent = label;
 }
@@ -595,6 +622,7 @@ function start() {
   });
 
   filtersFromUrl();
+  signInHint();
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) signIn(token, { remembered: true });
   else showSignIn();

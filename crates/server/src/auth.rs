@@ -121,6 +121,10 @@ struct AccessUser {
     id: String,
 }
 
+/// The admin token of the local stack (`scripts/dev.sh`, docker-compose):
+/// public by design, so the page may name it when the server accepts it.
+pub const DEVELOPMENT_TOKEN: &str = "dev-admin-token";
+
 fn sha256(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -134,6 +138,17 @@ impl Authenticator {
             keys: RwLock::default(),
             access_cache: Mutex::default(),
         }))
+    }
+
+    /// True when this server accepts [`DEVELOPMENT_TOKEN`] as an admin
+    /// token: a local stack, where anyone who can reach it is admin.
+    pub fn accepts_development_token(&self) -> bool {
+        match self {
+            Authenticator::Standalone { admin_token_hashes } => {
+                admin_token_hashes.contains(&sha256(DEVELOPMENT_TOKEN))
+            }
+            Authenticator::GoldenVcr(_) => false,
+        }
     }
 
     pub async fn authenticate(&self, token: &str) -> Result<Caller, ApiError> {

@@ -39,6 +39,15 @@ pub enum AuthConfig {
 }
 
 impl ServerConfig {
+    /// The settings part of `dynamo-server --help`: the ones
+    /// [`ServerConfig::from_env`] reads, as `.env.example` describes them.
+    pub fn settings_help() -> String {
+        dynamo_runtime::help::settings_help(
+            &["PostgreSQL", "RabbitMQ", "server", "logs"],
+            &["AUTH_URL", "STORAGE_BACKEND", "STORAGE_DIR"],
+        )
+    }
+
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
         let images_dir = match env.string("STORAGE_BACKEND", "s3").as_str() {
             "filesystem" => Some(PathBuf::from(env.string("STORAGE_DIR", "./data/images"))),

@@ -77,6 +77,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::metrics))
         .routes(routes!(openapi_json))
         .routes(routes!(me::me))
+        .routes(routes!(me::sign_in))
         .split_for_parts()
 }
 
@@ -137,6 +138,12 @@ pub async fn run(
             admin_token_hashes: admin_token_hashes.clone(),
         },
     };
+    if auth.accepts_development_token() {
+        tracing::warn!(
+            "ADMIN_TOKEN_SHA256 accepts the development token {}: anyone who reaches this server is admin",
+            auth::DEVELOPMENT_TOKEN
+        );
+    }
     let events = events::EventHub::start(pool.clone(), shutdown.clone()).await?;
     let state = AppState {
         store: Store::new(pool),

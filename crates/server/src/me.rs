@@ -1,8 +1,11 @@
 //! `/me`: who the token belongs to, so a client (the live page) knows which
-//! controls to offer before it tries them.
+//! controls to offer before it tries them; `/sign-in`: what a visitor with no
+//! token yet needs to know to get one.
 
-use crate::auth::Caller;
+use crate::AppState;
+use crate::auth::{Caller, DEVELOPMENT_TOKEN};
 use axum::Json;
+use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -42,4 +45,31 @@ impl From<&Caller> for Me {
     security(("bearer" = [])))]
 pub async fn me(caller: Caller) -> Json<Me> {
     Json(Me::from(&caller))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignIn {
+    /// Where tokens come from: `goldenvcr` (Golden VCR's auth service) or
+    /// `standalone` (admin tokens configured on this server).
+    pub auth_mode: &'static str,
+    /// Set only when this server accepts the local stack's well-known admin
+    /// token (`scripts/dev.sh`): that token, so the page can say so. No
+    /// configured token is ever revealed; this one is public by design.
+    pub development_token: Option<&'static str>,
+}
+
+/// How to sign in here; needs no token.
+#[utoipa::path(get, path = "/sign-in", tag = "auth",
+    responses((status = 200, body = SignIn)))]
+pub async fn sign_in(State(state): State<AppState>) -> Json<SignIn> {
+    let auth = state.auth.as_ref();
+    Json(SignIn {
+        auth_mode: match auth {
+            crate::Authenticator::GoldenVcr(_) => "goldenvcr",
+            crate::Authenticator::Standalone { .. } => "standalone",
+        },
+        development_token: auth
+            .accepts_development_token()
+            .then_some(DEVELOPMENT_TOKEN),
+    })
 }

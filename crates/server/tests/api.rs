@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Server, VIEWER, WAIT};
+use common::{DEVELOPMENT_TOKEN_SHA256, Server, VIEWER, WAIT};
 
 use dynamo_store::{Lease, NewRequest, RequestState, Store};
 use dynamo_testkit::now_secs;
@@ -523,6 +523,40 @@ async fn a_failed_request_can_be_retried_as_a_new_linked_request() {
 }
 
 #[tokio::test]
+async fn sign_in_names_the_development_token_only_when_the_server_accepts_it() {
+    let other = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"; // sha256("test")
+    for (mode, hashes, expected) in [
+        (
+            "goldenvcr",
+            None,
+            json!({"auth_mode": "goldenvcr", "development_token": null}),
+        ),
+        (
+            "standalone",
+            Some(other.to_owned()),
+            json!({"auth_mode": "standalone", "development_token": null}),
+        ),
+        (
+            "standalone",
+            Some(format!("{other},{DEVELOPMENT_TOKEN_SHA256}")),
+            json!({"auth_mode": "standalone", "development_token": "dev-admin-token"}),
+        ),
+    ] {
+        let server = Server::start_in(dynamo_testkit::TestWorld::start().await, |env| {
+            let env = env.with("AUTH_MODE", mode);
+            match &hashes {
+                Some(hashes) => env.with("ADMIN_TOKEN_SHA256", hashes.as_str()),
+                None => env,
+            }
+        })
+        .await;
+        let (status, answer) = server.get("/sign-in", None).await;
+        assert_eq!(status, StatusCode::OK, "{mode} {hashes:?}");
+        assert_eq!(answer, expected, "{mode} {hashes:?}");
+    }
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() {
     let server = Server::start().await;
     let (status, doc) = server.get("/openapi.json", None).await;
@@ -540,6 +574,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/requests/{id}",
         "/requests/{id}/events",
         "/requests/{id}/retry",
+        "/sign-in",
         "/stats",
     ];
     let mut sorted = paths.clone();

@@ -2,6 +2,7 @@
 
 use dynamo_runtime::DatabaseSettings;
 use secrecy::ExposeSecret;
+use sqlx::migrate::Migrate;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use std::time::Duration;
 
@@ -106,10 +107,65 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> 
 /// Applies the migrations under `migrations/`. Safe to run from several
 /// processes at once: sqlx holds a PostgreSQL advisory lock while it works, and
 /// the schema is created under that lock.
+///
+/// Logs each migration it applied; when there was none it says nothing.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     let mut migrator = sqlx::migrate!("../../migrations");
     migrator.create_schema(SCHEMA);
     migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-    migrator.run(pool).await?;
+    let mut connection = pool.acquire().await?;
+    // `CREATE SCHEMA IF NOT EXISTS` and friends answer with a NOTICE ("schema
+    // \"dynamo\" already exists, skipping") that sqlx logs at INFO on every
+    // start; on this connection only warnings and errors are worth a line.
+    sqlx::query("SET client_min_messages = warning")
+        .execute(&mut *connection)
+        .await?;
+    // sqlx's advisory lock is taken here rather than inside `run_direct`, so
+    // it covers reading what was applied too: a process that waited while
+    // another migrated must not report those migrations as its own.
+    migrator.set_locking(false);
+    connection.lock().await?;
+    let outcome = match applied_versions(&mut connection).await {
+        // `run_direct` is what `run` calls once it holds a connection; through
+        // `run(&mut *connection)` the future stops being `Send` (sqlx's own note).
+        Ok(before) => migrator
+            .run_direct(None, &mut *connection, false)
+            .await
+            .map(|()| before)
+            .map_err(StoreError::from),
+        Err(error) => Err(error),
+    };
+    let unlocked = connection.unlock().await;
+    // The connection goes back to the pool: later queries keep the default.
+    sqlx::query("RESET client_min_messages")
+        .execute(&mut *connection)
+        .await?;
+    let before = outcome?;
+    unlocked?;
+    for migration in migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration() && !before.contains(&m.version))
+    {
+        tracing::info!(
+            version = migration.version,
+            "applied database migration {}",
+            migration.description
+        );
+    }
     Ok(())
+}
+
+/// The versions recorded as applied (none before the first migration).
+async fn applied_versions(connection: &mut sqlx::PgConnection) -> Result<Vec<i64>, StoreError> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(MIGRATIONS_TABLE)
+        .fetch_one(&mut *connection)
+        .await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let query = format!("SELECT version FROM {MIGRATIONS_TABLE} WHERE success");
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(query))
+        .fetch_all(&mut *connection)
+        .await?)
 }

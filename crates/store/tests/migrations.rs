@@ -32,7 +32,8 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
             "rate_limit_call",
             "rate_limit_count",
             "rate_limit_pause",
-            "step_failure"
+            "step_failure",
+            "upstream_hold"
         ]
     );
     let public: i64 = sqlx::query_scalar(
@@ -70,7 +71,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 9);
+    assert_eq!(tables(&database).await.len(), 10);
 }
 
 #[tokio::test]

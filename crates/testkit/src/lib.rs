@@ -156,3 +156,29 @@ impl TestWorld {
         Env::from_pairs(pairs)
     }
 }
+
+/// Runs `command` to its end and returns what it printed, or kills it and
+/// panics if it still runs after `limit`: for invocations that must not start
+/// a service, such as `--help`. (Output stays small enough for the pipes.)
+pub fn output_within(command: &mut std::process::Command, limit: Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?} (it started something): {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}

@@ -14,6 +14,9 @@ use uuid::Uuid;
 
 pub const WAIT: Duration = Duration::from_secs(60);
 pub const VIEWER: &str = "90790024";
+/// SHA-256 of `dev-admin-token`, as `scripts/dev.sh` configures it.
+pub const DEVELOPMENT_TOKEN_SHA256: &str =
+    "1734d503f6aa6a047c36d113cbad769f719c93784b469b771c4c3e7c63adbefd";
 
 pub struct Server {
     pub world: TestWorld,

@@ -1,17 +1,8 @@
 //! `dynamoctl`: small operator commands next to dynamo-consumer, using the
-//! same `RMQ_*` settings.
-//!
-//! - `dynamoctl publish FILE...` publishes generation requests (JSON files,
-//!   `-` for stdin) with a fresh message id, as the Golden VCR pipeline would.
-//!   Each is validated first, so a typo is reported here, not dead-lettered.
-//!   This is also how a fixed dead letter is sent again.
-//! - `dynamoctl watch` prints every alert and result dynamo publishes, from a
-//!   queue of its own bound to `onscreen-events` and `generation-results` —
-//!   what an alerts service would see.
-//! - `dynamoctl dead-letters` lists the parked messages with their reasons;
-//!   `dynamoctl dead-letters --requeue` sends them all back to the requests
-//!   exchange (after a fix), keeping their message ids.
+//! same `RMQ_*` settings. What each command does is written once, in its
+//! `--help` (the doc comments of [`Command`]).
 
+use clap::{Parser, Subcommand};
 use dynamo_broker::lapin::options::{
     BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions,
 };
@@ -23,26 +14,71 @@ use futures::StreamExt;
 use std::io::Read;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: dynamoctl publish FILE...   (JSON generation requests; - reads stdin)
-       dynamoctl watch            (print alerts and results as dynamo publishes them)
-       dynamoctl dead-letters [--requeue]  (list parked messages, or send them back)";
+/// Operator commands for dynamo: publish requests, watch what dynamo
+/// publishes, look at and requeue parked (dead-lettered) messages.
+///
+/// Talks to RabbitMQ with the same RMQ_* settings as dynamo-consumer.
+#[derive(Parser)]
+#[command(version, after_help = settings_help())]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Publish generation requests (JSON files) to the requests exchange, each
+    /// with a fresh message id, as the Golden VCR pipeline would.
+    ///
+    /// Each file is validated first, so a typo is reported here instead of
+    /// being dead-lettered. Prints "<request id> TAB <file>" per request.
+    #[command(after_help = "Examples:
+  dynamoctl publish crates/wire/tests/vectors/generation-requests/*.json
+  dynamoctl publish - < request.json
+  dynamoctl publish fixed.json      # send a corrected dead letter again
+")]
+    Publish {
+        /// JSON generation requests; `-` reads one from stdin.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<String>,
+    },
+    /// Print every alert and result dynamo publishes, as an alerts service
+    /// would see them ("<exchange> TAB <json>" per message), until Ctrl-C.
+    ///
+    /// Uses a queue of its own, deleted when it stops. Alerts need a bound
+    /// queue to count as shown, so this also stands in for the alerts service.
+    #[command(after_help = "Examples:
+  dynamoctl watch
+  dynamoctl watch | grep generation-results
+")]
+    Watch,
+    /// List the parked messages with their reasons ("<message id> TAB
+    /// <reason> TAB <body>"), leaving them parked; --requeue sends them all
+    /// back to the requests exchange, keeping their message ids.
+    #[command(after_help = "Examples:
+  dynamoctl dead-letters              # look first
+  dynamoctl dead-letters --requeue    # after fixing the cause
+")]
+    DeadLetters {
+        /// Send every parked message back to the requests exchange.
+        #[arg(long)]
+        requeue: bool,
+    },
+}
+
+/// The settings part of `--help`: dynamoctl only talks to RabbitMQ.
+fn settings_help() -> String {
+    dynamo_runtime::help::settings_help(&["RabbitMQ"], &[])
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let outcome = match args.split_first() {
-        Some((command, files)) if command == "publish" && !files.is_empty() => publish(files).await,
-        Some((command, rest)) if command == "watch" && rest.is_empty() => watch().await,
-        Some((command, rest)) if command == "dead-letters" && rest.is_empty() => {
-            dead_letters(false).await
-        }
-        Some((command, rest)) if command == "dead-letters" && rest == ["--requeue"] => {
-            dead_letters(true).await
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+    // Wrong arguments print the usage and exit 2; --help and --version exit 0.
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Publish { files } => publish(&files).await,
+        Command::Watch => watch().await,
+        Command::DeadLetters { requeue } => dead_letters(requeue).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,32 @@
+//! The live page in a real headless Chromium (see `browser`), against a real
+//! server, database, broker and consumer with the placeholder image provider:
+//! one test per behaviour, grouped by who is looking.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
+
+mod admin;
+mod browser;
+#[path = "../common/mod.rs"]
+mod common;
+mod first_visit;
+mod reconnect;
+mod viewer;
+
+use common::VIEWER;
+use serde_json::{Value, json};
+
+pub fn enqueue_body(style: &str, subject: &str) -> Value {
+    let inputs = if style == "friend" {
+        json!({"color": "orange", "subject": subject})
+    } else {
+        json!({"subject": subject})
+    };
+    json!({
+        "viewer": {"twitch_user_id": VIEWER, "twitch_display_name": "wasabimilkshake"},
+        "style": style, "inputs": inputs, "free_of_charge": true,
+    })
+}
+
+pub fn card(id: &str) -> String {
+    format!("document.querySelector('.card[data-id=\"{id}\"]')")
+}
