@@ -455,11 +455,12 @@ impl Store {
         self.mark_once(lease, "result_published_at").await
     }
 
-    /// Sets a timestamp column once, under the lease.
+    /// Sets a timestamp column once, under the lease, and only once the
+    /// request has ended: refunds and results come after the end state.
     async fn mark_once(&self, lease: &Lease, column: &'static str) -> Result<(), StoreError> {
         let sql = format!(
             "UPDATE dynamo.image_request SET {column} = coalesce({column}, now()), updated_at = now()
-             WHERE id = $1 AND lease_token = $2"
+             WHERE id = $1 AND lease_token = $2 AND finished_at IS NOT NULL"
         );
         let done = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(lease.request_id)
@@ -467,9 +468,23 @@ impl Store {
             .execute(&self.pool)
             .await?;
         if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::LeaseLost(lease.request_id))
+            return Ok(());
+        }
+        let current: Option<(String, Option<Uuid>)> =
+            sqlx::query_as("SELECT state, lease_token FROM dynamo.image_request WHERE id = $1")
+                .bind(lease.request_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        match current {
+            None => Err(StoreError::NotFound(lease.request_id)),
+            Some((_, token)) if token != Some(lease.token) => {
+                Err(StoreError::LeaseLost(lease.request_id))
+            }
+            Some((state, _)) => Err(StoreError::IllegalTransition {
+                id: lease.request_id,
+                from: state,
+                to: column,
+            }),
         }
     }
 
