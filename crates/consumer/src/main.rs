@@ -14,6 +14,10 @@ async fn main() -> ExitCode {
     };
     match dynamo_consumer::run(config, Shutdown::on_signals()).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<dynamo_consumer::NoModelLeft>() => {
+            eprintln!("dynamo-consumer: {error}");
+            ExitCode::from(2)
+        }
         Err(error) => {
             tracing::error!("dynamo-consumer stopped: {error:#}");
             ExitCode::FAILURE

@@ -34,6 +34,11 @@ pub enum UpstreamError {
     /// The ledger answered 409 to the debit.
     #[error("not enough points")]
     NotEnoughPoints,
+    /// Every model the setting `variable` names is shut down (or unknown to
+    /// the server): a failure of the service, not of the request — the
+    /// pipeline should hold requests rather than fail them.
+    #[error("every model in {variable} is shut down or unknown to the server")]
+    ModelsGone { variable: &'static str },
     /// Will not work however often it is tried (bad credentials, out of
     /// credit, a request the service refuses, a malformed answer).
     #[error("{service} refused: {detail}")]
