@@ -60,8 +60,9 @@ pub struct ConsumerConfig {
 /// Where images come from (`IMAGE_PROVIDER`).
 #[derive(Debug, Clone)]
 pub enum ImageBackend {
-    /// `openai` (the default): needs `OPENAI_API_KEY`.
-    OpenAi(OpenAiSettings),
+    /// `openai` (the default): needs `OPENAI_API_KEY`. Boxed: the settings
+    /// are large next to the empty placeholder variant.
+    OpenAi(Box<OpenAiSettings>),
     /// `placeholder`: drawn locally, for demos and development.
     Placeholder,
 }
@@ -79,7 +80,7 @@ pub enum StorageBackend {
 impl ConsumerConfig {
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
         let images = match env.string("IMAGE_PROVIDER", "openai").as_str() {
-            "openai" => ImageBackend::OpenAi(openai_settings(env)?),
+            "openai" => ImageBackend::OpenAi(Box::new(openai_settings(env)?)),
             "placeholder" => ImageBackend::Placeholder,
             other => {
                 return Err(SettingError::new(

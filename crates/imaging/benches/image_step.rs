@@ -73,7 +73,11 @@ fn main() {
     let ghost_png = images.join("ghost-1024.png");
     let friend_png = images.join("friend-1024.png");
     let ghost = measure(process_ghost, &std::fs::read(&ghost_png).unwrap(), runs);
-    let friend = measure(process_friend, &std::fs::read(&friend_png).unwrap(), runs);
+    let friend = measure(
+        |png| process_friend(png, None),
+        &std::fs::read(&friend_png).unwrap(),
+        runs,
+    );
 
     let pillow = Command::new("python3")
         .arg(repo().join("bench/pillow_image_step.py"))

@@ -12,6 +12,7 @@ mod key;
 pub mod placeholder;
 
 pub use codec::{
-    ImagingError, MAX_DIMENSION, ProcessedImage, decode, process_friend, process_ghost,
+    EXPECTED_DIMENSION, ImagingError, MAX_DIMENSION, ProcessedImage, decode, process_friend,
+    process_ghost,
 };
 pub use key::{KeyedImage, hex_color, key_out_background};

@@ -76,14 +76,14 @@ pub trait ModelCatalogue: Send + Sync {
 /// A catalogue for one process (no database): what it learns, it alone knows.
 #[derive(Debug, Default)]
 pub struct MemoryCatalogue {
-    state: Mutex<(Vec<String>, HashSet<String>, HashSet<(String, String)>)>,
+    state: Mutex<Learned>,
 }
 
+/// Configured models, gone models, refused (model, parameter) pairs.
+type Learned = (Vec<String>, HashSet<String>, HashSet<(String, String)>);
+
 impl MemoryCatalogue {
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&mut (Vec<String>, HashSet<String>, HashSet<(String, String)>)) -> T,
-    ) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut Learned) -> T) -> T {
         // A poisoned lock only means another thread panicked mid-update of
         // plain sets; the data is still usable.
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
