@@ -182,7 +182,8 @@ async fn services(
     let (images, names, moderator): Providers = match &config.images {
         ImageBackend::OpenAi(settings) => {
             let catalogue = Arc::new(StoreCatalogue(Store::new(pool.clone())));
-            let openai = Arc::new(OpenAi::new(settings.as_ref().clone())?.with_catalogue(catalogue));
+            let openai =
+                Arc::new(OpenAi::new(settings.as_ref().clone())?.with_catalogue(catalogue));
             // Before anything is consumed: with no model left, every request
             // would fail, so the consumer refuses to start and the queue keeps them.
             match openai.check_models().await {

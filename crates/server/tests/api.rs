@@ -475,6 +475,12 @@ async fn an_enqueued_request_is_processed_by_a_consumer_and_streamed_live() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
 
+    // This consumer draws placeholders and configures no model; an OpenAI
+    // consumer records its chain like this at start-up.
+    dynamo_store::Store::new(server.world.database.pool().clone())
+        .configure_models("OPENAI_IMAGE_MODEL", &["gpt-image-2.6-sunburst".to_owned()])
+        .await
+        .unwrap();
     let (status, stats) = server.get("/stats", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stats["counts"]["succeeded"]["friend"], 1);
