@@ -256,8 +256,16 @@ async fn with_every_image_model_gone_the_consumer_refuses_to_start_and_consumes_
     let env = world
         .consumer_env()
         .with("OPENAI_IMAGE_MODEL", "gpt-image-1.5");
-    let output = tokio::task::spawn_blocking(move || command(BINARY, &env).output().unwrap())
+    // Before the fix the consumer started and consumed: a timeout, not a hang.
+    let child = tokio::process::Command::from(command(BINARY, &env))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let output = tokio::time::timeout(WAIT, child.wait_with_output())
         .await
+        .expect("the consumer exits by itself")
         .unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(output.status.code(), Some(2), "{stderr}");

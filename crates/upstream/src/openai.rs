@@ -240,6 +240,10 @@ impl OpenAi {
     {
         let gone = self.gone().await;
         for model in chain.models.iter().filter(|m| !gone.contains(*m)) {
+            // Each refusal drops one parameter; more refusals than there are
+            // parameters means the drop is not taking (the catalogue cannot
+            // be read back): stop rather than call forever.
+            let mut refusals = 0;
             loop {
                 match call(model.clone()).await {
                     Outcome::Done(answer) => return Ok(answer),
@@ -256,6 +260,10 @@ impl OpenAi {
                         break;
                     }
                     Outcome::ParameterRefused { parameter, detail } => {
+                        refusals += 1;
+                        if refusals > ImageParameter::ALL.len() {
+                            return Err(UpstreamError::permanent(SERVICE, detail));
+                        }
                         tracing::warn!(%model, parameter = parameter.name(), %detail, "the model refuses a parameter; no longer sending it, fleet-wide");
                         self.catalogue
                             .refuse_parameter(model, parameter.name(), &detail)
