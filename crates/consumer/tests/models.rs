@@ -281,3 +281,43 @@ async fn with_every_image_model_gone_the_consumer_refuses_to_start_and_consumes_
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_model_gone_at_start_up_is_reported_in_one_error_line_naming_the_setting() {
+    use tokio::io::AsyncBufReadExt;
+    let world = TestWorld::start().await;
+    let env = world
+        .consumer_env()
+        .with("OPENAI_IMAGE_MODEL", "gpt-image-1.5,gpt-image-2.6-sunburst");
+    let mut child = tokio::process::Command::from(command(BINARY, &env))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut start_up = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let ready = line.contains("dynamo-consumer ready");
+            start_up.push(line);
+            if ready {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the consumer gets ready");
+    let reports: Vec<&String> = start_up
+        .iter()
+        .filter(|line| line.contains("gpt-image-1.5"))
+        .filter(|line| !line.contains("dynamo-consumer ready"))
+        .collect();
+    assert_eq!(reports.len(), 1, "{start_up:#?}");
+    assert!(
+        reports[0].contains("ERROR") && reports[0].contains("OPENAI_IMAGE_MODEL"),
+        "{}",
+        reports[0]
+    );
+    child.kill().await.unwrap();
+}
