@@ -5,6 +5,7 @@
 
 use crate::config::{ConsumerConfig, ImageBackend, StorageBackend};
 use crate::consumer::Consumer;
+use crate::models::{NoModelLeft, StoreCatalogue};
 use backon::{ExponentialBuilder, Retryable};
 use dynamo_broker::lapin::Connection;
 use dynamo_broker::{BrokerError, Publisher};
@@ -15,7 +16,7 @@ use dynamo_runtime::Shutdown;
 use dynamo_store::Store;
 use dynamo_upstream::{
     AuthClient, DiscordWebhooks, FsStorage, HttpLedger, ImageProvider, Moderator, NameProvider,
-    OpenAi, Placeholder, S3Storage, Storage,
+    OpenAi, Placeholder, S3Storage, Storage, UpstreamError,
 };
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -30,7 +31,8 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         return Ok(());
     };
     let metrics = Arc::new(Metrics::default());
-    let services = services(&config, &pool, &metrics).await?;
+    let owner = owner_id();
+    let services = services(&config, &pool, &metrics, &owner, &shutdown).await?;
     tracing::info!(
         images = %services.images.describe(),
         storage = %services.storage.describe(),
@@ -64,7 +66,7 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         points_cost: config.points_cost,
         retry: config.retry,
         viewer_max_in_flight: config.viewer_max_in_flight,
-        owner: owner_id(),
+        owner,
         lease_ttl: config.lease_ttl,
         holds: config.holds,
     });
@@ -155,10 +157,15 @@ type Providers = (
     Option<Arc<dyn Moderator>>,
 );
 
+/// How often the fleet re-reads `GET /models` (once for all processes).
+const CATALOGUE_EVERY: Duration = Duration::from_secs(3600);
+
 async fn services(
     config: &ConsumerConfig,
     pool: &sqlx::PgPool,
     metrics: &Arc<Metrics>,
+    owner: &str,
+    shutdown: &Shutdown,
 ) -> anyhow::Result<Services> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -175,8 +182,23 @@ async fn services(
     let ledger = HttpLedger::new(http.clone(), config.ledger_url.clone(), auth);
     let (images, names, moderator): Providers = match &config.images {
         ImageBackend::OpenAi(settings) => {
-            let openai = Arc::new(OpenAi::new(settings.clone())?);
-            openai.check_image_model().await;
+            let catalogue = Arc::new(StoreCatalogue(Store::new(pool.clone())));
+            let openai =
+                Arc::new(OpenAi::new(settings.as_ref().clone())?.with_catalogue(catalogue));
+            // Before anything is consumed: with no model left, every request
+            // would fail, so the consumer refuses to start and the queue keeps them.
+            match openai.check_models().await {
+                Ok(()) => {}
+                Err(UpstreamError::ModelsGone { variable }) => {
+                    return Err(NoModelLeft::for_variable(variable).into());
+                }
+                Err(error) => return Err(error.into()),
+            }
+            tokio::spawn(openai.clone().watch_catalogue(
+                CATALOGUE_EVERY,
+                owner.to_owned(),
+                shutdown.clone(),
+            ));
             let limits = Arc::new(RateLimits::new(
                 pool.clone(),
                 config.rates,

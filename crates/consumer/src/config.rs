@@ -7,7 +7,7 @@ use dynamo_pipeline::limits::RateSettings;
 use dynamo_pipeline::prompt::PromptTemplates;
 use dynamo_pipeline::retry::RetryPolicy;
 use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
-use dynamo_upstream::{OpenAiSettings, S3Settings};
+use dynamo_upstream::{ModelChain, ModelParameters, OpenAiSettings, S3Settings};
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,8 +64,9 @@ pub struct ConsumerConfig {
 /// Where images come from (`IMAGE_PROVIDER`).
 #[derive(Debug, Clone)]
 pub enum ImageBackend {
-    /// `openai` (the default): needs `OPENAI_API_KEY`.
-    OpenAi(OpenAiSettings),
+    /// `openai` (the default): needs `OPENAI_API_KEY`. Boxed: the settings
+    /// are large next to the empty placeholder variant.
+    OpenAi(Box<OpenAiSettings>),
     /// `placeholder`: drawn locally, for demos and development.
     Placeholder,
 }
@@ -101,7 +102,7 @@ impl ConsumerConfig {
 
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
         let images = match env.string("IMAGE_PROVIDER", "openai").as_str() {
-            "openai" => ImageBackend::OpenAi(openai_settings(env)?),
+            "openai" => ImageBackend::OpenAi(Box::new(openai_settings(env)?)),
             "placeholder" => ImageBackend::Placeholder,
             other => {
                 return Err(SettingError::new(
@@ -168,12 +169,21 @@ impl ConsumerConfig {
     }
 }
 
-/// No shutdown announced on 2026-12-01; the 2.6 family draws transparent
-/// backgrounds itself, and it is OpenAI's named replacement for the models
-/// retired that day (README: "Choosing models").
-pub const DEFAULT_IMAGE_MODEL: &str = "gpt-image-2.6-sunburst";
-/// The named replacement for gpt-4.1-mini and gpt-4o-mini (shut down 2027-01-14).
-pub const DEFAULT_CHAT_MODEL: &str = "gpt-6-luna";
+/// No shutdown announced on 2026-12-01 for any of them. The 2.6 family draws
+/// transparent backgrounds itself, and sunburst is OpenAI's named replacement
+/// for the models retired that day; flare is the other 2.6 model; gpt-image-2
+/// is the oldest model still current, and friends fall back to chroma keying
+/// on it (README: "Choosing models").
+pub const DEFAULT_IMAGE_MODEL: &str = "gpt-image-2.6-sunburst,gpt-image-2.6-flare,gpt-image-2";
+/// gpt-6-luna is the named replacement for gpt-4.1-mini and gpt-4o-mini;
+/// those two stay until their shutdown on 2027-01-14 as a fallback.
+/// gpt-5-mini is left out: it shuts down on 2026-12-11.
+pub const DEFAULT_CHAT_MODEL: &str = "gpt-6-luna,gpt-4.1-mini";
+/// What to tell an operator whose image models are all gone (SPEC §3:
+/// OpenAI's recommended replacement).
+pub const REPLACEMENT_IMAGE_MODEL: &str = "gpt-image-2.6-sunburst";
+/// The same for chat models.
+pub const REPLACEMENT_CHAT_MODEL: &str = "gpt-6-luna";
 
 fn lease_ttl(env: &Env) -> Result<Duration, SettingError> {
     let ttl = env.duration("LEASE_TTL", Duration::from_secs(30))?;
@@ -193,13 +203,20 @@ fn openai_settings(env: &Env) -> Result<OpenAiSettings, SettingError> {
     Ok(OpenAiSettings {
         api_key,
         base_url: env.http_url("OPENAI_BASE_URL", "https://api.openai.com/v1")?,
-        image_model: env.string("OPENAI_IMAGE_MODEL", DEFAULT_IMAGE_MODEL),
-        chat_model: env.string("OPENAI_CHAT_MODEL", DEFAULT_CHAT_MODEL),
+        image_models: chain(env, "OPENAI_IMAGE_MODEL", DEFAULT_IMAGE_MODEL)?,
+        chat_models: chain(env, "OPENAI_CHAT_MODEL", DEFAULT_CHAT_MODEL)?,
+        parameters: ModelParameters::parse(&env.string("OPENAI_MODEL_PARAMETERS", ""))
+            .map_err(|e| SettingError::new("OPENAI_MODEL_PARAMETERS", e))?,
         moderation_model: env.string("OPENAI_MODERATION_MODEL", "omni-moderation-latest"),
         image_quality: env.optional_string("OPENAI_IMAGE_QUALITY"),
         timeout: env.duration("OPENAI_TIMEOUT", Duration::from_secs(150))?,
         max_download_bytes: env.parse("OPENAI_MAX_DOWNLOAD_BYTES", 20 * 1024 * 1024)?,
     })
+}
+
+fn chain(env: &Env, variable: &'static str, default: &str) -> Result<ModelChain, SettingError> {
+    ModelChain::parse(variable, &env.string(variable, default))
+        .map_err(|e| SettingError::new(variable, e))
 }
 
 fn s3_settings(env: &Env) -> Result<S3Settings, SettingError> {
@@ -258,6 +275,25 @@ mod tests {
     fn s3_needs_its_bucket() {
         let error = ConsumerConfig::from_env(&minimal().with("STORAGE_BACKEND", "s3")).unwrap_err();
         assert_eq!(error.name, "SPACES_BUCKET_NAME");
+    }
+
+    #[test]
+    fn model_settings_are_chains_in_order() {
+        let env = minimal()
+            .with("IMAGE_PROVIDER", "openai")
+            .with("OPENAI_API_KEY", "sk")
+            .with("OPENAI_IMAGE_MODEL", "gpt-image-2, gpt-image-2.6-flare");
+        let ImageBackend::OpenAi(settings) = ConsumerConfig::from_env(&env).unwrap().images else {
+            panic!("openai expected");
+        };
+        assert_eq!(
+            settings.image_models.models,
+            ["gpt-image-2", "gpt-image-2.6-flare"]
+        );
+        assert_eq!(settings.chat_models.models[0], "gpt-6-luna");
+        let error =
+            ConsumerConfig::from_env(&env.with("OPENAI_MODEL_PARAMETERS", "x=style")).unwrap_err();
+        assert_eq!(error.name, "OPENAI_MODEL_PARAMETERS");
     }
 
     #[test]

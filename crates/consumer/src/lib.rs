@@ -6,6 +6,8 @@ mod app;
 pub mod config;
 pub mod consumer;
 mod health;
+mod models;
 
 pub use app::run;
 pub use config::ConsumerConfig;
+pub use models::NoModelLeft;

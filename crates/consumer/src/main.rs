@@ -41,6 +41,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(async { dynamo_consumer::run(config, Shutdown::on_signals()).await }) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<dynamo_consumer::NoModelLeft>() => {
+            eprintln!("dynamo-consumer: {error}");
+            ExitCode::from(2)
+        }
         Err(error) => {
             tracing::error!("dynamo-consumer stopped: {error:#}");
             ExitCode::FAILURE

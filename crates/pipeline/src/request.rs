@@ -430,7 +430,9 @@ impl Pipeline {
             let result = call().await;
             let answered = !matches!(
                 &result,
-                Err(UpstreamError::Outage { .. } | UpstreamError::Throttled { .. })
+                Err(UpstreamError::Outage { .. }
+                    | UpstreamError::ModelsGone { .. }
+                    | UpstreamError::Throttled { .. })
             );
             if probing && answered {
                 // Any answer but "still out" means the service is back.
@@ -441,6 +443,13 @@ impl Pipeline {
                 Ok(value) => return Ok(Attempted::Done(value)),
                 Err(UpstreamError::Outage { service, reason }) => {
                     let until = self.on_outage(service, &reason).await?;
+                    return Ok(Attempted::Deferred(until, Wait::Held));
+                }
+                Err(UpstreamError::ModelsGone { variable }) => {
+                    let reason = format!(
+                        "every model in {variable} is shut down: set {variable} to a current model"
+                    );
+                    let until = self.on_outage("openai", &reason).await?;
                     return Ok(Attempted::Deferred(until, Wait::Held));
                 }
                 // Not a failure: the request waits its turn in the database.

@@ -109,7 +109,8 @@ impl Pipeline {
                 Err(next) => return Ok(next),
             },
         };
-        let processed = match post_process(job.request.style(), source).await {
+        let complement = job.request.payload.color().map(|c| c.complement().rgb());
+        let processed = match post_process(job.request.style(), complement, source).await {
             Ok(processed) => processed,
             Err(reason) => {
                 let reason = format!("processing the image failed: {reason}");
@@ -280,7 +281,11 @@ static IMAGE_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::Laz
 
 /// A local failure: the image could not be decoded or encoded. No service is
 /// to blame and trying again would fail the same way.
-async fn post_process(style: Style, source: Vec<u8>) -> Result<ProcessedImage, String> {
+async fn post_process(
+    style: Style,
+    complement: Option<[u8; 3]>,
+    source: Vec<u8>,
+) -> Result<ProcessedImage, String> {
     // The semaphore is never closed, so acquiring cannot fail; if it somehow
     // did, going ahead unthrottled is the safe fallback.
     let _slot = IMAGE_SLOTS.acquire().await.ok();
@@ -289,7 +294,7 @@ async fn post_process(style: Style, source: Vec<u8>) -> Result<ProcessedImage, S
         let _entered = span.enter();
         match style {
             Style::Ghost => process_ghost(&source),
-            Style::Friend => process_friend(&source),
+            Style::Friend => process_friend(&source, complement),
         }
     });
     match work.await {

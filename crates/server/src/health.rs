@@ -73,6 +73,24 @@ pub struct Stats {
     pub queue_depth: Option<u32>,
     /// Time per step over the last hour (debit, name, image, alert, total).
     pub step_seconds_last_hour: BTreeMap<String, StepPercentiles>,
+    /// The models the consumers are configured with, by setting and order of
+    /// preference, with their announced shutdown.
+    pub models: Vec<ModelLifecycle>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelLifecycle {
+    pub id: String,
+    /// `OPENAI_IMAGE_MODEL` or `OPENAI_CHAT_MODEL`.
+    pub variable: String,
+    /// 0 first.
+    pub preference: i32,
+    /// YYYY-MM-DD, null when none is announced.
+    pub shutdown_date: Option<String>,
+    /// Days from today to the shutdown date, null when none is announced.
+    pub days_left: Option<i32>,
+    /// Shut down already: skipped.
+    pub gone: bool,
 }
 
 async fn queue_depth(state: &AppState) -> Option<u32> {
@@ -119,6 +137,20 @@ pub async fn stats(
         counts: by_state,
         queue_depth: queue_depth(&state).await,
         step_seconds_last_hour,
+        models: state
+            .store
+            .configured_models()
+            .await?
+            .into_iter()
+            .map(|m| ModelLifecycle {
+                id: m.id,
+                variable: m.variable,
+                preference: m.preference,
+                shutdown_date: m.shutdown_date.map(|d| d.to_string()),
+                days_left: m.days_left,
+                gone: m.gone,
+            })
+            .collect(),
     }))
 }
 

@@ -475,11 +475,30 @@ async fn an_enqueued_request_is_processed_by_a_consumer_and_streamed_live() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
 
+    // This consumer draws placeholders and configures no model; an OpenAI
+    // consumer records its chain like this at start-up.
+    dynamo_store::Store::new(server.world.database.pool().clone())
+        .configure_models("OPENAI_IMAGE_MODEL", &["gpt-image-2.6-sunburst".to_owned()])
+        .await
+        .unwrap();
     let (status, stats) = server.get("/stats", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stats["counts"]["succeeded"]["friend"], 1);
     assert_eq!(stats["queue_depth"], 0);
     assert!(stats["step_seconds_last_hour"]["total"]["count"].as_i64() == Some(1));
+    let first_image_model = stats["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["variable"] == "OPENAI_IMAGE_MODEL" && m["preference"] == 0)
+        .cloned();
+    assert_eq!(
+        first_image_model,
+        Some(
+            json!({"id": "gpt-image-2.6-sunburst", "variable": "OPENAI_IMAGE_MODEL",
+                    "preference": 0, "shutdown_date": null, "days_left": null, "gone": false})
+        )
+    );
 
     consumer.stop().await;
 }

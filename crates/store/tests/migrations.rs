@@ -29,6 +29,9 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
             "generated_image",
             "image",
             "image_request",
+            "model",
+            "model_catalogue_check",
+            "model_parameter_refusal",
             "rate_limit_call",
             "rate_limit_count",
             "rate_limit_pause",
@@ -71,7 +74,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 10);
+    assert_eq!(tables(&database).await.len(), 13);
 }
 
 #[tokio::test]

@@ -52,6 +52,11 @@ pub enum UpstreamError {
         /// What an operator should do, in one sentence.
         reason: String,
     },
+    /// Every model the setting `variable` names is shut down (or unknown to
+    /// the server): a failure of the service, not of the request — the
+    /// pipeline holds requests rather than fail them.
+    #[error("every model in {variable} is shut down or unknown to the server")]
+    ModelsGone { variable: &'static str },
     /// Will not work however often it is tried (a request the service
     /// refuses, a malformed answer).
     #[error("{service} refused: {detail}")]
@@ -73,7 +78,10 @@ impl UpstreamError {
 
     /// Whether the service as a whole is out (hold everyone), not this call.
     pub fn is_outage(&self) -> bool {
-        matches!(self, UpstreamError::Outage { .. })
+        matches!(
+            self,
+            UpstreamError::Outage { .. } | UpstreamError::ModelsGone { .. }
+        )
     }
 
     pub fn retry_after(&self) -> Option<Duration> {

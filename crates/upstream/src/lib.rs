@@ -10,6 +10,7 @@ mod auth;
 mod discord;
 mod error;
 mod ledger;
+mod models;
 mod openai;
 mod placeholder;
 mod retry_hint;
@@ -23,6 +24,10 @@ pub use auth::AuthClient;
 pub use discord::DiscordWebhooks;
 pub use error::UpstreamError;
 pub use ledger::HttpLedger;
+pub use models::{
+    ImageParameter, ListedModel, MemoryCatalogue, ModelCatalogue, ModelChain, ModelParameters,
+    PARAMETER_TABLE,
+};
 pub use openai::{OpenAi, OpenAiSettings};
 pub use placeholder::Placeholder;
 pub use storage::{FsStorage, S3Settings, S3Storage};

@@ -5,6 +5,9 @@
 //! dynamo's own policy and rate limiter or they would exceed the limits
 //! configured for the whole fleet.
 
+use crate::models::{
+    ImageParameter, ListedModel, MemoryCatalogue, ModelCatalogue, ModelChain, ModelParameters,
+};
 use crate::retry_hint::{CaptureRetryHints, with_retry_hint};
 use crate::{ImageJob, ImageProvider, Moderator, NameProvider, UpstreamError};
 use async_openai::Client;
@@ -12,12 +15,16 @@ use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::ReqwestService;
 use async_openai::types::images::{
-    CreateImageRequest, Image, ImageModel, ImageResponseFormat, ImageSize,
+    CreateImageRequest, Image, ImageBackground, ImageModel, ImageOutputFormat, ImageResponseFormat,
+    ImageSize,
 };
 use async_trait::async_trait;
 use base64::Engine;
+use dynamo_wire::Style;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 const SERVICE: &str = "openai";
@@ -27,10 +34,12 @@ pub struct OpenAiSettings {
     pub api_key: SecretString,
     /// `OPENAI_BASE_URL`, default `https://api.openai.com/v1`.
     pub base_url: String,
-    /// `OPENAI_IMAGE_MODEL`.
-    pub image_model: String,
-    /// `OPENAI_CHAT_MODEL`.
-    pub chat_model: String,
+    /// `OPENAI_IMAGE_MODEL`: image models in order of preference.
+    pub image_models: ModelChain,
+    /// `OPENAI_CHAT_MODEL`: chat models in order of preference.
+    pub chat_models: ModelChain,
+    /// `OPENAI_MODEL_PARAMETERS`: which optional image parameters each model takes.
+    pub parameters: ModelParameters,
     /// `OPENAI_MODERATION_MODEL`.
     pub moderation_model: String,
     /// `OPENAI_IMAGE_QUALITY` (GPT-image models): low, medium, high or auto.
@@ -41,11 +50,36 @@ pub struct OpenAiSettings {
     pub max_download_bytes: usize,
 }
 
-#[derive(Debug, Clone)]
+/// JPEG and WEBP quality asked of the image API (SPEC §3 S3: quality 80).
+const OUTPUT_COMPRESSION: u8 = 80;
+
+#[derive(Clone)]
 pub struct OpenAi {
     client: Client<OpenAIConfig>,
     http: reqwest::Client,
     settings: OpenAiSettings,
+    catalogue: Arc<dyn ModelCatalogue>,
+}
+
+impl std::fmt::Debug for OpenAi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAi")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one call to one model ended in, before the chain decides what next.
+enum Outcome<T> {
+    Done(T),
+    /// `404 model_not_found`: try the next model.
+    ModelGone(String),
+    /// 400 naming an optional parameter we sent: drop it and try again.
+    ParameterRefused {
+        parameter: ImageParameter,
+        detail: String,
+    },
+    Failed(UpstreamError),
 }
 
 impl OpenAi {
@@ -64,38 +98,302 @@ impl OpenAi {
             client,
             http,
             settings,
+            catalogue: Arc::new(MemoryCatalogue::default()),
         })
     }
 
-    /// DALL-E models take `response_format`; GPT-image models refuse it and
-    /// always answer base64.
-    fn is_dall_e(&self) -> bool {
-        self.settings.image_model.starts_with("dall-e")
+    /// Shares what this process learns about models with the fleet.
+    pub fn with_catalogue(mut self, catalogue: Arc<dyn ModelCatalogue>) -> Self {
+        self.catalogue = catalogue;
+        self
     }
 
-    /// Warns at start-up when the configured image model is unknown to the
-    /// server or scheduled for shutdown. Never fails start-up: the server may
-    /// simply not implement the models endpoint.
-    pub async fn check_image_model(&self) {
-        let model = &self.settings.image_model;
-        let url = format!("{}/models/{model}", self.settings.base_url);
+    /// Start-up: records the chains, reads `GET /models` and reports each
+    /// configured model that is gone (one error line naming the setting) or
+    /// shuts down within 30 days (a warning). `Err(ModelsGone)` when a chain
+    /// has nothing left. A server without `/models` is not an error.
+    pub async fn check_models(&self) -> Result<(), UpstreamError> {
+        for chain in self.chains() {
+            self.catalogue.configure(chain).await?;
+        }
+        self.read_catalogue().await;
+        let gone = self.gone().await;
+        for chain in self.chains() {
+            for model in chain.models.iter().filter(|m| gone.contains(*m)) {
+                tracing::error!(%model, variable = chain.variable, "{model} is shut down; skipping it (remove it from {})", chain.variable);
+            }
+            if chain.models.iter().all(|m| gone.contains(m)) {
+                return Err(UpstreamError::ModelsGone {
+                    variable: chain.variable,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-reads `GET /models` every `every`, once for the whole fleet, until
+    /// `shutdown`.
+    pub async fn watch_catalogue(
+        self: Arc<Self>,
+        every: Duration,
+        owner: String,
+        shutdown: dynamo_runtime::Shutdown,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.requested() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            match self.catalogue.claim_check(every, &owner).await {
+                Ok(true) => self.read_catalogue().await,
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "cannot claim the model catalogue check"),
+            }
+        }
+    }
+
+    fn chains(&self) -> [&ModelChain; 2] {
+        [&self.settings.image_models, &self.settings.chat_models]
+    }
+
+    /// Reads `GET /models` and records it; warns of configured models that
+    /// shut down within 30 days. Any failure is logged, never fatal: many
+    /// compatible servers have no such endpoint.
+    async fn read_catalogue(&self) {
+        let url = format!("{}/models", self.settings.base_url);
         let answer = self
             .http
             .get(url)
             .bearer_auth(self.settings.api_key.expose_secret())
             .send()
             .await;
-        match answer {
-            Ok(response) if response.status().is_success() => {
-                let body: Value = response.json().await.unwrap_or_default();
-                if let Some(date) = body.get("shutdown_date").filter(|d| !d.is_null()) {
-                    tracing::warn!(%model, shutdown_date = %date, "the image model is scheduled to be shut down; set OPENAI_IMAGE_MODEL to a current model");
+        let response = match answer {
+            Ok(response) if response.status().is_success() => response,
+            Ok(response) => {
+                tracing::info!(status = %response.status(), "the API does not list its models; models are learned from calls instead");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the model catalogue");
+                return;
+            }
+        };
+        let Ok(body) = response.json::<Value>().await else {
+            tracing::info!(
+                "the model catalogue answer is not JSON; models are learned from calls instead"
+            );
+            return;
+        };
+        let Some(data) = body.get("data").and_then(Value::as_array) else {
+            tracing::info!(
+                "the model catalogue answer has no data; models are learned from calls instead"
+            );
+            return;
+        };
+        let listed: Vec<ListedModel> = data
+            .iter()
+            .filter_map(|m| {
+                Some(ListedModel {
+                    id: m.get("id")?.as_str()?.to_owned(),
+                    shutdown_date: m
+                        .get("shutdown_date")
+                        .and_then(Value::as_str)
+                        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+                })
+            })
+            .collect();
+        let today = chrono::Utc::now().date_naive();
+        for chain in self.chains() {
+            for model in listed.iter().filter(|l| chain.models.contains(&l.id)) {
+                if let Some(date) = model.shutdown_date {
+                    let days_left = (date - today).num_days();
+                    if days_left <= 30 {
+                        tracing::warn!(model = %model.id, %date, days_left, variable = chain.variable, "{} shuts down on {date}; put a current model first in {}", model.id, chain.variable);
+                    }
                 }
             }
-            Ok(response) => {
-                tracing::warn!(%model, status = %response.status(), "the image API does not know this model; set OPENAI_IMAGE_MODEL to one it offers")
+        }
+        if let Err(error) = self.catalogue.record_listing(&listed).await {
+            tracing::warn!(%error, "cannot record the model catalogue");
+        }
+    }
+
+    /// The models the fleet knows are gone (none, if the catalogue cannot be read).
+    async fn gone(&self) -> HashSet<String> {
+        match self.catalogue.gone().await {
+            Ok(gone) => gone.into_iter().collect(),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read which models are gone; trying them all");
+                HashSet::new()
             }
-            Err(error) => tracing::warn!(%model, %error, "could not check the image model"),
+        }
+    }
+
+    /// Calls `call` on each usable model of `chain` in turn until one
+    /// answers: a model answering `model_not_found` is marked gone for the
+    /// fleet and the next one is tried at once, inside this one call, so the
+    /// caller sees only the success.
+    async fn on_chain<T, F, Fut>(&self, chain: &ModelChain, mut call: F) -> Result<T, UpstreamError>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: std::future::Future<Output = Outcome<T>>,
+    {
+        let gone = self.gone().await;
+        for model in chain.models.iter().filter(|m| !gone.contains(*m)) {
+            // Each refusal drops one parameter; more refusals than there are
+            // parameters means the drop is not taking (the catalogue cannot
+            // be read back): stop rather than call forever.
+            let mut refusals = 0;
+            loop {
+                match call(model.clone()).await {
+                    Outcome::Done(answer) => return Ok(answer),
+                    Outcome::Failed(error) => return Err(error),
+                    Outcome::ModelGone(detail) => {
+                        let first = self
+                            .catalogue
+                            .mark_gone(model, &detail)
+                            .await
+                            .unwrap_or(true);
+                        if first {
+                            tracing::error!(%model, variable = chain.variable, "{model} answered model_not_found; skipping it from now on, fleet-wide (remove it from {})", chain.variable);
+                        }
+                        break;
+                    }
+                    Outcome::ParameterRefused { parameter, detail } => {
+                        refusals += 1;
+                        if refusals > ImageParameter::ALL.len() {
+                            return Err(UpstreamError::permanent(SERVICE, detail));
+                        }
+                        tracing::warn!(%model, parameter = parameter.name(), %detail, "the model refuses a parameter; no longer sending it, fleet-wide");
+                        self.catalogue
+                            .refuse_parameter(model, parameter.name(), &detail)
+                            .await?;
+                    }
+                }
+            }
+        }
+        Err(UpstreamError::ModelsGone {
+            variable: chain.variable,
+        })
+    }
+
+    /// The optional parameters to send `model`: the table's, minus those it refused.
+    async fn parameters(&self, model: &str) -> Vec<ImageParameter> {
+        let refused = self
+            .catalogue
+            .refused_parameters()
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "cannot read refused parameters");
+                Vec::new()
+            });
+        self.settings
+            .parameters
+            .for_model(model)
+            .into_iter()
+            .filter(|p| !refused.iter().any(|(m, r)| m == model && r == p.name()))
+            .collect()
+    }
+
+    async fn generate_with(&self, job: &ImageJob, model: String) -> Outcome<Vec<u8>> {
+        let parameters = self.parameters(&model).await;
+        // `user` is deprecated upstream in favour of `safety_identifier`, but
+        // the SPEC (and the Go service) send it, and compatible servers read it.
+        #[allow(deprecated)]
+        let mut request = CreateImageRequest {
+            prompt: job.prompt.clone(),
+            model: ImageModel::Other(model),
+            n: Some(1),
+            size: Some(ImageSize::S1024x1024),
+            user: Some(job.user.clone()),
+            ..CreateImageRequest::default()
+        };
+        let takes = |p: ImageParameter| parameters.contains(&p);
+        if takes(ImageParameter::ResponseFormat) {
+            set_b64_response_format(&mut request);
+        }
+        if takes(ImageParameter::Quality)
+            && let Some(quality) = &self.settings.image_quality
+        {
+            request.quality = serde_json::from_value(json!(quality)).ok();
+        }
+        match job.style {
+            // Ask for what we store: a JPEG at quality 80 is kept as it is.
+            Style::Ghost if takes(ImageParameter::OutputFormat) => {
+                request.output_format = Some(ImageOutputFormat::Jpeg);
+                request.output_compression = Some(OUTPUT_COMPRESSION);
+            }
+            // The model draws the transparency: no chroma keying.
+            Style::Friend if takes(ImageParameter::Background) => {
+                request.background = Some(ImageBackground::Transparent);
+                if takes(ImageParameter::OutputFormat) {
+                    request.output_format = Some(ImageOutputFormat::Webp);
+                    request.output_compression = Some(OUTPUT_COMPRESSION);
+                }
+            }
+            _ => {}
+        }
+        let response = match self
+            .call(self.client.images().generate(request), &parameters)
+            .await
+        {
+            Outcome::Done(response) => response,
+            Outcome::ModelGone(detail) => return Outcome::ModelGone(detail),
+            Outcome::ParameterRefused { parameter, detail } => {
+                return Outcome::ParameterRefused { parameter, detail };
+            }
+            Outcome::Failed(error) => return Outcome::Failed(error),
+        };
+        let Some(image) = response.data.first() else {
+            return Outcome::Failed(UpstreamError::permanent(
+                SERVICE,
+                "the answer held no image",
+            ));
+        };
+        let bytes = match image.as_ref() {
+            Image::B64Json { b64_json, .. } => base64::engine::general_purpose::STANDARD
+                .decode(b64_json.as_bytes())
+                .map_err(|e| UpstreamError::permanent(SERVICE, format!("bad base64 image: {e}"))),
+            Image::Url { url, .. } => self.download(url).await,
+        };
+        match bytes {
+            Ok(bytes) => Outcome::Done(bytes),
+            Err(error) => Outcome::Failed(error),
+        }
+    }
+
+    /// Runs one API call, setting apart what the chain handles itself: a
+    /// model that is gone, a parameter (one of `sent`) the model refuses.
+    async fn call<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, OpenAIError>>,
+        sent: &[ImageParameter],
+    ) -> Outcome<T> {
+        let (result, hint) = with_retry_hint(call).await;
+        match result {
+            Ok(answer) => Outcome::Done(answer),
+            Err(OpenAIError::ApiError(response)) => {
+                let status = response.status_code.as_u16();
+                let api = &response.api_error;
+                if status == 404 && api.code.as_deref() == Some("model_not_found") {
+                    return Outcome::ModelGone(api.message.clone());
+                }
+                if status == 400
+                    && api.r#type.as_deref() == Some("invalid_request_error")
+                    && let Some(parameter) = api
+                        .param
+                        .as_deref()
+                        .and_then(ImageParameter::from_error_param)
+                        .filter(|p| sent.contains(p))
+                {
+                    return Outcome::ParameterRefused {
+                        parameter,
+                        detail: api.message.clone(),
+                    };
+                }
+                Outcome::Failed(with_hint(classify(OpenAIError::ApiError(response)), hint))
+            }
+            Err(other) => Outcome::Failed(with_hint(classify(other), hint)),
         }
     }
 
@@ -167,7 +465,12 @@ async fn hinted<T>(
     call: impl std::future::Future<Output = Result<T, OpenAIError>>,
 ) -> Result<T, UpstreamError> {
     let (result, hint) = with_retry_hint(call).await;
-    result.map_err(|error| match classify(error) {
+    result.map_err(|error| with_hint(classify(error), hint))
+}
+
+/// Puts the wait the server asked for into a classified error.
+fn with_hint(error: UpstreamError, hint: Option<Duration>) -> UpstreamError {
+    match error {
         UpstreamError::Transient {
             service, detail, ..
         } => UpstreamError::Transient {
@@ -183,7 +486,7 @@ async fn hinted<T>(
             retry_after: hint,
         },
         other => other,
-    })
+    }
 }
 
 /// Sorts an async-openai error into what the pipeline should do about it.
@@ -230,39 +533,16 @@ fn classify(error: OpenAIError) -> UpstreamError {
 impl ImageProvider for OpenAi {
     fn describe(&self) -> String {
         format!(
-            "OpenAI image model {} at {}",
-            self.settings.image_model, self.settings.base_url
+            "OpenAI image models {} at {}",
+            self.settings.image_models.models.join(","),
+            self.settings.base_url
         )
     }
 
     async fn generate(&self, job: &ImageJob) -> Result<Vec<u8>, UpstreamError> {
-        // `user` is deprecated upstream in favour of `safety_identifier`, but
-        // the SPEC (and the Go service) send it, and compatible servers read it.
-        #[allow(deprecated)]
-        let mut request = CreateImageRequest {
-            prompt: job.prompt.clone(),
-            model: ImageModel::Other(self.settings.image_model.clone()),
-            n: Some(1),
-            size: Some(ImageSize::S1024x1024),
-            user: Some(job.user.clone()),
-            ..CreateImageRequest::default()
-        };
-        if self.is_dall_e() {
-            set_b64_response_format(&mut request);
-        } else if let Some(quality) = &self.settings.image_quality {
-            request.quality = serde_json::from_value(json!(quality)).ok();
-        }
-        let response = hinted(self.client.images().generate(request)).await?;
-        let image = response
-            .data
-            .first()
-            .ok_or_else(|| UpstreamError::permanent(SERVICE, "the answer held no image"))?;
-        match image.as_ref() {
-            Image::B64Json { b64_json, .. } => base64::engine::general_purpose::STANDARD
-                .decode(b64_json.as_bytes())
-                .map_err(|e| UpstreamError::permanent(SERVICE, format!("bad base64 image: {e}"))),
-            Image::Url { url, .. } => self.download(url).await,
-        }
+        let chain = &self.settings.image_models;
+        self.on_chain(chain, |model| self.generate_with(job, model))
+            .await
     }
 }
 
@@ -273,15 +553,20 @@ impl NameProvider for OpenAi {
     }
 
     async fn name(&self, subject: &str, user: &str) -> Result<String, UpstreamError> {
-        let request = json!({
-            "model": self.settings.chat_model,
-            "user": user,
-            "messages": [
-                {"role": "system", "content": "You name characters. Answer with the name only: one to three words, no quotes, no punctuation, no explanation."},
-                {"role": "user", "content": name_prompt(subject)},
-            ],
-        });
-        let response: Value = hinted(self.client.chat().create_byot(request)).await?;
+        let chain = &self.settings.chat_models;
+        let response: Value = self
+            .on_chain(chain, |model| async move {
+                let request = json!({
+                    "model": model,
+                    "user": user,
+                    "messages": [
+                        {"role": "system", "content": "You name characters. Answer with the name only: one to three words, no quotes, no punctuation, no explanation."},
+                        {"role": "user", "content": name_prompt(subject)},
+                    ],
+                });
+                self.call(self.client.chat().create_byot(request), &[]).await
+            })
+            .await?;
         let content = response
             .pointer("/choices/0/message/content")
             .and_then(Value::as_str)

@@ -72,8 +72,12 @@ pub struct FakeState {
     pub flows: HashMap<Uuid, Flow>,
     /// Behaviours for the next image calls, in order; then `Base64`.
     pub image_script: VecDeque<ImageBehavior>,
-    /// Every image request body received.
+    /// Every image request body received and answered with an image or an
+    /// error of the request (not a refused model or parameter).
     pub image_calls: Vec<Value>,
+    /// Every image request body received, including those refused for
+    /// their model (`model_not_found`) or a parameter the model lacks.
+    pub image_attempts: Vec<Value>,
     /// When each image request arrived.
     pub image_call_times: Vec<std::time::Instant>,
     /// Each image request's prompt and wall-clock arrival (comparable with
@@ -115,6 +119,8 @@ pub struct FakeState {
     /// The models the fake OpenAI offers; today's catalogue unless a test
     /// changes it (see [`Fakes::retire_model`]).
     pub models: Vec<FakeModel>,
+    /// When set, `GET /models` answers 404, as many compatible servers do.
+    pub no_models_endpoint: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -465,6 +471,46 @@ fn image_for(prompt: &str) -> Arc<Vec<u8>> {
     png
 }
 
+/// The image for `prompt` as the API answers `output_format` (png, jpeg or
+/// webp) and `background: transparent` (the backdrop drawn transparent, as
+/// the 2.6 family does), cached like [`image_for`].
+fn image_as(prompt: &str, format: &str, transparent: bool) -> Arc<Vec<u8>> {
+    static CACHE: std::sync::OnceLock<Mutex<HashMap<String, Arc<Vec<u8>>>>> =
+        std::sync::OnceLock::new();
+    let key = format!(
+        "{format}/{transparent}/{}",
+        prompt.split_whitespace().nth(1).unwrap_or_default()
+    );
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(found) = cache.lock().unwrap().get(&key) {
+        return found.clone();
+    }
+    let source = image::load_from_memory(&image_for(prompt))
+        .unwrap()
+        .into_rgb8();
+    let image = if transparent {
+        image::DynamicImage::ImageRgba8(dynamo_imaging::key_out_background(&source).image)
+    } else {
+        image::DynamicImage::ImageRgb8(source)
+    };
+    let mut bytes = Vec::new();
+    let mut cursor = std::io::Cursor::new(&mut bytes);
+    match format {
+        "jpeg" => image::DynamicImage::ImageRgb8(image.into_rgb8())
+            .write_to(&mut cursor, image::ImageFormat::Jpeg)
+            .unwrap(),
+        "webp" => image
+            .write_to(&mut cursor, image::ImageFormat::WebP)
+            .unwrap(),
+        _ => image
+            .write_to(&mut cursor, image::ImageFormat::Png)
+            .unwrap(),
+    }
+    let bytes = Arc::new(bytes);
+    cache.lock().unwrap().insert(key, bytes.clone());
+    bytes
+}
+
 async fn generate_image(
     State(state): State<Shared>,
     headers: HeaderMap,
@@ -482,14 +528,21 @@ async fn generate_image(
             "bad key",
         );
     }
-    if let Some(refused) =
-        models::refuse_unless_available(&state, body["model"].as_str().unwrap_or_default())
-    {
+    state.lock().unwrap().image_attempts.push(body.clone());
+    let model = body["model"].as_str().unwrap_or_default().to_owned();
+    if let Some(refused) = models::refuse_unless_available(&state, &model) {
         return refused;
     }
     if let Some(refused) = refuse_without_credit(&state) {
         return refused;
     }
+    let transparent = body["background"] == "transparent";
+    if transparent && !models::draws_transparency(&model) {
+        let body = json!({"error": {"message": format!("Transparent background is not supported for {model}."),
+                                    "type": "invalid_request_error", "param": "background", "code": null}});
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
+    let format = body["output_format"].as_str().unwrap_or("png").to_owned();
     let behavior = {
         let mut state = state.lock().unwrap();
         if let Some((limit, window)) = state.image_limit {
@@ -540,7 +593,12 @@ async fn generate_image(
                 return ([(header::CONTENT_TYPE, "application/json")], answer).into_response();
             }
             let b64 = tokio::task::spawn_blocking(move || {
-                base64::engine::general_purpose::STANDARD.encode(image_for(&prompt).as_slice())
+                let image = if format == "png" && !transparent {
+                    image_for(&prompt)
+                } else {
+                    image_as(&prompt, &format, transparent)
+                };
+                base64::engine::general_purpose::STANDARD.encode(image.as_slice())
             })
             .await
             .unwrap();

@@ -75,15 +75,23 @@ fn describe(model: &FakeModel) -> Value {
            "shutdown_date": model.shutdown_date})
 }
 
-pub(super) async fn list(State(state): State<Shared>) -> Json<Value> {
+/// The 2.6 family takes `background: transparent`; the others answer 400.
+pub(super) fn draws_transparency(model: &str) -> bool {
+    model.starts_with("gpt-image-2.6")
+}
+
+pub(super) async fn list(State(state): State<Shared>) -> Response {
     let state = state.lock().unwrap();
+    if state.no_models_endpoint {
+        return (StatusCode::NOT_FOUND, "404 page not found").into_response();
+    }
     let data: Vec<Value> = state
         .models
         .iter()
         .filter(|m| !m.gone)
         .map(describe)
         .collect();
-    Json(json!({"object": "list", "data": data}))
+    Json(json!({"object": "list", "data": data})).into_response()
 }
 
 pub(super) async fn get_one(State(state): State<Shared>, Path(model): Path<String>) -> Response {

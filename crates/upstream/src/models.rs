@@ -1,0 +1,274 @@
+//! Which models dynamo may call, in which order, and what each accepts.
+//!
+//! Models retire (SPEC §3). A setting names a chain of models in order of
+//! preference; a model the fleet learned is gone is skipped, and when every
+//! model of a chain is gone the call fails with [`UpstreamError::ModelsGone`],
+//! which says nothing about the viewer's request. What the fleet learned is
+//! kept behind [`ModelCatalogue`] (PostgreSQL in production) so one process
+//! learning it teaches all of them.
+//!
+//! Which optional image parameters a model takes is [`PARAMETER_TABLE`], the
+//! one place that says it, overridable by `OPENAI_MODEL_PARAMETERS`.
+
+use crate::UpstreamError;
+use async_trait::async_trait;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+/// A setting's models in order of preference (`OPENAI_IMAGE_MODEL=a,b,c`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelChain {
+    /// The setting, named in every log line and error about the chain.
+    pub variable: &'static str,
+    pub models: Vec<String>,
+}
+
+impl ModelChain {
+    /// Parses a comma-separated list; blanks and repeats are dropped.
+    pub fn parse(variable: &'static str, text: &str) -> Result<Self, String> {
+        let mut models: Vec<String> = Vec::new();
+        for model in text.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+            if !models.iter().any(|known| known == model) {
+                models.push(model.to_owned());
+            }
+        }
+        if models.is_empty() {
+            return Err("must name at least one model".to_owned());
+        }
+        Ok(Self { variable, models })
+    }
+}
+
+/// A model as `GET /models` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedModel {
+    pub id: String,
+    pub shutdown_date: Option<chrono::NaiveDate>,
+}
+
+/// Where the fleet keeps what it learned about models.
+#[async_trait]
+pub trait ModelCatalogue: Send + Sync {
+    /// Records that `chain.variable` names `chain.models`.
+    async fn configure(&self, chain: &ModelChain) -> Result<(), UpstreamError>;
+    /// True for one caller per `every`: that caller reads `GET /models`.
+    async fn claim_check(
+        &self,
+        every: std::time::Duration,
+        owner: &str,
+    ) -> Result<bool, UpstreamError>;
+    /// A successful `GET /models`: configured models it does not list are gone.
+    async fn record_listing(&self, listed: &[ListedModel]) -> Result<(), UpstreamError>;
+    /// Every model known to be gone.
+    async fn gone(&self) -> Result<Vec<String>, UpstreamError>;
+    /// Marks `model` gone; true when this call is the one that learned it.
+    async fn mark_gone(&self, model: &str, reason: &str) -> Result<bool, UpstreamError>;
+    /// Every (model, parameter) a model refused.
+    async fn refused_parameters(&self) -> Result<Vec<(String, String)>, UpstreamError>;
+    async fn refuse_parameter(
+        &self,
+        model: &str,
+        parameter: &str,
+        detail: &str,
+    ) -> Result<(), UpstreamError>;
+}
+
+/// A catalogue for one process (no database): what it learns, it alone knows.
+#[derive(Debug, Default)]
+pub struct MemoryCatalogue {
+    state: Mutex<Learned>,
+}
+
+/// Configured models, gone models, refused (model, parameter) pairs.
+type Learned = (Vec<String>, HashSet<String>, HashSet<(String, String)>);
+
+impl MemoryCatalogue {
+    fn with<T>(&self, f: impl FnOnce(&mut Learned) -> T) -> T {
+        // A poisoned lock only means another thread panicked mid-update of
+        // plain sets; the data is still usable.
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut state)
+    }
+}
+
+#[async_trait]
+impl ModelCatalogue for MemoryCatalogue {
+    async fn configure(&self, chain: &ModelChain) -> Result<(), UpstreamError> {
+        self.with(|(configured, _, _)| configured.extend(chain.models.iter().cloned()));
+        Ok(())
+    }
+    async fn claim_check(
+        &self,
+        _every: std::time::Duration,
+        _owner: &str,
+    ) -> Result<bool, UpstreamError> {
+        Ok(true)
+    }
+    async fn record_listing(&self, listed: &[ListedModel]) -> Result<(), UpstreamError> {
+        self.with(|(configured, gone, _)| {
+            for model in configured.iter() {
+                if listed.iter().any(|l| &l.id == model) {
+                    gone.remove(model);
+                } else {
+                    gone.insert(model.clone());
+                }
+            }
+        });
+        Ok(())
+    }
+    async fn gone(&self) -> Result<Vec<String>, UpstreamError> {
+        Ok(self.with(|(_, gone, _)| gone.iter().cloned().collect()))
+    }
+    async fn mark_gone(&self, model: &str, _reason: &str) -> Result<bool, UpstreamError> {
+        Ok(self.with(|(_, gone, _)| gone.insert(model.to_owned())))
+    }
+    async fn refused_parameters(&self) -> Result<Vec<(String, String)>, UpstreamError> {
+        Ok(self.with(|(_, _, refused)| refused.iter().cloned().collect()))
+    }
+    async fn refuse_parameter(
+        &self,
+        model: &str,
+        parameter: &str,
+        _detail: &str,
+    ) -> Result<(), UpstreamError> {
+        self.with(|(_, _, refused)| refused.insert((model.to_owned(), parameter.to_owned())));
+        Ok(())
+    }
+}
+
+/// An optional parameter of `POST /images/generations` (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImageParameter {
+    /// `response_format: b64_json` (DALL-E and some compatible servers).
+    ResponseFormat,
+    /// `quality` (`OPENAI_IMAGE_QUALITY`).
+    Quality,
+    /// `output_format` with `output_compression`: ghosts ask for JPEG.
+    OutputFormat,
+    /// `background: transparent`: friends need no chroma keying.
+    Background,
+}
+
+impl ImageParameter {
+    pub const ALL: [ImageParameter; 4] = [
+        ImageParameter::ResponseFormat,
+        ImageParameter::Quality,
+        ImageParameter::OutputFormat,
+        ImageParameter::Background,
+    ];
+
+    /// The name the API uses (and `OPENAI_MODEL_PARAMETERS` takes).
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageParameter::ResponseFormat => "response_format",
+            ImageParameter::Quality => "quality",
+            ImageParameter::OutputFormat => "output_format",
+            ImageParameter::Background => "background",
+        }
+    }
+
+    /// The parameter an API error's `param` blames (`output_compression`
+    /// travels with `output_format`).
+    pub fn from_error_param(param: &str) -> Option<Self> {
+        match param {
+            "output_compression" => Some(ImageParameter::OutputFormat),
+            other => Self::ALL.into_iter().find(|p| p.name() == other),
+        }
+    }
+}
+
+use ImageParameter::{Background, OutputFormat, Quality, ResponseFormat};
+
+/// Which model takes which optional parameter, by model-id prefix, first
+/// match wins (SPEC §3). A model matching no row — an OpenAI-compatible
+/// server's own model — is sent none: the plain request every server takes.
+pub const PARAMETER_TABLE: &[(&str, &[ImageParameter])] = &[
+    ("dall-e", &[ResponseFormat]),
+    // The 2.6 family draws transparent backgrounds itself.
+    ("gpt-image-2.6", &[Quality, OutputFormat, Background]),
+    ("gpt-image", &[Quality, OutputFormat]),
+    ("chatgpt-image", &[Quality, OutputFormat]),
+];
+
+/// The table with `OPENAI_MODEL_PARAMETERS` rows in front of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelParameters {
+    overrides: Vec<(String, Vec<ImageParameter>)>,
+}
+
+impl ModelParameters {
+    /// `model=param+param;prefix*=param;model=` — a `*` makes the row a
+    /// prefix, an empty list sends nothing optional.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut overrides = Vec::new();
+        for row in text.split(';').map(str::trim).filter(|r| !r.is_empty()) {
+            let (model, params) = row
+                .split_once('=')
+                .ok_or_else(|| format!("{row:?} is not model=param+param"))?;
+            let mut list = Vec::new();
+            for name in params.split('+').map(str::trim).filter(|p| !p.is_empty()) {
+                let parameter = ImageParameter::ALL
+                    .into_iter()
+                    .find(|p| p.name() == name)
+                    .ok_or_else(|| {
+                        format!("unknown parameter {name:?}: expected response_format, quality, output_format or background")
+                    })?;
+                list.push(parameter);
+            }
+            overrides.push((model.trim().to_owned(), list));
+        }
+        Ok(Self { overrides })
+    }
+
+    /// The parameters `model` takes.
+    pub fn for_model(&self, model: &str) -> Vec<ImageParameter> {
+        let matches = |pattern: &str, exact: bool| match pattern.strip_suffix('*') {
+            Some(prefix) => model.starts_with(prefix),
+            None if exact => model == pattern,
+            None => model.starts_with(pattern),
+        };
+        if let Some((_, list)) = self.overrides.iter().find(|(p, _)| matches(p, true)) {
+            return list.clone();
+        }
+        PARAMETER_TABLE
+            .iter()
+            .find(|(prefix, _)| matches(prefix, false))
+            .map(|(_, list)| list.to_vec())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_keeps_its_order_and_drops_blanks_and_repeats() {
+        let chain = ModelChain::parse("OPENAI_IMAGE_MODEL", " a, b ,,a,c ").unwrap();
+        assert_eq!(chain.models, ["a", "b", "c"]);
+        assert!(ModelChain::parse("OPENAI_IMAGE_MODEL", " , ").is_err());
+    }
+
+    #[test]
+    fn the_table_gives_transparency_to_the_2_6_family_only() {
+        let table = ModelParameters::default();
+        assert!(table.for_model("gpt-image-2.6-flare").contains(&Background));
+        assert!(!table.for_model("gpt-image-2").contains(&Background));
+        assert!(table.for_model("gpt-image-2").contains(&OutputFormat));
+        assert_eq!(table.for_model("dall-e-3"), [ResponseFormat]);
+        assert!(table.for_model("sd-turbo").is_empty());
+    }
+
+    #[test]
+    fn overrides_come_before_the_table() {
+        let table = ModelParameters::parse("sd-*=output_format; gpt-image-2=background").unwrap();
+        assert_eq!(table.for_model("sd-turbo"), [OutputFormat]);
+        assert_eq!(table.for_model("gpt-image-2"), [Background]);
+        assert_eq!(
+            table.for_model("gpt-image-2.5-flare"),
+            [Quality, OutputFormat]
+        );
+        assert!(ModelParameters::parse("x=style").is_err());
+        assert!(ModelParameters::parse("x").is_err());
+    }
+}
