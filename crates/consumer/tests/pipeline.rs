@@ -607,7 +607,7 @@ async fn invalid_messages_are_dead_lettered_while_valid_ones_succeed() {
         let reason = parked
             .headers
             .iter()
-            .find(|(k, _)| k == dynamo_broker::REASON_HEADER)
+            .find(|(k, _)| k == dynamo_broker::headers::REASON)
             .map(|(_, v)| v.clone())
             .expect("the reason header");
         reasons.push((parked.raw, reason));
