@@ -78,6 +78,7 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         viewer_max_in_flight: config.viewer_max_in_flight,
         owner: owner_id(),
         lease_ttl: config.lease_ttl,
+        holds: config.holds,
     });
     tracing::info!(owner = %pipeline.owner, lease_ttl = ?config.lease_ttl, "owning requests through leases");
     let scheduler = tokio::spawn(dynamo_pipeline::scheduler::run(
@@ -163,6 +164,7 @@ async fn services(
                 pool.clone(),
                 config.rates,
                 settings.timeout,
+                config.retry.inline_max,
                 metrics.clone(),
             ));
             let moderator: Option<Arc<dyn Moderator>> = config.moderation.then(|| {

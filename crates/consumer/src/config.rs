@@ -2,6 +2,7 @@
 //! Each field says its variable and default; `.env.example` repeats them.
 
 use dynamo_broker::Topology;
+use dynamo_pipeline::hold::HoldPolicy;
 use dynamo_pipeline::limits::RateSettings;
 use dynamo_pipeline::prompt::PromptTemplates;
 use dynamo_pipeline::retry::RetryPolicy;
@@ -51,6 +52,9 @@ pub struct ConsumerConfig {
     /// A crashed or frozen process's requests are taken over this long after
     /// it stopped renewing.
     pub lease_ttl: Duration,
+    /// `UPSTREAM_PROBE_INTERVAL`, `UPSTREAM_OUTAGE_MAX_WAIT`: holding the
+    /// fleet while OpenAI is out (bad key, no credit, every model gone).
+    pub holds: HoldPolicy,
     /// `VIEWER_MAX_IN_FLIGHT`, default 2: requests of one viewer in progress
     /// at once, over all processes (0: no cap). The rest wait their turn
     /// without holding a consumer slot.
@@ -133,6 +137,7 @@ impl ConsumerConfig {
             retry: RetryPolicy::from_env(env)?,
             rates: RateSettings::from_env(env)?,
             lease_ttl: lease_ttl(env)?,
+            holds: HoldPolicy::from_env(env)?,
             viewer_max_in_flight: env.parse("VIEWER_MAX_IN_FLIGHT", 2)?,
             health_addr: match env.string("CONSUMER_HEALTH_ADDR", "0.0.0.0:8081").as_str() {
                 "off" => None,

@@ -45,20 +45,26 @@ pub async fn serve(
     }
 }
 
+/// Ready when the database and the broker answer and no service the
+/// pipeline needs is held; otherwise 503 with what is wrong.
 async fn readyz(State(state): State<HealthState>) -> Response {
-    let database = sqlx::query_scalar::<_, i32>("SELECT 1")
-        .fetch_one(&state.pool)
-        .await
-        .is_ok();
+    let store = dynamo_store::Store::new(state.pool.clone());
+    let holds = store.holds().await;
+    let database = holds.is_ok();
     let broker = state.broker.is_connected();
-    let status = if database && broker {
+    let held: Vec<serde_json::Value> = holds
+        .unwrap_or_default()
+        .into_iter()
+        .map(|hold| json!({"service": hold.service, "reason": hold.reason, "since": hold.held_since}))
+        .collect();
+    let status = if database && broker && held.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (
         status,
-        Json(json!({"database": database, "broker": broker})),
+        Json(json!({"database": database, "broker": broker, "held": held})),
     )
         .into_response()
 }

@@ -116,7 +116,7 @@ async fn the_health_port_reports_readiness_and_metrics() {
         async move { request.await.ok()?.json().await.ok() }
     })
     .await;
-    assert_eq!(ready, json!({"database": true, "broker": true}));
+    assert_eq!(ready, json!({"database": true, "broker": true, "held": []}));
 
     world
         .broker
@@ -268,6 +268,71 @@ async fn one_viewers_burst_does_not_starve_the_next_viewer() {
         position <= 1,
         "the second viewer waited behind the burst: {order:?}"
     );
+    shutdown.trigger();
+    consumer.await.unwrap().unwrap();
+}
+
+/// A request waiting for the rate limiter is let go like a scheduled retry:
+/// with one consumer slot, a request that needs no image slot is served while
+/// another waits a whole window for its turn.
+#[tokio::test]
+async fn a_request_waiting_for_the_rate_limit_does_not_hold_a_consumer_slot() {
+    let world = TestWorld::start().await;
+    let (results, _alerts) = world.broker.capture_outputs().await;
+    world.fakes.with(|s| {
+        s.balances.insert("1".into(), 10_000);
+        s.balances.insert("broke".into(), 0);
+    });
+    let env = world
+        .consumer_env()
+        .with("OPENAI_IMAGES_PER_MINUTE", "1")
+        .with("RATE_LIMIT_WINDOW", "8s")
+        .with("MODERATION", "false")
+        .with("CONSUMER_PREFETCH", "1")
+        .with("VIEWER_MAX_IN_FLIGHT", "0");
+    let shutdown = Shutdown::new();
+    let consumer = start(&env, &shutdown);
+    let first = Uuid::new_v4();
+    let waiting = Uuid::new_v4();
+    world
+        .broker
+        .publish_request(&ghost_request("the first seal"), Some(first))
+        .await;
+    world
+        .broker
+        .publish_request(&ghost_request("the waiting seal"), Some(waiting))
+        .await;
+    // Fails at its debit: it needs the consumer, never the image limiter.
+    let broke = Uuid::new_v4();
+    let broke_body = json!({"type": "image",
+        "viewer": {"twitch_user_id": "broke", "twitch_display_name": "Broke"},
+        "payload": {"style": "ghost", "inputs": {"subject": "a poor seal"}}});
+    world
+        .broker
+        .publish_request(&serde_json::to_vec(&broke_body).unwrap(), Some(broke))
+        .await;
+
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let result = world.broker.next(&results, WAIT).await.unwrap();
+        order.push((
+            result.body["request_id"].as_str().unwrap().to_owned(),
+            result.body["state"].clone(),
+        ));
+    }
+    let position = |id: Uuid| {
+        order
+            .iter()
+            .position(|(got, _)| *got == id.to_string())
+            .unwrap()
+    };
+    assert!(
+        position(broke) < position(waiting),
+        "the slot was free while a request waited for the limiter: {order:?}"
+    );
+    assert_eq!(order[position(waiting)].1, "succeeded");
+    assert_eq!(order[position(first)].1, "succeeded");
+    assert_eq!(world.fakes.with(|s| s.image_calls.len()), 2);
     shutdown.trigger();
     consumer.await.unwrap().unwrap();
 }

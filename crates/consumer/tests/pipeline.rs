@@ -434,16 +434,50 @@ async fn transient_image_errors_are_retried_to_success() {
     running.stop().await;
 }
 
+/// Running out of credit says nothing about the viewer's prompt (SPEC
+/// §6.10): the fleet holds, one probe at a time tries again, and work resumes
+/// once credit is back. No request fails, and only a few calls are refused.
 #[tokio::test]
-async fn out_of_credit_is_not_retried() {
+async fn running_out_of_credit_holds_requests_until_credit_is_back() {
+    const REQUESTS: usize = 6;
+    let outage = Duration::from_secs(25);
     let world = TestWorld::start().await;
-    world
-        .fakes
-        .with(|s| s.image_script.push_back(ImageBehavior::OutOfCredit));
-    let running = Running::default(world).await;
-    running.send(&ghost("a seal")).await;
-    assert_refunded_without_alert(&running, "failed").await;
-    assert_eq!(running.world.fakes.with(|s| s.image_calls.len()), 1);
+    world.fakes.with(|s| {
+        s.out_of_credit_until = Some(std::time::Instant::now() + outage);
+        s.balances.insert("90790024".into(), 100_000);
+    });
+    let env = world
+        .consumer_env()
+        .with("MODERATION", "false")
+        .with("UPSTREAM_PROBE_INTERVAL", "5s");
+    let running = Running::start(world, env).await;
+    for i in 0..REQUESTS {
+        running.send(&ghost(&format!("seal number {i}"))).await;
+    }
+    let store = dynamo_store::Store::new(running.world.database.pool().clone());
+    let hold = eventually("the fleet to hold", WAIT, || async {
+        store.current_hold("openai").await.unwrap()
+    })
+    .await;
+    assert!(hold.reason.contains("out of credit"), "{}", hold.reason);
+
+    for _ in 0..REQUESTS {
+        let result = running.result().await;
+        assert_eq!(result.body["state"], "succeeded", "{}", result.body);
+    }
+    let refused = running.world.fakes.with(|s| s.refused_for_credit);
+    // Those in flight when credit ran out (prefetch 4), then one probe per
+    // interval over the outage.
+    let most = 4 + (outage.as_secs() / 5) as usize + 1;
+    assert!((1..=most).contains(&refused), "{refused} calls refused");
+    assert_eq!(
+        store.current_hold("openai").await.unwrap(),
+        None,
+        "the hold ended"
+    );
+    let flows = running.world.fakes.flows();
+    assert_eq!(flows.len(), REQUESTS, "one debit each");
+    assert!(flows.iter().all(|f| f.status == FlowStatus::Accepted));
     running.stop().await;
 }
 

@@ -57,6 +57,9 @@ pub struct RateLimits {
     requests: RateLimiter,
     images: RateLimiter,
     metrics: Arc<Metrics>,
+    /// How long a call waits for a slot in place (`RETRY_INLINE_MAX`);
+    /// longer, and its request is let go to wait in the database.
+    patience: Duration,
 }
 
 impl RateLimits {
@@ -66,6 +69,7 @@ impl RateLimits {
         pool: PgPool,
         settings: RateSettings,
         max_call: Duration,
+        patience: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
         let limiter = |name: &str, limit: u32| {
@@ -75,21 +79,37 @@ impl RateLimits {
             requests: limiter("openai-requests", settings.requests_per_window),
             images: limiter("openai-images", settings.images_per_window),
             metrics,
+            patience,
         }
     }
 
+    /// A slot of `limiter`, waited for in place up to `patience`; beyond
+    /// that the call is not made (`Throttled`) and the request let go.
     async fn admit(&self, limiter: &RateLimiter) -> Result<Permit, UpstreamError> {
-        let permit = limiter
-            .acquire()
-            .await
-            .map_err(|e| UpstreamError::Transient {
-                service: "database",
-                detail: format!("rate limiter {}: {e}", limiter.name()),
-                retry_after: None,
-            })?;
-        self.metrics
-            .rate_limiter_waited(limiter.name(), permit.waited);
-        Ok(permit)
+        let admitted =
+            limiter
+                .acquire_within(self.patience)
+                .await
+                .map_err(|e| UpstreamError::Transient {
+                    service: "database",
+                    detail: format!("rate limiter {}: {e}", limiter.name()),
+                    retry_after: None,
+                })?;
+        match admitted {
+            Ok(permit) => {
+                self.metrics
+                    .rate_limiter_waited(limiter.name(), permit.waited);
+                Ok(permit)
+            }
+            Err(wait) => {
+                self.metrics
+                    .rate_limiter_waited(limiter.name(), self.patience.min(wait));
+                Err(UpstreamError::Throttled {
+                    service: "openai",
+                    retry_after: wait.max(Duration::from_secs(1)),
+                })
+            }
+        }
     }
 
     async fn run<T>(
@@ -100,7 +120,18 @@ impl RateLimits {
     ) -> Result<T, UpstreamError> {
         let mut permits = vec![self.admit(&self.requests).await?];
         if image {
-            permits.push(self.admit(&self.images).await?);
+            match self.admit(&self.images).await {
+                Ok(permit) => permits.push(permit),
+                Err(throttled) => {
+                    // The call is not made: its request slot is not spent.
+                    for permit in permits {
+                        if let Err(error) = permit.cancel().await {
+                            tracing::warn!(%error, "could not give an unused slot back");
+                        }
+                    }
+                    return Err(throttled);
+                }
+            }
         }
         let result = call.await;
         if let Err(error) = Permit::finish_all(permits).await {

@@ -15,6 +15,11 @@ pub struct Metrics {
 
 const HELP: &[(&str, &str, &str)] = &[
     (
+        "dynamo_upstream_holds_total",
+        "counter",
+        "Times the fleet started holding requests because a service was out (bad key, no credit, every model gone).",
+    ),
+    (
         "dynamo_recovery_sweeps_total",
         "counter",
         "Looks for requests nobody owns (due retries, viewers' turns, lapsed leases).",
@@ -116,6 +121,14 @@ impl Metrics {
 
     pub fn dead_lettered(&self) {
         self.add("dynamo_dead_lettered_total", String::new(), 1.0);
+    }
+
+    pub fn hold_started(&self, service: &str) {
+        self.add(
+            "dynamo_upstream_holds_total",
+            format!("service=\"{service}\""),
+            1.0,
+        );
     }
 
     pub fn requeued(&self) {

@@ -14,6 +14,7 @@
 //! broker) and a lost lease are a [`PipelineError`]: the run stops without
 //! touching the request's retry budget, and it is resumed later.
 
+use crate::hold::Admission;
 use crate::ownership::Owned;
 use crate::prompt::PromptTemplates;
 use crate::retry::RetryPolicy;
@@ -83,6 +84,10 @@ pub enum Wait {
     Retry,
     /// Its viewer has as many requests in progress as allowed.
     ViewerTurn,
+    /// A service it needs is out and the fleet holds (SPEC §6.10).
+    Held,
+    /// The fleet-wide rate limit has no slot for it yet.
+    RateLimit,
 }
 
 impl Outcome {
@@ -138,6 +143,8 @@ pub struct Pipeline {
     /// `LEASE_TTL`: how long a lease lasts unless renewed, and so how soon a
     /// crashed process's requests are taken over.
     pub lease_ttl: Duration,
+    /// When a service is out: how often to probe it, how long to hold.
+    pub holds: crate::hold::HoldPolicy,
 }
 
 /// How long a request over its viewer's cap waits before looking again.
@@ -148,7 +155,7 @@ const AFTER_INFRA_FAILURE: Duration = Duration::from_secs(5);
 /// What a step leads to.
 pub(crate) enum Next {
     To(RequestState),
-    Wait(DateTime<Utc>),
+    Wait(DateTime<Utc>, Wait),
 }
 
 pub(crate) type StepResult = Result<Next, PipelineError>;
@@ -183,8 +190,8 @@ pub(crate) enum Attempted<T> {
     Done(T),
     /// Failed for good (or the policy ran out): the step ends the request.
     Failed(UpstreamError),
-    /// The next try is scheduled for then.
-    Deferred(DateTime<Utc>),
+    /// The next try is scheduled for then (a retry, or the service is held).
+    Deferred(DateTime<Utc>, Wait),
 }
 
 impl Pipeline {
@@ -332,11 +339,11 @@ impl Pipeline {
             self.metrics.step(label, started.elapsed());
             state = match next? {
                 Next::To(next) => next,
-                Next::Wait(until) => {
+                Next::Wait(until, why) => {
                     return Ok(Outcome::Waiting {
                         state,
                         until,
-                        why: Wait::Retry,
+                        why,
                         timings,
                     });
                 }
@@ -406,10 +413,41 @@ impl Pipeline {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, UpstreamError>>,
     {
+        let service = calls_out_to(step);
+        let mut probing = false;
+        if let Some(service) = service {
+            match self.admit(service).await? {
+                Admission::Go => {}
+                Admission::Probe => probing = true,
+                Admission::Wait(until) => return Ok(Attempted::Deferred(until, Wait::Held)),
+                Admission::GiveUp(reason) => {
+                    return Ok(Attempted::Failed(UpstreamError::Outage { service, reason }));
+                }
+            }
+        }
         loop {
             run.ensure_owned()?;
-            let error = match call().await {
+            let result = call().await;
+            let answered = !matches!(
+                &result,
+                Err(UpstreamError::Outage { .. } | UpstreamError::Throttled { .. })
+            );
+            if probing && answered {
+                // Any answer but "still out" means the service is back.
+                probing = false;
+                self.on_probe_answered(service.unwrap_or_default()).await;
+            }
+            let error = match result {
                 Ok(value) => return Ok(Attempted::Done(value)),
+                Err(UpstreamError::Outage { service, reason }) => {
+                    let until = self.on_outage(service, &reason).await?;
+                    return Ok(Attempted::Deferred(until, Wait::Held));
+                }
+                // Not a failure: the request waits its turn in the database.
+                Err(UpstreamError::Throttled { retry_after, .. }) => {
+                    let until = Utc::now() + chrono_duration(retry_after);
+                    return Ok(Attempted::Deferred(until, Wait::RateLimit));
+                }
                 Err(error) if !error.is_transient() => return Ok(Attempted::Failed(error)),
                 Err(error) => error,
             };
@@ -430,8 +468,19 @@ impl Pipeline {
                 tokio::time::sleep(delay).await;
                 continue;
             }
-            return Ok(Attempted::Deferred(Utc::now() + chrono_duration(delay)));
+            return Ok(Attempted::Deferred(
+                Utc::now() + chrono_duration(delay),
+                Wait::Retry,
+            ));
         }
+    }
+}
+
+/// The service whose outage holds a step: the image and chat API.
+fn calls_out_to(step: Step) -> Option<&'static str> {
+    match step {
+        Step::Name | Step::Moderation | Step::Image => Some("openai"),
+        _ => None,
     }
 }
 

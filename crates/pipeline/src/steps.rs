@@ -41,7 +41,7 @@ impl Pipeline {
         let flow_id = match attempted {
             Attempted::Done(flow_id) => flow_id,
             Attempted::Failed(error) => return self.end(run, "debiting points", error).await,
-            Attempted::Deferred(until) => return Ok(Next::Wait(until)),
+            Attempted::Deferred(until, why) => return Ok(Next::Wait(until, why)),
         };
         self.store.mark_debited(run.lease(), Some(flow_id)).await?;
         Ok(Next::To(RequestState::Debited))
@@ -85,7 +85,7 @@ impl Pipeline {
         {
             Attempted::Done(name) => name,
             Attempted::Failed(error) => return self.end(run, "naming the friend", error).await,
-            Attempted::Deferred(until) => return Ok(Next::Wait(until)),
+            Attempted::Deferred(until, why) => return Ok(Next::Wait(until, why)),
         };
         self.store
             .record_name(run.lease(), &names.prompt(subject), &name)
@@ -157,7 +157,7 @@ impl Pipeline {
                 Attempted::Failed(error) => {
                     return self.end(run, "screening the prompt", error).await.map(Err);
                 }
-                Attempted::Deferred(until) => return Ok(Err(Next::Wait(until))),
+                Attempted::Deferred(until, why) => return Ok(Err(Next::Wait(until, why))),
             }
         }
         let image_job = ImageJob {
@@ -175,7 +175,7 @@ impl Pipeline {
             Attempted::Failed(error) => {
                 return self.end(run, "generating the image", error).await.map(Err);
             }
-            Attempted::Deferred(until) => return Ok(Err(Next::Wait(until))),
+            Attempted::Deferred(until, why) => return Ok(Err(Next::Wait(until, why))),
         };
         self.store.keep_generated(run.lease(), &source).await?;
         Ok(Ok(source))
@@ -220,7 +220,7 @@ impl Pipeline {
                 detail: error.to_string(),
             }),
             Attempted::Failed(error) => self.end(run, "publishing the alert", error).await,
-            Attempted::Deferred(until) => Ok(Next::Wait(until)),
+            Attempted::Deferred(until, why) => Ok(Next::Wait(until, why)),
         }
     }
 

@@ -9,6 +9,7 @@
 mod connect;
 mod debit;
 mod generated;
+mod holds;
 mod lease;
 mod listing;
 mod rate_limit;
@@ -23,6 +24,7 @@ pub use connect::{MIGRATIONS_TABLE, SCHEMA, StoreError, connect, connect_options
 /// The PostgreSQL channel that announces state changes (see migration 0002).
 pub const EVENTS_CHANNEL: &str = "dynamo_request_events";
 pub use debit::DebitIntent;
+pub use holds::Hold;
 pub use lease::Lease;
 pub use listing::{Cursor, RequestFilter};
 pub use rate_limit::{Permit, RateLimiter};

@@ -44,6 +44,16 @@ impl Permit {
 
     /// Finishes the permits of one call (say, its requests and images
     /// limiters) in one statement.
+    /// Gives the slot back unused (the call was not made): it stops counting
+    /// at once.
+    pub async fn cancel(self) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM dynamo.rate_limit_call WHERE id = $1")
+            .bind(self.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn finish_all(permits: Vec<Permit>) -> Result<(), StoreError> {
         let Some(first) = permits.first() else {
             return Ok(());
@@ -79,15 +89,32 @@ impl RateLimiter {
 
     /// Waits until a call may be made and records it.
     pub async fn acquire(&self) -> Result<Permit, StoreError> {
+        loop {
+            if let Ok(permit) = self.acquire_within(Duration::MAX).await? {
+                return Ok(permit);
+            }
+        }
+    }
+
+    /// Waits for a slot at most `patience`; `Err(wait)` when the limiter
+    /// would have the caller wait longer (then about `wait` more), so that a
+    /// request can be let go instead of holding a consumer slot.
+    pub async fn acquire_within(
+        &self,
+        patience: Duration,
+    ) -> Result<Result<Permit, Duration>, StoreError> {
         let started = std::time::Instant::now();
         loop {
             match self.try_acquire().await? {
                 Ok(id) => {
-                    return Ok(Permit {
+                    return Ok(Ok(Permit {
                         pool: self.pool.clone(),
                         id,
                         waited: started.elapsed(),
-                    });
+                    }));
+                }
+                Err(wait) if started.elapsed().saturating_add(wait) > patience => {
+                    return Ok(Err(wait));
                 }
                 Err(wait) => {
                     tracing::debug!(limiter = %self.name, ?wait, "rate limited; waiting");

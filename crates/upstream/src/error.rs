@@ -34,8 +34,26 @@ pub enum UpstreamError {
     /// The ledger answered 409 to the debit.
     #[error("not enough points")]
     NotEnoughPoints,
-    /// Will not work however often it is tried (bad credentials, out of
-    /// credit, a request the service refuses, a malformed answer).
+    /// dynamo's own fleet-wide rate limiter has no slot for a while: not a
+    /// failure of anything. The request is let go and tried again after
+    /// `retry_after`, costing it no attempt.
+    #[error("{service} calls are at their configured rate; next slot in about {retry_after:?}")]
+    Throttled {
+        service: &'static str,
+        retry_after: Duration,
+    },
+    /// The service cannot serve anyone right now, for a reason that says
+    /// nothing about this request: a bad key, no credit left, every
+    /// configured model gone. dynamo holds requests instead of failing them
+    /// (SPEC §6.10) until a probe passes.
+    #[error("{service} is out of service: {reason}")]
+    Outage {
+        service: &'static str,
+        /// What an operator should do, in one sentence.
+        reason: String,
+    },
+    /// Will not work however often it is tried (a request the service
+    /// refuses, a malformed answer).
     #[error("{service} refused: {detail}")]
     Permanent {
         service: &'static str,
@@ -51,6 +69,11 @@ impl UpstreamError {
                 | UpstreamError::RateLimited { .. }
                 | UpstreamError::TimedOut { .. }
         )
+    }
+
+    /// Whether the service as a whole is out (hold everyone), not this call.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, UpstreamError::Outage { .. })
     }
 
     pub fn retry_after(&self) -> Option<Duration> {

@@ -200,12 +200,14 @@ fn classify(error: OpenAIError) -> UpstreamError {
                         "the image service refused this prompt under its content policy ({code})"
                     ))
                 }
-                (429, "insufficient_quota") => {
-                    tracing::error!(
-                        "OpenAI says the account is out of credit (insufficient_quota): add credit or change OPENAI_API_KEY"
-                    );
-                    UpstreamError::permanent(SERVICE, detail)
-                }
+                (429, "insufficient_quota") => UpstreamError::Outage {
+                    service: SERVICE,
+                    reason: "OpenAI says the account is out of credit (insufficient_quota): add credit or change OPENAI_API_KEY".to_owned(),
+                },
+                (401, _) => UpstreamError::Outage {
+                    service: SERVICE,
+                    reason: format!("OpenAI refused the API key ({detail}): check OPENAI_API_KEY"),
+                },
                 (429, _) => UpstreamError::RateLimited {
                     service: SERVICE,
                     detail,

@@ -92,6 +92,10 @@ pub struct FakeState {
     pub moderation_calls: Vec<Value>,
     /// When set, chat completions answer 400.
     pub chat_refuses: bool,
+    /// Until then, image and chat calls answer 429 `insufficient_quota`, as
+    /// OpenAI does for an account out of credit (counted in `refused_for_credit`).
+    pub out_of_credit_until: Option<std::time::Instant>,
+    pub refused_for_credit: usize,
     /// How many accepts (PATCH) to fail with 503 before working.
     pub accept_failures: usize,
     /// How many debits (POST /outflow) to fail with 503 before working.
@@ -483,6 +487,9 @@ async fn generate_image(
     {
         return refused;
     }
+    if let Some(refused) = refuse_without_credit(&state) {
+        return refused;
+    }
     let behavior = {
         let mut state = state.lock().unwrap();
         if let Some((limit, window)) = state.image_limit {
@@ -567,13 +574,28 @@ async fn generate_image(
                 .insert("retry-after-ms", retry_after_ms.to_string().parse().unwrap());
             response
         }
-        ImageBehavior::OutOfCredit => api_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "insufficient_quota",
-            "insufficient_quota",
-            "You exceeded your current quota",
-        ),
+        ImageBehavior::OutOfCredit => out_of_credit(),
     }
+}
+
+fn out_of_credit() -> Response {
+    api_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "insufficient_quota",
+        "insufficient_quota",
+        "You exceeded your current quota, please check your plan and billing details.",
+    )
+}
+
+fn refuse_without_credit(state: &Shared) -> Option<Response> {
+    let mut state = state.lock().unwrap();
+    let broke = state
+        .out_of_credit_until
+        .is_some_and(|until| std::time::Instant::now() < until);
+    if broke {
+        state.refused_for_credit += 1;
+    }
+    broke.then(out_of_credit)
 }
 
 fn urlencode(text: &str) -> String {
@@ -606,6 +628,9 @@ async fn chat(State(state): State<Shared>, Json(body): Json<Value>) -> Response 
     if let Some(refused) =
         models::refuse_unless_available(&state, body["model"].as_str().unwrap_or_default())
     {
+        return refused;
+    }
+    if let Some(refused) = refuse_without_credit(&state) {
         return refused;
     }
     let refuses = {
