@@ -5,6 +5,8 @@
 //! Each test puts a TCP proxy between the server and the real service and
 //! cuts it: the machine's RabbitMQ and PostgreSQL keep running for everyone else.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
+
 mod common;
 
 use common::{Server, WAIT};
