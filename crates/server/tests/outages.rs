@@ -128,8 +128,8 @@ async fn a_database_lost_after_start_answers_503_and_heals_without_a_restart() {
     })
     .await;
     let admin = server.admin();
-    let (status, body) = server.get("/requests", Some(&admin)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    // The broker connects in the background; be fully ready before the cut.
+    ready(&server).await;
 
     proxy.set_down(true);
     let (status, body) = eventually("GET /requests to answer 503", WAIT, || async {
@@ -163,6 +163,14 @@ async fn a_database_lost_after_start_answers_503_and_heals_without_a_restart() {
         },
     )
     .await;
-    let (status, body) = server.get("/readyz", Some(&admin)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    ready(&server).await;
+}
+
+async fn ready(server: &Server) {
+    let admin = server.admin();
+    eventually("/readyz to answer 200", HEALS_WITHIN, || async {
+        let (status, _) = server.get("/readyz", Some(&admin)).await;
+        (status == StatusCode::OK).then_some(())
+    })
+    .await;
 }
