@@ -113,6 +113,9 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         .with_state(state)
 }
 
+/// How long start-up waits for RabbitMQ before serving without it.
+const FIRST_CONNECT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Connects to everything and serves on `listener` until `shutdown`.
 pub async fn run(
     config: ServerConfig,
@@ -128,6 +131,15 @@ pub async fn run(
         config.topology.clone(),
         Declare::Exchanges,
     );
+    // Give the first connection a moment, so a server started together
+    // with a healthy broker does not turn away its first enqueues; then
+    // serve regardless.
+    if tokio::time::timeout(FIRST_CONNECT_GRACE, broker.connected())
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?FIRST_CONNECT_GRACE, "RabbitMQ is not reachable yet; serving status, enqueueing answers 503 until it is");
+    }
     let publisher = broker.publisher();
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
