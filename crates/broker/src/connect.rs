@@ -1,4 +1,6 @@
-//! Opening a connection from settings.
+//! Opening a connection from settings. dynamo's own code goes through
+//! [`crate::Broker`]; [`connect`] is public for test kits and benchmarks that
+//! talk to RabbitMQ as another service would.
 
 use dynamo_runtime::BrokerSettings;
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
@@ -21,6 +23,10 @@ pub enum BrokerError {
     },
     #[error("RabbitMQ: {0}")]
     Channel(#[from] lapin::Error),
+    #[error("RabbitMQ did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("RabbitMQ ended our subscription to {0:?} (was the queue deleted?)")]
+    Cancelled(String),
 }
 
 /// Connects with the settings' credentials. The URI is built field by field,

@@ -1,17 +1,24 @@
 //! Publishing with broker confirms: a message counts as sent only once
 //! RabbitMQ has acknowledged it, and an unroutable one is an error.
+//!
+//! A [`Publisher`] follows its [`crate::Broker`]'s current connection, so it
+//! never needs replacing after a reconnect; while there is none it fails at
+//! once rather than waiting, and the caller decides (the server answers 503,
+//! the pipeline holds the request and tries later).
 
+use crate::link::Link;
+use lapin::BasicProperties;
 use lapin::Confirmation;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection};
+use tokio::sync::watch;
 use uuid::Uuid;
-
-/// The header that carries why a message was dead-lettered.
-pub const REASON_HEADER: &str = "x-dynamo-reason";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// Not connected to RabbitMQ right now; the message was not sent.
+    #[error("not connected to RabbitMQ; the message for exchange {0:?} was not sent")]
+    Unavailable(String),
     /// No queue is bound to the exchange: nobody would see the message.
     #[error("no queue is bound to exchange {0:?}; the message was returned")]
     Returned(String),
@@ -25,16 +32,28 @@ pub enum PublishError {
     },
 }
 
-/// A channel in confirm mode. Clone it freely: lapin channels are shared handles.
+impl PublishError {
+    /// The broker was away or the connection broke: trying again later may
+    /// work. (A returned or refused message is about the topology instead.)
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            PublishError::Unavailable(_) | PublishError::Broker { .. }
+        )
+    }
+}
+
+/// Publishes through the live connection's confirming channel. Clone it freely.
 #[derive(Clone)]
 pub struct Publisher {
-    channel: Channel,
+    link: watch::Receiver<Option<Link>>,
 }
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let generation = self.link.borrow().as_ref().map(|l| l.generation);
         f.debug_struct("Publisher")
-            .field("channel", &self.channel.id())
+            .field("connection", &generation)
             .finish()
     }
 }
@@ -45,20 +64,13 @@ pub struct Envelope {
     pub message_id: Option<Uuid>,
     /// Return (and fail) the message when no queue is bound.
     pub mandatory: bool,
+    /// Name and value; names are the constants of [`crate::headers`].
     pub headers: Vec<(String, String)>,
 }
 
 impl Publisher {
-    pub async fn open(connection: &Connection) -> Result<Self, lapin::Error> {
-        let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        Ok(Self { channel })
-    }
-
-    pub fn channel(&self) -> &Channel {
-        &self.channel
+    pub(crate) fn following(link: watch::Receiver<Option<Link>>) -> Self {
+        Self { link }
     }
 
     /// Publishes a persistent JSON message and waits for the broker's confirm.
@@ -68,6 +80,10 @@ impl Publisher {
         body: &[u8],
         envelope: Envelope,
     ) -> Result<(), PublishError> {
+        let channel = match self.link.borrow().as_ref() {
+            Some(link) if link.channel.status().connected() => link.channel.clone(),
+            _ => return Err(PublishError::Unavailable(exchange.to_owned())),
+        };
         let broker = |source| PublishError::Broker {
             exchange: exchange.to_owned(),
             source,
@@ -86,8 +102,7 @@ impl Publisher {
             }
             properties = properties.with_headers(headers);
         }
-        let confirmation = self
-            .channel
+        let confirmation = channel
             .basic_publish(
                 exchange.into(),
                 "".into(),

@@ -1,14 +1,13 @@
 //! Building dynamo-consumer from its configuration and running it: connect,
-//! consume, and when the broker connection is lost, reconnect with capped
-//! backoff and carry on — nothing is acknowledged while disconnected, so the
+//! consume, and when the broker connection is lost, wait for the broker
+//! crate's [`Broker`] to reconnect (capped backoff with jitter) and
+//! subscribe again — nothing is acknowledged while disconnected, so the
 //! broker redelivers whatever was in flight.
 
 use crate::config::{ConsumerConfig, ImageBackend, StorageBackend};
 use crate::consumer::Consumer;
 use crate::models::{NoModelLeft, StoreCatalogue};
-use backon::{ExponentialBuilder, Retryable};
-use dynamo_broker::lapin::Connection;
-use dynamo_broker::{BrokerError, Publisher};
+use dynamo_broker::{Broker, Declare};
 use dynamo_pipeline::Metrics;
 use dynamo_pipeline::limits::{LimitedImages, LimitedModerator, LimitedNames, RateLimits};
 use dynamo_pipeline::{Pipeline, Services};
@@ -21,13 +20,28 @@ use dynamo_upstream::{
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+
+/// How long to wait before subscribing again on a connection that is still
+/// up after its subscription failed.
+const RESUBSCRIBE_PAUSE: Duration = Duration::from_secs(5);
 
 /// Connects to everything, then consumes until `shutdown`.
 pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let pool = dynamo_store::connect(&config.database).await?;
     tracing::info!(host = %config.database.host, database = %config.database.database, "database ready (migrations applied)");
-    let Some((connection, publisher)) = connect_broker(&config, &shutdown).await else {
+    let broker = Broker::start(
+        config.broker.clone(),
+        "dynamo-consumer",
+        config.topology.clone(),
+        Declare::Everything,
+    );
+    // Consuming needs the topology declared; wait for the first connection.
+    let connected = tokio::select! {
+        _ = shutdown.requested() => None,
+        connected = broker.connected() => connected,
+    };
+    let Some(connected) = connected else {
+        broker.close().await;
         return Ok(());
     };
     let metrics = Arc::new(Metrics::default());
@@ -40,8 +54,6 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         points_cost = config.points_cost,
         "dynamo-consumer ready"
     );
-    // The current broker connection, for the health port.
-    let (broker_tx, broker_rx) = watch::channel(connection.clone());
     if let Some(address) = config.health_addr {
         let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {address} (CONSUMER_HEALTH_ADDR): {e}")
@@ -50,8 +62,7 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         tokio::spawn(crate::health::serve(
             listener,
             pool.clone(),
-            broker_rx,
-            config.topology.clone(),
+            broker.clone(),
             metrics.clone(),
             shutdown.clone(),
         ));
@@ -59,7 +70,8 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
     let pipeline = Arc::new(Pipeline {
         metrics,
         store: Store::new(pool),
-        publisher: tokio::sync::RwLock::new(publisher),
+        // Follows the broker's reconnects by itself: never replaced.
+        publisher: tokio::sync::RwLock::new(broker.publisher()),
         topology: config.topology.clone(),
         services,
         prompts: config.prompts.clone(),
@@ -84,25 +96,29 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         shutdown_grace: config.shutdown_grace,
     });
 
-    let mut connection = connection;
+    let mut connected = connected;
     loop {
-        match consumer.run(&connection, &shutdown).await {
+        match consumer.run(&connected, &shutdown).await {
             Ok(()) => break,
             Err(error) => {
-                tracing::warn!(%error, "lost RabbitMQ; reconnecting (nothing is acknowledged meanwhile)")
+                tracing::warn!(%error, "lost RabbitMQ; waiting to reconnect (nothing is acknowledged meanwhile)")
             }
         }
-        let Some((next, publisher)) = connect_broker(&config, &shutdown).await else {
-            break;
+        // A newer connection than the one that failed. (A subscription can
+        // also fail on a live connection, e.g. a deleted queue: the pause
+        // keeps that from becoming a hot loop.)
+        let next = tokio::select! {
+            _ = shutdown.requested() => None,
+            next = broker.connected_after(connected.generation()) => next,
+            _ = tokio::time::sleep(RESUBSCRIBE_PAUSE), if broker.is_connected() => broker.connected().await,
         };
-        *pipeline.publisher.write().await = publisher;
-        let _ = broker_tx.send(next.clone());
-        connection = next;
-        tracing::info!("reconnected to RabbitMQ; consuming again");
+        let Some(next) = next else { break };
+        connected = next;
+        tracing::info!(generation = connected.generation(), "consuming again");
     }
     shutdown.trigger();
     let _ = scheduler.await;
-    let _ = connection.close(200, "bye".into()).await;
+    broker.close().await;
     tracing::info!("dynamo-consumer stopped");
     Ok(())
 }
@@ -116,39 +132,6 @@ fn owner_id() -> String {
         .unwrap_or_else(|_| "unknown-host".to_owned());
     let start = uuid::Uuid::new_v4().simple().to_string();
     format!("{host}:{}:{}", std::process::id(), &start[..8])
-}
-
-/// Connects to RabbitMQ, declares the topology and opens a confirming
-/// publisher, retrying with capped backoff until it works or shutdown is
-/// requested (`None`).
-async fn connect_broker(
-    config: &ConsumerConfig,
-    shutdown: &Shutdown,
-) -> Option<(Arc<Connection>, Publisher)> {
-    let attempt = || async {
-        let connection = dynamo_broker::connect(&config.broker, "dynamo-consumer").await?;
-        config
-            .topology
-            .declare_all(&connection.create_channel().await?)
-            .await?;
-        let publisher = Publisher::open(&connection).await?;
-        Ok::<_, BrokerError>((Arc::new(connection), publisher))
-    };
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(500))
-        .with_max_delay(Duration::from_secs(30))
-        .without_max_times()
-        .with_jitter();
-    let connecting = attempt
-        .retry(backoff)
-        .sleep(tokio::time::sleep)
-        .notify(|error, retry_in| {
-            tracing::warn!(%error, ?retry_in, "cannot use RabbitMQ yet; check RMQ_HOST, RMQ_PORT, RMQ_USER and RMQ_PASSWORD");
-        });
-    tokio::select! {
-        _ = shutdown.requested() => None,
-        connected = connecting => connected.ok(),
-    }
 }
 
 type Providers = (

@@ -8,27 +8,15 @@
 //! - at most `prefetch` requests are in flight, because the broker sends no
 //!   more unacknowledged deliveries than that (basic.qos).
 
-use dynamo_broker::lapin::message::Delivery;
-use dynamo_broker::lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-};
-use dynamo_broker::lapin::types::{AMQPValue, FieldTable};
-use dynamo_broker::lapin::{Channel, Connection};
-use dynamo_broker::{Envelope, REASON_HEADER, Topology};
+use dynamo_broker::{BrokerError, Connected, Delivery, Topology, headers};
 use dynamo_pipeline::{Job, Outcome, Pipeline};
 use dynamo_runtime::Shutdown;
 use dynamo_wire::GenerationRequest;
-use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
-
-/// Marks an admin's request as free of charge (`true`).
-pub const FREE_OF_CHARGE_HEADER: &str = "x-dynamo-free-of-charge";
-/// The request an admin's retry repeats (a UUID).
-pub const RETRY_OF_HEADER: &str = "x-dynamo-retry-of";
 
 /// How far back a redelivered message without a message_id is matched. A
 /// redelivery follows a crash or a lost connection within seconds to minutes;
@@ -40,14 +28,6 @@ const FINGERPRINT_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// recorded, so a database outage does not become a hot redelivery loop.
 const REQUEUE_PAUSE: Duration = Duration::from_secs(5);
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConsumeError {
-    #[error("RabbitMQ: {0}")]
-    Broker(#[from] dynamo_broker::lapin::Error),
-    #[error("RabbitMQ ended our subscription to {0:?} (was the queue deleted?)")]
-    Cancelled(String),
-}
-
 pub struct Consumer {
     pub pipeline: Arc<Pipeline>,
     pub topology: Topology,
@@ -56,26 +36,17 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// Consumes until shutdown (`Ok`) or until the connection fails (`Err`).
-    /// Then stops taking messages, gives in-flight requests the grace period
-    /// to finish, and leaves the rest unacknowledged for the broker to redeliver.
+    /// Consumes on `connection` until shutdown (`Ok`) or until the
+    /// connection fails (`Err`). Then stops taking messages, gives in-flight
+    /// requests the grace period to finish, and leaves the rest
+    /// unacknowledged for the broker to redeliver.
     pub async fn run(
         self: &Arc<Self>,
-        connection: &Connection,
+        connection: &Connected,
         shutdown: &Shutdown,
-    ) -> Result<(), ConsumeError> {
-        let channel = connection.create_channel().await?;
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
-            .await?;
-        let tag = format!("dynamo-consumer-{}", Uuid::new_v4());
-        let mut deliveries = channel
-            .basic_consume(
-                self.topology.requests_queue.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
+    ) -> Result<(), BrokerError> {
+        let mut deliveries = connection
+            .consume(&self.topology.requests_queue, self.prefetch)
             .await?;
         tracing::info!(queue = %self.topology.requests_queue, prefetch = self.prefetch, "consuming generation requests");
         let this = Arc::clone(self);
@@ -84,18 +55,15 @@ impl Consumer {
             tokio::select! {
                 _ = shutdown.requested() => break Ok(()),
                 next = deliveries.next() => match next {
-                    Some(Ok(delivery)) => {
+                    Ok(delivery) => {
                         let this = Arc::clone(&this);
                         in_flight.spawn(async move { this.handle(delivery).await });
                     }
-                    Some(Err(error)) => break Err(ConsumeError::Broker(error)),
-                    None => break Err(ConsumeError::Cancelled(this.topology.requests_queue.clone())),
+                    Err(error) => break Err(error),
                 },
             }
         };
-        let _ = channel
-            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-            .await;
+        deliveries.cancel().await;
         in_flight.close();
         if !in_flight.is_empty() {
             tracing::info!(in_flight = in_flight.len(), grace = ?this.shutdown_grace, "waiting for requests in flight");
@@ -109,12 +77,12 @@ impl Consumer {
                 "grace period over; unfinished requests stay unacknowledged and will be redelivered"
             );
         }
-        close(&channel).await;
+        deliveries.close().await;
         result
     }
 
     async fn handle(&self, delivery: Delivery) {
-        let request = match GenerationRequest::from_slice(&delivery.data) {
+        let request = match GenerationRequest::from_slice(&delivery.body) {
             Ok(request) => request,
             Err(error) => return self.dead_letter(delivery, &error.to_string()).await,
         };
@@ -129,8 +97,10 @@ impl Consumer {
             id,
             fingerprint,
             request,
-            free_of_charge: header(&delivery, FREE_OF_CHARGE_HEADER).as_deref() == Some("true"),
-            retry_of: header(&delivery, RETRY_OF_HEADER).and_then(|v| v.parse().ok()),
+            free_of_charge: delivery.header(headers::FREE_OF_CHARGE) == Some("true"),
+            retry_of: delivery
+                .header(headers::RETRY_OF)
+                .and_then(|v| v.parse().ok()),
         };
         match self.pipeline.handle(&job).await {
             Ok(Outcome::Ended {
@@ -173,30 +143,18 @@ impl Consumer {
     /// Parks a malformed message with the reason, then acknowledges it. If
     /// parking fails the message is requeued rather than dropped.
     async fn dead_letter(&self, delivery: Delivery, reason: &str) {
-        tracing::warn!(%reason, bytes = delivery.data.len(), "malformed generation request dead-lettered");
-        let envelope = Envelope {
-            message_id: None,
-            mandatory: true,
-            headers: vec![
-                (REASON_HEADER.to_owned(), reason.to_owned()),
-                (
-                    "x-dynamo-original-exchange".to_owned(),
-                    delivery.exchange.to_string(),
-                ),
-            ],
-        };
+        tracing::warn!(%reason, bytes = delivery.body.len(), "malformed generation request dead-lettered");
         let publisher = self.pipeline.publisher.read().await.clone();
-        let parked = publisher
-            .publish_json(
-                &self.topology.dead_letter_exchange,
-                &delivery.data,
-                envelope,
-            )
-            .await;
-        match parked {
-            Ok(()) => {
+        match delivery
+            .dead_letter(&publisher, &self.topology.dead_letter_exchange, reason)
+            .await
+        {
+            Ok(()) => self.pipeline.metrics.dead_lettered(),
+            // Parked, but the ack was lost with the connection: the copy that
+            // comes back is parked again. Better twice than never.
+            Err(dynamo_broker::DeadLetterError::Ack(error)) => {
                 self.pipeline.metrics.dead_lettered();
-                ack(&delivery).await
+                tracing::warn!(%error, "could not acknowledge a parked message; it will be redelivered");
             }
             Err(error) => {
                 tracing::error!(%error, "could not park the malformed message; requeueing it");
@@ -216,15 +174,10 @@ impl Consumer {
         &self,
         delivery: &Delivery,
     ) -> Result<(Uuid, Option<Vec<u8>>), dynamo_store::StoreError> {
-        if let Some(id) = delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .and_then(|id| Uuid::parse_str(id.as_str()).ok())
-        {
+        if let Some(id) = delivery.message_uuid() {
             return Ok((id, None));
         }
-        let fingerprint = Sha256::digest(&delivery.data).to_vec();
+        let fingerprint = Sha256::digest(&delivery.body).to_vec();
         if delivery.redelivered
             && let Some(id) = self
                 .pipeline
@@ -238,20 +191,8 @@ impl Consumer {
     }
 }
 
-fn header(delivery: &Delivery, name: &str) -> Option<String> {
-    let headers = delivery.properties.headers().as_ref()?;
-    match headers.inner().get(name)? {
-        AMQPValue::LongString(value) => {
-            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
-        }
-        AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
-        AMQPValue::Boolean(value) => Some(value.to_string()),
-        _ => None,
-    }
-}
-
 async fn ack(delivery: &Delivery) {
-    if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
+    if let Err(error) = delivery.ack().await {
         // The broker will redeliver; the pipeline resumes from the committed state.
         tracing::warn!(%error, "could not acknowledge a message; it will be redelivered");
     }
@@ -261,14 +202,8 @@ async fn ack(delivery: &Delivery) {
 /// outage does not become a hot redelivery loop.
 async fn requeue_later(delivery: &Delivery) {
     tokio::time::sleep(REQUEUE_PAUSE).await;
-    let _ = delivery
-        .nack(BasicNackOptions {
-            requeue: true,
-            ..BasicNackOptions::default()
-        })
-        .await;
-}
-
-async fn close(channel: &Channel) {
-    let _ = channel.close(200, "shutting down".into()).await;
+    if let Err(error) = delivery.requeue().await {
+        // Lost with the connection: the broker hands it back all the same.
+        tracing::debug!(%error, "could not requeue a message; it will be redelivered");
+    }
 }

@@ -6,29 +6,25 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use dynamo_broker::Topology;
-use dynamo_broker::lapin::Connection;
+use dynamo_broker::Broker;
 use dynamo_pipeline::Metrics;
 use dynamo_runtime::Shutdown;
 use serde_json::json;
 use sqlx::PgPool;
 use std::fmt::Write;
 use std::sync::Arc;
-use tokio::sync::watch;
 
 #[derive(Clone)]
 struct HealthState {
     pool: PgPool,
-    broker: watch::Receiver<Arc<Connection>>,
-    topology: Topology,
+    broker: Broker,
     metrics: Arc<Metrics>,
 }
 
 pub async fn serve(
     listener: tokio::net::TcpListener,
     pool: PgPool,
-    broker: watch::Receiver<Arc<Connection>>,
-    topology: Topology,
+    broker: Broker,
     metrics: Arc<Metrics>,
     shutdown: Shutdown,
 ) {
@@ -39,7 +35,6 @@ pub async fn serve(
         .with_state(HealthState {
             pool,
             broker,
-            topology,
             metrics,
         });
     if let Err(error) = axum::serve(listener, app)
@@ -56,7 +51,7 @@ async fn readyz(State(state): State<HealthState>) -> Response {
     let store = dynamo_store::Store::new(state.pool.clone());
     let holds = store.holds().await;
     let database = holds.is_ok();
-    let broker = state.broker.borrow().status().connected();
+    let broker = state.broker.is_connected();
     let held: Vec<serde_json::Value> = holds
         .unwrap_or_default()
         .into_iter()
@@ -88,6 +83,5 @@ async fn metrics_text(State(state): State<HealthState>) -> Response {
 }
 
 async fn queue_depth(state: &HealthState) -> Option<u32> {
-    let connection = state.broker.borrow().clone();
-    state.topology.requests_queue_depth(&connection).await
+    state.broker.requests_queue_depth().await
 }

@@ -10,15 +10,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
-use dynamo_broker::lapin::options::{
-    BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
-use dynamo_broker::lapin::types::FieldTable;
-use dynamo_broker::lapin::{Channel, Connection};
-use dynamo_broker::{Envelope, Publisher};
+use dynamo_broker::{Broker, Declare, Envelope, Publisher};
 use dynamo_consumer::ConsumerConfig;
 use dynamo_runtime::Shutdown;
 use dynamo_testkit::{TestWorld, eventually, ghost_request};
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
 use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
@@ -39,7 +39,14 @@ async fn open(world: &TestWorld) -> (Connection, Channel, Publisher) {
         .await
         .unwrap();
     let channel = connection.create_channel().await.unwrap();
-    let publisher = Publisher::open(&connection).await.unwrap();
+    let broker = Broker::start(
+        world.broker.settings.clone(),
+        "dynamo-tests-restart-publisher",
+        world.broker.topology.clone(),
+        Declare::Exchanges,
+    );
+    broker.connected().await.unwrap();
+    let publisher = broker.publisher();
     (connection, channel, publisher)
 }
 

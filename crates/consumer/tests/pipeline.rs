@@ -641,7 +641,7 @@ async fn invalid_messages_are_dead_lettered_while_valid_ones_succeed() {
         let reason = parked
             .headers
             .iter()
-            .find(|(k, _)| k == dynamo_broker::REASON_HEADER)
+            .find(|(k, _)| k == dynamo_broker::headers::REASON)
             .map(|(_, v)| v.clone())
             .expect("the reason header");
         reasons.push((parked.raw, reason));
@@ -868,6 +868,38 @@ async fn dropped_connections_to_openai_are_retried() {
     running.send(&ghost("a seal")).await;
     assert_eq!(running.result().await.body["state"], "succeeded");
     assert_eq!(proxy.dropped(), 2);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_consumer_cut_off_from_the_broker_subscribes_again_and_loses_nothing() {
+    let world = TestWorld::start().await;
+    let settings = &world.broker.settings;
+    let proxy =
+        dynamo_testkit::FlakyProxy::start(format!("{}:{}", settings.host, settings.port), 0).await;
+    let port = proxy.url.rsplit(':').next().unwrap().to_owned();
+    let env = world
+        .consumer_env()
+        .with("RMQ_HOST", "127.0.0.1")
+        .with("RMQ_PORT", port);
+    let running = Running::start(world, env).await;
+    running.send(&ghost("a seal")).await;
+    assert_eq!(running.result().await.body["state"], "succeeded");
+
+    proxy.set_down(true);
+    // Published straight to RabbitMQ while the consumer cannot reach it: the
+    // request waits in the queue, taken by nobody.
+    let id = running.send(&ghost("a second seal")).await;
+    let broker = &running.world.broker;
+    dynamo_testkit::eventually("the request to wait in the queue", WAIT, || async {
+        (broker.depth(&broker.topology.requests_queue).await == 1).then_some(())
+    })
+    .await;
+
+    proxy.set_down(false);
+    let result = running.result().await;
+    assert_eq!(result.body["state"], "succeeded", "{}", result.body);
+    assert_eq!(result.message_id.as_deref(), Some(id.to_string().as_str()));
     running.stop().await;
 }
 

@@ -3,14 +3,9 @@
 //! `--help` (the doc comments of [`Command`]).
 
 use clap::{Parser, Subcommand};
-use dynamo_broker::lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions,
-};
-use dynamo_broker::lapin::types::FieldTable;
-use dynamo_broker::{Envelope, Publisher, Topology};
+use dynamo_broker::{Broker, Connected, Declare, Envelope, Topology, headers};
 use dynamo_runtime::{BrokerSettings, Env};
 use dynamo_wire::GenerationRequest;
-use futures::StreamExt;
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -89,19 +84,33 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn connect() -> anyhow::Result<(dynamo_broker::lapin::Connection, Topology)> {
+/// How long dynamoctl waits for RabbitMQ before giving up.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn connect() -> anyhow::Result<(Broker, Connected, Topology)> {
     let env = Env::from_process()?;
     let topology = Topology::from_env(&env)?;
-    let connection = dynamo_broker::connect(&BrokerSettings::from_env(&env)?, "dynamoctl").await?;
-    topology
-        .declare_exchanges(&connection.create_channel().await?)
-        .await?;
-    Ok((connection, topology))
+    let broker = Broker::start(
+        BrokerSettings::from_env(&env)?,
+        "dynamoctl",
+        topology.clone(),
+        Declare::Exchanges,
+    );
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, broker.connected())
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "cannot reach RabbitMQ within {CONNECT_TIMEOUT:?}; check RMQ_HOST, RMQ_PORT, RMQ_USER and RMQ_PASSWORD"
+            )
+        })?;
+    Ok((broker, connected, topology))
 }
 
 async fn publish(files: &[String]) -> anyhow::Result<()> {
-    let (connection, topology) = connect().await?;
-    let publisher = Publisher::open(&connection).await?;
+    let (broker, _connected, topology) = connect().await?;
+    let publisher = broker.publisher();
     for file in files {
         let mut body = Vec::new();
         if file == "-" {
@@ -124,100 +133,65 @@ async fn publish(files: &[String]) -> anyhow::Result<()> {
             })?;
         println!("{id}\t{file}");
     }
+    broker.close().await;
     Ok(())
 }
 
 async fn watch() -> anyhow::Result<()> {
-    let (connection, topology) = connect().await?;
-    let channel = connection.create_channel().await?;
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
+    let (broker, connected, topology) = connect().await?;
+    let mut deliveries = connected
+        .watch(&[&topology.alerts_exchange, &topology.results_exchange])
         .await?;
-    for exchange in [&topology.alerts_exchange, &topology.results_exchange] {
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                exchange.as_str().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-    }
     eprintln!(
         "watching {} and {} (Ctrl-C to stop)",
         topology.alerts_exchange, topology.results_exchange
     );
-    let mut deliveries = channel
-        .basic_consume(
-            queue.name().clone(),
-            "dynamoctl-watch".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    loop {
+    let result = loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => break Ok(()),
             next = deliveries.next() => match next {
-                Some(Ok(delivery)) => {
-                    println!("{}\t{}", delivery.exchange, String::from_utf8_lossy(&delivery.data));
-                    delivery.ack(BasicAckOptions::default()).await?;
+                Ok(delivery) => {
+                    println!("{}\t{}", delivery.exchange, String::from_utf8_lossy(&delivery.body));
+                    delivery.ack().await?;
                 }
-                Some(Err(error)) => return Err(error.into()),
-                None => return Ok(()),
+                Err(error) => break Err(error.into()),
             },
         }
-    }
+    };
+    broker.close().await;
+    result
 }
 
 async fn dead_letters(requeue: bool) -> anyhow::Result<()> {
-    let (connection, topology) = connect().await?;
-    let channel = connection.create_channel().await?;
-    let publisher = Publisher::open(&connection).await?;
-    // Messages taken without acknowledging stay reserved for this channel, so
-    // the loop sees each once; closing the channel hands back the unacknowledged.
+    let (broker, connected, topology) = connect().await?;
+    let publisher = broker.publisher();
+    let parked = connected.browse(&topology.dead_letter_queue).await?;
     let mut listed = 0;
-    while let Some(message) = channel
-        .basic_get(
-            topology.dead_letter_queue.as_str().into(),
-            dynamo_broker::lapin::options::BasicGetOptions::default(),
-        )
-        .await?
-    {
-        let delivery = message.delivery;
-        let properties = &delivery.properties;
-        let reason = header(properties, dynamo_broker::REASON_HEADER)
-            .or_else(|| header(properties, "x-first-death-reason"))
-            .unwrap_or_else(|| "(no reason recorded)".to_owned());
-        let message_id = properties.message_id().as_ref().map(|id| id.to_string());
+    while let Some(delivery) = parked.next().await? {
+        let reason = delivery
+            .header(headers::REASON)
+            .or_else(|| delivery.header("x-first-death-reason"))
+            .unwrap_or("(no reason recorded)");
         println!(
             "{}\t{reason}\t{}",
-            message_id.as_deref().unwrap_or("-"),
-            String::from_utf8_lossy(&delivery.data)
+            delivery.message_id.as_deref().unwrap_or("-"),
+            String::from_utf8_lossy(&delivery.body)
         );
         listed += 1;
         if requeue {
             let envelope = Envelope {
-                message_id: message_id.as_deref().and_then(|id| id.parse().ok()),
+                message_id: delivery.message_uuid(),
                 mandatory: true,
                 headers: Vec::new(),
             };
             publisher
-                .publish_json(&topology.requests_exchange, &delivery.data, envelope)
+                .publish_json(&topology.requests_exchange, &delivery.body, envelope)
                 .await?;
-            delivery.ack(BasicAckOptions::default()).await?;
+            delivery.ack().await?;
         }
     }
-    channel.close(200, "done".into()).await?;
+    parked.close().await?;
+    broker.close().await;
     if requeue {
         eprintln!(
             "requeued {listed} parked messages to {}",
@@ -227,14 +201,4 @@ async fn dead_letters(requeue: bool) -> anyhow::Result<()> {
         eprintln!("{listed} parked messages in {}", topology.dead_letter_queue);
     }
     Ok(())
-}
-
-fn header(properties: &dynamo_broker::lapin::BasicProperties, name: &str) -> Option<String> {
-    match properties.headers().as_ref()?.inner().get(name)? {
-        dynamo_broker::lapin::types::AMQPValue::LongString(value) => {
-            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
-        }
-        dynamo_broker::lapin::types::AMQPValue::ShortString(value) => Some(value.to_string()),
-        _ => None,
-    }
 }

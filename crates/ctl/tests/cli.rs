@@ -88,7 +88,7 @@ async fn dynamoctl_lists_parked_messages_and_requeues_them() {
                 dynamo_broker::Envelope {
                     message_id: None,
                     mandatory: true,
-                    headers: vec![(dynamo_broker::REASON_HEADER.to_owned(), reason.to_owned())],
+                    headers: vec![(dynamo_broker::headers::REASON.to_owned(), reason.to_owned())],
                 },
             )
             .await

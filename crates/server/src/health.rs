@@ -41,18 +41,25 @@ pub async fn healthz(_: HealthAccess) -> Json<serde_json::Value> {
 
 /// The database and the broker are reachable.
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "`{\"database\":true,\"broker\":true}`"), (status = 503, description = "one of them is down")))]
+    responses((status = 200, description = "`{\"database\":true,\"broker\":true}`"),
+              (status = 503, description = "`{\"database\":…,\"broker\":…,\"unavailable\":[\"…\"]}`: \
+              which service is away and what that stops")))]
 pub async fn readyz(_: HealthAccess, State(state): State<AppState>) -> Response {
     let database = state.store.ping().await.is_ok();
-    let broker = state.broker.status().connected();
-    let status = if database && broker {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let broker = state.broker.is_connected();
+    let mut unavailable = Vec::new();
+    if !database {
+        unavailable.push("the database is unavailable: requests cannot be listed or queued");
+    }
+    if !broker {
+        unavailable.push("the message broker is unavailable: requests cannot be queued");
+    }
+    if unavailable.is_empty() {
+        return Json(json!({"database": database, "broker": broker})).into_response();
+    }
     (
-        status,
-        Json(json!({"database": database, "broker": broker})),
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"database": database, "broker": broker, "unavailable": unavailable})),
     )
         .into_response()
 }
@@ -94,7 +101,7 @@ pub struct ModelLifecycle {
 }
 
 async fn queue_depth(state: &AppState) -> Option<u32> {
-    state.topology.requests_queue_depth(&state.broker).await
+    state.broker.requests_queue_depth().await
 }
 
 /// Counts by state and style, queue depth, and step times over the last hour.

@@ -23,7 +23,7 @@ pub use state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::{Extension, Json, Router};
-use dynamo_broker::Publisher;
+use dynamo_broker::{Broker, Declare};
 use dynamo_runtime::Shutdown;
 use dynamo_store::Store;
 use std::sync::Arc;
@@ -114,6 +114,9 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         .with_state(state)
 }
 
+/// How long start-up waits for RabbitMQ before serving without it.
+const FIRST_CONNECT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Connects to everything and serves on `listener` until `shutdown`.
 pub async fn run(
     config: ServerConfig,
@@ -121,12 +124,24 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let pool = dynamo_store::connect(&config.database).await?;
-    let broker = dynamo_broker::connect(&config.broker, "dynamo-server").await?;
-    config
-        .topology
-        .declare_exchanges(&broker.create_channel().await?)
-        .await?;
-    let publisher = Publisher::open(&broker).await?;
+    // Connects (and reconnects) in the background: the server serves status
+    // while RabbitMQ is away and enqueueing answers 503 (SPEC §6.11).
+    let broker = Broker::start(
+        config.broker.clone(),
+        "dynamo-server",
+        config.topology.clone(),
+        Declare::Exchanges,
+    );
+    // Give the first connection a moment, so a server started together
+    // with a healthy broker does not turn away its first enqueues; then
+    // serve regardless.
+    if tokio::time::timeout(FIRST_CONNECT_GRACE, broker.connected())
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?FIRST_CONNECT_GRACE, "RabbitMQ is not reachable yet; serving status, enqueueing answers 503 until it is");
+    }
+    let publisher = broker.publisher();
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()?;
@@ -147,7 +162,7 @@ pub async fn run(
     let events = events::EventHub::start(pool.clone(), shutdown.clone()).await?;
     let state = AppState {
         store: Store::new(pool),
-        broker: Arc::new(broker),
+        broker: broker.clone(),
         publisher,
         topology: Arc::new(config.topology.clone()),
         auth: Arc::new(auth),
@@ -167,6 +182,7 @@ pub async fn run(
     axum::serve(listener, app(state, &config))
         .with_graceful_shutdown(async move { shutdown.requested().await })
         .await?;
+    broker.close().await;
     tracing::info!("dynamo-server stopped");
     Ok(())
 }

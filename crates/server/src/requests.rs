@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use dynamo_broker::Envelope;
+use dynamo_broker::{Envelope, PublishError, headers as amqp};
 use dynamo_store::{Cursor, RequestFilter, RequestRecord, RequestState, StepFailure, StoredImage};
 use dynamo_wire::{GenerationRequest, Style};
 use serde::{Deserialize, Serialize};
@@ -16,10 +16,9 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-/// Marks an admin's request as free of charge (read by dynamo-consumer).
-const FREE_OF_CHARGE_HEADER: &str = "x-dynamo-free-of-charge";
-/// Links a retry to the request it repeats (read by dynamo-consumer).
-const RETRY_OF_HEADER: &str = "x-dynamo-retry-of";
+/// What a client is told while RabbitMQ is away (never the error itself).
+pub(crate) const BROKER_AWAY: &str =
+    "the message broker is unavailable; the request was not queued; try again shortly";
 const MAX_LIMIT: i64 = 100;
 const DEFAULT_LIMIT: i64 = 50;
 
@@ -383,8 +382,15 @@ async fn publish(
             envelope,
         )
         .await
-        .map_err(|e| {
-            ApiError::unavailable("the broker is unavailable; the request was not queued", e)
+        .map_err(|error| match error {
+            // Nothing consumes the exchange yet: the broker is there, but the
+            // request would be lost, so it is refused all the same.
+            PublishError::Returned(_) => ApiError::unavailable(
+                "no consumer has bound a queue to the requests exchange yet; \
+                 the request was not queued",
+                error,
+            ),
+            _ => ApiError::unavailable(BROKER_AWAY, error),
         })?;
     Ok(id)
 }
@@ -419,7 +425,7 @@ pub async fn enqueue(
     })?;
     let mut headers = Vec::new();
     if body.free_of_charge {
-        headers.push((FREE_OF_CHARGE_HEADER.to_owned(), "true".to_owned()));
+        headers.push((amqp::FREE_OF_CHARGE.to_owned(), "true".to_owned()));
     }
     let id = publish(&state, &request, headers).await?;
     tracing::info!(request_id = %id, ?caller, free = body.free_of_charge, "request enqueued by hand");
@@ -450,9 +456,9 @@ pub async fn retry(
     let request = record
         .generation_request()
         .map_err(|e| ApiError::internal(format!("stored request {id} no longer validates: {e}")))?;
-    let mut headers = vec![(RETRY_OF_HEADER.to_owned(), id.to_string())];
+    let mut headers = vec![(amqp::RETRY_OF.to_owned(), id.to_string())];
     if record.free_of_charge {
-        headers.push((FREE_OF_CHARGE_HEADER.to_owned(), "true".to_owned()));
+        headers.push((amqp::FREE_OF_CHARGE.to_owned(), "true".to_owned()));
     }
     let new_id = publish(&state, &request, headers).await?;
     tracing::info!(request_id = %new_id, retry_of = %id, "request retried by hand");

@@ -3,7 +3,7 @@
 use crate::auth::Authenticator;
 use crate::events::EventHub;
 use crate::metrics::Metrics;
-use dynamo_broker::{Publisher, Topology};
+use dynamo_broker::{Broker, Publisher, Topology};
 use dynamo_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    pub broker: Arc<dynamo_broker::lapin::Connection>,
+    /// Reconnects by itself; the publisher follows it.
+    pub broker: Broker,
     pub publisher: Publisher,
     /// Shared: handlers clone the state on every request.
     pub topology: Arc<Topology>,

@@ -1,14 +1,14 @@
 //! Per-test exchange and queue names on the real broker, and queues that
 //! capture what dynamo publishes.
 
-use dynamo_broker::lapin::options::{
+use dynamo_broker::{Broker, Declare, Envelope, Publisher, Topology};
+use dynamo_runtime::{BrokerSettings, Env};
+use lapin::options::{
     BasicAckOptions, BasicGetOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions,
 };
-use dynamo_broker::lapin::types::FieldTable;
-use dynamo_broker::lapin::{Channel, Connection};
-use dynamo_broker::{Envelope, Publisher, Topology};
-use dynamo_runtime::{BrokerSettings, Env};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -51,7 +51,18 @@ impl TestBroker {
         let channel = connection.create_channel().await.unwrap();
         let topology = Topology::prefixed(&format!("test-{}", uuid::Uuid::new_v4().simple()));
         topology.declare_all(&channel).await.unwrap();
-        let publisher = Publisher::open(&connection).await.unwrap();
+        // Published through the same self-healing connection dynamo uses.
+        let broker = Broker::start(
+            settings.clone(),
+            "dynamo-tests-publisher",
+            topology.clone(),
+            Declare::Exchanges,
+        );
+        tokio::time::timeout(Duration::from_secs(30), broker.connected())
+            .await
+            .expect("RabbitMQ must be running for the tests")
+            .expect("the broker handle was just started");
+        let publisher = broker.publisher();
         Self {
             topology,
             settings,
@@ -155,7 +166,7 @@ impl TestBroker {
                             .inner()
                             .iter()
                             .filter_map(|(k, v)| match v {
-                                dynamo_broker::lapin::types::AMQPValue::LongString(s) => Some((
+                                lapin::types::AMQPValue::LongString(s) => Some((
                                     k.to_string(),
                                     String::from_utf8_lossy(s.as_bytes()).into_owned(),
                                 )),

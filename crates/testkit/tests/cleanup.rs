@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
-use dynamo_broker::lapin::ExchangeKind;
-use dynamo_broker::lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
-use dynamo_broker::lapin::types::FieldTable;
 use dynamo_testkit::{TestBroker, TestDatabase};
+use lapin::ExchangeKind;
+use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
 
 #[test]
 fn a_test_broker_leaves_no_queue_or_exchange_behind() {

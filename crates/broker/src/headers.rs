@@ -1,0 +1,12 @@
+//! Every message header dynamo reads or writes, named once. Values travel as
+//! strings (AMQP long strings); [`crate::Delivery::header`] reads them back.
+
+/// Why a message was dead-lettered (set on messages parked in the
+/// dead-letter exchange).
+pub const REASON: &str = "x-dynamo-reason";
+/// The exchange a dead-lettered message first came from.
+pub const ORIGINAL_EXCHANGE: &str = "x-dynamo-original-exchange";
+/// Marks an admin's request as free of charge (`true`).
+pub const FREE_OF_CHARGE: &str = "x-dynamo-free-of-charge";
+/// The request an admin's retry repeats (a UUID).
+pub const RETRY_OF: &str = "x-dynamo-retry-of";

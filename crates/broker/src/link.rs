@@ -1,0 +1,312 @@
+//! One connection to RabbitMQ that heals itself.
+//!
+//! [`Broker::start`] returns at once and connects in the background: it opens
+//! the connection, declares the topology and opens a confirming channel, and
+//! when any of that fails, tries again with capped exponential backoff and
+//! jitter (many processes restarting together must not hammer a broker that
+//! is just coming back). Once connected it watches the connection; when it is
+//! lost it says so at once (publishing then fails fast with
+//! [`crate::PublishError::Unavailable`]) and starts connecting again.
+//!
+//! Both binaries use it: the server publishes through it and the consumer
+//! also consumes through it, re-subscribing after each reconnect.
+
+use crate::BrokerError;
+use crate::consume::Subscription;
+use crate::publisher::Publisher;
+use crate::topology::Topology;
+use backon::{ExponentialBuilder, Retryable};
+use dynamo_runtime::{BrokerSettings, Shutdown};
+use futures::StreamExt;
+use lapin::options::ConfirmSelectOptions;
+use lapin::{Channel, Connection, Event};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The first pause after a failed attempt; it doubles up to [`MAX_DELAY`].
+const MIN_DELAY: Duration = Duration::from_millis(250);
+/// The longest pause between attempts: a broker that is back is used within
+/// this long (plus jitter).
+const MAX_DELAY: Duration = Duration::from_secs(5);
+/// How long one attempt (connect, declare, open a channel) may take before
+/// it counts as failed: a broker behind a black hole must not stall us.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the live connection and channel are checked, besides the
+/// connection's own error events.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+/// What dynamo declares on each (re)connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declare {
+    /// Only the exchanges dynamo publishes to (the server).
+    Exchanges,
+    /// Exchanges, our request queue and the dead-letter queue (the consumer).
+    Everything,
+}
+
+/// A live connection with its confirming channel. `generation` tells one
+/// connection from the next.
+#[derive(Clone)]
+pub(crate) struct Link {
+    pub(crate) connection: Arc<Connection>,
+    pub(crate) channel: Channel,
+    pub(crate) generation: u64,
+}
+
+impl Link {
+    fn healthy(&self) -> bool {
+        self.connection.status().connected() && self.channel.status().connected()
+    }
+}
+
+/// A handle on the self-healing connection. Clone it freely.
+#[derive(Clone)]
+pub struct Broker {
+    link: watch::Receiver<Option<Link>>,
+    topology: Arc<Topology>,
+    stop: Shutdown,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+impl Broker {
+    /// Starts connecting in the background and returns at once. `name` is
+    /// the connection name operators see in RabbitMQ's management UI.
+    pub fn start(
+        settings: BrokerSettings,
+        name: &str,
+        topology: Topology,
+        declare: Declare,
+    ) -> Self {
+        let (sender, link) = watch::channel(None);
+        let stop = Shutdown::new();
+        let topology = Arc::new(topology);
+        tokio::spawn(supervise(
+            settings,
+            name.to_owned(),
+            topology.clone(),
+            declare,
+            sender,
+            stop.clone(),
+        ));
+        Self {
+            link,
+            topology,
+            stop,
+        }
+    }
+
+    /// Connected right now (as far as we know).
+    pub fn is_connected(&self) -> bool {
+        self.link.borrow().as_ref().is_some_and(Link::healthy)
+    }
+
+    /// Waits until connected; `None` once the broker handle is closed.
+    pub async fn connected(&self) -> Option<Connected> {
+        self.connected_after(0).await
+    }
+
+    /// Waits for a connection newer than `generation` (one that failed), so
+    /// a consumer does not re-subscribe on the connection it just lost.
+    pub async fn connected_after(&self, generation: u64) -> Option<Connected> {
+        let mut link = self.link.clone();
+        tokio::select! {
+            _ = self.stop.requested() => None,
+            found = link.wait_for(|current| {
+                current
+                    .as_ref()
+                    .is_some_and(|l| l.generation > generation && l.healthy())
+            }) => found.ok()?.clone().map(|link| Connected { link }),
+        }
+    }
+
+    /// Publishes through whichever connection is live; fails fast while none is.
+    pub fn publisher(&self) -> Publisher {
+        Publisher::following(self.link.clone())
+    }
+
+    /// Messages waiting in our request queue, or `None` if the broker did not say.
+    pub async fn requests_queue_depth(&self) -> Option<u32> {
+        let link = self.link.borrow().clone()?;
+        self.topology.requests_queue_depth(&link.connection).await
+    }
+
+    /// Closes the connection and stops reconnecting. Call it after the last
+    /// publish: in-flight work still needs the connection during shutdown.
+    pub async fn close(&self) {
+        self.stop.trigger();
+        let link = self.link.borrow().clone();
+        if let Some(link) = link {
+            let _ = link.connection.close(200, "bye".into()).await;
+        }
+    }
+}
+
+/// One live connection, for subscribing. Its [`Connected::generation`] is
+/// what [`Broker::connected_after`] takes once it is lost.
+pub struct Connected {
+    link: Link,
+}
+
+impl Connected {
+    pub fn generation(&self) -> u64 {
+        self.link.generation
+    }
+
+    /// Subscribes to `queue`, with at most `prefetch` unacknowledged
+    /// deliveries in flight (basic.qos).
+    pub async fn consume(&self, queue: &str, prefetch: u16) -> Result<Subscription, BrokerError> {
+        Subscription::open(&self.link.connection, queue, prefetch).await
+    }
+}
+
+async fn supervise(
+    settings: BrokerSettings,
+    name: String,
+    topology: Arc<Topology>,
+    declare: Declare,
+    sender: watch::Sender<Option<Link>>,
+    stop: Shutdown,
+) {
+    let mut generation = 0;
+    loop {
+        let attempt = || async {
+            tokio::time::timeout(ATTEMPT_TIMEOUT, open(&settings, &name, &topology, declare))
+                .await
+                .map_err(|_| BrokerError::Timeout(ATTEMPT_TIMEOUT))?
+        };
+        let connecting = attempt
+            .retry(backoff())
+            .sleep(tokio::time::sleep)
+            .notify(|error, retry_in| {
+                tracing::warn!(%error, ?retry_in, "cannot use RabbitMQ yet; check RMQ_HOST, RMQ_PORT, RMQ_USER and RMQ_PASSWORD");
+            });
+        let (connection, channel) = tokio::select! {
+            _ = stop.requested() => return,
+            opened = connecting => match opened {
+                Ok(opened) => opened,
+                // Unreachable: the backoff has no limit on attempts.
+                Err(_) => continue,
+            },
+        };
+        generation += 1;
+        let link = Link {
+            connection: Arc::new(connection),
+            channel,
+            generation,
+        };
+        let mut events = link.connection.events_listener();
+        sender.send_replace(Some(link.clone()));
+        tracing::info!(connection = %name, generation, "connected to RabbitMQ");
+        let mut watch = tokio::time::interval(WATCH_EVERY);
+        loop {
+            tokio::select! {
+                // `close` closes the connection itself.
+                _ = stop.requested() => return,
+                event = events.next() => match event {
+                    Some(Event::Error(error)) => {
+                        tracing::warn!(%error, "lost RabbitMQ; reconnecting");
+                        break;
+                    }
+                    None => break,
+                    Some(_) => {}
+                },
+                _ = watch.tick() => if sender.is_closed() {
+                    // Every handle is gone: nobody will publish again.
+                    let _ = link.connection.close(200, "bye".into()).await;
+                    return;
+                } else if !link.healthy() {
+                    tracing::warn!("lost RabbitMQ; reconnecting");
+                    break;
+                },
+            }
+        }
+        sender.send_replace(None);
+        // Best effort, and not awaited: a dead connection may take its time.
+        let connection = link.connection.clone();
+        tokio::spawn(async move {
+            let _ = connection.close(200, "reconnecting".into()).await;
+        });
+    }
+}
+
+/// Capped exponential backoff with full jitter, without a limit on attempts:
+/// the caller stops it (shutdown), not a count.
+fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(MIN_DELAY)
+        .with_max_delay(MAX_DELAY)
+        .without_max_times()
+        .with_jitter()
+}
+
+async fn open(
+    settings: &BrokerSettings,
+    name: &str,
+    topology: &Topology,
+    declare: Declare,
+) -> Result<(Connection, Channel), BrokerError> {
+    let connection = crate::connect(settings, name).await?;
+    let channel = connection.create_channel().await?;
+    match declare {
+        Declare::Exchanges => topology.declare_exchanges(&channel).await?,
+        Declare::Everything => topology.declare_all(&channel).await?,
+    }
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok((connection, channel))
+}
+
+/// For operators' tools (dynamoctl): looking at queues without consuming them
+/// as dynamo-consumer does.
+impl Connected {
+    /// Everything published to `exchanges` from now on, through a private
+    /// queue that goes away with the subscription.
+    pub async fn watch(&self, exchanges: &[&str]) -> Result<Subscription, BrokerError> {
+        Subscription::watch(&self.link.connection, exchanges).await
+    }
+
+    /// Takes the messages waiting in `queue` one by one without consuming the
+    /// queue; see [`Browse`].
+    pub async fn browse(&self, queue: &str) -> Result<Browse, BrokerError> {
+        Ok(Browse {
+            channel: self.link.connection.create_channel().await?,
+            queue: queue.to_owned(),
+        })
+    }
+}
+
+/// Messages taken from a queue without acknowledging stay reserved for this
+/// browse, so each is seen once; [`Browse::close`] hands back those not
+/// acknowledged.
+pub struct Browse {
+    channel: Channel,
+    queue: String,
+}
+
+impl Browse {
+    /// The next waiting message, or `None` when the queue is empty.
+    pub async fn next(&self) -> Result<Option<crate::Delivery>, BrokerError> {
+        let message = self
+            .channel
+            .basic_get(
+                self.queue.as_str().into(),
+                lapin::options::BasicGetOptions::default(),
+            )
+            .await?;
+        Ok(message.map(|m| crate::Delivery::from(m.delivery)))
+    }
+
+    pub async fn close(self) -> Result<(), BrokerError> {
+        self.channel.close(200, "done".into()).await?;
+        Ok(())
+    }
+}

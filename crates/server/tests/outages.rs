@@ -1,0 +1,176 @@
+//! SPEC §6.11: the server keeps serving status while RabbitMQ or PostgreSQL
+//! is away, answers 503 with a clear reason for what needs them, and
+//! recovers by itself when they are back — no restart.
+//!
+//! Each test puts a TCP proxy between the server and the real service and
+//! cuts it: the machine's RabbitMQ and PostgreSQL keep running for everyone else.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
+
+mod common;
+
+use common::{Server, WAIT};
+use dynamo_testkit::{FlakyProxy, TestWorld, eventually};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// How soon a service that is back must be used again: the broker crate's
+/// backoff is capped at 5 s plus jitter.
+const HEALS_WITHIN: Duration = Duration::from_secs(20);
+
+fn ghost_body() -> Value {
+    json!({"viewer": {"twitch_user_id": common::VIEWER, "twitch_display_name": "wasabimilkshake"},
+           "style": "ghost", "inputs": {"subject": "a seal"}})
+}
+
+fn port_of(proxy: &FlakyProxy) -> String {
+    proxy.url.rsplit(':').next().unwrap_or_default().to_owned()
+}
+
+/// A server whose RabbitMQ connection goes through a proxy.
+async fn server_behind_broker_proxy(down_at_start: bool) -> (Server, FlakyProxy) {
+    let world = TestWorld::start().await;
+    let settings = &world.broker.settings;
+    let proxy = FlakyProxy::start(format!("{}:{}", settings.host, settings.port), 0).await;
+    proxy.set_down(down_at_start);
+    let port = port_of(&proxy);
+    let server = Server::start_in(world, |env| {
+        env.with("RMQ_HOST", "127.0.0.1").with("RMQ_PORT", port)
+    })
+    .await;
+    (server, proxy)
+}
+
+/// While the broker is away: status is served, enqueueing and retrying
+/// answer a JSON 503 naming the broker, and `/readyz` says why.
+async fn assert_broker_away(server: &Server) {
+    let admin = server.admin();
+    let (status, body) = server.get("/requests", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "status is served: {body}");
+
+    let (status, body) = eventually("POST /requests to answer 503", WAIT, || async {
+        let (status, body, _) = server.post("/requests", &admin, &ghost_body()).await;
+        (status != StatusCode::ACCEPTED).then_some((status, body))
+    })
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "unavailable", "{body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("message broker"),
+        "names the broker: {body}"
+    );
+    assert!(
+        !detail.contains("127.0.0.1") && !detail.contains("IO error"),
+        "tells no internals: {body}"
+    );
+
+    let (status, body) = server.get("/readyz", Some(&admin)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["broker"], false, "{body}");
+    assert_eq!(body["database"], true, "{body}");
+    let why = body["unavailable"].to_string();
+    assert!(why.contains("message broker"), "says why: {body}");
+}
+
+/// Once the broker is back: enqueueing works again within seconds and the
+/// message really is in the request queue.
+async fn assert_broker_back(server: &Server) {
+    let admin = server.admin();
+    let id = eventually(
+        "POST /requests to answer 202 again",
+        HEALS_WITHIN,
+        || async {
+            let (status, body, _) = server.post("/requests", &admin, &ghost_body()).await;
+            (status == StatusCode::ACCEPTED).then(|| body["id"].as_str().map(str::to_owned))?
+        },
+    )
+    .await;
+    let broker = &server.world.broker;
+    let arrived = broker
+        .next(&broker.topology.requests_queue, WAIT)
+        .await
+        .expect("the enqueued request reaches the request queue");
+    assert_eq!(arrived.message_id.as_deref(), Some(id.as_str()));
+    assert_eq!(arrived.body["payload"]["inputs"]["subject"], "a seal");
+
+    let (status, body) = server.get("/readyz", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn a_server_started_while_the_broker_is_away_serves_status_then_enqueues_once_it_is_back() {
+    let (server, proxy) = server_behind_broker_proxy(true).await;
+    assert_broker_away(&server).await;
+    proxy.set_down(false);
+    assert_broker_back(&server).await;
+}
+
+#[tokio::test]
+async fn a_broker_lost_after_start_answers_503_and_heals_without_a_restart() {
+    let (server, proxy) = server_behind_broker_proxy(false).await;
+    assert_broker_back(&server).await;
+    proxy.set_down(true);
+    assert_broker_away(&server).await;
+    proxy.set_down(false);
+    assert_broker_back(&server).await;
+}
+
+#[tokio::test]
+async fn a_database_lost_after_start_answers_503_and_heals_without_a_restart() {
+    let world = TestWorld::start().await;
+    let settings = &world.database.settings;
+    let proxy = FlakyProxy::start(format!("{}:{}", settings.host, settings.port), 0).await;
+    let port = port_of(&proxy);
+    let server = Server::start_in(world, |env| {
+        env.with("PGHOST", "127.0.0.1").with("PGPORT", port)
+    })
+    .await;
+    let admin = server.admin();
+    // The broker connects in the background; be fully ready before the cut.
+    ready(&server).await;
+
+    proxy.set_down(true);
+    let (status, body) = eventually("GET /requests to answer 503", WAIT, || async {
+        let (status, body) = server.get("/requests", Some(&admin)).await;
+        (status != StatusCode::OK).then_some((status, body))
+    })
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("database"),
+        "names the database: {body}"
+    );
+    let (status, body) = server.get("/readyz", Some(&admin)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["database"], false, "{body}");
+    assert!(
+        body["unavailable"].to_string().contains("database"),
+        "{body}"
+    );
+
+    proxy.set_down(false);
+    eventually(
+        "GET /requests to answer 200 again",
+        HEALS_WITHIN,
+        || async {
+            let (status, _) = server.get("/requests", Some(&admin)).await;
+            (status == StatusCode::OK).then_some(())
+        },
+    )
+    .await;
+    ready(&server).await;
+}
+
+async fn ready(server: &Server) {
+    let admin = server.admin();
+    eventually("/readyz to answer 200", HEALS_WITHIN, || async {
+        let (status, _) = server.get("/readyz", Some(&admin)).await;
+        (status == StatusCode::OK).then_some(())
+    })
+    .await;
+}
