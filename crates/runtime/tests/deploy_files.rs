@@ -574,3 +574,70 @@ fn promtool_accepts_the_alert_rules() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The overlay renders (`kubectl kustomize`, no cluster needed) into objects
+/// that all live in its namespace, run its image, and keep every setting
+/// after its ConfigMap patch. Skipped where kubectl is missing: Debian's
+/// package is too old to install beside a newer one, so CI may lack it.
+#[test]
+fn the_example_overlay_renders() {
+    let overlay = repo().join("deploy/kubernetes/overlays/example");
+    let output = match std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&overlay)
+        .output()
+    {
+        Ok(output) => output,
+        Err(error) => {
+            println!("skipped: kubectl not found ({error})");
+            return;
+        }
+    };
+    assert!(
+        output.status.success(),
+        "kubectl kustomize {}:\n{}",
+        overlay.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let documents: Vec<Value> = serde_norway::Deserializer::from_str(&text)
+        .map(|document| serde::Deserialize::deserialize(document).unwrap())
+        .collect();
+    assert!(documents.len() >= 10, "{text}");
+    for document in &documents {
+        let kind = document["kind"].as_str().unwrap();
+        if kind != "Namespace" {
+            assert_eq!(
+                document["metadata"]["namespace"].as_str(),
+                Some("dynamo"),
+                "{kind} {:?}",
+                document["metadata"]["name"]
+            );
+        }
+        if kind == "Deployment" {
+            let image = &document["spec"]["template"]["spec"]["containers"][0]["image"];
+            assert_eq!(image.as_str(), Some("registry.example.com/dynamo:0.1.0"));
+        }
+        if kind == "ConfigMap" {
+            let keys: BTreeSet<String> = document["data"]
+                .as_mapping()
+                .unwrap()
+                .keys()
+                .map(|k| k.as_str().unwrap().to_owned())
+                .collect();
+            let secrets: BTreeSet<String> = SECRETS.iter().map(|s| s.to_string()).collect();
+            let missing: Vec<String> = difference(&env_example(), &keys)
+                .into_iter()
+                .filter(|name| !secrets.contains(name))
+                .collect();
+            assert!(missing.is_empty(), "the patched ConfigMap lost {missing:?}");
+            assert_eq!(
+                document["data"]["PGHOST"].as_str(),
+                Some("postgres.databases.svc.cluster.local")
+            );
+        }
+        if kind == "ScaledObject" {
+            assert_eq!(document["spec"]["maxReplicaCount"].as_u64(), Some(20));
+        }
+    }
+}
