@@ -12,7 +12,9 @@
 # started here if they are not), moto's S3 server (PyPI), Pillow and numpy
 # (PyPI; the image benchmark's smoke run compares against them), Debian's
 # chromium and chromium-driver and npm's axe-core (the live page's browser
-# tests). Each is installed only when missing. Idempotent.
+# tests), Debian's prometheus for promtool (checks deploy/prometheus/alerts.yml;
+# the package brings a Prometheus server too, which no test uses). Each is installed only when
+# missing. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +42,7 @@ fi
 have moto_server || pip_packages+=("moto[server]")
 python3 -c 'import PIL, numpy' 2>/dev/null || pip_packages+=(-r bench/requirements.txt)
 { have chromium && have chromedriver; } || apt_packages+=(chromium chromium-driver)
+have promtool || apt_packages+=(prometheus)
 if [ ! -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ]; then
   have npm || apt_packages+=(npm)
   npm_packages+=(axe-core@4)
