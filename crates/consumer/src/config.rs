@@ -203,8 +203,8 @@ fn openai_settings(env: &Env) -> Result<OpenAiSettings, SettingError> {
     Ok(OpenAiSettings {
         api_key,
         base_url: env.http_url("OPENAI_BASE_URL", "https://api.openai.com/v1")?,
-        image_models: chain(env, "OPENAI_IMAGE_MODEL", DEFAULT_IMAGE_MODEL)?,
-        chat_models: chain(env, "OPENAI_CHAT_MODEL", DEFAULT_CHAT_MODEL)?,
+        image_models: model_chain("OPENAI_IMAGE_MODEL", env, DEFAULT_IMAGE_MODEL)?,
+        chat_models: model_chain("OPENAI_CHAT_MODEL", env, DEFAULT_CHAT_MODEL)?,
         parameters: ModelParameters::parse(&env.string("OPENAI_MODEL_PARAMETERS", ""))
             .map_err(|e| SettingError::new("OPENAI_MODEL_PARAMETERS", e))?,
         moderation_model: env.string("OPENAI_MODERATION_MODEL", "omni-moderation-latest"),
@@ -214,7 +214,13 @@ fn openai_settings(env: &Env) -> Result<OpenAiSettings, SettingError> {
     })
 }
 
-fn chain(env: &Env, variable: &'static str, default: &str) -> Result<ModelChain, SettingError> {
+/// A comma-separated model chain; the variable comes first so that the
+/// deploy-file test finds it as it finds every other setting.
+fn model_chain(
+    variable: &'static str,
+    env: &Env,
+    default: &str,
+) -> Result<ModelChain, SettingError> {
     ModelChain::parse(variable, &env.string(variable, default))
         .map_err(|e| SettingError::new(variable, e))
 }

@@ -120,6 +120,8 @@ fn settings_the_code_reads() -> BTreeSet<String> {
         "http_url",
         "optional_http_url",
         "name",
+        // The consumer's model chains (OPENAI_IMAGE_MODEL, OPENAI_CHAT_MODEL).
+        "model_chain",
     ];
     let mut names = BTreeSet::new();
     for (_, code) in production_sources() {
