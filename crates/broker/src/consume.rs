@@ -35,7 +35,16 @@ impl Subscription {
         channel
             .basic_qos(prefetch, BasicQosOptions::default())
             .await?;
-        let tag = format!("dynamo-consumer-{}", Uuid::new_v4());
+        Self::subscribe(channel, queue, "dynamo-consumer").await
+    }
+
+    /// Starts consuming `queue` on `channel`, under a tag of its own.
+    async fn subscribe(
+        channel: Channel,
+        queue: &str,
+        tag_prefix: &str,
+    ) -> Result<Self, BrokerError> {
+        let tag = format!("{tag_prefix}-{}", Uuid::new_v4());
         let deliveries = channel
             .basic_consume(
                 queue.into(),
@@ -79,21 +88,8 @@ impl Subscription {
                 )
                 .await?;
         }
-        let tag = format!("dynamo-watch-{}", Uuid::new_v4());
-        let deliveries = channel
-            .basic_consume(
-                queue.name().clone(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        Ok(Self {
-            channel,
-            tag,
-            queue: queue.name().as_str().to_owned(),
-            deliveries,
-        })
+        let queue = queue.name().as_str().to_owned();
+        Self::subscribe(channel, &queue, "dynamo-watch").await
     }
 
     /// The next delivery; an error when the connection or channel failed or

@@ -98,9 +98,9 @@ async fn main() {
     let requests = number("CHAOS_REQUESTS", if benchmarking { 1000 } else { 100 });
     let seconds = number("CHAOS_SECONDS", if benchmarking { 90 } else { 10 }) as u64;
     let restarts = benchmarking || std::env::var("CHAOS_RESTARTS").is_ok_and(|v| v == "1");
-    if !benchmarking {
+    if requests < 1000 || seconds < 90 || !restarts {
         println!(
-            "chaos: smoke run ({requests} requests, kills for {seconds} s, restarts: {restarts}); its figures are not the show's"
+            "chaos: SMOKE RUN ({requests} requests, kills for {seconds} s, restarts: {restarts}); its figures are not the show's"
         );
     }
     let world = TestWorld::start().await;
