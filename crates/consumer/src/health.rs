@@ -79,9 +79,57 @@ async fn metrics_text(State(state): State<HealthState>) -> Response {
         let _ = writeln!(out, "# TYPE dynamo_queue_depth gauge");
         let _ = writeln!(out, "dynamo_queue_depth {depth}");
     }
+    render_model_lifecycle(&state, &mut out).await;
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Days until each configured model's announced shutdown, so an alert can
+/// page before a model retires mid-stream. Models without a date are left
+/// out; a database that does not answer leaves the gauge out this scrape.
+async fn render_model_lifecycle(state: &HealthState, out: &mut String) {
+    let store = dynamo_store::Store::new(state.pool.clone());
+    let Ok(models) = store.configured_models().await else {
+        return;
+    };
+    let dated: Vec<_> = models
+        .iter()
+        .filter_map(|m| m.days_left.map(|days| (m, days)))
+        .collect();
+    if dated.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "# HELP dynamo_model_shutdown_days Days until a configured model's announced shutdown (negative once past)."
+    );
+    let _ = writeln!(out, "# TYPE dynamo_model_shutdown_days gauge");
+    for (model, days) in dated {
+        let _ = writeln!(
+            out,
+            "dynamo_model_shutdown_days{{model=\"{}\",variable=\"{}\"}} {days}",
+            label(&model.id),
+            label(&model.variable)
+        );
+    }
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 async fn queue_depth(state: &HealthState) -> Option<u32> {
     state.broker.requests_queue_depth().await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(super::label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(super::label("gpt-4.1-mini"), "gpt-4.1-mini");
+    }
 }

@@ -147,6 +147,8 @@ async fn the_health_port_reports_readiness_and_metrics() {
         "dynamo_openai_calls_total{endpoint=\"images\",outcome=\"ok\"} 1",
         "dynamo_step_total{step=\"image\"} 1",
         "dynamo_queue_depth 0",
+        // gpt-4.1-mini, second in the default chat chain, shuts down on 2027-01-14.
+        "dynamo_model_shutdown_days{model=\"gpt-4.1-mini\",variable=\"OPENAI_CHAT_MODEL\"}",
     ] {
         assert!(metrics.contains(expected), "missing {expected}:\n{metrics}");
     }
