@@ -883,23 +883,33 @@ async fn a_consumer_cut_off_from_the_broker_subscribes_again_and_loses_nothing()
         .with("RMQ_HOST", "127.0.0.1")
         .with("RMQ_PORT", port);
     let running = Running::start(world, env).await;
-    running.send(&ghost("a seal")).await;
+    let first = running.send(&ghost("a seal")).await;
     assert_eq!(running.result().await.body["state"], "succeeded");
 
     proxy.set_down(true);
     // Published straight to RabbitMQ while the consumer cannot reach it: the
-    // request waits in the queue, taken by nobody.
+    // request waits in the queue, taken by nobody. (The first one may wait
+    // there too: the cut can come before its acknowledgement reached the
+    // broker, and then RabbitMQ hands it out again.)
     let id = running.send(&ghost("a second seal")).await;
     let broker = &running.world.broker;
     dynamo_testkit::eventually("the request to wait in the queue", WAIT, || async {
-        (broker.depth(&broker.topology.requests_queue).await == 1).then_some(())
+        (broker.depth(&broker.topology.requests_queue).await >= 1).then_some(())
     })
     .await;
 
     proxy.set_down(false);
-    let result = running.result().await;
+    let result = loop {
+        let result = running.result().await;
+        if result.message_id.as_deref() == Some(id.to_string().as_str()) {
+            break result;
+        }
+        // A redelivered first request is answered again, never run again.
+        assert_eq!(result.message_id.as_deref(), Some(first.to_string().as_str()));
+        assert_eq!(result.body["state"], "succeeded", "{}", result.body);
+    };
     assert_eq!(result.body["state"], "succeeded", "{}", result.body);
-    assert_eq!(result.message_id.as_deref(), Some(id.to_string().as_str()));
+    assert_eq!(running.world.fakes.with(|s| s.image_calls.len()), 2);
     running.stop().await;
 }
 
