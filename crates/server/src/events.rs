@@ -72,18 +72,40 @@ impl StateEvent {
 #[derive(Debug, Clone)]
 pub struct EventHub {
     sender: broadcast::Sender<StateEvent>,
+    listening: tokio::sync::watch::Receiver<bool>,
 }
 
 impl EventHub {
-    /// Starts listening; returns once the LISTEN is in place, so no change
-    /// made after start-up is missed.
-    pub async fn start(pool: PgPool, shutdown: Shutdown) -> Result<Self, sqlx::Error> {
+    /// Starts listening in the background, reconnecting whenever the
+    /// database is away (also at start-up: the server starts without it).
+    /// [`EventHub::listening`] tells when the first LISTEN is in place.
+    pub fn start(pool: PgPool, shutdown: Shutdown) -> Self {
         let (sender, _) = broadcast::channel(1024);
-        let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen(EVENTS_CHANNEL).await?;
-        let hub = Self { sender };
+        let (listening, watch) = tokio::sync::watch::channel(false);
+        let hub = Self {
+            sender,
+            listening: watch,
+        };
         let sender = hub.sender.clone();
         tokio::spawn(async move {
+            let mut listener = loop {
+                let connected = async {
+                    let mut listener = PgListener::connect_with(&pool).await?;
+                    listener.listen(EVENTS_CHANNEL).await?;
+                    Ok::<_, sqlx::Error>(listener)
+                };
+                match connected.await {
+                    Ok(listener) => break listener,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot listen for state changes yet; retrying");
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.requested() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            };
+            let _ = listening.send(true);
             loop {
                 let next = tokio::select! {
                     _ = shutdown.requested() => return,
@@ -106,7 +128,14 @@ impl EventHub {
                 }
             }
         });
-        Ok(hub)
+        hub
+    }
+
+    /// Waits until the first LISTEN is in place: no change made after that is missed.
+    pub async fn listening(&self) {
+        let mut watch = self.listening.clone();
+        // An error means the listening task ended (shutdown): nothing to wait for.
+        let _ = watch.wait_for(|listening| *listening).await;
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<StateEvent> {

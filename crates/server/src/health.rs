@@ -45,7 +45,7 @@ pub async fn healthz(_: HealthAccess) -> Json<serde_json::Value> {
               (status = 503, description = "`{\"database\":…,\"broker\":…,\"unavailable\":[\"…\"]}`: \
               which service is away and what that stops")))]
 pub async fn readyz(_: HealthAccess, State(state): State<AppState>) -> Response {
-    let database = state.store.ping().await.is_ok();
+    let database = state.schema.is_ready() && state.store.ping().await.is_ok();
     let broker = state.broker.is_connected();
     let mut unavailable = Vec::new();
     if !database {

@@ -8,6 +8,7 @@ mod config;
 mod error;
 mod events;
 mod extract;
+mod gate;
 mod health;
 mod me;
 mod metrics;
@@ -84,7 +85,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn app(state: AppState, config: &ServerConfig) -> Router {
-    let (mut router, doc) = api();
+    let (router, doc) = api();
+    let mut router = router.layer(axum::middleware::from_fn_with_state(
+        state.schema.clone(),
+        gate::require_schema,
+    ));
     if let Some(dir) = &config.images_dir {
         router = router.nest_service("/images", ServeDir::new(dir));
     }
@@ -114,7 +119,7 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         .with_state(state)
 }
 
-/// How long start-up waits for RabbitMQ before serving without it.
+/// How long start-up waits for PostgreSQL and RabbitMQ before serving without them.
 const FIRST_CONNECT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Connects to everything and serves on `listener` until `shutdown`.
@@ -123,22 +128,31 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let pool = dynamo_store::connect(&config.database).await?;
-    // Connects (and reconnects) in the background: the server serves status
-    // while RabbitMQ is away and enqueueing answers 503 (SPEC §6.11).
+    // PostgreSQL and RabbitMQ are both connected (and reconnected) in the
+    // background: the server starts and says what is missing while either is
+    // away, and heals when it is back (SPEC §6.11).
+    let (pool, schema) = dynamo_store::connect_in_background(&config.database);
+    let events = events::EventHub::start(pool.clone(), shutdown.clone());
     let broker = Broker::start(
         config.broker.clone(),
         "dynamo-server",
         config.topology.clone(),
         Declare::Exchanges,
     );
-    // Give the first connection a moment, so a server started together
-    // with a healthy broker does not turn away its first enqueues; then
+    // Give the first connections a moment, so a server started together
+    // with healthy services does not turn away its first requests; then
     // serve regardless.
-    if tokio::time::timeout(FIRST_CONNECT_GRACE, broker.connected())
-        .await
-        .is_err()
-    {
+    let (database, broker_up) = tokio::join!(
+        tokio::time::timeout(FIRST_CONNECT_GRACE, async {
+            schema.wait().await;
+            events.listening().await;
+        }),
+        tokio::time::timeout(FIRST_CONNECT_GRACE, broker.connected()),
+    );
+    if database.is_err() {
+        tracing::warn!(grace = ?FIRST_CONNECT_GRACE, "PostgreSQL is not reachable yet; serving health, everything else answers 503 until it is");
+    }
+    if broker_up.is_err() {
         tracing::warn!(grace = ?FIRST_CONNECT_GRACE, "RabbitMQ is not reachable yet; serving status, enqueueing answers 503 until it is");
     }
     let publisher = broker.publisher();
@@ -159,9 +173,9 @@ pub async fn run(
             auth::DEVELOPMENT_TOKEN
         );
     }
-    let events = events::EventHub::start(pool.clone(), shutdown.clone()).await?;
     let state = AppState {
         store: Store::new(pool),
+        schema,
         broker: broker.clone(),
         publisher,
         topology: Arc::new(config.topology.clone()),

@@ -4,13 +4,15 @@ use crate::auth::Authenticator;
 use crate::events::EventHub;
 use crate::metrics::Metrics;
 use dynamo_broker::{Broker, Publisher, Topology};
-use dynamo_store::Store;
+use dynamo_store::{SchemaReady, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Until the schema is up to date, only health and sign-in are served.
+    pub schema: SchemaReady,
     /// Reconnects by itself; the publisher follows it.
     pub broker: Broker,
     pub publisher: Publisher,

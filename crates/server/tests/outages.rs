@@ -174,3 +174,37 @@ async fn ready(server: &Server) {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_server_started_while_the_database_is_away_serves_health_then_everything_once_it_is_back()
+{
+    let world = TestWorld::start().await;
+    let settings = &world.database.settings;
+    let proxy = FlakyProxy::start(format!("{}:{}", settings.host, settings.port), 0).await;
+    proxy.set_down(true);
+    let port = port_of(&proxy);
+    let server = Server::start_in(world, |env| {
+        env.with("PGHOST", "127.0.0.1").with("PGPORT", port)
+    })
+    .await;
+    let admin = server.admin();
+
+    let (status, body) = server.get("/readyz", Some(&admin)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["database"], false, "{body}");
+    let (status, body) = server.get("/requests", Some(&admin)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "unavailable", "{body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("database"), "names the database: {body}");
+    assert!(!detail.contains("schema"), "tells no internals: {body}");
+    assert!(proxy.dropped() > 0, "the server really tried the database");
+
+    proxy.set_down(false);
+    ready(&server).await;
+    let (status, body) = server.get("/requests", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // And what needs both services works.
+    let (status, body, _) = server.post("/requests", &admin, &ghost_body()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}

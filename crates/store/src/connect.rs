@@ -86,22 +86,89 @@ pub fn connect_options(settings: &DatabaseSettings) -> PgConnectOptions {
     options
 }
 
-/// Connects a pool and brings the schema up to date.
-pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
-    let pool = PgPoolOptions::new()
+fn pool_options(settings: &DatabaseSettings) -> PgPoolOptions {
+    PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(10))
+}
+
+/// Connects a pool and brings the schema up to date.
+pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
+    let pool = pool_options(settings)
         .connect_with(connect_options(settings))
         .await
         .map_err(|source| StoreError::Connect {
-            target: format!(
-                "{}:{}/{} as {}",
-                settings.host, settings.port, settings.database, settings.user
-            ),
+            target: target(settings),
             source,
         })?;
     migrate(&pool).await?;
     Ok(pool)
+}
+
+fn target(settings: &DatabaseSettings) -> String {
+    format!(
+        "{}:{}/{} as {}",
+        settings.host, settings.port, settings.database, settings.user
+    )
+}
+
+/// A pool that connects on first use, and the schema brought up to date in
+/// the background as soon as PostgreSQL can be reached: for a process that
+/// must start (and say what is missing) while the database is away.
+pub fn connect_in_background(settings: &DatabaseSettings) -> (PgPool, SchemaReady) {
+    let pool = pool_options(settings).connect_lazy_with(connect_options(settings));
+    let (ready, watch) = tokio::sync::watch::channel(false);
+    let migrating = pool.clone();
+    let target = target(settings);
+    tokio::spawn(async move {
+        let mut wait = Duration::from_millis(250);
+        loop {
+            match migrate(&migrating).await {
+                Ok(()) => {
+                    let _ = ready.send(true);
+                    return;
+                }
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(%target, %error, retry_in = ?wait, "cannot reach PostgreSQL yet; check PGHOST, PGPORT, PGUSER and PGPASSWORD");
+                }
+                // A migration that fails against a reachable database will
+                // not pass by itself; say so, and keep trying in case an
+                // operator fixes the database meanwhile.
+                Err(error) => {
+                    tracing::error!(%error, retry_in = ?wait, "cannot bring the database schema up to date")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = ready.closed() => return,
+            }
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+    });
+    (pool, SchemaReady(watch))
+}
+
+/// Whether the schema is up to date yet (see [`connect_in_background`]).
+#[derive(Debug, Clone)]
+pub struct SchemaReady(tokio::sync::watch::Receiver<bool>);
+
+impl SchemaReady {
+    /// Already up to date (for a pool from [`connect`]).
+    pub fn done() -> Self {
+        Self(tokio::sync::watch::channel(true).1)
+    }
+
+    pub fn is_ready(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Waits until the schema is up to date.
+    pub async fn wait(&self) {
+        let mut watch = self.0.clone();
+        // An error means the migrating task is gone without success: only
+        // when the runtime shuts down, so there is nothing left to wait for.
+        let _ = watch.wait_for(|ready| *ready).await;
+    }
 }
 
 /// Applies the migrations under `migrations/`. Safe to run from several

@@ -20,7 +20,10 @@ mod state;
 mod stats;
 mod step;
 
-pub use connect::{MIGRATIONS_TABLE, SCHEMA, StoreError, connect, connect_options, migrate};
+pub use connect::{
+    MIGRATIONS_TABLE, SCHEMA, SchemaReady, StoreError, connect, connect_in_background,
+    connect_options, migrate,
+};
 
 /// The PostgreSQL channel that announces state changes (see migration 0002).
 pub const EVENTS_CHANNEL: &str = "dynamo_request_events";
