@@ -25,8 +25,27 @@ use std::time::Duration;
 /// up after its subscription failed.
 const RESUBSCRIBE_PAUSE: Duration = Duration::from_secs(5);
 
-/// Connects to everything, then consumes until `shutdown`.
+/// Connects to everything, then consumes until `shutdown`; serves health
+/// and metrics on `CONSUMER_HEALTH_ADDR` unless it is `off`.
 pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let health = match config.health_addr {
+        // Bound before anything else: a port in use is a start-up error.
+        Some(address) => Some(tokio::net::TcpListener::bind(address).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {address} (CONSUMER_HEALTH_ADDR): {e}")
+        })?),
+        None => None,
+    };
+    run_with_health(config, health, shutdown).await
+}
+
+/// [`run`], serving health and metrics on a listener the caller bound (a
+/// test binds port 0 and reads the port back, so no other process can take
+/// it in between).
+pub async fn run_with_health(
+    config: ConsumerConfig,
+    health: Option<tokio::net::TcpListener>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let pool = dynamo_store::connect(&config.database).await?;
     tracing::info!(host = %config.database.host, database = %config.database.database, "database ready (migrations applied)");
     let broker = Broker::start(
@@ -54,10 +73,7 @@ pub async fn run(config: ConsumerConfig, shutdown: Shutdown) -> anyhow::Result<(
         points_cost = config.points_cost,
         "dynamo-consumer ready"
     );
-    if let Some(address) = config.health_addr {
-        let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on {address} (CONSUMER_HEALTH_ADDR): {e}")
-        })?;
+    if let Some(listener) = health {
         tracing::info!(address = %listener.local_addr()?, "health and metrics served");
         tokio::spawn(crate::health::serve(
             listener,

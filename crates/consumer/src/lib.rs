@@ -8,6 +8,6 @@ pub mod consumer;
 mod health;
 mod models;
 
-pub use app::run;
+pub use app::{run, run_with_health};
 pub use config::ConsumerConfig;
 pub use models::NoModelLeft;

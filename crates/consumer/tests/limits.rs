@@ -98,17 +98,16 @@ async fn a_429_with_retry_after_holds_the_next_call_back() {
 #[tokio::test]
 async fn the_health_port_reports_readiness_and_metrics() {
     let world = TestWorld::start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let env = world
-        .consumer_env()
-        .with("CONSUMER_HEALTH_ADDR", format!("127.0.0.1:{port}"));
+    let health = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = health.local_addr().unwrap().port();
+    let env = world.consumer_env();
     let (results, _alerts) = world.broker.capture_outputs().await;
     let shutdown = Shutdown::new();
-    let consumer = start(&env, &shutdown);
+    let consumer = tokio::spawn(dynamo_consumer::run_with_health(
+        ConsumerConfig::from_env(&env).unwrap(),
+        Some(health),
+        shutdown.clone(),
+    ));
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let ready: serde_json::Value = eventually("the health port", WAIT, || {

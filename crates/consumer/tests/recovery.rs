@@ -66,17 +66,18 @@ async fn leased(world: &TestWorld, ttl: Duration) -> (Uuid, Uuid, Store, Lease) 
 const CRASHED: Duration = Duration::from_secs(1);
 
 fn start(world: &TestWorld) -> (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
-    start_with_health(world, "off")
+    start_with_health(world, None)
 }
 
 fn start_with_health(
     world: &TestWorld,
-    health: &str,
+    health: Option<tokio::net::TcpListener>,
 ) -> (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
-    let env = world.consumer_env().with("CONSUMER_HEALTH_ADDR", health);
+    let env = world.consumer_env();
     let shutdown = Shutdown::new();
-    let task = tokio::spawn(dynamo_consumer::run(
+    let task = tokio::spawn(dynamo_consumer::run_with_health(
         ConsumerConfig::from_env(&env).unwrap(),
+        health,
         shutdown.clone(),
     ));
     (shutdown, task)
@@ -147,12 +148,9 @@ async fn an_ended_request_with_a_pending_debit_is_refunded_and_reported() {
 async fn a_request_still_in_progress_is_left_alone() {
     let world = TestWorld::start().await;
     let (id, flow_id, store, _) = leased(&world, Duration::from_secs(3600)).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let (shutdown, task) = start_with_health(&world, &format!("127.0.0.1:{port}"));
+    let health = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = health.local_addr().unwrap().port();
+    let (shutdown, task) = start_with_health(&world, Some(health));
     // Several looks for unowned work pass while the request's owner is alive.
     let http = reqwest::Client::new();
     eventually("three looks for unowned work", WAIT, || {
