@@ -811,6 +811,36 @@ async fn a_debit_whose_answer_was_lost_is_adopted_not_made_again() {
     running.stop().await;
 }
 
+/// The ledger made the debit, its answer was lost, and the history could
+/// not be read before the request gave up: the debit must not stay pending.
+/// Settling finds it in the history and refunds it (SPEC §6.3).
+#[tokio::test]
+async fn a_debit_never_heard_of_is_refunded_when_its_request_gives_up() {
+    let world = TestWorld::start().await;
+    world.fakes.with(|s| {
+        s.debit_answers_lost = 1;
+        s.history_failures = 5;
+    });
+    let running = Running::default(world).await;
+    let id = running.send(&ghost("a seal")).await;
+    let result = running.result().await;
+    assert_eq!(result.body["state"], "failed", "{}", result.body);
+    let (lost_left, history_failures_left) = running
+        .world
+        .fakes
+        .with(|s| (s.debit_answers_lost, s.history_failures));
+    assert_eq!(lost_left, 0, "the ledger really lost an answer");
+    assert!(
+        history_failures_left < 5,
+        "the history really failed ({history_failures_left} failures left)"
+    );
+    let flows = running.world.fakes.flows();
+    assert_eq!(flows.len(), 1, "one debit: {flows:?}");
+    assert_eq!(flows[0].request_id, id.to_string());
+    assert_eq!(flows[0].status, FlowStatus::Rejected, "refunded: {flows:?}");
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn faults_that_never_clear_end_failed_with_a_refund() {
     let world = TestWorld::start().await;

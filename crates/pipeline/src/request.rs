@@ -113,6 +113,10 @@ pub enum PipelineError {
     Settle(UpstreamError),
     #[error("the request's lease was lost; another process resumes it")]
     LeaseLost,
+    /// Settling looks for a debit whose answer never came; another request
+    /// of the viewer is waiting for a debit's answer, which could be it.
+    #[error("another request of this viewer is being debited; settling waits for it")]
+    DebitInFlight,
 }
 
 /// A write refused for want of the lease is a lost lease, not a database failure.

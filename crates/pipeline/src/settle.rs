@@ -25,6 +25,8 @@ impl Pipeline {
                     .await
                     .map_err(PipelineError::Settle)?;
                 tracing::info!(%flow_id, "points refunded");
+            } else if !job.free_of_charge {
+                self.refund_unheard_debits(run).await?;
             }
             self.store.mark_settled(run.lease()).await?;
         }
@@ -58,6 +60,44 @@ impl Pipeline {
             self.store.mark_result_published(run.lease()).await?;
         }
         Ok(self.store.get(job.id).await?)
+    }
+
+    /// A request that ended without hearing its debit's answer may have left
+    /// a pending debit in the ledger (SPEC §6.3: nothing left pending).
+    /// Refunds the viewer's pending image debits made since its intent that
+    /// no request holds. The history is read before the database is asked
+    /// who holds what: a debit another request makes meanwhile is then
+    /// either held already, or that request counts as waiting for its
+    /// answer, and this waits for it (the run stops and is resumed).
+    async fn refund_unheard_debits(&self, run: &Run<'_>) -> Result<(), PipelineError> {
+        let job = run.job;
+        let Some(since) = self.store.debit_intent(job.id).await? else {
+            return Ok(());
+        };
+        let viewer = &job.request.viewer;
+        let ledger = &self.services.ledger;
+        let pending = self
+            .retry_in_place(run, Step::Refund, || {
+                ledger.pending_debits_since(viewer, since, self.points_cost)
+            })
+            .await
+            .map_err(PipelineError::Settle)?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let orphans = self
+            .store
+            .orphaned_flows(job.id, &pending)
+            .await?
+            .ok_or(PipelineError::DebitInFlight)?;
+        for flow_id in orphans {
+            run.ensure_owned()?;
+            self.retry_in_place(run, Step::Refund, || ledger.refund(viewer, flow_id))
+                .await
+                .map_err(PipelineError::Settle)?;
+            tracing::info!(%flow_id, "refunded a debit whose answer never reached dynamo");
+        }
+        Ok(())
     }
 
     pub(crate) async fn publish(

@@ -44,3 +44,47 @@ impl Store {
         Ok(owned.into_iter().collect())
     }
 }
+
+impl Store {
+    /// When the request's debit was first asked for, if ever.
+    pub async fn debit_intent(&self, id: Uuid) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let since: Option<Option<DateTime<Utc>>> =
+            sqlx::query_scalar("SELECT debit_requested_at FROM dynamo.image_request WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(since.flatten())
+    }
+
+    /// Of `pending` (the viewer's pending debits in the ledger), those no
+    /// request holds; `None` while another request of the same viewer may be
+    /// waiting for a debit's answer, since the debit could be its own.
+    pub async fn orphaned_flows(
+        &self,
+        id: Uuid,
+        pending: &[Uuid],
+    ) -> Result<Option<Vec<Uuid>>, StoreError> {
+        let (in_flight, owned): (bool, Vec<Uuid>) = sqlx::query_as(
+            "SELECT EXISTS (
+                        SELECT 1 FROM dynamo.image_request o
+                        JOIN dynamo.image_request r ON r.twitch_user_id = o.twitch_user_id
+                        WHERE r.id = $1 AND o.id <> r.id
+                          AND o.debit_requested_at IS NOT NULL
+                          AND o.ledger_flow_id IS NULL
+                          AND o.finished_at IS NULL),
+                    ARRAY(SELECT ledger_flow_id FROM dynamo.image_request
+                          WHERE ledger_flow_id = ANY($2))",
+        )
+        .bind(id)
+        .bind(pending)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((!in_flight).then(|| {
+            pending
+                .iter()
+                .copied()
+                .filter(|flow| !owned.contains(flow))
+                .collect()
+        }))
+    }
+}

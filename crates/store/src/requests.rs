@@ -436,7 +436,8 @@ impl Store {
             lease,
             end,
             "finished_at = now(), error_message = $4,
-             settled_at = CASE WHEN ledger_flow_id IS NULL THEN now() ELSE settled_at END",
+             settled_at = CASE WHEN ledger_flow_id IS NULL AND debit_requested_at IS NULL
+                               THEN now() ELSE settled_at END",
             |q| q.bind(reason),
         )
         .await?;

@@ -208,3 +208,47 @@ async fn the_viewer_cap_counts_live_leases_only() {
             .unwrap()
     );
 }
+
+/// A debit no request heard of is refundable only while no other request of
+/// the viewer waits for a debit's answer (SPEC §6.3): that debit could be its.
+#[tokio::test]
+async fn an_unheard_debit_is_orphaned_only_when_no_request_of_the_viewer_is_being_debited() {
+    let database = TestDatabase::create().await;
+    let store = Store::new(database.pool().clone());
+    let ended = record(&store, "7", "a", LONG).await;
+    store.note_debit_intent(&ended).await.unwrap();
+    store
+        .finish_unsuccessfully(&ended, RequestState::Failed, "debiting points failed")
+        .await
+        .unwrap();
+    let pending = [Uuid::new_v4(), Uuid::new_v4()];
+
+    let held = record(&store, "7", "b", LONG).await;
+    store.note_debit_intent(&held).await.unwrap();
+    assert_eq!(
+        store
+            .orphaned_flows(ended.request_id, &pending)
+            .await
+            .unwrap(),
+        None,
+        "another request of the viewer is waiting for its debit's answer"
+    );
+    // Another viewer's debits in flight are no reason to wait.
+    let other = record(&store, "8", "c", LONG).await;
+    store.note_debit_intent(&other).await.unwrap();
+
+    store.mark_debited(&held, Some(pending[0])).await.unwrap();
+    assert_eq!(
+        store
+            .orphaned_flows(ended.request_id, &pending)
+            .await
+            .unwrap(),
+        Some(vec![pending[1]]),
+        "the flow a request holds is not an orphan"
+    );
+    let record = store.get(ended.request_id).await.unwrap();
+    assert_eq!(
+        record.settled_at, None,
+        "not settled before the ledger was looked at"
+    );
+}

@@ -110,6 +110,8 @@ pub struct FakeState {
     pub debit_answers_lost: usize,
     /// Pages of `GET /history` served.
     pub history_reads: usize,
+    /// How many `GET /history` calls to answer 503 before working.
+    pub history_failures: usize,
     pub tokens_issued: usize,
     pub bad_signatures: usize,
     pub discord_posts: Vec<(String, Value)>,
@@ -416,6 +418,14 @@ async fn history(
         }
     };
     let mut state = state.lock().unwrap();
+    if state.history_failures > 0 {
+        state.history_failures -= 1;
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "history unavailable"})),
+        )
+            .into_response();
+    }
     let mut items: Vec<(chrono::DateTime<chrono::Utc>, Value)> = state
         .flows
         .iter()
