@@ -126,10 +126,7 @@ async fn render_pending_debit(state: &HealthState, out: &mut String) {
         out,
         "# HELP dynamo_oldest_pending_debit_age_seconds Age of the oldest ledger debit neither accepted nor rejected yet (0: none)."
     );
-    let _ = writeln!(
-        out,
-        "# TYPE dynamo_oldest_pending_debit_age_seconds gauge"
-    );
+    let _ = writeln!(out, "# TYPE dynamo_oldest_pending_debit_age_seconds gauge");
     let _ = writeln!(out, "dynamo_oldest_pending_debit_age_seconds {age}");
 }
 

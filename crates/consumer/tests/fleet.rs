@@ -188,7 +188,9 @@ async fn three_consumers_and_two_servers_survive_losing_one_of_each() {
 
     // The dead server refuses; the surviving one answers every enqueue.
     assert!(
-        enqueue(&http, &servers[0].base, &admin, next).await.is_none(),
+        enqueue(&http, &servers[0].base, &admin, next)
+            .await
+            .is_none(),
         "the killed server is gone"
     );
     for _ in 0..THROUGH_EACH_SERVER {
@@ -262,7 +264,10 @@ async fn three_consumers_and_two_servers_survive_losing_one_of_each() {
     }
     assert_eq!(alerted.len(), REQUESTS, "every request was alerted");
     let repeated_alerts: usize = alerted.values().map(|n| n - 1).sum();
-    assert!(repeated_alerts <= PREFETCH, "{repeated_alerts} repeated alerts");
+    assert!(
+        repeated_alerts <= PREFETCH,
+        "{repeated_alerts} repeated alerts"
+    );
 
     // Images: never bought again once stored; a purchase the killed consumer
     // had in flight (bought, not yet kept) is the only repeat allowed.
@@ -276,7 +281,10 @@ async fn three_consumers_and_two_servers_survive_losing_one_of_each() {
         assert_eq!(late, 0, "{prompt} was generated again after it was stored");
     }
     let repeated_images = calls.len() - REQUESTS;
-    assert!(repeated_images <= PREFETCH, "{repeated_images} images bought twice");
+    assert!(
+        repeated_images <= PREFETCH,
+        "{repeated_images} images bought twice"
+    );
 
     // The image limit held over the whole fleet: no window saw more calls.
     let times = world.fakes.with(|s| s.image_call_times.clone());

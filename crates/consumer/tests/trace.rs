@@ -188,7 +188,9 @@ async fn an_enqueued_request_is_one_trace_across_server_and_consumer() {
         async move {
             let mine = |service: &str, name: &str| {
                 spans.iter().any(|s| {
-                    s.service == service && s.name == name && s.attribute("request_id") == Some(id.as_str())
+                    s.service == service
+                        && s.name == name
+                        && s.attribute("request_id") == Some(id.as_str())
                 })
             };
             (mine("dynamo-server", "enqueue") && mine("dynamo-consumer", "request"))
@@ -236,7 +238,10 @@ async fn an_enqueued_request_is_one_trace_across_server_and_consumer() {
     }
     let image = find("dynamo-consumer", "image");
     let upload = find("dynamo-consumer", "upload");
-    assert_eq!(upload.parent_span_id, image.span_id, "the upload is part of the image step");
+    assert_eq!(
+        upload.parent_span_id, image.span_id,
+        "the upload is part of the image step"
+    );
     let traced: Vec<_> = spans
         .iter()
         .filter(|s| s.trace_id == request.trace_id)

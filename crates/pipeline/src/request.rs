@@ -327,15 +327,25 @@ impl Pipeline {
             run.ensure_owned()?;
             let started = std::time::Instant::now();
             let (label, next) = match state {
-                RequestState::Received => ("debit", self.debit(run).instrument(step_span("debit")).await),
+                RequestState::Received => (
+                    "debit",
+                    self.debit(run).instrument(step_span("debit")).await,
+                ),
                 RequestState::Debited if job.request.style() == Style::Friend => {
                     ("name", self.name(run).instrument(step_span("name")).await)
                 }
-                RequestState::Debited | RequestState::Named => {
-                    ("image", self.make_image(run).instrument(step_span("image")).await)
-                }
-                RequestState::Stored => ("alert", self.alert(run).instrument(step_span("alert")).await),
-                RequestState::Alerted => ("accept", self.accept(run).instrument(step_span("accept")).await),
+                RequestState::Debited | RequestState::Named => (
+                    "image",
+                    self.make_image(run).instrument(step_span("image")).await,
+                ),
+                RequestState::Stored => (
+                    "alert",
+                    self.alert(run).instrument(step_span("alert")).await,
+                ),
+                RequestState::Alerted => (
+                    "accept",
+                    self.accept(run).instrument(step_span("accept")).await,
+                ),
                 RequestState::Succeeded | RequestState::Rejected | RequestState::Failed => {
                     break;
                 }

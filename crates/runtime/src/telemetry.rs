@@ -126,9 +126,9 @@ pub fn init(settings: &LogSettings, service: &str) -> Telemetry {
             .map_err(|error| eprintln!("traces are not exported to {endpoint}: {error}"))
             .ok()
     });
-    let traces = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer().with_tracer(provider.tracer("dynamo"))
-    });
+    let traces = provider
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("dynamo")));
     let registry = tracing_subscriber::registry().with(filter).with(traces);
     let installed = match settings.format {
         LogFormat::Json => registry
@@ -183,7 +183,10 @@ mod tests {
             ("OTEL_SERVICE_NAME", "dynamo-consumer-eu"),
         ]);
         let settings = LogSettings::from_env(&env).unwrap();
-        assert_eq!(settings.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+        assert_eq!(
+            settings.otlp_endpoint.as_deref(),
+            Some("http://collector:4318")
+        );
         assert_eq!(settings.service_name.as_deref(), Some("dynamo-consumer-eu"));
     }
 

@@ -68,6 +68,33 @@ mod tests {
     }
 
     #[test]
+    fn a_span_stamps_its_context_and_a_child_in_another_process_adopts_it() {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::prelude::*;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let publisher = tracing::info_span!("enqueue");
+            let stamped = publisher.in_scope(current);
+            let names: Vec<&str> = stamped.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, [TRACEPARENT, TRACESTATE]);
+            let sent = publisher.context().span().span_context().clone();
+            assert_eq!(
+                stamped[0].1,
+                format!("00-{}-{}-01", sent.trace_id(), sent.span_id())
+            );
+
+            let taker = tracing::info_span!("request");
+            adopt(&taker, &stamped);
+            let parent = taker.context();
+            let adopted = parent.span().span_context().clone();
+            assert_eq!(adopted.trace_id(), sent.trace_id(), "the same trace");
+            assert_ne!(adopted.span_id(), sent.span_id(), "a span of its own");
+        });
+    }
+
+    #[test]
     fn a_malformed_traceparent_is_ignored() {
         let span = tracing::Span::none();
         adopt(&span, &[(TRACEPARENT.to_owned(), "nonsense".to_owned())]);

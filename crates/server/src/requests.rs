@@ -13,8 +13,8 @@ use dynamo_store::{Cursor, RequestFilter, RequestRecord, RequestState, StepFailu
 use dynamo_wire::{GenerationRequest, Style};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use utoipa::{IntoParams, ToSchema};
 use tracing::Instrument;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// What a client is told while RabbitMQ is away (never the error itself).
