@@ -121,10 +121,7 @@ async fn an_enqueued_request_is_one_trace_across_server_and_consumer() {
     assert!(telemetry.exporting());
 
     let world = TestWorld::start().await;
-    let alerts = world
-        .broker
-        .capture(&world.broker.topology.alerts_exchange)
-        .await;
+    let (results, alerts) = world.broker.capture_outputs().await;
     let env = world.consumer_env().with("MODERATION", "false");
 
     let config = dynamo_server::ServerConfig::from_env(&env).unwrap();
@@ -169,6 +166,11 @@ async fn an_enqueued_request_is_one_trace_across_server_and_consumer() {
         .next(&alerts, WAIT)
         .await
         .expect("the request is alerted");
+    let result = world
+        .broker
+        .next(&results, WAIT)
+        .await
+        .expect("the request's result is published");
 
     // A clean stop sends the consumer's last spans; this process's too.
     consumer.signal("TERM");
@@ -251,22 +253,31 @@ async fn an_enqueued_request_is_one_trace_across_server_and_consumer() {
         "one trace id for all"
     );
 
-    // The alert carries the trace on, as a child of the alert step.
-    let traceparent = alert
-        .headers
-        .iter()
-        .find(|(name, _)| name == "traceparent")
-        .map(|(_, value)| value.clone())
-        .expect("the alert message carries a traceparent");
+    // The alert carries the trace on, as a child of the alert step, and the
+    // result as a child of the request.
     let alert_step = find("dynamo-consumer", "alert");
     assert_eq!(
-        traceparent,
+        traceparent(&alert.headers),
         format!(
             "00-{}-{}-01",
             hex(&request.trace_id),
             hex(&alert_step.span_id)
-        )
+        ),
+        "the alert's trace context"
     );
+    assert_eq!(
+        traceparent(&result.headers),
+        format!("00-{}-{}-01", hex(&request.trace_id), hex(&request.span_id)),
+        "the result's trace context"
+    );
+}
+
+fn traceparent(headers: &[(String, String)]) -> String {
+    headers
+        .iter()
+        .find(|(name, _)| name == "traceparent")
+        .map(|(_, value)| value.clone())
+        .expect("the message carries a traceparent")
 }
 
 fn hex(bytes: &[u8]) -> String {
