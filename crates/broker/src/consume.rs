@@ -192,6 +192,15 @@ impl Delivery {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The trace context the publisher stamped (`traceparent`, `tracestate`).
+    pub fn trace_context(&self) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .filter(|(name, _)| name == headers::TRACEPARENT || name == headers::TRACESTATE)
+            .cloned()
+            .collect()
+    }
+
     /// The message's `message_id` when it is a UUID.
     pub fn message_uuid(&self) -> Option<Uuid> {
         self.message_id

@@ -10,3 +10,8 @@ pub const ORIGINAL_EXCHANGE: &str = "x-dynamo-original-exchange";
 pub const FREE_OF_CHARGE: &str = "x-dynamo-free-of-charge";
 /// The request an admin's retry repeats (a UUID).
 pub const RETRY_OF: &str = "x-dynamo-retry-of";
+/// W3C trace context of the span that published the message; every publish
+/// stamps it when traces are exported ([`dynamo_runtime::trace_context`]).
+pub const TRACEPARENT: &str = dynamo_runtime::trace_context::TRACEPARENT;
+/// Vendor trace state that travels with [`TRACEPARENT`].
+pub const TRACESTATE: &str = dynamo_runtime::trace_context::TRACESTATE;

@@ -6,6 +6,7 @@
 //! once rather than waiting, and the caller decides (the server answers 503,
 //! the pipeline holds the request and tries later).
 
+use crate::headers;
 use crate::link::Link;
 use lapin::BasicProperties;
 use lapin::Confirmation;
@@ -74,12 +75,21 @@ impl Publisher {
     }
 
     /// Publishes a persistent JSON message and waits for the broker's confirm.
+    /// The current span's trace context goes along in the headers, so the
+    /// taker of the message continues the trace.
     pub async fn publish_json(
         &self,
         exchange: &str,
         body: &[u8],
-        envelope: Envelope,
+        mut envelope: Envelope,
     ) -> Result<(), PublishError> {
+        let trace = dynamo_runtime::trace_context::current();
+        if !trace.is_empty() {
+            envelope
+                .headers
+                .retain(|(name, _)| name != headers::TRACEPARENT && name != headers::TRACESTATE);
+            envelope.headers.extend(trace);
+        }
         let channel = match self.link.borrow().as_ref() {
             Some(link) if link.channel.status().connected() => link.channel.clone(),
             _ => return Err(PublishError::Unavailable(exchange.to_owned())),

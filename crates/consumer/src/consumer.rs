@@ -101,6 +101,7 @@ impl Consumer {
             retry_of: delivery
                 .header(headers::RETRY_OF)
                 .and_then(|v| v.parse().ok()),
+            trace_context: delivery.trace_context(),
         };
         match self.pipeline.handle(&job).await {
             Ok(Outcome::Ended {

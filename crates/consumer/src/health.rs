@@ -80,6 +80,7 @@ async fn metrics_text(State(state): State<HealthState>) -> Response {
         let _ = writeln!(out, "dynamo_queue_depth {depth}");
     }
     render_model_lifecycle(&state, &mut out).await;
+    render_pending_debit(&state, &mut out).await;
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }
 
@@ -111,6 +112,22 @@ async fn render_model_lifecycle(state: &HealthState, out: &mut String) {
             label(&model.variable)
         );
     }
+}
+
+/// The age of the oldest debit not yet accepted or rejected, fleet-wide
+/// (from PostgreSQL), for the alert on points held too long. Left out this
+/// scrape when the database does not answer.
+async fn render_pending_debit(state: &HealthState, out: &mut String) {
+    let store = dynamo_store::Store::new(state.pool.clone());
+    let Ok(age) = store.oldest_pending_debit_age().await else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "# HELP dynamo_oldest_pending_debit_age_seconds Age of the oldest ledger debit neither accepted nor rejected yet (0: none)."
+    );
+    let _ = writeln!(out, "# TYPE dynamo_oldest_pending_debit_age_seconds gauge");
+    let _ = writeln!(out, "dynamo_oldest_pending_debit_age_seconds {age}");
 }
 
 /// A Prometheus label value: backslash, quote and newline escaped.

@@ -31,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&logs);
+    let telemetry = telemetry::init(&logs, "dynamo-consumer");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -39,7 +39,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(async { dynamo_consumer::run(config, Shutdown::on_signals()).await }) {
+    let code = match runtime
+        .block_on(async { dynamo_consumer::run(config, Shutdown::on_signals()).await })
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if error.is::<dynamo_consumer::NoModelLeft>() => {
             eprintln!("dynamo-consumer: {error}");
@@ -49,5 +51,9 @@ fn main() -> ExitCode {
             tracing::error!("dynamo-consumer stopped: {error:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    drop(runtime);
+    // After the runtime: sending the last spans blocks.
+    telemetry.shutdown();
+    code
 }

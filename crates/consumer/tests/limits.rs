@@ -337,3 +337,94 @@ async fn a_request_waiting_for_the_rate_limit_does_not_hold_a_consumer_slot() {
     shutdown.trigger();
     consumer.await.unwrap().unwrap();
 }
+
+/// The pending-debit alert's gauge: a request whose points are debited but
+/// not yet settled (its image is slow) shows up with its age, fleet-wide from
+/// PostgreSQL; an old one past the alert's 10 minutes; none once settled.
+#[tokio::test]
+async fn the_oldest_pending_debit_is_reported_with_its_age() {
+    let world = TestWorld::start().await;
+    world
+        .fakes
+        .with(|s| s.image_delay = Some(Duration::from_secs(6)));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = world
+        .consumer_env()
+        .with("MODERATION", "false")
+        .with("CONSUMER_HEALTH_ADDR", format!("127.0.0.1:{port}"));
+    let (results, _alerts) = world.broker.capture_outputs().await;
+    let shutdown = Shutdown::new();
+    let consumer = start(&env, &shutdown);
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let http = reqwest::Client::new();
+    let age = || {
+        let request = http.get(&metrics).send();
+        async move {
+            let text = request.await.ok()?.text().await.ok()?;
+            text.lines()
+                .find_map(|line| line.strip_prefix("dynamo_oldest_pending_debit_age_seconds "))?
+                .parse::<f64>()
+                .ok()
+        }
+    };
+    assert_eq!(
+        eventually("the health port", WAIT, age).await,
+        0.0,
+        "no debit pending yet"
+    );
+
+    let id = Uuid::new_v4();
+    world
+        .broker
+        .publish_request(&ghost_request("a slow seal"), Some(id))
+        .await;
+    let pool = world.database.pool().clone();
+    eventually("the request to be debited", WAIT, || {
+        let pool = pool.clone();
+        async move {
+            let debited: Option<bool> = sqlx::query_scalar(
+                "SELECT debited_at IS NOT NULL AND settled_at IS NULL FROM dynamo.image_request WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&pool)
+            .await
+            .ok()?;
+            debited.filter(|&d| d)
+        }
+    })
+    .await;
+    let pending = eventually("a pending debit to be reported", WAIT, || async {
+        age().await.filter(|&age| age > 0.0)
+    })
+    .await;
+    assert!(pending < 6.0, "the debit is seconds old: {pending}");
+
+    // As if it had been pending for 11 minutes: the alert's threshold is 600 s.
+    sqlx::query(
+        "UPDATE dynamo.image_request SET debited_at = debited_at - interval '11 minutes' WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let old = age().await.unwrap();
+    assert!((660.0..670.0).contains(&old), "reported {old}");
+
+    assert_eq!(
+        world.broker.next(&results, WAIT).await.unwrap().body["state"],
+        "succeeded"
+    );
+    assert_eq!(
+        eventually("the settled debit to leave the gauge", WAIT, || async {
+            age().await.filter(|&age| age == 0.0)
+        })
+        .await,
+        0.0
+    );
+    shutdown.trigger();
+    consumer.await.unwrap().unwrap();
+}

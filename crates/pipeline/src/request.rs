@@ -53,6 +53,9 @@ pub struct Job {
     pub retry_of: Option<Uuid>,
     /// SHA-256 of the message body, when it came without a message_id.
     pub fingerprint: Option<Vec<u8>>,
+    /// The W3C trace context the message came with: the request's span
+    /// continues the publisher's trace. Empty for a resumed request.
+    pub trace_context: Vec<(String, String)>,
 }
 
 /// How a run ended. Every outcome means the message that started it is done
@@ -202,6 +205,7 @@ impl Pipeline {
     /// Takes a delivered request to its end state, or as far as it can go now.
     pub async fn handle(&self, job: &Job) -> Result<Outcome, PipelineError> {
         let span = request_span(job.id, &job.request);
+        dynamo_runtime::trace_context::adopt(&span, &job.trace_context);
         async {
             let prompt = self.prompts.build(&job.request.payload);
             let (record, created, lease) = self
@@ -254,6 +258,7 @@ impl Pipeline {
             free_of_charge: record.free_of_charge,
             retry_of: record.retry_of,
             fingerprint: None,
+            trace_context: Vec::new(),
         };
         let span = request_span(job.id, &job.request);
         self.run(&job, record, lease).instrument(span).await
@@ -326,15 +331,25 @@ impl Pipeline {
             run.ensure_owned()?;
             let started = std::time::Instant::now();
             let (label, next) = match state {
-                RequestState::Received => ("debit", self.debit(run).await),
+                RequestState::Received => (
+                    "debit",
+                    self.debit(run).instrument(step_span("debit")).await,
+                ),
                 RequestState::Debited if job.request.style() == Style::Friend => {
-                    ("name", self.name(run).await)
+                    ("name", self.name(run).instrument(step_span("name")).await)
                 }
-                RequestState::Debited | RequestState::Named => {
-                    ("image", self.make_image(run).await)
-                }
-                RequestState::Stored => ("alert", self.alert(run).await),
-                RequestState::Alerted => ("accept", self.accept(run).await),
+                RequestState::Debited | RequestState::Named => (
+                    "image",
+                    self.make_image(run).instrument(step_span("image")).await,
+                ),
+                RequestState::Stored => (
+                    "alert",
+                    self.alert(run).instrument(step_span("alert")).await,
+                ),
+                RequestState::Alerted => (
+                    "accept",
+                    self.accept(run).instrument(step_span("accept")).await,
+                ),
                 RequestState::Succeeded | RequestState::Rejected | RequestState::Failed => {
                     break;
                 }
@@ -495,6 +510,12 @@ fn calls_out_to(step: Step) -> Option<&'static str> {
         Step::Name | Step::Moderation | Step::Image => Some("openai"),
         _ => None,
     }
+}
+
+/// One step of a request, a child of its request span; a trace shows the
+/// step by name (`otel.name`).
+pub(crate) fn step_span(step: &'static str) -> tracing::Span {
+    tracing::info_span!("step", otel.name = step, step)
 }
 
 fn request_span(id: Uuid, request: &GenerationRequest) -> tracing::Span {

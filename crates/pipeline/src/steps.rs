@@ -8,6 +8,7 @@ use dynamo_imaging::{ProcessedImage, process_friend, process_ghost};
 use dynamo_store::{RequestState, Step, StoreError, StoredImage};
 use dynamo_upstream::{ImageJob, UpstreamError};
 use dynamo_wire::Style;
+use tracing::Instrument;
 
 impl Pipeline {
     /// Creates the pending debit. 409 from the ledger ends the request before
@@ -126,6 +127,7 @@ impl Pipeline {
             .retry_in_place(run, Step::Upload, || {
                 storage.put(&key, processed.bytes.clone(), processed.content_type)
             })
+            .instrument(crate::request::step_span("upload"))
             .await;
         let url = match uploaded {
             Ok(url) => url,

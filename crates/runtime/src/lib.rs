@@ -1,10 +1,11 @@
 //! What every dynamo process needs before it can do its job: settings read from
-//! the environment, logging, and a shutdown signal.
+//! the environment, logging and traces, and a shutdown signal.
 
 pub mod help;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod trace_context;
 
 pub use settings::{BrokerSettings, DatabaseSettings, Env, SettingError};
 pub use shutdown::Shutdown;

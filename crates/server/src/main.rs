@@ -26,7 +26,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&logs);
+    let telemetry = telemetry::init(&logs, "dynamo-server");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -34,7 +34,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(config))
+    let code = runtime.block_on(serve(config));
+    drop(runtime);
+    // After the runtime: sending the last spans blocks.
+    telemetry.shutdown();
+    code
 }
 
 async fn serve(config: ServerConfig) -> ExitCode {

@@ -13,6 +13,7 @@ use dynamo_store::{Cursor, RequestFilter, RequestRecord, RequestState, StepFailu
 use dynamo_wire::{GenerationRequest, Style};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -374,6 +375,9 @@ async fn publish(
         mandatory: true,
         headers,
     };
+    // The consumer's span of this request continues this one (the publisher
+    // stamps its trace context on the message).
+    let span = tracing::info_span!("enqueue", request_id = %id);
     state
         .publisher
         .publish_json(
@@ -381,6 +385,7 @@ async fn publish(
             &request.to_json_bytes(),
             envelope,
         )
+        .instrument(span)
         .await
         .map_err(|error| match error {
             // Nothing consumes the exchange yet: the broker is there, but the

@@ -33,6 +33,21 @@ impl Store {
         Ok(DebitIntent { since, earlier })
     }
 
+    /// How long the oldest pending debit has waited, in seconds: a request
+    /// whose ledger flow was created but neither accepted nor rejected yet.
+    /// Zero when there is none. A debit pending for long means points are
+    /// held from a viewer while nothing settles them.
+    pub async fn oldest_pending_debit_age(&self) -> Result<f64, StoreError> {
+        let age: f64 = sqlx::query_scalar(
+            "SELECT coalesce(extract(epoch FROM now() - min(debited_at))::float8, 0)
+             FROM dynamo.image_request
+             WHERE settled_at IS NULL AND ledger_flow_id IS NOT NULL AND debited_at IS NOT NULL",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(age.max(0.0))
+    }
+
     /// Which of these ledger flows a request already holds.
     pub async fn owned_flows(&self, flows: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
         let owned: Vec<Uuid> = sqlx::query_scalar(

@@ -9,12 +9,14 @@
 mod broker;
 mod database;
 mod fakes;
+mod process;
 mod proxy;
 mod s3;
 
 pub use broker::{Captured, TestBroker};
 pub use database::TestDatabase;
 pub use fakes::{FakeState, Fakes, Flow, FlowStatus, ImageBehavior, SHARED_SECRET, now_secs};
+pub use process::Running;
 pub use proxy::FlakyProxy;
 pub use s3::TestBucket;
 
