@@ -669,7 +669,15 @@ function updateDeadline(element, view) {
   const output = element.querySelector(".deadline");
   if (!deadline || element.dataset.decided) return;
   const left = Date.parse(deadline) - Date.now();
-  output.textContent = left > 0 ? `decided automatically in ${duration(left)}` : "decided automatically any moment";
+  output.textContent = left > 0 ? `decided automatically in ${countdown(left)}` : "decided automatically any moment";
+}
+
+// 9:05, or 1:02:03 past an hour.
+function countdown(ms) {
+  const total = Math.ceil(ms / 1000);
+  const [h, m, sec] = [Math.floor(total / 3600), Math.floor((total % 3600) / 60), total % 60];
+  const pad = (n) => String(n).padStart(2, "0");
+  return h ? `${h}:${pad(m)}:${pad(sec)}` : `${m}:${pad(sec)}`;
 }
 
 setInterval(() => {

@@ -122,17 +122,17 @@ async fn on_a_phone_the_approve_and_decline_buttons_are_big_and_on_screen() {
     let boxes = browser
         .eval(&format!(
             "[...{}.querySelectorAll('button')].map(b => {{ const r = b.getBoundingClientRect(); \
-             return [r.left, r.right, r.top, r.bottom, r.height]; }})",
+             return [r.left, r.right, r.top, r.bottom, r.height, window.innerWidth, window.innerHeight]; }})",
             waiting(&id)
         ))
         .await;
     let boxes = boxes.as_array().unwrap();
     assert_eq!(boxes.len(), 2, "{boxes:?}");
     for b in boxes {
-        let [left, right, top, bottom, height] =
-            [0, 1, 2, 3, 4].map(|i| b[i].as_f64().unwrap());
-        assert!(left >= 0.0 && right <= 390.0, "inside the width: {b:?}");
-        assert!(top >= 0.0 && bottom <= 844.0, "on the first screen: {b:?}");
+        let [left, right, top, bottom, height, width, visible] =
+            [0, 1, 2, 3, 4, 5, 6].map(|i| b[i].as_f64().unwrap());
+        assert!(left >= 0.0 && right <= width, "inside the width: {b:?}");
+        assert!(top >= 0.0 && bottom <= visible, "on the first screen, no scrolling: {b:?}");
         assert!(height >= 48.0, "a thumb-sized target: {b:?}");
     }
     let overflow = browser
