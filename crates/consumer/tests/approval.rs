@@ -88,7 +88,9 @@ impl Setup {
     /// Empty until the consumer recorded it.
     async fn state(&self, id: Uuid) -> String {
         let record = self.store.load(id).await.unwrap();
-        record.map(|r| r.state().as_str().to_owned()).unwrap_or_default()
+        record
+            .map(|r| r.state().as_str().to_owned())
+            .unwrap_or_default()
     }
 
     async fn reaches(&self, id: Uuid, wanted: &str) {
@@ -101,7 +103,7 @@ impl Setup {
     fn flow_status(&self) -> FlowStatus {
         let flows = self.world.fakes.flows();
         assert_eq!(flows.len(), 1, "one debit per request: {flows:?}");
-        flows[0].status.clone()
+        flows[0].status
     }
 
     async fn next(&self, queue: &str) -> Captured {
@@ -122,8 +124,16 @@ impl Setup {
         assert!(record.approval.requested_at.is_some());
         assert!(record.approval.deadline.is_some());
         assert_eq!(self.flow_status(), FlowStatus::Pending);
-        assert_eq!(self.world.broker.depth(&self.alerts).await, 0, "no alert yet");
-        assert_eq!(self.world.broker.depth(&self.results).await, 0, "no result yet");
+        assert_eq!(
+            self.world.broker.depth(&self.alerts).await,
+            0,
+            "no alert yet"
+        );
+        assert_eq!(
+            self.world.broker.depth(&self.results).await,
+            0,
+            "no result yet"
+        );
         assert!(
             self.store.lease_holder(id).await.unwrap().is_none(),
             "waiting holds no lease"
@@ -161,7 +171,10 @@ async fn an_approved_image_airs_then_its_debit_is_accepted() {
     setup.reaches(id, "succeeded").await;
     assert_eq!(setup.flow_status(), FlowStatus::Accepted);
     let (alerted, settled) = setup.times(id).await;
-    assert!(alerted.unwrap() <= settled.unwrap(), "the alert before the accept");
+    assert!(
+        alerted.unwrap() <= settled.unwrap(),
+        "the alert before the accept"
+    );
     let approval = setup.store.get(id).await.unwrap().approval;
     assert_eq!(approval.decision(), Some(Decision::Approved));
     assert_eq!(approval.decided_by.as_deref(), Some("broadcaster 1"));
@@ -175,7 +188,10 @@ async fn an_approved_image_airs_then_its_debit_is_accepted() {
         .store
         .decide_approval(id, Decision::Declined, "broadcaster 1", None)
         .await;
-    assert!(matches!(again, Err(DecisionError::NotAwaiting { .. })), "{again:?}");
+    assert!(
+        matches!(again, Err(DecisionError::NotAwaiting { .. })),
+        "{again:?}"
+    );
     consumer.stop().await;
 }
 
@@ -195,14 +211,25 @@ async fn a_declined_image_never_airs_its_points_are_refunded_and_the_viewer_is_t
     assert_eq!(result.body["request_id"], id.to_string());
     assert_eq!(result.body["state"], "rejected", "{}", result.body);
     assert_eq!(result.body["reason"], "declined by the streamer");
-    assert!(result.body.get("image_url").is_none_or(|u| u.is_null()), "{}", result.body);
+    assert!(
+        result.body.get("image_url").is_none_or(|u| u.is_null()),
+        "{}",
+        result.body
+    );
 
     setup.reaches(id, "rejected").await;
     let record = setup.store.get(id).await.unwrap();
-    assert_eq!(record.error_message.as_deref(), Some("declined by the streamer"));
+    assert_eq!(
+        record.error_message.as_deref(),
+        Some("declined by the streamer")
+    );
     assert!(record.alerted_at.is_none());
     assert_eq!(setup.flow_status(), FlowStatus::Rejected);
-    assert_eq!(setup.world.broker.depth(&setup.alerts).await, 0, "never aired");
+    assert_eq!(
+        setup.world.broker.depth(&setup.alerts).await,
+        0,
+        "never aired"
+    );
     consumer.stop().await;
 }
 
@@ -226,7 +253,11 @@ async fn the_first_of_two_racing_decisions_wins_and_the_other_is_refused() {
         "exactly one decision: {approve:?} {decline:?}"
     );
     let result = setup.next(&setup.results).await;
-    let expected = if approve.is_ok() { "succeeded" } else { "rejected" };
+    let expected = if approve.is_ok() {
+        "succeeded"
+    } else {
+        "rejected"
+    };
     assert_eq!(result.body["state"], expected, "{}", result.body);
     consumer.stop().await;
 }
@@ -253,7 +284,10 @@ async fn the_timeout_declines_when_so_set() {
         .store
         .decide_approval(id, Decision::Approved, "broadcaster 1", None)
         .await;
-    assert!(matches!(late, Err(DecisionError::NotAwaiting { .. })), "{late:?}");
+    assert!(
+        matches!(late, Err(DecisionError::NotAwaiting { .. })),
+        "{late:?}"
+    );
     consumer.stop().await;
 }
 
@@ -300,7 +334,11 @@ async fn a_decision_is_carried_out_by_another_consumer_when_the_first_is_gone() 
         "declined by the streamer: not tonight"
     );
     assert_eq!(setup.flow_status(), FlowStatus::Rejected);
-    assert_eq!(setup.world.fakes.with(|s| s.image_calls.len()), 1, "bought once");
+    assert_eq!(
+        setup.world.fakes.with(|s| s.image_calls.len()),
+        1,
+        "bought once"
+    );
     second.stop().await;
 }
 
@@ -339,7 +377,11 @@ async fn a_decision_recorded_while_its_consumer_is_frozen_then_killed_is_carried
         .await
         .unwrap();
     drop(first); // SIGKILL, frozen or not
-    assert_eq!(setup.state(id).await, "awaiting_approval", "the frozen one did nothing");
+    assert_eq!(
+        setup.state(id).await,
+        "awaiting_approval",
+        "the frozen one did nothing"
+    );
 
     let second = spawn();
     let alert = setup.next(&setup.alerts).await;
@@ -348,7 +390,11 @@ async fn a_decision_recorded_while_its_consumer_is_frozen_then_killed_is_carried
     assert_eq!(result.body["state"], "succeeded", "{}", result.body);
     setup.reaches(id, "succeeded").await;
     assert_eq!(setup.flow_status(), FlowStatus::Accepted);
-    assert_eq!(setup.world.broker.depth(&setup.alerts).await, 0, "one alert");
+    assert_eq!(
+        setup.world.broker.depth(&setup.alerts).await,
+        0,
+        "one alert"
+    );
     drop(second);
 }
 

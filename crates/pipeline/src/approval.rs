@@ -113,7 +113,10 @@ impl Pipeline {
                 Ok(Next::Wait(due, Wait::Approval))
             }
             Some(Decision::Approved) => {
-                tracing::info!(by = record.approval.decided_by.as_deref().unwrap_or(""), "approved; on air");
+                tracing::info!(
+                    by = record.approval.decided_by.as_deref().unwrap_or(""),
+                    "approved; on air"
+                );
                 self.alert(run).await
             }
             Some(Decision::Declined) => {
@@ -132,10 +135,7 @@ impl Pipeline {
 /// nobody decided in time.
 fn declined_reason(timed_out: bool, note: Option<&str>, timeout: Duration) -> String {
     if timed_out {
-        return format!(
-            "{DECLINED}: not approved within {}",
-            short(timeout)
-        );
+        return format!("{DECLINED}: not approved within {}", short(timeout));
     }
     match note.map(str::trim).filter(|note| !note.is_empty()) {
         Some(note) => format!("{DECLINED}: {note}"),

@@ -335,9 +335,7 @@ impl Pipeline {
                     ("image", self.make_image(run).await)
                 }
                 RequestState::Stored => ("alert", self.after_stored(run).await),
-                RequestState::AwaitingApproval => {
-                    ("approval", self.carry_out_approval(run).await)
-                }
+                RequestState::AwaitingApproval => ("approval", self.carry_out_approval(run).await),
                 RequestState::Alerted => ("accept", self.accept(run).await),
                 RequestState::Succeeded | RequestState::Rejected | RequestState::Failed => {
                     break;

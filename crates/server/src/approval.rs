@@ -98,7 +98,14 @@ pub async fn decline(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body = decline_body(&body)?;
-    decide(&state, &caller, id, Decision::Declined, body.reason.as_deref()).await
+    decide(
+        &state,
+        &caller,
+        id,
+        Decision::Declined,
+        body.reason.as_deref(),
+    )
+    .await
 }
 
 /// An empty body is no reason; anything else must be a [`DeclineBody`].

@@ -42,7 +42,10 @@ async fn stored_request(server: &Server, park: bool) -> Uuid {
         .await
         .unwrap();
     let lease = lease.unwrap();
-    store.mark_debited(&lease, Some(Uuid::new_v4())).await.unwrap();
+    store
+        .mark_debited(&lease, Some(Uuid::new_v4()))
+        .await
+        .unwrap();
     let image = StoredImage {
         index: 0,
         url: "http://127.0.0.1:1/seal.jpg".into(),
@@ -60,7 +63,12 @@ async fn stored_request(server: &Server, park: bool) -> Uuid {
     id
 }
 
-async fn post_raw(server: &Server, path: &str, token: Option<&str>, body: &str) -> (StatusCode, Value) {
+async fn post_raw(
+    server: &Server,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, Value) {
     let mut request = server
         .http
         .post(format!("{}{path}", server.base))
@@ -72,7 +80,8 @@ async fn post_raw(server: &Server, path: &str, token: Option<&str>, body: &str) 
     let response = request.send().await.unwrap();
     let status = response.status();
     assert_eq!(
-        response.headers()["content-type"], "application/json",
+        response.headers()["content-type"],
+        "application/json",
         "{path}: every answer is JSON"
     );
     (status, response.json().await.unwrap())
@@ -103,7 +112,10 @@ async fn only_admins_decide_and_unknown_or_undecidable_requests_are_refused() {
         let (status, body) = post_raw(&server, &path, Some(&admin), "").await;
         assert_eq!(status, StatusCode::CONFLICT, "{action}: {body}");
         assert_eq!(body["error"], "conflict");
-        assert!(body["detail"].as_str().unwrap().contains("stored"), "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("stored"),
+            "{body}"
+        );
     }
     let store = Store::new(server.world.database.pool().clone());
     let record = store.get(waiting).await.unwrap();
@@ -130,17 +142,34 @@ async fn an_approval_is_recorded_once_and_shown_on_the_request_and_in_stats() {
         .await;
     assert_eq!(listed["requests"][0]["id"], id.to_string(), "{listed}");
 
-    let (status, body) = post_raw(&server, &format!("/requests/{id}/approve"), Some(&admin), "").await;
+    let (status, body) = post_raw(
+        &server,
+        &format!("/requests/{id}/approve"),
+        Some(&admin),
+        "",
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["decision"], "approved");
     assert_eq!(body["location"], format!("/requests/{id}"));
 
     // A second click, or a decline after it: one decision only.
     for action in ["approve", "decline"] {
-        let (status, body) =
-            post_raw(&server, &format!("/requests/{id}/{action}"), Some(&admin), "").await;
+        let (status, body) = post_raw(
+            &server,
+            &format!("/requests/{id}/{action}"),
+            Some(&admin),
+            "",
+        )
+        .await;
         assert_eq!(status, StatusCode::CONFLICT, "{action}: {body}");
-        assert!(body["detail"].as_str().unwrap().contains("already approved"), "{body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("already approved"),
+            "{body}"
+        );
     }
     let (_, view) = server.get(&format!("/requests/{id}"), Some(&admin)).await;
     assert_eq!(view["approval"]["decision"], "approved", "{view}");
@@ -153,12 +182,21 @@ async fn a_decline_takes_an_optional_reason_and_refuses_a_bad_body() {
     let admin = server.admin();
     let id = stored_request(&server, true).await;
     let path = format!("/requests/{id}/decline");
-    for bad in [r#"{"why": "x"}"#, "not json", &format!(r#"{{"reason": "{}"}}"#, "x".repeat(201))] {
+    for bad in [
+        r#"{"why": "x"}"#,
+        "not json",
+        &format!(r#"{{"reason": "{}"}}"#, "x".repeat(201)),
+    ] {
         let (status, body) = post_raw(&server, &path, Some(&admin), bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
-    let (status, body) =
-        post_raw(&server, &path, Some(&admin), r#"{"reason": "not on this stream"}"#).await;
+    let (status, body) = post_raw(
+        &server,
+        &path,
+        Some(&admin),
+        r#"{"reason": "not on this stream"}"#,
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["decision"], "declined");
     let record = Store::new(server.world.database.pool().clone())

@@ -172,7 +172,9 @@ impl Store {
             Some((state, decision)) => Err(DecisionError::NotAwaiting {
                 id,
                 state,
-                decided: decision.map(|d| format!(" (already {d})")).unwrap_or_default(),
+                decided: decision
+                    .map(|d| format!(" (already {d})"))
+                    .unwrap_or_default(),
             }),
         }
     }

@@ -189,11 +189,13 @@ async fn run_case(store: &Store, pool: &sqlx::PgPool, ops: Vec<Op>) -> Result<()
                     .decide_approval(id, dynamo_store::Decision::Approved, "admin", None)
                     .await;
                 let record = store.load(id).await.unwrap();
-                let waiting = record.as_ref().is_some_and(|r| {
-                    r.state() == RequestState::AwaitingApproval
-                });
+                let waiting = record
+                    .as_ref()
+                    .is_some_and(|r| r.state() == RequestState::AwaitingApproval);
                 prop_assert!(
-                    decided.is_ok() || !waiting || record.is_some_and(|r| r.approval.decision().is_some()),
+                    decided.is_ok()
+                        || !waiting
+                        || record.is_some_and(|r| r.approval.decision().is_some()),
                     "a request awaiting approval refused its first decision: {decided:?}"
                 );
             }

@@ -73,9 +73,16 @@ async fn an_admin_approves_and_declines_waiting_images_from_the_top_of_the_page(
         "approvals",
         "the approval queue comes first"
     );
-    assert_eq!(browser.eval("document.getElementById('approvals-count').textContent").await, "(2)");
     assert_eq!(
-        browser.eval("document.getElementById('approvals-sound').checked").await,
+        browser
+            .eval("document.getElementById('approvals-count').textContent")
+            .await,
+        "(2)"
+    );
+    assert_eq!(
+        browser
+            .eval("document.getElementById('approvals-sound').checked")
+            .await,
         false,
         "the sound is off until turned on"
     );
@@ -88,7 +95,10 @@ async fn an_admin_approves_and_declines_waiting_images_from_the_top_of_the_page(
         .await;
     browser.until_card(&friend, "succeeded").await;
     browser
-        .until("the approved image to leave the queue", &format!("!{}", waiting(&friend)))
+        .until(
+            "the approved image to leave the queue",
+            &format!("!{}", waiting(&friend)),
+        )
         .await;
 
     browser
@@ -96,19 +106,34 @@ async fn an_admin_approves_and_declines_waiting_images_from_the_top_of_the_page(
         .await;
     browser.until_card(&ghost, "rejected").await;
     let reason = browser
-        .eval(&format!("{}.querySelector('.reason').textContent", crate::card(&ghost)))
+        .eval(&format!(
+            "{}.querySelector('.reason').textContent",
+            crate::card(&ghost)
+        ))
         .await;
     assert_eq!(reason, "declined by the streamer");
     browser
-        .until("the empty queue to hide", "document.getElementById('approvals').hidden")
+        .until(
+            "the empty queue to hide",
+            "document.getElementById('approvals').hidden",
+        )
         .await;
 
     // The timeline says who decided.
     browser.open_detail(&ghost).await;
-    let detail = browser.eval("document.getElementById('detail').innerText").await;
+    let detail = browser
+        .eval("document.getElementById('detail').innerText")
+        .await;
     let detail = detail.as_str().unwrap();
-    for expected in ["waiting for approval", "declined by service tests", "finished: rejected"] {
-        assert!(detail.contains(expected), "{expected:?} missing from {detail:?}");
+    for expected in [
+        "waiting for approval",
+        "declined by service tests",
+        "finished: rejected",
+    ] {
+        assert!(
+            detail.contains(expected),
+            "{expected:?} missing from {detail:?}"
+        );
     }
     browser.close_detail().await;
     streamer.done().await;
@@ -132,7 +157,10 @@ async fn on_a_phone_the_approve_and_decline_buttons_are_big_and_on_screen() {
         let [left, right, top, bottom, height, width, visible] =
             [0, 1, 2, 3, 4, 5, 6].map(|i| b[i].as_f64().unwrap());
         assert!(left >= 0.0 && right <= width, "inside the width: {b:?}");
-        assert!(top >= 0.0 && bottom <= visible, "on the first screen, no scrolling: {b:?}");
+        assert!(
+            top >= 0.0 && bottom <= visible,
+            "on the first screen, no scrolling: {b:?}"
+        );
         assert!(height >= 48.0, "a thumb-sized target: {b:?}");
     }
     let overflow = browser
