@@ -306,7 +306,10 @@ async function followEvents() {
       delay = 1000;
       // Without an event id (none arrived before the drop) the server cannot
       // replay what was missed, so the list is read again instead.
-      if (reconnecting && !page.lastEventId) loadList();
+      if (reconnecting && !page.lastEventId) {
+        loadList();
+        loadApprovals();
+      }
       reconnecting = true;
       await readEvents(response.body, controller.signal);
     } catch (error) {
@@ -594,6 +597,9 @@ async function loadApprovals() {
     return;
   }
   $("approvals-error").textContent = "";
+  // Read again after a lost connection: what was decided meanwhile goes.
+  const still = new Set(result.requests.map((view) => view.id));
+  for (const id of [...approvals.waiting.keys()]) if (!still.has(id)) removeApproval(id);
   // Oldest first: the one closest to its timeout leads.
   for (const view of result.requests.reverse()) showApproval(view, { quietly: true });
   updateApprovals();
