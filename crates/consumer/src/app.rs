@@ -97,8 +97,12 @@ pub async fn run_with_health(
         owner,
         lease_ttl: config.lease_ttl,
         holds: config.holds,
+        approval: config.approval,
     });
     tracing::info!(owner = %pipeline.owner, lease_ttl = ?config.lease_ttl, "owning requests through leases");
+    if config.approval.manual {
+        tracing::info!(timeout = ?config.approval.timeout, on_timeout = %config.approval.on_timeout, "stored images wait for the streamer's approval before they air");
+    }
     let scheduler = tokio::spawn(dynamo_pipeline::scheduler::run(
         pipeline.clone(),
         usize::from(config.prefetch),

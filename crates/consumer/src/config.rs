@@ -2,6 +2,7 @@
 //! Each field says its variable and default; `.env.example` repeats them.
 
 use dynamo_broker::Topology;
+use dynamo_pipeline::approval::ApprovalPolicy;
 use dynamo_pipeline::hold::HoldPolicy;
 use dynamo_pipeline::limits::RateSettings;
 use dynamo_pipeline::prompt::PromptTemplates;
@@ -59,6 +60,9 @@ pub struct ConsumerConfig {
     /// at once, over all processes (0: no cap). The rest wait their turn
     /// without holding a consumer slot.
     pub viewer_max_in_flight: u32,
+    /// `APPROVAL`, `APPROVAL_TIMEOUT`, `APPROVAL_TIMEOUT_ACTION`: approval
+    /// before air (off by default).
+    pub approval: ApprovalPolicy,
 }
 
 /// Where images come from (`IMAGE_PROVIDER`).
@@ -158,6 +162,7 @@ impl ConsumerConfig {
             lease_ttl: lease_ttl(env)?,
             holds: HoldPolicy::from_env(env)?,
             viewer_max_in_flight: env.parse("VIEWER_MAX_IN_FLIGHT", 2)?,
+            approval: ApprovalPolicy::from_env(env)?,
             health_addr: match env.string("CONSUMER_HEALTH_ADDR", "0.0.0.0:8081").as_str() {
                 "off" => None,
                 _ => Some(env.parse(

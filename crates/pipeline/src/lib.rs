@@ -8,6 +8,8 @@
 //! - [`ownership`]: a run holds the request's lease and stops when it is lost;
 //! - [`retry`]: the one retry policy; [`scheduler`] runs what nobody owns:
 //!   due retries, viewers' turns, and requests whose owner died;
+//! - [`approval`]: with `APPROVAL=manual`, a stored image waits for the
+//!   streamer's decision (or its timeout) before it airs;
 //! - [`hold`]: the whole fleet waits while a service is out (bad key, no
 //!   credit, every model gone), probing it, instead of failing requests;
 //! - [`limits`]: the fleet-wide OpenAI rate limits around the upstream calls;
@@ -17,6 +19,7 @@
 //! The binaries only adapt: `dynamo-consumer` feeds deliveries in and
 //! acknowledges them by the outcome.
 
+pub mod approval;
 pub mod hold;
 pub mod limits;
 mod messages;

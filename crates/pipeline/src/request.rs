@@ -91,6 +91,9 @@ pub enum Wait {
     Held,
     /// The fleet-wide rate limit has no slot for it yet.
     RateLimit,
+    /// Its image waits for the streamer's approval (`APPROVAL=manual`), until
+    /// a decision is recorded or its deadline passes.
+    Approval,
 }
 
 impl Outcome {
@@ -152,6 +155,8 @@ pub struct Pipeline {
     pub lease_ttl: Duration,
     /// When a service is out: how often to probe it, how long to hold.
     pub holds: crate::hold::HoldPolicy,
+    /// `APPROVAL*`: whether stored images wait for the streamer before airing.
+    pub approval: crate::approval::ApprovalPolicy,
 }
 
 /// How long a request over its viewer's cap waits before looking again.
@@ -281,9 +286,9 @@ impl Pipeline {
         };
         match &outcome {
             Ok(Outcome::Waiting {
-                why: Wait::ViewerTurn,
+                why: Wait::ViewerTurn | Wait::Approval,
                 ..
-            }) => {} // given up with the decision
+            }) => {} // given up with the decision, or parked with it
             Ok(Outcome::Waiting { until, .. }) => self.release(&lease, Some(*until)).await,
             Ok(_) => self.release(&lease, None).await,
             Err(PipelineError::LeaseLost) => {}
@@ -344,7 +349,13 @@ impl Pipeline {
                 ),
                 RequestState::Stored => (
                     "alert",
-                    self.alert(run).instrument(step_span("alert")).await,
+                    self.after_stored(run).instrument(step_span("alert")).await,
+                ),
+                RequestState::AwaitingApproval => (
+                    "approval",
+                    self.carry_out_approval(run)
+                        .instrument(step_span("approval"))
+                        .await,
                 ),
                 RequestState::Alerted => (
                     "accept",
@@ -359,6 +370,11 @@ impl Pipeline {
             state = match next? {
                 Next::To(next) => next,
                 Next::Wait(until, why) => {
+                    // Parking for approval is the one wait that moves the state.
+                    let state = match why {
+                        Wait::Approval => RequestState::AwaitingApproval,
+                        _ => state,
+                    };
                     return Ok(Outcome::Waiting {
                         state,
                         until,

@@ -74,6 +74,7 @@ async function signIn(token, { remembered = false } = {}) {
   $("viewer-filter").hidden = !me.admin;
   $("requests").hidden = false;
   followEvents();
+  loadApprovals();
   await loadList();
   const wanted = new URLSearchParams(location.search).get("request");
   if (wanted) openDetail(wanted);
@@ -113,6 +114,7 @@ function signOut(message = "") {
   page.lastEventId = null;
   page.cards.clear();
   $("gallery").replaceChildren();
+  clearApprovals();
   setLive("signed-out");
   showSignIn(message);
 }
@@ -304,7 +306,10 @@ async function followEvents() {
       delay = 1000;
       // Without an event id (none arrived before the drop) the server cannot
       // replay what was missed, so the list is read again instead.
-      if (reconnecting && !page.lastEventId) loadList();
+      if (reconnecting && !page.lastEventId) {
+        loadList();
+        loadApprovals();
+      }
       reconnecting = true;
       await readEvents(response.body, controller.signal);
     } catch (error) {
@@ -350,6 +355,7 @@ function dispatch(block) {
 }
 
 async function onStateChange(event) {
+  approvalsOnStateChange(event);
   const chosen = filters();
   const known = page.cards.has(event.id);
   const mayMatch =
@@ -466,6 +472,7 @@ function renderDetail(view) {
       failure: true,
     });
   }
+  entries.push(...approvalTimeline(view));
   if (view.steps.finished_at) entries.push({ at: Date.parse(view.steps.finished_at), label: `finished: ${view.state}` });
   entries.sort((a, b) => a.at - b.at);
   const timeline = document.createElement("ol");
@@ -567,6 +574,193 @@ async function enqueue(event) {
   }
 }
 
+// ---- approval before air ----------------------------------------------------
+// With APPROVAL=manual on the consumers, a stored image waits in
+// awaiting_approval until an admin approves (it airs) or declines it (refund,
+// the viewer is told). Admins see the waiting images first on the page, with
+// big buttons that work on a phone, and may turn on a chime (made with
+// WebAudio, no sound files) for each new one.
+
+const SOUND_KEY = "dynamo.approvalSound";
+const approvals = {
+  waiting: new Map(), // request id -> { element, view }
+  audio: null, // AudioContext, made on the click that turns the sound on
+};
+
+async function loadApprovals() {
+  if (!page.me?.admin) return;
+  let result;
+  try {
+    result = await api("/requests?state=awaiting_approval&limit=100");
+  } catch (error) {
+    $("approvals-error").textContent = `Could not load the images waiting for approval: ${error.message}`;
+    return;
+  }
+  $("approvals-error").textContent = "";
+  // Read again after a lost connection: what was decided meanwhile goes.
+  const still = new Set(result.requests.map((view) => view.id));
+  for (const id of [...approvals.waiting.keys()]) if (!still.has(id)) removeApproval(id);
+  // Oldest first: the one closest to its timeout leads.
+  for (const view of result.requests.reverse()) showApproval(view, { quietly: true });
+  updateApprovals();
+}
+
+function clearApprovals() {
+  approvals.waiting.clear();
+  $("approvals-list").replaceChildren();
+  updateApprovals();
+}
+
+async function approvalsOnStateChange(event) {
+  if (!page.me?.admin) return;
+  if (event.state !== "awaiting_approval") {
+    removeApproval(event.id);
+    return;
+  }
+  if (approvals.waiting.has(event.id)) return;
+  try {
+    showApproval(await api(`/requests/${event.id}`));
+  } catch (error) {
+    console.info(`request ${event.id} awaits approval but could not be read:`, error.message);
+  }
+}
+
+function showApproval(view, { quietly = false } = {}) {
+  if (view.state !== "awaiting_approval" || approvals.waiting.has(view.id)) return;
+  const element = $("approval-template").content.firstElementChild.cloneNode(true);
+  element.dataset.id = view.id;
+  element.dataset.style = view.style;
+  const subject = view.inputs?.subject ?? "";
+  const image = view.images[0];
+  if (image) {
+    const img = document.createElement("img");
+    img.src = image.url;
+    img.alt = view.style === "friend" && view.name ? `${view.name}, ${subject}` : subject;
+    element.querySelector(".picture").append(img);
+  }
+  element.querySelector(".subject").textContent = subject;
+  element.querySelector(".name").textContent = view.name ?? "";
+  element.querySelector(".viewer").textContent = view.viewer.twitch_display_name;
+  element.querySelector(".style").textContent = view.inputs?.color ? `${view.style}, ${view.inputs.color}` : view.style;
+  const label = view.name ? `${view.name} (${subject})` : subject;
+  const approve = element.querySelector(".approve");
+  const decline = element.querySelector(".decline");
+  approve.setAttribute("aria-label", `Approve ${label} by ${view.viewer.twitch_display_name}`);
+  decline.setAttribute("aria-label", `Decline ${label} by ${view.viewer.twitch_display_name}`);
+  approve.addEventListener("click", () => decide(view.id, "approve"));
+  decline.addEventListener("click", () => decide(view.id, "decline"));
+  approvals.waiting.set(view.id, { element, view });
+  $("approvals-list").append(element);
+  updateDeadline(element, view);
+  updateApprovals();
+  if (!quietly) chime();
+}
+
+function removeApproval(id) {
+  const known = approvals.waiting.get(id);
+  if (!known) return;
+  known.element.remove();
+  approvals.waiting.delete(id);
+  updateApprovals();
+}
+
+function updateApprovals() {
+  const count = approvals.waiting.size;
+  $("approvals").hidden = !page.me?.admin || count === 0;
+  $("approvals-count").textContent = count ? `(${count})` : "";
+}
+
+function updateDeadline(element, view) {
+  const deadline = view.approval?.deadline;
+  const output = element.querySelector(".deadline");
+  if (!deadline || element.dataset.decided) return;
+  const left = Date.parse(deadline) - Date.now();
+  output.textContent = left > 0 ? `decided automatically in ${countdown(left)}` : "decided automatically any moment";
+}
+
+// 9:05, or 1:02:03 past an hour.
+function countdown(ms) {
+  const total = Math.ceil(ms / 1000);
+  const [h, m, sec] = [Math.floor(total / 3600), Math.floor((total % 3600) / 60), total % 60];
+  const pad = (n) => String(n).padStart(2, "0");
+  return h ? `${h}:${pad(m)}:${pad(sec)}` : `${m}:${pad(sec)}`;
+}
+
+setInterval(() => {
+  for (const { element, view } of approvals.waiting.values()) updateDeadline(element, view);
+}, 1000);
+
+// The server records the decision; a consumer carries it out within a
+// second, and the state change then takes the image off the queue.
+async function decide(id, action) {
+  const known = approvals.waiting.get(id);
+  if (!known) return;
+  const { element } = known;
+  const status = element.querySelector(".approval-status");
+  const buttons = element.querySelectorAll("button");
+  for (const button of buttons) button.disabled = true;
+  status.className = "approval-status status";
+  try {
+    await api(`/requests/${id}/${action}`, { method: "POST" });
+    element.dataset.decided = action;
+    status.textContent = action === "approve" ? "Approved: going on air…" : "Declined: refunding the points…";
+    element.querySelector(".deadline").textContent = "";
+  } catch (error) {
+    status.className = "approval-status error";
+    status.textContent = `Not ${action}d: ${error.message}`;
+    // Decided elsewhere (another admin, the timeout): its state change removes it.
+    if (error.status !== 409) for (const button of buttons) button.disabled = false;
+  }
+}
+
+function approvalTimeline(view) {
+  const approval = view.approval;
+  if (!approval) return [];
+  const entries = [{ at: Date.parse(approval.requested_at), label: "waiting for approval" }];
+  if (approval.decided_at) {
+    const by = approval.decided_by === "timeout" ? "by the timeout" : `by ${approval.decided_by}`;
+    const note = approval.note ? `: ${approval.note}` : "";
+    entries.push({ at: Date.parse(approval.decided_at), label: `${approval.decision} ${by}${note}` });
+  }
+  return entries;
+}
+
+// Two soft rising notes, made on the spot.
+function chime() {
+  if (!$("approvals-sound").checked || !approvals.audio) return;
+  const audio = approvals.audio;
+  const now = audio.currentTime;
+  for (const [offset, frequency] of [[0, 660], [0.16, 880]]) {
+    const tone = audio.createOscillator();
+    const gain = audio.createGain();
+    tone.type = "sine";
+    tone.frequency.value = frequency;
+    gain.gain.setValueAtTime(0.0001, now + offset);
+    gain.gain.exponentialRampToValueAtTime(0.25, now + offset + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, now + offset + 0.35);
+    tone.connect(gain).connect(audio.destination);
+    tone.start(now + offset);
+    tone.stop(now + offset + 0.4);
+  }
+}
+
+function wireApprovals() {
+  const sound = $("approvals-sound");
+  sound.checked = localStorage.getItem(SOUND_KEY) === "on";
+  // Browsers let a page make sound only after a click on it.
+  const wake = () => {
+    if (!sound.checked) return;
+    approvals.audio ??= new AudioContext();
+    approvals.audio.resume().catch(() => {});
+  };
+  sound.addEventListener("change", () => {
+    localStorage.setItem(SOUND_KEY, sound.checked ? "on" : "off");
+    wake();
+    chime();
+  });
+  document.addEventListener("pointerdown", wake, { once: true });
+}
+
 // ---- wiring -----------------------------------------------------------------
 
 function start() {
@@ -575,6 +769,7 @@ function start() {
     $("enqueue-color-field").hidden = $("enqueue-style").value !== "friend";
   });
   $("enqueue").addEventListener("submit", enqueue);
+  wireApprovals();
   $("sign-in-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const token = $("token").value.trim();

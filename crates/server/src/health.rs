@@ -76,6 +76,8 @@ pub struct StepPercentiles {
 pub struct Stats {
     /// state → style → count, over all time.
     pub counts: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Images waiting for the streamer's approval now (`APPROVAL=manual`).
+    pub awaiting_approval: i64,
     /// Messages waiting in dynamo's request queue; null if the broker did not say.
     pub queue_depth: Option<u32>,
     /// Time per step over the last hour (debit, name, image, alert, total).
@@ -140,7 +142,11 @@ pub async fn stats(
             )
         })
         .collect();
+    let awaiting_approval = by_state
+        .get(dynamo_store::RequestState::AwaitingApproval.as_str())
+        .map_or(0, |by_style| by_style.values().sum());
     Ok(Json(Stats {
+        awaiting_approval,
         counts: by_state,
         queue_depth: queue_depth(&state).await,
         step_seconds_last_hour,

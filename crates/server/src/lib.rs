@@ -3,6 +3,7 @@
 //! live updates stream as Server-Sent Events. `main.rs` loads the
 //! configuration and calls [`run`]; tests call [`run`] or [`app`] the same way.
 
+mod approval;
 mod auth;
 mod config;
 mod error;
@@ -70,6 +71,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(requests::list_requests, requests::enqueue))
         .routes(routes!(requests::get_request))
         .routes(routes!(requests::retry))
+        .routes(routes!(approval::approve))
+        .routes(routes!(approval::decline))
         .routes(routes!(events::all_events))
         .routes(routes!(events::request_events))
         .routes(routes!(health::stats))

@@ -116,7 +116,7 @@ pub struct RequestView {
     #[schema(value_type = Object)]
     pub inputs: Value,
     pub prompt: String,
-    /// received, debited, named, stored, alerted, succeeded, rejected, failed
+    /// received, debited, named, stored, awaiting_approval, alerted, succeeded, rejected, failed
     pub state: String,
     /// Why it was rejected or failed.
     pub reason: Option<String>,
@@ -136,6 +136,8 @@ pub struct RequestView {
     #[schema(value_type = Option<Uuid>)]
     pub ledger_flow_id: Option<Option<Uuid>>,
     pub ledger_status: LedgerStatus,
+    /// Approval before air: present when it waited for the streamer.
+    pub approval: Option<crate::approval::ApprovalView>,
     /// Transient failures of its steps, oldest first (`GET /requests/{id}` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<FailureView>>,
@@ -145,6 +147,7 @@ impl RequestView {
     fn new(record: RequestRecord, images: Vec<StoredImage>, caller: &Caller) -> Self {
         Self {
             ledger_status: LedgerStatus::of(&record),
+            approval: crate::approval::ApprovalView::of(&record.approval),
             failures: None,
             id: record.id,
             viewer: ViewerView {
@@ -200,7 +203,7 @@ pub struct ListQuery {
     pub twitch_user_id: Option<String>,
     pub broadcast_id: Option<i64>,
     pub screening_id: Option<Uuid>,
-    /// received, debited, named, stored, alerted, succeeded, rejected, failed
+    /// received, debited, named, stored, awaiting_approval, alerted, succeeded, rejected, failed
     pub state: Option<String>,
     /// ghost or friend
     pub style: Option<String>,

@@ -591,6 +591,8 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/readyz",
         "/requests",
         "/requests/{id}",
+        "/requests/{id}/approve",
+        "/requests/{id}/decline",
         "/requests/{id}/events",
         "/requests/{id}/retry",
         "/sign-in",
@@ -718,6 +720,8 @@ async fn a_bad_path_id_is_a_json_400_on_every_route_that_takes_one() {
         [
             "get /requests/{id}",
             "get /requests/{id}/events",
+            "post /requests/{id}/approve",
+            "post /requests/{id}/decline",
             "post /requests/{id}/retry"
         ]
     );

@@ -6,6 +6,7 @@
 //! message, a second consumer or a stale owner can never move a request
 //! backwards or do a step twice.
 
+mod approval;
 mod connect;
 mod debit;
 mod generated;
@@ -20,6 +21,7 @@ mod state;
 mod stats;
 mod step;
 
+pub use approval::{Approval, Decision, DecisionError};
 pub use connect::{
     MIGRATIONS_TABLE, SCHEMA, SchemaReady, StoreError, connect, connect_in_background,
     connect_options, migrate,

@@ -80,6 +80,9 @@ pub struct RequestRecord {
     /// The friend's name, once generated.
     #[sqlx(default)]
     pub name: Option<String>,
+    /// Approval before air (`APPROVAL=manual`; all empty otherwise).
+    #[sqlx(flatten)]
+    pub approval: crate::Approval,
 }
 
 /// Column adapters: the table holds text, the code holds enums.
@@ -138,6 +141,8 @@ pub(crate) const SELECT_REQUEST: &str = "
            r.free_of_charge, r.ledger_flow_id, r.error_message, r.retry_of, r.created_at,
            r.debited_at, r.named_at, r.stored_at, r.alerted_at, r.settled_at,
            r.result_published_at, r.finished_at, r.updated_at, r.next_attempt_at,
+           r.approval_requested_at, r.approval_deadline, r.approval_decision,
+           r.approval_decided_by, r.approval_decided_at, r.approval_note,
            a.value AS name
     FROM dynamo.image_request r
     LEFT JOIN dynamo.answer a ON a.image_request_id = r.id";

@@ -16,6 +16,9 @@ pub enum RequestState {
     Named,
     /// The image is uploaded and its row written.
     Stored,
+    /// With `APPROVAL=manual`: the image waits for the streamer's approval
+    /// (or its timeout) before its alert and its final debit.
+    AwaitingApproval,
     /// The broker confirmed the alert: it will be shown.
     Alerted,
     Succeeded,
@@ -24,11 +27,12 @@ pub enum RequestState {
 }
 
 impl RequestState {
-    pub const ALL: [RequestState; 8] = [
+    pub const ALL: [RequestState; 9] = [
         RequestState::Received,
         RequestState::Debited,
         RequestState::Named,
         RequestState::Stored,
+        RequestState::AwaitingApproval,
         RequestState::Alerted,
         RequestState::Succeeded,
         RequestState::Rejected,
@@ -41,6 +45,7 @@ impl RequestState {
             RequestState::Debited => "debited",
             RequestState::Named => "named",
             RequestState::Stored => "stored",
+            RequestState::AwaitingApproval => "awaiting_approval",
             RequestState::Alerted => "alerted",
             RequestState::Succeeded => "succeeded",
             RequestState::Rejected => "rejected",
@@ -69,11 +74,12 @@ impl RequestState {
             Debited => &[Received],
             Named => &[Debited],
             Stored => &[Debited, Named],
-            Alerted => &[Stored],
+            AwaitingApproval => &[Stored],
+            Alerted => &[Stored, AwaitingApproval],
             Succeeded => &[Alerted],
             // Once the alert is out the viewer has seen the image: it cannot
             // be taken back, so only earlier states may end unsuccessfully.
-            Rejected | Failed => &[Received, Debited, Named, Stored],
+            Rejected | Failed => &[Received, Debited, Named, Stored, AwaitingApproval],
         }
     }
 
@@ -139,6 +145,15 @@ mod tests {
         assert!(!Alerted.can_become(Failed));
         assert!(!Alerted.can_become(Rejected));
         assert!(Alerted.can_become(Succeeded));
+    }
+
+    #[test]
+    fn an_image_awaiting_approval_is_alerted_or_ends_but_never_goes_back() {
+        assert!(Stored.can_become(AwaitingApproval));
+        assert!(AwaitingApproval.can_become(Alerted));
+        assert!(AwaitingApproval.can_become(Rejected));
+        assert!(!AwaitingApproval.can_become(Stored));
+        assert!(!Alerted.can_become(AwaitingApproval));
     }
 
     #[test]

@@ -30,6 +30,8 @@ enum Op {
     Crash(usize),
     /// Time passes: every lease lapses.
     Lapse,
+    /// An admin approves (dynamo-server: no lease).
+    Decide,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +39,8 @@ enum Move {
     Debit,
     Name,
     Store,
+    /// Parks the stored image for approval, giving the lease up (due at once).
+    Park,
     Alert,
     Succeed,
     Fail,
@@ -50,6 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Move::Debit),
         Just(Move::Name),
         Just(Move::Store),
+        Just(Move::Park),
         Just(Move::Alert),
         Just(Move::Succeed),
         Just(Move::Fail),
@@ -62,6 +67,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (owner.clone(), moves).prop_map(|(o, m)| Op::Step(o, m)),
         1 => owner.prop_map(Op::Crash),
         1 => Just(Op::Lapse),
+        1 => Just(Op::Decide),
     ]
 }
 
@@ -71,8 +77,9 @@ fn rank(state: RequestState) -> u8 {
         RequestState::Debited => 1,
         RequestState::Named => 2,
         RequestState::Stored => 3,
-        RequestState::Alerted => 4,
-        RequestState::Succeeded | RequestState::Rejected | RequestState::Failed => 5,
+        RequestState::AwaitingApproval => 4,
+        RequestState::Alerted => 5,
+        RequestState::Succeeded | RequestState::Rejected | RequestState::Failed => 6,
     }
 }
 
@@ -90,6 +97,10 @@ async fn apply(store: &Store, lease: &Lease, step: Move, flow: Uuid) -> Result<(
             };
             store.record_image(lease, &image).await
         }
+        Move::Park => store
+            .park_for_approval(lease, Duration::ZERO)
+            .await
+            .map(|_| ()),
         Move::Alert => store.mark_alerted(lease).await,
         Move::Succeed => store.mark_succeeded(lease).await,
         Move::Fail => {
@@ -164,9 +175,30 @@ async fn run_case(store: &Store, pool: &sqlx::PgPool, ops: Vec<Op>) -> Result<()
                         matches!(outcome, Ok(()) | Err(StoreError::IllegalTransition { .. })),
                         "the owner's {step:?}: {outcome:?}"
                     );
+                    if matches!(step, Move::Park) && outcome.is_ok() {
+                        // Parked: the lease is given up with the move.
+                        current = None;
+                        live = false;
+                        held[owner] = None;
+                    }
                 }
             }
             Op::Crash(owner) => held[owner] = None,
+            Op::Decide => {
+                let decided = store
+                    .decide_approval(id, dynamo_store::Decision::Approved, "admin", None)
+                    .await;
+                let record = store.load(id).await.unwrap();
+                let waiting = record
+                    .as_ref()
+                    .is_some_and(|r| r.state() == RequestState::AwaitingApproval);
+                prop_assert!(
+                    decided.is_ok()
+                        || !waiting
+                        || record.is_some_and(|r| r.approval.decision().is_some()),
+                    "a request awaiting approval refused its first decision: {decided:?}"
+                );
+            }
             Op::Lapse => {
                 sqlx::query(
                     "UPDATE dynamo.image_request SET lease_expires_at = now() - interval '1 ms'

@@ -127,6 +127,11 @@ impl Server {
     /// on the alerts exchange standing in for the alerts service (an alert
     /// nobody receives does not count as shown).
     pub async fn start_consumer(&self) -> Consumer {
+        self.start_consumer_with(|env| env).await
+    }
+
+    /// [`Server::start_consumer`] with its environment changed by `configure`.
+    pub async fn start_consumer_with(&self, configure: impl FnOnce(Env) -> Env) -> Consumer {
         self.world
             .broker
             .capture(&self.world.broker.topology.alerts_exchange)
@@ -138,6 +143,7 @@ impl Server {
             .with("STORAGE_BACKEND", "filesystem")
             .with("STORAGE_DIR", self.images.to_string_lossy())
             .with("STORAGE_PUBLIC_URL", format!("{}/images", self.base));
+        let env = configure(env);
         let shutdown = Shutdown::new();
         let task = tokio::spawn(dynamo_consumer::run(
             dynamo_consumer::ConsumerConfig::from_env(&env).unwrap(),

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 mod admin;
+mod approval;
 mod browser;
 #[path = "../common/mod.rs"]
 mod common;

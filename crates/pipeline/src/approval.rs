@@ -1,0 +1,208 @@
+//! Approval before air (SPEC §7, `APPROVAL=manual`). A request whose image is
+//! stored waits in `awaiting_approval` — before its alert and before its
+//! debit is made final — for the streamer to approve or decline it. Waiting
+//! holds no lease and no consumer slot: the request is parked in the database
+//! ([`dynamo_store::Store::park_for_approval`]), due again at its deadline or
+//! as soon as a decision is recorded, and then any consumer's scheduler takes
+//! it up. Approved, it goes on to the alert and the accept; declined (by the
+//! streamer, or by `APPROVAL_TIMEOUT_ACTION=decline` when nobody decided in
+//! time), it ends `rejected`, its points are refunded and the viewer is told.
+
+use crate::request::{Next, Pipeline, Run, StepResult, Wait};
+use dynamo_runtime::{Env, SettingError};
+use dynamo_store::{Decision, RequestState};
+use std::time::Duration;
+
+/// The viewer's reason when the streamer declined.
+pub const DECLINED: &str = "declined by the streamer";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovalPolicy {
+    /// `APPROVAL`: `off` (default) or `manual`.
+    pub manual: bool,
+    /// `APPROVAL_TIMEOUT`, default 10m: how long an image waits for a decision.
+    pub timeout: Duration,
+    /// `APPROVAL_TIMEOUT_ACTION`, default `decline`: what the timeout decides.
+    pub on_timeout: Decision,
+}
+
+impl Default for ApprovalPolicy {
+    fn default() -> Self {
+        Self {
+            manual: false,
+            timeout: Duration::from_secs(600),
+            on_timeout: Decision::Declined,
+        }
+    }
+}
+
+impl ApprovalPolicy {
+    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        let manual = match env.string("APPROVAL", "off").as_str() {
+            "off" => false,
+            "manual" => true,
+            other => {
+                return Err(SettingError::new(
+                    "APPROVAL",
+                    format!("cannot use {other:?}: expected off or manual"),
+                ));
+            }
+        };
+        let timeout = env.duration("APPROVAL_TIMEOUT", Duration::from_secs(600))?;
+        if timeout < Duration::from_secs(1) {
+            return Err(SettingError::new("APPROVAL_TIMEOUT", "must be at least 1s"));
+        }
+        // An image nobody looked at does not air unless the streamer said so.
+        let on_timeout = match env.string("APPROVAL_TIMEOUT_ACTION", "decline").as_str() {
+            "decline" => Decision::Declined,
+            "approve" => Decision::Approved,
+            other => {
+                return Err(SettingError::new(
+                    "APPROVAL_TIMEOUT_ACTION",
+                    format!("cannot use {other:?}: expected approve or decline"),
+                ));
+            }
+        };
+        Ok(Self {
+            manual,
+            timeout,
+            on_timeout,
+        })
+    }
+}
+
+impl Pipeline {
+    /// The image is stored: with approval on, park the request until it is
+    /// decided; otherwise straight on to the alert.
+    pub(crate) async fn after_stored(&self, run: &Run<'_>) -> StepResult {
+        if !self.approval.manual {
+            return self.alert(run).await;
+        }
+        let due = self
+            .store
+            .park_for_approval(run.lease(), self.approval.timeout)
+            .await?;
+        tracing::info!(due = %due, "image stored; waiting for the streamer's approval");
+        Ok(Next::Wait(due, Wait::Approval))
+    }
+
+    /// The request waited for approval and is due: carry out the decision,
+    /// let the timeout decide if its deadline passed, or park it again (a
+    /// run that came early: a rescued lease, a redelivered message).
+    pub(crate) async fn carry_out_approval(&self, run: &Run<'_>) -> StepResult {
+        let mut record = self.store.get(run.id()).await?;
+        if record.approval.decision().is_none()
+            && record
+                .approval
+                .deadline
+                .is_some_and(|deadline| deadline <= chrono::Utc::now())
+        {
+            let decision = self.approval.on_timeout;
+            if self.store.decide_on_timeout(run.lease(), decision).await? {
+                tracing::info!(%decision, timeout = ?self.approval.timeout, "nobody decided in time; the timeout decided");
+            }
+            // Whoever decided (the timeout, or the streamer just before it).
+            record = self.store.get(run.id()).await?;
+        }
+        match record.approval.decision() {
+            None => {
+                let due = self
+                    .store
+                    .park_for_approval(run.lease(), self.approval.timeout)
+                    .await?;
+                Ok(Next::Wait(due, Wait::Approval))
+            }
+            Some(Decision::Approved) => {
+                tracing::info!(
+                    by = record.approval.decided_by.as_deref().unwrap_or(""),
+                    "approved; on air"
+                );
+                self.alert(run).await
+            }
+            Some(Decision::Declined) => {
+                let reason = declined_reason(
+                    record.approval.timed_out(),
+                    record.approval.note.as_deref(),
+                    self.approval.timeout,
+                );
+                self.end_with(run, RequestState::Rejected, reason).await
+            }
+        }
+    }
+}
+
+/// What the viewer reads: the streamer's note after the fixed phrase, or that
+/// nobody decided in time.
+fn declined_reason(timed_out: bool, note: Option<&str>, timeout: Duration) -> String {
+    if timed_out {
+        return format!("{DECLINED}: not approved within {}", short(timeout));
+    }
+    match note.map(str::trim).filter(|note| !note.is_empty()) {
+        Some(note) => format!("{DECLINED}: {note}"),
+        None => DECLINED.to_owned(),
+    }
+}
+
+/// `10m`, `90s`, `1h`: as the setting is written.
+fn short(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn off_by_default_and_the_timeout_declines() {
+        let policy = ApprovalPolicy::from_env(&Env::from_pairs::<_, &str, &str>([])).unwrap();
+        assert_eq!(policy, ApprovalPolicy::default());
+        assert!(!policy.manual);
+        assert_eq!(policy.on_timeout, Decision::Declined);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [
+            ("APPROVAL", "yes"),
+            ("APPROVAL_TIMEOUT", "soon"),
+            ("APPROVAL_TIMEOUT", "0s"),
+            ("APPROVAL_TIMEOUT_ACTION", "skip"),
+        ] {
+            let error = ApprovalPolicy::from_env(&Env::from_pairs([(name, value)])).unwrap_err();
+            assert_eq!(error.name, name, "{value}");
+        }
+    }
+
+    #[test]
+    fn manual_with_a_timeout_that_approves() {
+        let env = Env::from_pairs([
+            ("APPROVAL", "manual"),
+            ("APPROVAL_TIMEOUT", "90s"),
+            ("APPROVAL_TIMEOUT_ACTION", "approve"),
+        ]);
+        let policy = ApprovalPolicy::from_env(&env).unwrap();
+        assert!(policy.manual);
+        assert_eq!(policy.timeout, Duration::from_secs(90));
+        assert_eq!(policy.on_timeout, Decision::Approved);
+    }
+
+    #[test]
+    fn the_viewer_reads_why() {
+        let timeout = Duration::from_secs(600);
+        assert_eq!(declined_reason(false, None, timeout), DECLINED);
+        assert_eq!(declined_reason(false, Some("  "), timeout), DECLINED);
+        assert_eq!(
+            declined_reason(false, Some("not on this stream"), timeout),
+            "declined by the streamer: not on this stream"
+        );
+        assert_eq!(
+            declined_reason(true, None, timeout),
+            "declined by the streamer: not approved within 10m"
+        );
+    }
+}
