@@ -10,6 +10,7 @@
 //!   due retries, viewers' turns, and requests whose owner died;
 //! - [`hold`]: the whole fleet waits while a service is out (bad key, no
 //!   credit, every model gone), probing it, instead of failing requests;
+//!   [`budget`]: the same once the day's image budget is spent;
 //! - [`limits`]: the fleet-wide OpenAI rate limits around the upstream calls;
 //! - [`prompt`]: prompts from templates; [`messages`]: what is published;
 //! - [`metrics`]: what the pipeline counts and times.
@@ -17,6 +18,7 @@
 //! The binaries only adapt: `dynamo-consumer` feeds deliveries in and
 //! acknowledges them by the outcome.
 
+pub mod budget;
 pub mod hold;
 pub mod limits;
 mod messages;
