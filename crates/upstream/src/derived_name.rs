@@ -8,8 +8,7 @@ pub fn name_from_subject(subject: &str) -> String {
     // The noun is usually last: "a big orange robot" is Roboty.
     let word: String = lower
         .split(|c: char| !c.is_alphabetic())
-        .filter(|w| !w.is_empty() && !matches!(*w, "a" | "an" | "the" | "some"))
-        .next_back()
+        .rfind(|w| !w.is_empty() && !matches!(*w, "a" | "an" | "the" | "some"))
         .unwrap_or("buddy")
         .chars()
         .take(30)
