@@ -17,6 +17,7 @@ CREATE INDEX image_spend_spent_at ON dynamo.image_spend (spent_at);
 CREATE INDEX image_spend_request ON dynamo.image_spend (image_request_id);
 
 COMMENT ON TABLE dynamo.image_spend IS 'One row per image the image service answered (and billed): what it cost.';
+COMMENT ON COLUMN dynamo.image_spend.id IS 'Order of purchase.';
 COMMENT ON COLUMN dynamo.image_spend.image_request_id IS 'The request the image was bought for.';
 COMMENT ON COLUMN dynamo.image_spend.model IS 'The model that drew it.';
 COMMENT ON COLUMN dynamo.image_spend.cost_usd IS 'What it cost in USD: from the answer''s usage and the model''s token prices, else its per-image price; 0 for a local model.';
