@@ -8,7 +8,7 @@ use dynamo_pipeline::limits::RateSettings;
 use dynamo_pipeline::prompt::PromptTemplates;
 use dynamo_pipeline::retry::RetryPolicy;
 use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
-use dynamo_upstream::{ModelChain, ModelParameters, OpenAiSettings, S3Settings};
+use dynamo_upstream::{ModelChain, ModelParameters, ModelPrices, OpenAiSettings, S3Settings};
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -199,15 +199,23 @@ fn lease_ttl(env: &Env) -> Result<Duration, SettingError> {
 }
 
 fn openai_settings(env: &Env) -> Result<OpenAiSettings, SettingError> {
-    let api_key = env.secret("OPENAI_API_KEY").ok_or_else(|| {
-        SettingError::new(
-            "OPENAI_API_KEY",
-            "is required with IMAGE_PROVIDER=openai (or set IMAGE_PROVIDER=placeholder to draw images locally)",
-        )
-    })?;
+    let base_url = env.http_url("OPENAI_BASE_URL", OPENAI_API)?;
+    // Local OpenAI-compatible servers (sd-server, LocalAI, Ollama) take no key.
+    let api_key = match env.secret("OPENAI_API_KEY") {
+        Some(key) => key,
+        None if !is_openai(&base_url) => SecretString::from(""),
+        None => {
+            return Err(SettingError::new(
+                "OPENAI_API_KEY",
+                "is required with IMAGE_PROVIDER=openai at OpenAI (or set IMAGE_PROVIDER=placeholder to draw images locally)",
+            ));
+        }
+    };
     Ok(OpenAiSettings {
         api_key,
-        base_url: env.http_url("OPENAI_BASE_URL", "https://api.openai.com/v1")?,
+        base_url,
+        prices: ModelPrices::parse(&env.string("OPENAI_IMAGE_PRICES", ""))
+            .map_err(|e| SettingError::new("OPENAI_IMAGE_PRICES", e))?,
         image_models: model_chain("OPENAI_IMAGE_MODEL", env, DEFAULT_IMAGE_MODEL)?,
         chat_models: model_chain("OPENAI_CHAT_MODEL", env, DEFAULT_CHAT_MODEL)?,
         parameters: ModelParameters::parse(&env.string("OPENAI_MODEL_PARAMETERS", ""))
@@ -217,6 +225,17 @@ fn openai_settings(env: &Env) -> Result<OpenAiSettings, SettingError> {
         timeout: env.duration("OPENAI_TIMEOUT", Duration::from_secs(150))?,
         max_download_bytes: env.parse("OPENAI_MAX_DOWNLOAD_BYTES", 20 * 1024 * 1024)?,
     })
+}
+
+const OPENAI_API: &str = "https://api.openai.com/v1";
+
+/// Whether the API is OpenAI's own (which needs a key).
+fn is_openai(base_url: &str) -> bool {
+    base_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .is_some_and(|host| host.eq_ignore_ascii_case("api.openai.com"))
 }
 
 /// A comma-separated model chain; the variable comes first so that the
@@ -274,6 +293,32 @@ mod tests {
         let error =
             ConsumerConfig::from_env(&minimal().with("IMAGE_PROVIDER", "openai")).unwrap_err();
         assert_eq!(error.name, "OPENAI_API_KEY");
+    }
+
+    #[test]
+    fn a_local_server_needs_no_key() {
+        let env = minimal()
+            .with("IMAGE_PROVIDER", "openai")
+            .with("OPENAI_BASE_URL", "http://127.0.0.1:1234/v1")
+            .with("OPENAI_API_KEY", "");
+        let config = ConsumerConfig::from_env(&env).unwrap();
+        assert!(matches!(config.images, ImageBackend::OpenAi(_)));
+        assert!(is_openai("https://api.openai.com/v1"));
+        assert!(is_openai("https://API.openai.com:443/v1"));
+        assert!(!is_openai("https://api.openai.com.example/v1"));
+        let bad = minimal()
+            .with("IMAGE_PROVIDER", "openai")
+            .with("OPENAI_BASE_URL", "http://127.0.0.1:1234/v1")
+            .with("OPENAI_IMAGE_PRICES", "sd-turbo=free");
+        assert_eq!(
+            ConsumerConfig::from_env(&bad).unwrap_err().name,
+            "OPENAI_IMAGE_PRICES"
+        );
+        let budget = minimal().with("OPENAI_DAILY_BUDGET_USD", "-3");
+        assert_eq!(
+            ConsumerConfig::from_env(&budget).unwrap_err().name,
+            "OPENAI_DAILY_BUDGET_USD"
+        );
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! service except one probe per `UPSTREAM_PROBE_INTERVAL`, fleet-wide; the
 //! probe's success ends the hold. Only a hold older than
 //! `UPSTREAM_OUTAGE_MAX_WAIT` fails the requests still waiting, with a refund.
+//!
+//! A request not yet debited looks at the hold before its debit: while the
+//! fleet holds it waits un-charged (unless it is the probe), so a stream of
+//! new requests during an outage is not debited only to wait.
 
 use crate::request::{Pipeline, PipelineError, chrono_duration};
 use chrono::{DateTime, Utc};
@@ -20,6 +24,10 @@ pub struct HoldPolicy {
     /// `UPSTREAM_OUTAGE_MAX_WAIT`, default 30m: how long requests are held
     /// before they fail with a refund and the viewer is told.
     pub max_wait: Duration,
+    /// `OPENAI_DAILY_BUDGET_USD` (unset: no cap): once today's spend,
+    /// fleet-wide, reaches it, image calls are held until the next UTC day
+    /// or a higher budget ([`crate::budget`]).
+    pub daily_budget_usd: Option<f64>,
 }
 
 impl HoldPolicy {
@@ -27,6 +35,7 @@ impl HoldPolicy {
         Ok(Self {
             probe_every: env.duration("UPSTREAM_PROBE_INTERVAL", Duration::from_secs(30))?,
             max_wait: env.duration("UPSTREAM_OUTAGE_MAX_WAIT", Duration::from_secs(30 * 60))?,
+            daily_budget_usd: crate::budget::daily_budget(env)?,
         })
     }
 }
@@ -44,6 +53,46 @@ pub(crate) enum Admission {
 }
 
 impl Pipeline {
+    /// Before the debit: whether a new request may go on now. While a
+    /// service it needs is held it waits un-debited — except the one that
+    /// takes the probe, which carries it (`run.probe`) to the held step.
+    pub(crate) async fn admit_before_debit(
+        &self,
+        run: &crate::request::Run<'_>,
+    ) -> Result<Option<(DateTime<Utc>, crate::request::Wait)>, PipelineError> {
+        for &service in crate::budget::held_services(self) {
+            let Some(hold) = self.store.current_hold(service).await? else {
+                continue;
+            };
+            // The budget's "probe" is a sum in the database: any request may look.
+            if service == crate::budget::BUDGET_HOLD {
+                match self.check_budget(true).await? {
+                    Some(until) => return Ok(Some((until, crate::request::Wait::Held))),
+                    None => continue,
+                }
+            }
+            // Requests already debited take the probes; this one waits un-charged.
+            if self.store.debited_requests_waiting().await? {
+                let until =
+                    hold.next_probe_at.max(Utc::now()) + chrono::Duration::milliseconds(500);
+                return Ok(Some((until, crate::request::Wait::Held)));
+            }
+            match self.admit(service).await? {
+                Admission::Go => {}
+                Admission::Probe => {
+                    run.probe.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                // The held step ends it with a refund; nothing is debited yet.
+                Admission::GiveUp(_) => {}
+                Admission::Wait(until) => {
+                    tracing::debug!(service, "the service is held; waiting before the debit");
+                    return Ok(Some((until, crate::request::Wait::Held)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     pub(crate) async fn admit(&self, service: &str) -> Result<Admission, PipelineError> {
         let Some(hold) = self.store.current_hold(service).await? else {
             return Ok(Admission::Go);

@@ -12,6 +12,7 @@
 //!   streamer's decision (or its timeout) before it airs;
 //! - [`hold`]: the whole fleet waits while a service is out (bad key, no
 //!   credit, every model gone), probing it, instead of failing requests;
+//!   [`budget`]: the same once the day's image budget is spent;
 //! - [`limits`]: the fleet-wide OpenAI rate limits around the upstream calls;
 //! - [`prompt`]: prompts from templates; [`messages`]: what is published;
 //! - [`metrics`]: what the pipeline counts and times.
@@ -20,6 +21,7 @@
 //! acknowledges them by the outcome.
 
 pub mod approval;
+pub mod budget;
 pub mod hold;
 pub mod limits;
 mod messages;

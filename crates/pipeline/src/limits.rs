@@ -9,7 +9,9 @@ use crate::metrics::Metrics;
 use async_trait::async_trait;
 use dynamo_runtime::{Env, SettingError};
 use dynamo_store::{Permit, RateLimiter};
-use dynamo_upstream::{ImageJob, ImageProvider, Moderator, NameProvider, UpstreamError};
+use dynamo_upstream::{
+    GeneratedImage, ImageJob, ImageProvider, Moderator, NameProvider, UpstreamError,
+};
 use sqlx::PgPool;
 use std::future::Future;
 use std::sync::Arc;
@@ -167,7 +169,7 @@ impl ImageProvider for LimitedImages {
         self.inner.describe()
     }
 
-    async fn generate(&self, job: &ImageJob) -> Result<Vec<u8>, UpstreamError> {
+    async fn generate(&self, job: &ImageJob) -> Result<GeneratedImage, UpstreamError> {
         self.limits
             .run("images", true, self.inner.generate(job))
             .await

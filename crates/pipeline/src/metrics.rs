@@ -61,6 +61,11 @@ const HELP: &[(&str, &str, &str)] = &[
         "Malformed messages parked in the dead-letter queue.",
     ),
     (
+        "dynamo_image_spend_usd_total",
+        "counter",
+        "USD spent on images by this process, by model (from the answer's usage, else the model's price).",
+    ),
+    (
         "dynamo_requeued_total",
         "counter",
         "Messages handed back because progress could not be recorded.",
@@ -131,6 +136,16 @@ impl Metrics {
         );
     }
 
+    /// An image bought for `usd`.
+    pub fn spent(&self, model: &str, usd: f64) {
+        let model = model.replace('\\', "\\\\").replace('"', "\\\"");
+        self.add(
+            "dynamo_image_spend_usd_total",
+            format!("model=\"{model}\""),
+            usd,
+        );
+    }
+
     pub fn requeued(&self) {
         self.add("dynamo_requeued_total", String::new(), 1.0);
     }
@@ -176,6 +191,7 @@ mod tests {
         metrics.rate_limiter_waited("openai-images", Duration::from_millis(5));
         metrics.dead_lettered();
         metrics.requeued();
+        metrics.spent("gpt-image-2", 0.053);
         metrics.recovery_sweep(2);
         let names: Vec<&str> = metrics
             .series
@@ -196,5 +212,9 @@ mod tests {
             );
         }
         assert!(text.contains("dynamo_recovered_total 2"), "{text}");
+        assert!(
+            text.contains("dynamo_image_spend_usd_total{model=\"gpt-image-2\"} 0.053"),
+            "{text}"
+        );
     }
 }

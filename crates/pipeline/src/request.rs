@@ -27,6 +27,7 @@ use dynamo_upstream::{
 };
 use dynamo_wire::{GenerationRequest, Style};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -176,6 +177,9 @@ pub(crate) type StepResult = Result<Next, PipelineError>;
 pub(crate) struct Run<'a> {
     pub(crate) job: &'a Job,
     pub(crate) owned: &'a Owned,
+    /// Took a held service's probe before its debit: its first call to a
+    /// held service is that probe.
+    pub(crate) probe: std::sync::atomic::AtomicBool,
 }
 
 impl Run<'_> {
@@ -279,7 +283,11 @@ impl Pipeline {
         lease: Lease,
     ) -> Result<Outcome, PipelineError> {
         let owned = Owned::keep(self.store.clone(), lease, self.lease_ttl);
-        let run = Run { job, owned: &owned };
+        let run = Run {
+            job,
+            owned: &owned,
+            probe: std::sync::atomic::AtomicBool::new(false),
+        };
         let outcome = tokio::select! {
             outcome = self.drive(&run, record) => outcome,
             () = owned.lost() => Err(PipelineError::LeaseLost),
@@ -448,16 +456,29 @@ impl Pipeline {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, UpstreamError>>,
     {
-        let service = calls_out_to(step);
-        let mut probing = false;
-        if let Some(service) = service {
+        // The held service this request probes, if it is the probe.
+        let mut probing: Option<&'static str> = None;
+        for &service in crate::budget::services_for(self, step) {
             match self.admit(service).await? {
                 Admission::Go => {}
-                Admission::Probe => probing = true,
+                Admission::Probe => probing = Some(service),
+                // The probe taken before the debit is this call.
+                Admission::Wait(_) if run.probe.swap(false, Ordering::Relaxed) => {
+                    probing = Some(service);
+                }
                 Admission::Wait(until) => return Ok(Attempted::Deferred(until, Wait::Held)),
                 Admission::GiveUp(reason) => {
                     return Ok(Attempted::Failed(UpstreamError::Outage { service, reason }));
                 }
+            }
+        }
+        if step == Step::Image {
+            let probing_budget = probing == Some(crate::budget::BUDGET_HOLD);
+            if let Some(until) = self.check_budget(probing_budget).await? {
+                return Ok(Attempted::Deferred(until, Wait::Held));
+            }
+            if probing_budget {
+                probing = None;
             }
         }
         loop {
@@ -469,10 +490,9 @@ impl Pipeline {
                     | UpstreamError::ModelsGone { .. }
                     | UpstreamError::Throttled { .. })
             );
-            if probing && answered {
+            if answered && let Some(service) = probing.take() {
                 // Any answer but "still out" means the service is back.
-                probing = false;
-                self.on_probe_answered(service.unwrap_or_default()).await;
+                self.on_probe_answered(service).await;
             }
             let error = match result {
                 Ok(value) => return Ok(Attempted::Done(value)),
@@ -517,14 +537,6 @@ impl Pipeline {
                 Wait::Retry,
             ));
         }
-    }
-}
-
-/// The service whose outage holds a step: the image and chat API.
-fn calls_out_to(step: Step) -> Option<&'static str> {
-    match step {
-        Step::Name | Step::Moderation | Step::Image => Some("openai"),
-        _ => None,
     }
 }
 

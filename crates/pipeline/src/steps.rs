@@ -18,6 +18,10 @@ impl Pipeline {
     /// adopted instead of asking for another.
     pub(crate) async fn debit(&self, run: &Run<'_>) -> StepResult {
         let job = run.job;
+        // Held: wait un-debited (issue 12), rather than be charged to wait.
+        if let Some((until, why)) = self.admit_before_debit(run).await? {
+            return Ok(Next::Wait(until, why));
+        }
         if job.free_of_charge || self.points_cost == 0 {
             self.store.mark_debited(run.lease(), None).await?;
             return Ok(Next::To(RequestState::Debited));
@@ -170,18 +174,40 @@ impl Pipeline {
             user: job.request.viewer.twitch_user_id.as_str().to_owned(),
         };
         let images = &self.services.images;
-        let source = match self
+        let bought = match self
             .attempt(run, Step::Image, || images.generate(&image_job))
             .await?
         {
-            Attempted::Done(source) => source,
+            Attempted::Done(bought) => bought,
             Attempted::Failed(error) => {
                 return self.end(run, "generating the image", error).await.map(Err);
             }
             Attempted::Deferred(until, why) => return Ok(Err(Next::Wait(until, why))),
         };
-        self.store.keep_generated(run.lease(), &source).await?;
-        Ok(Ok(source))
+        self.record_spend(run, &bought).await?;
+        self.store
+            .keep_generated(run.lease(), &bought.bytes)
+            .await?;
+        Ok(Ok(bought.bytes))
+    }
+
+    /// What the image cost, for `/stats`, `/metrics` and the daily budget.
+    async fn record_spend(
+        &self,
+        run: &Run<'_>,
+        bought: &dynamo_upstream::GeneratedImage,
+    ) -> Result<(), PipelineError> {
+        let cost = dynamo_store::ImageCost {
+            model: &bought.model,
+            cost_usd: bought.cost_usd,
+            priced_by: bought.priced_by.as_str(),
+            input_tokens: bought.usage.map(|u| u.input_tokens),
+            output_tokens: bought.usage.map(|u| u.output_tokens),
+        };
+        self.store.record_spend(run.id(), &cost).await?;
+        self.metrics.spent(&bought.model, bought.cost_usd);
+        tracing::info!(model = %bought.model, cost_usd = bought.cost_usd, priced_by = cost.priced_by, "image bought");
+        Ok(())
     }
 
     /// Publishes the alert. It counts as shown only once the broker confirmed

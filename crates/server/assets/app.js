@@ -73,11 +73,30 @@ async function signIn(token, { remembered = false } = {}) {
   // A viewer sees only their own requests: a viewer filter would be noise.
   $("viewer-filter").hidden = !me.admin;
   $("requests").hidden = false;
+  if (me.admin) watchFleet();
   followEvents();
   loadApprovals();
   await loadList();
   const wanted = new URLSearchParams(location.search).get("request");
   if (wanted) openDetail(wanted);
+}
+
+// Spend and holds from /stats, for admins, in one line above the list.
+async function watchFleet() {
+  clearTimeout(page.fleetTimer);
+  try {
+    const { spend, held } = await api("/stats");
+    const parts = [`Images today: $${spend.today_usd.toFixed(2)}`];
+    if (spend.broadcast_id !== null) {
+      parts.push(`broadcast ${spend.broadcast_id}: $${spend.broadcast_usd.toFixed(2)}`);
+    }
+    for (const hold of held) parts.push(`On hold (${hold.service}): ${hold.reason}`);
+    $("fleet").textContent = parts.join(" · ");
+    $("fleet").hidden = false;
+  } catch {
+    // The list reports a server that is away; this line just keeps its last reading.
+  }
+  if (page.token) page.fleetTimer = setTimeout(watchFleet, 30_000);
 }
 
 // A visitor with no token yet: the server says whether it runs with the

@@ -39,9 +39,12 @@ pub async fn healthz(_: HealthAccess) -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The database and the broker are reachable.
+/// The database and the broker are reachable. `held` lists the services the
+/// consumer fleet holds requests for (an outage, the daily budget): shown,
+/// but not a reason to take the server out of service — the page is how
+/// operators see it.
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "`{\"database\":true,\"broker\":true}`"),
+    responses((status = 200, description = "`{\"database\":true,\"broker\":true,\"held\":[{\"service\",\"reason\",\"since\"}]}`"),
               (status = 503, description = "`{\"database\":…,\"broker\":…,\"unavailable\":[\"…\"]}`: \
               which service is away and what that stops")))]
 pub async fn readyz(_: HealthAccess, State(state): State<AppState>) -> Response {
@@ -54,12 +57,17 @@ pub async fn readyz(_: HealthAccess, State(state): State<AppState>) -> Response 
     if !broker {
         unavailable.push("the message broker is unavailable: requests cannot be queued");
     }
+    let held = if database {
+        held(&state).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     if unavailable.is_empty() {
-        return Json(json!({"database": database, "broker": broker})).into_response();
+        return Json(json!({"database": database, "broker": broker, "held": held})).into_response();
     }
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"database": database, "broker": broker, "unavailable": unavailable})),
+        Json(json!({"database": database, "broker": broker, "held": held, "unavailable": unavailable})),
     )
         .into_response()
 }
@@ -85,6 +93,47 @@ pub struct Stats {
     /// The models the consumers are configured with, by setting and order of
     /// preference, with their announced shutdown.
     pub models: Vec<ModelLifecycle>,
+    /// What images cost: today (UTC) and the current broadcast. A hold
+    /// `openai-budget` in `held` says `OPENAI_DAILY_BUDGET_USD` was reached.
+    pub spend: Spend,
+    /// Services the fleet holds requests for, with why.
+    pub held: Vec<HeldService>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Spend {
+    /// USD spent on images since 00:00 UTC, fleet-wide.
+    pub today_usd: f64,
+    /// Images bought since 00:00 UTC.
+    pub images_today: i64,
+    /// The broadcast of the newest request that names one.
+    pub broadcast_id: Option<i64>,
+    /// USD spent on that broadcast's requests.
+    pub broadcast_usd: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HeldService {
+    /// `openai` (an outage) or `openai-budget` (the daily budget is spent).
+    pub service: String,
+    /// Why, and what an operator should do.
+    pub reason: String,
+    pub since: chrono::DateTime<chrono::Utc>,
+}
+
+/// The fleet's holds, for `/readyz` and `/stats`.
+async fn held(state: &AppState) -> Result<Vec<HeldService>, ApiError> {
+    Ok(state
+        .store
+        .holds()
+        .await?
+        .into_iter()
+        .map(|hold| HeldService {
+            service: hold.service,
+            reason: hold.reason,
+            since: hold.held_since,
+        })
+        .collect())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -164,6 +213,16 @@ pub async fn stats(
                 gone: m.gone,
             })
             .collect(),
+        spend: {
+            let spend = state.store.spend_summary().await?;
+            Spend {
+                today_usd: spend.today_usd,
+                images_today: spend.images_today,
+                broadcast_id: spend.broadcast_id,
+                broadcast_usd: spend.broadcast_usd,
+            }
+        },
+        held: held(&state).await?,
     }))
 }
 

@@ -499,6 +499,10 @@ async fn an_enqueued_request_is_processed_by_a_consumer_and_streamed_live() {
                     "preference": 0, "shutdown_date": null, "days_left": null, "gone": false})
         )
     );
+    // The placeholder draws for free; its image is counted all the same.
+    assert_eq!(stats["spend"]["images_today"], 1, "{stats}");
+    assert_eq!(stats["spend"]["today_usd"], 0.0);
+    assert_eq!(stats["held"], json!([]));
 
     consumer.stop().await;
 }
@@ -637,7 +641,21 @@ async fn health_and_metrics_are_open_and_count_requests() {
     let server = Server::start().await;
     let (status, ready) = server.get("/readyz", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(ready, json!({"database": true, "broker": true}));
+    assert_eq!(ready, json!({"database": true, "broker": true, "held": []}));
+    // The consumers' holds are shown; the server itself stays ready.
+    let store = Store::new(server.world.database.pool().clone());
+    let reason = "today's image spend ($0.06) has reached OPENAI_DAILY_BUDGET_USD ($0.05)";
+    store
+        .hold("openai-budget", reason, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    let (status, ready) = server.get("/readyz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ready["held"][0]["service"], "openai-budget");
+    assert_eq!(ready["held"][0]["reason"], reason);
+    let (_, stats) = server.get("/stats", Some(&server.admin())).await;
+    assert_eq!(stats["held"][0]["reason"], reason, "{stats}");
+    store.release_hold("openai-budget").await.unwrap();
     server.get("/requests", Some(&server.admin())).await;
     let text = server
         .http

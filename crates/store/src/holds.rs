@@ -80,6 +80,19 @@ impl Store {
         Ok(taken.rows_affected() == 1)
     }
 
+    /// Whether a request that was debited is still to call the services:
+    /// such a request probes a hold, so one not yet debited need not (and
+    /// waits un-charged instead).
+    pub async fn debited_requests_waiting(&self) -> Result<bool, StoreError> {
+        let waiting = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM dynamo.image_request
+                            WHERE state IN ('debited', 'named') AND settled_at IS NULL)",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(waiting)
+    }
+
     /// Ends the hold: the service answered. `true` when there was one.
     pub async fn release_hold(&self, service: &str) -> Result<bool, StoreError> {
         let released = sqlx::query("DELETE FROM dynamo.upstream_hold WHERE service = $1")

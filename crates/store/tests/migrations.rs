@@ -29,6 +29,7 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
             "generated_image",
             "image",
             "image_request",
+            "image_spend",
             "model",
             "model_catalogue_check",
             "model_parameter_refusal",
@@ -74,7 +75,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 13);
+    assert_eq!(tables(&database).await.len(), 14);
 }
 
 #[tokio::test]

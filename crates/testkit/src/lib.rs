@@ -15,7 +15,10 @@ mod s3;
 
 pub use broker::{Captured, TestBroker};
 pub use database::TestDatabase;
-pub use fakes::{FakeState, Fakes, Flow, FlowStatus, ImageBehavior, SHARED_SECRET, now_secs};
+pub use fakes::{
+    CompatServer, CompatState, FakeState, Fakes, Flavor, Flow, FlowStatus, IMAGE_INPUT_TOKENS,
+    IMAGE_OUTPUT_TOKENS, ImageBehavior, SHARED_SECRET, ScriptedError, now_secs,
+};
 pub use process::Running;
 pub use proxy::FlakyProxy;
 pub use s3::TestBucket;

@@ -6,7 +6,9 @@
 //! Every failure is an [`UpstreamError`] that says whether trying again later
 //! can help: that single fact drives retries, refunds and end states.
 
+mod api_error;
 mod auth;
+mod derived_name;
 mod discord;
 mod error;
 mod ledger;
@@ -21,12 +23,13 @@ use dynamo_wire::{Color, Style, Viewer};
 use uuid::Uuid;
 
 pub use auth::AuthClient;
+pub use derived_name::name_from_subject;
 pub use discord::DiscordWebhooks;
 pub use error::UpstreamError;
 pub use ledger::HttpLedger;
 pub use models::{
-    ImageParameter, ListedModel, MemoryCatalogue, ModelCatalogue, ModelChain, ModelParameters,
-    PARAMETER_TABLE,
+    ImageParameter, ImageUsage, ListedModel, MemoryCatalogue, ModelCatalogue, ModelChain,
+    ModelParameters, ModelPrice, ModelPrices, PARAMETER_TABLE, PRICE_TABLE, PricedBy,
 };
 pub use openai::{OpenAi, OpenAiSettings};
 pub use placeholder::Placeholder;
@@ -43,12 +46,39 @@ pub struct ImageJob {
     pub user: String,
 }
 
-/// Makes images from prompts. Returns the encoded image (PNG, JPEG or WEBP).
+/// An image as the provider answered it, with what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratedImage {
+    /// The encoded image (PNG, JPEG or WEBP).
+    pub bytes: Vec<u8>,
+    /// The model that drew it.
+    pub model: String,
+    /// The answer's token counts, when it carried them.
+    pub usage: Option<ImageUsage>,
+    /// What it cost, in USD, and how that was found.
+    pub cost_usd: f64,
+    pub priced_by: PricedBy,
+}
+
+impl GeneratedImage {
+    /// An image that cost nothing (drawn locally).
+    pub fn free(bytes: Vec<u8>, model: &str) -> Self {
+        Self {
+            bytes,
+            model: model.to_owned(),
+            usage: None,
+            cost_usd: 0.0,
+            priced_by: PricedBy::Free,
+        }
+    }
+}
+
+/// Makes images from prompts.
 #[async_trait]
 pub trait ImageProvider: Send + Sync {
     /// Shown at start-up so operators know what will be billed.
     fn describe(&self) -> String;
-    async fn generate(&self, job: &ImageJob) -> Result<Vec<u8>, UpstreamError>;
+    async fn generate(&self, job: &ImageJob) -> Result<GeneratedImage, UpstreamError>;
 }
 
 /// Names friends.

@@ -8,7 +8,8 @@
 //! learning it teaches all of them.
 //!
 //! Which optional image parameters a model takes is [`PARAMETER_TABLE`], the
-//! one place that says it, overridable by `OPENAI_MODEL_PARAMETERS`.
+//! one place that says it, overridable by `OPENAI_MODEL_PARAMETERS`. What an
+//! image costs is [`PRICE_TABLE`], overridable by `OPENAI_IMAGE_PRICES`.
 
 use crate::UpstreamError;
 use async_trait::async_trait;
@@ -238,9 +239,161 @@ impl ModelParameters {
     }
 }
 
+/// What a model charges (SPEC §3: OpenAI's prices, via secondary sources).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelPrice {
+    /// USD per 1024x1024 image at quality low, medium and high (medium is
+    /// used when the quality is `auto` or unset).
+    pub per_image: [f64; 3],
+    /// USD per million text input and image output tokens: when the answer
+    /// carries `usage`, the cost is computed from it instead.
+    pub per_million_tokens: Option<(f64, f64)>,
+}
+
+/// Image prices by model-id prefix, first match wins. A model matching no
+/// row (an OpenAI-compatible server's own model) costs nothing: it runs on
+/// the streamer's machine.
+pub const PRICE_TABLE: &[(&str, ModelPrice)] = &[
+    // The 2.x families share gpt-image-2's token prices; their per-image
+    // prices are not published, so gpt-image-2's stand in when there is no usage.
+    (
+        "gpt-image-2",
+        ModelPrice {
+            per_image: [0.006, 0.053, 0.211],
+            per_million_tokens: Some((5.0, 30.0)),
+        },
+    ),
+];
+
+/// Token counts of one image answer (`usage`, GPT-image models only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImageUsage {
+    /// Text input tokens (`input_tokens_details.text_tokens`, else `input_tokens`).
+    pub input_tokens: u32,
+    pub output_tokens: u32,
+}
+
+/// How an image's cost was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PricedBy {
+    /// From the answer's `usage` and the model's token prices.
+    Usage,
+    /// The model's per-image price.
+    PerImage,
+    /// No price known: a local model.
+    Free,
+}
+
+impl PricedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PricedBy::Usage => "usage",
+            PricedBy::PerImage => "price",
+            PricedBy::Free => "free",
+        }
+    }
+}
+
+/// The table with `OPENAI_IMAGE_PRICES` rows in front of it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelPrices {
+    /// (model or `prefix*`, USD per image, whatever the quality or usage).
+    overrides: Vec<(String, f64)>,
+}
+
+impl ModelPrices {
+    /// `model=usd;prefix*=usd`: a flat price per image for those models.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut overrides = Vec::new();
+        for row in text.split(';').map(str::trim).filter(|r| !r.is_empty()) {
+            let (model, price) = row
+                .split_once('=')
+                .ok_or_else(|| format!("{row:?} is not model=usd"))?;
+            let price: f64 = price
+                .trim()
+                .parse()
+                .ok()
+                .filter(|p: &f64| p.is_finite() && *p >= 0.0)
+                .ok_or_else(|| {
+                    format!("{price:?} is not a price in USD (like 0.053) for {model}")
+                })?;
+            overrides.push((model.trim().to_owned(), price));
+        }
+        Ok(Self { overrides })
+    }
+
+    /// What one image of `model` cost, given the quality asked and the
+    /// answer's usage, and how that was found.
+    pub fn cost(
+        &self,
+        model: &str,
+        quality: Option<&str>,
+        usage: Option<ImageUsage>,
+    ) -> (f64, PricedBy) {
+        let overridden = self
+            .overrides
+            .iter()
+            .find(|(p, _)| match p.strip_suffix('*') {
+                Some(prefix) => model.starts_with(prefix),
+                None => model == p,
+            });
+        if let Some((_, price)) = overridden {
+            return (*price, PricedBy::PerImage);
+        }
+        let Some((_, price)) = PRICE_TABLE.iter().find(|(p, _)| model.starts_with(p)) else {
+            return (0.0, PricedBy::Free);
+        };
+        if let (Some(usage), Some((input, output))) = (usage, price.per_million_tokens) {
+            let usd = (f64::from(usage.input_tokens) * input
+                + f64::from(usage.output_tokens) * output)
+                / 1_000_000.0;
+            return (usd, PricedBy::Usage);
+        }
+        let index = match quality {
+            Some("low") => 0,
+            Some("high") => 2,
+            _ => 1,
+        };
+        (price.per_image[index], PricedBy::PerImage)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_are_priced_from_usage_then_the_table_then_the_setting() {
+        let prices = ModelPrices::default();
+        let usage = ImageUsage {
+            input_tokens: 40,
+            output_tokens: 1756,
+        };
+        let (usd, by) = prices.cost("gpt-image-2.6-sunburst", None, Some(usage));
+        assert_eq!(by, PricedBy::Usage);
+        assert!((usd - (40.0 * 5.0 + 1756.0 * 30.0) / 1e6).abs() < 1e-12);
+        assert_eq!(
+            prices.cost("gpt-image-2", Some("low"), None),
+            (0.006, PricedBy::PerImage)
+        );
+        assert_eq!(
+            prices.cost("gpt-image-2", Some("auto"), None),
+            (0.053, PricedBy::PerImage)
+        );
+        assert_eq!(prices.cost("sd-turbo", None, None), (0.0, PricedBy::Free));
+        let set = ModelPrices::parse("sd-*=0.002; gpt-image-2=0.1").unwrap();
+        assert_eq!(
+            set.cost("sd-turbo", None, None),
+            (0.002, PricedBy::PerImage)
+        );
+        assert_eq!(
+            set.cost("gpt-image-2", None, Some(usage)),
+            (0.1, PricedBy::PerImage)
+        );
+        assert!(ModelPrices::parse("x=cheap").is_err());
+        assert!(ModelPrices::parse("x=-1").is_err());
+        assert!(ModelPrices::parse("x").is_err());
+    }
 
     #[test]
     fn a_chain_keeps_its_order_and_drops_blanks_and_repeats() {

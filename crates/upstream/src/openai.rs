@@ -5,17 +5,19 @@
 //! dynamo's own policy and rate limiter or they would exceed the limits
 //! configured for the whole fleet.
 
+use crate::api_error::ApiFailure;
 use crate::models::{
-    ImageParameter, ListedModel, MemoryCatalogue, ModelCatalogue, ModelChain, ModelParameters,
+    ImageParameter, ImageUsage, ListedModel, MemoryCatalogue, ModelCatalogue, ModelChain,
+    ModelParameters, ModelPrices,
 };
-use crate::retry_hint::{CaptureRetryHints, with_retry_hint};
-use crate::{ImageJob, ImageProvider, Moderator, NameProvider, UpstreamError};
+use crate::retry_hint::{CaptureRetryHints, Captured, with_retry_hint};
+use crate::{GeneratedImage, ImageJob, ImageProvider, Moderator, NameProvider, UpstreamError};
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::ReqwestService;
 use async_openai::types::images::{
-    CreateImageRequest, Image, ImageBackground, ImageModel, ImageOutputFormat, ImageResponseFormat,
+    CreateImageRequest, ImageBackground, ImageModel, ImageOutputFormat, ImageResponseFormat,
     ImageSize,
 };
 use async_trait::async_trait;
@@ -25,6 +27,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 const SERVICE: &str = "openai";
@@ -40,6 +43,8 @@ pub struct OpenAiSettings {
     pub chat_models: ModelChain,
     /// `OPENAI_MODEL_PARAMETERS`: which optional image parameters each model takes.
     pub parameters: ModelParameters,
+    /// `OPENAI_IMAGE_PRICES`: per-image prices in front of the table.
+    pub prices: ModelPrices,
     /// `OPENAI_MODERATION_MODEL`.
     pub moderation_model: String,
     /// `OPENAI_IMAGE_QUALITY` (GPT-image models): low, medium, high or auto.
@@ -59,6 +64,16 @@ pub struct OpenAi {
     http: reqwest::Client,
     settings: OpenAiSettings,
     catalogue: Arc<dyn ModelCatalogue>,
+    /// What this server lacks, learned from a 404 on the first call: many
+    /// OpenAI-compatible servers have no moderation or chat endpoint.
+    lacks: Arc<Lacks>,
+}
+
+/// Endpoints the server turned out not to have.
+#[derive(Debug, Default)]
+struct Lacks {
+    moderation: AtomicBool,
+    chat: AtomicBool,
 }
 
 impl std::fmt::Debug for OpenAi {
@@ -79,6 +94,8 @@ enum Outcome<T> {
         parameter: ImageParameter,
         detail: String,
     },
+    /// The server has no such endpoint (404 not about a model).
+    Missing(String),
     Failed(UpstreamError),
 }
 
@@ -99,6 +116,7 @@ impl OpenAi {
             http,
             settings,
             catalogue: Arc::new(MemoryCatalogue::default()),
+            lacks: Arc::new(Lacks::default()),
         })
     }
 
@@ -232,8 +250,13 @@ impl OpenAi {
     /// Calls `call` on each usable model of `chain` in turn until one
     /// answers: a model answering `model_not_found` is marked gone for the
     /// fleet and the next one is tried at once, inside this one call, so the
-    /// caller sees only the success.
-    async fn on_chain<T, F, Fut>(&self, chain: &ModelChain, mut call: F) -> Result<T, UpstreamError>
+    /// caller sees only the success. `None` when the server has no such
+    /// endpoint at all.
+    async fn on_chain<T, F, Fut>(
+        &self,
+        chain: &ModelChain,
+        mut call: F,
+    ) -> Result<Option<T>, UpstreamError>
     where
         F: FnMut(String) -> Fut,
         Fut: std::future::Future<Output = Outcome<T>>,
@@ -246,7 +269,11 @@ impl OpenAi {
             let mut refusals = 0;
             loop {
                 match call(model.clone()).await {
-                    Outcome::Done(answer) => return Ok(answer),
+                    Outcome::Done(answer) => return Ok(Some(answer)),
+                    Outcome::Missing(detail) => {
+                        tracing::debug!(%detail, "the server has no such endpoint");
+                        return Ok(None);
+                    }
                     Outcome::Failed(error) => return Err(error),
                     Outcome::ModelGone(detail) => {
                         let first = self
@@ -295,14 +322,14 @@ impl OpenAi {
             .collect()
     }
 
-    async fn generate_with(&self, job: &ImageJob, model: String) -> Outcome<Vec<u8>> {
+    async fn generate_with(&self, job: &ImageJob, model: String) -> Outcome<GeneratedImage> {
         let parameters = self.parameters(&model).await;
         // `user` is deprecated upstream in favour of `safety_identifier`, but
         // the SPEC (and the Go service) send it, and compatible servers read it.
         #[allow(deprecated)]
         let mut request = CreateImageRequest {
             prompt: job.prompt.clone(),
-            model: ImageModel::Other(model),
+            model: ImageModel::Other(model.clone()),
             n: Some(1),
             size: Some(ImageSize::S1024x1024),
             user: Some(job.user.clone()),
@@ -312,10 +339,12 @@ impl OpenAi {
         if takes(ImageParameter::ResponseFormat) {
             set_b64_response_format(&mut request);
         }
+        let mut quality = None;
         if takes(ImageParameter::Quality)
-            && let Some(quality) = &self.settings.image_quality
+            && let Some(asked) = &self.settings.image_quality
         {
-            request.quality = serde_json::from_value(json!(quality)).ok();
+            request.quality = serde_json::from_value(json!(asked)).ok();
+            quality = Some(asked.as_str());
         }
         match job.style {
             // Ask for what we store: a JPEG at quality 80 is kept as it is.
@@ -333,8 +362,11 @@ impl OpenAi {
             }
             _ => {}
         }
-        let response = match self
-            .call(self.client.images().generate(request), &parameters)
+        // Read as plain JSON: compatible servers' answers differ from
+        // OpenAI's in ways a typed answer rejects (sd-server's `created` is
+        // a date, LocalAI's `usage` counts other tokens).
+        let response: Value = match self
+            .call(self.client.images().generate_byot(request), &parameters)
             .await
         {
             Outcome::Done(response) => response,
@@ -342,59 +374,76 @@ impl OpenAi {
             Outcome::ParameterRefused { parameter, detail } => {
                 return Outcome::ParameterRefused { parameter, detail };
             }
+            Outcome::Missing(detail) => return Outcome::Missing(detail),
             Outcome::Failed(error) => return Outcome::Failed(error),
         };
-        let Some(image) = response.data.first() else {
-            return Outcome::Failed(UpstreamError::permanent(
-                SERVICE,
-                "the answer held no image",
-            ));
-        };
-        let bytes = match image.as_ref() {
-            Image::B64Json { b64_json, .. } => base64::engine::general_purpose::STANDARD
-                .decode(b64_json.as_bytes())
+        let image = response.pointer("/data/0");
+        let b64 = image
+            .and_then(|i| i.get("b64_json"))
+            .and_then(Value::as_str);
+        let url = image.and_then(|i| i.get("url")).and_then(Value::as_str);
+        let bytes = match (b64, url) {
+            (Some(b64), _) if !b64.is_empty() => base64::engine::general_purpose::STANDARD
+                .decode(b64.as_bytes())
                 .map_err(|e| UpstreamError::permanent(SERVICE, format!("bad base64 image: {e}"))),
-            Image::Url { url, .. } => self.download(url).await,
+            (_, Some(url)) if !url.is_empty() => self.download(url).await,
+            _ => Err(UpstreamError::permanent(
+                SERVICE,
+                "the answer held no image (neither data[0].b64_json nor data[0].url)",
+            )),
         };
-        match bytes {
-            Ok(bytes) => Outcome::Done(bytes),
-            Err(error) => Outcome::Failed(error),
-        }
+        let bytes = match bytes {
+            Ok(bytes) => bytes,
+            Err(error) => return Outcome::Failed(error),
+        };
+        let usage = image_usage(&response);
+        let (cost_usd, priced_by) = self.settings.prices.cost(&model, quality, usage);
+        Outcome::Done(GeneratedImage {
+            bytes,
+            model,
+            usage,
+            cost_usd,
+            priced_by,
+        })
     }
 
     /// Runs one API call, setting apart what the chain handles itself: a
-    /// model that is gone, a parameter (one of `sent`) the model refuses.
+    /// model that is gone, a parameter (one of `sent`) the model refuses, an
+    /// endpoint the server does not have.
     async fn call<T>(
         &self,
         call: impl std::future::Future<Output = Result<T, OpenAIError>>,
         sent: &[ImageParameter],
     ) -> Outcome<T> {
-        let (result, hint) = with_retry_hint(call).await;
-        match result {
-            Ok(answer) => Outcome::Done(answer),
-            Err(OpenAIError::ApiError(response)) => {
-                let status = response.status_code.as_u16();
-                let api = &response.api_error;
-                if status == 404 && api.code.as_deref() == Some("model_not_found") {
-                    return Outcome::ModelGone(api.message.clone());
-                }
-                if status == 400
-                    && api.r#type.as_deref() == Some("invalid_request_error")
-                    && let Some(parameter) = api
-                        .param
-                        .as_deref()
-                        .and_then(ImageParameter::from_error_param)
-                        .filter(|p| sent.contains(p))
-                {
-                    return Outcome::ParameterRefused {
-                        parameter,
-                        detail: api.message.clone(),
-                    };
-                }
-                Outcome::Failed(with_hint(classify(OpenAIError::ApiError(response)), hint))
-            }
-            Err(other) => Outcome::Failed(with_hint(classify(other), hint)),
+        let (result, captured) = with_retry_hint(call).await;
+        let error = match result {
+            Ok(answer) => return Outcome::Done(answer),
+            Err(error) => error,
+        };
+        let failure = match ApiFailure::from_openai(error, captured.status) {
+            Ok(failure) => failure,
+            Err(other) => return Outcome::Failed(with_hint(classify_other(other), captured)),
+        };
+        if failure.is_model_not_found() {
+            return Outcome::ModelGone(failure.message);
         }
+        if failure.is_missing_endpoint() {
+            return Outcome::Missing(failure.to_string());
+        }
+        if failure.status == 400
+            && failure.kind.as_deref() == Some("invalid_request_error")
+            && let Some(parameter) = failure
+                .param
+                .as_deref()
+                .and_then(ImageParameter::from_error_param)
+                .filter(|p| sent.contains(p))
+        {
+            return Outcome::ParameterRefused {
+                parameter,
+                detail: failure.message,
+            };
+        }
+        Outcome::Failed(with_hint(classify(&failure), captured))
     }
 
     async fn download(&self, url: &str) -> Result<Vec<u8>, UpstreamError> {
@@ -460,16 +509,29 @@ fn set_b64_response_format(request: &mut CreateImageRequest) {
     request.response_format = Some(ImageResponseFormat::B64Json);
 }
 
-/// Runs an API call, classifying its error with the wait the server asked for.
-async fn hinted<T>(
-    call: impl std::future::Future<Output = Result<T, OpenAIError>>,
-) -> Result<T, UpstreamError> {
-    let (result, hint) = with_retry_hint(call).await;
-    result.map_err(|error| with_hint(classify(error), hint))
+/// The answer's `usage`, in OpenAI's shape (GPT-image models); compatible
+/// servers' own counts (LocalAI's `prompt_tokens`) are not image tokens.
+fn image_usage(response: &Value) -> Option<ImageUsage> {
+    let usage = response.get("usage")?;
+    let count = |pointer: &str| {
+        usage
+            .pointer(pointer)
+            .and_then(Value::as_u64)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+    };
+    let output_tokens = count("/output_tokens")?;
+    let input_tokens = count("/input_tokens_details/text_tokens")
+        .or_else(|| count("/input_tokens"))
+        .unwrap_or(0);
+    Some(ImageUsage {
+        input_tokens,
+        output_tokens,
+    })
 }
 
 /// Puts the wait the server asked for into a classified error.
-fn with_hint(error: UpstreamError, hint: Option<Duration>) -> UpstreamError {
+fn with_hint(error: UpstreamError, captured: Captured) -> UpstreamError {
+    let hint = captured.hint;
     match error {
         UpstreamError::Transient {
             service, detail, ..
@@ -489,37 +551,37 @@ fn with_hint(error: UpstreamError, hint: Option<Duration>) -> UpstreamError {
     }
 }
 
-/// Sorts an async-openai error into what the pipeline should do about it.
-fn classify(error: OpenAIError) -> UpstreamError {
-    match error {
-        OpenAIError::ApiError(response) => {
-            let status = response.status_code.as_u16();
-            let api = response.api_error;
-            let code = api.code.as_deref().unwrap_or("");
-            let detail = format!("HTTP {status}: {api}");
-            match (status, code) {
-                (400, "content_policy_violation" | "moderation_blocked") => {
-                    UpstreamError::Inadmissible(format!(
-                        "the image service refused this prompt under its content policy ({code})"
-                    ))
-                }
-                (429, "insufficient_quota") => UpstreamError::Outage {
-                    service: SERVICE,
-                    reason: "OpenAI says the account is out of credit (insufficient_quota): add credit or change OPENAI_API_KEY".to_owned(),
-                },
-                (401, _) => UpstreamError::Outage {
-                    service: SERVICE,
-                    reason: format!("OpenAI refused the API key ({detail}): check OPENAI_API_KEY"),
-                },
-                (429, _) => UpstreamError::RateLimited {
-                    service: SERVICE,
-                    detail,
-                    retry_after: None,
-                },
-                (408 | 409, _) | (500..=599, _) => UpstreamError::transient(SERVICE, detail),
-                _ => UpstreamError::permanent(SERVICE, detail),
-            }
+/// Sorts an error answer into what the pipeline should do about it.
+fn classify(failure: &ApiFailure) -> UpstreamError {
+    let code = failure.code.as_deref().unwrap_or("");
+    let detail = failure.to_string();
+    match (failure.status, code) {
+        (400, "content_policy_violation" | "moderation_blocked") => {
+            UpstreamError::Inadmissible(format!(
+                "the image service refused this prompt under its content policy ({code})"
+            ))
         }
+        (429, "insufficient_quota") => UpstreamError::Outage {
+            service: SERVICE,
+            reason: "OpenAI says the account is out of credit (insufficient_quota): add credit or change OPENAI_API_KEY".to_owned(),
+        },
+        (401, _) => UpstreamError::Outage {
+            service: SERVICE,
+            reason: format!("OpenAI refused the API key ({detail}): check OPENAI_API_KEY"),
+        },
+        (429, _) => UpstreamError::RateLimited {
+            service: SERVICE,
+            detail,
+            retry_after: None,
+        },
+        (408 | 409, _) | (500..=599, _) => UpstreamError::transient(SERVICE, detail),
+        _ => UpstreamError::permanent(SERVICE, detail),
+    }
+}
+
+/// Sorts a failure that is not an error answer: no answer, or an unreadable one.
+fn classify_other(error: OpenAIError) -> UpstreamError {
+    match error {
         OpenAIError::Reqwest(error) => UpstreamError::from_reqwest(SERVICE, error),
         // A garbled answer is usually a proxy's error page: worth another try.
         OpenAIError::JSONDeserialize(error, _) => {
@@ -539,10 +601,19 @@ impl ImageProvider for OpenAi {
         )
     }
 
-    async fn generate(&self, job: &ImageJob) -> Result<Vec<u8>, UpstreamError> {
+    async fn generate(&self, job: &ImageJob) -> Result<GeneratedImage, UpstreamError> {
         let chain = &self.settings.image_models;
         self.on_chain(chain, |model| self.generate_with(job, model))
-            .await
+            .await?
+            .ok_or_else(|| {
+                UpstreamError::permanent(
+                    SERVICE,
+                    format!(
+                        "{} has no /images/generations endpoint: check OPENAI_BASE_URL",
+                        self.settings.base_url
+                    ),
+                )
+            })
     }
 }
 
@@ -553,8 +624,11 @@ impl NameProvider for OpenAi {
     }
 
     async fn name(&self, subject: &str, user: &str) -> Result<String, UpstreamError> {
+        if self.lacks.chat.load(Ordering::Relaxed) {
+            return Ok(crate::name_from_subject(subject));
+        }
         let chain = &self.settings.chat_models;
-        let response: Value = self
+        let response: Option<Value> = self
             .on_chain(chain, |model| async move {
                 let request = json!({
                     "model": model,
@@ -567,6 +641,13 @@ impl NameProvider for OpenAi {
                 self.call(self.client.chat().create_byot(request), &[]).await
             })
             .await?;
+        let Some(response) = response else {
+            // sd-server has no chat endpoint: the friend is named after its subject.
+            if !self.lacks.chat.swap(true, Ordering::Relaxed) {
+                tracing::info!(base_url = %self.settings.base_url, "the server has no chat endpoint; friends are named after their subject from now on");
+            }
+            return Ok(crate::name_from_subject(subject));
+        };
         let content = response
             .pointer("/choices/0/message/content")
             .and_then(Value::as_str)
@@ -580,12 +661,33 @@ impl NameProvider for OpenAi {
 #[async_trait]
 impl Moderator for OpenAi {
     async fn screen(&self, prompt: &str) -> Result<(), UpstreamError> {
-        let response: Value = hinted(
-            self.client
-                .moderations()
-                .create_byot(json!({"model": self.settings.moderation_model, "input": prompt})),
-        )
-        .await?;
+        if self.lacks.moderation.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let request = json!({"model": self.settings.moderation_model, "input": prompt});
+        let response: Value = match self
+            .call(self.client.moderations().create_byot(request), &[])
+            .await
+        {
+            Outcome::Done(response) => response,
+            Outcome::Missing(detail) => {
+                // Many compatible servers have none: screening is skipped, not failed.
+                if !self.lacks.moderation.swap(true, Ordering::Relaxed) {
+                    tracing::info!(base_url = %self.settings.base_url, %detail, "the server has no moderation endpoint; prompts are not screened (set MODERATION=false to silence this)");
+                }
+                return Ok(());
+            }
+            Outcome::ModelGone(detail) => {
+                return Err(UpstreamError::permanent(
+                    SERVICE,
+                    format!("{detail}: check OPENAI_MODERATION_MODEL"),
+                ));
+            }
+            Outcome::ParameterRefused { detail, .. } => {
+                return Err(UpstreamError::permanent(SERVICE, detail));
+            }
+            Outcome::Failed(error) => return Err(error),
+        };
         let result = response
             .pointer("/results/0")
             .ok_or_else(|| UpstreamError::permanent(SERVICE, "moderation answered no result"))?;

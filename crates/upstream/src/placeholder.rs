@@ -1,7 +1,7 @@
 //! The built-in stand-ins for OpenAI: deterministic images and names drawn
 //! locally, for demos and development without an API key or a bill.
 
-use crate::{ImageJob, ImageProvider, NameProvider, UpstreamError};
+use crate::{GeneratedImage, ImageJob, ImageProvider, NameProvider, UpstreamError};
 use async_trait::async_trait;
 use dynamo_imaging::placeholder::{Scene, render_png};
 use dynamo_wire::Style;
@@ -15,15 +15,16 @@ impl ImageProvider for Placeholder {
         "the built-in placeholder (images are drawn locally; no API is called)".to_owned()
     }
 
-    async fn generate(&self, job: &ImageJob) -> Result<Vec<u8>, UpstreamError> {
+    async fn generate(&self, job: &ImageJob) -> Result<GeneratedImage, UpstreamError> {
         let scene = match (job.style, job.color) {
             (Style::Friend, Some(color)) => Scene::Friend { color },
             _ => Scene::Ghost,
         };
         let prompt = job.prompt.clone();
-        tokio::task::spawn_blocking(move || render_png(scene, &prompt, 1024))
+        let png = tokio::task::spawn_blocking(move || render_png(scene, &prompt, 1024))
             .await
-            .map_err(|e| UpstreamError::permanent("placeholder", e))
+            .map_err(|e| UpstreamError::permanent("placeholder", e))?;
+        Ok(GeneratedImage::free(png, "placeholder"))
     }
 }
 

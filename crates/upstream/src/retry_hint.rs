@@ -5,7 +5,9 @@
 //! limiting needs. A thin tower service between async-openai and reqwest reads
 //! them and leaves the hint in a task-local slot that the calling code set up
 //! (the service runs inside the caller's task), so concurrent calls never see
-//! each other's hints.
+//! each other's hints. The slot keeps the answer's status too: an error body
+//! async-openai cannot read (a compatible server's `{"error":"text"}`, an
+//! empty 404) reaches us without it otherwise.
 
 use async_openai::error::OpenAIError;
 use async_openai::middleware::HttpRequestFactory;
@@ -15,16 +17,25 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 tokio::task_local! {
-    static RETRY_HINT: Cell<Option<Duration>>;
+    static RETRY_HINT: Cell<Captured>;
 }
 
-/// Runs `call` and returns its result with the wait the server asked for, if it did.
-pub async fn with_retry_hint<T, F>(call: F) -> (T, Option<Duration>)
+/// What the last answer of a call said besides its body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Captured {
+    /// The wait the server asked for, if it did.
+    pub hint: Option<Duration>,
+    /// The HTTP status of the last answer.
+    pub status: Option<u16>,
+}
+
+/// Runs `call` and returns its result with what its answer's headers said.
+pub async fn with_retry_hint<T, F>(call: F) -> (T, Captured)
 where
     F: std::future::Future<Output = T>,
 {
     RETRY_HINT
-        .scope(Cell::new(None), async {
+        .scope(Cell::new(Captured::default()), async {
             let result = call.await;
             (result, RETRY_HINT.with(Cell::get))
         })
@@ -60,10 +71,14 @@ where
         Box::pin(async move {
             let response = response.await?;
             let status = response.status();
-            if status.as_u16() == 429 || status.is_server_error() {
-                let hint = wait_hint(response.headers());
-                let _ = RETRY_HINT.try_with(|slot| slot.set(hint));
-            }
+            let hint = (status.as_u16() == 429 || status.is_server_error())
+                .then(|| wait_hint(response.headers()))
+                .flatten();
+            let captured = Captured {
+                hint,
+                status: Some(status.as_u16()),
+            };
+            let _ = RETRY_HINT.try_with(|slot| slot.set(captured));
             Ok(response)
         })
     }

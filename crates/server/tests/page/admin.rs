@@ -353,3 +353,26 @@ async fn a_corrected_enqueue_form_queues_the_request_and_clears_the_error() {
         .await;
     admin.done().await;
 }
+
+#[tokio::test]
+async fn an_admin_sees_todays_spend_and_why_the_fleet_holds() {
+    let browser = Browser::open(1280, 900).await;
+    let server = Server::start().await;
+    let reason = "today's image spend ($0.06) has reached OPENAI_DAILY_BUDGET_USD ($0.05): image calls wait until 00:00 UTC or a higher budget";
+    dynamo_store::Store::new(server.world.database.pool().clone())
+        .hold("openai-budget", reason, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    browser.sign_in(&server.base, "/", &server.admin()).await;
+    let line = browser
+        .until(
+            "the fleet line",
+            "!document.getElementById('fleet').hidden && document.getElementById('fleet').textContent",
+        )
+        .await;
+    let line = line.as_str().unwrap();
+    assert!(line.contains("Images today: $0.00"), "{line}");
+    assert!(line.contains(reason), "{line}");
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+}

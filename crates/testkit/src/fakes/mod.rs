@@ -16,8 +16,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
+mod compat;
 mod models;
 
+pub use compat::{CompatServer, CompatState, Flavor, ScriptedError};
 pub use models::FakeModel;
 
 pub const SHARED_SECRET: &str = "test-shared-secret";
@@ -612,7 +614,9 @@ async fn generate_image(
             })
             .await
             .unwrap();
-            Json(json!({"created": CREATED, "data": [{"b64_json": b64}]})).into_response()
+            let usage = image_usage(&body);
+            Json(json!({"created": CREATED, "data": [{"b64_json": b64}], "usage": usage}))
+                .into_response()
         }
         ImageBehavior::Url => {
             let name = urlencode(&prompt);
@@ -644,6 +648,24 @@ async fn generate_image(
         }
         ImageBehavior::OutOfCredit => out_of_credit(),
     }
+}
+
+/// Output tokens of a 1024x1024 image by quality: what gpt-image-2's prices
+/// per image come to at $30 per million (SPEC §3).
+pub const IMAGE_OUTPUT_TOKENS: [(&str, u64); 3] = [("low", 200), ("high", 7033), ("medium", 1767)];
+/// Text input tokens the fake counts for every prompt.
+pub const IMAGE_INPUT_TOKENS: u64 = 40;
+
+/// `usage` as GPT-image models answer it.
+fn image_usage(body: &Value) -> Value {
+    let quality = body["quality"].as_str().unwrap_or("medium");
+    let output = IMAGE_OUTPUT_TOKENS
+        .iter()
+        .find(|(q, _)| *q == quality)
+        .map_or(IMAGE_OUTPUT_TOKENS[2].1, |(_, n)| *n);
+    json!({"input_tokens": IMAGE_INPUT_TOKENS, "output_tokens": output,
+           "total_tokens": IMAGE_INPUT_TOKENS + output,
+           "input_tokens_details": {"text_tokens": IMAGE_INPUT_TOKENS, "image_tokens": 0}})
 }
 
 fn out_of_credit() -> Response {

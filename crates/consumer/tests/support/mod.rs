@@ -1,0 +1,90 @@
+//! A consumer running in-process against a [`TestWorld`], for the tests of
+//! local servers and spend: start it, send requests, read their results.
+
+#![allow(dead_code)] // each test file uses part of it
+
+use dynamo_consumer::ConsumerConfig;
+use dynamo_runtime::{Env, Shutdown};
+use dynamo_testkit::{Captured, TestWorld};
+use serde_json::{Value, json};
+use std::time::Duration;
+use uuid::Uuid;
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub struct Running {
+    pub world: TestWorld,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub alerts: String,
+    results: String,
+}
+
+impl Running {
+    pub async fn start(world: TestWorld, env: Env) -> Self {
+        let alerts = world
+            .broker
+            .capture(&world.broker.topology.alerts_exchange)
+            .await;
+        let results = world
+            .broker
+            .capture(&world.broker.topology.results_exchange)
+            .await;
+        let config = ConsumerConfig::from_env(&env).unwrap();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(dynamo_consumer::run(config, shutdown.clone()));
+        Self {
+            world,
+            shutdown,
+            task,
+            alerts,
+            results,
+        }
+    }
+
+    pub async fn send(&self, body: &Value) -> Uuid {
+        let id = Uuid::new_v4();
+        self.world
+            .broker
+            .publish_request(&serde_json::to_vec(body).unwrap(), Some(id))
+            .await;
+        id
+    }
+
+    pub async fn result(&self) -> Captured {
+        self.world
+            .broker
+            .next(&self.results, WAIT)
+            .await
+            .expect("a generation-results message")
+    }
+
+    /// The next result within `limit`, if one comes.
+    pub async fn result_within(&self, limit: Duration) -> Option<Captured> {
+        self.world.broker.next(&self.results, limit).await
+    }
+
+    pub fn store(&self) -> dynamo_store::Store {
+        dynamo_store::Store::new(self.world.database.pool().clone())
+    }
+
+    pub async fn stop(self) -> TestWorld {
+        self.shutdown.trigger();
+        self.task.await.unwrap().unwrap();
+        self.world
+    }
+}
+
+pub fn ghost(subject: &str) -> Value {
+    json!({"type":"image",
+           "viewer":{"twitch_user_id":"90790024","twitch_display_name":"wasabimilkshake"},
+           "state":{"broadcast_id":13,"screening_id":"96d1ca5c-7658-48c9-8193-9d1739854467","tape_id":124},
+           "payload":{"style":"ghost","inputs":{"subject":subject}}})
+}
+
+pub fn friend(color: &str, subject: &str) -> Value {
+    json!({"type":"image",
+           "viewer":{"twitch_user_id":"41252365","twitch_display_name":"TapeHead_99"},
+           "state":{"broadcast_id":13,"screening_id":"96d1ca5c-7658-48c9-8193-9d1739854467","tape_id":124},
+           "payload":{"style":"friend","inputs":{"color":color,"subject":subject}}})
+}

@@ -1,0 +1,101 @@
+//! What images cost (issue 12): one row per image bought, summed for the
+//! day (the fleet's daily budget) and for the current broadcast.
+
+use crate::{Store, StoreError};
+use uuid::Uuid;
+
+/// One image bought.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageCost<'a> {
+    pub model: &'a str,
+    pub cost_usd: f64,
+    /// usage, price or free.
+    pub priced_by: &'a str,
+    pub input_tokens: Option<u32>,
+    pub output_tokens: Option<u32>,
+}
+
+/// Spend so far, in USD.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct SpendSummary {
+    /// Since 00:00 UTC today, fleet-wide.
+    pub today_usd: f64,
+    /// Images bought today.
+    pub images_today: i64,
+    /// The broadcast of the newest request that names one, if any.
+    pub broadcast_id: Option<i64>,
+    /// Spent on that broadcast's requests.
+    pub broadcast_usd: f64,
+}
+
+impl Store {
+    /// Records what the image bought for `request_id` cost.
+    pub async fn record_spend(
+        &self,
+        request_id: Uuid,
+        cost: &ImageCost<'_>,
+    ) -> Result<(), StoreError> {
+        let tokens = |n: Option<u32>| n.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+        sqlx::query(
+            "INSERT INTO dynamo.image_spend
+                 (image_request_id, model, cost_usd, priced_by, input_tokens, output_tokens)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(request_id)
+        .bind(cost.model)
+        .bind(cost.cost_usd)
+        .bind(cost.priced_by)
+        .bind(tokens(cost.input_tokens))
+        .bind(tokens(cost.output_tokens))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// USD spent since 00:00 UTC today, fleet-wide.
+    pub async fn spend_today(&self) -> Result<f64, StoreError> {
+        let usd: f64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(cost_usd), 0)::float8 FROM dynamo.image_spend
+             WHERE spent_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(usd)
+    }
+
+    /// Today's spend and the current broadcast's.
+    pub async fn spend_summary(&self) -> Result<SpendSummary, StoreError> {
+        let (today_usd, images_today): (f64, i64) = sqlx::query_as(
+            "SELECT coalesce(sum(cost_usd), 0)::float8, count(*) FROM dynamo.image_spend
+             WHERE spent_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let broadcast_id: Option<i64> = sqlx::query_scalar(
+            "SELECT broadcast_id FROM dynamo.image_request WHERE broadcast_id IS NOT NULL
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        let broadcast_usd = match broadcast_id {
+            Some(broadcast) => {
+                sqlx::query_scalar(
+                    "SELECT coalesce(sum(s.cost_usd), 0)::float8
+                     FROM dynamo.image_spend s
+                     JOIN dynamo.image_request r ON r.id = s.image_request_id
+                     WHERE r.broadcast_id = $1",
+                )
+                .bind(broadcast)
+                .fetch_one(self.pool())
+                .await?
+            }
+            None => 0.0,
+        };
+        Ok(SpendSummary {
+            today_usd,
+            images_today,
+            broadcast_id,
+            broadcast_usd,
+        })
+    }
+}
