@@ -79,39 +79,55 @@ impl EventHub {
     /// made after start-up is missed.
     pub async fn start(pool: PgPool, shutdown: Shutdown) -> Result<Self, sqlx::Error> {
         let (sender, _) = broadcast::channel(1024);
-        let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen(EVENTS_CHANNEL).await?;
         let hub = Self { sender };
         let sender = hub.sender.clone();
-        tokio::spawn(async move {
-            loop {
-                let next = tokio::select! {
-                    _ = shutdown.requested() => return,
-                    next = listener.recv() => next,
-                };
-                match next {
-                    Ok(notification) => {
-                        match serde_json::from_str::<StateEvent>(notification.payload()) {
-                            Ok(event) => {
-                                let _ = sender.send(event);
-                            }
-                            Err(error) => tracing::warn!(%error, "unreadable state notification"),
-                        }
-                    }
-                    Err(error) => {
-                        // PgListener reconnects by itself on the next recv.
-                        tracing::warn!(%error, "lost the database listener; reconnecting");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
+        listen(
+            &pool,
+            EVENTS_CHANNEL,
+            shutdown,
+            move |payload| match serde_json::from_str::<StateEvent>(payload) {
+                Ok(event) => {
+                    let _ = sender.send(event);
                 }
-            }
-        });
+                Err(error) => tracing::warn!(%error, "unreadable state notification"),
+            },
+        )
+        .await?;
         Ok(hub)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<StateEvent> {
         self.sender.subscribe()
     }
+}
+
+/// LISTENs on `channel` and hands every notification's payload to `deliver`,
+/// until `shutdown`; returns once the LISTEN is in place.
+pub(crate) async fn listen(
+    pool: &PgPool,
+    channel: &str,
+    shutdown: Shutdown,
+    deliver: impl Fn(&str) + Send + 'static,
+) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(channel).await?;
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.requested() => return,
+                next = listener.recv() => next,
+            };
+            match next {
+                Ok(notification) => deliver(notification.payload()),
+                Err(error) => {
+                    // PgListener reconnects by itself on the next recv.
+                    tracing::warn!(%error, "lost the database listener; reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Ok(())
 }
 
 type SseStream =
