@@ -3,6 +3,8 @@
 // documented at /openapi.json) with the token the user pasted, which stays in
 // this tab's session storage.
 
+import { refreshQueue, startOnAir, stopOnAir } from "./onair.js";
+
 const TOKEN_KEY = "dynamo.token";
 const PAGE_SIZE = 24;
 const FINAL = new Set(["succeeded", "rejected", "failed"]);
@@ -70,6 +72,7 @@ async function signIn(token, { remembered = false } = {}) {
     ? `service ${me.service}`
     : `${me.role} ${me.twitch_user_id}`;
   $("admin").hidden = !me.admin;
+  if (me.admin) startOnAir(api);
   // A viewer sees only their own requests: a viewer filter would be noise.
   $("viewer-filter").hidden = !me.admin;
   $("requests").hidden = false;
@@ -118,6 +121,7 @@ function showSignIn(message = "") {
   $("sign-in").hidden = false;
   $("who").hidden = true;
   $("admin").hidden = true;
+  stopOnAir();
   $("requests").hidden = true;
   $("sign-in-error").textContent = message;
   $("token").value = "";
@@ -375,6 +379,8 @@ function dispatch(block) {
 
 async function onStateChange(event) {
   approvalsOnStateChange(event);
+  // An alert confirmed joins the overlay queue.
+  if (event.state === "alerted" && page.me?.admin) refreshQueue();
   const chosen = filters();
   const known = page.cards.has(event.id);
   const mayMatch =

@@ -5,7 +5,8 @@
 //!   keys from `{AUTH_URL}/.well-known/jwks.json` (cached, refreshed when a
 //!   token names an unknown `kid`), `iss` and `exp` checked. Tokens that are not
 //!   JWTs (Twitch user tokens) are checked with `GET {AUTH_URL}/access`, and the
-//!   answer is cached briefly.
+//!   answer, an acceptance or a rejection, is cached for a minute: a rejected
+//!   token costs one call a minute however often it is sent.
 //! - `standalone`: for deployments without that service. Admins present a
 //!   static token whose SHA-256 is listed in `ADMIN_TOKEN_SHA256`; only hashes
 //!   are configured, so the settings never hold a usable secret.
@@ -19,6 +20,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, RwLock};
 
@@ -79,8 +81,25 @@ pub struct GoldenVcrAuth {
     auth_url: String,
     issuer: String,
     keys: RwLock<Keys>,
-    access_cache: Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+    /// `/access` answers by token digest: callers, and tokens it rejected
+    /// (a negative cache: a rejected token, however often it is sent, costs
+    /// one call per [`ACCESS_CACHE_TTL`]).
+    access_cache: Mutex<HashMap<[u8; 32], (Verdict, Instant)>>,
+    /// One `/access` call at a time per token: concurrent requests with the
+    /// same token wait for the first one's answer instead of each calling.
+    in_flight: Mutex<HashMap<[u8; 32], Arc<Mutex<()>>>>,
 }
+
+#[derive(Debug, Clone)]
+enum Verdict {
+    Accepted(Caller),
+    Rejected,
+}
+
+/// The cache forgets expired answers once it holds this many, and forgets
+/// everything if they are all fresh (a flood of random tokens): memory stays
+/// bounded, at the price of a few extra calls.
+const ACCESS_CACHE_MAX: usize = 100_000;
 
 #[derive(Debug, Default)]
 struct Keys {
@@ -137,6 +156,7 @@ impl Authenticator {
             issuer,
             keys: RwLock::default(),
             access_cache: Mutex::default(),
+            in_flight: Mutex::default(),
         }))
     }
 
@@ -276,13 +296,63 @@ impl GoldenVcrAuth {
         Ok(by_kid)
     }
 
+    async fn cached(&self, digest: &[u8; 32]) -> Option<Result<Caller, ApiError>> {
+        let cache = self.access_cache.lock().await;
+        let (verdict, at) = cache.get(digest)?;
+        if at.elapsed() >= ACCESS_CACHE_TTL {
+            return None;
+        }
+        Some(match verdict {
+            Verdict::Accepted(caller) => Ok(caller.clone()),
+            Verdict::Rejected => Err(rejected()),
+        })
+    }
+
+    async fn remember(&self, digest: [u8; 32], verdict: Verdict) {
+        let mut cache = self.access_cache.lock().await;
+        if cache.len() >= ACCESS_CACHE_MAX {
+            cache.retain(|_, (_, at)| at.elapsed() < ACCESS_CACHE_TTL);
+            if cache.len() >= ACCESS_CACHE_MAX {
+                tracing::warn!(
+                    entries = cache.len(),
+                    "the token cache is full of fresh answers; forgetting them"
+                );
+                cache.clear();
+            }
+        }
+        cache.insert(digest, (verdict, Instant::now()));
+    }
+
     async fn check_access(&self, token: &str) -> Result<Caller, ApiError> {
         let digest = sha256(token);
-        if let Some((caller, at)) = self.access_cache.lock().await.get(&digest)
-            && at.elapsed() < ACCESS_CACHE_TTL
-        {
-            return Ok(caller.clone());
+        if let Some(answer) = self.cached(&digest).await {
+            return answer;
         }
+        let gate = self
+            .in_flight
+            .lock()
+            .await
+            .entry(digest)
+            .or_default()
+            .clone();
+        let answer = {
+            let _turn = gate.lock().await;
+            // Whoever held the turn before may have answered for us.
+            match self.cached(&digest).await {
+                Some(answer) => answer,
+                None => self.ask_access(token, digest).await,
+            }
+        };
+        let mut in_flight = self.in_flight.lock().await;
+        // Only this map and the callers holding a clone keep the gate.
+        if Arc::strong_count(&gate) <= 2 {
+            in_flight.remove(&digest);
+        }
+        answer
+    }
+
+    /// One `GET /access` call; its verdict is remembered (not its outages).
+    async fn ask_access(&self, token: &str, digest: [u8; 32]) -> Result<Caller, ApiError> {
         let response = self
             .http
             .get(format!("{}/access", self.auth_url))
@@ -290,8 +360,12 @@ impl GoldenVcrAuth {
             .send()
             .await
             .map_err(|e| ApiError::unavailable("the auth service is unavailable", e))?;
-        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            return Err(ApiError::Unauthorized("the token was not accepted".into()));
+        if matches!(
+            response.status(),
+            reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN
+        ) {
+            self.remember(digest, Verdict::Rejected).await;
+            return Err(rejected());
         }
         let access: Access = response
             .error_for_status()
@@ -312,11 +386,14 @@ impl GoldenVcrAuth {
                 twitch_user_id: access.user.id,
             },
         };
-        let mut cache = self.access_cache.lock().await;
-        cache.retain(|_, (_, at)| at.elapsed() < ACCESS_CACHE_TTL);
-        cache.insert(digest, (caller.clone(), Instant::now()));
+        self.remember(digest, Verdict::Accepted(caller.clone()))
+            .await;
         Ok(caller)
     }
+}
+
+fn rejected() -> ApiError {
+    ApiError::Unauthorized("the token was not accepted".into())
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -25,6 +25,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// `SSE_HEARTBEAT`, default 15s: comment lines that keep idle streams open.
     pub sse_heartbeat: Duration,
+    /// `AUTH_FAILURE_LIMIT` (default 20, 0 = off) failed authentications per
+    /// client address per `AUTH_FAILURE_WINDOW` (default 60s), then 429.
+    pub auth_failure_limit: u32,
+    pub auth_failure_window: Duration,
 }
 
 /// `AUTH_MODE`: how callers prove who they are.
@@ -64,6 +68,8 @@ impl ServerConfig {
             health_public: env.flag("HEALTH_PUBLIC", true)?,
             max_body_bytes: env.parse("MAX_BODY_BYTES", 64 * 1024)?,
             sse_heartbeat: env.duration("SSE_HEARTBEAT", Duration::from_secs(15))?,
+            auth_failure_limit: env.parse("AUTH_FAILURE_LIMIT", 20)?,
+            auth_failure_window: env.duration("AUTH_FAILURE_WINDOW", Duration::from_secs(60))?,
         })
     }
 

@@ -81,54 +81,20 @@ impl EventHub {
     /// [`EventHub::listening`] tells when the first LISTEN is in place.
     pub fn start(pool: PgPool, shutdown: Shutdown) -> Self {
         let (sender, _) = broadcast::channel(1024);
-        let (listening, watch) = tokio::sync::watch::channel(false);
-        let hub = Self {
-            sender,
-            listening: watch,
-        };
-        let sender = hub.sender.clone();
-        tokio::spawn(async move {
-            let mut listener = loop {
-                let connected = async {
-                    let mut listener = PgListener::connect_with(&pool).await?;
-                    listener.listen(EVENTS_CHANNEL).await?;
-                    Ok::<_, sqlx::Error>(listener)
-                };
-                match connected.await {
-                    Ok(listener) => break listener,
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot listen for state changes yet; retrying");
+        let hub_sender = sender.clone();
+        let listening =
+            listen(
+                pool,
+                EVENTS_CHANNEL,
+                shutdown,
+                move |payload| match serde_json::from_str::<StateEvent>(payload) {
+                    Ok(event) => {
+                        let _ = hub_sender.send(event);
                     }
-                }
-                tokio::select! {
-                    _ = shutdown.requested() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            };
-            let _ = listening.send(true);
-            loop {
-                let next = tokio::select! {
-                    _ = shutdown.requested() => return,
-                    next = listener.recv() => next,
-                };
-                match next {
-                    Ok(notification) => {
-                        match serde_json::from_str::<StateEvent>(notification.payload()) {
-                            Ok(event) => {
-                                let _ = sender.send(event);
-                            }
-                            Err(error) => tracing::warn!(%error, "unreadable state notification"),
-                        }
-                    }
-                    Err(error) => {
-                        // PgListener reconnects by itself on the next recv.
-                        tracing::warn!(%error, "lost the database listener; reconnecting");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            }
-        });
-        hub
+                    Err(error) => tracing::warn!(%error, "unreadable state notification"),
+                },
+            );
+        Self { sender, listening }
     }
 
     /// Waits until the first LISTEN is in place: no change made after that is missed.
@@ -141,6 +107,54 @@ impl EventHub {
     pub fn subscribe(&self) -> broadcast::Receiver<StateEvent> {
         self.sender.subscribe()
     }
+}
+
+/// LISTENs on `channel` and hands every notification's payload to
+/// `deliver`, until `shutdown`. Connects in the background and keeps trying
+/// while the database is away (the server starts without it); the answer
+/// turns true once the first LISTEN is in place.
+pub(crate) fn listen(
+    pool: PgPool,
+    channel: &'static str,
+    shutdown: Shutdown,
+    deliver: impl Fn(&str) + Send + 'static,
+) -> tokio::sync::watch::Receiver<bool> {
+    let (listening, watch) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut listener = loop {
+            let connected = async {
+                let mut listener = PgListener::connect_with(&pool).await?;
+                listener.listen(channel).await?;
+                Ok::<_, sqlx::Error>(listener)
+            };
+            match connected.await {
+                Ok(listener) => break listener,
+                Err(error) => {
+                    tracing::warn!(%error, channel, "cannot listen for changes yet; retrying")
+                }
+            }
+            tokio::select! {
+                _ = shutdown.requested() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        };
+        let _ = listening.send(true);
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.requested() => return,
+                next = listener.recv() => next,
+            };
+            match next {
+                Ok(notification) => deliver(notification.payload()),
+                Err(error) => {
+                    // PgListener reconnects by itself on the next recv.
+                    tracing::warn!(%error, channel, "lost the database listener; reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    watch
 }
 
 type SseStream =

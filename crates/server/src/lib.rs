@@ -5,6 +5,7 @@
 
 mod approval;
 mod auth;
+mod auth_limit;
 mod config;
 mod error;
 mod events;
@@ -13,6 +14,7 @@ mod gate;
 mod health;
 mod me;
 mod metrics;
+mod overlay;
 mod page;
 mod requests;
 mod state;
@@ -82,6 +84,20 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(openapi_json))
         .routes(routes!(me::me))
         .routes(routes!(me::sign_in))
+        .routes(routes!(overlay::play::stream))
+        .routes(routes!(overlay::play::next))
+        .routes(routes!(overlay::play::finished))
+        .routes(routes!(
+            overlay::admin::create_token,
+            overlay::admin::list_tokens
+        ))
+        .routes(routes!(overlay::admin::revoke_token))
+        .routes(routes!(overlay::admin::queue))
+        .routes(routes!(overlay::admin::pause))
+        .routes(routes!(overlay::admin::resume))
+        .routes(routes!(overlay::admin::skip))
+        .routes(routes!(overlay::admin::clear))
+        .routes(routes!(overlay::admin::replay))
         .split_for_parts()
 }
 
@@ -104,6 +120,10 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
             ApiError::MethodNotAllowed("this route does not take that method".into())
         })
         .layer(Extension(Arc::new(doc)))
+        .layer(axum::middleware::from_fn_with_state(
+            auth_limit::AuthLimiter::new(config.auth_failure_limit, config.auth_failure_window),
+            auth_limit::limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::record))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn(error::stamp_request_id))
@@ -176,6 +196,7 @@ pub async fn run(
             auth::DEVELOPMENT_TOKEN
         );
     }
+    let overlay = overlay::OverlayHub::start(pool.clone(), shutdown.clone());
     let state = AppState {
         store: Store::new(pool),
         schema,
@@ -184,6 +205,7 @@ pub async fn run(
         topology: Arc::new(config.topology.clone()),
         auth: Arc::new(auth),
         events,
+        overlay,
         metrics: Arc::default(),
         health_public: config.health_public,
         sse_heartbeat: config.sse_heartbeat,
@@ -196,7 +218,9 @@ pub async fn run(
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app(state, &config))
+    // The peer address: failed authentications are limited per client.
+    let app = app(state, &config).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.requested().await })
         .await?;
     broker.close().await;

@@ -90,6 +90,31 @@ static STYLE: LazyLock<Asset> =
 static ICON: LazyLock<Asset> =
     LazyLock::new(|| Asset::new(include_str!("../assets/favicon.svg"), "image/svg+xml"));
 
+static ON_AIR: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../assets/onair.js"),
+        "text/javascript; charset=utf-8",
+    )
+});
+static OVERLAY: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../assets/overlay.html"),
+        "text/html; charset=utf-8",
+    )
+});
+static OVERLAY_SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../assets/overlay.js"),
+        "text/javascript; charset=utf-8",
+    )
+});
+static OVERLAY_STYLE: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../assets/overlay.css"),
+        "text/css; charset=utf-8",
+    )
+});
+
 async fn index(headers: HeaderMap) -> Response {
     INDEX.respond(&headers)
 }
@@ -99,15 +124,24 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
         "app.js" => &SCRIPT,
         "app.css" => &STYLE,
         "favicon.svg" => &ICON,
+        "onair.js" => &ON_AIR,
+        "overlay.js" => &OVERLAY_SCRIPT,
+        "overlay.css" => &OVERLAY_STYLE,
         _ => return ApiError::NotFound(format!("no asset {name}")).into_response(),
     };
     asset.respond(&headers)
 }
 
-/// `/` and `/assets/{name}`; open to everyone, since the page holds no data.
+/// `/`, `/overlay` and `/assets/{name}`; open to everyone, since the page holds no data.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(index))
+        // The OBS overlay: it holds no data either; its token opens the
+        // overlay's own endpoints (see `overlay`).
+        .route(
+            "/overlay",
+            get(|headers: HeaderMap| async move { OVERLAY.respond(&headers) }),
+        )
         .route("/assets/{name}", get(asset))
         .route(
             "/favicon.ico",

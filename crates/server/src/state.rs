@@ -3,6 +3,7 @@
 use crate::auth::Authenticator;
 use crate::events::EventHub;
 use crate::metrics::Metrics;
+use crate::overlay::OverlayHub;
 use dynamo_broker::{Broker, Publisher, Topology};
 use dynamo_store::{SchemaReady, Store};
 use std::sync::Arc;
@@ -20,6 +21,8 @@ pub struct AppState {
     pub topology: Arc<Topology>,
     pub auth: Arc<Authenticator>,
     pub events: EventHub,
+    /// Wakes open overlays when their queue changes.
+    pub overlay: OverlayHub,
     pub metrics: Arc<Metrics>,
     pub health_public: bool,
     pub sse_heartbeat: Duration,

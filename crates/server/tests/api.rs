@@ -592,6 +592,17 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/me",
         "/metrics",
         "/openapi.json",
+        "/overlay/alerts/{id}/finished",
+        "/overlay/alerts/{id}/replay",
+        "/overlay/events",
+        "/overlay/next",
+        "/overlay/queue",
+        "/overlay/queue/clear",
+        "/overlay/queue/pause",
+        "/overlay/queue/resume",
+        "/overlay/queue/skip",
+        "/overlay/tokens",
+        "/overlay/tokens/{id}",
         "/readyz",
         "/requests",
         "/requests/{id}",
@@ -616,6 +627,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
                     .http
                     .post(format!("{}{concrete}", server.base))
                     .json(&json!({})),
+                "delete" => server.http.delete(format!("{}{concrete}", server.base)),
                 other => panic!("unexpected method {other}"),
             };
             let response = request
@@ -715,6 +727,7 @@ async fn a_bad_path_id_is_a_json_400_on_every_route_that_takes_one() {
             let request = match method.as_str() {
                 "get" => server.http.get(&concrete),
                 "post" => server.http.post(&concrete).json(&json!({})),
+                "delete" => server.http.delete(&concrete),
                 other => panic!("unexpected method {other}"),
             };
             let response = request.bearer_auth(&admin).send().await.unwrap();
@@ -736,8 +749,11 @@ async fn a_bad_path_id_is_a_json_400_on_every_route_that_takes_one() {
     assert_eq!(
         checked,
         [
+            "delete /overlay/tokens/{id}",
             "get /requests/{id}",
             "get /requests/{id}/events",
+            "post /overlay/alerts/{id}/finished",
+            "post /overlay/alerts/{id}/replay",
             "post /requests/{id}/approve",
             "post /requests/{id}/decline",
             "post /requests/{id}/retry"

@@ -10,6 +10,7 @@ mod browser;
 #[path = "../common/mod.rs"]
 mod common;
 mod first_visit;
+mod overlay;
 mod reconnect;
 mod viewer;
 

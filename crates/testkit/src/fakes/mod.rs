@@ -120,6 +120,8 @@ pub struct FakeState {
     /// Which signing keys the JWKS publishes ("a", "b"); default just "a".
     pub jwks_keys: Vec<&'static str>,
     pub jwks_fetches: usize,
+    /// `GET /access` calls received, accepted or not.
+    pub access_calls: usize,
     /// The models the fake OpenAI offers; today's catalogue unless a test
     /// changes it (see [`Fakes::retire_model`]).
     pub models: Vec<FakeModel>,
@@ -799,7 +801,8 @@ async fn jwks(State(state): State<Shared>) -> Json<Value> {
 }
 
 /// Twitch-style opaque tokens: `twitch-viewer-<id>` and `twitch-broadcaster-<id>`.
-async fn access(headers: HeaderMap) -> Response {
+async fn access(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    state.lock().unwrap().access_calls += 1;
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
