@@ -905,7 +905,10 @@ async fn a_consumer_cut_off_from_the_broker_subscribes_again_and_loses_nothing()
             break result;
         }
         // A redelivered first request is answered again, never run again.
-        assert_eq!(result.message_id.as_deref(), Some(first.to_string().as_str()));
+        assert_eq!(
+            result.message_id.as_deref(),
+            Some(first.to_string().as_str())
+        );
         assert_eq!(result.body["state"], "succeeded", "{}", result.body);
     };
     assert_eq!(result.body["state"], "succeeded", "{}", result.body);

@@ -19,6 +19,7 @@ mod schedule;
 mod state;
 mod stats;
 mod step;
+mod twitch;
 
 pub use connect::{MIGRATIONS_TABLE, SCHEMA, StoreError, connect, connect_options, migrate};
 
@@ -35,3 +36,4 @@ pub use schedule::StepFailure;
 pub use state::RequestState;
 pub use stats::{StateCount, StepTimes};
 pub use step::Step;
+pub use twitch::{NewRedemption, StoredGrant, StoredRedemption};

@@ -14,6 +14,8 @@ mod s3;
 
 pub use broker::{Captured, TestBroker};
 pub use database::TestDatabase;
+pub use fakes::twitch;
+pub use fakes::twitch::FakeTwitch;
 pub use fakes::{FakeState, Fakes, Flow, FlowStatus, ImageBehavior, SHARED_SECRET, now_secs};
 pub use proxy::FlakyProxy;
 pub use s3::TestBucket;

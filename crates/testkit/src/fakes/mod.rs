@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 mod models;
+pub mod twitch;
 
 pub use models::FakeModel;
 
