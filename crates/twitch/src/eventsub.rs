@@ -165,9 +165,26 @@ async fn wait_for_sign_in(intake: &Intake, shutdown: &Shutdown) -> bool {
     }
 }
 
+/// TLS for wss:// with aws-lc-rs and the Mozilla roots, chosen here: the
+/// workspace builds rustls with two providers, so there is no single
+/// process default to fall back on.
+fn tls() -> Result<tokio_tungstenite::Connector, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(config)))
+}
+
 async fn connect(url: &str) -> Result<Live, String> {
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
-        .await
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(tls()?))
+            .await
         .map_err(|e| format!("cannot connect to {url}: {e}"))?;
     let welcome = tokio::time::timeout(WELCOME_WITHIN, next_frame(&mut socket))
         .await
@@ -347,5 +364,18 @@ impl Seen {
             self.set.remove(&old);
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wss_is_set_up_without_a_process_default_provider() {
+        assert!(tls().is_ok());
+        // Nothing listens there: an error, not a panic over the provider.
+        let refused = connect("wss://127.0.0.1:9/ws").await.err().unwrap_or_default();
+        assert!(refused.contains("cannot connect"), "{refused}");
     }
 }
