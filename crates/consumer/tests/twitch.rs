@@ -72,10 +72,7 @@ impl Channel {
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );
-        pairs.push((
-            "TWITCH_GHOST_REWARD_ID".to_owned(),
-            self.ghost().to_owned(),
-        ));
+        pairs.push(("TWITCH_GHOST_REWARD_ID".to_owned(), self.ghost().to_owned()));
         pairs.push((
             "TWITCH_FRIEND_REWARD_ID".to_owned(),
             self.rewards.friend.clone().unwrap(),
@@ -164,7 +161,11 @@ async fn a_redemption_is_generated_alerted_and_then_fulfilled_once() {
     })
     .await;
     let updates = channel.twitch.with(|s| s.updates.clone());
-    assert_eq!(updates, vec![(id.clone(), "FULFILLED".to_owned())], "settled once");
+    assert_eq!(
+        updates,
+        vec![(id.clone(), "FULFILLED".to_owned())],
+        "settled once"
+    );
     stop(shutdown, task).await;
 }
 
@@ -175,7 +176,9 @@ async fn a_failed_request_cancels_its_redemption_which_refunds_it() {
         .world
         .fakes
         .with(|s| s.image_script.push_back(ImageBehavior::ContentPolicy));
-    let id = channel.twitch.redeem(channel.ghost(), "1", "a", "something refused");
+    let id = channel
+        .twitch
+        .redeem(channel.ghost(), "1", "a", "something refused");
     assert_eq!(channel.catch_up().await, 1);
     let (shutdown, task) = channel.start(false);
     channel.status_becomes(&id, "CANCELED").await;
@@ -208,7 +211,10 @@ async fn a_redemption_fulfilled_by_other_tools_counts_as_settled() {
         .unwrap()
         .unwrap();
     assert_eq!(record.settled_status.as_deref(), Some("FULFILLED"));
-    assert!(channel.twitch.with(|s| s.updates.is_empty()), "not settled twice");
+    assert!(
+        channel.twitch.with(|s| s.updates.is_empty()),
+        "not settled twice"
+    );
     stop(shutdown, task).await;
 }
 
@@ -224,18 +230,34 @@ async fn a_revoked_grant_holds_requests_and_says_so_until_the_streamer_signs_in_
         holds.into_iter().find(|h| h.service == "twitch")
     })
     .await;
-    assert!(hold.reason.contains("dynamoctl twitch login"), "{}", hold.reason);
-    assert_eq!(channel.state_of(&id).await, Some(RequestState::Received), "held, not failed");
+    assert!(
+        hold.reason.contains("dynamoctl twitch login"),
+        "{}",
+        hold.reason
+    );
+    assert_eq!(
+        channel.state_of(&id).await,
+        Some(RequestState::Received),
+        "held, not failed"
+    );
     assert!(
         channel.world.fakes.with(|s| s.image_calls.is_empty()),
         "nothing paid for while held"
     );
-    assert_eq!(channel.twitch.status_of(&id).as_deref(), Some("UNFULFILLED"));
+    assert_eq!(
+        channel.twitch.status_of(&id).as_deref(),
+        Some("UNFULFILLED")
+    );
 
     sign_in(&channel.helix).await;
     channel.status_becomes(&id, "FULFILLED").await;
     assert!(
-        channel.world.broker.next(&channel.alerts, WAIT).await.is_some(),
+        channel
+            .world
+            .broker
+            .next(&channel.alerts, WAIT)
+            .await
+            .is_some(),
         "the held request was alerted"
     );
     stop(shutdown, task).await;

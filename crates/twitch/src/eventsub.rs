@@ -178,14 +178,16 @@ fn tls() -> Result<tokio_tungstenite::Connector, String> {
         .map_err(|e| format!("TLS setup: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(config)))
+    Ok(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+        config,
+    )))
 }
 
 async fn connect(url: &str) -> Result<Live, String> {
     let (mut socket, _) =
         tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(tls()?))
             .await
-        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+            .map_err(|e| format!("cannot connect to {url}: {e}"))?;
     let welcome = tokio::time::timeout(WELCOME_WITHIN, next_frame(&mut socket))
         .await
         .map_err(|_| "no session_welcome in time".to_owned())??;
@@ -375,7 +377,10 @@ mod tests {
     async fn wss_is_set_up_without_a_process_default_provider() {
         assert!(tls().is_ok());
         // Nothing listens there: an error, not a panic over the provider.
-        let refused = connect("wss://127.0.0.1:9/ws").await.err().unwrap_or_default();
+        let refused = connect("wss://127.0.0.1:9/ws")
+            .await
+            .err()
+            .unwrap_or_default();
         assert!(refused.contains("cannot connect"), "{refused}");
     }
 }

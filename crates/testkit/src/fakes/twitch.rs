@@ -494,7 +494,7 @@ async fn validate(State(app): State<App>, headers: HeaderMap) -> Response {
 }
 
 /// Helix wants `Client-Id` and a live user token (`Authorization: Bearer`).
-fn authorize(app: &App, headers: &HeaderMap) -> Result<(), Response> {
+fn authorized(app: &App, headers: &HeaderMap) -> bool {
     let client = headers.get("client-id").and_then(|v| v.to_str().ok());
     let token = headers
         .get("authorization")
@@ -508,9 +508,13 @@ fn authorize(app: &App, headers: &HeaderMap) -> Result<(), Response> {
         .is_some_and(|t| t.expires_at > std::time::Instant::now());
     if client != Some(CLIENT_ID) || !live {
         s.unauthorized += 1;
-        return Err(helix_error(StatusCode::UNAUTHORIZED, "Invalid OAuth token"));
+        return false;
     }
-    Ok(())
+    true
+}
+
+fn unauthorized() -> Response {
+    helix_error(StatusCode::UNAUTHORIZED, "Invalid OAuth token")
 }
 
 fn query_value<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -534,8 +538,8 @@ async fn create_subscription(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(refused) = authorize(&app, &headers) {
-        return refused;
+    if !authorized(&app, &headers) {
+        return unauthorized();
     }
     let mut s = app.state.lock().unwrap();
     let session_id = body["transport"]["session_id"]
@@ -578,8 +582,8 @@ async fn create_subscription(
 }
 
 async fn list_subscriptions(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Err(refused) = authorize(&app, &headers) {
-        return refused;
+    if !authorized(&app, &headers) {
+        return unauthorized();
     }
     let s = app.state.lock().unwrap();
     let data: Vec<Value> = s.subscriptions.iter().map(subscription_json).collect();
@@ -608,8 +612,8 @@ async fn create_reward(
     Query(query): Query<Vec<(String, String)>>,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(refused) = authorize(&app, &headers) {
-        return refused;
+    if !authorized(&app, &headers) {
+        return unauthorized();
     }
     if query_value(&query, "broadcaster_id") != Some(BROADCASTER_ID) {
         return helix_error(
@@ -648,8 +652,8 @@ async fn list_rewards(
     headers: HeaderMap,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(refused) = authorize(&app, &headers) {
-        return refused;
+    if !authorized(&app, &headers) {
+        return unauthorized();
     }
     let only_manageable = query_value(&query, "only_manageable_rewards") == Some("true");
     let s = app.state.lock().unwrap();
@@ -683,8 +687,8 @@ async fn list_redemptions(
     headers: HeaderMap,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
-    if let Err(refused) = authorize(&app, &headers) {
-        return refused;
+    if !authorized(&app, &headers) {
+        return unauthorized();
     }
     let Some(reward_id) = query_value(&query, "reward_id") else {
         return helix_error(
@@ -752,8 +756,8 @@ async fn update_redemptions(
     Query(query): Query<Vec<(String, String)>>,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(refused) = authorize(&app, &headers) {
-        return refused;
+    if !authorized(&app, &headers) {
+        return unauthorized();
     }
     let status = body["status"].as_str().unwrap_or_default().to_owned();
     if status != "FULFILLED" && status != "CANCELED" {
