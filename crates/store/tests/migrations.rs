@@ -36,6 +36,8 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
             "rate_limit_count",
             "rate_limit_pause",
             "step_failure",
+            "twitch_grant",
+            "twitch_redemption",
             "upstream_hold"
         ]
     );
@@ -74,7 +76,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 13);
+    assert_eq!(tables(&database).await.len(), 15);
 }
 
 #[tokio::test]
