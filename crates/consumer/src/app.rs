@@ -4,7 +4,7 @@
 //! subscribe again — nothing is acknowledged while disconnected, so the
 //! broker redelivers whatever was in flight.
 
-use crate::config::{ConsumerConfig, ImageBackend, StorageBackend};
+use crate::config::{ConsumerConfig, ImageBackend, LedgerBackend, StorageBackend};
 use crate::consumer::Consumer;
 use crate::models::{NoModelLeft, StoreCatalogue};
 use dynamo_broker::{Broker, Declare};
@@ -14,8 +14,8 @@ use dynamo_pipeline::{Pipeline, Services};
 use dynamo_runtime::Shutdown;
 use dynamo_store::Store;
 use dynamo_upstream::{
-    AuthClient, DiscordWebhooks, FsStorage, HttpLedger, ImageProvider, Moderator, NameProvider,
-    OpenAi, Placeholder, S3Storage, Storage, UpstreamError,
+    AuthClient, DiscordWebhooks, FsStorage, HttpLedger, ImageProvider, Ledger, Moderator,
+    NameProvider, OpenAi, Placeholder, S3Storage, Storage, UpstreamError,
 };
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -103,6 +103,15 @@ pub async fn run_with_health(
     if config.approval.manual {
         tracing::info!(timeout = ?config.approval.timeout, on_timeout = %config.approval.on_timeout, "stored images wait for the streamer's approval before they air");
     }
+    let intake = match (&config.twitch, config.twitch_intake) {
+        (Some(twitch), true) => Some(start_twitch_intake(
+            twitch,
+            &pipeline,
+            &config.topology,
+            &shutdown,
+        )?),
+        _ => None,
+    };
     let scheduler = tokio::spawn(dynamo_pipeline::scheduler::run(
         pipeline.clone(),
         usize::from(config.prefetch),
@@ -138,9 +147,41 @@ pub async fn run_with_health(
     }
     shutdown.trigger();
     let _ = scheduler.await;
+    if let Some(intake) = intake {
+        let _ = intake.await;
+    }
     broker.close().await;
     tracing::info!("dynamo-consumer stopped");
     Ok(())
+}
+
+/// The Twitch intake runs beside the consumer: it needs only the database
+/// and the broker the consumer already has, and publishes to the same
+/// requests exchange as any other producer.
+fn start_twitch_intake(
+    twitch: &dynamo_twitch::TwitchSettings,
+    pipeline: &Pipeline,
+    topology: &dynamo_broker::Topology,
+    shutdown: &Shutdown,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    if twitch.rewards.configured().is_empty() {
+        anyhow::bail!(
+            "TWITCH_INTAKE is on but neither TWITCH_GHOST_REWARD_ID nor TWITCH_FRIEND_REWARD_ID is set (run `dynamoctl twitch setup`)"
+        );
+    }
+    let intake = dynamo_twitch::intake::Intake {
+        helix: dynamo_twitch::helix(twitch, pipeline.store.clone())?,
+        store: pipeline.store.clone(),
+        publisher: pipeline.publisher.try_read()?.clone(),
+        requests_exchange: topology.requests_exchange.clone(),
+        rewards: twitch.rewards.clone(),
+    };
+    tracing::info!(url = %twitch.eventsub_url, rewards = ?twitch.rewards, "Twitch intake starting");
+    Ok(tokio::spawn(dynamo_twitch::eventsub::run(
+        Arc::new(intake),
+        twitch.eventsub_url.clone(),
+        shutdown.clone(),
+    )))
 }
 
 /// Names this process as the owner of the requests it leases: the host and
@@ -182,7 +223,18 @@ async fn services(
             .clone()
             .unwrap_or_else(|| SecretString::from("")),
     );
-    let ledger = HttpLedger::new(http.clone(), config.ledger_url.clone(), auth);
+    let ledger: Arc<dyn Ledger> = match (config.ledger, &config.twitch) {
+        (LedgerBackend::Twitch, Some(twitch)) => Arc::new(dynamo_twitch::ledger::TwitchLedger {
+            helix: dynamo_twitch::helix(twitch, Store::new(pool.clone()))?,
+            store: Store::new(pool.clone()),
+        }),
+        // With LEDGER=none the cost is 0: the ledger is never called.
+        _ => Arc::new(HttpLedger::new(
+            http.clone(),
+            config.ledger_url.clone(),
+            auth,
+        )),
+    };
     let (images, names, moderator): Providers = match &config.images {
         ImageBackend::OpenAi(settings) => {
             let catalogue = Arc::new(StoreCatalogue(Store::new(pool.clone())));
@@ -236,7 +288,7 @@ async fn services(
         }
     };
     Ok(Services {
-        ledger: Arc::new(ledger),
+        ledger,
         images,
         names,
         moderator,

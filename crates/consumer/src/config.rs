@@ -28,6 +28,13 @@ pub struct ConsumerConfig {
     pub ledger_url: String,
     /// `POINTS_COST`, default 200: points debited per image; 0 makes images free.
     pub points_cost: u32,
+    /// `LEDGER`, default `golden-vcr`: who settles points.
+    pub ledger: LedgerBackend,
+    /// The `TWITCH_*` settings, read when `LEDGER=twitch` or `TWITCH_INTAKE=on`.
+    pub twitch: Option<dynamo_twitch::TwitchSettings>,
+    /// `TWITCH_INTAKE`, default off: this process takes channel-point
+    /// redemptions in over EventSub (run it on one consumer of the fleet).
+    pub twitch_intake: bool,
     pub images: ImageBackend,
     /// `MODERATION`, default on with OpenAI: screen prompts before paying for an image.
     pub moderation: bool,
@@ -65,6 +72,31 @@ pub struct ConsumerConfig {
     pub approval: ApprovalPolicy,
 }
 
+/// Who settles points (`LEDGER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerBackend {
+    /// `golden-vcr`: the Golden VCR ledger service (`LEDGER_URL`).
+    GoldenVcr,
+    /// `twitch`: channel points, settled on the redemption's status.
+    Twitch,
+    /// `none`: images are free.
+    None,
+}
+
+impl LedgerBackend {
+    fn from_env(env: &Env) -> Result<Self, SettingError> {
+        match env.string("LEDGER", "golden-vcr").as_str() {
+            "golden-vcr" => Ok(Self::GoldenVcr),
+            "twitch" => Ok(Self::Twitch),
+            "none" => Ok(Self::None),
+            other => Err(SettingError::new(
+                "LEDGER",
+                format!("cannot use {other:?}: expected golden-vcr, twitch or none"),
+            )),
+        }
+    }
+}
+
 /// Where images come from (`IMAGE_PROVIDER`).
 #[derive(Debug, Clone)]
 pub enum ImageBackend {
@@ -97,6 +129,7 @@ impl ConsumerConfig {
                 "images",
                 "storage",
                 "Discord",
+                "Twitch",
                 "consumer behaviour",
                 "logs",
             ],
@@ -128,9 +161,25 @@ impl ConsumerConfig {
                 ));
             }
         };
-        let points_cost: u32 = env.parse("POINTS_COST", 200)?;
+        let ledger = LedgerBackend::from_env(env)?;
+        let mut points_cost: u32 = env.parse("POINTS_COST", 200)?;
+        if ledger == LedgerBackend::None {
+            points_cost = 0;
+        }
+        if ledger == LedgerBackend::Twitch && points_cost == 0 {
+            return Err(SettingError::new(
+                "POINTS_COST",
+                "is 0 with LEDGER=twitch: redemptions would never be settled (use LEDGER=none for free images)",
+            ));
+        }
+        let twitch_intake = env.flag("TWITCH_INTAKE", false)?;
+        let twitch = if twitch_intake || ledger == LedgerBackend::Twitch {
+            Some(dynamo_twitch::TwitchSettings::from_env(env)?)
+        } else {
+            None
+        };
         let auth_shared_secret = env.secret("AUTH_SHARED_SECRET");
-        if points_cost > 0 && auth_shared_secret.is_none() {
+        if ledger == LedgerBackend::GoldenVcr && points_cost > 0 && auth_shared_secret.is_none() {
             return Err(SettingError::new(
                 "AUTH_SHARED_SECRET",
                 "is required to charge points (or set POINTS_COST=0 to make images free)",
@@ -149,6 +198,9 @@ impl ConsumerConfig {
             auth_shared_secret,
             ledger_url: env.http_url("LEDGER_URL", "http://localhost:5003")?,
             points_cost,
+            ledger,
+            twitch,
+            twitch_intake,
             moderation: env.flag("MODERATION", is_openai)? && is_openai,
             images,
             storage,

@@ -9,6 +9,8 @@ use dynamo_wire::GenerationRequest;
 use std::io::Read;
 use std::process::ExitCode;
 
+mod twitch;
+
 /// Operator commands for dynamo: publish requests, watch what dynamo
 /// publishes, look at and requeue parked (dead-lettered) messages.
 ///
@@ -59,11 +61,32 @@ enum Command {
         #[arg(long)]
         requeue: bool,
     },
+    /// Twitch-native dynamo: sign in to the channel, create the rewards.
+    #[command(subcommand)]
+    Twitch(TwitchCommand),
 }
 
-/// The settings part of `--help`: dynamoctl only talks to RabbitMQ.
+#[derive(Subcommand)]
+enum TwitchCommand {
+    /// Sign dynamo in to the streamer's channel with the device code flow:
+    /// prints a code and a URL, waits until the code is entered, and stores
+    /// the tokens (encrypted with TWITCH_TOKEN_KEY) in PostgreSQL.
+    #[command(after_help = "Example:\n  dynamoctl twitch login")]
+    Login,
+    /// Create dynamo's channel-point rewards (one per style) or adopt the
+    /// ones it created before, and print TWITCH_*_REWARD_ID settings.
+    #[command(after_help = "Example:\n  dynamoctl twitch setup --cost 500 >> .env")]
+    Setup {
+        /// Points each reward costs (default: POINTS_COST, else 200).
+        #[arg(long)]
+        cost: Option<i64>,
+    },
+}
+
+/// The settings part of `--help`: RabbitMQ, and for `twitch` PostgreSQL
+/// and the Twitch settings.
 fn settings_help() -> String {
-    dynamo_runtime::help::settings_help(&["RabbitMQ"], &[])
+    dynamo_runtime::help::settings_help(&["RabbitMQ", "PostgreSQL", "Twitch"], &["POINTS_COST"])
 }
 
 #[tokio::main]
@@ -74,6 +97,8 @@ async fn main() -> ExitCode {
         Command::Publish { files } => publish(&files).await,
         Command::Watch => watch().await,
         Command::DeadLetters { requeue } => dead_letters(requeue).await,
+        Command::Twitch(TwitchCommand::Login) => twitch::login().await,
+        Command::Twitch(TwitchCommand::Setup { cost }) => twitch::setup(cost).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -155,6 +155,7 @@ const SECRETS: &[&str] = &[
     "SPACES_ACCESS_KEY_ID",
     "SPACES_SECRET_KEY",
     "ADMIN_TOKEN_SHA256",
+    "TWITCH_TOKEN_KEY",
 ];
 
 fn difference(a: &BTreeSet<String>, b: &BTreeSet<String>) -> Vec<String> {

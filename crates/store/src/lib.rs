@@ -22,6 +22,7 @@ mod spend;
 mod state;
 mod stats;
 mod step;
+mod twitch;
 
 pub use approval::{Approval, Decision, DecisionError};
 pub use connect::{
@@ -44,3 +45,4 @@ pub use spend::{ImageCost, SpendSummary};
 pub use state::RequestState;
 pub use stats::{StateCount, StepTimes};
 pub use step::Step;
+pub use twitch::{NewRedemption, StoredGrant, StoredRedemption};

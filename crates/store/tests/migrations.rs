@@ -33,10 +33,15 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
             "model",
             "model_catalogue_check",
             "model_parameter_refusal",
+            "overlay_alert",
+            "overlay_control",
+            "overlay_token",
             "rate_limit_call",
             "rate_limit_count",
             "rate_limit_pause",
             "step_failure",
+            "twitch_grant",
+            "twitch_redemption",
             "upstream_hold"
         ]
     );
@@ -75,7 +80,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 14);
+    assert_eq!(tables(&database).await.len(), 19);
 }
 
 #[tokio::test]

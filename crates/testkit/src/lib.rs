@@ -15,6 +15,8 @@ mod s3;
 
 pub use broker::{Captured, TestBroker};
 pub use database::TestDatabase;
+pub use fakes::twitch;
+pub use fakes::twitch::FakeTwitch;
 pub use fakes::{
     CompatServer, CompatState, FakeState, Fakes, Flavor, Flow, FlowStatus, IMAGE_INPUT_TOKENS,
     IMAGE_OUTPUT_TOKENS, ImageBehavior, SHARED_SECRET, ScriptedError, now_secs,

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 mod compat;
 mod models;
+pub mod twitch;
 
 pub use compat::{CompatServer, CompatState, Flavor, ScriptedError};
 pub use models::FakeModel;

@@ -1,0 +1,264 @@
+//! Twitch-native dynamo end to end: the real consumer (in-process) with
+//! `LEDGER=twitch` and the EventSub intake, against the fake Twitch, real
+//! PostgreSQL, RabbitMQ and moto, and the fake OpenAI. A redemption is
+//! taken in, generated, alerted and then FULFILLED; a failure CANCELs
+//! (refunds) it; a revoked sign-in holds requests until the next one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
+
+use dynamo_consumer::ConsumerConfig;
+use dynamo_runtime::{Env, Shutdown};
+use dynamo_store::{RequestState, Store};
+use dynamo_testkit::twitch::BROADCASTER_ID;
+use dynamo_testkit::{FakeTwitch, ImageBehavior, TestWorld, eventually};
+use dynamo_twitch::helix::Helix;
+use dynamo_twitch::intake::{Intake, request_id_for};
+use dynamo_twitch::{RewardIds, SCOPES, TwitchSettings};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Channel {
+    world: TestWorld,
+    twitch: FakeTwitch,
+    helix: Helix,
+    store: Store,
+    rewards: RewardIds,
+    alerts: String,
+}
+
+impl Channel {
+    /// Signed in, rewards created; no consumer yet.
+    async fn new() -> Self {
+        let (world, twitch) = tokio::join!(TestWorld::start(), FakeTwitch::start());
+        let settings = TwitchSettings::from_env(&Env::from_pairs(twitch.env_pairs())).unwrap();
+        let store = Store::new(world.database.pool().clone());
+        let helix = dynamo_twitch::helix(&settings, store.clone()).unwrap();
+        sign_in(&helix).await;
+        let made = dynamo_twitch::rewards::ensure_rewards(&helix, 200)
+            .await
+            .unwrap();
+        let rewards = RewardIds {
+            ghost: Some(made[0].reward.id.clone()),
+            friend: Some(made[1].reward.id.clone()),
+        };
+        let alerts = world
+            .broker
+            .capture(&world.broker.topology.alerts_exchange)
+            .await;
+        Self {
+            world,
+            twitch,
+            helix,
+            store,
+            rewards,
+            alerts,
+        }
+    }
+
+    fn env(&self, intake: bool) -> Env {
+        let mut pairs: Vec<(String, String)> = self
+            .world
+            .consumer_env()
+            .pairs()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        pairs.extend(self.twitch.env_pairs());
+        pairs.extend(
+            [
+                ("LEDGER", "twitch"),
+                ("TWITCH_INTAKE", if intake { "true" } else { "false" }),
+                ("UPSTREAM_PROBE_INTERVAL", "1s"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        pairs.push(("TWITCH_GHOST_REWARD_ID".to_owned(), self.ghost().to_owned()));
+        pairs.push((
+            "TWITCH_FRIEND_REWARD_ID".to_owned(),
+            self.rewards.friend.clone().unwrap(),
+        ));
+        Env::from_pairs(pairs)
+    }
+
+    fn start(&self, intake: bool) -> (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
+        let config = ConsumerConfig::from_env(&self.env(intake)).unwrap();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(dynamo_consumer::run(config, shutdown.clone()));
+        (shutdown, task)
+    }
+
+    fn ghost(&self) -> &str {
+        self.rewards.ghost.as_deref().unwrap()
+    }
+
+    /// Takes in what is UNFULFILLED without a socket (the intake's catch-up).
+    async fn catch_up(&self) -> usize {
+        let intake = Intake {
+            helix: self.helix.clone(),
+            store: self.store.clone(),
+            publisher: self.world.broker.publisher.clone(),
+            requests_exchange: self.world.broker.topology.requests_exchange.clone(),
+            rewards: self.rewards.clone(),
+        };
+        intake.catch_up(BROADCASTER_ID).await.unwrap()
+    }
+
+    async fn status_becomes(&self, redemption: &str, status: &str) {
+        eventually(&format!("redemption {status}"), WAIT, || async {
+            (self.twitch.status_of(redemption).as_deref() == Some(status)).then_some(())
+        })
+        .await;
+    }
+
+    /// `None` until the consumer has recorded the request.
+    async fn state_of(&self, redemption: &str) -> Option<RequestState> {
+        self.store
+            .get(request_id_for(redemption))
+            .await
+            .ok()
+            .map(|record| record.state())
+    }
+}
+
+async fn sign_in(helix: &Helix) {
+    let oauth = helix.tokens().oauth();
+    let code = oauth.start_device(SCOPES).await.unwrap();
+    let tokens = oauth.wait_for_device(&code, SCOPES).await.unwrap();
+    helix.tokens().sign_in(&tokens).await.unwrap();
+}
+
+async fn stop(shutdown: Shutdown, task: tokio::task::JoinHandle<anyhow::Result<()>>) {
+    shutdown.trigger();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_redemption_is_generated_alerted_and_then_fulfilled_once() {
+    let channel = Channel::new().await;
+    let (shutdown, task) = channel.start(true);
+    eventually("subscribed", WAIT, || async {
+        (channel.twitch.enabled_subscriptions() == 2).then_some(())
+    })
+    .await;
+    let id = channel
+        .twitch
+        .redeem(channel.ghost(), "90790024", "WasabiMilkshake", "a seal");
+    let alert = channel
+        .world
+        .broker
+        .next(&channel.alerts, WAIT)
+        .await
+        .expect("an alert");
+    assert_eq!(alert.body["payload"]["details"]["description"], "a seal");
+    assert_eq!(
+        alert.message_id,
+        Some(request_id_for(&id).to_string()),
+        "the request is the redemption's"
+    );
+    channel.status_becomes(&id, "FULFILLED").await;
+    eventually("succeeded", WAIT, || async {
+        (channel.state_of(&id).await == Some(RequestState::Succeeded)).then_some(())
+    })
+    .await;
+    let updates = channel.twitch.with(|s| s.updates.clone());
+    assert_eq!(
+        updates,
+        vec![(id.clone(), "FULFILLED".to_owned())],
+        "settled once"
+    );
+    stop(shutdown, task).await;
+}
+
+#[tokio::test]
+async fn a_failed_request_cancels_its_redemption_which_refunds_it() {
+    let channel = Channel::new().await;
+    channel
+        .world
+        .fakes
+        .with(|s| s.image_script.push_back(ImageBehavior::ContentPolicy));
+    let id = channel
+        .twitch
+        .redeem(channel.ghost(), "1", "a", "something refused");
+    assert_eq!(channel.catch_up().await, 1);
+    let (shutdown, task) = channel.start(false);
+    channel.status_becomes(&id, "CANCELED").await;
+    eventually("rejected", WAIT, || async {
+        (channel.state_of(&id).await == Some(RequestState::Rejected)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        channel.twitch.with(|s| s.updates.clone()),
+        vec![(id.clone(), "CANCELED".to_owned())]
+    );
+    stop(shutdown, task).await;
+}
+
+#[tokio::test]
+async fn a_redemption_fulfilled_by_other_tools_counts_as_settled() {
+    let channel = Channel::new().await;
+    let id = channel.twitch.redeem(channel.ghost(), "1", "a", "a seal");
+    assert_eq!(channel.catch_up().await, 1);
+    channel.twitch.settle_elsewhere(&id, "FULFILLED");
+    let (shutdown, task) = channel.start(false);
+    eventually("succeeded", WAIT, || async {
+        (channel.state_of(&id).await == Some(RequestState::Succeeded)).then_some(())
+    })
+    .await;
+    let record = channel
+        .store
+        .redemption_for_request(request_id_for(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.settled_status.as_deref(), Some("FULFILLED"));
+    assert!(
+        channel.twitch.with(|s| s.updates.is_empty()),
+        "not settled twice"
+    );
+    stop(shutdown, task).await;
+}
+
+#[tokio::test]
+async fn a_revoked_grant_holds_requests_and_says_so_until_the_streamer_signs_in_again() {
+    let channel = Channel::new().await;
+    let id = channel.twitch.redeem(channel.ghost(), "1", "a", "a seal");
+    assert_eq!(channel.catch_up().await, 1);
+    channel.twitch.revoke();
+    let (shutdown, task) = channel.start(false);
+    let hold = eventually("a hold on twitch", WAIT, || async {
+        let holds = channel.store.holds().await.unwrap();
+        holds.into_iter().find(|h| h.service == "twitch")
+    })
+    .await;
+    assert!(
+        hold.reason.contains("dynamoctl twitch login"),
+        "{}",
+        hold.reason
+    );
+    assert_eq!(
+        channel.state_of(&id).await,
+        Some(RequestState::Received),
+        "held, not failed"
+    );
+    assert!(
+        channel.world.fakes.with(|s| s.image_calls.is_empty()),
+        "nothing paid for while held"
+    );
+    assert_eq!(
+        channel.twitch.status_of(&id).as_deref(),
+        Some("UNFULFILLED")
+    );
+
+    sign_in(&channel.helix).await;
+    channel.status_becomes(&id, "FULFILLED").await;
+    assert!(
+        channel
+            .world
+            .broker
+            .next(&channel.alerts, WAIT)
+            .await
+            .is_some(),
+        "the held request was alerted"
+    );
+    stop(shutdown, task).await;
+}

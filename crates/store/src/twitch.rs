@@ -1,0 +1,199 @@
+//! The Twitch sign-in and the channel-point redemptions taken in (migration
+//! 0017). Tokens arrive here already encrypted: the store never sees them
+//! in the clear.
+
+use crate::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// The stored sign-in, tokens still encrypted.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredGrant {
+    pub user_id: String,
+    pub user_login: String,
+    pub scopes: Vec<String>,
+    pub access_token: Vec<u8>,
+    pub refresh_token: Vec<u8>,
+    pub expires_at: DateTime<Utc>,
+    pub version: i64,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_reason: Option<String>,
+}
+
+/// A redemption to record at intake.
+#[derive(Debug, Clone)]
+pub struct NewRedemption<'a> {
+    pub redemption_id: &'a str,
+    pub request_id: Uuid,
+    pub broadcaster_id: &'a str,
+    pub reward_id: &'a str,
+    pub twitch_user_id: &'a str,
+    pub user_input: &'a str,
+}
+
+/// A recorded redemption.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredRedemption {
+    pub redemption_id: String,
+    pub request_id: Uuid,
+    pub broadcaster_id: String,
+    pub reward_id: String,
+    pub published_at: Option<DateTime<Utc>>,
+    pub settled_status: Option<String>,
+    pub cancel_reason: Option<String>,
+}
+
+/// The SELECT of a [`StoredRedemption`], followed by `WHERE ...`.
+macro_rules! select_redemption {
+    ($condition:literal) => {
+        concat!(
+            "SELECT redemption_id, request_id, broadcaster_id, reward_id, published_at, ",
+            "settled_status, cancel_reason FROM dynamo.twitch_redemption WHERE ",
+            $condition
+        )
+    };
+}
+
+impl Store {
+    /// Stores a fresh sign-in, replacing any earlier one (and its revocation).
+    pub async fn save_twitch_grant(&self, grant: &StoredGrant) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO dynamo.twitch_grant (id, user_id, user_login, scopes, access_token,
+                 refresh_token, expires_at)
+             VALUES (1, $1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id,
+                 user_login = EXCLUDED.user_login, scopes = EXCLUDED.scopes,
+                 access_token = EXCLUDED.access_token, refresh_token = EXCLUDED.refresh_token,
+                 expires_at = EXCLUDED.expires_at, version = dynamo.twitch_grant.version + 1,
+                 revoked_at = NULL, revoked_reason = NULL, updated_at = now()",
+        )
+        .bind(&grant.user_id)
+        .bind(&grant.user_login)
+        .bind(&grant.scopes)
+        .bind(&grant.access_token)
+        .bind(&grant.refresh_token)
+        .bind(grant.expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn twitch_grant(&self) -> Result<Option<StoredGrant>, StoreError> {
+        let grant = sqlx::query_as(
+            "SELECT user_id, user_login, scopes, access_token, refresh_token, expires_at,
+                    version, revoked_at, revoked_reason
+             FROM dynamo.twitch_grant WHERE id = 1",
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(grant)
+    }
+
+    /// Stores a refreshed token pair over `from_version` only, in one
+    /// statement: the rotated refresh token is never half-stored, and of two
+    /// processes refreshing at once only one wins (`false` for the other,
+    /// which reads the winner's tokens).
+    pub async fn rotate_twitch_tokens(
+        &self,
+        from_version: i64,
+        access_token: &[u8],
+        refresh_token: &[u8],
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE dynamo.twitch_grant SET access_token = $2, refresh_token = $3,
+                 expires_at = $4, version = version + 1, updated_at = now()
+             WHERE id = 1 AND version = $1 AND revoked_at IS NULL",
+        )
+        .bind(from_version)
+        .bind(access_token)
+        .bind(refresh_token)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// Twitch refused the grant: keep it, say why, until the next sign-in.
+    pub async fn revoke_twitch_grant(&self, reason: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE dynamo.twitch_grant SET revoked_at = coalesce(revoked_at, now()),
+                 revoked_reason = $1, updated_at = now()
+             WHERE id = 1",
+        )
+        .bind(reason)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Records a redemption the first time it is seen; returns the record
+    /// either way.
+    pub async fn record_redemption(
+        &self,
+        new: &NewRedemption<'_>,
+    ) -> Result<StoredRedemption, StoreError> {
+        sqlx::query(
+            "INSERT INTO dynamo.twitch_redemption (redemption_id, request_id, broadcaster_id,
+                 reward_id, twitch_user_id, user_input)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (redemption_id) DO NOTHING",
+        )
+        .bind(new.redemption_id)
+        .bind(new.request_id)
+        .bind(new.broadcaster_id)
+        .bind(new.reward_id)
+        .bind(new.twitch_user_id)
+        .bind(new.user_input)
+        .execute(self.pool())
+        .await?;
+        let record = sqlx::query_as(select_redemption!("redemption_id = $1"))
+            .bind(new.redemption_id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(record)
+    }
+
+    /// Its request was confirmed on generation-requests.
+    pub async fn mark_redemption_published(&self, redemption_id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE dynamo.twitch_redemption SET published_at = coalesce(published_at, now())
+             WHERE redemption_id = $1",
+        )
+        .bind(redemption_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn redemption_for_request(
+        &self,
+        request_id: Uuid,
+    ) -> Result<Option<StoredRedemption>, StoreError> {
+        let record = sqlx::query_as(select_redemption!("request_id = $1"))
+            .bind(request_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(record)
+    }
+
+    /// Records how the redemption was settled (the first answer wins).
+    pub async fn mark_redemption_settled(
+        &self,
+        redemption_id: &str,
+        status: &str,
+        cancel_reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE dynamo.twitch_redemption SET settled_status = $2, settled_at = now(),
+                 cancel_reason = coalesce(cancel_reason, $3)
+             WHERE redemption_id = $1 AND settled_status IS NULL",
+        )
+        .bind(redemption_id)
+        .bind(status)
+        .bind(cancel_reason)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

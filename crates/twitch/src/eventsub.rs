@@ -1,0 +1,386 @@
+//! The EventSub WebSocket session (no public URL needed): connect, read the
+//! `session_welcome`, subscribe to redemptions of dynamo's rewards, list
+//! what was redeemed meanwhile, then take in notifications. Silence past the
+//! keepalive timeout, a closed socket or an error → connect again (capped
+//! backoff); `session_reconnect` → connect to its `reconnect_url` (the
+//! subscriptions move with it), then drop the old socket; `revocation` of a
+//! grant → hold requests, say so, and wait for the next sign-in.
+
+use crate::helix::REDEMPTION_ADD;
+use crate::intake::{Intake, Redemption};
+use crate::{SERVICE, TwitchError};
+use dynamo_runtime::Shutdown;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Twitch sends the welcome at once; this is generous.
+const WELCOME_WITHIN: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How often a revoked or missing sign-in is looked for again.
+const SIGN_IN_POLL: Duration = Duration::from_secs(5);
+/// Message ids remembered for deduplication.
+const SEEN_MAX: usize = 4096;
+/// How long a held request waits before it tries again.
+const HOLD_PROBE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Deserialize)]
+struct Frame {
+    metadata: Metadata,
+    #[serde(default)]
+    payload: Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct Metadata {
+    message_id: String,
+    message_type: String,
+    #[serde(default)]
+    subscription_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SessionPayload {
+    session: Session,
+}
+
+#[derive(Debug, Deserialize)]
+struct Session {
+    id: String,
+    #[serde(default)]
+    keepalive_timeout_seconds: Option<u64>,
+    #[serde(default)]
+    reconnect_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RedemptionEvent {
+    id: String,
+    broadcaster_user_id: String,
+    user_id: String,
+    user_login: String,
+    user_name: String,
+    #[serde(default)]
+    user_input: String,
+    status: String,
+    reward: RewardOfEvent,
+}
+
+#[derive(Debug, Deserialize)]
+struct RewardOfEvent {
+    id: String,
+}
+
+impl From<RedemptionEvent> for Redemption {
+    fn from(e: RedemptionEvent) -> Self {
+        Self {
+            id: e.id,
+            broadcaster_id: e.broadcaster_user_id,
+            reward_id: e.reward.id,
+            user_id: e.user_id,
+            user_login: e.user_login,
+            user_name: e.user_name,
+            user_input: e.user_input,
+            status: e.status.to_uppercase(),
+        }
+    }
+}
+
+/// A connected session, after its welcome.
+struct Live {
+    socket: Socket,
+    id: String,
+    keepalive: Duration,
+}
+
+/// Why a session ended.
+enum Ended {
+    Shutdown,
+    Lost(String),
+    SignedOut(String),
+}
+
+/// Runs the intake until `shutdown`.
+pub async fn run(intake: std::sync::Arc<Intake>, url: String, shutdown: Shutdown) {
+    let mut backoff = Duration::from_secs(1);
+    let mut seen = Seen::default();
+    loop {
+        let connected = tokio::select! {
+            _ = shutdown.requested() => break,
+            connected = connect(&url) => connected,
+        };
+        let ended = match connected {
+            Ok(live) => {
+                backoff = Duration::from_secs(1);
+                serve(&intake, live, &mut seen, &shutdown).await
+            }
+            Err(reason) => Ended::Lost(reason),
+        };
+        match ended {
+            Ended::Shutdown => break,
+            Ended::Lost(reason) => {
+                tracing::warn!(%reason, retry_in = ?backoff, "EventSub connection lost; connecting again");
+                tokio::select! {
+                    _ = shutdown.requested() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            Ended::SignedOut(reason) => {
+                tracing::error!(%reason, "Twitch intake stopped: sign in again with `dynamoctl twitch login`; redemptions wait on Twitch meanwhile");
+                let _ = intake
+                    .store
+                    .hold(
+                        SERVICE,
+                        &format!("{reason}; sign in again with `dynamoctl twitch login`"),
+                        HOLD_PROBE,
+                    )
+                    .await;
+                if !wait_for_sign_in(&intake, &shutdown).await {
+                    break;
+                }
+            }
+        }
+    }
+    tracing::info!("Twitch intake stopped");
+}
+
+/// Waits until a token can be had again; `false` on shutdown.
+async fn wait_for_sign_in(intake: &Intake, shutdown: &Shutdown) -> bool {
+    loop {
+        tokio::select! {
+            _ = shutdown.requested() => return false,
+            _ = tokio::time::sleep(SIGN_IN_POLL) => {}
+        }
+        if intake.helix.tokens().access().await.is_ok() {
+            tracing::info!("signed in to Twitch again: resuming the intake");
+            return true;
+        }
+    }
+}
+
+/// TLS for wss:// with aws-lc-rs and the Mozilla roots, chosen here: the
+/// workspace builds rustls with two providers, so there is no single
+/// process default to fall back on.
+fn tls() -> Result<tokio_tungstenite::Connector, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+        config,
+    )))
+}
+
+async fn connect(url: &str) -> Result<Live, String> {
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(tls()?))
+            .await
+            .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    let welcome = tokio::time::timeout(WELCOME_WITHIN, next_frame(&mut socket))
+        .await
+        .map_err(|_| "no session_welcome in time".to_owned())??;
+    if welcome.metadata.message_type != "session_welcome" {
+        return Err(format!(
+            "expected session_welcome, got {}",
+            welcome.metadata.message_type
+        ));
+    }
+    let session: SessionPayload = serde_json::from_value(welcome.payload)
+        .map_err(|e| format!("malformed session_welcome: {e}"))?;
+    let keepalive = Duration::from_secs(session.session.keepalive_timeout_seconds.unwrap_or(10));
+    tracing::info!(session = %session.session.id, ?keepalive, "EventSub session open");
+    Ok(Live {
+        socket,
+        id: session.session.id,
+        keepalive,
+    })
+}
+
+/// The next text frame (pings are answered by tungstenite itself).
+async fn next_frame(socket: &mut Socket) -> Result<Frame, String> {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => {
+                return serde_json::from_str(text.as_str())
+                    .map_err(|e| format!("malformed EventSub message: {e}"));
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return Err(format!("Twitch closed the socket: {frame:?}"));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(format!("socket error: {e}")),
+            None => return Err("the socket closed".to_owned()),
+        }
+    }
+}
+
+/// Subscribes, catches up, then reads until the session ends.
+async fn serve(intake: &Intake, mut live: Live, seen: &mut Seen, shutdown: &Shutdown) -> Ended {
+    let broadcaster = match subscribe(intake, &live.id).await {
+        Ok(broadcaster) => broadcaster,
+        Err(ended) => return ended,
+    };
+    if let Err(ended) = catch_up(intake, &broadcaster).await {
+        return ended;
+    }
+    loop {
+        // Silence past the keepalive timeout (plus a little for the network).
+        let silence = live.keepalive + live.keepalive / 2;
+        let frame = tokio::select! {
+            _ = shutdown.requested() => {
+                let _ = live.socket.close(None).await;
+                return Ended::Shutdown;
+            }
+            frame = tokio::time::timeout(silence, next_frame(&mut live.socket)) => frame,
+        };
+        let frame = match frame {
+            Err(_) => {
+                return Ended::Lost(format!("no message for {silence:?} (keepalive timeout)"));
+            }
+            Ok(Err(reason)) => return Ended::Lost(reason),
+            Ok(Ok(frame)) => frame,
+        };
+        match frame.metadata.message_type.as_str() {
+            "session_keepalive" => {}
+            "notification" => {
+                if !seen.first_time(&frame.metadata.message_id) {
+                    tracing::debug!(message_id = %frame.metadata.message_id, "duplicate notification ignored");
+                    continue;
+                }
+                if frame.metadata.subscription_type.as_deref() != Some(REDEMPTION_ADD) {
+                    continue;
+                }
+                match serde_json::from_value::<RedemptionEvent>(frame.payload["event"].clone()) {
+                    Ok(event) => {
+                        // A failure here is not lost: the redemption stays
+                        // UNFULFILLED and the next catch-up takes it in.
+                        if let Err(error) = intake.take_in(&event.into()).await {
+                            tracing::warn!(%error, "could not take a redemption in yet");
+                            if let TwitchError::SignedOut(reason) = error {
+                                return Ended::SignedOut(reason);
+                            }
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "malformed redemption notification"),
+                }
+            }
+            "session_reconnect" => {
+                let Ok(payload) = serde_json::from_value::<SessionPayload>(frame.payload) else {
+                    return Ended::Lost("malformed session_reconnect".to_owned());
+                };
+                let Some(url) = payload.session.reconnect_url else {
+                    return Ended::Lost("session_reconnect without a reconnect_url".to_owned());
+                };
+                tracing::info!("Twitch asked to reconnect: moving to the new session");
+                match connect(&url).await {
+                    Ok(new) => {
+                        let _ = live.socket.close(None).await;
+                        live = new;
+                        // Anything sent to the old socket after we stopped
+                        // reading it is still UNFULFILLED on Twitch.
+                        if let Err(ended) = catch_up(intake, &broadcaster).await {
+                            return ended;
+                        }
+                    }
+                    Err(reason) => return Ended::Lost(reason),
+                }
+            }
+            "revocation" => {
+                let status = frame.payload["subscription"]["status"]
+                    .as_str()
+                    .unwrap_or("unknown")
+                    .to_owned();
+                tracing::error!(%status, "Twitch revoked the redemptions subscription");
+                if status == "authorization_revoked" || status == "user_removed" {
+                    let reason = format!("Twitch revoked dynamo's access ({status})");
+                    let _ = intake.helix.tokens().revoked(&reason).await;
+                    return Ended::SignedOut(reason);
+                }
+                return Ended::Lost(format!("subscription revoked ({status})"));
+            }
+            other => tracing::debug!(message_type = other, "EventSub message ignored"),
+        }
+    }
+}
+
+async fn subscribe(intake: &Intake, session_id: &str) -> Result<String, Ended> {
+    let broadcaster = intake.helix.broadcaster_id().await.map_err(ended_by)?;
+    for (style, reward_id) in intake.rewards.configured() {
+        intake
+            .helix
+            .subscribe_redemptions(session_id, &broadcaster, &reward_id)
+            .await
+            .map_err(ended_by)?;
+        tracing::info!(%style, reward = %reward_id, "subscribed to redemptions");
+    }
+    // Signed in and subscribed: whatever was held for want of it may go on.
+    if let Ok(true) = intake.store.release_hold(SERVICE).await {
+        tracing::info!("Twitch is usable again: held requests go on");
+    }
+    Ok(broadcaster)
+}
+
+async fn catch_up(intake: &Intake, broadcaster: &str) -> Result<(), Ended> {
+    intake
+        .catch_up(broadcaster)
+        .await
+        .map(|_| ())
+        .map_err(ended_by)
+}
+
+fn ended_by(error: TwitchError) -> Ended {
+    match error {
+        TwitchError::SignedOut(reason) | TwitchError::Cipher(reason) => Ended::SignedOut(reason),
+        other => Ended::Lost(other.to_string()),
+    }
+}
+
+/// The message ids of the last notifications (delivery is at least once).
+#[derive(Default)]
+struct Seen {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Seen {
+    fn first_time(&mut self, id: &str) -> bool {
+        if !self.set.insert(id.to_owned()) {
+            return false;
+        }
+        self.order.push_back(id.to_owned());
+        if self.order.len() > SEEN_MAX
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wss_is_set_up_without_a_process_default_provider() {
+        assert!(tls().is_ok());
+        // Nothing listens there: an error, not a panic over the provider.
+        let refused = connect("wss://127.0.0.1:9/ws")
+            .await
+            .err()
+            .unwrap_or_default();
+        assert!(refused.contains("cannot connect"), "{refused}");
+    }
+}

@@ -1,0 +1,395 @@
+//! The Twitch intake against the fake Twitch (a real HTTP + WebSocket server
+//! speaking Twitch's formats), real PostgreSQL and real RabbitMQ: signing in,
+//! setting up rewards, redemptions → requests on generation-requests, and
+//! every way the EventSub session can go wrong.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
+
+use dynamo_runtime::{Env, Shutdown};
+use dynamo_store::Store;
+use dynamo_testkit::twitch::{BROADCASTER_ID, TOKEN_KEY};
+use dynamo_testkit::{FakeTwitch, TestBroker, TestDatabase, eventually, init_logs};
+use dynamo_twitch::cipher::TokenCipher;
+use dynamo_twitch::helix::Helix;
+use dynamo_twitch::intake::{Intake, request_id_for};
+use dynamo_twitch::{RewardIds, SCOPES, TwitchSettings};
+use std::sync::Arc;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct World {
+    twitch: FakeTwitch,
+    broker: TestBroker,
+    _database: TestDatabase,
+    store: Store,
+    helix: Helix,
+    rewards: RewardIds,
+    requests: String,
+    shutdown: Shutdown,
+    intake: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl World {
+    /// Signed in, rewards set up, nothing running yet.
+    async fn new(tune: impl FnOnce(&FakeTwitch)) -> Self {
+        init_logs();
+        let (database, broker, twitch) = tokio::join!(
+            TestDatabase::create(),
+            TestBroker::create(),
+            FakeTwitch::start()
+        );
+        tune(&twitch);
+        let env = Env::from_pairs(twitch.env_pairs());
+        let settings = TwitchSettings::from_env(&env).unwrap();
+        let store = Store::new(database.pool().clone());
+        let helix = dynamo_twitch::helix(&settings, store.clone()).unwrap();
+        sign_in(&twitch, &helix).await;
+        let made = dynamo_twitch::rewards::ensure_rewards(&helix, 300)
+            .await
+            .unwrap();
+        let rewards = RewardIds {
+            ghost: Some(made[0].reward.id.clone()),
+            friend: Some(made[1].reward.id.clone()),
+        };
+        let requests = broker.capture(&broker.topology.requests_exchange).await;
+        Self {
+            twitch,
+            store,
+            helix,
+            rewards,
+            requests,
+            _database: database,
+            broker,
+            shutdown: Shutdown::new(),
+            intake: None,
+        }
+    }
+
+    /// Runs the intake and waits until it has subscribed to both rewards.
+    async fn start(&mut self) {
+        let intake = Intake {
+            helix: self.helix.clone(),
+            store: self.store.clone(),
+            publisher: self.broker.publisher.clone(),
+            requests_exchange: self.broker.topology.requests_exchange.clone(),
+            rewards: self.rewards.clone(),
+        };
+        self.intake = Some(tokio::spawn(dynamo_twitch::eventsub::run(
+            Arc::new(intake),
+            self.twitch.ws_url.clone(),
+            self.shutdown.clone(),
+        )));
+        self.subscribed().await;
+    }
+
+    async fn subscribed(&self) {
+        eventually("both rewards subscribed", WAIT, || async {
+            (self.twitch.enabled_subscriptions() == 2).then_some(())
+        })
+        .await;
+    }
+
+    fn ghost(&self) -> &str {
+        self.rewards.ghost.as_deref().unwrap()
+    }
+
+    fn friend(&self) -> &str {
+        self.rewards.friend.as_deref().unwrap()
+    }
+
+    async fn next_request(&self) -> dynamo_testkit::Captured {
+        self.broker
+            .next(&self.requests, WAIT)
+            .await
+            .expect("a request on generation-requests")
+    }
+
+    async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(task) = self.intake.take() {
+            tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+        }
+    }
+}
+
+/// The device code flow against the fake, as `dynamoctl twitch login` runs it.
+async fn sign_in(twitch: &FakeTwitch, helix: &Helix) {
+    let _ = twitch;
+    let oauth = helix.tokens().oauth();
+    let code = oauth.start_device(SCOPES).await.unwrap();
+    let tokens = oauth.wait_for_device(&code, SCOPES).await.unwrap();
+    helix.tokens().sign_in(&tokens).await.unwrap();
+}
+
+fn cipher() -> TokenCipher {
+    TokenCipher::from_base64(TOKEN_KEY).unwrap()
+}
+
+#[tokio::test]
+async fn device_login_waits_for_the_code_and_stores_the_tokens_encrypted() {
+    // Two polls answered authorization_pending before the code is entered.
+    let world = World::new(|twitch| twitch.with(|s| s.pending_polls = 2)).await;
+    let grant = world
+        .store
+        .twitch_grant()
+        .await
+        .unwrap()
+        .expect("a stored grant");
+    assert_eq!(grant.user_id, BROADCASTER_ID);
+    assert_eq!(grant.scopes, vec![SCOPES.to_owned()]);
+    assert!(grant.revoked_at.is_none());
+    let refresh = cipher()
+        .open("refresh_token", &grant.refresh_token)
+        .unwrap();
+    let access = cipher().open("access_token", &grant.access_token).unwrap();
+    assert!(world.twitch.refresh_token_valid(&refresh));
+    for (token, sealed) in [
+        (&access, &grant.access_token),
+        (&refresh, &grant.refresh_token),
+    ] {
+        assert!(
+            !sealed.windows(token.len()).any(|w| w == token.as_bytes()),
+            "tokens are not stored in the clear"
+        );
+    }
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn setup_creates_one_queued_input_reward_per_style_and_adopts_them_after() {
+    let world = World::new(|_| {}).await;
+    let rewards = world.twitch.with(|s| s.rewards.clone());
+    assert_eq!(rewards.len(), 2);
+    for reward in &rewards {
+        assert!(reward.is_user_input_required);
+        assert!(!reward.should_redemptions_skip_request_queue);
+        assert_eq!(reward.cost, 300);
+    }
+    let again = dynamo_twitch::rewards::ensure_rewards(&world.helix, 300)
+        .await
+        .unwrap();
+    assert!(
+        again.iter().all(|r| !r.created),
+        "adopted, not created twice"
+    );
+    assert_eq!(again[0].reward.id, world.ghost());
+    assert_eq!(world.twitch.with(|s| s.rewards.len()), 2);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_redemption_becomes_one_request_even_when_its_notification_comes_twice() {
+    let mut world = World::new(|_| {}).await;
+    world.start().await;
+    let first = world.twitch.redeem(
+        world.friend(),
+        "90790024",
+        "WasabiMilkshake",
+        "red: a robot who loves soup",
+    );
+    let request = world.next_request().await;
+    assert_eq!(request.message_id, Some(request_id_for(&first).to_string()));
+    assert!(request.persistent);
+    assert_eq!(request.body["payload"]["style"], "friend");
+    assert_eq!(request.body["payload"]["inputs"]["color"], "red");
+    assert_eq!(
+        request.body["payload"]["inputs"]["subject"],
+        "a robot who loves soup"
+    );
+    assert_eq!(request.body["viewer"]["twitch_user_id"], "90790024");
+    assert_eq!(
+        request.body["viewer"]["twitch_display_name"],
+        "WasabiMilkshake"
+    );
+
+    assert!(
+        world.twitch.duplicate_last_notification(),
+        "the fake repeated it"
+    );
+    // The next redemption comes after the duplicate on the same socket: once
+    // its request is here, the duplicate has been read and dropped.
+    let second = world
+        .twitch
+        .redeem(world.ghost(), "1234", "viewer2", "a seal");
+    let next = world.next_request().await;
+    assert_eq!(next.message_id, Some(request_id_for(&second).to_string()));
+    assert_eq!(
+        world.broker.depth(&world.requests).await,
+        0,
+        "no copy of the first"
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn inadmissible_input_is_cancelled_with_the_reason_recorded() {
+    let mut world = World::new(|_| {}).await;
+    world.start().await;
+    let colour = world
+        .twitch
+        .redeem(world.friend(), "1", "a", "beige: a robot");
+    let long = world
+        .twitch
+        .redeem(world.ghost(), "2", "b", &"x".repeat(121));
+    let blank = world.twitch.redeem(world.ghost(), "3", "c", "   ");
+    for (id, why) in [
+        (&colour, "unknown colour"),
+        (&long, "120"),
+        (&blank, "no text"),
+    ] {
+        eventually("the redemption cancelled", WAIT, || async {
+            (world.twitch.status_of(id).as_deref() == Some("CANCELED")).then_some(())
+        })
+        .await;
+        let record = world
+            .store
+            .redemption_for_request(request_id_for(id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.settled_status.as_deref(), Some("CANCELED"));
+        let reason = record.cancel_reason.unwrap_or_default();
+        assert!(reason.contains(why), "{reason:?} should say {why:?}");
+    }
+    assert_eq!(
+        world.broker.depth(&world.requests).await,
+        0,
+        "nothing published"
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn redemptions_made_while_the_socket_was_down_are_taken_in_after_the_reconnect() {
+    let mut world = World::new(|_| {}).await;
+    world.start().await;
+    assert_eq!(world.twitch.drop_sockets(), 1);
+    // Redeemed while no subscription is live: no notification is sent.
+    assert_eq!(world.twitch.enabled_subscriptions(), 0);
+    let a = world.twitch.redeem(world.ghost(), "1", "a", "a seal");
+    let b = world.twitch.redeem(world.friend(), "2", "b", "a cloud");
+    let mut got = vec![
+        world.next_request().await.message_id.unwrap(),
+        world.next_request().await.message_id.unwrap(),
+    ];
+    got.sort();
+    let mut want = vec![
+        request_id_for(&a).to_string(),
+        request_id_for(&b).to_string(),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(
+        world.twitch.with(|s| s.connections),
+        2,
+        "it connected again"
+    );
+    world.subscribed().await;
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_reconnect_moves_to_the_new_socket_and_loses_nothing() {
+    let mut world = World::new(|_| {}).await;
+    world.start().await;
+    let before = world.twitch.redeem(world.ghost(), "1", "a", "before");
+    world.next_request().await;
+    assert_eq!(world.twitch.send_reconnect(), 1);
+    // Redeemed while the client moves: whichever socket it reaches, or none.
+    let during = world.twitch.redeem(world.ghost(), "2", "b", "during");
+    let got = world.next_request().await;
+    assert_eq!(got.message_id, Some(request_id_for(&during).to_string()));
+    eventually("the old socket dropped, the new one kept", WAIT, || async {
+        let s = world.twitch.with(|s| (s.connections, s.sessions_open()));
+        (s == (2, 1)).then_some(())
+    })
+    .await;
+    // Subscriptions moved with the session: nothing to subscribe again.
+    assert_eq!(world.twitch.enabled_subscriptions(), 2);
+    let after = world.twitch.redeem(world.friend(), "3", "c", "after");
+    assert_eq!(
+        world.next_request().await.message_id,
+        Some(request_id_for(&after).to_string())
+    );
+    assert_ne!(before, after);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn silence_past_the_keepalive_timeout_means_connecting_again() {
+    let mut world = World::new(|twitch| twitch.with(|s| s.keepalive_secs = 1)).await;
+    world.start().await;
+    world.twitch.with(|s| s.silent = true);
+    eventually("a second connection", WAIT, || async {
+        (world.twitch.with(|s| s.connections) >= 2).then_some(())
+    })
+    .await;
+    world.twitch.with(|s| s.silent = false);
+    world.subscribed().await;
+    let id = world.twitch.redeem(world.ghost(), "1", "a", "a seal");
+    assert_eq!(
+        world.next_request().await.message_id,
+        Some(request_id_for(&id).to_string())
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_access_token_is_refreshed_and_the_rotated_refresh_token_stored() {
+    let world = World::new(|_| {}).await;
+    let before = world.store.twitch_grant().await.unwrap().unwrap();
+    let old_refresh = cipher()
+        .open("refresh_token", &before.refresh_token)
+        .unwrap();
+    world.twitch.expire_access_tokens();
+    let listed = world.helix.own_rewards(BROADCASTER_ID).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(world.twitch.with(|s| (s.unauthorized, s.refreshes)), (1, 1));
+    let after = world.store.twitch_grant().await.unwrap().unwrap();
+    let new_refresh = cipher()
+        .open("refresh_token", &after.refresh_token)
+        .unwrap();
+    assert!(after.version > before.version);
+    assert!(
+        !world.twitch.refresh_token_valid(&old_refresh),
+        "Twitch spent the old one"
+    );
+    assert!(
+        world.twitch.refresh_token_valid(&new_refresh),
+        "the rotated one is stored"
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoked_grant_holds_requests_and_says_so_until_the_next_sign_in() {
+    let mut world = World::new(|_| {}).await;
+    world.start().await;
+    world.twitch.revoke();
+    let hold = eventually("a hold on twitch", WAIT, || async {
+        let holds = world.store.holds().await.unwrap();
+        holds.into_iter().find(|h| h.service == "twitch")
+    })
+    .await;
+    assert!(hold.reason.contains("revoked"), "{}", hold.reason);
+    assert!(
+        hold.reason.contains("dynamoctl twitch login"),
+        "{}",
+        hold.reason
+    );
+    let grant = world.store.twitch_grant().await.unwrap().unwrap();
+    assert!(grant.revoked_reason.is_some());
+    // Redeemed while signed out: nothing can be taken in yet.
+    let waiting = world.twitch.redeem(world.ghost(), "1", "a", "a seal");
+    assert_eq!(world.broker.depth(&world.requests).await, 0);
+
+    sign_in(&world.twitch, &world.helix).await;
+    let got = world.next_request().await;
+    assert_eq!(got.message_id, Some(request_id_for(&waiting).to_string()));
+    assert!(
+        world.store.holds().await.unwrap().is_empty(),
+        "the hold ended"
+    );
+    world.stop().await;
+}
