@@ -5,89 +5,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
-use dynamo_consumer::ConsumerConfig;
-use dynamo_runtime::{Env, Shutdown};
-use dynamo_testkit::{Captured, FlowStatus, TestWorld, command, eventually};
-use serde_json::{Value, json};
-use std::time::Duration;
+use dynamo_testkit::{FlowStatus, TestWorld, command, eventually};
 
-const WAIT: Duration = Duration::from_secs(60);
+mod support;
+
+use support::{Running, WAIT, friend, ghost};
+
 const BINARY: &str = env!("CARGO_BIN_EXE_dynamo-consumer");
 
-struct Running {
-    world: TestWorld,
-    shutdown: Shutdown,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    results: String,
-}
-
-impl Running {
-    async fn start(world: TestWorld, env: Env) -> Self {
-        // Alerts need a listener, or they are returned (and the request fails).
-        world
-            .broker
-            .capture(&world.broker.topology.alerts_exchange)
-            .await;
-        let results = world
-            .broker
-            .capture(&world.broker.topology.results_exchange)
-            .await;
-        let config = ConsumerConfig::from_env(&env).unwrap();
-        let shutdown = Shutdown::new();
-        let task = tokio::spawn(dynamo_consumer::run(config, shutdown.clone()));
-        Self {
-            world,
-            shutdown,
-            task,
-            results,
-        }
-    }
-
-    async fn send(&self, body: &Value) {
-        self.world
-            .broker
-            .publish_request(
-                &serde_json::to_vec(body).unwrap(),
-                Some(uuid::Uuid::new_v4()),
-            )
-            .await;
-    }
-
-    async fn result(&self) -> Captured {
-        self.world
-            .broker
-            .next(&self.results, WAIT)
-            .await
-            .expect("a generation-results message")
-    }
-
-    /// The models of the image calls made so far, refused ones included.
-    fn attempted_models(&self) -> Vec<String> {
-        self.world.fakes.with(|s| {
-            s.image_attempts
-                .iter()
-                .map(|c| c["model"].as_str().unwrap_or_default().to_owned())
-                .collect()
-        })
-    }
-
-    async fn stop(self) -> TestWorld {
-        self.shutdown.trigger();
-        self.task.await.unwrap().unwrap();
-        self.world
-    }
-}
-
-fn ghost(subject: &str) -> Value {
-    json!({"type":"image",
-           "viewer":{"twitch_user_id":"90790024","twitch_display_name":"wasabimilkshake"},
-           "payload":{"style":"ghost","inputs":{"subject":subject}}})
-}
-
-fn friend(color: &str, subject: &str) -> Value {
-    json!({"type":"image",
-           "viewer":{"twitch_user_id":"41252365","twitch_display_name":"TapeHead_99"},
-           "payload":{"style":"friend","inputs":{"color":color,"subject":subject}}})
+/// The models of the image calls made so far, refused ones included.
+fn attempted_models(running: &Running) -> Vec<String> {
+    running.world.fakes.with(|s| {
+        s.image_attempts
+            .iter()
+            .map(|c| c["model"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    })
 }
 
 async fn gone_models(world: &TestWorld) -> Vec<String> {
@@ -107,14 +40,14 @@ async fn a_model_retired_mid_stream_fails_over_to_the_next_with_one_debit() {
     let running = Running::start(world, env).await;
     running.send(&ghost("a seal")).await;
     assert_eq!(running.result().await.body["state"], "succeeded");
-    assert_eq!(running.attempted_models(), ["gpt-image-2.6-sunburst"]);
+    assert_eq!(attempted_models(&running), ["gpt-image-2.6-sunburst"]);
 
     running.world.fakes.retire_model("gpt-image-2.6-sunburst");
     running.send(&ghost("a walrus")).await;
     let result = running.result().await;
     assert_eq!(result.body["state"], "succeeded", "{}", result.body);
     assert_eq!(
-        running.attempted_models(),
+        attempted_models(&running),
         [
             "gpt-image-2.6-sunburst",
             "gpt-image-2.6-sunburst",
@@ -134,10 +67,10 @@ async fn a_model_retired_mid_stream_fails_over_to_the_next_with_one_debit() {
     running.send(&ghost("an otter")).await;
     assert_eq!(running.result().await.body["state"], "succeeded");
     assert_eq!(
-        running.attempted_models().last().unwrap(),
+        attempted_models(&running).last().unwrap(),
         "gpt-image-2.6-flare"
     );
-    assert_eq!(running.attempted_models().len(), 4);
+    assert_eq!(attempted_models(&running).len(), 4);
     running.stop().await;
 }
 
@@ -152,7 +85,7 @@ async fn a_model_gone_at_start_up_is_skipped_and_shown_as_gone() {
     running.send(&ghost("a seal")).await;
     assert_eq!(running.result().await.body["state"], "succeeded");
     assert_eq!(
-        running.attempted_models(),
+        attempted_models(&running),
         ["gpt-image-2.6-sunburst"],
         "the retired model is never called"
     );

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_consumer::ConsumerConfig;
-use dynamo_runtime::{Env, Shutdown};
+use dynamo_runtime::Shutdown;
 use dynamo_store::StepFailure;
 use dynamo_testkit::{Captured, FlowStatus, ImageBehavior, TestWorld, eventually};
 use image::GenericImageView;
@@ -13,73 +13,9 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use uuid::Uuid;
 
-const WAIT: Duration = Duration::from_secs(60);
+mod support;
 
-struct Running {
-    world: TestWorld,
-    shutdown: Shutdown,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    alerts: String,
-    results: String,
-}
-
-impl Running {
-    async fn start(world: TestWorld, env: Env) -> Self {
-        let alerts = world
-            .broker
-            .capture(&world.broker.topology.alerts_exchange)
-            .await;
-        let results = world
-            .broker
-            .capture(&world.broker.topology.results_exchange)
-            .await;
-        let config = ConsumerConfig::from_env(&env).unwrap();
-        let shutdown = Shutdown::new();
-        let task = tokio::spawn(dynamo_consumer::run(config, shutdown.clone()));
-        Self {
-            world,
-            shutdown,
-            task,
-            alerts,
-            results,
-        }
-    }
-
-    async fn default(world: TestWorld) -> Self {
-        let env = world.consumer_env();
-        Self::start(world, env).await
-    }
-
-    async fn send(&self, body: &Value) -> Uuid {
-        let id = Uuid::new_v4();
-        self.world
-            .broker
-            .publish_request(&serde_json::to_vec(body).unwrap(), Some(id))
-            .await;
-        id
-    }
-
-    async fn result(&self) -> Captured {
-        self.world
-            .broker
-            .next(&self.results, WAIT)
-            .await
-            .expect("a generation-results message")
-    }
-
-    async fn stop(self) -> TestWorld {
-        self.shutdown.trigger();
-        self.task.await.unwrap().unwrap();
-        self.world
-    }
-}
-
-fn ghost(subject: &str) -> Value {
-    json!({"type":"image",
-           "viewer":{"twitch_user_id":"90790024","twitch_display_name":"wasabimilkshake"},
-           "state":{"broadcast_id":13,"screening_id":"96d1ca5c-7658-48c9-8193-9d1739854467","tape_id":124},
-           "payload":{"style":"ghost","inputs":{"subject":subject}}})
-}
+use support::{Running, WAIT, ghost};
 
 fn friend(color: &str, subject: &str) -> Value {
     json!({"type":"image",

@@ -1,5 +1,5 @@
-//! A consumer running in-process against a [`TestWorld`], for the tests of
-//! local servers and spend: start it, send requests, read their results.
+//! A consumer running in-process against a [`TestWorld`], shared by the
+//! consumer's test files: start it, send requests, read their results.
 
 #![allow(dead_code)] // each test file uses part of it
 
@@ -40,6 +40,12 @@ impl Running {
             alerts,
             results,
         }
+    }
+
+    /// With the test world's settings as they are.
+    pub async fn default(world: TestWorld) -> Self {
+        let env = world.consumer_env();
+        Self::start(world, env).await
     }
 
     pub async fn send(&self, body: &Value) -> Uuid {
