@@ -557,7 +557,7 @@ async fn main() {
         );
     }
     let verdict = |met: bool| match (benchmarking, met) {
-        (false, _) => "smoke run: not compared with the target",
+        (false, _) => "not compared (smoke run)",
         (true, true) => "met",
         (true, false) => "missed",
     };
