@@ -88,8 +88,8 @@ pub struct FakeState {
     pub image_call_log: Vec<(String, std::time::SystemTime)>,
     /// A pause before every image answer (a realistically slow upstream).
     pub image_delay: Option<std::time::Duration>,
-    /// The whole JSON answer, a PNG as `b64_json`, that every `Base64`
-    /// answer is instead of the rendered one (see [`Fakes::serve_png`]).
+    /// The whole JSON answer, an image as `b64_json`, that every `Base64`
+    /// answer is instead of the rendered one (see [`Fakes::serve_image`]).
     pub image_answer: Option<Bytes>,
     /// Enforce OpenAI's image limit: at most this many calls arrive per
     /// window, the rest are answered 429 (and counted in `image_429s`).
@@ -196,11 +196,12 @@ impl Fakes {
     /// The issuer the fake auth service signs tokens as.
     pub const ISSUER: &'static str = "https://goldenvcr.com/api/auth";
 
-    /// Every image answer carries `png` from now on (the answer is built
-    /// once, so the fake stays instant under load).
-    pub fn serve_png(&self, png: &[u8]) {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(png);
-        let answer = json!({"created": CREATED, "data": [{"b64_json": b64}]});
+    /// Every image answer carries `image` from now on, encoded as
+    /// `output_format` ("png", "jpeg") says, as OpenAI's answer names it (the
+    /// answer is built once, so the fake stays instant under load).
+    pub fn serve_image(&self, image: &[u8], output_format: &str) {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(image);
+        let answer = json!({"created": CREATED, "data": [{"b64_json": b64}], "output_format": output_format});
         // A Value with string keys always serialises.
         let answer = Bytes::from(serde_json::to_vec(&answer).unwrap());
         self.with(|state| state.image_answer = Some(answer));
