@@ -1,98 +1,238 @@
-//! The consumer's Prometheus metrics: counters kept in memory, rendered as
-//! text by the health server. A handful of series does not need a framework.
+//! The consumer's Prometheus metrics, in one `prometheus-client` registry
+//! per process, which escapes label values and help texts as the exposition
+//! format requires.
+//!
+//! Two kinds of metric: counters kept as the pipeline works, and readings of
+//! the database and the broker (the queue's depth, the configured models'
+//! shutdown dates, the oldest pending debit), taken by the health port at
+//! each scrape and shown as gauges by [`Readings`].
 
 use dynamo_upstream::UpstreamError;
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// (name, labels) → value
-    series: Mutex<BTreeMap<(&'static str, String), f64>>,
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// A counter of seconds or dollars.
+type Sum = Counter<f64, AtomicU64>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Finished {
+    state: String,
+    style: String,
 }
 
-const HELP: &[(&str, &str, &str)] = &[
-    (
-        "dynamo_upstream_holds_total",
-        "counter",
-        "Times the fleet started holding requests because a service was out (bad key, no credit, every model gone).",
-    ),
-    (
-        "dynamo_recovery_sweeps_total",
-        "counter",
-        "Looks for requests nobody owns (due retries, viewers' turns, lapsed leases).",
-    ),
-    (
-        "dynamo_recovered_total",
-        "counter",
-        "Requests taken over after their owner's lease lapsed (its process died or froze).",
-    ),
-    (
-        "dynamo_requests_finished_total",
-        "counter",
-        "Requests that reached an end state, by state and style.",
-    ),
-    (
-        "dynamo_step_seconds_total",
-        "counter",
-        "Time spent in each pipeline step.",
-    ),
-    ("dynamo_step_total", "counter", "Pipeline steps run."),
-    (
-        "dynamo_openai_calls_total",
-        "counter",
-        "OpenAI calls by endpoint and outcome.",
-    ),
-    (
-        "dynamo_retries_total",
-        "counter",
-        "Transient failures retried, by step.",
-    ),
-    (
-        "dynamo_rate_limiter_wait_seconds_total",
-        "counter",
-        "Time spent waiting for the shared rate limits.",
-    ),
-    (
-        "dynamo_dead_lettered_total",
-        "counter",
-        "Malformed messages parked in the dead-letter queue.",
-    ),
-    (
-        "dynamo_image_spend_usd_total",
-        "counter",
-        "USD spent on images by this process, by model (from the answer's usage, else the model's price).",
-    ),
-    (
-        "dynamo_requeued_total",
-        "counter",
-        "Messages handed back because progress could not be recorded.",
-    ),
-];
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StepLabel {
+    step: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OpenAiCall {
+    endpoint: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Limiter {
+    limiter: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Service {
+    service: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Model {
+    model: String,
+}
+
+/// One configured model with an announced shutdown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelShutdown {
+    pub model: String,
+    /// `OPENAI_IMAGE_MODEL` or `OPENAI_CHAT_MODEL`.
+    pub variable: String,
+    /// Negative once past.
+    pub days_left: i32,
+}
+
+/// What one scrape read from the database and the broker. A reading that
+/// did not answer is `None` (or empty) and its gauge is left out that
+/// scrape, rather than shown as zero.
+#[derive(Debug, Default)]
+pub struct Readings {
+    pub queue_depth: Option<u32>,
+    pub model_shutdowns: Vec<ModelShutdown>,
+    /// Fleet-wide, in seconds; 0 when no debit is pending.
+    pub oldest_pending_debit_age: Option<f64>,
+}
+
+/// Shows the latest [`Readings`] as gauges.
+#[derive(Debug, Default)]
+struct LatestReadings(Mutex<Readings>);
+
+impl Collector for LatestReadings {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let readings = lock(&self.0);
+        if let Some(depth) = readings.queue_depth {
+            let gauge = encoder.encode_descriptor(
+                "dynamo_queue_depth",
+                "Messages waiting in the request queue.",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(i64::from(depth)).encode(gauge)?;
+        }
+        if !readings.model_shutdowns.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "dynamo_model_shutdown_days",
+                "Days until a configured model's announced shutdown (negative once past).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for shutdown in &readings.model_shutdowns {
+                let labels = [
+                    ("model", shutdown.model.as_str()),
+                    ("variable", shutdown.variable.as_str()),
+                ];
+                ConstGauge::new(i64::from(shutdown.days_left))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        if let Some(age) = readings.oldest_pending_debit_age {
+            let gauge = encoder.encode_descriptor(
+                "dynamo_oldest_pending_debit_age_seconds",
+                "Age of the oldest ledger debit neither accepted nor rejected yet (0: none).",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(age).encode(gauge)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    holds: Family<Service, Counter>,
+    recovery_sweeps: Counter,
+    recovered: Counter,
+    finished: Family<Finished, Counter>,
+    step_seconds: Family<StepLabel, Sum>,
+    steps: Family<StepLabel, Counter>,
+    openai_calls: Family<OpenAiCall, Counter>,
+    retries: Family<StepLabel, Counter>,
+    rate_limiter_wait: Family<Limiter, Sum>,
+    dead_lettered: Counter,
+    spend: Family<Model, Sum>,
+    requeued: Counter,
+    readings: Arc<LatestReadings>,
+    /// Held from storing a scrape's readings to rendering them, so that two
+    /// scrapes at once each show their own.
+    scrape: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        // Counters are registered without their `_total`: the encoder adds it.
+        macro_rules! registered {
+            ($name:literal, $help:literal) => {{
+                let metric = Default::default();
+                registry.register($name, $help, Clone::clone(&metric));
+                metric
+            }};
+        }
+        let holds = registered!(
+            "dynamo_upstream_holds",
+            "Times the fleet started holding requests because a service was out (bad key, no credit, every model gone)."
+        );
+        let recovery_sweeps = registered!(
+            "dynamo_recovery_sweeps",
+            "Looks for requests nobody owns (due retries, viewers' turns, lapsed leases)."
+        );
+        let recovered = registered!(
+            "dynamo_recovered",
+            "Requests taken over after their owner's lease lapsed (its process died or froze)."
+        );
+        let finished = registered!(
+            "dynamo_requests_finished",
+            "Requests that reached an end state, by state and style."
+        );
+        let step_seconds = registered!("dynamo_step_seconds", "Time spent in each pipeline step.");
+        let steps = registered!("dynamo_step", "Pipeline steps run.");
+        let openai_calls = registered!(
+            "dynamo_openai_calls",
+            "OpenAI calls by endpoint and outcome."
+        );
+        let retries = registered!("dynamo_retries", "Transient failures retried, by step.");
+        let rate_limiter_wait = registered!(
+            "dynamo_rate_limiter_wait_seconds",
+            "Time spent waiting for the shared rate limits."
+        );
+        let dead_lettered = registered!(
+            "dynamo_dead_lettered",
+            "Malformed messages parked in the dead-letter queue."
+        );
+        let spend = registered!(
+            "dynamo_image_spend_usd",
+            "USD spent on images by this process, by model (from the answer's usage, else the model's price)."
+        );
+        let requeued = registered!(
+            "dynamo_requeued",
+            "Messages handed back because progress could not be recorded."
+        );
+        let readings = Arc::new(LatestReadings::default());
+        registry.register_collector(Box::new(readings.clone()));
+        Self {
+            registry,
+            holds,
+            recovery_sweeps,
+            recovered,
+            finished,
+            step_seconds,
+            steps,
+            openai_calls,
+            retries,
+            rate_limiter_wait,
+            dead_lettered,
+            spend,
+            requeued,
+            readings,
+            scrape: Mutex::new(()),
+        }
+    }
+}
 
 impl Metrics {
-    fn add(&self, name: &'static str, labels: String, value: f64) {
-        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        *series.entry((name, labels)).or_default() += value;
-    }
-
     pub fn finished(&self, state: &str, style: &str) {
-        self.add(
-            "dynamo_requests_finished_total",
-            format!("state=\"{state}\",style=\"{style}\""),
-            1.0,
-        );
+        self.finished
+            .get_or_create(&Finished {
+                state: state.to_owned(),
+                style: style.to_owned(),
+            })
+            .inc();
     }
 
     pub fn step(&self, step: &str, took: Duration) {
-        self.add(
-            "dynamo_step_seconds_total",
-            format!("step=\"{step}\""),
-            took.as_secs_f64(),
-        );
-        self.add("dynamo_step_total", format!("step=\"{step}\""), 1.0);
+        let label = StepLabel {
+            step: step.to_owned(),
+        };
+        self.step_seconds
+            .get_or_create(&label)
+            .inc_by(took.as_secs_f64());
+        self.steps.get_or_create(&label).inc();
     }
 
     pub fn openai_call<T>(&self, endpoint: &str, result: &Result<T, UpstreamError>) {
@@ -105,84 +245,88 @@ impl Metrics {
             Err(UpstreamError::Inadmissible(_)) => "inadmissible",
             Err(_) => "error",
         };
-        self.add(
-            "dynamo_openai_calls_total",
-            format!("endpoint=\"{endpoint}\",outcome=\"{outcome}\""),
-            1.0,
-        );
+        self.openai_calls
+            .get_or_create(&OpenAiCall {
+                endpoint: endpoint.to_owned(),
+                outcome,
+            })
+            .inc();
     }
 
     pub fn retry(&self, step: &str) {
-        self.add("dynamo_retries_total", format!("step=\"{step}\""), 1.0);
+        self.retries
+            .get_or_create(&StepLabel {
+                step: step.to_owned(),
+            })
+            .inc();
     }
 
     pub fn rate_limiter_waited(&self, limiter: &str, waited: Duration) {
-        self.add(
-            "dynamo_rate_limiter_wait_seconds_total",
-            format!("limiter=\"{limiter}\""),
-            waited.as_secs_f64(),
-        );
+        self.rate_limiter_wait
+            .get_or_create(&Limiter {
+                limiter: limiter.to_owned(),
+            })
+            .inc_by(waited.as_secs_f64());
     }
 
     pub fn dead_lettered(&self) {
-        self.add("dynamo_dead_lettered_total", String::new(), 1.0);
+        self.dead_lettered.inc();
     }
 
     pub fn hold_started(&self, service: &str) {
-        self.add(
-            "dynamo_upstream_holds_total",
-            format!("service=\"{service}\""),
-            1.0,
-        );
+        self.holds
+            .get_or_create(&Service {
+                service: service.to_owned(),
+            })
+            .inc();
     }
 
     /// An image bought for `usd`.
     pub fn spent(&self, model: &str, usd: f64) {
-        let model = model.replace('\\', "\\\\").replace('"', "\\\"");
-        self.add(
-            "dynamo_image_spend_usd_total",
-            format!("model=\"{model}\""),
-            usd,
-        );
+        self.spend
+            .get_or_create(&Model {
+                model: model.to_owned(),
+            })
+            .inc_by(usd);
     }
 
     pub fn requeued(&self) {
-        self.add("dynamo_requeued_total", String::new(), 1.0);
+        self.requeued.inc();
     }
 
     pub fn recovery_sweep(&self, recovered: usize) {
-        self.add("dynamo_recovery_sweeps_total", String::new(), 1.0);
-        self.add("dynamo_recovered_total", String::new(), recovered as f64);
+        self.recovery_sweeps.inc();
+        self.recovered.inc_by(recovered as u64);
     }
 
-    /// Every series, grouped under its HELP and TYPE lines. A series must
-    /// have an entry in `HELP` (a unit test checks the ones recorded here).
-    pub fn render(&self) -> String {
-        let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+    /// Every metric in the Prometheus text format, with this scrape's readings.
+    pub fn render(&self, readings: Readings) -> Result<String, std::fmt::Error> {
+        let _scrape = lock(&self.scrape);
+        *lock(&self.readings.0) = readings;
         let mut out = String::new();
-        for (name, kind, help) in HELP {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for ((series_name, labels), value) in series.iter() {
-                if series_name == name {
-                    if labels.is_empty() {
-                        let _ = writeln!(out, "{name} {value}");
-                    } else {
-                        let _ = writeln!(out, "{name}{{{labels}}} {value}");
-                    }
-                }
-            }
-        }
-        out
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
+        Ok(out)
     }
+}
+
+/// A panic elsewhere while holding the lock leaves consistent data behind
+/// (each write is a single assignment): keep serving metrics.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn render(metrics: &Metrics, readings: Readings) -> String {
+        metrics.render(readings).expect("rendering into a String")
+    }
+
     #[test]
-    fn every_recorded_series_is_rendered() {
+    fn today_s_series_names_are_kept() {
         let metrics = Metrics::default();
         metrics.finished("succeeded", "ghost");
         metrics.step("image", Duration::from_millis(5));
@@ -191,29 +335,87 @@ mod tests {
         metrics.rate_limiter_waited("openai-images", Duration::from_millis(5));
         metrics.dead_lettered();
         metrics.requeued();
+        metrics.hold_started("openai");
         metrics.spent("gpt-image-2", 0.053);
         metrics.recovery_sweep(2);
-        let names: Vec<&str> = metrics
-            .series
-            .lock()
-            .unwrap()
-            .keys()
-            .map(|(n, _)| *n)
-            .collect();
-        let text = metrics.render();
-        for name in names {
+        let text = render(&metrics, Readings::default());
+        for sample in [
+            r#"dynamo_requests_finished_total{state="succeeded",style="ghost"} 1"#,
+            r#"dynamo_step_total{step="image"} 1"#,
+            r#"dynamo_step_seconds_total{step="image"} 0.005"#,
+            r#"dynamo_openai_calls_total{endpoint="images",outcome="ok"} 1"#,
+            r#"dynamo_retries_total{step="image"} 1"#,
+            r#"dynamo_rate_limiter_wait_seconds_total{limiter="openai-images"} 0.005"#,
+            "dynamo_dead_lettered_total 1",
+            "dynamo_requeued_total 1",
+            r#"dynamo_upstream_holds_total{service="openai"} 1"#,
+            r#"dynamo_image_spend_usd_total{model="gpt-image-2"} 0.053"#,
+            "dynamo_recovery_sweeps_total 1",
+            "dynamo_recovered_total 2",
+        ] {
             assert!(
-                HELP.iter().any(|(help, _, _)| *help == name),
-                "{name} has no HELP entry"
-            );
-            assert!(
-                text.contains(&format!("\n{name}")),
-                "{name} is not rendered:\n{text}"
+                text.contains(&format!("\n{sample}\n")),
+                "no {sample} in\n{text}"
             );
         }
-        assert!(text.contains("dynamo_recovered_total 2"), "{text}");
+        assert!(text.contains("# TYPE dynamo_step_total counter"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let metrics = Metrics::default();
+        metrics.spent("odd\"model\\with\nnewline", 0.5);
+        let readings = Readings {
+            model_shutdowns: vec![ModelShutdown {
+                model: "gpt\"x".into(),
+                variable: "OPENAI_IMAGE_MODEL".into(),
+                days_left: 12,
+            }],
+            ..Readings::default()
+        };
+        let text = render(&metrics, readings);
         assert!(
-            text.contains("dynamo_image_spend_usd_total{model=\"gpt-image-2\"} 0.053"),
+            text.contains(r#"dynamo_image_spend_usd_total{model="odd\"model\\with\nnewline"} 0.5"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"dynamo_model_shutdown_days{model="gpt\"x",variable="OPENAI_IMAGE_MODEL"} 12"#
+            ),
+            "{text}"
+        );
+        // Every line is a comment or one sample: no label broke a line.
+        for line in text.lines() {
+            assert!(
+                line.starts_with("# HELP ")
+                    || line.starts_with("# TYPE ")
+                    || line.starts_with("dynamo_"),
+                "{line:?} in {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn readings_are_shown_when_they_answered() {
+        let metrics = Metrics::default();
+        let text = render(&metrics, Readings::default());
+        assert!(!text.contains("dynamo_queue_depth"), "{text}");
+        assert!(!text.contains("dynamo_model_shutdown_days"), "{text}");
+        assert!(
+            !text.contains("dynamo_oldest_pending_debit_age_seconds"),
+            "{text}"
+        );
+        let text = render(
+            &metrics,
+            Readings {
+                queue_depth: Some(4),
+                oldest_pending_debit_age: Some(12.5),
+                ..Readings::default()
+            },
+        );
+        assert!(text.contains("\ndynamo_queue_depth 4\n"), "{text}");
+        assert!(
+            text.contains("\ndynamo_oldest_pending_debit_age_seconds 12.5\n"),
             "{text}"
         );
     }
