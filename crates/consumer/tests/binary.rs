@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_runtime::Env;
-use dynamo_testkit::{ImageBehavior, TestWorld, command, eventually, output_within};
+use dynamo_testkit::{ImageBehavior, TestWorld, assert_version, command, eventually, help_of};
 use serde_json::json;
 use std::process::Stdio;
 use std::time::Duration;
@@ -14,12 +14,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_dynamo-consumer");
 fn help_lists_the_settings_and_starts_nothing_without_any_environment() {
     // With no environment at all, starting would fail on OPENAI_API_KEY (exit
     // 2); --help must not get that far.
-    let output = output_within(
-        command(BINARY, &Env::default()).arg("--help"),
-        Duration::from_secs(10),
-    );
-    assert_eq!(output.status.code(), Some(0));
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = help_of(BINARY);
     for setting in [
         "PGHOST=localhost",
         "RMQ_HOST=localhost",
@@ -39,24 +34,11 @@ fn help_lists_the_settings_and_starts_nothing_without_any_environment() {
         !stdout.contains("LISTEN_PORT"),
         "the server's settings are not the consumer's"
     );
-    assert_eq!(
-        String::from_utf8_lossy(&output.stderr),
-        "",
-        "nothing logged"
-    );
 }
 
 #[test]
 fn version_prints_the_version() {
-    let output = output_within(
-        command(BINARY, &Env::default()).arg("--version"),
-        Duration::from_secs(10),
-    );
-    assert_eq!(output.status.code(), Some(0));
-    assert_eq!(
-        String::from_utf8(output.stdout).unwrap().trim(),
-        format!("dynamo-consumer {}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_version(BINARY, "dynamo-consumer");
 }
 
 #[test]

@@ -2,9 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
-use dynamo_runtime::Env;
-use dynamo_testkit::{command, output_within};
-use std::time::Duration;
+use dynamo_testkit::{assert_version, help_of};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_dynamo-server");
 
@@ -12,12 +10,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_dynamo-server");
 fn help_lists_the_settings_and_starts_nothing_without_any_environment() {
     // With no environment every default holds, and on this machine that is a
     // server that would start and keep running; --help must exit instead.
-    let output = output_within(
-        command(BINARY, &Env::default()).arg("--help"),
-        Duration::from_secs(10),
-    );
-    assert_eq!(output.status.code(), Some(0));
-    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stdout = help_of(BINARY);
     for setting in [
         "PGHOST=localhost",
         "RMQ_HOST=localhost",
@@ -41,22 +34,9 @@ fn help_lists_the_settings_and_starts_nothing_without_any_environment() {
         !stdout.contains("OPENAI_API_KEY"),
         "the consumer's settings are not the server's"
     );
-    assert_eq!(
-        String::from_utf8_lossy(&output.stderr),
-        "",
-        "nothing logged"
-    );
 }
 
 #[test]
 fn version_prints_the_version() {
-    let output = output_within(
-        command(BINARY, &Env::default()).arg("--version"),
-        Duration::from_secs(10),
-    );
-    assert_eq!(output.status.code(), Some(0));
-    assert_eq!(
-        String::from_utf8(output.stdout).unwrap().trim(),
-        format!("dynamo-server {}", env!("CARGO_PKG_VERSION"))
-    );
+    assert_version(BINARY, "dynamo-server");
 }

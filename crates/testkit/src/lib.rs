@@ -110,6 +110,40 @@ pub fn command(binary: &str, env: &Env) -> std::process::Command {
     command
 }
 
+/// What `binary --help` prints with no environment at all: it must exit 0
+/// at once (starting nothing, whatever the defaults would connect to) and log
+/// nothing. Panics otherwise.
+pub fn help_of(binary: &str) -> String {
+    let output = output_within(
+        command(binary, &Env::default()).arg("--help"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(output.status.code(), Some(0), "{binary} --help: {output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "",
+        "{binary} --help logged something"
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Checks that `binary --version` prints `name` and this workspace's version.
+pub fn assert_version(binary: &str, name: &str) {
+    let output = output_within(
+        command(binary, &Env::default()).arg("--version"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{binary} --version: {output:?}"
+    );
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().trim(),
+        format!("{name} {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 /// A whole world for one test: database, broker names, bucket and fakes.
 #[derive(Debug)]
 pub struct TestWorld {
