@@ -515,6 +515,7 @@ function renderDetail(view) {
   }
   parts.push(timeline);
 
+  if (page.me?.admin && view.state === "awaiting_approval") parts.push(approvalControls(view));
   if (page.me?.admin && (view.state === "failed" || view.state === "rejected")) {
     const row = document.createElement("div");
     row.className = "row";
@@ -669,13 +670,12 @@ function showApproval(view, { quietly = false } = {}) {
   element.querySelector(".name").textContent = view.name ?? "";
   element.querySelector(".viewer").textContent = view.viewer.twitch_display_name;
   element.querySelector(".style").textContent = view.inputs?.color ? `${view.style}, ${view.inputs.color}` : view.style;
-  const label = view.name ? `${view.name} (${subject})` : subject;
-  const approve = element.querySelector(".approve");
-  const decline = element.querySelector(".decline");
-  approve.setAttribute("aria-label", `Approve ${label} by ${view.viewer.twitch_display_name}`);
-  decline.setAttribute("aria-label", `Decline ${label} by ${view.viewer.twitch_display_name}`);
-  approve.addEventListener("click", () => decide(view.id, "approve"));
-  decline.addEventListener("click", () => decide(view.id, "decline"));
+  element.querySelector(".approval-meta").append(
+    approvalControls(view, (action) => {
+      element.dataset.decided = action;
+      element.querySelector(".deadline").textContent = "";
+    }),
+  );
   approvals.waiting.set(view.id, { element, view });
   $("approvals-list").append(element);
   updateDeadline(element, view);
@@ -717,27 +717,39 @@ setInterval(() => {
   for (const { element, view } of approvals.waiting.values()) updateDeadline(element, view);
 }, 1000);
 
-// The server records the decision; a consumer carries it out within a
-// second, and the state change then takes the image off the queue.
-async function decide(id, action) {
-  const known = approvals.waiting.get(id);
-  if (!known) return;
-  const { element } = known;
-  const status = element.querySelector(".approval-status");
-  const buttons = element.querySelectorAll("button");
-  for (const button of buttons) button.disabled = true;
-  status.className = "approval-status status";
-  try {
-    await api(`/requests/${id}/${action}`, { method: "POST" });
-    element.dataset.decided = action;
-    status.textContent = action === "approve" ? "Approved: going on air…" : "Declined: refunding the points…";
-    element.querySelector(".deadline").textContent = "";
-  } catch (error) {
-    status.className = "approval-status error";
-    status.textContent = `Not ${action}d: ${error.message}`;
-    // Decided elsewhere (another admin, the timeout): its state change removes it.
-    if (error.status !== 409) for (const button of buttons) button.disabled = false;
-  }
+// Approve and Decline (with an optional reason for the viewer) for one
+// waiting request: the same controls on its card in the queue and in its
+// detail. The server records the decision; a consumer carries it out within
+// a second, and the state change then takes the image off the queue.
+function approvalControls(view, onDecided = () => {}) {
+  const controls = $("approval-controls-template").content.firstElementChild.cloneNode(true);
+  const subject = view.inputs?.subject ?? "";
+  const label = `${view.name ? `${view.name} (${subject})` : subject} by ${view.viewer.twitch_display_name}`;
+  const reason = controls.querySelector(".decline-reason input");
+  const status = controls.querySelector(".approval-status");
+  const buttons = controls.querySelectorAll("button");
+  controls.querySelector(".approve").setAttribute("aria-label", `Approve ${label}`);
+  controls.querySelector(".decline").setAttribute("aria-label", `Decline ${label}`);
+  reason.setAttribute("aria-label", `Reason if you decline ${label} (optional, told to the viewer)`);
+  const decide = async (action) => {
+    for (const control of [...buttons, reason]) control.disabled = true;
+    status.className = "approval-status status";
+    const why = reason.value.trim();
+    const body = action === "decline" && why ? { reason: why } : undefined;
+    try {
+      await api(`/requests/${view.id}/${action}`, { method: "POST", body });
+      status.textContent = action === "approve" ? "Approved: going on air…" : "Declined: refunding the points…";
+      onDecided(action);
+    } catch (error) {
+      status.className = "approval-status error";
+      status.textContent = `Not ${action}d: ${error.message}`;
+      // Decided elsewhere (another admin, the timeout): its state change removes it.
+      if (error.status !== 409) for (const control of [...buttons, reason]) control.disabled = false;
+    }
+  };
+  controls.querySelector(".approve").addEventListener("click", () => decide("approve"));
+  controls.querySelector(".decline").addEventListener("click", () => decide("decline"));
+  return controls;
 }
 
 function approvalTimeline(view) {

@@ -177,3 +177,55 @@ async fn on_a_phone_the_approve_and_decline_buttons_are_big_and_on_screen() {
     browser.until_card(&id, "succeeded").await;
     streamer.done().await;
 }
+
+#[tokio::test]
+async fn an_admin_declines_from_the_detail_with_a_reason_the_viewer_is_told() {
+    let streamer = Streamer::sign_in(1280, 900).await;
+    let browser = &streamer.browser;
+    let broker = &streamer.server.world.broker;
+    let results = broker.capture(&broker.topology.results_exchange).await;
+    let id = streamer.waiting("ghost", "a seal in a raincoat").await;
+    browser.until_card(&id, "awaiting_approval").await;
+    browser.open_detail(&id).await;
+    let controls = "#detail .approval-controls";
+    browser
+        .fill(
+            &format!("{controls} .decline-reason input"),
+            "not during the sponsor read",
+        )
+        .await;
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "accessibility: {violations:#?}");
+    browser.click(&format!("{controls} .decline")).await;
+    browser.until_card(&id, "rejected").await;
+    // The open detail follows the state change: the controls go, the reason shows.
+    browser
+        .until(
+            "the detail to show the end state without the controls",
+            &format!("!document.querySelector('{controls}') && document.getElementById('detail').innerText.includes('finished: rejected')"),
+        )
+        .await;
+    let reason = browser
+        .eval(&format!(
+            "{}.querySelector('.reason').textContent",
+            crate::card(&id)
+        ))
+        .await;
+    assert_eq!(
+        reason, "declined by the streamer: not during the sponsor read",
+        "the viewer's result carries the reason"
+    );
+    let result = broker
+        .next(&results, std::time::Duration::from_secs(10))
+        .await
+        .expect("the request's result")
+        .body;
+    assert_eq!(result["request_id"], id.as_str(), "{result}");
+    assert_eq!(result["state"], "rejected", "{result}");
+    assert_eq!(
+        result["reason"], "declined by the streamer: not during the sponsor read",
+        "{result}"
+    );
+    browser.close_detail().await;
+    streamer.done().await;
+}
