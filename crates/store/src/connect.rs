@@ -191,6 +191,10 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     // it covers reading what was applied too: a process that waited while
     // another migrated must not report those migrations as its own.
     migrator.set_locking(false);
+    // During a rolling upgrade a newer dynamo of the fleet may have migrated
+    // first. Migrations only ever add (no drops, no renames), so this one
+    // runs on against the newer schema rather than refuse to start.
+    migrator.set_ignore_missing(true);
     connection.lock().await?;
     let outcome = match applied_versions(&mut connection).await {
         // `run_direct` is what `run` calls once it holds a connection; through
@@ -209,6 +213,17 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         .await?;
     let before = outcome?;
     unlocked?;
+    let newer: Vec<i64> = before
+        .iter()
+        .copied()
+        .filter(|version| !migrator.iter().any(|m| m.version == *version))
+        .collect();
+    if !newer.is_empty() {
+        tracing::warn!(
+            versions = ?newer,
+            "the database has migrations this build does not know: a newer dynamo migrated it; running on (migrations only add), upgrade this process"
+        );
+    }
     for migration in migrator
         .iter()
         .filter(|m| !m.migration_type.is_down_migration() && !before.contains(&m.version))

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
-use dynamo_store::{NewRequest, RequestState, Store, StoreError, migrate};
+use dynamo_store::{MIGRATIONS_TABLE, NewRequest, RequestState, Store, StoreError, migrate};
 use dynamo_testkit::TestDatabase;
 use dynamo_wire::GenerationRequest;
 
@@ -156,5 +156,48 @@ async fn steps_only_move_forward_and_repeat_harmlessly() {
     assert!(
         record.ledger_flow_id.is_some(),
         "the repeated debit did not erase the flow"
+    );
+}
+
+#[tokio::test]
+async fn an_older_build_starts_on_a_database_a_newer_one_migrated() {
+    // A rolling upgrade: a newer dynamo applied a migration this build has
+    // never heard of, then an old replica restarts.
+    let database = TestDatabase::create_empty().await;
+    migrate(database.pool()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {MIGRATIONS_TABLE} (version, description, success, checksum, execution_time)
+         VALUES (99991231000000, 'from a newer dynamo', true, '\\x00', 1)"
+    )))
+    .execute(database.pool())
+    .await
+    .unwrap();
+    migrate(database.pool())
+        .await
+        .expect("an older build runs on against the newer schema");
+}
+
+#[test]
+fn migrations_only_add_so_an_older_build_can_run_on_a_newer_schema() {
+    // What `migrate` promises an older replica during a rolling upgrade. A
+    // migration that must remove something needs a plan (two releases: stop
+    // using it, then drop it) and this test changed with it.
+    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(directory).unwrap() {
+        let path = entry.unwrap().path();
+        let sql = std::fs::read_to_string(&path).unwrap().to_lowercase();
+        for word in ["drop table", "drop column", "rename"] {
+            assert!(
+                !sql.contains(word),
+                "{} says {word:?}: older replicas would break on it",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 18,
+        "read only {checked} migrations from {directory}"
     );
 }
