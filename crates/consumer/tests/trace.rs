@@ -148,6 +148,8 @@ async fn an_enqueued_request_is_one_trace_across_server_and_consumer() {
         let request = http
             .post(format!("{base}/requests"))
             .bearer_auth(&admin)
+            // The caller traces too (a chatbot, say): its trace goes on.
+            .header("traceparent", CALLER_TRACEPARENT)
             .json(&body)
             .send();
         async move {
@@ -230,6 +232,11 @@ async fn an_enqueued_request_is_one_trace_across_server_and_consumer() {
         .find(|s| s.span_id == enqueue.parent_span_id)
         .expect("the enqueue span's parent is the HTTP request's span");
     assert_eq!(http_span.name, "http");
+    assert_eq!(
+        (hex(&http_span.trace_id), hex(&http_span.parent_span_id)),
+        (CALLER_TRACE_ID.to_owned(), CALLER_SPAN_ID.to_owned()),
+        "the server continued the caller's trace"
+    );
     for step in ["debit", "image", "alert", "accept"] {
         let span = find("dynamo-consumer", step);
         assert_eq!(span.trace_id, request.trace_id, "{step} is in the trace");
@@ -271,6 +278,10 @@ async fn an_enqueued_request_is_one_trace_across_server_and_consumer() {
         "the result's trace context"
     );
 }
+
+const CALLER_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN_ID: &str = "00f067aa0ba902b7";
+const CALLER_TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 fn traceparent(headers: &[(String, String)]) -> String {
     headers

@@ -29,6 +29,7 @@ use axum::http::{HeaderName, Request};
 use axum::{Extension, Json, Router};
 use dynamo_broker::{Broker, Declare};
 use dynamo_runtime::Shutdown;
+use dynamo_runtime::trace_context;
 use dynamo_store::Store;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -136,7 +137,17 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
                 .get(&REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            let span = tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id);
+            // A caller that traces (W3C Trace Context) sees its trace continued.
+            let caller: Vec<(String, String)> = [trace_context::TRACEPARENT, trace_context::TRACESTATE]
+                .into_iter()
+                .filter_map(|name| {
+                    let value = request.headers().get(name)?.to_str().ok()?;
+                    Some((name.to_owned(), value.to_owned()))
+                })
+                .collect();
+            trace_context::adopt(&span, &caller);
+            span
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
