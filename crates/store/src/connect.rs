@@ -184,7 +184,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     // `CREATE SCHEMA IF NOT EXISTS` and friends answer with a NOTICE ("schema
     // \"dynamo\" already exists, skipping") that sqlx logs at INFO on every
     // start; on this connection only warnings and errors are worth a line.
-    sqlx::query("SET client_min_messages = warning")
+    sqlx::query!("SET client_min_messages = warning")
         .execute(&mut *connection)
         .await?;
     // sqlx's advisory lock is taken here rather than inside `run_direct`, so
@@ -204,7 +204,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     };
     let unlocked = connection.unlock().await;
     // The connection goes back to the pool: later queries keep the default.
-    sqlx::query("RESET client_min_messages")
+    sqlx::query!("RESET client_min_messages")
         .execute(&mut *connection)
         .await?;
     let before = outcome?;
@@ -224,13 +224,16 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 
 /// The versions recorded as applied (none before the first migration).
 async fn applied_versions(connection: &mut sqlx::PgConnection) -> Result<Vec<i64>, StoreError> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(MIGRATIONS_TABLE)
-        .fetch_one(&mut *connection)
-        .await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT to_regclass($1) IS NOT NULL AS "exists!""#,
+        MIGRATIONS_TABLE
+    )
+    .fetch_one(&mut *connection)
+    .await?;
     if !exists {
         return Ok(Vec::new());
     }
+    // Runtime-checked: the table is named by MIGRATIONS_TABLE, as sqlx's migrator is told.
     let query = format!("SELECT version FROM {MIGRATIONS_TABLE} WHERE success");
     Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(query))
         .fetch_all(&mut *connection)
