@@ -50,19 +50,13 @@ impl std::str::FromStr for Decision {
 pub const TIMEOUT: &str = "timeout";
 
 /// A request's approval, as recorded (all `None` when it never waited).
-#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Approval {
-    #[sqlx(rename = "approval_requested_at")]
     pub requested_at: Option<DateTime<Utc>>,
-    #[sqlx(rename = "approval_deadline")]
     pub deadline: Option<DateTime<Utc>>,
-    #[sqlx(rename = "approval_decision")]
     pub decision_text: Option<String>,
-    #[sqlx(rename = "approval_decided_by")]
     pub decided_by: Option<String>,
-    #[sqlx(rename = "approval_decided_at")]
     pub decided_at: Option<DateTime<Utc>>,
-    #[sqlx(rename = "approval_note")]
     pub note: Option<String>,
 }
 
