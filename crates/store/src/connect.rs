@@ -239,3 +239,33 @@ async fn applied_versions(connection: &mut sqlx::PgConnection) -> Result<Vec<i64
         .fetch_all(&mut *connection)
         .await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// sqlx-cli migrates the database the checked queries are prepared
+    /// against (scripts/queries.sh) with ../../sqlx.toml: it must lay the
+    /// schema out as `migrate` does, or the check would prove nothing.
+    #[test]
+    fn sqlx_cli_migrates_into_the_same_schema_and_table() {
+        let config = include_str!("../../../sqlx.toml");
+        let settings: Vec<&str> = config
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.starts_with('#'))
+            .collect();
+        assert!(
+            settings.contains(&format!("table-name = \"{MIGRATIONS_TABLE}\"").as_str()),
+            "{settings:?}"
+        );
+        assert!(
+            settings.contains(&format!("create-schemas = [\"{SCHEMA}\"]").as_str()),
+            "{settings:?}"
+        );
+        assert!(
+            settings.contains(&"migrations-dir = \"migrations\""),
+            "{settings:?}"
+        );
+    }
+}
