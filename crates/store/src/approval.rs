@@ -50,19 +50,13 @@ impl std::str::FromStr for Decision {
 pub const TIMEOUT: &str = "timeout";
 
 /// A request's approval, as recorded (all `None` when it never waited).
-#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Approval {
-    #[sqlx(rename = "approval_requested_at")]
     pub requested_at: Option<DateTime<Utc>>,
-    #[sqlx(rename = "approval_deadline")]
     pub deadline: Option<DateTime<Utc>>,
-    #[sqlx(rename = "approval_decision")]
     pub decision_text: Option<String>,
-    #[sqlx(rename = "approval_decided_by")]
     pub decided_by: Option<String>,
-    #[sqlx(rename = "approval_decided_at")]
     pub decided_at: Option<DateTime<Utc>>,
-    #[sqlx(rename = "approval_note")]
     pub note: Option<String>,
 }
 
@@ -112,7 +106,7 @@ impl Store {
         lease: &Lease,
         timeout: Duration,
     ) -> Result<DateTime<Utc>, StoreError> {
-        let due: Option<DateTime<Utc>> = sqlx::query_scalar(
+        let due = sqlx::query_scalar!(
             "UPDATE dynamo.image_request SET
                  state = 'awaiting_approval',
                  approval_requested_at = coalesce(approval_requested_at, now()),
@@ -123,10 +117,10 @@ impl Store {
                  step_attempts = 0, step_failing_since = NULL, updated_at = now()
              WHERE id = $1 AND lease_token = $2 AND state IN ('stored', 'awaiting_approval')
              RETURNING next_attempt_at",
+            lease.request_id,
+            lease.token,
+            timeout.as_millis() as f64,
         )
-        .bind(lease.request_id)
-        .bind(lease.token)
-        .bind(timeout.as_millis() as f64)
         .fetch_optional(self.pool())
         .await?
         .flatten();
@@ -146,27 +140,28 @@ impl Store {
         decided_by: &str,
         note: Option<&str>,
     ) -> Result<(), DecisionError> {
-        let decided = sqlx::query(
+        let decided = sqlx::query!(
             "UPDATE dynamo.image_request SET
                  approval_decision = $2, approval_decided_by = $3, approval_decided_at = now(),
                  approval_note = $4, next_attempt_at = now(), updated_at = now()
              WHERE id = $1 AND state = 'awaiting_approval' AND approval_decision IS NULL",
+            id,
+            decision.as_str(),
+            decided_by,
+            note,
         )
-        .bind(id)
-        .bind(decision.as_str())
-        .bind(decided_by)
-        .bind(note)
         .execute(self.pool())
         .await?;
         if decided.rows_affected() == 1 {
             return Ok(());
         }
-        let current: Option<(String, Option<String>)> = sqlx::query_as(
+        let current = sqlx::query!(
             "SELECT state, approval_decision FROM dynamo.image_request WHERE id = $1",
+            id
         )
-        .bind(id)
         .fetch_optional(self.pool())
-        .await?;
+        .await?
+        .map(|row| (row.state, row.approval_decision));
         match current {
             None => Err(DecisionError::NotFound(id)),
             Some((state, decision)) => Err(DecisionError::NotAwaiting {
@@ -187,17 +182,17 @@ impl Store {
         lease: &Lease,
         decision: Decision,
     ) -> Result<bool, StoreError> {
-        let decided = sqlx::query(
+        let decided = sqlx::query!(
             "UPDATE dynamo.image_request SET
                  approval_decision = $3, approval_decided_by = $4, approval_decided_at = now(),
                  updated_at = now()
              WHERE id = $1 AND lease_token = $2 AND state = 'awaiting_approval'
                AND approval_decision IS NULL AND approval_deadline <= now()",
+            lease.request_id,
+            lease.token,
+            decision.as_str(),
+            TIMEOUT,
         )
-        .bind(lease.request_id)
-        .bind(lease.token)
-        .bind(decision.as_str())
-        .bind(TIMEOUT)
         .execute(self.pool())
         .await?;
         Ok(decided.rows_affected() == 1)
@@ -205,11 +200,7 @@ impl Store {
 
     /// Why a guarded write under `lease` changed nothing.
     async fn refusal(&self, lease: &Lease, to: &'static str) -> StoreError {
-        let current: Result<Option<(String, Option<Uuid>)>, sqlx::Error> =
-            sqlx::query_as("SELECT state, lease_token FROM dynamo.image_request WHERE id = $1")
-                .bind(lease.request_id)
-                .fetch_optional(self.pool())
-                .await;
+        let current = crate::lease::state_and_lease(self.pool(), lease.request_id).await;
         match current {
             Err(error) => error.into(),
             Ok(None) => StoreError::NotFound(lease.request_id),

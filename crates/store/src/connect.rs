@@ -184,7 +184,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     // `CREATE SCHEMA IF NOT EXISTS` and friends answer with a NOTICE ("schema
     // \"dynamo\" already exists, skipping") that sqlx logs at INFO on every
     // start; on this connection only warnings and errors are worth a line.
-    sqlx::query("SET client_min_messages = warning")
+    sqlx::query!("SET client_min_messages = warning")
         .execute(&mut *connection)
         .await?;
     // sqlx's advisory lock is taken here rather than inside `run_direct`, so
@@ -208,7 +208,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     };
     let unlocked = connection.unlock().await;
     // The connection goes back to the pool: later queries keep the default.
-    sqlx::query("RESET client_min_messages")
+    sqlx::query!("RESET client_min_messages")
         .execute(&mut *connection)
         .await?;
     let before = outcome?;
@@ -239,15 +239,48 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 
 /// The versions recorded as applied (none before the first migration).
 async fn applied_versions(connection: &mut sqlx::PgConnection) -> Result<Vec<i64>, StoreError> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(MIGRATIONS_TABLE)
-        .fetch_one(&mut *connection)
-        .await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT to_regclass($1) IS NOT NULL AS "exists!""#,
+        MIGRATIONS_TABLE
+    )
+    .fetch_one(&mut *connection)
+    .await?;
     if !exists {
         return Ok(Vec::new());
     }
+    // Runtime-checked: the table is named by MIGRATIONS_TABLE, as sqlx's migrator is told.
     let query = format!("SELECT version FROM {MIGRATIONS_TABLE} WHERE success");
     Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(query))
         .fetch_all(&mut *connection)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// sqlx-cli migrates the database the checked queries are prepared
+    /// against (scripts/queries.sh) with ../../sqlx.toml: it must lay the
+    /// schema out as `migrate` does, or the check would prove nothing.
+    #[test]
+    fn sqlx_cli_migrates_into_the_same_schema_and_table() {
+        let config = include_str!("../../../sqlx.toml");
+        let settings: Vec<&str> = config
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.starts_with('#'))
+            .collect();
+        assert!(
+            settings.contains(&format!("table-name = \"{MIGRATIONS_TABLE}\"").as_str()),
+            "{settings:?}"
+        );
+        assert!(
+            settings.contains(&format!("create-schemas = [\"{SCHEMA}\"]").as_str()),
+            "{settings:?}"
+        );
+        assert!(
+            settings.contains(&"migrations-dir = \"migrations\""),
+            "{settings:?}"
+        );
+    }
 }

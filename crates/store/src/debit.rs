@@ -18,19 +18,19 @@ impl Store {
     /// Records that the debit is about to be asked for (once; later calls
     /// return the first time).
     pub async fn note_debit_intent(&self, lease: &Lease) -> Result<DebitIntent, StoreError> {
-        let noted: Option<(DateTime<Utc>, bool)> = sqlx::query_as(
-            "UPDATE dynamo.image_request r
+        let noted = sqlx::query_as!(
+            DebitIntent,
+            r#"UPDATE dynamo.image_request r
              SET debit_requested_at = coalesce(r.debit_requested_at, now())
              FROM (SELECT debit_requested_at AS before FROM dynamo.image_request WHERE id = $1) b
              WHERE r.id = $1 AND r.lease_token = $2
-             RETURNING r.debit_requested_at, b.before IS NOT NULL",
+             RETURNING r.debit_requested_at AS "since!", b.before IS NOT NULL AS "earlier!""#,
+            lease.request_id,
+            lease.token,
         )
-        .bind(lease.request_id)
-        .bind(lease.token)
         .fetch_optional(self.pool())
         .await?;
-        let (since, earlier) = noted.ok_or(StoreError::LeaseLost(lease.request_id))?;
-        Ok(DebitIntent { since, earlier })
+        noted.ok_or(StoreError::LeaseLost(lease.request_id))
     }
 
     /// How long the oldest pending debit has waited, in seconds: a request
@@ -38,10 +38,10 @@ impl Store {
     /// Zero when there is none. A debit pending for long means points are
     /// held from a viewer while nothing settles them.
     pub async fn oldest_pending_debit_age(&self) -> Result<f64, StoreError> {
-        let age: f64 = sqlx::query_scalar(
-            "SELECT coalesce(extract(epoch FROM now() - min(debited_at))::float8, 0)
+        let age = sqlx::query_scalar!(
+            r#"SELECT coalesce(extract(epoch FROM now() - min(debited_at))::float8, 0) AS "age!"
              FROM dynamo.image_request
-             WHERE settled_at IS NULL AND ledger_flow_id IS NOT NULL AND debited_at IS NOT NULL",
+             WHERE settled_at IS NULL AND ledger_flow_id IS NOT NULL AND debited_at IS NOT NULL"#
         )
         .fetch_one(self.pool())
         .await?;
@@ -50,10 +50,7 @@ impl Store {
 
     /// Which of these ledger flows a request already holds.
     pub async fn owned_flows(&self, flows: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
-        let owned: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT ledger_flow_id FROM dynamo.image_request WHERE ledger_flow_id = ANY($1)",
-        )
-        .bind(flows)
+        let owned = sqlx::query_scalar!(r#"SELECT ledger_flow_id AS "flow!" FROM dynamo.image_request WHERE ledger_flow_id = ANY($1)"#, flows)
         .fetch_all(self.pool())
         .await?;
         Ok(owned.into_iter().collect())
@@ -63,11 +60,12 @@ impl Store {
 impl Store {
     /// When the request's debit was first asked for, if ever.
     pub async fn debit_intent(&self, id: Uuid) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let since: Option<Option<DateTime<Utc>>> =
-            sqlx::query_scalar("SELECT debit_requested_at FROM dynamo.image_request WHERE id = $1")
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?;
+        let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar!(
+            "SELECT debit_requested_at FROM dynamo.image_request WHERE id = $1",
+            id
+        )
+        .fetch_optional(self.pool())
+        .await?;
         Ok(since.flatten())
     }
 
@@ -79,21 +77,22 @@ impl Store {
         id: Uuid,
         pending: &[Uuid],
     ) -> Result<Option<Vec<Uuid>>, StoreError> {
-        let (in_flight, owned): (bool, Vec<Uuid>) = sqlx::query_as(
-            "SELECT EXISTS (
+        let row = sqlx::query!(
+            r#"SELECT EXISTS (
                         SELECT 1 FROM dynamo.image_request o
                         JOIN dynamo.image_request r ON r.twitch_user_id = o.twitch_user_id
                         WHERE r.id = $1 AND o.id <> r.id
                           AND o.debit_requested_at IS NOT NULL
                           AND o.ledger_flow_id IS NULL
-                          AND o.finished_at IS NULL),
+                          AND o.finished_at IS NULL) AS "in_flight!",
                     ARRAY(SELECT ledger_flow_id FROM dynamo.image_request
-                          WHERE ledger_flow_id = ANY($2))",
+                          WHERE ledger_flow_id = ANY($2)) AS "owned!: Vec<Uuid>""#,
+            id,
+            pending,
         )
-        .bind(id)
-        .bind(pending)
         .fetch_one(self.pool())
         .await?;
+        let (in_flight, owned) = (row.in_flight, row.owned);
         Ok((!in_flight).then(|| {
             pending
                 .iter()

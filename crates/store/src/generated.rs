@@ -8,14 +8,14 @@ use uuid::Uuid;
 impl Store {
     /// Keeps the image service's answer for the request, under its lease.
     pub async fn keep_generated(&self, lease: &Lease, bytes: &[u8]) -> Result<(), StoreError> {
-        let kept = sqlx::query(
+        let kept = sqlx::query!(
             "INSERT INTO dynamo.generated_image (image_request_id, bytes)
              SELECT id, $3 FROM dynamo.image_request WHERE id = $1 AND lease_token = $2
              ON CONFLICT (image_request_id) DO UPDATE SET bytes = EXCLUDED.bytes",
+            lease.request_id,
+            lease.token,
+            bytes
         )
-        .bind(lease.request_id)
-        .bind(lease.token)
-        .bind(bytes)
         .execute(self.pool())
         .await?;
         if kept.rows_affected() == 1 {
@@ -27,10 +27,10 @@ impl Store {
 
     /// The answer kept for a request, if it was bought and not yet stored.
     pub async fn generated(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
-        let bytes = sqlx::query_scalar(
+        let bytes = sqlx::query_scalar!(
             "SELECT bytes FROM dynamo.generated_image WHERE image_request_id = $1",
+            id
         )
-        .bind(id)
         .fetch_optional(self.pool())
         .await?;
         Ok(bytes)
@@ -42,9 +42,11 @@ pub(crate) async fn forget_generated(
     conn: &mut sqlx::PgConnection,
     id: Uuid,
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM dynamo.generated_image WHERE image_request_id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM dynamo.generated_image WHERE image_request_id = $1",
+        id
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }

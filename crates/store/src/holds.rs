@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 /// A service the fleet holds requests for.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {
     pub service: String,
     pub reason: String,
@@ -24,16 +24,11 @@ impl Store {
         reason: &str,
         probe_every: Duration,
     ) -> Result<bool, StoreError> {
-        let started: bool = sqlx::query_scalar(
-            "INSERT INTO dynamo.upstream_hold (service, reason, next_probe_at)
+        let started = sqlx::query_scalar!(r#"INSERT INTO dynamo.upstream_hold (service, reason, next_probe_at)
              VALUES ($1, $2, now() + $3 * interval '1 millisecond')
              ON CONFLICT (service) DO UPDATE SET reason = EXCLUDED.reason,
                  next_probe_at = greatest(dynamo.upstream_hold.next_probe_at, EXCLUDED.next_probe_at)
-             RETURNING (xmax = 0)",
-        )
-        .bind(service)
-        .bind(reason)
-        .bind(probe_every.as_millis() as f64)
+             RETURNING (xmax = 0) AS "started!""#, service, reason, probe_every.as_millis() as f64)
         .fetch_one(self.pool())
         .await?;
         Ok(started)
@@ -41,11 +36,12 @@ impl Store {
 
     /// The hold on a service, if any.
     pub async fn current_hold(&self, service: &str) -> Result<Option<Hold>, StoreError> {
-        let hold = sqlx::query_as(
+        let hold = sqlx::query_as!(
+            Hold,
             "SELECT service, reason, held_since, next_probe_at FROM dynamo.upstream_hold
              WHERE service = $1",
+            service,
         )
-        .bind(service)
         .fetch_optional(self.pool())
         .await?;
         Ok(hold)
@@ -53,7 +49,8 @@ impl Store {
 
     /// Every hold on (for operators).
     pub async fn holds(&self) -> Result<Vec<Hold>, StoreError> {
-        let holds = sqlx::query_as(
+        let holds = sqlx::query_as!(
+            Hold,
             "SELECT service, reason, held_since, next_probe_at FROM dynamo.upstream_hold
              ORDER BY service",
         )
@@ -69,12 +66,12 @@ impl Store {
         service: &str,
         probe_every: Duration,
     ) -> Result<bool, StoreError> {
-        let taken = sqlx::query(
+        let taken = sqlx::query!(
             "UPDATE dynamo.upstream_hold SET next_probe_at = now() + $2 * interval '1 millisecond'
              WHERE service = $1 AND next_probe_at <= now()",
+            service,
+            probe_every.as_millis() as f64
         )
-        .bind(service)
-        .bind(probe_every.as_millis() as f64)
         .execute(self.pool())
         .await?;
         Ok(taken.rows_affected() == 1)
@@ -84,10 +81,8 @@ impl Store {
     /// such a request probes a hold, so one not yet debited need not (and
     /// waits un-charged instead).
     pub async fn debited_requests_waiting(&self) -> Result<bool, StoreError> {
-        let waiting = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM dynamo.image_request
-                            WHERE state IN ('debited', 'named') AND settled_at IS NULL)",
-        )
+        let waiting = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM dynamo.image_request
+                            WHERE state IN ('debited', 'named') AND settled_at IS NULL) AS "waiting!""#)
         .fetch_one(self.pool())
         .await?;
         Ok(waiting)
@@ -95,10 +90,12 @@ impl Store {
 
     /// Ends the hold: the service answered. `true` when there was one.
     pub async fn release_hold(&self, service: &str) -> Result<bool, StoreError> {
-        let released = sqlx::query("DELETE FROM dynamo.upstream_hold WHERE service = $1")
-            .bind(service)
-            .execute(self.pool())
-            .await?;
+        let released = sqlx::query!(
+            "DELETE FROM dynamo.upstream_hold WHERE service = $1",
+            service
+        )
+        .execute(self.pool())
+        .await?;
         Ok(released.rows_affected() == 1)
     }
 }

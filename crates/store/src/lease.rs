@@ -32,16 +32,16 @@ impl Store {
         owner: &str,
         ttl: Duration,
     ) -> Result<Option<Lease>, StoreError> {
-        let token: Option<Uuid> = sqlx::query_scalar(
-            "UPDATE dynamo.image_request
+        let token = sqlx::query_scalar!(
+            r#"UPDATE dynamo.image_request
              SET lease_owner = $2, lease_token = gen_random_uuid(),
                  lease_expires_at = now() + $3 * interval '1 millisecond'
              WHERE id = $1 AND coalesce(lease_expires_at, '-infinity') < now()
-             RETURNING lease_token",
+             RETURNING lease_token AS "token!""#,
+            id,
+            owner,
+            millis(ttl)
         )
-        .bind(id)
-        .bind(owner)
-        .bind(millis(ttl))
         .fetch_optional(self.pool())
         .await?;
         Ok(token.map(|token| Lease {
@@ -53,14 +53,14 @@ impl Store {
     /// Extends a lease still held; `false` when it was lost (lapsed and taken
     /// over, or released).
     pub async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, StoreError> {
-        let renewed = sqlx::query(
+        let renewed = sqlx::query!(
             "UPDATE dynamo.image_request
              SET lease_expires_at = now() + $3 * interval '1 millisecond'
              WHERE id = $1 AND lease_token = $2",
+            lease.request_id,
+            lease.token,
+            millis(ttl)
         )
-        .bind(lease.request_id)
-        .bind(lease.token)
-        .bind(millis(ttl))
         .execute(self.pool())
         .await?;
         Ok(renewed.rows_affected() == 1)
@@ -74,15 +74,15 @@ impl Store {
         lease: &Lease,
         run_again_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE dynamo.image_request
              SET lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
                  next_attempt_at = $3, updated_at = now()
              WHERE id = $1 AND lease_token = $2",
+            lease.request_id,
+            lease.token,
+            run_again_at
         )
-        .bind(lease.request_id)
-        .bind(lease.token)
-        .bind(run_again_at)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -99,8 +99,8 @@ impl Store {
         limit: i64,
         ttl: Duration,
     ) -> Result<Vec<(Lease, bool)>, StoreError> {
-        let claimed: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(
-            "WITH picked AS (
+        let claimed = sqlx::query!(
+            r#"WITH picked AS (
                  SELECT id, lease_expires_at IS NOT NULL AS rescued FROM dynamo.image_request
                  WHERE (finished_at IS NULL OR settled_at IS NULL OR result_published_at IS NULL)
                    AND coalesce(lease_expires_at, '-infinity') < now()
@@ -113,16 +113,22 @@ impl Store {
                  lease_expires_at = now() + $3 * interval '1 millisecond',
                  next_attempt_at = NULL
              FROM picked WHERE r.id = picked.id
-             RETURNING r.id, r.lease_token, picked.rescued",
+             RETURNING r.id, r.lease_token AS "token!", picked.rescued AS "rescued!""#,
+            owner,
+            limit,
+            millis(ttl),
         )
-        .bind(owner)
-        .bind(limit)
-        .bind(millis(ttl))
         .fetch_all(self.pool())
         .await?;
         Ok(claimed
             .into_iter()
-            .map(|(request_id, token, rescued)| (Lease { request_id, token }, rescued))
+            .map(|row| {
+                let lease = Lease {
+                    request_id: row.id,
+                    token: row.token,
+                };
+                (lease, row.rescued)
+            })
             .collect())
     }
 
@@ -131,15 +137,31 @@ impl Store {
         &self,
         id: Uuid,
     ) -> Result<Option<(String, DateTime<Utc>)>, StoreError> {
-        let holder: Option<(Option<String>, Option<DateTime<Utc>>)> = sqlx::query_as(
+        let holder = sqlx::query!(
             "SELECT lease_owner, lease_expires_at FROM dynamo.image_request WHERE id = $1",
+            id
         )
-        .bind(id)
         .fetch_optional(self.pool())
-        .await?;
+        .await?
+        .map(|row| (row.lease_owner, row.lease_expires_at));
         Ok(match holder {
             Some((Some(owner), Some(until))) if until > Utc::now() => Some((owner, until)),
             _ => None,
         })
     }
+}
+
+/// A request's state and lease token (`None`: no such request): what says
+/// why a write guarded by a lease and a state changed nothing.
+pub(crate) async fn state_and_lease<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    id: Uuid,
+) -> Result<Option<(String, Option<Uuid>)>, sqlx::Error> {
+    let row = sqlx::query!(
+        "SELECT state, lease_token FROM dynamo.image_request WHERE id = $1",
+        id
+    )
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.map(|row| (row.state, row.lease_token)))
 }

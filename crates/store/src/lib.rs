@@ -7,6 +7,7 @@
 //! backwards or do a step twice.
 
 mod approval;
+mod column;
 mod connect;
 mod debit;
 mod generated;

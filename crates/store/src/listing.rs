@@ -2,7 +2,7 @@
 //! stays stable while new requests arrive (keyset pagination on
 //! `(created_at, id)`: rows inserted later sort before the cursor, never after).
 
-use crate::requests::{RequestRecord, SELECT_REQUEST};
+use crate::requests::{RequestRecord, select_requests};
 use crate::{RequestState, Store, StoreError};
 use chrono::{DateTime, Utc};
 use dynamo_wire::Style;
@@ -56,8 +56,10 @@ impl Store {
         cursor: Option<Cursor>,
         limit: i64,
     ) -> Result<(Vec<RequestRecord>, Option<Cursor>), StoreError> {
-        let mut query = QueryBuilder::<Postgres>::new(SELECT_REQUEST);
-        query.push(" WHERE true");
+        // Runtime-checked: the filters present make the WHERE clause. It picks
+        // the page's ids only; the rows are then read by the checked SELECT.
+        let mut query =
+            QueryBuilder::<Postgres>::new("SELECT r.id FROM dynamo.image_request r WHERE true");
         if let Some(user) = &filter.twitch_user_id {
             query
                 .push(" AND r.twitch_user_id = ")
@@ -92,7 +94,16 @@ impl Store {
         query
             .push(" ORDER BY r.created_at DESC, r.id DESC LIMIT ")
             .push_bind(limit);
-        let records: Vec<RequestRecord> = query.build_query_as().fetch_all(self.pool()).await?;
+        let ids: Vec<Uuid> = query.build_query_scalar().fetch_all(self.pool()).await?;
+        let records: Vec<RequestRecord> = select_requests!(
+            "WHERE r.id = ANY($1) ORDER BY r.created_at DESC, r.id DESC",
+            &ids
+        )
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .map(RequestRecord::from)
+        .collect();
         let next = (records.len() as i64 == limit)
             .then(|| records.last())
             .flatten()
@@ -110,14 +121,14 @@ impl Store {
         since: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<RequestRecord>, StoreError> {
-        let records = sqlx::query_as::<_, RequestRecord>(sqlx::AssertSqlSafe(format!(
-            "{SELECT_REQUEST} WHERE r.updated_at > $1 ORDER BY r.updated_at LIMIT $2"
-        )))
-        .bind(since)
-        .bind(limit)
+        let rows = select_requests!(
+            "WHERE r.updated_at > $1 ORDER BY r.updated_at LIMIT $2",
+            since,
+            limit
+        )
         .fetch_all(self.pool())
         .await?;
-        Ok(records)
+        Ok(rows.into_iter().map(RequestRecord::from).collect())
     }
 }
 

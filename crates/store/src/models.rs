@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use std::time::Duration;
 
 /// A configured model as operators see it (`/stats`, metrics).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConfiguredModel {
     pub id: String,
     /// `OPENAI_IMAGE_MODEL` or `OPENAI_CHAT_MODEL`.
@@ -38,22 +38,22 @@ impl Store {
         models: &[String],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
+        sqlx::query!(
             "UPDATE dynamo.model SET configured_as = NULL, preference = NULL
              WHERE configured_as = $1 AND NOT (id = ANY($2))",
+            variable,
+            models
         )
-        .bind(variable)
-        .bind(models)
         .execute(&mut *tx)
         .await?;
         for (preference, model) in models.iter().enumerate() {
-            sqlx::query(
+            sqlx::query!(
                 "INSERT INTO dynamo.model (id, configured_as, preference) VALUES ($1, $2, $3)
                  ON CONFLICT (id) DO UPDATE SET configured_as = $2, preference = $3",
+                model,
+                variable,
+                i32::try_from(preference).unwrap_or(i32::MAX)
             )
-            .bind(model)
-            .bind(variable)
-            .bind(i32::try_from(preference).unwrap_or(i32::MAX))
             .execute(&mut *tx)
             .await?;
         }
@@ -68,14 +68,14 @@ impl Store {
         every: Duration,
         owner: &str,
     ) -> Result<bool, StoreError> {
-        let claimed = sqlx::query(
+        let claimed = sqlx::query!(
             "INSERT INTO dynamo.model_catalogue_check (id, checked_at, checked_by)
              VALUES (true, now(), $2)
              ON CONFLICT (id) DO UPDATE SET checked_at = now(), checked_by = $2
              WHERE dynamo.model_catalogue_check.checked_at <= now() - make_interval(secs => $1)",
+            every.as_secs_f64(),
+            owner
         )
-        .bind(every.as_secs_f64())
-        .bind(owner)
         .execute(self.pool())
         .await?;
         Ok(claimed.rows_affected() == 1)
@@ -88,22 +88,18 @@ impl Store {
         let ids: Vec<&str> = listed.iter().map(|m| m.id.as_str()).collect();
         let dates: Vec<Option<NaiveDate>> = listed.iter().map(|m| m.shutdown_date).collect();
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO dynamo.model (id, shutdown_date, listed_at)
+        sqlx::query!("INSERT INTO dynamo.model (id, shutdown_date, listed_at)
              SELECT id, shutdown_date, now() FROM unnest($1::text[], $2::date[]) AS l (id, shutdown_date)
              ON CONFLICT (id) DO UPDATE
              SET shutdown_date = EXCLUDED.shutdown_date, listed_at = now(),
-                 gone_at = NULL, gone_reason = NULL",
-        )
-        .bind(&ids)
-        .bind(&dates)
+                 gone_at = NULL, gone_reason = NULL", &ids as &[&str], &dates as &[Option<NaiveDate>])
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        sqlx::query!(
             "UPDATE dynamo.model SET gone_at = now(), gone_reason = 'not listed by GET /models'
              WHERE configured_as IS NOT NULL AND gone_at IS NULL AND NOT (id = ANY($1))",
+            &ids as &[&str]
         )
-        .bind(&ids)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -113,13 +109,13 @@ impl Store {
     /// Marks `model` gone for the whole fleet. True when this call is the one
     /// that learned it (so it is reported once, not by every process).
     pub async fn mark_model_gone(&self, model: &str, reason: &str) -> Result<bool, StoreError> {
-        let marked = sqlx::query(
+        let marked = sqlx::query!(
             "INSERT INTO dynamo.model (id, gone_at, gone_reason) VALUES ($1, now(), $2)
              ON CONFLICT (id) DO UPDATE SET gone_at = now(), gone_reason = $2
              WHERE dynamo.model.gone_at IS NULL",
+            model,
+            reason
         )
-        .bind(model)
-        .bind(reason)
         .execute(self.pool())
         .await?;
         Ok(marked.rows_affected() == 1)
@@ -128,9 +124,11 @@ impl Store {
     /// Every model the fleet knows to be gone.
     pub async fn gone_models(&self) -> Result<Vec<String>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT id FROM dynamo.model WHERE gone_at IS NOT NULL ORDER BY id")
-                .fetch_all(self.pool())
-                .await?,
+            sqlx::query_scalar!(
+                "SELECT id FROM dynamo.model WHERE gone_at IS NOT NULL ORDER BY id"
+            )
+            .fetch_all(self.pool())
+            .await?,
         )
     }
 
@@ -141,13 +139,13 @@ impl Store {
         parameter: &str,
         detail: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO dynamo.model_parameter_refusal (model, parameter, detail)
              VALUES ($1, $2, $3) ON CONFLICT (model, parameter) DO NOTHING",
+            model,
+            parameter,
+            detail
         )
-        .bind(model)
-        .bind(parameter)
-        .bind(detail)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -155,22 +153,27 @@ impl Store {
 
     /// Every (model, parameter) refused so far.
     pub async fn refused_parameters(&self) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT model, parameter FROM dynamo.model_parameter_refusal ORDER BY 1, 2",
+        let refused = sqlx::query!(
+            "SELECT model, parameter FROM dynamo.model_parameter_refusal ORDER BY 1, 2"
         )
         .fetch_all(self.pool())
-        .await?)
+        .await?;
+        Ok(refused
+            .into_iter()
+            .map(|row| (row.model, row.parameter))
+            .collect())
     }
 
     /// The configured models with their shutdown dates and days left, by
     /// setting and preference: what `/stats` and the metrics show.
     pub async fn configured_models(&self) -> Result<Vec<ConfiguredModel>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, configured_as AS variable, preference, shutdown_date,
+        Ok(sqlx::query_as!(
+            ConfiguredModel,
+            r#"SELECT id, configured_as AS "variable!", preference AS "preference!", shutdown_date,
                     (shutdown_date - current_date)::int AS days_left,
-                    gone_at IS NOT NULL AS gone
+                    gone_at IS NOT NULL AS "gone!"
              FROM dynamo.model WHERE configured_as IS NOT NULL
-             ORDER BY configured_as, preference",
+             ORDER BY configured_as, preference"#
         )
         .fetch_all(self.pool())
         .await?)

@@ -13,7 +13,7 @@ use uuid::Uuid;
 pub const OVERLAY_CHANNEL: &str = "dynamo_overlay";
 
 /// One entry of the queue, with what the overlay shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OverlayAlert {
     pub id: i64,
     pub image_request_id: Uuid,
@@ -43,7 +43,7 @@ pub struct OverlayQueue {
     pub recent: Vec<OverlayAlert>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OverlayToken {
     pub id: Uuid,
     pub label: String,
@@ -51,18 +51,26 @@ pub struct OverlayToken {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-const SELECT_ALERT: &str = "SELECT q.id, q.image_request_id, q.replay_of, r.style,
-        r.twitch_display_name AS viewer_name,
-        coalesce(r.inputs->>'subject', '') AS description,
-        a.value AS friend_name,
-        (SELECT url FROM dynamo.image i WHERE i.image_request_id = r.id ORDER BY i.index LIMIT 1) AS image_url,
-        q.enqueued_at, q.started_at, q.finished_at, q.outcome
-    FROM dynamo.overlay_alert q
-    JOIN dynamo.image_request r ON r.id = q.image_request_id
-    LEFT JOIN dynamo.answer a ON a.image_request_id = r.id";
-
-fn alert_query(filter: &str) -> String {
-    format!("{SELECT_ALERT} {filter}")
+/// The checked query of [`OverlayAlert`]s: its one SELECT, followed by the
+/// caller's condition (a string literal) and its arguments.
+macro_rules! select_alerts {
+    ($condition:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            OverlayAlert,
+            r#"SELECT q.id, q.image_request_id, q.replay_of, r.style,
+                r.twitch_display_name AS viewer_name,
+                coalesce(r.inputs->>'subject', '') AS "description!",
+                a.value AS "friend_name?",
+                (SELECT url FROM dynamo.image i WHERE i.image_request_id = r.id
+                 ORDER BY i.index LIMIT 1) AS image_url,
+                q.enqueued_at, q.started_at, q.finished_at, q.outcome
+            FROM dynamo.overlay_alert q
+            JOIN dynamo.image_request r ON r.id = q.image_request_id
+            LEFT JOIN dynamo.answer a ON a.image_request_id = r.id "#
+                + $condition
+            $(, $arg)*
+        )
+    };
 }
 
 impl Store {
@@ -74,24 +82,24 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         // The control row serialises takers, so two calls never take one entry.
         let paused: bool =
-            sqlx::query_scalar("SELECT paused FROM dynamo.overlay_control FOR UPDATE")
+            sqlx::query_scalar!("SELECT paused FROM dynamo.overlay_control FOR UPDATE")
                 .fetch_one(&mut *tx)
                 .await?;
         if paused {
             tx.commit().await?;
             return Ok(None);
         }
-        sqlx::query(
+        sqlx::query!(
             "UPDATE dynamo.overlay_alert SET finished_at = now(), outcome = 'interrupted'
-             WHERE started_at IS NOT NULL AND finished_at IS NULL",
+             WHERE started_at IS NOT NULL AND finished_at IS NULL"
         )
         .execute(&mut *tx)
         .await?;
-        let next: Option<i64> = sqlx::query_scalar(
+        let next: Option<i64> = sqlx::query_scalar!(
             "UPDATE dynamo.overlay_alert SET started_at = now()
              WHERE id = (SELECT id FROM dynamo.overlay_alert
                          WHERE started_at IS NULL AND finished_at IS NULL ORDER BY id LIMIT 1)
-             RETURNING id",
+             RETURNING id"
         )
         .fetch_optional(&mut *tx)
         .await?;
@@ -103,22 +111,20 @@ impl Store {
     }
 
     pub async fn overlay_alert(&self, id: i64) -> Result<Option<OverlayAlert>, StoreError> {
-        let alert =
-            sqlx::query_as::<_, OverlayAlert>(sqlx::AssertSqlSafe(alert_query("WHERE q.id = $1")))
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?;
+        let alert = select_alerts!("WHERE q.id = $1", id)
+            .fetch_optional(self.pool())
+            .await?;
         Ok(alert)
     }
 
     /// The overlay finished playing entry `id`; false if it was not on air
     /// (skipped meanwhile, say).
     pub async fn overlay_finish(&self, id: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = sqlx::query!(
             "UPDATE dynamo.overlay_alert SET finished_at = now(), outcome = 'played'
              WHERE id = $1 AND started_at IS NOT NULL AND finished_at IS NULL",
+            id
         )
-        .bind(id)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
@@ -126,9 +132,9 @@ impl Store {
 
     /// Ends the entry on air; its id, or None when nothing is on air.
     pub async fn overlay_skip(&self) -> Result<Option<i64>, StoreError> {
-        let id = sqlx::query_scalar(
+        let id = sqlx::query_scalar!(
             "UPDATE dynamo.overlay_alert SET finished_at = now(), outcome = 'skipped'
-             WHERE started_at IS NOT NULL AND finished_at IS NULL RETURNING id",
+             WHERE started_at IS NOT NULL AND finished_at IS NULL RETURNING id"
         )
         .fetch_optional(self.pool())
         .await?;
@@ -137,9 +143,9 @@ impl Store {
 
     /// Removes every waiting entry from the queue; how many.
     pub async fn overlay_clear(&self) -> Result<u64, StoreError> {
-        let cleared = sqlx::query(
+        let cleared = sqlx::query!(
             "UPDATE dynamo.overlay_alert SET finished_at = now(), outcome = 'cleared'
-             WHERE started_at IS NULL AND finished_at IS NULL",
+             WHERE started_at IS NULL AND finished_at IS NULL"
         )
         .execute(self.pool())
         .await?;
@@ -149,12 +155,12 @@ impl Store {
     /// Queues entry `id`'s alert again, at the end; the new entry, or None
     /// when there is no such entry.
     pub async fn overlay_replay(&self, id: i64) -> Result<Option<OverlayAlert>, StoreError> {
-        let new: Option<i64> = sqlx::query_scalar(
+        let new: Option<i64> = sqlx::query_scalar!(
             "INSERT INTO dynamo.overlay_alert (image_request_id, replay_of)
              SELECT image_request_id, id FROM dynamo.overlay_alert WHERE id = $1
              RETURNING id",
+            id
         )
-        .bind(id)
         .fetch_optional(self.pool())
         .await?;
         match new {
@@ -164,18 +170,18 @@ impl Store {
     }
 
     pub async fn overlay_paused(&self) -> Result<bool, StoreError> {
-        let paused = sqlx::query_scalar("SELECT paused FROM dynamo.overlay_control")
+        let paused = sqlx::query_scalar!("SELECT paused FROM dynamo.overlay_control")
             .fetch_one(self.pool())
             .await?;
         Ok(paused)
     }
 
     pub async fn set_overlay_paused(&self, paused: bool) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE dynamo.overlay_control SET paused = $1, changed_at = now()
              WHERE paused IS DISTINCT FROM $1",
+            paused
         )
-        .bind(paused)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -186,24 +192,30 @@ impl Store {
     pub async fn overlay_play_state(
         &self,
     ) -> Result<(bool, Option<i64>, Option<i64>, i64), StoreError> {
-        let state = sqlx::query_as(
-            "SELECT (SELECT paused FROM dynamo.overlay_control),
+        let state = sqlx::query!(
+            r#"SELECT (SELECT paused FROM dynamo.overlay_control) AS "paused!",
                     (SELECT min(id) FROM dynamo.overlay_alert
-                     WHERE started_at IS NOT NULL AND finished_at IS NULL),
-                    (SELECT max(id) FROM dynamo.overlay_alert WHERE started_at IS NOT NULL),
+                     WHERE started_at IS NOT NULL AND finished_at IS NULL) AS on_air,
+                    (SELECT max(id) FROM dynamo.overlay_alert WHERE started_at IS NOT NULL)
+                        AS highest_taken,
                     (SELECT count(*) FROM dynamo.overlay_alert
-                     WHERE started_at IS NULL AND finished_at IS NULL)",
+                     WHERE started_at IS NULL AND finished_at IS NULL) AS "waiting!""#
         )
         .fetch_one(self.pool())
         .await?;
-        Ok(state)
+        Ok((
+            state.paused,
+            state.on_air,
+            state.highest_taken,
+            state.waiting,
+        ))
     }
 
     /// The id of the entry on air, if any.
     pub async fn overlay_on_air(&self) -> Result<Option<i64>, StoreError> {
-        let id = sqlx::query_scalar(
+        let id = sqlx::query_scalar!(
             "SELECT id FROM dynamo.overlay_alert
-             WHERE started_at IS NOT NULL AND finished_at IS NULL ORDER BY id LIMIT 1",
+             WHERE started_at IS NOT NULL AND finished_at IS NULL ORDER BY id LIMIT 1"
         )
         .fetch_optional(self.pool())
         .await?;
@@ -214,15 +226,13 @@ impl Store {
     /// latest finished entries.
     pub async fn overlay_queue(&self, recent: i64) -> Result<OverlayQueue, StoreError> {
         let paused = self.overlay_paused().await?;
-        let unfinished = sqlx::query_as::<_, OverlayAlert>(sqlx::AssertSqlSafe(alert_query(
-            "WHERE q.finished_at IS NULL ORDER BY q.id",
-        )))
-        .fetch_all(self.pool())
-        .await?;
-        let recent = sqlx::query_as::<_, OverlayAlert>(sqlx::AssertSqlSafe(alert_query(
+        let unfinished = select_alerts!("WHERE q.finished_at IS NULL ORDER BY q.id")
+            .fetch_all(self.pool())
+            .await?;
+        let recent = select_alerts!(
             "WHERE q.finished_at IS NOT NULL ORDER BY q.finished_at DESC, q.id DESC LIMIT $1",
-        )))
-        .bind(recent)
+            recent
+        )
         .fetch_all(self.pool())
         .await?;
         let (on_air, waiting): (Vec<_>, Vec<_>) = unfinished
@@ -241,13 +251,14 @@ impl Store {
         label: &str,
         token_sha256: &[u8; 32],
     ) -> Result<OverlayToken, StoreError> {
-        let token = sqlx::query_as::<_, OverlayToken>(
+        let token = sqlx::query_as!(
+            OverlayToken,
             "INSERT INTO dynamo.overlay_token (id, label, token_sha256) VALUES ($1, $2, $3)
              RETURNING id, label, created_at, revoked_at",
+            Uuid::new_v4(),
+            label,
+            &token_sha256[..],
         )
-        .bind(Uuid::new_v4())
-        .bind(label)
-        .bind(&token_sha256[..])
         .fetch_one(self.pool())
         .await?;
         Ok(token)
@@ -255,9 +266,10 @@ impl Store {
 
     /// Every token, newest first (revoked ones too, marked).
     pub async fn overlay_tokens(&self) -> Result<Vec<OverlayToken>, StoreError> {
-        let tokens = sqlx::query_as::<_, OverlayToken>(
+        let tokens = sqlx::query_as!(
+            OverlayToken,
             "SELECT id, label, created_at, revoked_at FROM dynamo.overlay_token
-             ORDER BY created_at DESC, id",
+             ORDER BY created_at DESC, id"
         )
         .fetch_all(self.pool())
         .await?;
@@ -266,10 +278,7 @@ impl Store {
 
     /// Revokes a token; false if there is no such token.
     pub async fn revoke_overlay_token(&self, id: Uuid) -> Result<bool, StoreError> {
-        let found = sqlx::query(
-            "UPDATE dynamo.overlay_token SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1",
-        )
-        .bind(id)
+        let found = sqlx::query!("UPDATE dynamo.overlay_token SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1", id)
         .execute(self.pool())
         .await?;
         Ok(found.rows_affected() == 1)
@@ -277,11 +286,11 @@ impl Store {
 
     /// Whether a token with this SHA-256 exists and is not revoked.
     pub async fn overlay_token_valid(&self, token_sha256: &[u8; 32]) -> Result<bool, StoreError> {
-        let valid = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM dynamo.overlay_token
-                            WHERE token_sha256 = $1 AND revoked_at IS NULL)",
+        let valid = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM dynamo.overlay_token
+                            WHERE token_sha256 = $1 AND revoked_at IS NULL) AS "valid!""#,
+            &token_sha256[..]
         )
-        .bind(&token_sha256[..])
         .fetch_one(self.pool())
         .await?;
         Ok(valid)

@@ -47,8 +47,7 @@ impl Permit {
     /// Gives the slot back unused (the call was not made): it stops counting
     /// at once.
     pub async fn cancel(self) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM dynamo.rate_limit_call WHERE id = $1")
-            .bind(self.id)
+        sqlx::query!("DELETE FROM dynamo.rate_limit_call WHERE id = $1", self.id)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -59,10 +58,10 @@ impl Permit {
             return Ok(());
         };
         let ids: Vec<i64> = permits.iter().map(|permit| permit.id).collect();
-        sqlx::query(
+        sqlx::query!(
             "UPDATE dynamo.rate_limit_call SET finished_at = clock_timestamp() WHERE id = ANY($1)",
+            &ids
         )
-        .bind(&ids)
         .execute(&first.pool)
         .await?;
         Ok(())
@@ -128,16 +127,19 @@ impl RateLimiter {
     /// One statement: `dynamo.rate_limit_try_acquire` (migration 0008) takes
     /// the limiter's lock, so it is held for the statement only.
     pub async fn try_acquire(&self) -> Result<Result<i64, Duration>, StoreError> {
-        let (call_id, wait_ms, in_flight): (Option<i64>, Option<f64>, bool) = sqlx::query_as(
-            "SELECT call_id, wait_ms, in_flight FROM dynamo.rate_limit_try_acquire(
-                 $1, $2, $3 * interval '1 millisecond', $4 * interval '1 millisecond')",
+        let admission = sqlx::query!(
+            r#"SELECT call_id, wait_ms, in_flight AS "in_flight!"
+             FROM dynamo.rate_limit_try_acquire(
+                 $1, $2, $3 * interval '1 millisecond', $4 * interval '1 millisecond')"#,
+            &self.name,
+            self.limit,
+            self.window.as_millis() as f64,
+            self.max_call.as_millis() as f64,
         )
-        .bind(&self.name)
-        .bind(self.limit)
-        .bind(self.window.as_millis() as f64)
-        .bind(self.max_call.as_millis() as f64)
         .fetch_one(&self.pool)
         .await?;
+        let (call_id, wait_ms, in_flight) =
+            (admission.call_id, admission.wait_ms, admission.in_flight);
         if let Some(id) = call_id {
             return Ok(Ok(id));
         }
@@ -156,13 +158,9 @@ impl RateLimiter {
 
     /// Stops every process from calling for `duration` (the upstream said 429).
     pub async fn pause(&self, duration: Duration) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO dynamo.rate_limit_pause (limiter, until)
+        sqlx::query!("INSERT INTO dynamo.rate_limit_pause (limiter, until)
              VALUES ($1, clock_timestamp() + $2 * interval '1 millisecond')
-             ON CONFLICT (limiter) DO UPDATE SET until = GREATEST(dynamo.rate_limit_pause.until, EXCLUDED.until)",
-        )
-        .bind(&self.name)
-        .bind(duration.as_millis() as f64)
+             ON CONFLICT (limiter) DO UPDATE SET until = GREATEST(dynamo.rate_limit_pause.until, EXCLUDED.until)", &self.name, duration.as_millis() as f64)
         .execute(&self.pool)
         .await?;
         Ok(())

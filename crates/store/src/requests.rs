@@ -4,7 +4,7 @@ use crate::{Lease, RequestState, StepFailure, StoreError};
 use chrono::{DateTime, Utc};
 use dynamo_wire::{GenerationRequest, Style};
 use sqlx::PgPool;
-use std::sync::LazyLock;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 /// Access to dynamo's tables. Cheap to clone: it shares one pool.
@@ -27,7 +27,7 @@ pub struct NewRequest<'a> {
 }
 
 /// An image as stored for a request.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct StoredImage {
     pub index: i32,
     pub url: String,
@@ -46,7 +46,7 @@ pub struct RequestDetail {
 }
 
 /// Everything recorded about one request.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct RequestRecord {
     pub id: Uuid,
     pub twitch_user_id: String,
@@ -54,11 +54,9 @@ pub struct RequestRecord {
     pub broadcast_id: Option<i64>,
     pub screening_id: Option<Uuid>,
     pub tape_id: Option<i64>,
-    #[sqlx(try_from = "String")]
     pub style: StyleColumn,
     pub inputs: serde_json::Value,
     pub prompt: String,
-    #[sqlx(try_from = "String")]
     pub state: StateColumn,
     pub attempts: i32,
     pub points_cost: i32,
@@ -78,10 +76,8 @@ pub struct RequestRecord {
     /// When a scheduled retry is due (or, while one is being run, its lease ends).
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The friend's name, once generated.
-    #[sqlx(default)]
     pub name: Option<String>,
     /// Approval before air (`APPROVAL=manual`; all empty otherwise).
-    #[sqlx(flatten)]
     pub approval: crate::Approval,
 }
 
@@ -90,22 +86,6 @@ pub struct RequestRecord {
 pub struct StyleColumn(pub Style);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateColumn(pub RequestState);
-
-impl TryFrom<String> for StyleColumn {
-    type Error = String;
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Style::parse(&raw)
-            .map(StyleColumn)
-            .ok_or_else(|| format!("unknown style {raw:?}"))
-    }
-}
-
-impl TryFrom<String> for StateColumn {
-    type Error = crate::state::UnknownState;
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        raw.parse().map(StateColumn)
-    }
-}
 
 impl RequestRecord {
     /// The request as it was received, rebuilt from the row (to resume it
@@ -135,17 +115,133 @@ impl RequestRecord {
     }
 }
 
-pub(crate) const SELECT_REQUEST: &str = "
-    SELECT r.id, r.twitch_user_id, r.twitch_display_name, r.broadcast_id, r.screening_id,
-           r.tape_id, r.style, r.inputs, r.prompt, r.state, r.attempts, r.points_cost,
-           r.free_of_charge, r.ledger_flow_id, r.error_message, r.retry_of, r.created_at,
-           r.debited_at, r.named_at, r.stored_at, r.alerted_at, r.settled_at,
-           r.result_published_at, r.finished_at, r.updated_at, r.next_attempt_at,
-           r.approval_requested_at, r.approval_deadline, r.approval_decision,
-           r.approval_decided_by, r.approval_decided_at, r.approval_note,
-           a.value AS name
-    FROM dynamo.image_request r
-    LEFT JOIN dynamo.answer a ON a.image_request_id = r.id";
+/// A request's row as the checked queries read it: [`select_requests!`]
+/// fills it, [`RequestRecord`] is made from it.
+pub(crate) struct RequestRow {
+    pub(crate) id: Uuid,
+    pub(crate) twitch_user_id: String,
+    pub(crate) twitch_display_name: String,
+    pub(crate) broadcast_id: Option<i64>,
+    pub(crate) screening_id: Option<Uuid>,
+    pub(crate) tape_id: Option<i64>,
+    pub(crate) style: StyleColumn,
+    pub(crate) inputs: serde_json::Value,
+    pub(crate) prompt: String,
+    pub(crate) state: RequestState,
+    pub(crate) attempts: i32,
+    pub(crate) points_cost: i32,
+    pub(crate) free_of_charge: bool,
+    pub(crate) ledger_flow_id: Option<Uuid>,
+    pub(crate) error_message: Option<String>,
+    pub(crate) retry_of: Option<Uuid>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) debited_at: Option<DateTime<Utc>>,
+    pub(crate) named_at: Option<DateTime<Utc>>,
+    pub(crate) stored_at: Option<DateTime<Utc>>,
+    pub(crate) alerted_at: Option<DateTime<Utc>>,
+    pub(crate) settled_at: Option<DateTime<Utc>>,
+    pub(crate) result_published_at: Option<DateTime<Utc>>,
+    pub(crate) finished_at: Option<DateTime<Utc>>,
+    pub(crate) updated_at: DateTime<Utc>,
+    pub(crate) next_attempt_at: Option<DateTime<Utc>>,
+    pub(crate) approval_requested_at: Option<DateTime<Utc>>,
+    pub(crate) approval_deadline: Option<DateTime<Utc>>,
+    pub(crate) approval_decision: Option<String>,
+    pub(crate) approval_decided_by: Option<String>,
+    pub(crate) approval_decided_at: Option<DateTime<Utc>>,
+    pub(crate) approval_note: Option<String>,
+    pub(crate) name: Option<String>,
+    /// Only [`Store::detail`] reads these; the other queries select NULL.
+    pub(crate) images: Option<Json<Vec<StoredImage>>>,
+    pub(crate) failures: Option<Json<Vec<StepFailure>>>,
+}
+
+impl From<RequestRow> for RequestRecord {
+    fn from(row: RequestRow) -> Self {
+        Self {
+            id: row.id,
+            twitch_user_id: row.twitch_user_id,
+            twitch_display_name: row.twitch_display_name,
+            broadcast_id: row.broadcast_id,
+            screening_id: row.screening_id,
+            tape_id: row.tape_id,
+            style: row.style,
+            inputs: row.inputs,
+            prompt: row.prompt,
+            state: StateColumn(row.state),
+            attempts: row.attempts,
+            points_cost: row.points_cost,
+            free_of_charge: row.free_of_charge,
+            ledger_flow_id: row.ledger_flow_id,
+            error_message: row.error_message,
+            retry_of: row.retry_of,
+            created_at: row.created_at,
+            debited_at: row.debited_at,
+            named_at: row.named_at,
+            stored_at: row.stored_at,
+            alerted_at: row.alerted_at,
+            settled_at: row.settled_at,
+            result_published_at: row.result_published_at,
+            finished_at: row.finished_at,
+            updated_at: row.updated_at,
+            next_attempt_at: row.next_attempt_at,
+            name: row.name,
+            approval: crate::Approval {
+                requested_at: row.approval_requested_at,
+                deadline: row.approval_deadline,
+                decision_text: row.approval_decision,
+                decided_by: row.approval_decided_by,
+                decided_at: row.approval_decided_at,
+                note: row.approval_note,
+            },
+        }
+    }
+}
+
+/// The one checked SELECT of [`RequestRow`]s, used by every query that reads
+/// whole requests: the caller gives the condition (a string literal) and its
+/// arguments. `detail` also reads the request's images and step failures.
+macro_rules! select_requests {
+    (detail: $condition:tt $(, $arg:expr)* $(,)?) => {
+        select_requests!(@query
+            r#"coalesce((SELECT json_agg(i ORDER BY i.index) FROM (
+                   SELECT index, url, color, content_type, byte_size FROM dynamo.image
+                   WHERE image_request_id = r.id) i), '[]')
+                   AS "images: sqlx::types::Json<Vec<crate::StoredImage>>",
+               coalesce((SELECT json_agg(f ORDER BY f.id) FROM (
+                   SELECT id, step, attempt, failed_at, reason FROM dynamo.step_failure
+                   WHERE image_request_id = r.id) f), '[]')
+                   AS "failures: sqlx::types::Json<Vec<crate::StepFailure>>""#,
+            $condition $(, $arg)*)
+    };
+    (@query $extra:tt, $condition:tt $(, $arg:expr)*) => {
+        sqlx::query_as!(
+            crate::requests::RequestRow,
+            r#"SELECT r.id, r.twitch_user_id, r.twitch_display_name, r.broadcast_id,
+                   r.screening_id, r.tape_id, r.style AS "style: crate::requests::StyleColumn",
+                   r.inputs, r.prompt, r.state AS "state: crate::RequestState", r.attempts,
+                   r.points_cost, r.free_of_charge, r.ledger_flow_id, r.error_message,
+                   r.retry_of, r.created_at, r.debited_at, r.named_at, r.stored_at,
+                   r.alerted_at, r.settled_at, r.result_published_at, r.finished_at,
+                   r.updated_at, r.next_attempt_at, r.approval_requested_at,
+                   r.approval_deadline, r.approval_decision, r.approval_decided_by,
+                   r.approval_decided_at, r.approval_note, a.value AS "name?", "#
+                + $extra
+                + "
+               FROM dynamo.image_request r
+               LEFT JOIN dynamo.answer a ON a.image_request_id = r.id "
+                + $condition
+            $(, $arg)*
+        )
+    };
+    ($condition:tt $(, $arg:expr)* $(,)?) => {
+        select_requests!(@query
+            r#"NULL::json AS "images: sqlx::types::Json<Vec<crate::StoredImage>>",
+               NULL::json AS "failures: sqlx::types::Json<Vec<crate::StepFailure>>""#,
+            $condition $(, $arg)*)
+    };
+}
+pub(crate) use select_requests;
 
 fn state_names(states: &[RequestState]) -> Vec<String> {
     states.iter().map(|s| s.as_str().to_owned()).collect()
@@ -174,12 +270,10 @@ impl Store {
     ) -> Result<(RequestRecord, bool, Option<Lease>), StoreError> {
         let request = new.request;
         let token = Uuid::new_v4();
-        // Nobody holds a live lease, and it is not waiting for its time.
-        const FREE: &str = "coalesce(dynamo.image_request.lease_expires_at, '-infinity') < now()
-            AND coalesce(dynamo.image_request.next_attempt_at, '-infinity') <= now()";
-        static QUERY: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "INSERT INTO dynamo.image_request
+        // FREE: nobody holds a live lease, and it is not waiting for its time.
+        // Every expression of the update sees the row as it was.
+        let row = sqlx::query!(
+            r#"INSERT INTO dynamo.image_request
                  (id, twitch_user_id, twitch_display_name, broadcast_id, screening_id, tape_id,
                   style, inputs, prompt, points_cost, free_of_charge, retry_of, attempts,
                   message_fingerprint, lease_owner, lease_token, lease_expires_at)
@@ -188,36 +282,40 @@ impl Store {
              ON CONFLICT (id) DO UPDATE SET
                  attempts = dynamo.image_request.attempts
                      + CASE WHEN dynamo.image_request.finished_at IS NULL THEN 1 ELSE 0 END,
-                 -- Every expression here sees the row as it was.
-                 lease_owner = CASE WHEN {FREE} THEN EXCLUDED.lease_owner
-                                    ELSE dynamo.image_request.lease_owner END,
-                 lease_token = CASE WHEN {FREE} THEN EXCLUDED.lease_token
-                                    ELSE dynamo.image_request.lease_token END,
-                 lease_expires_at = CASE WHEN {FREE} THEN EXCLUDED.lease_expires_at
-                                         ELSE dynamo.image_request.lease_expires_at END,
+                 (lease_owner, lease_token, lease_expires_at) = (
+                     SELECT CASE WHEN free THEN EXCLUDED.lease_owner
+                                 ELSE dynamo.image_request.lease_owner END,
+                            CASE WHEN free THEN EXCLUDED.lease_token
+                                 ELSE dynamo.image_request.lease_token END,
+                            CASE WHEN free THEN EXCLUDED.lease_expires_at
+                                 ELSE dynamo.image_request.lease_expires_at END
+                     FROM (SELECT
+                         coalesce(dynamo.image_request.lease_expires_at, '-infinity') < now()
+                         AND coalesce(dynamo.image_request.next_attempt_at, '-infinity') <= now()
+                         AS free) f),
                  updated_at = now()
-             RETURNING (xmax = 0), lease_token IS NOT DISTINCT FROM $15"
-            )
-        });
-        let (created, leased): (bool, bool) = sqlx::query_as(sqlx::AssertSqlSafe(QUERY.as_str()))
-            .bind(new.id)
-            .bind(request.viewer.twitch_user_id.as_str())
-            .bind(request.viewer.twitch_display_name.as_str())
-            .bind(request.state.broadcast_id())
-            .bind(request.state.screening_id())
-            .bind(request.state.tape_id())
-            .bind(request.style().as_str())
-            .bind(request.payload.inputs_json())
-            .bind(new.prompt)
-            .bind(new.points_cost)
-            .bind(new.free_of_charge)
-            .bind(new.retry_of)
-            .bind(&new.fingerprint)
-            .bind(owner)
-            .bind(token)
-            .bind(ttl.as_millis() as f64)
-            .fetch_one(&self.pool)
-            .await?;
+             RETURNING (xmax = 0) AS "created!",
+                       lease_token IS NOT DISTINCT FROM $15 AS "leased!""#,
+            new.id,
+            request.viewer.twitch_user_id.as_str(),
+            request.viewer.twitch_display_name.as_str(),
+            request.state.broadcast_id(),
+            request.state.screening_id(),
+            request.state.tape_id(),
+            request.style().as_str(),
+            request.payload.inputs_json(),
+            new.prompt,
+            new.points_cost,
+            new.free_of_charge,
+            new.retry_of,
+            new.fingerprint.as_deref(),
+            owner,
+            token,
+            ttl.as_millis() as f64,
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let (created, leased) = (row.created, row.leased);
         let record = self.get(new.id).await?;
         let lease = leased.then_some(Lease {
             request_id: new.id,
@@ -234,60 +332,41 @@ impl Store {
         fingerprint: &[u8],
         within: std::time::Duration,
     ) -> Result<Option<Uuid>, StoreError> {
-        let id = sqlx::query_scalar(
+        let id = sqlx::query_scalar!(
             "SELECT id FROM dynamo.image_request
              WHERE message_fingerprint = $1
                AND created_at > now() - $2 * interval '1 millisecond'
              ORDER BY (finished_at IS NULL) DESC, created_at DESC
              LIMIT 1",
+            fingerprint,
+            within.as_millis() as f64,
         )
-        .bind(fingerprint)
-        .bind(within.as_millis() as f64)
         .fetch_optional(&self.pool)
         .await?;
         Ok(id)
     }
 
     pub async fn load(&self, id: Uuid) -> Result<Option<RequestRecord>, StoreError> {
-        let record = sqlx::query_as::<_, RequestRecord>(sqlx::AssertSqlSafe(format!(
-            "{SELECT_REQUEST} WHERE r.id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(record)
+        let row = select_requests!("WHERE r.id = $1", id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(RequestRecord::from))
     }
 
     /// A request with its images and logged step failures, in one round trip:
     /// the status API's hot path (three queries took twice as long).
     pub async fn detail(&self, id: Uuid) -> Result<Option<RequestDetail>, StoreError> {
-        static QUERY: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT d.*,
-                    coalesce((SELECT json_agg(i ORDER BY i.index) FROM (
-                        SELECT index, url, color, content_type, byte_size FROM dynamo.image
-                        WHERE image_request_id = d.id) i), '[]') AS images,
-                    coalesce((SELECT json_agg(f ORDER BY f.id) FROM (
-                        SELECT id, step, attempt, failed_at, reason FROM dynamo.step_failure
-                        WHERE image_request_id = d.id) f), '[]') AS failures
-                 FROM ({SELECT_REQUEST} WHERE r.id = $1) d"
-            )
-        });
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            #[sqlx(flatten)]
-            record: RequestRecord,
-            images: sqlx::types::Json<Vec<StoredImage>>,
-            failures: sqlx::types::Json<Vec<StepFailure>>,
-        }
-        let row = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(QUERY.as_str()))
-            .bind(id)
+        let row = select_requests!(detail: "WHERE r.id = $1", id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|row| RequestDetail {
-            record: row.record,
-            images: row.images.0,
-            failures: row.failures.0,
+        Ok(row.map(|mut row| {
+            let images = row.images.take().map(|json| json.0).unwrap_or_default();
+            let failures = row.failures.take().map(|json| json.0).unwrap_or_default();
+            RequestDetail {
+                record: row.into(),
+                images,
+                failures,
+            }
         }))
     }
 
@@ -296,11 +375,12 @@ impl Store {
     }
 
     pub async fn images(&self, id: Uuid) -> Result<Vec<StoredImage>, StoreError> {
-        let images = sqlx::query_as::<_, StoredImage>(
+        let images = sqlx::query_as!(
+            StoredImage,
             "SELECT index, url, color, content_type, byte_size FROM dynamo.image
              WHERE image_request_id = $1 ORDER BY index",
+            id,
         )
-        .bind(id)
         .fetch_all(&self.pool)
         .await?;
         Ok(images)
@@ -311,17 +391,11 @@ impl Store {
         &self,
         ids: &[Uuid],
     ) -> Result<std::collections::HashMap<Uuid, Vec<StoredImage>>, StoreError> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            image_request_id: Uuid,
-            #[sqlx(flatten)]
-            image: StoredImage,
-        }
-        let rows = sqlx::query_as::<_, Row>(
+        let rows = sqlx::query!(
             "SELECT image_request_id, index, url, color, content_type, byte_size FROM dynamo.image
              WHERE image_request_id = ANY($1) ORDER BY image_request_id, index",
+            ids,
         )
-        .bind(ids)
         .fetch_all(&self.pool)
         .await?;
         let mut by_request: std::collections::HashMap<Uuid, Vec<StoredImage>> =
@@ -330,7 +404,13 @@ impl Store {
             by_request
                 .entry(row.image_request_id)
                 .or_default()
-                .push(row.image);
+                .push(StoredImage {
+                    index: row.index,
+                    url: row.url,
+                    color: row.color,
+                    content_type: row.content_type,
+                    byte_size: row.byte_size,
+                });
         }
         Ok(by_request)
     }
@@ -366,13 +446,13 @@ impl Store {
             |q| q,
         )
         .await?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO dynamo.answer (image_request_id, prompt, value) VALUES ($1, $2, $3)
              ON CONFLICT (image_request_id) DO NOTHING",
+            lease.request_id,
+            prompt,
+            name,
         )
-        .bind(lease.request_id)
-        .bind(prompt)
-        .bind(name)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -390,17 +470,17 @@ impl Store {
             |q| q,
         )
         .await?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO dynamo.image (image_request_id, index, url, color, content_type, byte_size)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (image_request_id, index) DO NOTHING",
+            lease.request_id,
+            image.index,
+            image.url,
+            image.color,
+            image.content_type,
+            image.byte_size,
         )
-        .bind(lease.request_id)
-        .bind(image.index)
-        .bind(&image.url)
-        .bind(&image.color)
-        .bind(&image.content_type)
-        .bind(image.byte_size)
         .execute(&mut *tx)
         .await?;
         crate::generated::forget_generated(&mut tx, lease.request_id).await?;
@@ -464,6 +544,7 @@ impl Store {
     /// Sets a timestamp column once, under the lease, and only once the
     /// request has ended: refunds and results come after the end state.
     async fn mark_once(&self, lease: &Lease, column: &'static str) -> Result<(), StoreError> {
+        // Runtime-checked: `column` is the caller's (settled_at or result_published_at).
         let sql = format!(
             "UPDATE dynamo.image_request SET {column} = coalesce({column}, now()), updated_at = now()
              WHERE id = $1 AND lease_token = $2 AND finished_at IS NOT NULL"
@@ -476,11 +557,7 @@ impl Store {
         if done.rows_affected() == 1 {
             return Ok(());
         }
-        let current: Option<(String, Option<Uuid>)> =
-            sqlx::query_as("SELECT state, lease_token FROM dynamo.image_request WHERE id = $1")
-                .bind(lease.request_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let current = crate::lease::state_and_lease(&self.pool, lease.request_id).await?;
         match current {
             None => Err(StoreError::NotFound(lease.request_id)),
             Some((_, token)) if token != Some(lease.token) => {
@@ -525,6 +602,7 @@ where
     F: for<'a> FnOnce(PgQuery<'a>) -> PgQuery<'a>,
 {
     let id = lease.request_id;
+    // Runtime-checked: the SET clause and its binds are each step's own.
     let sql = format!(
         "UPDATE dynamo.image_request SET state = '{to}', updated_at = now(),
              step_attempts = 0, step_failing_since = NULL, next_attempt_at = NULL, {set}
@@ -539,11 +617,7 @@ where
     if done.rows_affected() == 1 {
         return Ok(());
     }
-    let current: Option<(String, Option<Uuid>)> =
-        sqlx::query_as("SELECT state, lease_token FROM dynamo.image_request WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let current = crate::lease::state_and_lease(&mut *conn, id).await?;
     match current {
         None => Err(StoreError::NotFound(id)),
         Some((_, token)) if token != Some(lease.token) => Err(StoreError::LeaseLost(id)),

@@ -8,9 +8,8 @@ use uuid::Uuid;
 
 /// A transient failure of one step, retried or (when it was the last) ending
 /// the request.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct StepFailure {
-    #[sqlx(try_from = "String")]
     pub step: Step,
     /// From 1.
     pub attempt: i32,
@@ -27,8 +26,8 @@ impl Store {
         step: Step,
         reason: &str,
     ) -> Result<(i32, DateTime<Utc>), StoreError> {
-        let noted = sqlx::query_as(
-            "WITH counted AS (
+        let noted = sqlx::query!(
+            r#"WITH counted AS (
                  UPDATE dynamo.image_request
                  SET step_attempts = step_attempts + 1,
                      step_failing_since = coalesce(step_failing_since, now()),
@@ -39,15 +38,17 @@ impl Store {
                  INSERT INTO dynamo.step_failure (image_request_id, step, attempt, reason)
                  SELECT id, $2, step_attempts, $3 FROM counted
              )
-             SELECT step_attempts, step_failing_since FROM counted",
+             SELECT step_attempts AS "attempts!", step_failing_since AS "since!" FROM counted"#,
+            lease.request_id,
+            step.as_str(),
+            reason,
+            lease.token,
         )
-        .bind(lease.request_id)
-        .bind(step.as_str())
-        .bind(reason)
-        .bind(lease.token)
         .fetch_optional(self.pool())
         .await?;
-        noted.ok_or(StoreError::LeaseLost(lease.request_id))
+        noted
+            .map(|row| (row.attempts, row.since))
+            .ok_or(StoreError::LeaseLost(lease.request_id))
     }
 
     /// Logs failures of a step that was retried in place (they are not
@@ -63,18 +64,12 @@ impl Store {
             .iter()
             .map(|(at, reason)| (*at, reason.as_str()))
             .unzip();
-        sqlx::query(
-            "INSERT INTO dynamo.step_failure (image_request_id, step, attempt, failed_at, reason)
+        sqlx::query!("INSERT INTO dynamo.step_failure (image_request_id, step, attempt, failed_at, reason)
              SELECT $1, $2,
                     ((SELECT count(*) FROM dynamo.step_failure
                       WHERE image_request_id = $1 AND step = $2) + f.n)::integer,
                     f.failed_at, f.reason
-             FROM unnest($3::timestamptz[], $4::text[]) WITH ORDINALITY AS f (failed_at, reason, n)",
-        )
-        .bind(id)
-        .bind(step.as_str())
-        .bind(&times)
-        .bind(&reasons)
+             FROM unnest($3::timestamptz[], $4::text[]) WITH ORDINALITY AS f (failed_at, reason, n)", id, step.as_str(), &times, &reasons as &[&str])
         .execute(self.pool())
         .await?;
         Ok(())
@@ -82,11 +77,12 @@ impl Store {
 
     /// The logged step failures of a request, oldest first.
     pub async fn step_failures(&self, id: Uuid) -> Result<Vec<StepFailure>, StoreError> {
-        let failures = sqlx::query_as(
-            "SELECT step, attempt, failed_at, reason FROM dynamo.step_failure
-             WHERE image_request_id = $1 ORDER BY id",
+        let failures = sqlx::query_as!(
+            StepFailure,
+            r#"SELECT step AS "step: Step", attempt, failed_at, reason FROM dynamo.step_failure
+             WHERE image_request_id = $1 ORDER BY id"#,
+            id,
         )
-        .bind(id)
         .fetch_all(self.pool())
         .await?;
         Ok(failures)
@@ -107,30 +103,32 @@ impl Store {
         later: std::time::Duration,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('dynamo.viewer.' || $1))")
-            .bind(twitch_user_id)
-            .execute(&mut *tx)
-            .await?;
-        let busy: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM dynamo.image_request
-             WHERE twitch_user_id = $1 AND id <> $2 AND finished_at IS NULL
-               AND lease_expires_at > now()",
+        sqlx::query!(
+            "SELECT pg_advisory_xact_lock(hashtext('dynamo.viewer.' || $1))",
+            twitch_user_id
         )
-        .bind(twitch_user_id)
-        .bind(lease.request_id)
+        .execute(&mut *tx)
+        .await?;
+        let busy = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "busy!" FROM dynamo.image_request
+             WHERE twitch_user_id = $1 AND id <> $2 AND finished_at IS NULL
+               AND lease_expires_at > now()"#,
+            twitch_user_id,
+            lease.request_id
+        )
         .fetch_one(&mut *tx)
         .await?;
         let room = busy < i64::from(cap);
         if !room {
-            let released = sqlx::query(
+            let released = sqlx::query!(
                 "UPDATE dynamo.image_request
                  SET next_attempt_at = now() + $3 * interval '1 millisecond',
                      lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
                  WHERE id = $1 AND lease_token = $2",
+                lease.request_id,
+                lease.token,
+                later.as_millis() as f64
             )
-            .bind(lease.request_id)
-            .bind(lease.token)
-            .bind(later.as_millis() as f64)
             .execute(&mut *tx)
             .await?;
             if released.rows_affected() == 0 {

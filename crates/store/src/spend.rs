@@ -36,17 +36,17 @@ impl Store {
         cost: &ImageCost<'_>,
     ) -> Result<(), StoreError> {
         let tokens = |n: Option<u32>| n.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO dynamo.image_spend
                  (image_request_id, model, cost_usd, priced_by, input_tokens, output_tokens)
              VALUES ($1, $2, $3, $4, $5, $6)",
+            request_id,
+            cost.model,
+            cost.cost_usd,
+            cost.priced_by,
+            tokens(cost.input_tokens),
+            tokens(cost.output_tokens)
         )
-        .bind(request_id)
-        .bind(cost.model)
-        .bind(cost.cost_usd)
-        .bind(cost.priced_by)
-        .bind(tokens(cost.input_tokens))
-        .bind(tokens(cost.output_tokens))
         .execute(self.pool())
         .await?;
         Ok(())
@@ -54,9 +54,9 @@ impl Store {
 
     /// USD spent since 00:00 UTC today, fleet-wide.
     pub async fn spend_today(&self) -> Result<f64, StoreError> {
-        let usd: f64 = sqlx::query_scalar(
-            "SELECT coalesce(sum(cost_usd), 0)::float8 FROM dynamo.image_spend
-             WHERE spent_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+        let usd = sqlx::query_scalar!(
+            r#"SELECT coalesce(sum(cost_usd), 0)::float8 AS "usd!" FROM dynamo.image_spend
+             WHERE spent_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"#
         )
         .fetch_one(self.pool())
         .await?;
@@ -65,27 +65,27 @@ impl Store {
 
     /// Today's spend and the current broadcast's.
     pub async fn spend_summary(&self) -> Result<SpendSummary, StoreError> {
-        let (today_usd, images_today): (f64, i64) = sqlx::query_as(
-            "SELECT coalesce(sum(cost_usd), 0)::float8, count(*) FROM dynamo.image_spend
-             WHERE spent_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+        let today = sqlx::query!(
+            r#"SELECT coalesce(sum(cost_usd), 0)::float8 AS "usd!", count(*) AS "images!"
+             FROM dynamo.image_spend
+             WHERE spent_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"#
         )
         .fetch_one(self.pool())
         .await?;
-        let broadcast_id: Option<i64> = sqlx::query_scalar(
-            "SELECT broadcast_id FROM dynamo.image_request WHERE broadcast_id IS NOT NULL
-             ORDER BY created_at DESC LIMIT 1",
-        )
+        let (today_usd, images_today) = (today.usd, today.images);
+        let broadcast_id = sqlx::query_scalar!(r#"SELECT broadcast_id AS "broadcast_id!" FROM dynamo.image_request WHERE broadcast_id IS NOT NULL
+             ORDER BY created_at DESC LIMIT 1"#)
         .fetch_optional(self.pool())
         .await?;
         let broadcast_usd = match broadcast_id {
             Some(broadcast) => {
-                sqlx::query_scalar(
-                    "SELECT coalesce(sum(s.cost_usd), 0)::float8
+                sqlx::query_scalar!(
+                    r#"SELECT coalesce(sum(s.cost_usd), 0)::float8 AS "usd!"
                      FROM dynamo.image_spend s
                      JOIN dynamo.image_request r ON r.id = s.image_request_id
-                     WHERE r.broadcast_id = $1",
+                     WHERE r.broadcast_id = $1"#,
+                    broadcast
                 )
-                .bind(broadcast)
                 .fetch_one(self.pool())
                 .await?
             }

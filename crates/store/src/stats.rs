@@ -5,7 +5,7 @@
 use crate::{Store, StoreError};
 
 /// How many requests are in one state with one style, over all time.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateCount {
     pub state: String,
     pub style: String,
@@ -13,7 +13,7 @@ pub struct StateCount {
 }
 
 /// How long one step took, over the requests created in the last hour.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StepTimes {
     /// debit, name, image, alert or total
     pub step: String,
@@ -26,7 +26,7 @@ pub struct StepTimes {
 impl Store {
     /// Succeeds when the database answers a query.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query_scalar::<_, i32>("SELECT 1")
+        sqlx::query_scalar!("SELECT 1 AS one")
             .fetch_one(self.pool())
             .await?;
         Ok(())
@@ -34,9 +34,10 @@ impl Store {
 
     /// Requests by state and style, over all time.
     pub async fn state_counts(&self) -> Result<Vec<StateCount>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT state, style, count(*) AS count
-             FROM dynamo.image_request GROUP BY state, style ORDER BY state, style",
+        Ok(sqlx::query_as!(
+            StateCount,
+            r#"SELECT state, style, count(*) AS "count!"
+             FROM dynamo.image_request GROUP BY state, style ORDER BY state, style"#
         )
         .fetch_all(self.pool())
         .await?)
@@ -47,30 +48,30 @@ impl Store {
     /// (the image from the name, or from the debit for ghosts, which have no
     /// name); `total` is from creation to the end state.
     pub async fn step_times_last_hour(&self) -> Result<Vec<StepTimes>, StoreError> {
-        Ok(sqlx::query_as(STEP_PERCENTILES)
-            .fetch_all(self.pool())
-            .await?)
+        Ok(sqlx::query_as!(
+            StepTimes,
+            r#"WITH recent AS (
+                SELECT * FROM dynamo.image_request WHERE created_at > now() - interval '1 hour'
+            )
+            SELECT step AS "step!", count(*) AS "count!",
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY secs) AS "p50_seconds!",
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY secs) AS "p90_seconds!",
+                   percentile_cont(0.99) WITHIN GROUP (ORDER BY secs) AS "p99_seconds!"
+            FROM (
+                SELECT 'debit' AS step, extract(epoch FROM debited_at - created_at)::float8 AS secs
+                  FROM recent WHERE debited_at IS NOT NULL
+                UNION ALL SELECT 'name', extract(epoch FROM named_at - debited_at)::float8
+                  FROM recent WHERE named_at IS NOT NULL
+                UNION ALL SELECT 'image', extract(epoch FROM stored_at - coalesce(named_at, debited_at))::float8
+                  FROM recent WHERE stored_at IS NOT NULL
+                UNION ALL SELECT 'alert', extract(epoch FROM alerted_at - stored_at)::float8
+                  FROM recent WHERE alerted_at IS NOT NULL
+                UNION ALL SELECT 'total', extract(epoch FROM finished_at - created_at)::float8
+                  FROM recent WHERE finished_at IS NOT NULL
+            ) steps
+            GROUP BY step"#
+        )
+        .fetch_all(self.pool())
+        .await?)
     }
 }
-
-const STEP_PERCENTILES: &str = "
-    WITH recent AS (
-        SELECT * FROM dynamo.image_request WHERE created_at > now() - interval '1 hour'
-    )
-    SELECT step, count(*) AS count,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY secs) AS p50_seconds,
-           percentile_cont(0.9) WITHIN GROUP (ORDER BY secs) AS p90_seconds,
-           percentile_cont(0.99) WITHIN GROUP (ORDER BY secs) AS p99_seconds
-    FROM (
-        SELECT 'debit' AS step, extract(epoch FROM debited_at - created_at)::float8 AS secs
-          FROM recent WHERE debited_at IS NOT NULL
-        UNION ALL SELECT 'name', extract(epoch FROM named_at - debited_at)::float8
-          FROM recent WHERE named_at IS NOT NULL
-        UNION ALL SELECT 'image', extract(epoch FROM stored_at - coalesce(named_at, debited_at))::float8
-          FROM recent WHERE stored_at IS NOT NULL
-        UNION ALL SELECT 'alert', extract(epoch FROM alerted_at - stored_at)::float8
-          FROM recent WHERE alerted_at IS NOT NULL
-        UNION ALL SELECT 'total', extract(epoch FROM finished_at - created_at)::float8
-          FROM recent WHERE finished_at IS NOT NULL
-    ) steps
-    GROUP BY step";

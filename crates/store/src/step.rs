@@ -69,13 +69,6 @@ impl<'de> serde::Deserialize<'de> for Step {
     }
 }
 
-impl TryFrom<String> for Step {
-    type Error = String;
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Step::parse(&raw).ok_or_else(|| format!("unknown step {raw:?}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// The stored sign-in, tokens still encrypted.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredGrant {
     pub user_id: String,
     pub user_login: String,
@@ -32,7 +32,7 @@ pub struct NewRedemption<'a> {
 }
 
 /// A recorded redemption.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRedemption {
     pub redemption_id: String,
     pub request_id: Uuid,
@@ -43,13 +43,16 @@ pub struct StoredRedemption {
     pub cancel_reason: Option<String>,
 }
 
-/// The SELECT of a [`StoredRedemption`], followed by `WHERE ...`.
+/// The checked SELECT of a [`StoredRedemption`], followed by the caller's
+/// condition (a string literal) and its argument.
 macro_rules! select_redemption {
-    ($condition:literal) => {
-        concat!(
-            "SELECT redemption_id, request_id, broadcaster_id, reward_id, published_at, ",
-            "settled_status, cancel_reason FROM dynamo.twitch_redemption WHERE ",
-            $condition
+    ($condition:tt, $arg:expr) => {
+        sqlx::query_as!(
+            StoredRedemption,
+            "SELECT redemption_id, request_id, broadcaster_id, reward_id, published_at,
+                 settled_status, cancel_reason FROM dynamo.twitch_redemption WHERE "
+                + $condition,
+            $arg
         )
     };
 }
@@ -57,7 +60,7 @@ macro_rules! select_redemption {
 impl Store {
     /// Stores a fresh sign-in, replacing any earlier one (and its revocation).
     pub async fn save_twitch_grant(&self, grant: &StoredGrant) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO dynamo.twitch_grant (id, user_id, user_login, scopes, access_token,
                  refresh_token, expires_at)
              VALUES (1, $1, $2, $3, $4, $5, $6)
@@ -66,20 +69,21 @@ impl Store {
                  access_token = EXCLUDED.access_token, refresh_token = EXCLUDED.refresh_token,
                  expires_at = EXCLUDED.expires_at, version = dynamo.twitch_grant.version + 1,
                  revoked_at = NULL, revoked_reason = NULL, updated_at = now()",
+            &grant.user_id,
+            &grant.user_login,
+            &grant.scopes,
+            &grant.access_token,
+            &grant.refresh_token,
+            grant.expires_at
         )
-        .bind(&grant.user_id)
-        .bind(&grant.user_login)
-        .bind(&grant.scopes)
-        .bind(&grant.access_token)
-        .bind(&grant.refresh_token)
-        .bind(grant.expires_at)
         .execute(self.pool())
         .await?;
         Ok(())
     }
 
     pub async fn twitch_grant(&self) -> Result<Option<StoredGrant>, StoreError> {
-        let grant = sqlx::query_as(
+        let grant = sqlx::query_as!(
+            StoredGrant,
             "SELECT user_id, user_login, scopes, access_token, refresh_token, expires_at,
                     version, revoked_at, revoked_reason
              FROM dynamo.twitch_grant WHERE id = 1",
@@ -100,15 +104,15 @@ impl Store {
         refresh_token: &[u8],
         expires_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
+        let updated = sqlx::query!(
             "UPDATE dynamo.twitch_grant SET access_token = $2, refresh_token = $3,
                  expires_at = $4, version = version + 1, updated_at = now()
              WHERE id = 1 AND version = $1 AND revoked_at IS NULL",
+            from_version,
+            access_token,
+            refresh_token,
+            expires_at
         )
-        .bind(from_version)
-        .bind(access_token)
-        .bind(refresh_token)
-        .bind(expires_at)
         .execute(self.pool())
         .await?;
         Ok(updated.rows_affected() == 1)
@@ -116,12 +120,12 @@ impl Store {
 
     /// Twitch refused the grant: keep it, say why, until the next sign-in.
     pub async fn revoke_twitch_grant(&self, reason: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE dynamo.twitch_grant SET revoked_at = coalesce(revoked_at, now()),
                  revoked_reason = $1, updated_at = now()
              WHERE id = 1",
+            reason
         )
-        .bind(reason)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -133,22 +137,21 @@ impl Store {
         &self,
         new: &NewRedemption<'_>,
     ) -> Result<StoredRedemption, StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO dynamo.twitch_redemption (redemption_id, request_id, broadcaster_id,
                  reward_id, twitch_user_id, user_input)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (redemption_id) DO NOTHING",
+            new.redemption_id,
+            new.request_id,
+            new.broadcaster_id,
+            new.reward_id,
+            new.twitch_user_id,
+            new.user_input
         )
-        .bind(new.redemption_id)
-        .bind(new.request_id)
-        .bind(new.broadcaster_id)
-        .bind(new.reward_id)
-        .bind(new.twitch_user_id)
-        .bind(new.user_input)
         .execute(self.pool())
         .await?;
-        let record = sqlx::query_as(select_redemption!("redemption_id = $1"))
-            .bind(new.redemption_id)
+        let record = select_redemption!("redemption_id = $1", new.redemption_id)
             .fetch_one(self.pool())
             .await?;
         Ok(record)
@@ -156,11 +159,11 @@ impl Store {
 
     /// Its request was confirmed on generation-requests.
     pub async fn mark_redemption_published(&self, redemption_id: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE dynamo.twitch_redemption SET published_at = coalesce(published_at, now())
              WHERE redemption_id = $1",
+            redemption_id
         )
-        .bind(redemption_id)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -170,8 +173,7 @@ impl Store {
         &self,
         request_id: Uuid,
     ) -> Result<Option<StoredRedemption>, StoreError> {
-        let record = sqlx::query_as(select_redemption!("request_id = $1"))
-            .bind(request_id)
+        let record = select_redemption!("request_id = $1", request_id)
             .fetch_optional(self.pool())
             .await?;
         Ok(record)
@@ -184,14 +186,14 @@ impl Store {
         status: &str,
         cancel_reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE dynamo.twitch_redemption SET settled_status = $2, settled_at = now(),
                  cancel_reason = coalesce(cancel_reason, $3)
              WHERE redemption_id = $1 AND settled_status IS NULL",
+            redemption_id,
+            status,
+            cancel_reason
         )
-        .bind(redemption_id)
-        .bind(status)
-        .bind(cancel_reason)
         .execute(self.pool())
         .await?;
         Ok(())
