@@ -7,8 +7,8 @@
 //! shutdown dates, the oldest pending debit), taken by the health port at
 //! each scrape and shown as gauges by [`Readings`].
 
+use dynamo_runtime::metrics::Exposition;
 use dynamo_upstream::UpstreamError;
-use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
@@ -16,10 +16,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub use dynamo_runtime::metrics::CONTENT_TYPE;
 
 /// A counter of seconds or dollars.
 type Sum = Counter<f64, AtomicU64>;
@@ -77,13 +76,9 @@ pub struct Readings {
     pub oldest_pending_debit_age: Option<f64>,
 }
 
-/// Shows the latest [`Readings`] as gauges.
-#[derive(Debug, Default)]
-struct LatestReadings(Mutex<Readings>);
-
-impl Collector for LatestReadings {
+impl dynamo_runtime::metrics::Readings for Readings {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let readings = lock(&self.0);
+        let readings = self;
         if let Some(depth) = readings.queue_depth {
             let gauge = encoder.encode_descriptor(
                 "dynamo_queue_depth",
@@ -124,7 +119,7 @@ impl Collector for LatestReadings {
 
 #[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
+    exposition: Exposition<Readings>,
     holds: Family<Service, Counter>,
     recovery_sweeps: Counter,
     recovered: Counter,
@@ -137,10 +132,6 @@ pub struct Metrics {
     dead_lettered: Counter,
     spend: Family<Model, Sum>,
     requeued: Counter,
-    readings: Arc<LatestReadings>,
-    /// Held from storing a scrape's readings to rendering them, so that two
-    /// scrapes at once each show their own.
-    scrape: Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -193,10 +184,8 @@ impl Default for Metrics {
             "dynamo_requeued",
             "Messages handed back because progress could not be recorded."
         );
-        let readings = Arc::new(LatestReadings::default());
-        registry.register_collector(Box::new(readings.clone()));
         Self {
-            registry,
+            exposition: Exposition::new(registry),
             holds,
             recovery_sweeps,
             recovered,
@@ -209,8 +198,6 @@ impl Default for Metrics {
             dead_lettered,
             spend,
             requeued,
-            readings,
-            scrape: Mutex::new(()),
         }
     }
 }
@@ -301,20 +288,8 @@ impl Metrics {
 
     /// Every metric in the Prometheus text format, with this scrape's readings.
     pub fn render(&self, readings: Readings) -> Result<String, std::fmt::Error> {
-        let _scrape = lock(&self.scrape);
-        *lock(&self.readings.0) = readings;
-        let mut out = String::new();
-        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
-        Ok(out)
+        self.exposition.render(readings)
     }
-}
-
-/// A panic elsewhere while holding the lock leaves consistent data behind
-/// (each write is a single assignment): keep serving metrics.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! What every dynamo process needs before it can do its job: settings read from
-//! the environment, logging and traces, and a shutdown signal.
+//! the environment, logging and traces, metrics exposition, and a shutdown
+//! signal.
 
 pub mod help;
+pub mod metrics;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

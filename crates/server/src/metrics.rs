@@ -9,17 +9,17 @@
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use dynamo_runtime::metrics::Exposition;
 use dynamo_store::StateCount;
-use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
-pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub use dynamo_runtime::metrics::CONTENT_TYPE;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct HttpLabels {
@@ -39,13 +39,9 @@ pub struct Readings {
     pub queue_depth: Option<u32>,
 }
 
-/// Shows the latest [`Readings`] as gauges.
-#[derive(Debug, Default)]
-struct LatestReadings(Mutex<Readings>);
-
-impl Collector for LatestReadings {
+impl dynamo_runtime::metrics::Readings for Readings {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let readings = lock(&self.0);
+        let readings = self;
         let mut family = encoder.encode_descriptor(
             "dynamo_requests",
             "Generation requests by state and style",
@@ -74,12 +70,8 @@ impl Collector for LatestReadings {
 
 #[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
+    exposition: Exposition<Readings>,
     http_requests: Family<HttpLabels, Counter>,
-    readings: Arc<LatestReadings>,
-    /// Held from storing a scrape's readings to rendering them, so that two
-    /// scrapes at once each show their own.
-    scrape: Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -92,13 +84,9 @@ impl Default for Metrics {
             "HTTP requests served by dynamo-server",
             http_requests.clone(),
         );
-        let readings = Arc::new(LatestReadings::default());
-        registry.register_collector(Box::new(readings.clone()));
         Self {
-            registry,
+            exposition: Exposition::new(registry),
             http_requests,
-            readings,
-            scrape: Mutex::new(()),
         }
     }
 }
@@ -116,20 +104,8 @@ impl Metrics {
 
     /// Every metric in the Prometheus text format, with this scrape's readings.
     pub fn render(&self, readings: Readings) -> Result<String, std::fmt::Error> {
-        let _scrape = lock(&self.scrape);
-        *lock(&self.readings.0) = readings;
-        let mut out = String::new();
-        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
-        Ok(out)
+        self.exposition.render(readings)
     }
-}
-
-/// A panic elsewhere while holding the lock leaves consistent data behind
-/// (each write is a single assignment or increment): keep serving metrics.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Counts each response by method, route template and status.
