@@ -2,8 +2,8 @@
 
 use crate::{Lease, RequestState, StepFailure, StoreError};
 use chrono::{DateTime, Utc};
-use dynamo_wire::{GenerationRequest, Style};
-use sqlx::PgPool;
+use dynamo_wire::{BroadcastState, GenerationRequest, ImagePayload, Style, Viewer};
+use sqlx::{FromRow, PgPool};
 use std::sync::LazyLock;
 use uuid::Uuid;
 
@@ -109,21 +109,17 @@ impl TryFrom<String> for StateColumn {
 
 impl RequestRecord {
     /// The request as it was received, rebuilt from the row (to resume it
-    /// without its message, or to queue it again).
+    /// without its message, or to queue it again). Each column is validated
+    /// as the message's field was, and a bad one named as in a message.
     pub fn generation_request(&self) -> Result<GenerationRequest, dynamo_wire::RequestError> {
-        GenerationRequest::from_value(serde_json::json!({
-            "type": "image",
-            "viewer": {
-                "twitch_user_id": self.twitch_user_id,
-                "twitch_display_name": self.twitch_display_name,
-            },
-            "state": {
-                "broadcast_id": self.broadcast_id.unwrap_or(0),
-                "screening_id": self.screening_id.unwrap_or_default(),
-                "tape_id": self.tape_id.unwrap_or(0),
-            },
-            "payload": {"style": self.style().as_str(), "inputs": self.inputs},
-        }))
+        let viewer = Viewer::parse(&self.twitch_user_id, &self.twitch_display_name)?;
+        let state = BroadcastState {
+            broadcast_id: self.broadcast_id.unwrap_or(0),
+            screening_id: self.screening_id.unwrap_or_default(),
+            tape_id: self.tape_id.unwrap_or(0),
+        };
+        let payload = ImagePayload::from_inputs(self.style(), self.inputs.clone())?;
+        Ok(GenerationRequest::new(viewer, state, payload))
     }
 
     pub fn style(&self) -> Style {
@@ -135,17 +131,82 @@ impl RequestRecord {
     }
 }
 
-pub(crate) const SELECT_REQUEST: &str = "
-    SELECT r.id, r.twitch_user_id, r.twitch_display_name, r.broadcast_id, r.screening_id,
-           r.tape_id, r.style, r.inputs, r.prompt, r.state, r.attempts, r.points_cost,
-           r.free_of_charge, r.ledger_flow_id, r.error_message, r.retry_of, r.created_at,
-           r.debited_at, r.named_at, r.stored_at, r.alerted_at, r.settled_at,
-           r.result_published_at, r.finished_at, r.updated_at, r.next_attempt_at,
-           r.approval_requested_at, r.approval_deadline, r.approval_decision,
-           r.approval_decided_by, r.approval_decided_at, r.approval_note,
-           a.value AS name
-    FROM dynamo.image_request r
-    LEFT JOIN dynamo.answer a ON a.image_request_id = r.id";
+/// The columns of a [`RequestRecord`], from `r` (the request) and `a` (its answer).
+macro_rules! request_columns {
+    () => {
+        "r.id, r.twitch_user_id, r.twitch_display_name, r.broadcast_id, r.screening_id,
+         r.tape_id, r.style, r.inputs, r.prompt, r.state, r.attempts, r.points_cost,
+         r.free_of_charge, r.ledger_flow_id, r.error_message, r.retry_of, r.created_at,
+         r.debited_at, r.named_at, r.stored_at, r.alerted_at, r.settled_at,
+         r.result_published_at, r.finished_at, r.updated_at, r.next_attempt_at,
+         r.approval_requested_at, r.approval_deadline, r.approval_decision,
+         r.approval_decided_by, r.approval_decided_at, r.approval_note,
+         a.value AS name"
+    };
+}
+
+pub(crate) const SELECT_REQUEST: &str = concat!(
+    "SELECT ",
+    request_columns!(),
+    " FROM dynamo.image_request r
+    LEFT JOIN dynamo.answer a ON a.image_request_id = r.id"
+);
+
+/// What a step's write left in the request's row, as stored (`RETURNING`):
+/// the columns the steps move, so a run keeps its copy of the request
+/// current without reading the row again ([`RequestRecord::apply`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Progress {
+    #[sqlx(try_from = "String")]
+    pub state: StateColumn,
+    pub ledger_flow_id: Option<Uuid>,
+    pub error_message: Option<String>,
+    pub debited_at: Option<DateTime<Utc>>,
+    pub named_at: Option<DateTime<Utc>>,
+    pub stored_at: Option<DateTime<Utc>>,
+    pub alerted_at: Option<DateTime<Utc>>,
+    pub settled_at: Option<DateTime<Utc>>,
+    pub result_published_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of a [`Progress`].
+const PROGRESS: &str = "state, ledger_flow_id, error_message, debited_at, named_at, stored_at,
+    alerted_at, settled_at, result_published_at, finished_at, updated_at, next_attempt_at";
+
+impl RequestRecord {
+    /// Takes in what a write returned.
+    pub fn apply(&mut self, progress: Progress) {
+        let Progress {
+            state,
+            ledger_flow_id,
+            error_message,
+            debited_at,
+            named_at,
+            stored_at,
+            alerted_at,
+            settled_at,
+            result_published_at,
+            finished_at,
+            updated_at,
+            next_attempt_at,
+        } = progress;
+        self.state = state;
+        self.ledger_flow_id = ledger_flow_id;
+        self.error_message = error_message;
+        self.debited_at = debited_at;
+        self.named_at = named_at;
+        self.stored_at = stored_at;
+        self.alerted_at = alerted_at;
+        self.settled_at = settled_at;
+        self.result_published_at = result_published_at;
+        self.finished_at = finished_at;
+        self.updated_at = updated_at;
+        self.next_attempt_at = next_attempt_at;
+    }
+}
 
 fn state_names(states: &[RequestState]) -> Vec<String> {
     states.iter().map(|s| s.as_str().to_owned()).collect()
@@ -163,9 +224,10 @@ impl Store {
     /// Records a new request, or counts another delivery of one recorded
     /// before (a redelivered message), and takes its lease for `owner` when
     /// nobody else holds it and it is not waiting for a scheduled run — in one
-    /// statement, so a new request is never without an owner. Returns the
-    /// record as it now stands, whether this call created it, and the lease
-    /// (`None`: another process owns it, or it waits for its time).
+    /// statement, so a new request is never without an owner, and a run needs
+    /// no second read to know it. Returns the record as it now stands,
+    /// whether this call created it, and the lease (`None`: another process
+    /// owns it, or it waits for its time).
     pub async fn record(
         &self,
         new: &NewRequest<'_>,
@@ -179,7 +241,7 @@ impl Store {
             AND coalesce(dynamo.image_request.next_attempt_at, '-infinity') <= now()";
         static QUERY: LazyLock<String> = LazyLock::new(|| {
             format!(
-                "INSERT INTO dynamo.image_request
+                "WITH r AS (INSERT INTO dynamo.image_request
                  (id, twitch_user_id, twitch_display_name, broadcast_id, screening_id, tape_id,
                   style, inputs, prompt, points_cost, free_of_charge, retry_of, attempts,
                   message_fingerprint, lease_owner, lease_token, lease_expires_at)
@@ -196,10 +258,20 @@ impl Store {
                  lease_expires_at = CASE WHEN {FREE} THEN EXCLUDED.lease_expires_at
                                          ELSE dynamo.image_request.lease_expires_at END,
                  updated_at = now()
-             RETURNING (xmax = 0), lease_token IS NOT DISTINCT FROM $15"
+             RETURNING *, (xmax = 0) AS created, lease_token IS NOT DISTINCT FROM $15 AS leased)
+             SELECT {COLUMNS}, r.created, r.leased
+             FROM r LEFT JOIN dynamo.answer a ON a.image_request_id = r.id",
+                COLUMNS = request_columns!()
             )
         });
-        let (created, leased): (bool, bool) = sqlx::query_as(sqlx::AssertSqlSafe(QUERY.as_str()))
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            record: RequestRecord,
+            created: bool,
+            leased: bool,
+        }
+        let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(QUERY.as_str()))
             .bind(new.id)
             .bind(request.viewer.twitch_user_id.as_str())
             .bind(request.viewer.twitch_display_name.as_str())
@@ -218,12 +290,11 @@ impl Store {
             .bind(ttl.as_millis() as f64)
             .fetch_one(&self.pool)
             .await?;
-        let record = self.get(new.id).await?;
-        let lease = leased.then_some(Lease {
+        let lease = row.leased.then_some(Lease {
             request_id: new.id,
             token,
         });
-        Ok((record, created, lease))
+        Ok((row.record, row.created, lease))
     }
 
     /// The request recorded for a message body with this fingerprint within
@@ -340,7 +411,7 @@ impl Store {
         &self,
         lease: &Lease,
         flow_id: Option<Uuid>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Progress, StoreError> {
         self.advance(
             lease,
             RequestState::Debited,
@@ -350,15 +421,16 @@ impl Store {
         .await
     }
 
-    /// The friend's name is known.
+    /// The friend's name is known. Returns the name as stored: a repeat of
+    /// the step keeps the name recorded first.
     pub async fn record_name(
         &self,
         lease: &Lease,
         prompt: &str,
         name: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(Progress, String), StoreError> {
         let mut tx = self.pool.begin().await?;
-        advance_in(
+        let progress = advance_in(
             &mut tx,
             lease,
             RequestState::Named,
@@ -366,23 +438,34 @@ impl Store {
             |q| q,
         )
         .await?;
-        sqlx::query(
-            "INSERT INTO dynamo.answer (image_request_id, prompt, value) VALUES ($1, $2, $3)
-             ON CONFLICT (image_request_id) DO NOTHING",
+        // The statement's snapshot does not see its own insert: the union is
+        // the new row or the one there before, never both.
+        let stored: String = sqlx::query_scalar(
+            "WITH new AS (
+                 INSERT INTO dynamo.answer (image_request_id, prompt, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (image_request_id) DO NOTHING
+                 RETURNING value)
+             SELECT value FROM new
+             UNION ALL SELECT value FROM dynamo.answer WHERE image_request_id = $1",
         )
         .bind(lease.request_id)
         .bind(prompt)
         .bind(name)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok((progress, stored))
     }
 
-    /// The image is uploaded: record where.
-    pub async fn record_image(&self, lease: &Lease, image: &StoredImage) -> Result<(), StoreError> {
+    /// The image is uploaded: record where. Returns the image as stored: a
+    /// repeat of the step keeps the image recorded first.
+    pub async fn record_image(
+        &self,
+        lease: &Lease,
+        image: &StoredImage,
+    ) -> Result<(Progress, StoredImage), StoreError> {
         let mut tx = self.pool.begin().await?;
-        advance_in(
+        let progress = advance_in(
             &mut tx,
             lease,
             RequestState::Stored,
@@ -390,10 +473,17 @@ impl Store {
             |q| q,
         )
         .await?;
-        sqlx::query(
-            "INSERT INTO dynamo.image (image_request_id, index, url, color, content_type, byte_size)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (image_request_id, index) DO NOTHING",
+        // As in `record_name`: the new row or the one there before.
+        let stored: StoredImage = sqlx::query_as(
+            "WITH new AS (
+                 INSERT INTO dynamo.image
+                     (image_request_id, index, url, color, content_type, byte_size)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (image_request_id, index) DO NOTHING
+                 RETURNING index, url, color, content_type, byte_size)
+             SELECT * FROM new
+             UNION ALL SELECT index, url, color, content_type, byte_size FROM dynamo.image
+                 WHERE image_request_id = $1 AND index = $2",
         )
         .bind(lease.request_id)
         .bind(image.index)
@@ -401,21 +491,21 @@ impl Store {
         .bind(&image.color)
         .bind(&image.content_type)
         .bind(image.byte_size)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
         crate::generated::forget_generated(&mut tx, lease.request_id).await?;
         tx.commit().await?;
-        Ok(())
+        Ok((progress, stored))
     }
 
     /// The broker confirmed the alert.
-    pub async fn mark_alerted(&self, lease: &Lease) -> Result<(), StoreError> {
+    pub async fn mark_alerted(&self, lease: &Lease) -> Result<Progress, StoreError> {
         self.advance(lease, RequestState::Alerted, "alerted_at = now()", |q| q)
             .await
     }
 
     /// The outflow was accepted (or there was none): the request is done.
-    pub async fn mark_succeeded(&self, lease: &Lease) -> Result<(), StoreError> {
+    pub async fn mark_succeeded(&self, lease: &Lease) -> Result<Progress, StoreError> {
         self.advance(
             lease,
             RequestState::Succeeded,
@@ -433,10 +523,10 @@ impl Store {
         lease: &Lease,
         end: RequestState,
         reason: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Progress, StoreError> {
         debug_assert!(matches!(end, RequestState::Failed | RequestState::Rejected));
         let mut tx = self.pool.begin().await?;
-        advance_in(
+        let progress = advance_in(
             &mut tx,
             lease,
             end,
@@ -448,33 +538,34 @@ impl Store {
         .await?;
         crate::generated::forget_generated(&mut tx, lease.request_id).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(progress)
     }
 
     /// The pending outflow was rejected (refunded).
-    pub async fn mark_settled(&self, lease: &Lease) -> Result<(), StoreError> {
+    pub async fn mark_settled(&self, lease: &Lease) -> Result<Progress, StoreError> {
         self.mark_once(lease, "settled_at").await
     }
 
     /// The broker confirmed the generation-results message.
-    pub async fn mark_result_published(&self, lease: &Lease) -> Result<(), StoreError> {
+    pub async fn mark_result_published(&self, lease: &Lease) -> Result<Progress, StoreError> {
         self.mark_once(lease, "result_published_at").await
     }
 
     /// Sets a timestamp column once, under the lease, and only once the
     /// request has ended: refunds and results come after the end state.
-    async fn mark_once(&self, lease: &Lease, column: &'static str) -> Result<(), StoreError> {
+    async fn mark_once(&self, lease: &Lease, column: &'static str) -> Result<Progress, StoreError> {
         let sql = format!(
             "UPDATE dynamo.image_request SET {column} = coalesce({column}, now()), updated_at = now()
-             WHERE id = $1 AND lease_token = $2 AND finished_at IS NOT NULL"
+             WHERE id = $1 AND lease_token = $2 AND finished_at IS NOT NULL
+             RETURNING {PROGRESS}"
         );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let done: Option<Progress> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(lease.request_id)
             .bind(lease.token)
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-        if done.rows_affected() == 1 {
-            return Ok(());
+        if let Some(progress) = done {
+            return Ok(progress);
         }
         let current: Option<(String, Option<Uuid>)> =
             sqlx::query_as("SELECT state, lease_token FROM dynamo.image_request WHERE id = $1")
@@ -500,7 +591,7 @@ impl Store {
         to: RequestState,
         set: &str,
         bind: F,
-    ) -> Result<(), StoreError>
+    ) -> Result<Progress, StoreError>
     where
         F: for<'a> FnOnce(PgQuery<'a>) -> PgQuery<'a>,
     {
@@ -512,15 +603,16 @@ impl Store {
 type PgQuery<'a> = sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// Moves a request to `to`, but only from one of its legal predecessors and
-/// only under its lease. A repeat of a move already made is a no-op, so steps
-/// are idempotent; a write without the lease is refused (`LeaseLost`).
+/// only under its lease, and returns the row's progress as it then stands. A
+/// repeat of a move already made is a no-op, so steps are idempotent; a write
+/// without the lease is refused (`LeaseLost`).
 async fn advance_in<F>(
     conn: &mut sqlx::PgConnection,
     lease: &Lease,
     to: RequestState,
     set: &str,
     bind: F,
-) -> Result<(), StoreError>
+) -> Result<Progress, StoreError>
 where
     F: for<'a> FnOnce(PgQuery<'a>) -> PgQuery<'a>,
 {
@@ -528,29 +620,37 @@ where
     let sql = format!(
         "UPDATE dynamo.image_request SET state = '{to}', updated_at = now(),
              step_attempts = 0, step_failing_since = NULL, next_attempt_at = NULL, {set}
-         WHERE id = $1 AND state = ANY($2) AND lease_token = $3"
+         WHERE id = $1 AND state = ANY($2) AND lease_token = $3
+         RETURNING {PROGRESS}"
     );
     let predecessors = state_names(to.predecessors());
     let query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(&predecessors)
         .bind(lease.token);
-    let done = bind(query).execute(&mut *conn).await?;
-    if done.rows_affected() == 1 {
-        return Ok(());
+    if let Some(row) = bind(query).fetch_optional(&mut *conn).await? {
+        return Ok(Progress::from_row(&row)?);
     }
-    let current: Option<(String, Option<Uuid>)> =
-        sqlx::query_as("SELECT state, lease_token FROM dynamo.image_request WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    #[derive(sqlx::FromRow)]
+    struct Current {
+        lease_token: Option<Uuid>,
+        #[sqlx(flatten)]
+        progress: Progress,
+    }
+    static CURRENT: LazyLock<String> = LazyLock::new(|| {
+        format!("SELECT lease_token, {PROGRESS} FROM dynamo.image_request WHERE id = $1")
+    });
+    let current: Option<Current> = sqlx::query_as(sqlx::AssertSqlSafe(CURRENT.as_str()))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
     match current {
         None => Err(StoreError::NotFound(id)),
-        Some((_, token)) if token != Some(lease.token) => Err(StoreError::LeaseLost(id)),
-        Some((state, _)) if state == to.as_str() => Ok(()),
-        Some((state, _)) => Err(StoreError::IllegalTransition {
+        Some(current) if current.lease_token != Some(lease.token) => Err(StoreError::LeaseLost(id)),
+        Some(current) if current.progress.state.0 == to => Ok(current.progress),
+        Some(current) => Err(StoreError::IllegalTransition {
             id,
-            from: state,
+            from: current.progress.state.0.as_str().to_owned(),
             to: to.as_str(),
         }),
     }
