@@ -290,14 +290,9 @@ async fn store_calls(store: &Store, limiters: &[RateLimiter; 2], i: usize) {
         byte_size: 120_000,
     };
     store.record_image(&lease, &image).await.unwrap();
-    store.get(id).await.unwrap();
-    store.images(id).await.unwrap();
     store.mark_alerted(&lease).await.unwrap();
-    store.get(id).await.unwrap();
     store.mark_succeeded(&lease).await.unwrap();
-    store.get(id).await.unwrap();
     store.mark_result_published(&lease).await.unwrap();
-    store.get(id).await.unwrap();
     store.release_lease(&lease, None).await.unwrap();
 }
 

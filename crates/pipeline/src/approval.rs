@@ -8,7 +8,7 @@
 //! streamer, or by `APPROVAL_TIMEOUT_ACTION=decline` when nobody decided in
 //! time), it ends `rejected`, its points are refunded and the viewer is told.
 
-use crate::request::{Next, Pipeline, Run, StepResult, Wait};
+use crate::request::{Current, Next, Pipeline, Run, StepResult, Wait};
 use dynamo_runtime::{Env, SettingError};
 use dynamo_store::{Decision, RequestState};
 use std::time::Duration;
@@ -74,9 +74,9 @@ impl ApprovalPolicy {
 impl Pipeline {
     /// The image is stored: with approval on, park the request until it is
     /// decided; otherwise straight on to the alert.
-    pub(crate) async fn after_stored(&self, run: &Run<'_>) -> StepResult {
+    pub(crate) async fn after_stored(&self, run: &Run<'_>, current: &mut Current) -> StepResult {
         if !self.approval.manual {
-            return self.alert(run).await;
+            return self.alert(run, current).await;
         }
         let due = self
             .store
@@ -89,11 +89,17 @@ impl Pipeline {
     /// The request waited for approval and is due: carry out the decision,
     /// let the timeout decide if its deadline passed, or park it again (a
     /// run that came early: a rescued lease, a redelivered message).
-    pub(crate) async fn carry_out_approval(&self, run: &Run<'_>) -> StepResult {
-        let mut record = self.store.get(run.id()).await?;
-        if record.approval.decision().is_none()
-            && record
-                .approval
+    pub(crate) async fn carry_out_approval(
+        &self,
+        run: &Run<'_>,
+        current: &mut Current,
+    ) -> StepResult {
+        // A fresh read, the one a run needs: the decision is recorded by
+        // dynamo-server, another process, after this request was parked.
+        current.record = self.store.get(run.id()).await?;
+        let approval = &current.record.approval;
+        if approval.decision().is_none()
+            && approval
                 .deadline
                 .is_some_and(|deadline| deadline <= chrono::Utc::now())
         {
@@ -101,10 +107,12 @@ impl Pipeline {
             if self.store.decide_on_timeout(run.lease(), decision).await? {
                 tracing::info!(%decision, timeout = ?self.approval.timeout, "nobody decided in time; the timeout decided");
             }
-            // Whoever decided (the timeout, or the streamer just before it).
-            record = self.store.get(run.id()).await?;
+            // Whoever decided (the timeout, or the streamer just before it):
+            // the guarded write only says whether it was this one.
+            current.record = self.store.get(run.id()).await?;
         }
-        match record.approval.decision() {
+        let approval = &current.record.approval;
+        match approval.decision() {
             None => {
                 let due = self
                     .store
@@ -114,18 +122,19 @@ impl Pipeline {
             }
             Some(Decision::Approved) => {
                 tracing::info!(
-                    by = record.approval.decided_by.as_deref().unwrap_or(""),
+                    by = approval.decided_by.as_deref().unwrap_or(""),
                     "approved; on air"
                 );
-                self.alert(run).await
+                self.alert(run, current).await
             }
             Some(Decision::Declined) => {
                 let reason = declined_reason(
-                    record.approval.timed_out(),
-                    record.approval.note.as_deref(),
+                    approval.timed_out(),
+                    approval.note.as_deref(),
                     self.approval.timeout,
                 );
-                self.end_with(run, RequestState::Rejected, reason).await
+                self.end_with(run, current, RequestState::Rejected, reason)
+                    .await
             }
         }
     }

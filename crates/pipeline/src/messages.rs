@@ -1,41 +1,35 @@
-//! What the pipeline publishes, built from a request's record.
+//! What the pipeline publishes, built from typed values: the request as it
+//! was received (viewer, style, subject), the friend's name and the stored
+//! image as the run knows them, and the record's end.
 
 use dynamo_store::{RequestRecord, StoredImage};
 use dynamo_wire::{
     EndState, FriendDetails, GenerationRequest, GenerationResult, GhostDetails, ImageAlert,
-    OnscreenEvent, RequestKind, Style, Viewer,
+    OnscreenEvent, RequestKind, Style,
 };
 
-pub(crate) fn subject_of(record: &RequestRecord) -> String {
-    record
-        .inputs
-        .get("subject")
-        .and_then(|s| s.as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
-
 pub(crate) fn alert_for(
-    viewer: &Viewer,
-    record: &RequestRecord,
+    request: &GenerationRequest,
+    name: Option<&str>,
     image: &StoredImage,
 ) -> OnscreenEvent {
-    let description = subject_of(record);
+    let viewer = request.viewer.clone();
+    let description = request.subject().as_str().to_owned();
     let image_url = image.url.clone();
-    OnscreenEvent::Image(match record.style() {
+    OnscreenEvent::Image(match request.style() {
         Style::Ghost => ImageAlert::Ghost {
-            viewer: viewer.clone(),
+            viewer,
             details: GhostDetails {
                 image_url,
                 description,
             },
         },
         Style::Friend => ImageAlert::Friend {
-            viewer: viewer.clone(),
+            viewer,
             details: FriendDetails {
                 image_url,
                 description,
-                name: record.name.clone().unwrap_or_default(),
+                name: name.unwrap_or_default().to_owned(),
                 background_color: image.color.clone().unwrap_or_default(),
             },
         },
@@ -45,19 +39,20 @@ pub(crate) fn alert_for(
 pub(crate) fn result_for(
     request: &GenerationRequest,
     record: &RequestRecord,
-    image_url: Option<String>,
+    image: Option<&StoredImage>,
 ) -> GenerationResult {
     let state = record.state().end_state().unwrap_or(EndState::Failed);
+    let succeeded = state == EndState::Succeeded;
     GenerationResult {
         kind: RequestKind::Image,
         request_id: record.id,
         viewer: request.viewer.clone(),
-        style: record.style(),
-        description: subject_of(record),
+        style: request.style(),
+        description: request.subject().as_str().to_owned(),
         state,
         reason: record.error_message.clone(),
-        image_url: image_url.filter(|_| state == EndState::Succeeded),
-        name: record.name.clone().filter(|_| state == EndState::Succeeded),
+        image_url: image.filter(|_| succeeded).map(|image| image.url.clone()),
+        name: record.name.clone().filter(|_| succeeded),
         finished_at: record.finished_at.unwrap_or_else(chrono::Utc::now),
     }
 }

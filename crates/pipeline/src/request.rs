@@ -21,7 +21,9 @@ use crate::retry::RetryPolicy;
 use crate::timings::Timings;
 use chrono::{DateTime, Utc};
 use dynamo_broker::{Publisher, Topology};
-use dynamo_store::{Lease, NewRequest, RequestRecord, RequestState, Step, Store, StoreError};
+use dynamo_store::{
+    Lease, NewRequest, Progress, RequestRecord, RequestState, Step, Store, StoreError, StoredImage,
+};
 use dynamo_upstream::{
     DiscordWebhooks, ImageProvider, Ledger, Moderator, NameProvider, Storage, UpstreamError,
 };
@@ -173,6 +175,22 @@ pub(crate) enum Next {
 
 pub(crate) type StepResult = Result<Next, PipelineError>;
 
+/// The request as this run knows it: loaded once when the run starts and
+/// kept current from what each write returns (`RETURNING`), so no step
+/// reads the row again.
+pub(crate) struct Current {
+    pub(crate) record: RequestRecord,
+    /// The stored image, once there is one.
+    pub(crate) image: Option<StoredImage>,
+}
+
+impl Current {
+    /// A write's result taken in.
+    pub(crate) fn apply(&mut self, progress: Progress) {
+        self.record.apply(progress);
+    }
+}
+
 /// One run of one request: the job and the lease it runs under.
 pub(crate) struct Run<'a> {
     pub(crate) job: &'a Job,
@@ -316,9 +334,16 @@ impl Pipeline {
     }
 
     async fn drive(&self, run: &Run<'_>, record: RequestRecord) -> Result<Outcome, PipelineError> {
+        // The one read of the request's image in a run: only a request
+        // stored before this run (a resumed one) has one.
+        let image = match record.stored_at {
+            Some(_) => self.store.images(record.id).await?.into_iter().next(),
+            None => None,
+        };
+        let mut current = Current { record, image };
         let job = run.job;
         let mut timings = Timings::default();
-        let mut state = record.state();
+        let mut state = current.record.state();
         let was_final = state.is_final();
         if state == RequestState::Received
             && self.viewer_max_in_flight > 0
@@ -346,28 +371,39 @@ impl Pipeline {
             let (label, next) = match state {
                 RequestState::Received => (
                     "debit",
-                    self.debit(run).instrument(step_span("debit")).await,
+                    self.debit(run, &mut current)
+                        .instrument(step_span("debit"))
+                        .await,
                 ),
-                RequestState::Debited if job.request.style() == Style::Friend => {
-                    ("name", self.name(run).instrument(step_span("name")).await)
-                }
+                RequestState::Debited if job.request.style() == Style::Friend => (
+                    "name",
+                    self.name(run, &mut current)
+                        .instrument(step_span("name"))
+                        .await,
+                ),
                 RequestState::Debited | RequestState::Named => (
                     "image",
-                    self.make_image(run).instrument(step_span("image")).await,
+                    self.make_image(run, &mut current)
+                        .instrument(step_span("image"))
+                        .await,
                 ),
                 RequestState::Stored => (
                     "alert",
-                    self.after_stored(run).instrument(step_span("alert")).await,
+                    self.after_stored(run, &mut current)
+                        .instrument(step_span("alert"))
+                        .await,
                 ),
                 RequestState::AwaitingApproval => (
                     "approval",
-                    self.carry_out_approval(run)
+                    self.carry_out_approval(run, &mut current)
                         .instrument(step_span("approval"))
                         .await,
                 ),
                 RequestState::Alerted => (
                     "accept",
-                    self.accept(run).instrument(step_span("accept")).await,
+                    self.accept(run, &mut current)
+                        .instrument(step_span("accept"))
+                        .await,
                 ),
                 RequestState::Succeeded | RequestState::Rejected | RequestState::Failed => {
                     break;
@@ -393,9 +429,10 @@ impl Pipeline {
             };
         }
         run.ensure_owned()?;
-        let record = self.settle_and_report(run).await?;
+        self.settle_and_report(run, &mut current).await?;
+        let record = &current.record;
         if state == RequestState::Succeeded && !was_final {
-            self.announce_on_discord(&record).await;
+            self.announce_on_discord(&job.request, current.image.as_ref());
         }
         if !was_final {
             self.metrics

@@ -1,10 +1,11 @@
 //! After the end state: settle the points, report the result, and tell Discord.
 
-use crate::messages::{result_for, subject_of};
-use crate::request::{Pipeline, PipelineError, Run};
+use crate::messages::result_for;
+use crate::request::{Current, Pipeline, PipelineError, Run};
 use dynamo_broker::{Envelope, PublishError};
-use dynamo_store::{RequestRecord, Step};
+use dynamo_store::{Step, StoredImage};
 use dynamo_upstream::UpstreamError;
+use dynamo_wire::GenerationRequest;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -14,11 +15,11 @@ impl Pipeline {
     pub(crate) async fn settle_and_report(
         &self,
         run: &Run<'_>,
-    ) -> Result<RequestRecord, PipelineError> {
+        current: &mut Current,
+    ) -> Result<(), PipelineError> {
         let job = run.job;
-        let record = self.store.get(job.id).await?;
-        if record.settled_at.is_none() {
-            if let Some(flow_id) = record.ledger_flow_id {
+        if current.record.settled_at.is_none() {
+            if let Some(flow_id) = current.record.ledger_flow_id {
                 let viewer = &job.request.viewer;
                 let ledger = &self.services.ledger;
                 self.retry_in_place(run, Step::Refund, || ledger.refund(viewer, flow_id))
@@ -28,16 +29,10 @@ impl Pipeline {
             } else if !job.free_of_charge {
                 self.refund_unheard_debits(run).await?;
             }
-            self.store.mark_settled(run.lease()).await?;
+            current.apply(self.store.mark_settled(run.lease()).await?);
         }
-        if record.result_published_at.is_none() {
-            let image_url = self
-                .store
-                .images(job.id)
-                .await?
-                .first()
-                .map(|i| i.url.clone());
-            let result = result_for(&job.request, &record, image_url);
+        if current.record.result_published_at.is_none() {
+            let result = result_for(&job.request, &current.record, current.image.as_ref());
             let body = serde_json::to_vec(&result).unwrap_or_default();
             let exchange = &self.topology.results_exchange;
             run.ensure_owned()?;
@@ -57,9 +52,9 @@ impl Pipeline {
                 exchange: exchange.clone(),
                 detail: error.to_string(),
             })?;
-            self.store.mark_result_published(run.lease()).await?;
+            current.apply(self.store.mark_result_published(run.lease()).await?);
         }
-        Ok(self.store.get(job.id).await?)
+        Ok(())
     }
 
     /// A request that ended without hearing its debit's answer may have left
@@ -117,27 +112,22 @@ impl Pipeline {
     }
 
     /// Best effort, off the request's path.
-    pub(crate) async fn announce_on_discord(&self, record: &RequestRecord) {
+    pub(crate) fn announce_on_discord(
+        &self,
+        request: &GenerationRequest,
+        image: Option<&StoredImage>,
+    ) {
         let discord = self.services.discord.clone();
-        if !discord.is_enabled() {
-            return;
-        }
-        let Ok(images) = self.store.images(record.id).await else {
+        let Some(image) = image.filter(|_| discord.is_enabled()) else {
             return;
         };
-        let Some(image) = images.into_iter().next() else {
-            return;
-        };
-        let style = record.style();
-        let viewer = record.twitch_display_name.clone();
-        let description = subject_of(record);
+        let style = request.style();
+        let viewer = request.viewer.twitch_display_name.to_string();
+        let description = request.subject().to_string();
+        let url = image.url.clone();
         tokio::spawn(
-            async move {
-                discord
-                    .announce(style, &viewer, &description, &image.url)
-                    .await
-            }
-            .in_current_span(),
+            async move { discord.announce(style, &viewer, &description, &url).await }
+                .in_current_span(),
         );
     }
 }

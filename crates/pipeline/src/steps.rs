@@ -2,7 +2,7 @@
 //! debit, name, make the image, alert, accept — and ending a request.
 
 use crate::messages::alert_for;
-use crate::request::{Attempted, Next, Pipeline, PipelineError, Run, StepResult};
+use crate::request::{Attempted, Current, Next, Pipeline, PipelineError, Run, StepResult};
 use dynamo_broker::PublishError;
 use dynamo_imaging::{ProcessedImage, process_friend, process_ghost};
 use dynamo_store::{RequestState, Step, StoreError, StoredImage};
@@ -16,14 +16,14 @@ impl Pipeline {
     /// try may have created a debit whose answer never reached us (a crash,
     /// a lost connection), the ledger's history is read and that debit
     /// adopted instead of asking for another.
-    pub(crate) async fn debit(&self, run: &Run<'_>) -> StepResult {
+    pub(crate) async fn debit(&self, run: &Run<'_>, current: &mut Current) -> StepResult {
         let job = run.job;
         // Held: wait un-debited (issue 12), rather than be charged to wait.
         if let Some((until, why)) = self.admit_before_debit(run).await? {
             return Ok(Next::Wait(until, why));
         }
         if job.free_of_charge || self.points_cost == 0 {
-            self.store.mark_debited(run.lease(), None).await?;
+            current.apply(self.store.mark_debited(run.lease(), None).await?);
             return Ok(Next::To(RequestState::Debited));
         }
         let viewer = &job.request.viewer;
@@ -45,10 +45,12 @@ impl Pipeline {
             .await?;
         let flow_id = match attempted {
             Attempted::Done(flow_id) => flow_id,
-            Attempted::Failed(error) => return self.end(run, "debiting points", error).await,
+            Attempted::Failed(error) => {
+                return self.end(run, current, "debiting points", error).await;
+            }
             Attempted::Deferred(until, why) => return Ok(Next::Wait(until, why)),
         };
-        self.store.mark_debited(run.lease(), Some(flow_id)).await?;
+        current.apply(self.store.mark_debited(run.lease(), Some(flow_id)).await?);
         Ok(Next::To(RequestState::Debited))
     }
 
@@ -79,7 +81,7 @@ impl Pipeline {
     }
 
     /// Friends get a name from the chat model before their picture.
-    pub(crate) async fn name(&self, run: &Run<'_>) -> StepResult {
+    pub(crate) async fn name(&self, run: &Run<'_>, current: &mut Current) -> StepResult {
         let job = run.job;
         let subject = job.request.subject().as_str();
         let user = job.request.viewer.twitch_user_id.as_str();
@@ -89,17 +91,22 @@ impl Pipeline {
             .await?
         {
             Attempted::Done(name) => name,
-            Attempted::Failed(error) => return self.end(run, "naming the friend", error).await,
+            Attempted::Failed(error) => {
+                return self.end(run, current, "naming the friend", error).await;
+            }
             Attempted::Deferred(until, why) => return Ok(Next::Wait(until, why)),
         };
-        self.store
+        let (progress, name) = self
+            .store
             .record_name(run.lease(), &names.prompt(subject), &name)
             .await?;
+        current.apply(progress);
+        current.record.name = Some(name);
         Ok(Next::To(RequestState::Named))
     }
 
     /// Screens, generates, post-processes and uploads the image.
-    pub(crate) async fn make_image(&self, run: &Run<'_>) -> StepResult {
+    pub(crate) async fn make_image(&self, run: &Run<'_>, current: &mut Current) -> StepResult {
         let job = run.job;
         let source = match self.store.generated(job.id).await? {
             Some(bought) => {
@@ -109,7 +116,7 @@ impl Pipeline {
                 );
                 bought
             }
-            None => match self.buy_image(run).await? {
+            None => match self.buy_image(run, current).await? {
                 Ok(source) => source,
                 Err(next) => return Ok(next),
             },
@@ -119,7 +126,9 @@ impl Pipeline {
             Ok(processed) => processed,
             Err(reason) => {
                 let reason = format!("processing the image failed: {reason}");
-                return self.end_with(run, RequestState::Failed, reason).await;
+                return self
+                    .end_with(run, current, RequestState::Failed, reason)
+                    .await;
             }
         };
         let key = format!("{id}/{id}-0.{ext}", id = job.id, ext = processed.extension);
@@ -135,7 +144,7 @@ impl Pipeline {
             .await;
         let url = match uploaded {
             Ok(url) => url,
-            Err(error) => return self.end(run, "storing the image", error).await,
+            Err(error) => return self.end(run, current, "storing the image", error).await,
         };
         let image = StoredImage {
             index: 0,
@@ -144,15 +153,21 @@ impl Pipeline {
             content_type: processed.content_type.to_owned(),
             byte_size: i32::try_from(processed.bytes.len()).unwrap_or(i32::MAX),
         };
-        self.store.record_image(run.lease(), &image).await?;
+        let (progress, image) = self.store.record_image(run.lease(), &image).await?;
         tracing::info!(url = %image.url, bytes = image.byte_size, "image stored");
+        current.apply(progress);
+        current.image = Some(image);
         Ok(Next::To(RequestState::Stored))
     }
 
     /// Screens the prompt and generates the image, keeping the answer before
     /// anything else can fail: from then on a crash or a storage outage never
     /// makes us pay for it again. `Err(next)` when the step ends or waits.
-    async fn buy_image(&self, run: &Run<'_>) -> Result<Result<Vec<u8>, Next>, PipelineError> {
+    async fn buy_image(
+        &self,
+        run: &Run<'_>,
+        current: &mut Current,
+    ) -> Result<Result<Vec<u8>, Next>, PipelineError> {
         let job = run.job;
         let prompt = self.prompts.build(&job.request.payload);
         if let Some(moderator) = &self.services.moderator {
@@ -162,7 +177,10 @@ impl Pipeline {
             {
                 Attempted::Done(()) => {}
                 Attempted::Failed(error) => {
-                    return self.end(run, "screening the prompt", error).await.map(Err);
+                    return self
+                        .end(run, current, "screening the prompt", error)
+                        .await
+                        .map(Err);
                 }
                 Attempted::Deferred(until, why) => return Ok(Err(Next::Wait(until, why))),
             }
@@ -180,7 +198,10 @@ impl Pipeline {
         {
             Attempted::Done(bought) => bought,
             Attempted::Failed(error) => {
-                return self.end(run, "generating the image", error).await.map(Err);
+                return self
+                    .end(run, current, "generating the image", error)
+                    .await
+                    .map(Err);
             }
             Attempted::Deferred(until, why) => return Ok(Err(Next::Wait(until, why))),
         };
@@ -215,14 +236,13 @@ impl Pipeline {
     /// is not listening, which is worth waiting for (within the step's
     /// deadline), never "shown". The broker itself failing is not the
     /// viewer's problem: the run stops and the request is resumed later.
-    pub(crate) async fn alert(&self, run: &Run<'_>) -> StepResult {
+    pub(crate) async fn alert(&self, run: &Run<'_>, current: &mut Current) -> StepResult {
         let job = run.job;
-        let record = self.store.get(job.id).await?;
-        let images = self.store.images(job.id).await?;
-        let Some(image) = images.first() else {
+        // Stored is the alert's predecessor: a run that got here has the image.
+        let Some(image) = &current.image else {
             return Err(StoreError::NotFound(job.id).into());
         };
-        let event = alert_for(&job.request.viewer, &record, image);
+        let event = alert_for(&job.request, current.record.name.as_deref(), image);
         let body = serde_json::to_vec(&event).unwrap_or_default();
         let exchange = &self.topology.alerts_exchange;
         let sent = self
@@ -241,14 +261,14 @@ impl Pipeline {
             .await?;
         match sent {
             Attempted::Done(Ok(())) => {
-                self.store.mark_alerted(run.lease()).await?;
+                current.apply(self.store.mark_alerted(run.lease()).await?);
                 Ok(Next::To(RequestState::Alerted))
             }
             Attempted::Done(Err(error)) => Err(PipelineError::Publish {
                 exchange: exchange.clone(),
                 detail: error.to_string(),
             }),
-            Attempted::Failed(error) => self.end(run, "publishing the alert", error).await,
+            Attempted::Failed(error) => self.end(run, current, "publishing the alert", error).await,
             Attempted::Deferred(until, why) => Ok(Next::Wait(until, why)),
         }
     }
@@ -256,22 +276,27 @@ impl Pipeline {
     /// The alert is out: make the debit final. This cannot end the request
     /// unsuccessfully any more — the viewer saw the image — so a ledger that
     /// stays down means trying again later.
-    pub(crate) async fn accept(&self, run: &Run<'_>) -> StepResult {
-        let record = self.store.get(run.id()).await?;
-        if let Some(flow_id) = record.ledger_flow_id {
+    pub(crate) async fn accept(&self, run: &Run<'_>, current: &mut Current) -> StepResult {
+        if let Some(flow_id) = current.record.ledger_flow_id {
             let viewer = &run.job.request.viewer;
             let ledger = &self.services.ledger;
             self.retry_in_place(run, Step::Accept, || ledger.accept(viewer, flow_id))
                 .await
                 .map_err(PipelineError::Settle)?;
         }
-        self.store.mark_succeeded(run.lease()).await?;
+        current.apply(self.store.mark_succeeded(run.lease()).await?);
         Ok(Next::To(RequestState::Succeeded))
     }
 
     /// Ends the request as rejected (inadmissible prompt) or failed (anything
     /// else), with the reason.
-    pub(crate) async fn end(&self, run: &Run<'_>, doing: &str, error: UpstreamError) -> StepResult {
+    pub(crate) async fn end(
+        &self,
+        run: &Run<'_>,
+        current: &mut Current,
+        doing: &str,
+        error: UpstreamError,
+    ) -> StepResult {
         let (state, reason) = match &error {
             UpstreamError::Inadmissible(reason) => (RequestState::Rejected, reason.clone()),
             UpstreamError::NotEnoughPoints => {
@@ -279,12 +304,13 @@ impl Pipeline {
             }
             other => (RequestState::Failed, format!("{doing} failed: {other}")),
         };
-        self.end_with(run, state, reason).await
+        self.end_with(run, current, state, reason).await
     }
 
     pub(crate) async fn end_with(
         &self,
         run: &Run<'_>,
+        current: &mut Current,
         state: RequestState,
         reason: String,
     ) -> StepResult {
@@ -292,9 +318,11 @@ impl Pipeline {
             RequestState::Rejected => tracing::info!(%reason, "request rejected"),
             _ => tracing::warn!(%reason, "request failed"),
         }
-        self.store
+        let progress = self
+            .store
             .finish_unsuccessfully(run.lease(), state, &reason)
             .await?;
+        current.apply(progress);
         Ok(Next::To(state))
     }
 }

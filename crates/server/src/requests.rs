@@ -12,7 +12,7 @@ use dynamo_broker::{Envelope, PublishError, headers as amqp};
 use dynamo_store::{Cursor, RequestFilter, RequestRecord, RequestState, StepFailure, StoredImage};
 use dynamo_wire::{GenerationRequest, Style};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -414,23 +414,16 @@ pub async fn enqueue(
     Admin(caller): Admin,
     Json(body): Json<EnqueueBody>,
 ) -> Result<Response, ApiError> {
-    let mut message = json!({
-        "type": "image",
-        "viewer": body.viewer,
-        "payload": {"style": body.style, "inputs": body.inputs},
-    });
-    if let Some(broadcast) = body.state {
-        message["state"] = broadcast;
-    }
-    let request = GenerationRequest::from_value(message).map_err(|e| match e.field() {
-        Some(field) => {
-            let field = field
-                .replace("payload.inputs", "inputs")
-                .replace("payload.style", "style");
-            ApiError::bad_field(field, e.to_string())
-        }
-        None => ApiError::bad(e.to_string()),
-    })?;
+    let request = GenerationRequest::from_parts(body.viewer, body.state, &body.style, body.inputs)
+        .map_err(|e| match e.field() {
+            Some(field) => {
+                let field = field
+                    .replace("payload.inputs", "inputs")
+                    .replace("payload.style", "style");
+                ApiError::bad_field(field, e.to_string())
+            }
+            None => ApiError::bad(e.to_string()),
+        })?;
     let mut headers = Vec::new();
     if body.free_of_charge {
         headers.push((amqp::FREE_OF_CHARGE.to_owned(), "true".to_owned()));

@@ -31,6 +31,9 @@ macro_rules! text_column {
 }
 
 text_column!(crate::RequestState, str::parse::<crate::RequestState>);
+text_column!(crate::requests::StateColumn, |raw: &str| raw
+    .parse::<crate::RequestState>()
+    .map(crate::requests::StateColumn));
 text_column!(crate::Step, |raw: &str| crate::Step::parse(raw)
     .ok_or_else(|| format!("unknown step {raw:?}")));
 text_column!(crate::requests::StyleColumn, |raw: &str| {

@@ -40,7 +40,7 @@ pub use listing::{Cursor, RequestFilter};
 pub use models::{ConfiguredModel, ListedModel};
 pub use overlay::{OVERLAY_CHANNEL, OverlayAlert, OverlayQueue, OverlayToken};
 pub use rate_limit::{Permit, RateLimiter};
-pub use requests::{NewRequest, RequestDetail, RequestRecord, Store, StoredImage};
+pub use requests::{NewRequest, Progress, RequestDetail, RequestRecord, Store, StoredImage};
 pub use schedule::StepFailure;
 pub use spend::{ImageCost, SpendSummary};
 pub use state::RequestState;

@@ -2,9 +2,10 @@
 
 use crate::{Lease, RequestState, StepFailure, StoreError};
 use chrono::{DateTime, Utc};
-use dynamo_wire::{GenerationRequest, Style};
-use sqlx::PgPool;
+use dynamo_wire::{BroadcastState, GenerationRequest, ImagePayload, Style, Viewer};
 use sqlx::types::Json;
+use sqlx::{FromRow, PgPool};
+use std::sync::LazyLock;
 use uuid::Uuid;
 
 /// Access to dynamo's tables. Cheap to clone: it shares one pool.
@@ -89,21 +90,17 @@ pub struct StateColumn(pub RequestState);
 
 impl RequestRecord {
     /// The request as it was received, rebuilt from the row (to resume it
-    /// without its message, or to queue it again).
+    /// without its message, or to queue it again). Each column is validated
+    /// as the message's field was, and a bad one named as in a message.
     pub fn generation_request(&self) -> Result<GenerationRequest, dynamo_wire::RequestError> {
-        GenerationRequest::from_value(serde_json::json!({
-            "type": "image",
-            "viewer": {
-                "twitch_user_id": self.twitch_user_id,
-                "twitch_display_name": self.twitch_display_name,
-            },
-            "state": {
-                "broadcast_id": self.broadcast_id.unwrap_or(0),
-                "screening_id": self.screening_id.unwrap_or_default(),
-                "tape_id": self.tape_id.unwrap_or(0),
-            },
-            "payload": {"style": self.style().as_str(), "inputs": self.inputs},
-        }))
+        let viewer = Viewer::parse(&self.twitch_user_id, &self.twitch_display_name)?;
+        let state = BroadcastState {
+            broadcast_id: self.broadcast_id.unwrap_or(0),
+            screening_id: self.screening_id.unwrap_or_default(),
+            tape_id: self.tape_id.unwrap_or(0),
+        };
+        let payload = ImagePayload::from_inputs(self.style(), self.inputs.clone())?;
+        Ok(GenerationRequest::new(viewer, state, payload))
     }
 
     pub fn style(&self) -> Style {
@@ -112,6 +109,61 @@ impl RequestRecord {
 
     pub fn state(&self) -> RequestState {
         self.state.0
+    }
+}
+
+/// What a step's write left in the request's row, as stored (`RETURNING`):
+/// the columns the steps move, so a run keeps its copy of the request
+/// current without reading the row again ([`RequestRecord::apply`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Progress {
+    pub state: StateColumn,
+    pub ledger_flow_id: Option<Uuid>,
+    pub error_message: Option<String>,
+    pub debited_at: Option<DateTime<Utc>>,
+    pub named_at: Option<DateTime<Utc>>,
+    pub stored_at: Option<DateTime<Utc>>,
+    pub alerted_at: Option<DateTime<Utc>>,
+    pub settled_at: Option<DateTime<Utc>>,
+    pub result_published_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of a [`Progress`].
+const PROGRESS: &str = "state, ledger_flow_id, error_message, debited_at, named_at, stored_at,
+    alerted_at, settled_at, result_published_at, finished_at, updated_at, next_attempt_at";
+
+impl RequestRecord {
+    /// Takes in what a write returned.
+    pub fn apply(&mut self, progress: Progress) {
+        let Progress {
+            state,
+            ledger_flow_id,
+            error_message,
+            debited_at,
+            named_at,
+            stored_at,
+            alerted_at,
+            settled_at,
+            result_published_at,
+            finished_at,
+            updated_at,
+            next_attempt_at,
+        } = progress;
+        self.state = state;
+        self.ledger_flow_id = ledger_flow_id;
+        self.error_message = error_message;
+        self.debited_at = debited_at;
+        self.named_at = named_at;
+        self.stored_at = stored_at;
+        self.alerted_at = alerted_at;
+        self.settled_at = settled_at;
+        self.result_published_at = result_published_at;
+        self.finished_at = finished_at;
+        self.updated_at = updated_at;
+        self.next_attempt_at = next_attempt_at;
     }
 }
 
@@ -154,6 +206,10 @@ pub(crate) struct RequestRow {
     /// Only [`Store::detail`] reads these; the other queries select NULL.
     pub(crate) images: Option<Json<Vec<StoredImage>>>,
     pub(crate) failures: Option<Json<Vec<StepFailure>>>,
+    /// Only [`Store::record`] reads these: whether it inserted the row, and
+    /// whether it took the lease.
+    pub(crate) created: Option<bool>,
+    pub(crate) leased: Option<bool>,
 }
 
 impl From<RequestRow> for RequestRecord {
@@ -204,6 +260,7 @@ impl From<RequestRow> for RequestRecord {
 macro_rules! select_requests {
     (detail: $condition:tt $(, $arg:expr)* $(,)?) => {
         select_requests!(@query
+            "",
             r#"coalesce((SELECT json_agg(i ORDER BY i.index) FROM (
                    SELECT index, url, color, content_type, byte_size FROM dynamo.image
                    WHERE image_request_id = r.id) i), '[]')
@@ -211,33 +268,56 @@ macro_rules! select_requests {
                coalesce((SELECT json_agg(f ORDER BY f.id) FROM (
                    SELECT id, step, attempt, failed_at, reason FROM dynamo.step_failure
                    WHERE image_request_id = r.id) f), '[]')
-                   AS "failures: sqlx::types::Json<Vec<crate::StepFailure>>""#,
+                   AS "failures: sqlx::types::Json<Vec<crate::StepFailure>>",
+               NULL::bool AS created, NULL::bool AS leased"#,
+            "dynamo.image_request",
             $condition $(, $arg)*)
     };
-    (@query $extra:tt, $condition:tt $(, $arg:expr)*) => {
+    // `Store::record`: the row as a data-modifying CTE named `recorded`
+    // (with `created` and `leased`) left it, in the same statement.
+    (recorded: $with:tt $(, $arg:expr)* $(,)?) => {
+        select_requests!(@query
+            $with,
+            r#"NULL::json AS "images: sqlx::types::Json<Vec<crate::StoredImage>>",
+               NULL::json AS "failures: sqlx::types::Json<Vec<crate::StepFailure>>",
+               r.created, r.leased"#,
+            "recorded",
+            "" $(, $arg)*)
+    };
+    // Columns that are never NULL say so (`!`): read from a CTE, PostgreSQL
+    // cannot tell sqlx.
+    (@query $with:tt, $extra:tt, $from:tt, $condition:tt $(, $arg:expr)*) => {
         sqlx::query_as!(
             crate::requests::RequestRow,
-            r#"SELECT r.id, r.twitch_user_id, r.twitch_display_name, r.broadcast_id,
-                   r.screening_id, r.tape_id, r.style AS "style: crate::requests::StyleColumn",
-                   r.inputs, r.prompt, r.state AS "state: crate::RequestState", r.attempts,
-                   r.points_cost, r.free_of_charge, r.ledger_flow_id, r.error_message,
-                   r.retry_of, r.created_at, r.debited_at, r.named_at, r.stored_at,
-                   r.alerted_at, r.settled_at, r.result_published_at, r.finished_at,
-                   r.updated_at, r.next_attempt_at, r.approval_requested_at,
-                   r.approval_deadline, r.approval_decision, r.approval_decided_by,
-                   r.approval_decided_at, r.approval_note, a.value AS "name?", "#
+            $with
+                + r#"SELECT r.id AS "id!", r.twitch_user_id AS "twitch_user_id!",
+                   r.twitch_display_name AS "twitch_display_name!", r.broadcast_id,
+                   r.screening_id, r.tape_id, r.style AS "style!: crate::requests::StyleColumn",
+                   r.inputs AS "inputs!", r.prompt AS "prompt!",
+                   r.state AS "state!: crate::RequestState", r.attempts AS "attempts!",
+                   r.points_cost AS "points_cost!", r.free_of_charge AS "free_of_charge!",
+                   r.ledger_flow_id, r.error_message,
+                   r.retry_of, r.created_at AS "created_at!", r.debited_at, r.named_at,
+                   r.stored_at, r.alerted_at, r.settled_at, r.result_published_at,
+                   r.finished_at, r.updated_at AS "updated_at!", r.next_attempt_at,
+                   r.approval_requested_at, r.approval_deadline, r.approval_decision,
+                   r.approval_decided_by, r.approval_decided_at, r.approval_note,
+                   a.value AS "name?", "#
                 + $extra
-                + "
-               FROM dynamo.image_request r
-               LEFT JOIN dynamo.answer a ON a.image_request_id = r.id "
+                + " FROM "
+                + $from
+                + " r LEFT JOIN dynamo.answer a ON a.image_request_id = r.id "
                 + $condition
             $(, $arg)*
         )
     };
     ($condition:tt $(, $arg:expr)* $(,)?) => {
         select_requests!(@query
+            "",
             r#"NULL::json AS "images: sqlx::types::Json<Vec<crate::StoredImage>>",
-               NULL::json AS "failures: sqlx::types::Json<Vec<crate::StepFailure>>""#,
+               NULL::json AS "failures: sqlx::types::Json<Vec<crate::StepFailure>>",
+               NULL::bool AS created, NULL::bool AS leased"#,
+            "dynamo.image_request",
             $condition $(, $arg)*)
     };
 }
@@ -272,8 +352,8 @@ impl Store {
         let token = Uuid::new_v4();
         // FREE: nobody holds a live lease, and it is not waiting for its time.
         // Every expression of the update sees the row as it was.
-        let row = sqlx::query!(
-            r#"INSERT INTO dynamo.image_request
+        let row = select_requests!(
+            recorded: r#"WITH recorded AS (INSERT INTO dynamo.image_request
                  (id, twitch_user_id, twitch_display_name, broadcast_id, screening_id, tape_id,
                   style, inputs, prompt, points_cost, free_of_charge, retry_of, attempts,
                   message_fingerprint, lease_owner, lease_token, lease_expires_at)
@@ -294,8 +374,8 @@ impl Store {
                          AND coalesce(dynamo.image_request.next_attempt_at, '-infinity') <= now()
                          AS free) f),
                  updated_at = now()
-             RETURNING (xmax = 0) AS "created!",
-                       lease_token IS NOT DISTINCT FROM $15 AS "leased!""#,
+             RETURNING *, (xmax = 0) AS created,
+                       lease_token IS NOT DISTINCT FROM $15 AS leased) "#,
             new.id,
             request.viewer.twitch_user_id.as_str(),
             request.viewer.twitch_display_name.as_str(),
@@ -315,13 +395,12 @@ impl Store {
         )
         .fetch_one(&self.pool)
         .await?;
-        let (created, leased) = (row.created, row.leased);
-        let record = self.get(new.id).await?;
+        let (created, leased) = (row.created == Some(true), row.leased == Some(true));
         let lease = leased.then_some(Lease {
             request_id: new.id,
             token,
         });
-        Ok((record, created, lease))
+        Ok((row.into(), created, lease))
     }
 
     /// The request recorded for a message body with this fingerprint within
@@ -420,7 +499,7 @@ impl Store {
         &self,
         lease: &Lease,
         flow_id: Option<Uuid>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Progress, StoreError> {
         self.advance(
             lease,
             RequestState::Debited,
@@ -430,15 +509,16 @@ impl Store {
         .await
     }
 
-    /// The friend's name is known.
+    /// The friend's name is known. Returns the name as stored: a repeat of
+    /// the step keeps the name recorded first.
     pub async fn record_name(
         &self,
         lease: &Lease,
         prompt: &str,
         name: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(Progress, String), StoreError> {
         let mut tx = self.pool.begin().await?;
-        advance_in(
+        let progress = advance_in(
             &mut tx,
             lease,
             RequestState::Named,
@@ -446,23 +526,34 @@ impl Store {
             |q| q,
         )
         .await?;
-        sqlx::query!(
-            "INSERT INTO dynamo.answer (image_request_id, prompt, value) VALUES ($1, $2, $3)
-             ON CONFLICT (image_request_id) DO NOTHING",
+        // The statement's snapshot does not see its own insert: the union is
+        // the new row or the one there before, never both.
+        let stored = sqlx::query_scalar!(
+            r#"WITH new AS (
+                 INSERT INTO dynamo.answer (image_request_id, prompt, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (image_request_id) DO NOTHING
+                 RETURNING value)
+             SELECT value AS "value!" FROM new
+             UNION ALL SELECT value FROM dynamo.answer WHERE image_request_id = $1"#,
             lease.request_id,
             prompt,
             name,
         )
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok((progress, stored))
     }
 
-    /// The image is uploaded: record where.
-    pub async fn record_image(&self, lease: &Lease, image: &StoredImage) -> Result<(), StoreError> {
+    /// The image is uploaded: record where. Returns the image as stored: a
+    /// repeat of the step keeps the image recorded first.
+    pub async fn record_image(
+        &self,
+        lease: &Lease,
+        image: &StoredImage,
+    ) -> Result<(Progress, StoredImage), StoreError> {
         let mut tx = self.pool.begin().await?;
-        advance_in(
+        let progress = advance_in(
             &mut tx,
             lease,
             RequestState::Stored,
@@ -470,10 +561,19 @@ impl Store {
             |q| q,
         )
         .await?;
-        sqlx::query!(
-            "INSERT INTO dynamo.image (image_request_id, index, url, color, content_type, byte_size)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (image_request_id, index) DO NOTHING",
+        // As in `record_name`: the new row or the one there before.
+        let stored = sqlx::query_as!(
+            StoredImage,
+            r#"WITH new AS (
+                 INSERT INTO dynamo.image
+                     (image_request_id, index, url, color, content_type, byte_size)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (image_request_id, index) DO NOTHING
+                 RETURNING index, url, color, content_type, byte_size)
+             SELECT index AS "index!", url AS "url!", color, content_type AS "content_type!",
+                    byte_size AS "byte_size!" FROM new
+             UNION ALL SELECT index, url, color, content_type, byte_size FROM dynamo.image
+                 WHERE image_request_id = $1 AND index = $2"#,
             lease.request_id,
             image.index,
             image.url,
@@ -481,21 +581,21 @@ impl Store {
             image.content_type,
             image.byte_size,
         )
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
         crate::generated::forget_generated(&mut tx, lease.request_id).await?;
         tx.commit().await?;
-        Ok(())
+        Ok((progress, stored))
     }
 
     /// The broker confirmed the alert.
-    pub async fn mark_alerted(&self, lease: &Lease) -> Result<(), StoreError> {
+    pub async fn mark_alerted(&self, lease: &Lease) -> Result<Progress, StoreError> {
         self.advance(lease, RequestState::Alerted, "alerted_at = now()", |q| q)
             .await
     }
 
     /// The outflow was accepted (or there was none): the request is done.
-    pub async fn mark_succeeded(&self, lease: &Lease) -> Result<(), StoreError> {
+    pub async fn mark_succeeded(&self, lease: &Lease) -> Result<Progress, StoreError> {
         self.advance(
             lease,
             RequestState::Succeeded,
@@ -513,10 +613,10 @@ impl Store {
         lease: &Lease,
         end: RequestState,
         reason: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Progress, StoreError> {
         debug_assert!(matches!(end, RequestState::Failed | RequestState::Rejected));
         let mut tx = self.pool.begin().await?;
-        advance_in(
+        let progress = advance_in(
             &mut tx,
             lease,
             end,
@@ -528,34 +628,35 @@ impl Store {
         .await?;
         crate::generated::forget_generated(&mut tx, lease.request_id).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(progress)
     }
 
     /// The pending outflow was rejected (refunded).
-    pub async fn mark_settled(&self, lease: &Lease) -> Result<(), StoreError> {
+    pub async fn mark_settled(&self, lease: &Lease) -> Result<Progress, StoreError> {
         self.mark_once(lease, "settled_at").await
     }
 
     /// The broker confirmed the generation-results message.
-    pub async fn mark_result_published(&self, lease: &Lease) -> Result<(), StoreError> {
+    pub async fn mark_result_published(&self, lease: &Lease) -> Result<Progress, StoreError> {
         self.mark_once(lease, "result_published_at").await
     }
 
     /// Sets a timestamp column once, under the lease, and only once the
     /// request has ended: refunds and results come after the end state.
-    async fn mark_once(&self, lease: &Lease, column: &'static str) -> Result<(), StoreError> {
+    async fn mark_once(&self, lease: &Lease, column: &'static str) -> Result<Progress, StoreError> {
         // Runtime-checked: `column` is the caller's (settled_at or result_published_at).
         let sql = format!(
             "UPDATE dynamo.image_request SET {column} = coalesce({column}, now()), updated_at = now()
-             WHERE id = $1 AND lease_token = $2 AND finished_at IS NOT NULL"
+             WHERE id = $1 AND lease_token = $2 AND finished_at IS NOT NULL
+             RETURNING {PROGRESS}"
         );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let done: Option<Progress> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(lease.request_id)
             .bind(lease.token)
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-        if done.rows_affected() == 1 {
-            return Ok(());
+        if let Some(progress) = done {
+            return Ok(progress);
         }
         let current = crate::lease::state_and_lease(&self.pool, lease.request_id).await?;
         match current {
@@ -577,7 +678,7 @@ impl Store {
         to: RequestState,
         set: &str,
         bind: F,
-    ) -> Result<(), StoreError>
+    ) -> Result<Progress, StoreError>
     where
         F: for<'a> FnOnce(PgQuery<'a>) -> PgQuery<'a>,
     {
@@ -589,15 +690,16 @@ impl Store {
 type PgQuery<'a> = sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// Moves a request to `to`, but only from one of its legal predecessors and
-/// only under its lease. A repeat of a move already made is a no-op, so steps
-/// are idempotent; a write without the lease is refused (`LeaseLost`).
+/// only under its lease, and returns the row's progress as it then stands. A
+/// repeat of a move already made is a no-op, so steps are idempotent; a write
+/// without the lease is refused (`LeaseLost`).
 async fn advance_in<F>(
     conn: &mut sqlx::PgConnection,
     lease: &Lease,
     to: RequestState,
     set: &str,
     bind: F,
-) -> Result<(), StoreError>
+) -> Result<Progress, StoreError>
 where
     F: for<'a> FnOnce(PgQuery<'a>) -> PgQuery<'a>,
 {
@@ -606,25 +708,38 @@ where
     let sql = format!(
         "UPDATE dynamo.image_request SET state = '{to}', updated_at = now(),
              step_attempts = 0, step_failing_since = NULL, next_attempt_at = NULL, {set}
-         WHERE id = $1 AND state = ANY($2) AND lease_token = $3"
+         WHERE id = $1 AND state = ANY($2) AND lease_token = $3
+         RETURNING {PROGRESS}"
     );
     let predecessors = state_names(to.predecessors());
     let query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(&predecessors)
         .bind(lease.token);
-    let done = bind(query).execute(&mut *conn).await?;
-    if done.rows_affected() == 1 {
-        return Ok(());
+    if let Some(row) = bind(query).fetch_optional(&mut *conn).await? {
+        return Ok(Progress::from_row(&row)?);
     }
-    let current = crate::lease::state_and_lease(&mut *conn, id).await?;
+    #[derive(sqlx::FromRow)]
+    struct Current {
+        lease_token: Option<Uuid>,
+        #[sqlx(flatten)]
+        progress: Progress,
+    }
+    // Runtime-checked, as the update above: its columns are PROGRESS.
+    static CURRENT: LazyLock<String> = LazyLock::new(|| {
+        format!("SELECT lease_token, {PROGRESS} FROM dynamo.image_request WHERE id = $1")
+    });
+    let current: Option<Current> = sqlx::query_as(sqlx::AssertSqlSafe(CURRENT.as_str()))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
     match current {
         None => Err(StoreError::NotFound(id)),
-        Some((_, token)) if token != Some(lease.token) => Err(StoreError::LeaseLost(id)),
-        Some((state, _)) if state == to.as_str() => Ok(()),
-        Some((state, _)) => Err(StoreError::IllegalTransition {
+        Some(current) if current.lease_token != Some(lease.token) => Err(StoreError::LeaseLost(id)),
+        Some(current) if current.progress.state.0 == to => Ok(current.progress),
+        Some(current) => Err(StoreError::IllegalTransition {
             id,
-            from: state,
+            from: current.progress.state.0.as_str().to_owned(),
             to: to.as_str(),
         }),
     }

@@ -8,7 +8,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests
 
-use dynamo_store::{Lease, NewRequest, RequestState, Store, StoreError, StoredImage};
+use dynamo_store::{
+    Lease, NewRequest, Progress, RequestRecord, RequestState, Store, StoreError, StoredImage,
+};
 use dynamo_testkit::TestDatabase;
 use dynamo_wire::GenerationRequest;
 use proptest::prelude::*;
@@ -83,10 +85,16 @@ fn rank(state: RequestState) -> u8 {
     }
 }
 
-async fn apply(store: &Store, lease: &Lease, step: Move, flow: Uuid) -> Result<(), StoreError> {
-    match step {
-        Move::Debit => store.mark_debited(lease, Some(flow)).await,
-        Move::Name => store.record_name(lease, "p", "Sealy").await,
+/// A move, and what its write returned (`None`: a move that returns none).
+async fn apply(
+    store: &Store,
+    lease: &Lease,
+    step: Move,
+    flow: Uuid,
+) -> Result<Option<Progress>, StoreError> {
+    let progress = match step {
+        Move::Debit => store.mark_debited(lease, Some(flow)).await?,
+        Move::Name => store.record_name(lease, "p", "Sealy").await?.0,
         Move::Store => {
             let image = StoredImage {
                 index: 0,
@@ -95,22 +103,49 @@ async fn apply(store: &Store, lease: &Lease, step: Move, flow: Uuid) -> Result<(
                 content_type: "image/jpeg".into(),
                 byte_size: 1,
             };
-            store.record_image(lease, &image).await
+            store.record_image(lease, &image).await?.0
         }
-        Move::Park => store
-            .park_for_approval(lease, Duration::ZERO)
-            .await
-            .map(|_| ()),
-        Move::Alert => store.mark_alerted(lease).await,
-        Move::Succeed => store.mark_succeeded(lease).await,
+        Move::Park => {
+            store.park_for_approval(lease, Duration::ZERO).await?;
+            return Ok(None);
+        }
+        Move::Alert => store.mark_alerted(lease).await?,
+        Move::Succeed => store.mark_succeeded(lease).await?,
         Move::Fail => {
             store
                 .finish_unsuccessfully(lease, RequestState::Failed, "failed")
-                .await
+                .await?
         }
-        Move::Settle => store.mark_settled(lease).await,
-        Move::Report => store.mark_result_published(lease).await,
-    }
+        Move::Settle => store.mark_settled(lease).await?,
+        Move::Report => store.mark_result_published(lease).await?,
+    };
+    Ok(Some(progress))
+}
+
+/// The columns a step's write moves: state, flow, reason and timestamps.
+type Moved = (
+    RequestState,
+    Option<Uuid>,
+    Option<String>,
+    [Option<chrono::DateTime<chrono::Utc>>; 7],
+);
+
+/// What a write says it left is what the row holds.
+fn progress_of(record: &RequestRecord) -> Moved {
+    (
+        record.state(),
+        record.ledger_flow_id,
+        record.error_message.clone(),
+        [
+            record.debited_at,
+            record.named_at,
+            record.stored_at,
+            record.alerted_at,
+            record.settled_at,
+            record.result_published_at,
+            record.finished_at,
+        ],
+    )
 }
 
 async fn run_case(store: &Store, pool: &sqlx::PgPool, ops: Vec<Op>) -> Result<(), TestCaseError> {
@@ -140,7 +175,11 @@ async fn run_case(store: &Store, pool: &sqlx::PgPool, ops: Vec<Op>) -> Result<()
     for op in ops {
         match op {
             Op::Deliver(owner) => {
-                let (_, _, lease) = store.record(&new, &format!("p{owner}"), TTL).await.unwrap();
+                let (record, _, lease) =
+                    store.record(&new, &format!("p{owner}"), TTL).await.unwrap();
+                let stored = store.get(id).await.unwrap();
+                prop_assert_eq!(progress_of(&record), progress_of(&stored));
+                prop_assert_eq!(record.attempts, stored.attempts);
                 if let Some(lease) = lease {
                     prop_assert!(!live, "took a live lease");
                     current = Some(lease.token);
@@ -172,9 +211,20 @@ async fn run_case(store: &Store, pool: &sqlx::PgPool, ops: Vec<Op>) -> Result<()
                     );
                 } else {
                     prop_assert!(
-                        matches!(outcome, Ok(()) | Err(StoreError::IllegalTransition { .. })),
+                        matches!(outcome, Ok(_) | Err(StoreError::IllegalTransition { .. })),
                         "the owner's {step:?}: {outcome:?}"
                     );
+                    if let Ok(Some(progress)) = &outcome {
+                        let stored = store.get(id).await.unwrap();
+                        let mut returned = stored.clone();
+                        returned.apply(progress.clone());
+                        prop_assert_eq!(
+                            progress_of(&returned),
+                            progress_of(&stored),
+                            "{:?} returned what it left",
+                            step
+                        );
+                    }
                     if matches!(step, Move::Park) && outcome.is_ok() {
                         // Parked: the lease is given up with the move.
                         current = None;

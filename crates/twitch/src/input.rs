@@ -5,8 +5,10 @@
 //! one, the colour comes from the viewer's id, so a viewer's friends keep
 //! theirs. The request is validated exactly as a published one would be.
 
-use dynamo_wire::{Color, GenerationRequest, Style};
-use serde_json::json;
+use dynamo_wire::{
+    BroadcastState, Color, FriendInputs, GenerationRequest, GhostInputs, ImagePayload, Style,
+    Subject, Viewer,
+};
 
 /// Who redeemed, and what they typed.
 #[derive(Debug, Clone)]
@@ -26,24 +28,32 @@ pub fn request_from(style: Style, redeemed: &Redeemed<'_>) -> Result<GenerationR
     if input.is_empty() {
         return Err("the redemption has no text: say what to draw".to_owned());
     }
-    let inputs = match style {
-        Style::Ghost => json!({"subject": input}),
-        Style::Friend => {
-            let (color, subject) = split_color(input, redeemed.user_id)?;
-            json!({"color": color.name(), "subject": subject})
-        }
-    };
     let name = if redeemed.user_name.trim().is_empty() {
         redeemed.user_login
     } else {
         redeemed.user_name
     };
-    let message = json!({
-        "type": "image",
-        "viewer": {"twitch_user_id": redeemed.user_id, "twitch_display_name": name},
-        "payload": {"style": style.as_str(), "inputs": inputs},
-    });
-    GenerationRequest::from_value(message).map_err(|error| error.to_string())
+    let viewer = Viewer::parse(redeemed.user_id, name).map_err(|error| error.to_string())?;
+    let subject = |text: &str| {
+        Subject::parse(text).map_err(|error| format!("payload.inputs.subject: {error}"))
+    };
+    let payload = match style {
+        Style::Ghost => ImagePayload::Ghost(GhostInputs {
+            subject: subject(input)?,
+        }),
+        Style::Friend => {
+            let (color, text) = split_color(input, redeemed.user_id)?;
+            ImagePayload::Friend(FriendInputs {
+                color,
+                subject: subject(text)?,
+            })
+        }
+    };
+    Ok(GenerationRequest::new(
+        viewer,
+        BroadcastState::default(),
+        payload,
+    ))
 }
 
 fn split_color<'a>(input: &'a str, user_id: &str) -> Result<(Color, &'a str), String> {

@@ -37,6 +37,23 @@ pub struct Viewer {
     pub twitch_display_name: DisplayName,
 }
 
+impl Viewer {
+    /// A viewer from text given apart (a stored request, a Twitch
+    /// redemption), validated as a message's `viewer` is.
+    pub fn parse(twitch_user_id: &str, twitch_display_name: &str) -> Result<Self, RequestError> {
+        let field = |field: &str, error: crate::TextError| RequestError::Field {
+            field: format!("viewer.{field}"),
+            problem: error.to_string(),
+        };
+        Ok(Self {
+            twitch_user_id: TwitchUserId::parse(twitch_user_id)
+                .map_err(|e| field("twitch_user_id", e))?,
+            twitch_display_name: DisplayName::parse(twitch_display_name)
+                .map_err(|e| field("twitch_display_name", e))?,
+        })
+    }
+}
+
 /// Where on the stream the request was made. Zero values mean "none": they are
 /// kept as they came so that re-serialising gives back the same message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -131,6 +148,17 @@ impl ImagePayload {
         }
     }
 
+    /// A style and its `inputs` as JSON (as stored in the database, or an
+    /// HTTP body), validated like a message's payload; a bad input is named
+    /// `payload.inputs.…`.
+    pub fn from_inputs(style: Style, inputs: serde_json::Value) -> Result<Self, RequestError> {
+        const PREFIX: &str = "payload.inputs";
+        Ok(match style {
+            Style::Ghost => ImagePayload::Ghost(part(PREFIX, inputs)?),
+            Style::Friend => ImagePayload::Friend(part(PREFIX, inputs)?),
+        })
+    }
+
     /// The `inputs` object as it appears on the wire (and in the database).
     pub fn inputs_json(&self) -> serde_json::Value {
         let value = match self {
@@ -192,6 +220,37 @@ impl GenerationRequest {
         raw.try_into()
     }
 
+    /// A request made from values already valid (a stored request, a Twitch
+    /// redemption): the one place besides parsing that gives it its `type`.
+    pub fn new(viewer: Viewer, state: BroadcastState, payload: ImagePayload) -> Self {
+        Self {
+            kind: RequestKind::Image,
+            viewer,
+            state,
+            payload,
+        }
+    }
+
+    /// A request from its parts given apart as JSON (an HTTP body), validated
+    /// by the same rules and in the same order as a message, each bad field
+    /// named as in a message (`viewer.twitch_user_id`, `payload.style`,
+    /// `payload.inputs.subject`).
+    pub fn from_parts(
+        viewer: serde_json::Value,
+        state: Option<serde_json::Value>,
+        style: &str,
+        inputs: serde_json::Value,
+    ) -> Result<Self, RequestError> {
+        let style: Style = part("payload.style", serde_json::Value::from(style))?;
+        let state = match state {
+            Some(state) => part("state", state)?,
+            None => BroadcastState::default(),
+        };
+        let viewer = part("viewer", viewer)?;
+        let payload = ImagePayload::from_inputs(style, inputs)?;
+        Ok(Self::new(viewer, state, payload))
+    }
+
     pub fn style(&self) -> Style {
         self.payload.style()
     }
@@ -229,16 +288,7 @@ impl TryFrom<RawRequest> for GenerationRequest {
     type Error = RequestError;
 
     fn try_from(raw: RawRequest) -> Result<Self, Self::Error> {
-        const PREFIX: &str = "payload.inputs";
-        let inputs = raw.payload.inputs;
-        let payload = match raw.payload.style {
-            Style::Ghost => ImagePayload::Ghost(
-                serde_path_to_error::deserialize(inputs).map_err(|e| field_error(PREFIX, e))?,
-            ),
-            Style::Friend => ImagePayload::Friend(
-                serde_path_to_error::deserialize(inputs).map_err(|e| field_error(PREFIX, e))?,
-            ),
-        };
+        let payload = ImagePayload::from_inputs(raw.payload.style, raw.payload.inputs)?;
         Ok(Self {
             kind: raw.kind,
             viewer: raw.viewer,
@@ -246,6 +296,14 @@ impl TryFrom<RawRequest> for GenerationRequest {
             payload,
         })
     }
+}
+
+/// One part of a request, given as JSON, its bad fields named under `prefix`.
+fn part<T: serde::de::DeserializeOwned>(
+    prefix: &str,
+    value: serde_json::Value,
+) -> Result<T, RequestError> {
+    serde_path_to_error::deserialize(value).map_err(|e| field_error(prefix, e))
 }
 
 fn field_error(prefix: &str, error: serde_path_to_error::Error<serde_json::Error>) -> RequestError {

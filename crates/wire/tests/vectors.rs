@@ -235,3 +235,80 @@ fn friend_inputs_are_typed() {
         other => panic!("expected a friend, got {other:?}"),
     }
 }
+
+/// A request built from its parts (a stored row, an HTTP body, a Twitch
+/// redemption) is the message itself, and is refused by the same rules.
+#[test]
+fn a_request_built_from_parts_is_the_message() {
+    for name in [
+        "ghost.json",
+        "friend-article.json",
+        "friend-no-broadcast.json",
+    ] {
+        let message = as_value(&vector(&format!("generation-requests/{name}")));
+        let parsed = GenerationRequest::from_value(message.clone()).unwrap();
+        let from_parts = GenerationRequest::from_parts(
+            message["viewer"].clone(),
+            message.get("state").cloned(),
+            message["payload"]["style"].as_str().unwrap(),
+            message["payload"]["inputs"].clone(),
+        )
+        .unwrap();
+        assert_eq!(from_parts, parsed, "{name}");
+        let viewer = Viewer::parse(
+            parsed.viewer.twitch_user_id.as_str(),
+            parsed.viewer.twitch_display_name.as_str(),
+        )
+        .unwrap();
+        let payload =
+            ImagePayload::from_inputs(parsed.style(), parsed.payload.inputs_json()).unwrap();
+        let built = GenerationRequest::new(viewer, parsed.state, payload);
+        assert_eq!(serde_json::to_value(&built).unwrap(), message, "{name}");
+    }
+}
+
+#[test]
+fn parts_name_their_bad_field_as_a_message_would() {
+    let viewer = json!({"twitch_user_id":"90790024","twitch_display_name":"wasabimilkshake"});
+    let seal = json!({"subject": "a seal"});
+    let error = |result: Result<GenerationRequest, RequestError>| match result {
+        Err(RequestError::Field { field, problem }) => (field, problem),
+        other => panic!("expected a field error, got {other:?}"),
+    };
+    let (field, problem) = error(GenerationRequest::from_parts(
+        viewer.clone(),
+        None,
+        "zombie",
+        seal.clone(),
+    ));
+    assert_eq!(field, "payload.style");
+    assert!(problem.contains("zombie"), "{problem}");
+    let (field, problem) = error(GenerationRequest::from_parts(
+        json!({"twitch_display_name": "x"}),
+        None,
+        "ghost",
+        seal.clone(),
+    ));
+    assert_eq!(
+        (field.as_str(), problem.as_str()),
+        ("viewer.twitch_user_id", "is required")
+    );
+    let (field, _) = error(GenerationRequest::from_parts(
+        viewer.clone(),
+        Some(json!({"broadcast_id": "13"})),
+        "ghost",
+        seal,
+    ));
+    assert_eq!(field, "state.broadcast_id");
+    let (field, _) = error(GenerationRequest::from_parts(
+        viewer,
+        None,
+        "friend",
+        json!({"color": "mauve", "subject": "a cat"}),
+    ));
+    assert_eq!(field, "payload.inputs.color");
+    let Err(RequestError::Field { field, .. }) = Viewer::parse("90790024", " ") else {
+        panic!("a blank display name is refused");
+    };
+    assert_eq!(field, "viewer.twitch_display_name");
+}
