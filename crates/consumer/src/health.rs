@@ -1,6 +1,7 @@
 //! The consumer's small HTTP port for operators: `/healthz` (the process runs),
 //! `/readyz` (database and broker reachable) and `/metrics` (Prometheus text).
 
+use crate::pause::HoldWatch;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -19,6 +20,7 @@ struct HealthState {
     pool: PgPool,
     broker: Broker,
     metrics: Arc<Metrics>,
+    holds: HoldWatch,
 }
 
 pub async fn serve(
@@ -26,6 +28,7 @@ pub async fn serve(
     pool: PgPool,
     broker: Broker,
     metrics: Arc<Metrics>,
+    holds: HoldWatch,
     shutdown: Shutdown,
 ) {
     let app = Router::new()
@@ -36,6 +39,7 @@ pub async fn serve(
             pool,
             broker,
             metrics,
+            holds,
         });
     if let Err(error) = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.requested().await })
@@ -64,7 +68,9 @@ async fn readyz(State(state): State<HealthState>) -> Response {
     };
     (
         status,
-        Json(json!({"database": database, "broker": broker, "held": held})),
+        // `consuming`: false while the fleet holds (requests stay in the queue).
+        Json(json!({"database": database, "broker": broker, "held": held,
+                    "consuming": state.holds.paused().is_none()})),
     )
         .into_response()
 }
