@@ -29,6 +29,13 @@ pub enum BrokerError {
     Cancelled(String),
 }
 
+/// The largest AMQP frame we accept. lapin keeps a send and a receive buffer
+/// of 32 frames each per connection, resident for the life of the process:
+/// at RabbitMQ's default of 128 KiB that is 8 MiB, most of an idle
+/// consumer's heap. Our messages are a few KiB of JSON, so 16 KiB frames carry
+/// each in one frame (a larger body is split into several) for 1 MiB.
+const FRAME_MAX: u32 = 16 * 1024;
+
 /// Connects with the settings' credentials. The URI is built field by field,
 /// so passwords and vhosts need no percent-encoding by the operator.
 pub async fn connect(settings: &BrokerSettings, name: &str) -> Result<Connection, BrokerError> {
@@ -45,6 +52,7 @@ pub async fn connect(settings: &BrokerSettings, name: &str) -> Result<Connection
         vhost: settings.vhost.clone(),
         query: AMQPQueryString {
             heartbeat: Some(30),
+            frame_max: Some(FRAME_MAX),
             ..AMQPQueryString::default()
         },
     };

@@ -17,16 +17,31 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection};
 use uuid::Uuid;
 
-/// Deliveries from one queue on one connection.
+/// Deliveries from one queue on one connection. It can be paused: the broker
+/// then sends nothing more (basic.cancel) and the messages stay ready in the
+/// queue, while the deliveries already taken can still be settled on the same
+/// channel; resuming subscribes again (basic.consume under a new tag).
 pub struct Subscription {
     channel: Channel,
-    tag: String,
     queue: String,
+    tag_prefix: &'static str,
+    /// The live basic.consume; `None` while paused.
+    active: Option<Active>,
+}
+
+struct Active {
+    tag: String,
     deliveries: lapin::Consumer,
 }
 
+/// How long pausing may take (the broker's cancel-ok, then the deliveries it
+/// had already sent) before the channel counts as broken.
+const PAUSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Subscription {
-    pub(crate) async fn open(
+    /// A channel on `queue` with at most `prefetch` unacknowledged deliveries
+    /// (basic.qos), paused: nothing comes until [`Subscription::resume`].
+    pub(crate) async fn open_paused(
         connection: &Connection,
         queue: &str,
         prefetch: u16,
@@ -35,30 +50,16 @@ impl Subscription {
         channel
             .basic_qos(prefetch, BasicQosOptions::default())
             .await?;
-        Self::subscribe(channel, queue, "dynamo-consumer").await
+        Ok(Self::paused(channel, queue, "dynamo-consumer"))
     }
 
-    /// Starts consuming `queue` on `channel`, under a tag of its own.
-    async fn subscribe(
-        channel: Channel,
-        queue: &str,
-        tag_prefix: &str,
-    ) -> Result<Self, BrokerError> {
-        let tag = format!("{tag_prefix}-{}", Uuid::new_v4());
-        let deliveries = channel
-            .basic_consume(
-                queue.into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        Ok(Self {
+    fn paused(channel: Channel, queue: &str, tag_prefix: &'static str) -> Self {
+        Self {
             channel,
-            tag,
             queue: queue.to_owned(),
-            deliveries,
-        })
+            tag_prefix,
+            active: None,
+        }
     }
 
     pub(crate) async fn watch(
@@ -89,25 +90,86 @@ impl Subscription {
                 .await?;
         }
         let queue = queue.name().as_str().to_owned();
-        Self::subscribe(channel, &queue, "dynamo-watch").await
+        let mut subscription = Self::paused(channel, &queue, "dynamo-watch");
+        subscription.resume().await?;
+        Ok(subscription)
     }
 
     /// The next delivery; an error when the connection or channel failed or
-    /// the broker ended the subscription.
+    /// the broker ended the subscription. While paused nothing comes: it
+    /// waits until the caller gives up on it (a `select!` on resuming).
     pub async fn next(&mut self) -> Result<Delivery, BrokerError> {
-        match self.deliveries.next().await {
+        let Some(active) = self.active.as_mut() else {
+            return std::future::pending().await;
+        };
+        match active.deliveries.next().await {
             Some(Ok(delivery)) => Ok(Delivery::from(delivery)),
             Some(Err(error)) => Err(BrokerError::Channel(error)),
             None => Err(BrokerError::Cancelled(self.queue.clone())),
         }
     }
 
-    /// Stops new deliveries; those already taken can still be settled.
-    pub async fn cancel(&self) {
-        let _ = self
+    pub fn is_paused(&self) -> bool {
+        self.active.is_none()
+    }
+
+    /// Starts (again) taking deliveries, under a tag of its own. Does
+    /// nothing when not paused.
+    pub async fn resume(&mut self) -> Result<(), BrokerError> {
+        if self.active.is_some() {
+            return Ok(());
+        }
+        let tag = format!("{}-{}", self.tag_prefix, Uuid::new_v4());
+        let deliveries = self
             .channel
-            .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
-            .await;
+            .basic_consume(
+                self.queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        self.active = Some(Active { tag, deliveries });
+        Ok(())
+    }
+
+    /// Stops the broker sending deliveries (basic.cancel). Those it had
+    /// already sent but nobody took yet go back to the queue untouched
+    /// (nack with requeue): the queue keeps them ready, nothing stays
+    /// unacknowledged. Deliveries taken before can still be settled.
+    pub async fn pause(&mut self) -> Result<(), BrokerError> {
+        let Some(mut active) = self.active.take() else {
+            return Ok(());
+        };
+        let cancel = async {
+            self.channel
+                .basic_cancel(active.tag.as_str().into(), BasicCancelOptions::default())
+                .await?;
+            // The stream ends with the broker's cancel-ok, after every
+            // delivery sent before it.
+            while let Some(sent) = active.deliveries.next().await {
+                sent?
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    })
+                    .await?;
+            }
+            Ok::<(), BrokerError>(())
+        };
+        tokio::time::timeout(PAUSE_TIMEOUT, cancel)
+            .await
+            .map_err(|_| BrokerError::Timeout(PAUSE_TIMEOUT))?
+    }
+
+    /// Stops new deliveries; those already taken can still be settled.
+    pub async fn cancel(&mut self) {
+        if let Some(active) = self.active.take() {
+            let _ = self
+                .channel
+                .basic_cancel(active.tag.as_str().into(), BasicCancelOptions::default())
+                .await;
+        }
     }
 
     /// Closes the channel: whatever is still unsettled goes back to the queue.

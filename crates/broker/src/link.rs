@@ -163,7 +163,20 @@ impl Connected {
     /// Subscribes to `queue`, with at most `prefetch` unacknowledged
     /// deliveries in flight (basic.qos).
     pub async fn consume(&self, queue: &str, prefetch: u16) -> Result<Subscription, BrokerError> {
-        Subscription::open(&self.link.connection, queue, prefetch).await
+        let mut subscription = self.subscribe_paused(queue, prefetch).await?;
+        subscription.resume().await?;
+        Ok(subscription)
+    }
+
+    /// [`Connected::consume`], but paused: nothing is taken from the queue
+    /// until [`Subscription::resume`] (a consumer that starts while the
+    /// fleet holds).
+    pub async fn subscribe_paused(
+        &self,
+        queue: &str,
+        prefetch: u16,
+    ) -> Result<Subscription, BrokerError> {
+        Subscription::open_paused(&self.link.connection, queue, prefetch).await
     }
 }
 

@@ -13,7 +13,8 @@
 //! overrides the count; `PIPELINE_RUST_LOG` the consumer's `RUST_LOG`
 //! (`info` shows each request's step timings); `PIPELINE_ANSWER=png` makes
 //! the fake answer a PNG instead (what OpenAI sent before dynamo asked for
-//! JPEG: the "before" of BENCHMARKS.md §3).
+//! JPEG: the "before" of BENCHMARKS.md §3);
+//! `PIPELINE_SMAPS=<file>` keeps the idle consumer's `/proc/PID/smaps` there.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: failing loudly is the point
 
@@ -441,6 +442,11 @@ async fn main() {
     let idle_rss = process.status("VmRSS:");
     // How much of it is the mapped binary and libraries rather than heap.
     let idle_file = process.status("RssFile:");
+    let idle_threads = process.status("Threads:");
+    if let Ok(path) = std::env::var("PIPELINE_SMAPS") {
+        // Where idle memory goes, mapping by mapping, for a closer look.
+        std::fs::copy(format!("/proc/{}/smaps", process.pid), path).unwrap();
+    }
 
     // Throughput: everything published at once.
     let ids: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
@@ -536,7 +542,7 @@ async fn main() {
     );
     println!(
         "  CPU {:.2} ms per request ({:.2}× the {CPU_MS_BEFORE} ms before), {:.1} KB received from OpenAI \
-         per request; RSS idle {:.1} MB ({:.1} MB of it mapped files), peak {:.1} MB",
+         per request; RSS idle {:.1} MB ({:.1} MB of it mapped files, {idle_threads} threads), peak {:.1} MB",
         cpu_per_request * 1000.0,
         cpu_per_request * 1000.0 / CPU_MS_BEFORE,
         (answer_json_bytes * image_calls) as f64 / (n + 4 + paced) as f64 / 1000.0,

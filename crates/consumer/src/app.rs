@@ -7,6 +7,7 @@
 use crate::config::{ConsumerConfig, ImageBackend, LedgerBackend, StorageBackend};
 use crate::consumer::Consumer;
 use crate::models::{NoModelLeft, StoreCatalogue};
+use crate::pause::HoldWatch;
 use dynamo_broker::{Broker, Declare};
 use dynamo_pipeline::Metrics;
 use dynamo_pipeline::limits::{LimitedImages, LimitedModerator, LimitedNames, RateLimits};
@@ -73,6 +74,12 @@ pub async fn run_with_health(
         points_cost = config.points_cost,
         "dynamo-consumer ready"
     );
+    let holds = HoldWatch::start(
+        Store::new(pool.clone()),
+        config.holds.max_wait,
+        shutdown.clone(),
+    )
+    .await;
     if let Some(listener) = health {
         tracing::info!(address = %listener.local_addr()?, "health and metrics served");
         tokio::spawn(crate::health::serve(
@@ -80,6 +87,7 @@ pub async fn run_with_health(
             pool.clone(),
             broker.clone(),
             metrics.clone(),
+            holds.clone(),
             shutdown.clone(),
         ));
     }
@@ -123,6 +131,7 @@ pub async fn run_with_health(
         topology: config.topology.clone(),
         prefetch: config.prefetch,
         shutdown_grace: config.shutdown_grace,
+        holds,
     });
 
     let mut connected = connected;

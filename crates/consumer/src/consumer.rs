@@ -6,9 +6,12 @@
 //! - a request whose progress could not be recorded is returned to the queue
 //!   (nack with requeue) after a pause, and resumes from its last commit;
 //! - at most `prefetch` requests are in flight, because the broker sends no
-//!   more unacknowledged deliveries than that (basic.qos).
+//!   more unacknowledged deliveries than that (basic.qos);
+//! - while the fleet holds a service, nothing is taken: the subscription is
+//!   cancelled and the requests stay ready in the queue ([`crate::pause`]).
 
-use dynamo_broker::{BrokerError, Connected, Delivery, Topology, headers};
+use crate::pause::HoldWatch;
+use dynamo_broker::{BrokerError, Connected, Delivery, Subscription, Topology, headers};
 use dynamo_pipeline::{Job, Outcome, Pipeline};
 use dynamo_runtime::Shutdown;
 use dynamo_wire::GenerationRequest;
@@ -33,27 +36,35 @@ pub struct Consumer {
     pub topology: Topology,
     pub prefetch: u16,
     pub shutdown_grace: Duration,
+    /// While the fleet holds, the subscription is paused (see [`crate::pause`]).
+    pub holds: HoldWatch,
 }
 
 impl Consumer {
     /// Consumes on `connection` until shutdown (`Ok`) or until the
-    /// connection fails (`Err`). Then stops taking messages, gives in-flight
-    /// requests the grace period to finish, and leaves the rest
-    /// unacknowledged for the broker to redeliver.
+    /// connection fails (`Err`), pausing the subscription while the fleet
+    /// holds. Then stops taking messages, gives in-flight requests the grace
+    /// period to finish, and leaves the rest unacknowledged for the broker to
+    /// redeliver.
     pub async fn run(
         self: &Arc<Self>,
         connection: &Connected,
         shutdown: &Shutdown,
     ) -> Result<(), BrokerError> {
         let mut deliveries = connection
-            .consume(&self.topology.requests_queue, self.prefetch)
+            .subscribe_paused(&self.topology.requests_queue, self.prefetch)
             .await?;
-        tracing::info!(queue = %self.topology.requests_queue, prefetch = self.prefetch, "consuming generation requests");
+        let mut holds = self.holds.clone();
         let this = Arc::clone(self);
         let in_flight = TaskTracker::new();
         let result = loop {
+            if let Err(error) = self.follow_holds(&mut deliveries).await {
+                break Err(error);
+            }
             tokio::select! {
+                biased;
                 _ = shutdown.requested() => break Ok(()),
+                () = holds.changed() => {}
                 next = deliveries.next() => match next {
                     Ok(delivery) => {
                         let this = Arc::clone(&this);
@@ -79,6 +90,26 @@ impl Consumer {
         }
         deliveries.close().await;
         result
+    }
+
+    /// Pauses the subscription while the fleet holds, resumes it once the
+    /// hold is over. Requests in flight carry on either way: during a hold
+    /// they wait in the database and their messages are acked, so none is
+    /// left unacknowledged for RabbitMQ's `consumer_timeout`.
+    async fn follow_holds(&self, deliveries: &mut Subscription) -> Result<(), BrokerError> {
+        let queue = &self.topology.requests_queue;
+        match (self.holds.paused(), deliveries.is_paused()) {
+            (Some(paused), false) => {
+                deliveries.pause().await?;
+                tracing::info!(%queue, service = %paused.service, "stopped consuming while the fleet holds");
+            }
+            (None, true) => {
+                deliveries.resume().await?;
+                tracing::info!(%queue, prefetch = self.prefetch, "consuming generation requests");
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     async fn handle(&self, delivery: Delivery) {

@@ -2,6 +2,7 @@
 //! `/readyz` (database and broker reachable) and `/metrics` (Prometheus text;
 //! the series are in `dynamo_pipeline::metrics`).
 
+use crate::pause::HoldWatch;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE as CONTENT_TYPE_HEADER;
@@ -21,6 +22,7 @@ struct HealthState {
     pool: PgPool,
     broker: Broker,
     metrics: Arc<Metrics>,
+    holds: HoldWatch,
 }
 
 pub async fn serve(
@@ -28,6 +30,7 @@ pub async fn serve(
     pool: PgPool,
     broker: Broker,
     metrics: Arc<Metrics>,
+    holds: HoldWatch,
     shutdown: Shutdown,
 ) {
     let app = Router::new()
@@ -38,6 +41,7 @@ pub async fn serve(
             pool,
             broker,
             metrics,
+            holds,
         });
     if let Err(error) = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.requested().await })
@@ -66,7 +70,9 @@ async fn readyz(State(state): State<HealthState>) -> Response {
     };
     (
         status,
-        Json(json!({"database": database, "broker": broker, "held": held})),
+        // `consuming`: false while the fleet holds (requests stay in the queue).
+        Json(json!({"database": database, "broker": broker, "held": held,
+                    "consuming": state.holds.paused().is_none()})),
     )
         .into_response()
 }

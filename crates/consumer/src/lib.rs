@@ -7,6 +7,7 @@ pub mod config;
 pub mod consumer;
 mod health;
 mod models;
+pub mod pause;
 
 pub use app::{run, run_with_health};
 pub use config::ConsumerConfig;

@@ -115,7 +115,10 @@ async fn the_health_port_reports_readiness_and_metrics() {
         async move { request.await.ok()?.json().await.ok() }
     })
     .await;
-    assert_eq!(ready, json!({"database": true, "broker": true, "held": []}));
+    assert_eq!(
+        ready,
+        json!({"database": true, "broker": true, "held": [], "consuming": true})
+    );
 
     world
         .broker

@@ -2,7 +2,7 @@
 //! from the answer's usage; once the day's spend reaches
 //! `OPENAI_DAILY_BUDGET_USD` the fleet holds image calls — requests wait,
 //! neither failed nor charged twice — until a higher budget; and while the
-//! fleet holds, a new request waits before its debit.
+//! fleet holds, a new request waits in the queue, not debited.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
@@ -41,7 +41,7 @@ async fn the_daily_budget_holds_the_next_image_until_it_is_raised() {
         .with("UPSTREAM_PROBE_INTERVAL", "1s")
         // Less than one image: the first is bought, the second waits.
         .with("OPENAI_DAILY_BUDGET_USD", "0.05");
-    let running = Running::start(world, env.clone()).await;
+    let running = Running::with_health(world, env.clone()).await;
     running.send(&ghost("a seal")).await;
     let result = running.result().await;
     assert_eq!(result.body["state"], "succeeded", "{}", result.body);
@@ -64,12 +64,14 @@ async fn the_daily_budget_holds_the_next_image_until_it_is_raised() {
         "{}",
         hold.reason
     );
-    // Arriving during the hold: waits before its debit.
-    let third = running.send(&ghost("an otter")).await;
-    eventually("the third request to be recorded", WAIT, || async {
-        state_of(&running, third).await
+    // Arriving once the consumer has paused: stays in the queue, unrecorded.
+    let readyz = running.readyz.clone().unwrap();
+    eventually("the consumer to pause", WAIT, || async {
+        let ready: serde_json::Value = reqwest::get(&readyz).await.ok()?.json().await.ok()?;
+        (ready["consuming"] == false).then_some(())
     })
     .await;
+    let third = running.send(&ghost("an otter")).await;
     // Probes come every second; none may buy an image or end a request.
     assert!(
         running
@@ -80,7 +82,17 @@ async fn the_daily_budget_holds_the_next_image_until_it_is_raised() {
     assert_eq!(running.world.fakes.with(|s| s.image_calls.len()), 1);
     assert_eq!(spend_rows(&running).await.len(), 1, "nothing charged twice");
     assert_ne!(state_of(&running, second).await.as_deref(), Some("failed"));
-    assert_eq!(state_of(&running, third).await.as_deref(), Some("received"));
+    assert_eq!(
+        state_of(&running, third).await,
+        None,
+        "taken during the hold"
+    );
+    let queue = &running.world.broker.topology.requests_queue;
+    assert_eq!(
+        running.world.broker.depth(queue).await,
+        1,
+        "waits in the queue"
+    );
     let flows = running.world.fakes.flows();
     assert!(
         !flows.iter().any(|f| f.request_id == third.to_string()),
@@ -125,10 +137,19 @@ async fn a_request_arriving_during_a_hold_is_debited_only_after_it_lifts() {
     })
     .await;
     let second = running.send(&ghost("a walrus")).await;
-    eventually("the second request to be recorded", WAIT, || async {
-        state_of(&running, second).await
+    // Two probes fail meanwhile: time for the second request to be taken,
+    // if it is (within the moment before every consumer sees the hold).
+    let refused = running.world.fakes.with(|s| s.refused_for_credit);
+    eventually("two more probes", WAIT, || async {
+        let now = running.world.fakes.with(|s| s.refused_for_credit);
+        (now >= refused + 2).then_some(())
     })
     .await;
+    let waiting = state_of(&running, second).await;
+    assert!(
+        matches!(waiting.as_deref(), None | Some("received")),
+        "in the queue or waiting before its debit: {waiting:?}"
+    );
     assert!(
         running
             .store()

@@ -88,6 +88,33 @@ impl Store {
         Ok(waiting)
     }
 
+    /// The hold that pauses the fleet's intake, if any: the oldest hold not
+    /// older than `max_wait` (past it, held requests give up, so new ones
+    /// may come in to fail with a refund), while some request waits in the
+    /// database before its image to carry the probe that ends it. Without
+    /// such a request nothing would probe, so intake goes on and the next
+    /// request takes the probe.
+    pub async fn pausing_hold(&self, max_wait: Duration) -> Result<Option<Hold>, StoreError> {
+        let hold: Option<Hold> = sqlx::query_as(
+            "SELECT service, reason, held_since, next_probe_at FROM dynamo.upstream_hold
+             WHERE held_since > now() - $1 * interval '1 millisecond'
+             ORDER BY held_since LIMIT 1",
+        )
+        .bind(max_wait.as_millis() as f64)
+        .fetch_optional(self.pool())
+        .await?;
+        if hold.is_none() {
+            return Ok(None);
+        }
+        let probe_carried: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM dynamo.image_request
+                            WHERE state IN ('received', 'debited', 'named') AND settled_at IS NULL)",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(hold.filter(|_| probe_carried))
+    }
+
     /// Ends the hold: the service answered. `true` when there was one.
     pub async fn release_hold(&self, service: &str) -> Result<bool, StoreError> {
         let released = sqlx::query!(

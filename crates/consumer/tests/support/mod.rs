@@ -18,10 +18,22 @@ pub struct Running {
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub alerts: String,
     results: String,
+    /// Its `/readyz`, when started [`Running::with_health`].
+    pub readyz: Option<String>,
 }
 
 impl Running {
     pub async fn start(world: TestWorld, env: Env) -> Self {
+        Self::launch(world, env, None).await
+    }
+
+    /// Also serving health on a port of its own, read back in `readyz`.
+    pub async fn with_health(world: TestWorld, env: Env) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::launch(world, env, Some(listener)).await
+    }
+
+    async fn launch(world: TestWorld, env: Env, health: Option<tokio::net::TcpListener>) -> Self {
         let alerts = world
             .broker
             .capture(&world.broker.topology.alerts_exchange)
@@ -32,13 +44,25 @@ impl Running {
             .await;
         let config = ConsumerConfig::from_env(&env).unwrap();
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(dynamo_consumer::run(config, shutdown.clone()));
+        let readyz = health
+            .as_ref()
+            .map(|listener| format!("http://{}/readyz", listener.local_addr().unwrap()));
+        let task = match health {
+            Some(listener) => tokio::spawn(dynamo_consumer::run_with_health(
+                config,
+                Some(listener),
+                shutdown.clone(),
+            )),
+            // Health as the settings say (CONSUMER_HEALTH_ADDR).
+            None => tokio::spawn(dynamo_consumer::run(config, shutdown.clone())),
+        };
         Self {
             world,
             shutdown,
             task,
             alerts,
             results,
+            readyz,
         }
     }
 
