@@ -95,20 +95,22 @@ impl Store {
     /// such a request nothing would probe, so intake goes on and the next
     /// request takes the probe.
     pub async fn pausing_hold(&self, max_wait: Duration) -> Result<Option<Hold>, StoreError> {
-        let hold: Option<Hold> = sqlx::query_as(
+        let hold = sqlx::query_as!(
+            Hold,
             "SELECT service, reason, held_since, next_probe_at FROM dynamo.upstream_hold
              WHERE held_since > now() - $1 * interval '1 millisecond'
              ORDER BY held_since LIMIT 1",
+            max_wait.as_millis() as f64,
         )
-        .bind(max_wait.as_millis() as f64)
         .fetch_optional(self.pool())
         .await?;
         if hold.is_none() {
             return Ok(None);
         }
-        let probe_carried: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM dynamo.image_request
-                            WHERE state IN ('received', 'debited', 'named') AND settled_at IS NULL)",
+        let probe_carried = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM dynamo.image_request
+                            WHERE state IN ('received', 'debited', 'named') AND settled_at IS NULL)
+                   AS "carried!""#
         )
         .fetch_one(self.pool())
         .await?;
