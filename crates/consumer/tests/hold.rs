@@ -149,3 +149,50 @@ async fn while_the_fleet_holds_no_consumer_takes_requests_and_all_succeed_after(
     second.stop().await;
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_past_the_longest_wait_is_still_probed_and_ends_when_the_service_is_back() {
+    let world = TestWorld::start().await;
+    world.fakes.with(|s| {
+        s.out_of_credit_until = Some(Instant::now() + Duration::from_secs(3600));
+        s.balances.insert("90790024".into(), 200 * 100);
+    });
+    let env = world
+        .consumer_env()
+        .with("MODERATION", "false")
+        .with("UPSTREAM_PROBE_INTERVAL", "1s")
+        .with("UPSTREAM_OUTAGE_MAX_WAIT", "2s");
+    let running = Running::start(world, env).await;
+    let given_up = running.send(&ghost("a seal")).await;
+    let result = running.result().await;
+    assert_eq!(result.body["request_id"], given_up.to_string());
+    assert_eq!(result.body["state"], "failed", "{}", result.body);
+    assert!(
+        result.body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("UPSTREAM_OUTAGE_MAX_WAIT"),
+        "{}",
+        result.body
+    );
+    let hold = running.store().current_hold("openai").await.unwrap();
+    assert!(hold.is_some(), "the outage outlasted the longest wait");
+
+    // Credit is topped up long after: the next request succeeds, and the
+    // hold is over for everyone.
+    running.world.fakes.with(|s| s.out_of_credit_until = None);
+    let after = running.send(&ghost("a seal, later")).await;
+    let result = running.result().await;
+    assert_eq!(result.body["request_id"], after.to_string());
+    assert_eq!(result.body["state"], "succeeded", "{}", result.body);
+    assert_eq!(running.store().current_hold("openai").await.unwrap(), None);
+    let flows = running.world.fakes.flows();
+    assert_eq!(flows.len(), 2, "{flows:?}");
+    assert!(
+        flows
+            .iter()
+            .any(|f| f.request_id == given_up.to_string() && f.status == FlowStatus::Rejected),
+        "the request that gave up was refunded: {flows:?}"
+    );
+    running.stop().await;
+}

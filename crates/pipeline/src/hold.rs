@@ -5,7 +5,8 @@
 //! retry budget untouched. While the hold is on, no request calls the
 //! service except one probe per `UPSTREAM_PROBE_INTERVAL`, fleet-wide; the
 //! probe's success ends the hold. Only a hold older than
-//! `UPSTREAM_OUTAGE_MAX_WAIT` fails the requests still waiting, with a refund.
+//! `UPSTREAM_OUTAGE_MAX_WAIT` fails the requests still waiting, with a refund;
+//! it is still probed, so the fleet resumes by itself when the service is back.
 //!
 //! A request not yet debited looks at the hold before its debit: while the
 //! fleet holds it waits un-charged (unless it is the probe), so a stream of
@@ -77,7 +78,7 @@ impl Pipeline {
                     hold.next_probe_at.max(Utc::now()) + chrono::Duration::milliseconds(500);
                 return Ok(Some((until, crate::request::Wait::Held)));
             }
-            match self.admit(service).await? {
+            match self.admit(service, true).await? {
                 Admission::Go => {}
                 Admission::Probe => {
                     run.probe.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -93,16 +94,28 @@ impl Pipeline {
         Ok(None)
     }
 
-    pub(crate) async fn admit(&self, service: &str) -> Result<Admission, PipelineError> {
+    /// Whether a request may call `service` now. Past `UPSTREAM_OUTAGE_MAX_WAIT`
+    /// a request that waited gives up; a `fresh` one (not debited yet) may
+    /// still take the probe, since only a probe's answer ends a hold and the
+    /// service may come back long after (credit topped up mid-stream).
+    pub(crate) async fn admit(
+        &self,
+        service: &str,
+        fresh: bool,
+    ) -> Result<Admission, PipelineError> {
         let Some(hold) = self.store.current_hold(service).await? else {
             return Ok(Admission::Go);
         };
         let now = Utc::now();
-        if now - hold.held_since > chrono_duration(self.holds.max_wait) {
-            return Ok(Admission::GiveUp(format!(
+        let too_long = now - hold.held_since > chrono_duration(self.holds.max_wait);
+        let give_up = || {
+            Admission::GiveUp(format!(
                 "{} (held for longer than UPSTREAM_OUTAGE_MAX_WAIT)",
                 hold.reason
-            )));
+            ))
+        };
+        if too_long && !fresh {
+            return Ok(give_up());
         }
         if self
             .store
@@ -111,6 +124,9 @@ impl Pipeline {
         {
             tracing::info!(service, "trying the held service again as its probe");
             return Ok(Admission::Probe);
+        }
+        if too_long {
+            return Ok(give_up());
         }
         // Just after the next probe: by then it has either ended the hold
         // or moved the next probe on.

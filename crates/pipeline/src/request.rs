@@ -496,11 +496,13 @@ impl Pipeline {
         // The held service this request probes, if it is the probe.
         let mut probing: Option<&'static str> = None;
         for &service in crate::budget::services_for(self, step) {
-            match self.admit(service).await? {
+            match self.admit(service, false).await? {
                 Admission::Go => {}
                 Admission::Probe => probing = Some(service),
                 // The probe taken before the debit is this call.
-                Admission::Wait(_) if run.probe.swap(false, Ordering::Relaxed) => {
+                Admission::Wait(_) | Admission::GiveUp(_)
+                    if run.probe.swap(false, Ordering::Relaxed) =>
+                {
                     probing = Some(service);
                 }
                 Admission::Wait(until) => return Ok(Attempted::Deferred(until, Wait::Held)),
