@@ -28,6 +28,18 @@ pub struct ListedModel {
     pub shutdown_date: Option<NaiveDate>,
 }
 
+/// Serializes the transactions that write several models' rows: consumers
+/// starting together configure their chains (in preference order) while one
+/// records the catalogue (in the listing's order), and row locks taken in
+/// opposite orders deadlock. These writes are rare (start-up, hourly), so
+/// one at a time costs nothing. The lock ends with the transaction.
+async fn lock_catalogue(tx: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('dynamo.model'))")
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// Records that `variable` names `models`, in that order of preference.
     /// A model dropped from the setting keeps its lifecycle but is no longer
@@ -38,6 +50,7 @@ impl Store {
         models: &[String],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
+        lock_catalogue(&mut tx).await?;
         sqlx::query!(
             "UPDATE dynamo.model SET configured_as = NULL, preference = NULL
              WHERE configured_as = $1 AND NOT (id = ANY($2))",
@@ -88,6 +101,7 @@ impl Store {
         let ids: Vec<&str> = listed.iter().map(|m| m.id.as_str()).collect();
         let dates: Vec<Option<NaiveDate>> = listed.iter().map(|m| m.shutdown_date).collect();
         let mut tx = self.pool().begin().await?;
+        lock_catalogue(&mut tx).await?;
         sqlx::query!("INSERT INTO dynamo.model (id, shutdown_date, listed_at)
              SELECT id, shutdown_date, now() FROM unnest($1::text[], $2::date[]) AS l (id, shutdown_date)
              ON CONFLICT (id) DO UPDATE
