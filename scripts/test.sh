@@ -105,6 +105,7 @@ if [ -n "${DYNAMO_SKIP_RESTART_TESTS:-}" ]; then
   done
   skip=(-- --exact "${skip[@]}")
 fi
-echo "== cargo test --workspace --locked ${skip[*]}"
+echo "== cargo test --workspace --locked --no-fail-fast ${skip[*]}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
-cargo test --workspace --locked "${skip[@]}"
+# --no-fail-fast: one run shows every failing test binary, not just the first.
+cargo test --workspace --locked --no-fail-fast "${skip[@]}"

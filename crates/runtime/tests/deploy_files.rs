@@ -458,7 +458,8 @@ fn exported_metrics() -> BTreeSet<String> {
                 .collect();
             names.insert(name);
         }
-        for literal in literal_arguments(&code, &["register"]) {
+        // `registered!` is the consumer's register-and-keep macro (pipeline/src/metrics.rs).
+        for literal in literal_arguments(&code, &["register", "registered!"]) {
             let registered = code.find(&format!("\"{literal}\"")).unwrap();
             if code[..registered].contains("Counter>") {
                 names.remove(literal);
