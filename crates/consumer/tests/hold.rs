@@ -63,8 +63,9 @@ async fn recorded(running: &Running) -> i64 {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn while_the_fleet_holds_no_consumer_takes_requests_and_all_succeed_after() {
+/// A world whose OpenAI is out of credit until the test says otherwise,
+/// and a consumer environment probing it every second.
+async fn out_of_credit() -> (TestWorld, dynamo_runtime::Env) {
     let world = TestWorld::start().await;
     world.fakes.with(|s| {
         s.out_of_credit_until = Some(Instant::now() + Duration::from_secs(3600));
@@ -75,6 +76,12 @@ async fn while_the_fleet_holds_no_consumer_takes_requests_and_all_succeed_after(
         .consumer_env()
         .with("MODERATION", "false")
         .with("UPSTREAM_PROBE_INTERVAL", "1s");
+    (world, env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_fleet_holds_no_consumer_takes_requests_and_all_succeed_after() {
+    let (world, env) = out_of_credit().await;
     let running = Running::with_health(world, env.clone()).await;
     let first = running.send(&ghost("a seal")).await;
     eventually("the fleet to hold", WAIT, || async {
@@ -152,16 +159,8 @@ async fn while_the_fleet_holds_no_consumer_takes_requests_and_all_succeed_after(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_past_the_longest_wait_is_still_probed_and_ends_when_the_service_is_back() {
-    let world = TestWorld::start().await;
-    world.fakes.with(|s| {
-        s.out_of_credit_until = Some(Instant::now() + Duration::from_secs(3600));
-        s.balances.insert("90790024".into(), 200 * 100);
-    });
-    let env = world
-        .consumer_env()
-        .with("MODERATION", "false")
-        .with("UPSTREAM_PROBE_INTERVAL", "1s")
-        .with("UPSTREAM_OUTAGE_MAX_WAIT", "2s");
+    let (world, env) = out_of_credit().await;
+    let env = env.with("UPSTREAM_OUTAGE_MAX_WAIT", "2s");
     let running = Running::start(world, env).await;
     let given_up = running.send(&ghost("a seal")).await;
     let result = running.result().await;
