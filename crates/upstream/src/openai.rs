@@ -6,6 +6,8 @@
 //! configured for the whole fleet.
 
 use crate::api_error::ApiFailure;
+use crate::credentials::{ApiConfig, authorize};
+use crate::model_name::{Naming, listed_as_configured};
 use crate::models::{
     ImageParameter, ImageUsage, ListedModel, MemoryCatalogue, ModelCatalogue, ModelChain,
     ModelParameters, ModelPrices,
@@ -13,7 +15,6 @@ use crate::models::{
 use crate::retry_hint::{CaptureRetryHints, Captured, with_retry_hint};
 use crate::{GeneratedImage, ImageJob, ImageProvider, Moderator, NameProvider, UpstreamError};
 use async_openai::Client;
-use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::ReqwestService;
 use async_openai::types::images::{
@@ -23,7 +24,7 @@ use async_openai::types::images::{
 use async_trait::async_trait;
 use base64::Engine;
 use dynamo_wire::Style;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -60,10 +61,14 @@ const OUTPUT_COMPRESSION: u8 = 80;
 
 #[derive(Clone)]
 pub struct OpenAi {
-    client: Client<OpenAIConfig>,
+    client: Client<ApiConfig>,
     http: reqwest::Client,
     settings: OpenAiSettings,
     catalogue: Arc<dyn ModelCatalogue>,
+    /// How this server's model names compare (exact at OpenAI).
+    naming: Naming,
+    /// The ids the server's last `GET /models` listed, for start-up advice.
+    listed: Arc<std::sync::Mutex<Option<Vec<String>>>>,
     /// What this server lacks, learned from a 404 on the first call: many
     /// OpenAI-compatible servers have no moderation or chat endpoint.
     lacks: Arc<Lacks>,
@@ -106,16 +111,16 @@ impl OpenAi {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| UpstreamError::permanent(SERVICE, e))?;
-        let config = OpenAIConfig::new()
-            .with_api_base(&settings.base_url)
-            .with_api_key(settings.api_key.expose_secret());
+        let config = ApiConfig::new(&settings.base_url, &settings.api_key);
         let client = Client::with_config(config)
             .with_http_service(CaptureRetryHints::new(ReqwestService::new(http.clone())));
         Ok(Self {
             client,
             http,
+            naming: Naming::for_base_url(&settings.base_url),
             settings,
             catalogue: Arc::new(MemoryCatalogue::default()),
+            listed: Arc::default(),
             lacks: Arc::new(Lacks::default()),
         })
     }
@@ -138,7 +143,14 @@ impl OpenAi {
         let gone = self.gone().await;
         for chain in self.chains() {
             for model in chain.models.iter().filter(|m| gone.contains(*m)) {
-                tracing::error!(%model, variable = chain.variable, "{model} is shut down; skipping it (remove it from {})", chain.variable);
+                match self.naming {
+                    Naming::Exact => {
+                        tracing::error!(%model, variable = chain.variable, "{model} is shut down; skipping it (remove it from {})", chain.variable)
+                    }
+                    Naming::Ollama => {
+                        tracing::error!(%model, variable = chain.variable, "{model} is not on the server (not pulled or not loaded); skipping it")
+                    }
+                }
             }
             if chain.models.iter().all(|m| gone.contains(m)) {
                 return Err(UpstreamError::ModelsGone {
@@ -170,6 +182,15 @@ impl OpenAi {
         }
     }
 
+    /// What the server's last `GET /models` listed (`None`: it lists nothing).
+    pub fn listed_models(&self) -> Option<Vec<String>> {
+        // A poisoned lock only means a thread panicked while storing a list.
+        self.listed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn chains(&self) -> [&ModelChain; 2] {
         [&self.settings.image_models, &self.settings.chat_models]
     }
@@ -179,10 +200,7 @@ impl OpenAi {
     /// compatible servers have no such endpoint.
     async fn read_catalogue(&self) {
         let url = format!("{}/models", self.settings.base_url);
-        let answer = self
-            .http
-            .get(url)
-            .bearer_auth(self.settings.api_key.expose_secret())
+        let answer = authorize(self.http.get(url), &self.settings.api_key)
             .send()
             .await;
         let response = match answer {
@@ -220,6 +238,10 @@ impl OpenAi {
                 })
             })
             .collect();
+        *self.listed.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(listed.iter().map(|l| l.id.clone()).collect());
+        let configured = self.chains().into_iter().flat_map(|c| c.models.iter());
+        let listed = listed_as_configured(listed, configured, self.naming);
         let today = chrono::Utc::now().date_naive();
         for chain in self.chains() {
             for model in listed.iter().filter(|l| chain.models.contains(&l.id)) {
