@@ -14,10 +14,8 @@
 mod support;
 
 use dynamo_runtime::Env;
-use dynamo_testkit::{CompatServer, Flavor, FlowStatus, TestWorld, command};
-use support::{Running, WAIT, friend, ghost};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_dynamo-consumer");
+use dynamo_testkit::{CompatServer, Flavor, FlowStatus, TestWorld};
+use support::{Running, exit_of, friend, ghost};
 
 async fn start(flavor: Flavor) -> (Running, CompatServer) {
     let world = TestWorld::start().await;
@@ -220,18 +218,22 @@ fn readme_env(world: &TestWorld, server: &str, fake: &CompatServer) -> Env {
     env
 }
 
-async fn start_as_the_readme_says(server: &str, flavor: Flavor) -> (Running, CompatServer) {
+/// Starts the consumer as the README says for `server`, against a fake of
+/// `flavor`, and generates a ghost and a friend with the block's image
+/// model; returns the friend's name.
+async fn readme_block_generates(server: &str, flavor: Flavor) -> (Running, CompatServer, String) {
     let world = TestWorld::start().await;
     let fake = CompatServer::start(flavor).await;
     let env = readme_env(&world, server, &fake);
-    (Running::start(world, env).await, fake)
+    let running = Running::start(world, env).await;
+    let image_model = readme_setting(server, "OPENAI_IMAGE_MODEL");
+    let name = generates(&running, &fake, &image_model).await;
+    (running, fake, name)
 }
 
 #[tokio::test]
 async fn the_readme_sd_server_block_works_as_written() {
-    let (running, server) = start_as_the_readme_says("sd-server", Flavor::SdServer).await;
-    let image_model = readme_setting("sd-server", "OPENAI_IMAGE_MODEL");
-    let name = generates(&running, &server, &image_model).await;
+    let (running, server, name) = readme_block_generates("sd-server", Flavor::SdServer).await;
     assert_eq!(name, "Sealy", "no chat: named after the subject");
     let missing = server.with(|s| s.missing_calls.clone());
     assert!(
@@ -243,24 +245,18 @@ async fn the_readme_sd_server_block_works_as_written() {
 
 #[tokio::test]
 async fn the_readme_localai_block_works_as_written() {
-    let (running, server) = start_as_the_readme_says("LocalAI", Flavor::LocalAi).await;
-    let image_model = readme_setting("LocalAI", "OPENAI_IMAGE_MODEL");
-    let name = generates(&running, &server, &image_model).await;
+    let (running, _, name) = readme_block_generates("LocalAI", Flavor::LocalAi).await;
     assert_eq!(name, "Captain Flipper", "named by LocalAI's chat model");
     running.stop().await;
 }
 
 #[tokio::test]
 async fn the_readme_ollama_block_works_as_written() {
-    let (running, server) = start_as_the_readme_says("Ollama", Flavor::Ollama).await;
-    let image_model = readme_setting("Ollama", "OPENAI_IMAGE_MODEL");
-    let name = generates(&running, &server, &image_model).await;
+    let (running, server, name) = readme_block_generates("Ollama", Flavor::Ollama).await;
     assert_eq!(name, "Captain Flipper", "named by Ollama's chat model");
     let chat = server.with(|s| s.chat_calls.clone());
-    assert_eq!(
-        chat[0]["model"],
-        readme_setting("Ollama", "OPENAI_CHAT_MODEL")
-    );
+    let configured = readme_setting("Ollama", "OPENAI_CHAT_MODEL");
+    assert_eq!(chat[0]["model"], configured, "sent as configured");
     running.stop().await;
 }
 
@@ -277,18 +273,8 @@ async fn a_model_ollama_has_not_pulled_stops_start_up_saying_what_it_has_and_how
     let world = TestWorld::start().await;
     let fake = CompatServer::start(Flavor::Ollama).await;
     let env = readme_env(&world, "Ollama", &fake).with("OPENAI_IMAGE_MODEL", "x/flux2");
-    let child = tokio::process::Command::from(command(BINARY, &env))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let output = tokio::time::timeout(WAIT, child.wait_with_output())
-        .await
-        .expect("the consumer exits by itself")
-        .unwrap();
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = exit_of(&env).await;
+    assert_eq!(code, Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     for said in [
         "OPENAI_IMAGE_MODEL",
