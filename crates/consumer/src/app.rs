@@ -255,7 +255,8 @@ async fn services(
             match openai.check_models().await {
                 Ok(()) => {}
                 Err(UpstreamError::ModelsGone { variable }) => {
-                    return Err(NoModelLeft::for_variable(variable).into());
+                    let listed = openai.listed_models();
+                    return Err(NoModelLeft::new(variable, settings, listed).into());
                 }
                 Err(error) => return Err(error.into()),
             }

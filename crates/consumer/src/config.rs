@@ -8,7 +8,10 @@ use dynamo_pipeline::limits::RateSettings;
 use dynamo_pipeline::prompt::PromptTemplates;
 use dynamo_pipeline::retry::RetryPolicy;
 use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
-use dynamo_upstream::{ModelChain, ModelParameters, ModelPrices, OpenAiSettings, S3Settings};
+// `is_openai`: whether the API is OpenAI's own (which needs a key).
+use dynamo_upstream::{
+    ModelChain, ModelParameters, ModelPrices, OpenAiSettings, S3Settings, is_openai,
+};
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -280,15 +283,6 @@ fn openai_settings(env: &Env) -> Result<OpenAiSettings, SettingError> {
 }
 
 const OPENAI_API: &str = "https://api.openai.com/v1";
-
-/// Whether the API is OpenAI's own (which needs a key).
-fn is_openai(base_url: &str) -> bool {
-    base_url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split(['/', ':']).next())
-        .is_some_and(|host| host.eq_ignore_ascii_case("api.openai.com"))
-}
 
 /// A comma-separated model chain; the variable comes first so that the
 /// deploy-file test finds it as it finds every other setting.

@@ -76,24 +76,165 @@ impl ModelCatalogue for StoreCatalogue {
 /// The consumer will not start: every model a setting names is gone. Shown
 /// as one line on stderr, like a configuration error, before anything is
 /// consumed.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "every model in {variable} is shut down; set {variable}={replacement} (OpenAI's replacement)"
-)]
+#[derive(Debug)]
 pub struct NoModelLeft {
     pub variable: &'static str,
-    pub replacement: &'static str,
+    /// The models the setting names, in order of preference.
+    pub models: Vec<String>,
+    pub server: Server,
 }
 
+/// Whose catalogue the models are missing from, which decides the advice.
+#[derive(Debug)]
+pub enum Server {
+    /// OpenAI retired them: name its replacement.
+    OpenAi { replacement: &'static str },
+    /// A local server has not pulled or loaded them: say what it has.
+    Local {
+        base_url: String,
+        /// What its `GET /models` listed (`None`: it lists nothing).
+        listed: Option<Vec<String>>,
+        /// Ollama-shaped: `ollama pull` is the way to get a model.
+        ollama: bool,
+    },
+}
+
+/// How many of a local server's models the line names.
+const LISTED_SHOWN: usize = 8;
+
 impl NoModelLeft {
-    pub fn for_variable(variable: &'static str) -> Self {
-        let replacement = match variable {
-            "OPENAI_CHAT_MODEL" => crate::config::REPLACEMENT_CHAT_MODEL,
-            _ => crate::config::REPLACEMENT_IMAGE_MODEL,
+    /// The refusal for `variable`, given the settings and what the server listed.
+    pub fn new(
+        variable: &'static str,
+        settings: &dynamo_upstream::OpenAiSettings,
+        listed: Option<Vec<String>>,
+    ) -> Self {
+        let chain = match variable {
+            "OPENAI_CHAT_MODEL" => &settings.chat_models,
+            _ => &settings.image_models,
+        };
+        let server = if dynamo_upstream::is_openai(&settings.base_url) {
+            Server::OpenAi {
+                replacement: match variable {
+                    "OPENAI_CHAT_MODEL" => crate::config::REPLACEMENT_CHAT_MODEL,
+                    _ => crate::config::REPLACEMENT_IMAGE_MODEL,
+                },
+            }
+        } else {
+            let ids = listed.iter().flatten().map(String::as_str);
+            Server::Local {
+                ollama: dynamo_upstream::looks_like_ollama(&settings.base_url, ids),
+                base_url: settings.base_url.clone(),
+                listed,
+            }
         };
         Self {
             variable,
-            replacement,
+            models: chain.models.clone(),
+            server,
         }
+    }
+}
+
+impl std::error::Error for NoModelLeft {}
+
+impl std::fmt::Display for NoModelLeft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let variable = self.variable;
+        let (base_url, listed, ollama) = match &self.server {
+            Server::OpenAi { replacement } => {
+                return write!(
+                    f,
+                    "every model in {variable} is shut down; set {variable}={replacement} (OpenAI's replacement)"
+                );
+            }
+            Server::Local {
+                base_url,
+                listed,
+                ollama,
+            } => (base_url, listed, *ollama),
+        };
+        let models = self.models.join(", ");
+        write!(
+            f,
+            "no model in {variable} ({models}) is pulled or loaded on the server at {base_url}, "
+        )?;
+        match listed.as_deref() {
+            None => f.write_str("which does not list its models")?,
+            Some([]) => f.write_str("which has no models")?,
+            Some(listed) => {
+                let shown: Vec<&str> = listed
+                    .iter()
+                    .take(LISTED_SHOWN)
+                    .map(String::as_str)
+                    .collect();
+                write!(f, "which has {}", shown.join(", "))?;
+                if listed.len() > LISTED_SHOWN {
+                    write!(f, " and {} more", listed.len() - LISTED_SHOWN)?;
+                }
+            }
+        }
+        match (ollama, self.models.first()) {
+            (true, Some(first)) => write!(f, "; pull it (ollama pull {first})")?,
+            _ => f.write_str("; load it on the server")?,
+        }
+        write!(f, " or set {variable} to one it has")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(server: Server) -> String {
+        NoModelLeft {
+            variable: "OPENAI_IMAGE_MODEL",
+            models: vec!["x/flux2".to_owned()],
+            server,
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn a_local_server_is_told_what_it_has_and_how_to_pull() {
+        let line = refusal(Server::Local {
+            base_url: "http://127.0.0.1:11434/v1".to_owned(),
+            listed: Some(vec![
+                "x/z-image-turbo:latest".to_owned(),
+                "llama3.2:latest".to_owned(),
+            ]),
+            ollama: true,
+        });
+        assert_eq!(
+            line,
+            "no model in OPENAI_IMAGE_MODEL (x/flux2) is pulled or loaded on the server at \
+             http://127.0.0.1:11434/v1, which has x/z-image-turbo:latest, llama3.2:latest; \
+             pull it (ollama pull x/flux2) or set OPENAI_IMAGE_MODEL to one it has"
+        );
+        assert!(!line.contains("gpt-"), "no OpenAI model for a local server");
+    }
+
+    #[test]
+    fn a_long_catalogue_is_trimmed() {
+        let line = refusal(Server::Local {
+            base_url: "http://127.0.0.1:8080/v1".to_owned(),
+            listed: Some((0..20).map(|i| format!("model-{i}")).collect()),
+            ollama: false,
+        });
+        assert!(line.contains("model-7 and 12 more;"), "{line}");
+        assert!(!line.contains("model-8"), "{line}");
+        assert!(line.contains("load it on the server"), "{line}");
+        assert!(!line.contains("ollama"), "{line}");
+    }
+
+    #[test]
+    fn openai_keeps_its_replacement_advice() {
+        let line = refusal(Server::OpenAi {
+            replacement: "gpt-image-2.6-sunburst",
+        });
+        assert_eq!(
+            line,
+            "every model in OPENAI_IMAGE_MODEL is shut down; set OPENAI_IMAGE_MODEL=gpt-image-2.6-sunburst (OpenAI's replacement)"
+        );
     }
 }

@@ -9,7 +9,7 @@ use dynamo_testkit::{FlowStatus, TestWorld, command, eventually};
 
 mod support;
 
-use support::{Running, WAIT, friend, ghost};
+use support::{Running, WAIT, exit_of, friend, ghost};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_dynamo-consumer");
 
@@ -190,18 +190,8 @@ async fn with_every_image_model_gone_the_consumer_refuses_to_start_and_consumes_
         .consumer_env()
         .with("OPENAI_IMAGE_MODEL", "gpt-image-1.5");
     // Before the fix the consumer started and consumed: a timeout, not a hang.
-    let child = tokio::process::Command::from(command(BINARY, &env))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let output = tokio::time::timeout(WAIT, child.wait_with_output())
-        .await
-        .expect("the consumer exits by itself")
-        .unwrap();
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = exit_of(&env).await;
+    assert_eq!(code, Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
         stderr.contains("OPENAI_IMAGE_MODEL") && stderr.contains("gpt-image-2.6-sunburst"),

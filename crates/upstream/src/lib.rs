@@ -8,10 +8,12 @@
 
 mod api_error;
 mod auth;
+mod credentials;
 mod derived_name;
 mod discord;
 mod error;
 mod ledger;
+mod model_name;
 mod models;
 mod openai;
 mod placeholder;
@@ -27,6 +29,7 @@ pub use derived_name::name_from_subject;
 pub use discord::DiscordWebhooks;
 pub use error::UpstreamError;
 pub use ledger::HttpLedger;
+pub use model_name::{Naming, is_openai, looks_like_ollama};
 pub use models::{
     ImageParameter, ImageUsage, ListedModel, MemoryCatalogue, ModelCatalogue, ModelChain,
     ModelParameters, ModelPrice, ModelPrices, PARAMETER_TABLE, PRICE_TABLE, PricedBy,

@@ -118,3 +118,23 @@ pub fn friend(color: &str, subject: &str) -> Value {
            "state":{"broadcast_id":13,"screening_id":"96d1ca5c-7658-48c9-8193-9d1739854467","tape_id":124},
            "payload":{"style":"friend","inputs":{"color":color,"subject":subject}}})
 }
+
+/// Runs the consumer binary with `env` until it exits by itself (within
+/// [`WAIT`]), as an operator would start it: its exit code and stderr.
+pub async fn exit_of(env: &Env) -> (Option<i32>, String) {
+    let binary = env!("CARGO_BIN_EXE_dynamo-consumer");
+    let child = tokio::process::Command::from(dynamo_testkit::command(binary, env))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let output = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("the consumer exits by itself")
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}

@@ -2,16 +2,25 @@
 //! (SPEC §3), each answering as the real one does on the routes it has and
 //! with a plain 404 on those it lacks:
 //!
-//! - stable-diffusion.cpp's `sd-server`: only `POST /v1/images/generations`,
-//!   answering `b64_json` (and `output_format`, `created` as a date); errors
-//!   `{"error":"<text>"}`, or `{"error":"server_error","message":"<text>"}` on
-//!   a 500; no models, chat or moderation endpoints.
-//! - LocalAI: images answered as `data[0].url` under `/generated-images/`,
-//!   its own `usage` counts; chat and `GET /v1/models`; errors with a numeric
-//!   `code`; no moderation endpoint.
-//! - Ollama: images as `b64_json` only (ignores `n` and `quality`); chat and
-//!   models; an unknown model is `404 model "x" not found, try pulling it
-//!   first`; no moderation endpoint (gin's `404 page not found`).
+//! - stable-diffusion.cpp's `sd-server` (examples/server, routes_openai.cpp):
+//!   `POST /v1/images/generations` answering `b64_json` (and `output_format`,
+//!   `created` as a date in its first versions) with whatever model it
+//!   loaded, whatever the request names; `GET /v1/models` listing the one id
+//!   `sd-cpp-local`; errors `{"error":"<text>"}`, or
+//!   `{"error":"server_error","message":"<text>"}` on an exception; no chat
+//!   or moderation endpoint (cpp-httplib's bare 404).
+//! - LocalAI (core/http/app.go, echo): images answered as `data[0].url` under
+//!   `/generated-images/`, its own `usage` counts; chat and `GET /v1/models`;
+//!   errors `{"error":{"code":<number>,"message":…}}`, a route it lacks
+//!   `404 Resource not found` in that shape; no moderation endpoint.
+//! - Ollama (openai/openai.go, middleware/openai.go): images as `b64_json`
+//!   only (ignores `n` and `quality`); chat; `GET /v1/models` lists each
+//!   pulled model by its tagged name (`llama3.2:latest`), `owned_by` its
+//!   namespace; a request names a model as Ollama's `ParseName` reads it
+//!   (`llama3.2` is `registry.ollama.ai/library/llama3.2:latest`); one not
+//!   pulled is `404 model "x" not found, try pulling it first` as an OpenAI
+//!   error of type `not_found_error`; no moderation endpoint (gin's plain
+//!   `404 page not found`).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -30,13 +39,13 @@ pub enum Flavor {
     Ollama,
 }
 
-/// The models each fake offers: (image model, chat model).
+/// The models each fake offers, as its `GET /v1/models` lists them.
 impl Flavor {
     pub fn image_model(self) -> &'static str {
         match self {
-            Flavor::SdServer => "sd-turbo",
+            Flavor::SdServer => "sd-cpp-local",
             Flavor::LocalAi => "stablediffusion",
-            Flavor::Ollama => "x/z-image-turbo",
+            Flavor::Ollama => "x/z-image-turbo:latest",
         }
     }
 
@@ -45,8 +54,34 @@ impl Flavor {
         match self {
             Flavor::SdServer => None,
             Flavor::LocalAi => Some("llama-3.2-1b-instruct"),
-            Flavor::Ollama => Some("llama3.2"),
+            Flavor::Ollama => Some("llama3.2:latest"),
         }
+    }
+
+    /// Whether a request naming `requested` is served by the listed model
+    /// `listed`. sd-server draws with what it loaded whatever the name;
+    /// Ollama fills in its default host, namespace and tag (case-blind);
+    /// LocalAI looks the name up as given.
+    pub fn serves(self, requested: &str, listed: &str) -> bool {
+        match self {
+            Flavor::SdServer => true,
+            Flavor::LocalAi => requested == listed,
+            Flavor::Ollama => ollama_full_name(requested) == ollama_full_name(listed),
+        }
+    }
+}
+
+/// `name` as Ollama stores it: `host/namespace/model:tag`, lower-cased.
+fn ollama_full_name(name: &str) -> String {
+    let name = name.to_lowercase();
+    let tagged = match name.rsplit_once(':') {
+        Some((_, tag)) if !tag.contains('/') => name.clone(),
+        _ => format!("{name}:latest"),
+    };
+    match tagged.matches('/').count() {
+        0 => format!("registry.ollama.ai/library/{tagged}"),
+        1 => format!("registry.ollama.ai/{tagged}"),
+        _ => tagged,
     }
 }
 
@@ -79,11 +114,11 @@ type Shared = (Flavor, Arc<Mutex<CompatState>>);
 impl CompatServer {
     pub async fn start(flavor: Flavor) -> Self {
         let state = Arc::new(Mutex::new(CompatState::default()));
-        let mut app = Router::new().route("/v1/images/generations", post(generate));
+        let mut app = Router::new()
+            .route("/v1/images/generations", post(generate))
+            .route("/v1/models", get(models));
         if flavor != Flavor::SdServer {
-            app = app
-                .route("/v1/chat/completions", post(chat))
-                .route("/v1/models", get(models));
+            app = app.route("/v1/chat/completions", post(chat));
         }
         if flavor == Flavor::LocalAi {
             app = app.route("/generated-images/{name}", get(generated));
@@ -95,7 +130,8 @@ impl CompatServer {
         Self { flavor, url, state }
     }
 
-    /// `OPENAI_*` settings for a consumer using this server: no key at all.
+    /// `OPENAI_*` settings for a consumer using this server: an empty key
+    /// (none), and the models by the ids the server lists.
     pub fn env_pairs(&self) -> Vec<(String, String)> {
         let mut pairs = vec![
             ("OPENAI_BASE_URL".to_owned(), format!("{}/v1", self.url)),
@@ -105,9 +141,13 @@ impl CompatServer {
                 self.flavor.image_model().to_owned(),
             ),
         ];
-        if let Some(chat) = self.flavor.chat_model() {
-            pairs.push(("OPENAI_CHAT_MODEL".to_owned(), chat.to_owned()));
-        }
+        // sd-server has no chat; its one listed id passes the start-up
+        // check, and the call's 404 has friends named after their subject.
+        let chat = self
+            .flavor
+            .chat_model()
+            .unwrap_or(self.flavor.image_model());
+        pairs.push(("OPENAI_CHAT_MODEL".to_owned(), chat.to_owned()));
         pairs
     }
 
@@ -135,7 +175,12 @@ fn error(flavor: Flavor, status: StatusCode, message: &str) -> Response {
             json!({"error": {"code": status.as_u16(), "message": message, "type": ""}})
         }
         Flavor::Ollama => {
-            json!({"error": {"message": message, "type": "api_error", "param": null, "code": null}})
+            let kind = match status {
+                StatusCode::BAD_REQUEST => "invalid_request_error",
+                StatusCode::NOT_FOUND => "not_found_error",
+                _ => "api_error",
+            };
+            json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
         }
     };
     (status, Json(body)).into_response()
@@ -161,7 +206,7 @@ async fn generate(
         return error(flavor, StatusCode::BAD_REQUEST, "prompt required");
     }
     let model = body["model"].as_str().unwrap_or_default();
-    if flavor == Flavor::Ollama && model != flavor.image_model() {
+    if flavor == Flavor::Ollama && !flavor.serves(model, flavor.image_model()) {
         let message = format!("model \"{model}\" not found, try pulling it first");
         return error(flavor, StatusCode::NOT_FOUND, &message);
     }
@@ -229,7 +274,10 @@ async fn chat(
     note_auth(&state, &headers);
     state.lock().unwrap().chat_calls.push(body.clone());
     let model = body["model"].as_str().unwrap_or_default();
-    if Some(model) != flavor.chat_model() {
+    if !flavor
+        .chat_model()
+        .is_some_and(|chat| flavor.serves(model, chat))
+    {
         let message = format!("model \"{model}\" not found, try pulling it first");
         return error(flavor, StatusCode::NOT_FOUND, &message);
     }
@@ -242,14 +290,27 @@ async fn chat(
     .into_response()
 }
 
-async fn models(State((flavor, _)): State<Shared>) -> Json<Value> {
+async fn models(State((flavor, state)): State<Shared>, headers: HeaderMap) -> Json<Value> {
+    note_auth(&state, &headers);
     let ids = [Some(flavor.image_model()), flavor.chat_model()];
     let data: Vec<Value> = ids
         .into_iter()
         .flatten()
-        .map(|id| json!({"id": id, "object": "model", "created": super::CREATED, "owned_by": "library"}))
+        .map(|id| match flavor {
+            Flavor::SdServer => json!({"id": id, "object": "model", "owned_by": "local"}),
+            Flavor::LocalAi => json!({"id": id, "object": "model"}),
+            Flavor::Ollama => {
+                // Ollama's `ParseName(id).Namespace`.
+                let namespace = id.split_once('/').map_or("library", |(n, _)| n);
+                json!({"id": id, "object": "model", "created": super::CREATED, "owned_by": namespace})
+            }
+        })
         .collect();
-    Json(json!({"object": "list", "data": data}))
+    match flavor {
+        // sd-server's list carries no `object`.
+        Flavor::SdServer => Json(json!({"data": data})),
+        _ => Json(json!({"object": "list", "data": data})),
+    }
 }
 
 /// A route the server does not have, answered as that server does.
@@ -257,7 +318,9 @@ async fn missing(
     State((flavor, state)): State<Shared>,
     method: axum::http::Method,
     uri: axum::http::Uri,
+    headers: HeaderMap,
 ) -> Response {
+    note_auth(&state, &headers);
     state
         .lock()
         .unwrap()
@@ -265,11 +328,7 @@ async fn missing(
         .push(format!("{method} {}", uri.path()));
     match flavor {
         Flavor::SdServer => StatusCode::NOT_FOUND.into_response(),
-        Flavor::LocalAi => error(
-            flavor,
-            StatusCode::NOT_FOUND,
-            &format!("Cannot {method} {}", uri.path()),
-        ),
+        Flavor::LocalAi => error(flavor, StatusCode::NOT_FOUND, "Resource not found"),
         Flavor::Ollama => (StatusCode::NOT_FOUND, "404 page not found").into_response(),
     }
 }

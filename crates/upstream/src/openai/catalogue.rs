@@ -3,8 +3,9 @@
 
 use super::OpenAi;
 use crate::UpstreamError;
+use crate::credentials::authorize;
+use crate::model_name::{Naming, listed_as_configured};
 use crate::models::{ListedModel, ModelChain};
-use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,7 +24,14 @@ impl OpenAi {
         let gone = self.gone().await;
         for chain in self.chains() {
             for model in chain.models.iter().filter(|m| gone.contains(*m)) {
-                tracing::error!(%model, variable = chain.variable, "{model} is shut down; skipping it (remove it from {})", chain.variable);
+                match self.naming {
+                    Naming::Exact => {
+                        tracing::error!(%model, variable = chain.variable, "{model} is shut down; skipping it (remove it from {})", chain.variable)
+                    }
+                    Naming::Ollama => {
+                        tracing::error!(%model, variable = chain.variable, "{model} is not on the server (not pulled or not loaded); skipping it")
+                    }
+                }
             }
             if chain.models.iter().all(|m| gone.contains(m)) {
                 return Err(UpstreamError::ModelsGone {
@@ -55,6 +63,15 @@ impl OpenAi {
         }
     }
 
+    /// What the server's last `GET /models` listed (`None`: it lists nothing).
+    pub fn listed_models(&self) -> Option<Vec<String>> {
+        // A poisoned lock only means a thread panicked while storing a list.
+        self.listed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn chains(&self) -> [&ModelChain; 2] {
         [&self.settings.image_models, &self.settings.chat_models]
     }
@@ -64,10 +81,7 @@ impl OpenAi {
     /// compatible servers have no such endpoint.
     async fn read_catalogue(&self) {
         let url = format!("{}/models", self.settings.base_url);
-        let answer = self
-            .http
-            .get(url)
-            .bearer_auth(self.settings.api_key.expose_secret())
+        let answer = authorize(self.http.get(url), &self.settings.api_key)
             .send()
             .await;
         let response = match answer {
@@ -105,6 +119,10 @@ impl OpenAi {
                 })
             })
             .collect();
+        *self.listed.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(listed.iter().map(|l| l.id.clone()).collect());
+        let configured = self.chains().into_iter().flat_map(|c| c.models.iter());
+        let listed = listed_as_configured(listed, configured, self.naming);
         let today = chrono::Utc::now().date_naive();
         for chain in self.chains() {
             for model in listed.iter().filter(|l| chain.models.contains(&l.id)) {

@@ -15,16 +15,17 @@ pub(crate) use chat::name_prompt;
 
 use crate::UpstreamError;
 use crate::api_error::ApiFailure;
+use crate::credentials::ApiConfig;
+use crate::model_name::Naming;
 use crate::models::{
     ImageParameter, MemoryCatalogue, ModelCatalogue, ModelChain, ModelParameters, ModelPrices,
 };
 use crate::retry_hint::{CaptureRetryHints, with_retry_hint};
 use async_openai::Client;
-use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::ReqwestService;
 use errors::{classify, classify_other, with_hint};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -56,10 +57,14 @@ pub struct OpenAiSettings {
 
 #[derive(Clone)]
 pub struct OpenAi {
-    client: Client<OpenAIConfig>,
+    client: Client<ApiConfig>,
     http: reqwest::Client,
     settings: OpenAiSettings,
     catalogue: Arc<dyn ModelCatalogue>,
+    /// How this server's model names compare (exact at OpenAI).
+    naming: Naming,
+    /// The ids the server's last `GET /models` listed, for start-up advice.
+    listed: Arc<std::sync::Mutex<Option<Vec<String>>>>,
     /// What this server lacks, learned from a 404 on the first call: many
     /// OpenAI-compatible servers have no moderation or chat endpoint.
     lacks: Arc<Lacks>,
@@ -102,16 +107,16 @@ impl OpenAi {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| UpstreamError::permanent(SERVICE, e))?;
-        let config = OpenAIConfig::new()
-            .with_api_base(&settings.base_url)
-            .with_api_key(settings.api_key.expose_secret());
+        let config = ApiConfig::new(&settings.base_url, &settings.api_key);
         let client = Client::with_config(config)
             .with_http_service(CaptureRetryHints::new(ReqwestService::new(http.clone())));
         Ok(Self {
             client,
             http,
+            naming: Naming::for_base_url(&settings.base_url),
             settings,
             catalogue: Arc::new(MemoryCatalogue::default()),
+            listed: Arc::default(),
             lacks: Arc::new(Lacks::default()),
         })
     }
