@@ -10,7 +10,7 @@ use crate::models::{NoModelLeft, StoreCatalogue};
 use crate::pause::HoldWatch;
 use dynamo_broker::{Broker, Declare};
 use dynamo_pipeline::Metrics;
-use dynamo_pipeline::limits::{LimitedImages, LimitedModerator, LimitedNames, RateLimits};
+use dynamo_pipeline::limits::RateLimits;
 use dynamo_pipeline::{Pipeline, Services};
 use dynamo_runtime::Shutdown;
 use dynamo_store::Store;
@@ -21,10 +21,6 @@ use dynamo_upstream::{
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How long to wait before subscribing again on a connection that is still
-/// up after its subscription failed.
-const RESUBSCRIBE_PAUSE: Duration = Duration::from_secs(5);
 
 /// Connects to everything, then consumes until `shutdown`; serves health
 /// and metrics on `CONSUMER_HEALTH_ADDR` unless it is `off`.
@@ -148,7 +144,7 @@ pub async fn run_with_health(
         let next = tokio::select! {
             _ = shutdown.requested() => None,
             next = broker.connected_after(connected.generation()) => next,
-            _ = tokio::time::sleep(RESUBSCRIBE_PAUSE), if broker.is_connected() => broker.connected().await,
+            _ = tokio::time::sleep(config.retry.infra_pause), if broker.is_connected() => broker.connected().await,
         };
         let Some(next) = next else { break };
         connected = next;
@@ -208,6 +204,7 @@ type Providers = (
     Arc<dyn ImageProvider>,
     Arc<dyn NameProvider>,
     Option<Arc<dyn Moderator>>,
+    Option<Arc<RateLimits>>,
 );
 
 /// How often the fleet re-reads `GET /models` (once for all processes).
@@ -244,7 +241,7 @@ async fn services(
             auth,
         )),
     };
-    let (images, names, moderator): Providers = match &config.images {
+    let (images, names, moderator, limits): Providers = match &config.images {
         ImageBackend::OpenAi(settings) => {
             let catalogue = Arc::new(StoreCatalogue(Store::new(pool.clone())));
             let openai =
@@ -253,7 +250,7 @@ async fn services(
             // would fail, so the consumer refuses to start and the queue keeps them.
             match openai.check_models().await {
                 Ok(()) => {}
-                Err(UpstreamError::ModelsGone { variable }) => {
+                Err(UpstreamError::ModelsGone { variable, .. }) => {
                     return Err(NoModelLeft::for_variable(variable).into());
                 }
                 Err(error) => return Err(error.into()),
@@ -270,25 +267,12 @@ async fn services(
                 config.retry.inline_max,
                 metrics.clone(),
             ));
-            let moderator: Option<Arc<dyn Moderator>> = config.moderation.then(|| {
-                Arc::new(LimitedModerator {
-                    inner: openai.clone(),
-                    limits: limits.clone(),
-                }) as Arc<dyn Moderator>
-            });
-            (
-                Arc::new(LimitedImages {
-                    inner: openai.clone(),
-                    limits: limits.clone(),
-                }),
-                Arc::new(LimitedNames {
-                    inner: openai,
-                    limits,
-                }),
-                moderator,
-            )
+            let moderator: Option<Arc<dyn Moderator>> = config
+                .moderation
+                .then(|| openai.clone() as Arc<dyn Moderator>);
+            (openai.clone(), openai, moderator, Some(limits))
         }
-        ImageBackend::Placeholder => (Arc::new(Placeholder), Arc::new(Placeholder), None),
+        ImageBackend::Placeholder => (Arc::new(Placeholder), Arc::new(Placeholder), None, None),
     };
     let storage: Arc<dyn Storage> = match &config.storage {
         StorageBackend::S3(settings) => Arc::new(S3Storage::new(settings.clone())),
@@ -307,5 +291,6 @@ async fn services(
             config.discord_ghosts_webhook.clone(),
             config.discord_friends_webhook.clone(),
         ),
+        limits,
     })
 }

@@ -27,10 +27,6 @@ use uuid::Uuid;
 /// long before.
 const FINGERPRINT_WINDOW: Duration = Duration::from_secs(15 * 60);
 
-/// A pause before handing back a message whose progress could not be
-/// recorded, so a database outage does not become a hot redelivery loop.
-const REQUEUE_PAUSE: Duration = Duration::from_secs(5);
-
 pub struct Consumer {
     pub pipeline: Arc<Pipeline>,
     pub topology: Topology,
@@ -121,7 +117,7 @@ impl Consumer {
             Ok(identity) => identity,
             Err(error) => {
                 tracing::error!(%error, "could not look up a redelivered message; requeueing it");
-                return requeue_later(&delivery).await;
+                return requeue_later(&delivery, self.pipeline.retry.infra_pause).await;
             }
         };
         let job = Job {
@@ -167,7 +163,7 @@ impl Consumer {
             Err(error) => {
                 self.pipeline.metrics.requeued();
                 tracing::error!(request_id = %job.id, %error, "could not record progress; the request will be retried from its last step");
-                requeue_later(&delivery).await;
+                requeue_later(&delivery, self.pipeline.retry.infra_pause).await;
             }
         }
     }
@@ -190,7 +186,7 @@ impl Consumer {
             }
             Err(error) => {
                 tracing::error!(%error, "could not park the malformed message; requeueing it");
-                requeue_later(&delivery).await;
+                requeue_later(&delivery, self.pipeline.retry.infra_pause).await;
             }
         }
     }
@@ -230,10 +226,10 @@ async fn ack(delivery: &Delivery) {
     }
 }
 
-/// Hands a message back to the broker after a pause, so a database or broker
-/// outage does not become a hot redelivery loop.
-async fn requeue_later(delivery: &Delivery) {
-    tokio::time::sleep(REQUEUE_PAUSE).await;
+/// Hands a message back to the broker after `pause` (`INFRA_RETRY_PAUSE`), so
+/// a database or broker outage does not become a hot redelivery loop.
+async fn requeue_later(delivery: &Delivery, pause: Duration) {
+    tokio::time::sleep(pause).await;
     if let Err(error) = delivery.requeue().await {
         // Lost with the connection: the broker hands it back all the same.
         tracing::debug!(%error, "could not requeue a message; it will be redelivered");

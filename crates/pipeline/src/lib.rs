@@ -22,6 +22,7 @@
 
 pub mod approval;
 pub mod budget;
+pub mod failure;
 pub mod hold;
 pub mod limits;
 mod messages;

@@ -14,10 +14,11 @@
 //! broker) and a lost lease are a [`PipelineError`]: the run stops without
 //! touching the request's retry budget, and it is resumed later.
 
+use crate::failure::{Infra, StepError};
 use crate::hold::Admission;
 use crate::ownership::Owned;
 use crate::prompt::PromptTemplates;
-use crate::retry::RetryPolicy;
+use crate::retry::{RetryPolicy, Tally, Verdict, counts};
 use crate::timings::Timings;
 use chrono::{DateTime, Utc};
 use dynamo_broker::{Publisher, Topology};
@@ -44,6 +45,9 @@ pub struct Services {
     pub moderator: Option<Arc<dyn Moderator>>,
     pub storage: Arc<dyn Storage>,
     pub discord: DiscordWebhooks,
+    /// The fleet-wide rate limits the OpenAI calls (images, names,
+    /// moderation) take their slots from; none for the placeholder.
+    pub limits: Option<Arc<crate::limits::RateLimits>>,
 }
 
 /// What a request is and how it is to be charged.
@@ -164,8 +168,6 @@ pub struct Pipeline {
 
 /// How long a request over its viewer's cap waits before looking again.
 const VIEWER_WAIT: Duration = Duration::from_secs(1);
-/// How soon a run stopped by an infrastructure failure is tried again.
-const AFTER_INFRA_FAILURE: Duration = Duration::from_secs(5);
 
 /// What a step leads to.
 pub(crate) enum Next {
@@ -319,7 +321,7 @@ impl Pipeline {
             Ok(_) => self.release(&lease, None).await,
             Err(PipelineError::LeaseLost) => {}
             Err(_) => {
-                let again = Utc::now() + chrono_duration(AFTER_INFRA_FAILURE);
+                let again = Utc::now() + chrono_duration(self.retry.infra_pause);
                 self.release(&lease, Some(again)).await
             }
         }
@@ -445,44 +447,96 @@ impl Pipeline {
         })
     }
 
+    /// A call to OpenAI under the fleet's rate limits, when there are any.
+    pub(crate) async fn limited<T>(
+        &self,
+        endpoint: crate::limits::Endpoint,
+        call: impl std::future::Future<Output = Result<T, UpstreamError>>,
+    ) -> Result<T, StepError> {
+        match &self.services.limits {
+            Some(limits) => limits.run(endpoint, call).await,
+            None => call.await.map_err(StepError::Upstream),
+        }
+    }
+
     /// A call retried in place only (its step cannot be deferred), its
-    /// transient failures logged as `attempt` logs them, so the request's
-    /// timeline shows them. A failure to log them does not fail the call.
+    /// failures logged as `attempt` logs them, so the request's timeline
+    /// shows them. A failure to log them does not fail the call. What
+    /// follows a failure is the verdict's, as in `attempt`; a wait it would
+    /// defer is waited here, and a hold gives up, as the step cannot wait.
     pub(crate) async fn retry_in_place<T, F, Fut>(
         &self,
         run: &Run<'_>,
         step: Step,
-        call: F,
-    ) -> Result<T, UpstreamError>
+        mut call: F,
+    ) -> Result<Result<T, UpstreamError>, PipelineError>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+        Fut: std::future::Future<Output = Result<T, StepError>>,
     {
         let mut failures = Vec::new();
-        let result = self
-            .retry
-            .run(step.as_str(), &self.metrics, call, |error| {
+        let mut tally = Tally::default();
+        let mut first_failure = None;
+        let result = loop {
+            run.ensure_owned()?;
+            let error = match call().await {
+                Ok(value) => break Ok(value),
+                Err(StepError::Upstream(error)) => error,
+                Err(StepError::Infra(infra)) => {
+                    self.after_infra_failure(step, infra).await?;
+                    continue;
+                }
+                Err(StepError::Throttled { retry_after, .. }) => {
+                    tokio::time::sleep(retry_after).await;
+                    continue;
+                }
+            };
+            if counts(&error) {
+                let since = *first_failure.get_or_insert_with(std::time::Instant::now);
+                tally = Tally {
+                    failures: tally.failures + 1,
+                    failing_for: since.elapsed(),
+                };
                 failures.push((Utc::now(), error.to_string()));
-            })
-            .await;
-        if let Err(error) = &result
-            && error.is_transient()
-        {
-            failures.push((Utc::now(), error.to_string()));
-        }
+            }
+            match self.retry.verdict(&error, tally) {
+                Verdict::Retry(delay) => {
+                    self.metrics.retry(step.as_str());
+                    tracing::warn!(%step, %error, retry_in = ?delay, "transient failure, retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Verdict::Hold { .. } | Verdict::GiveUp => break Err(error),
+            }
+        };
         if !failures.is_empty()
             && let Err(error) = self.store.log_failures(run.id(), step, &failures).await
         {
             tracing::warn!(%step, %error, "could not log the step's failures");
         }
-        result
+        Ok(result)
+    }
+
+    /// dynamo's own database or broker failed under a step: counted on its
+    /// own, logged, and waited out (`INFRA_RETRY_PAUSE`) without costing the
+    /// request a try. A lost lease stops the run instead.
+    async fn after_infra_failure(&self, step: Step, failure: Infra) -> Result<(), PipelineError> {
+        if let Infra::Database(StoreError::LeaseLost(_)) = failure {
+            return Err(PipelineError::LeaseLost);
+        }
+        self.metrics
+            .infra_failure(step.as_str(), failure.component());
+        tracing::warn!(%step, %failure, retry_in = ?self.retry.infra_pause, "dynamo's own infrastructure failed; trying again, at no cost to the request");
+        tokio::time::sleep(self.retry.infra_pause).await;
+        Ok(())
     }
 
     /// One upstream call of a step, retried on transient failures. Short waits
     /// happen in place; after a longer one is decided the request is let go
     /// (`Deferred`: it waits in the database, holding no consumer slot, and
     /// its schedule survives a restart). Failure counts and the step's
-    /// deadline are kept in the database too.
+    /// deadline are kept in the database too. What follows each failure is
+    /// [`RetryPolicy::verdict`]'s; failures of dynamo's own infrastructure
+    /// are waited out and cost nothing.
     pub(crate) async fn attempt<T, F, Fut>(
         &self,
         run: &Run<'_>,
@@ -491,7 +545,7 @@ impl Pipeline {
     ) -> Result<Attempted<T>, PipelineError>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+        Fut: std::future::Future<Output = Result<T, StepError>>,
     {
         // The held service this request probes, if it is the probe.
         let mut probing: Option<&'static str> = None;
@@ -522,59 +576,65 @@ impl Pipeline {
         }
         loop {
             run.ensure_owned()?;
-            let result = call().await;
-            let answered = !matches!(
-                &result,
-                Err(UpstreamError::Outage { .. }
-                    | UpstreamError::ModelsGone { .. }
-                    | UpstreamError::Throttled { .. })
-            );
-            if answered && let Some(service) = probing.take() {
-                // Any answer but "still out" means the service is back.
-                self.on_probe_answered(service).await;
-            }
-            let error = match result {
-                Ok(value) => return Ok(Attempted::Done(value)),
-                Err(UpstreamError::Outage { service, reason }) => {
-                    let until = self.on_outage(service, &reason).await?;
-                    return Ok(Attempted::Deferred(until, Wait::Held));
-                }
-                Err(UpstreamError::ModelsGone { variable }) => {
-                    let reason = format!(
-                        "every model in {variable} is shut down: set {variable} to a current model"
-                    );
-                    let until = self.on_outage("openai", &reason).await?;
-                    return Ok(Attempted::Deferred(until, Wait::Held));
+            let error = match call().await {
+                Ok(value) => {
+                    self.probe_answered(&mut probing).await;
+                    return Ok(Attempted::Done(value));
                 }
                 // Not a failure: the request waits its turn in the database.
-                Err(UpstreamError::Throttled { retry_after, .. }) => {
+                Err(StepError::Throttled { retry_after, .. }) => {
                     let until = Utc::now() + chrono_duration(retry_after);
                     return Ok(Attempted::Deferred(until, Wait::RateLimit));
                 }
-                Err(error) if !error.is_transient() => return Ok(Attempted::Failed(error)),
-                Err(error) => error,
+                Err(StepError::Infra(infra)) => {
+                    self.after_infra_failure(step, infra).await?;
+                    continue;
+                }
+                Err(StepError::Upstream(error)) => error,
             };
-            let (failures, failing_since) = self
-                .store
-                .note_failure(run.lease(), step, &error.to_string())
-                .await?;
-            let failing_for = (Utc::now() - failing_since).to_std().unwrap_or_default();
-            if failures as usize >= self.retry.max_attempts || failing_for >= self.retry.deadline {
-                return Ok(Attempted::Failed(error));
+            let tally = if counts(&error) {
+                let (failures, failing_since) = self
+                    .store
+                    .note_failure(run.lease(), step, &error.to_string())
+                    .await?;
+                Tally {
+                    failures: u32::try_from(failures).unwrap_or(0),
+                    failing_for: (Utc::now() - failing_since).to_std().unwrap_or_default(),
+                }
+            } else {
+                Tally::default()
+            };
+            match self.retry.verdict(&error, tally) {
+                Verdict::Hold { service, reason } => {
+                    let until = self.on_outage(service, &reason).await?;
+                    return Ok(Attempted::Deferred(until, Wait::Held));
+                }
+                Verdict::GiveUp => {
+                    // Any answer but "still out" means the service is back.
+                    self.probe_answered(&mut probing).await;
+                    return Ok(Attempted::Failed(error));
+                }
+                Verdict::Retry(delay) => {
+                    self.probe_answered(&mut probing).await;
+                    self.metrics.retry(step.as_str());
+                    tracing::warn!(%step, %error, retry_in = ?delay, failures = tally.failures, "transient failure, retrying");
+                    if delay <= self.retry.inline_max {
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    return Ok(Attempted::Deferred(
+                        Utc::now() + chrono_duration(delay),
+                        Wait::Retry,
+                    ));
+                }
             }
-            let delay = error
-                .retry_after()
-                .unwrap_or_else(|| self.retry.delay(failures as u32));
-            self.metrics.retry(step.as_str());
-            tracing::warn!(%step, %error, retry_in = ?delay, failures, "transient failure, retrying");
-            if delay <= self.retry.inline_max {
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            return Ok(Attempted::Deferred(
-                Utc::now() + chrono_duration(delay),
-                Wait::Retry,
-            ));
+        }
+    }
+
+    /// The probe got an answer (any but "still out"): the held service is back.
+    async fn probe_answered(&self, probing: &mut Option<&'static str>) {
+        if let Some(service) = probing.take() {
+            self.on_probe_answered(service).await;
         }
     }
 }

@@ -3,8 +3,8 @@
 //! dynamo run without the cloud). Tests drive the real implementations against
 //! fake servers that speak the real wire format.
 //!
-//! Every failure is an [`UpstreamError`] that says whether trying again later
-//! can help: that single fact drives retries, refunds and end states.
+//! Every failure is an [`UpstreamError`] that says what the service did (or
+//! failed to do); the pipeline's retry verdict decides what follows from it.
 
 mod api_error;
 mod auth;

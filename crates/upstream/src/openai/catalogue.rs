@@ -1,7 +1,7 @@
 //! The model catalogue: which configured models the server still lists,
 //! read at start-up and re-read once for the whole fleet.
 
-use super::OpenAi;
+use super::{OpenAi, SERVICE};
 use crate::UpstreamError;
 use crate::models::{ListedModel, ModelChain};
 use secrecy::ExposeSecret;
@@ -27,6 +27,7 @@ impl OpenAi {
             }
             if chain.models.iter().all(|m| gone.contains(m)) {
                 return Err(UpstreamError::ModelsGone {
+                    service: SERVICE,
                     variable: chain.variable,
                 });
             }

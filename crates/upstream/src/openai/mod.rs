@@ -175,6 +175,7 @@ impl OpenAi {
             }
         }
         Err(UpstreamError::ModelsGone {
+            service: SERVICE,
             variable: chain.variable,
         })
     }
