@@ -11,7 +11,7 @@ use crate::pause::HoldWatch;
 use dynamo_broker::{Broker, Declare};
 use dynamo_pipeline::Metrics;
 use dynamo_pipeline::limits::RateLimits;
-use dynamo_pipeline::{Pipeline, Services};
+use dynamo_pipeline::{Pipeline, Services, Settings};
 use dynamo_runtime::Shutdown;
 use dynamo_store::Store;
 use dynamo_upstream::{
@@ -87,23 +87,24 @@ pub async fn run_with_health(
             shutdown.clone(),
         ));
     }
-    let pipeline = Arc::new(Pipeline {
-        metrics,
-        store: Store::new(pool),
-        // Follows the broker's reconnects by itself: never replaced.
-        publisher: tokio::sync::RwLock::new(broker.publisher()),
-        topology: config.topology.clone(),
+    let pipeline = Arc::new(Pipeline::new(
+        Store::new(pool),
+        broker.publisher(),
+        config.topology.clone(),
         services,
-        prompts: config.prompts.clone(),
-        points_cost: config.points_cost,
-        retry: config.retry,
-        viewer_max_in_flight: config.viewer_max_in_flight,
+        Settings {
+            prompts: config.prompts.clone(),
+            points_cost: config.points_cost,
+            retry: config.retry,
+            viewer_max_in_flight: config.viewer_max_in_flight,
+            lease_ttl: config.lease_ttl,
+            holds: config.holds,
+            approval: config.approval,
+        },
         owner,
-        lease_ttl: config.lease_ttl,
-        holds: config.holds,
-        approval: config.approval,
-    });
-    tracing::info!(owner = %pipeline.owner, lease_ttl = ?config.lease_ttl, "owning requests through leases");
+        metrics,
+    ));
+    tracing::info!(owner = %pipeline.owner(), lease_ttl = ?config.lease_ttl, "owning requests through leases");
     if config.approval.manual {
         tracing::info!(timeout = ?config.approval.timeout, on_timeout = %config.approval.on_timeout, "stored images wait for the streamer's approval before they air");
     }
@@ -175,9 +176,9 @@ fn start_twitch_intake(
         );
     }
     let intake = dynamo_twitch::intake::Intake {
-        helix: dynamo_twitch::helix(twitch, pipeline.store.clone())?,
-        store: pipeline.store.clone(),
-        publisher: pipeline.publisher.try_read()?.clone(),
+        helix: dynamo_twitch::helix(twitch, pipeline.store().clone())?,
+        store: pipeline.store().clone(),
+        publisher: pipeline.publisher().clone(),
         requests_exchange: topology.requests_exchange.clone(),
         rewards: twitch.rewards.clone(),
     };

@@ -117,7 +117,7 @@ impl Consumer {
             Ok(identity) => identity,
             Err(error) => {
                 tracing::error!(%error, "could not look up a redelivered message; requeueing it");
-                return requeue_later(&delivery, self.pipeline.retry.infra_pause).await;
+                return requeue_later(&delivery, self.pipeline.infra_pause()).await;
             }
         };
         let job = Job {
@@ -161,9 +161,9 @@ impl Consumer {
             // The owner drives the request to its end; this copy adds nothing.
             Ok(Outcome::OwnedElsewhere { .. }) => ack(&delivery).await,
             Err(error) => {
-                self.pipeline.metrics.requeued();
+                self.pipeline.metrics().requeued();
                 tracing::error!(request_id = %job.id, %error, "could not record progress; the request will be retried from its last step");
-                requeue_later(&delivery, self.pipeline.retry.infra_pause).await;
+                requeue_later(&delivery, self.pipeline.infra_pause()).await;
             }
         }
     }
@@ -172,21 +172,21 @@ impl Consumer {
     /// parking fails the message is requeued rather than dropped.
     async fn dead_letter(&self, delivery: Delivery, reason: &str) {
         tracing::warn!(%reason, bytes = delivery.body.len(), "malformed generation request dead-lettered");
-        let publisher = self.pipeline.publisher.read().await.clone();
+        let publisher = self.pipeline.publisher().clone();
         match delivery
             .dead_letter(&publisher, &self.topology.dead_letter_exchange, reason)
             .await
         {
-            Ok(()) => self.pipeline.metrics.dead_lettered(),
+            Ok(()) => self.pipeline.metrics().dead_lettered(),
             // Parked, but the ack was lost with the connection: the copy that
             // comes back is parked again. Better twice than never.
             Err(dynamo_broker::DeadLetterError::Ack(error)) => {
-                self.pipeline.metrics.dead_lettered();
+                self.pipeline.metrics().dead_lettered();
                 tracing::warn!(%error, "could not acknowledge a parked message; it will be redelivered");
             }
             Err(error) => {
                 tracing::error!(%error, "could not park the malformed message; requeueing it");
-                requeue_later(&delivery, self.pipeline.retry.infra_pause).await;
+                requeue_later(&delivery, self.pipeline.infra_pause()).await;
             }
         }
     }
@@ -209,7 +209,7 @@ impl Consumer {
         if delivery.redelivered
             && let Some(id) = self
                 .pipeline
-                .store
+                .store()
                 .find_by_fingerprint(&fingerprint, FINGERPRINT_WINDOW)
                 .await?
         {

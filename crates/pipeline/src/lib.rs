@@ -37,5 +37,5 @@ mod steps;
 mod timings;
 
 pub use metrics::Metrics;
-pub use request::{Job, Outcome, Pipeline, PipelineError, Services, Wait};
+pub use request::{Job, Outcome, Pipeline, PipelineError, Services, Settings, Wait};
 pub use timings::Timings;

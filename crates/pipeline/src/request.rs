@@ -142,28 +142,106 @@ impl From<StoreError> for PipelineError {
     }
 }
 
+/// One request's way from its message to its end state, shared by every
+/// run in the process. Built once ([`Pipeline::new`]); what the binaries
+/// need of it afterwards they ask through its methods.
 pub struct Pipeline {
-    pub store: Store,
-    /// Replaced when the broker connection is re-established.
-    pub publisher: tokio::sync::RwLock<Publisher>,
-    pub topology: Topology,
-    pub services: Services,
-    pub prompts: PromptTemplates,
-    pub points_cost: u32,
-    pub retry: RetryPolicy,
-    pub metrics: Arc<crate::Metrics>,
+    pub(crate) store: Store,
+    /// Follows the broker's reconnects by itself.
+    pub(crate) publisher: Publisher,
+    pub(crate) topology: Topology,
+    pub(crate) services: Services,
+    pub(crate) prompts: PromptTemplates,
+    pub(crate) points_cost: u32,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) metrics: Arc<crate::Metrics>,
     /// At most this many requests of one viewer in progress at once (0: no
     /// cap), so one viewer's burst does not starve the next viewer.
-    pub viewer_max_in_flight: u32,
+    pub(crate) viewer_max_in_flight: u32,
     /// This process, as lease owner: host, pid and a per-start id.
-    pub owner: String,
+    pub(crate) owner: String,
     /// `LEASE_TTL`: how long a lease lasts unless renewed, and so how soon a
     /// crashed process's requests are taken over.
-    pub lease_ttl: Duration,
+    pub(crate) lease_ttl: Duration,
     /// When a service is out: how often to probe it, how long to hold.
-    pub holds: crate::hold::HoldPolicy,
+    pub(crate) holds: crate::hold::HoldPolicy,
     /// `APPROVAL*`: whether stored images wait for the streamer before airing.
+    pub(crate) approval: crate::approval::ApprovalPolicy,
+}
+
+/// How a pipeline works, as configured (read once at start-up).
+pub struct Settings {
+    pub prompts: PromptTemplates,
+    /// `POINTS_COST`: points debited per image (0: free).
+    pub points_cost: u32,
+    pub retry: RetryPolicy,
+    /// `VIEWER_MAX_IN_FLIGHT` (0: no cap).
+    pub viewer_max_in_flight: u32,
+    /// `LEASE_TTL`.
+    pub lease_ttl: Duration,
+    pub holds: crate::hold::HoldPolicy,
     pub approval: crate::approval::ApprovalPolicy,
+}
+
+impl Pipeline {
+    /// `owner` names this process as the owner of the requests it leases.
+    pub fn new(
+        store: Store,
+        publisher: Publisher,
+        topology: Topology,
+        services: Services,
+        settings: Settings,
+        owner: String,
+        metrics: Arc<crate::Metrics>,
+    ) -> Self {
+        let Settings {
+            prompts,
+            points_cost,
+            retry,
+            viewer_max_in_flight,
+            lease_ttl,
+            holds,
+            approval,
+        } = settings;
+        Self {
+            store,
+            publisher,
+            topology,
+            services,
+            prompts,
+            points_cost,
+            retry,
+            metrics,
+            viewer_max_in_flight,
+            owner,
+            lease_ttl,
+            holds,
+            approval,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    pub fn metrics(&self) -> &crate::Metrics {
+        &self.metrics
+    }
+
+    /// This process, as the owner of the requests it leases.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// `INFRA_RETRY_PAUSE`: how long to wait after dynamo's own database or
+    /// broker failed before trying again.
+    pub fn infra_pause(&self) -> Duration {
+        self.retry.infra_pause
+    }
 }
 
 /// How long a request over its viewer's cap waits before looking again.

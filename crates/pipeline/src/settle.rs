@@ -114,8 +114,7 @@ impl Pipeline {
             mandatory,
             headers: Vec::new(),
         };
-        let publisher = self.publisher.read().await.clone();
-        publisher.publish_json(exchange, body, envelope).await
+        self.publisher.publish_json(exchange, body, envelope).await
     }
 
     /// Best effort, off the request's path.
