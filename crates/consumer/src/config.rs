@@ -3,10 +3,10 @@
 
 use dynamo_broker::Topology;
 use dynamo_pipeline::approval::ApprovalPolicy;
-use dynamo_pipeline::hold::HoldPolicy;
 use dynamo_pipeline::limits::RateSettings;
 use dynamo_pipeline::prompt::PromptTemplates;
 use dynamo_pipeline::retry::RetryPolicy;
+use dynamo_pipeline::settings::HoldPolicy;
 use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
 use dynamo_upstream::{ModelChain, ModelParameters, ModelPrices, OpenAiSettings, S3Settings};
 use secrecy::SecretString;

@@ -15,16 +15,16 @@
 //! touching the request's retry budget, and it is resumed later.
 
 use crate::failure::{Infra, StepError};
-use crate::hold::Admission;
+use crate::gate::{Admission, Gate};
 use crate::ownership::Owned;
 use crate::prompt::PromptTemplates;
 use crate::retry::{RetryPolicy, Tally, Verdict, counts};
-use crate::timings::Timings;
+use crate::run::{Attempted, Current, Next, Timings, chrono_duration};
+pub use crate::run::{Job, Outcome, PipelineError, Wait};
+use crate::settings::Settings;
 use chrono::{DateTime, Utc};
 use dynamo_broker::{Publisher, Topology};
-use dynamo_store::{
-    Lease, NewRequest, Progress, RequestRecord, RequestState, Step, Store, StoreError, StoredImage,
-};
+use dynamo_store::{Lease, NewRequest, RequestRecord, RequestState, Step, Store, StoreError};
 use dynamo_upstream::{
     DiscordWebhooks, ImageProvider, Ledger, Moderator, NameProvider, Storage, UpstreamError,
 };
@@ -50,98 +50,6 @@ pub struct Services {
     pub limits: Option<Arc<crate::limits::RateLimits>>,
 }
 
-/// What a request is and how it is to be charged.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub id: Uuid,
-    pub request: GenerationRequest,
-    /// Admin requests may be free: no ledger flow at all.
-    pub free_of_charge: bool,
-    pub retry_of: Option<Uuid>,
-    /// SHA-256 of the message body, when it came without a message_id.
-    pub fingerprint: Option<Vec<u8>>,
-    /// The W3C trace context the message came with: the request's span
-    /// continues the publisher's trace. Empty for a resumed request.
-    pub trace_context: Vec<(String, String)>,
-}
-
-/// How a run ended. Every outcome means the message that started it is done
-/// with: what is left of the request is in the database.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// The request has its end state, its refund and its result recorded.
-    Ended {
-        state: RequestState,
-        reason: Option<String>,
-        timings: Timings,
-    },
-    /// It waits in the database until `until` (a scheduled retry, or its
-    /// viewer's turn); any consumer takes it up then.
-    Waiting {
-        state: RequestState,
-        until: DateTime<Utc>,
-        why: Wait,
-        timings: Timings,
-    },
-    /// Another live process owns the request (a copy of its message).
-    OwnedElsewhere { state: RequestState },
-}
-
-/// Why a request waits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// A step failed transiently and its next try is scheduled.
-    Retry,
-    /// Its viewer has as many requests in progress as allowed.
-    ViewerTurn,
-    /// A service it needs is out and the fleet holds (SPEC §6.10).
-    Held,
-    /// The fleet-wide rate limit has no slot for it yet.
-    RateLimit,
-    /// Its image waits for the streamer's approval (`APPROVAL=manual`), until
-    /// a decision is recorded or its deadline passes.
-    Approval,
-}
-
-impl Outcome {
-    pub fn state(&self) -> RequestState {
-        match self {
-            Outcome::Ended { state, .. }
-            | Outcome::Waiting { state, .. }
-            | Outcome::OwnedElsewhere { state } => *state,
-        }
-    }
-}
-
-/// dynamo's own infrastructure failed, or the request is no longer ours: the
-/// run stopped, the request keeps its committed state and its retry budget,
-/// and it is resumed later (from its message, or by the scheduler).
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error(transparent)]
-    Store(StoreError),
-    #[error("cannot publish to {exchange}: {detail}")]
-    Publish { exchange: String, detail: String },
-    #[error("cannot settle the ledger flow: {0}")]
-    Settle(UpstreamError),
-    #[error("the request's lease was lost; another process resumes it")]
-    LeaseLost,
-    /// Settling looks for a debit whose answer never came; another request
-    /// of the viewer is waiting for a debit's answer, which could be it.
-    #[error("another request of this viewer is being debited; settling waits for it")]
-    DebitInFlight,
-}
-
-/// A write refused for want of the lease is a lost lease, not a database failure.
-impl From<StoreError> for PipelineError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::LeaseLost(_) => PipelineError::LeaseLost,
-            other => PipelineError::Store(other),
-        }
-    }
-}
-
 /// One request's way from its message to its end state, shared by every
 /// run in the process. Built once ([`Pipeline::new`]); what the binaries
 /// need of it afterwards they ask through its methods.
@@ -163,24 +71,10 @@ pub struct Pipeline {
     /// `LEASE_TTL`: how long a lease lasts unless renewed, and so how soon a
     /// crashed process's requests are taken over.
     pub(crate) lease_ttl: Duration,
-    /// When a service is out: how often to probe it, how long to hold.
-    pub(crate) holds: crate::hold::HoldPolicy,
+    /// Holds and the daily budget: whether a paid call may go now.
+    pub(crate) gate: Gate,
     /// `APPROVAL*`: whether stored images wait for the streamer before airing.
-    pub(crate) approval: crate::approval::ApprovalPolicy,
-}
-
-/// How a pipeline works, as configured (read once at start-up).
-pub struct Settings {
-    pub prompts: PromptTemplates,
-    /// `POINTS_COST`: points debited per image (0: free).
-    pub points_cost: u32,
-    pub retry: RetryPolicy,
-    /// `VIEWER_MAX_IN_FLIGHT` (0: no cap).
-    pub viewer_max_in_flight: u32,
-    /// `LEASE_TTL`.
-    pub lease_ttl: Duration,
-    pub holds: crate::hold::HoldPolicy,
-    pub approval: crate::approval::ApprovalPolicy,
+    pub(crate) approval: crate::settings::ApprovalPolicy,
 }
 
 impl Pipeline {
@@ -203,6 +97,7 @@ impl Pipeline {
             holds,
             approval,
         } = settings;
+        let gate = Gate::new(store.clone(), holds, metrics.clone());
         Self {
             store,
             publisher,
@@ -215,7 +110,7 @@ impl Pipeline {
             viewer_max_in_flight,
             owner,
             lease_ttl,
-            holds,
+            gate,
             approval,
         }
     }
@@ -247,30 +142,6 @@ impl Pipeline {
 /// How long a request over its viewer's cap waits before looking again.
 const VIEWER_WAIT: Duration = Duration::from_secs(1);
 
-/// What a step leads to.
-pub(crate) enum Next {
-    To(RequestState),
-    Wait(DateTime<Utc>, Wait),
-}
-
-pub(crate) type StepResult = Result<Next, PipelineError>;
-
-/// The request as this run knows it: loaded once when the run starts and
-/// kept current from what each write returns (`RETURNING`), so no step
-/// reads the row again.
-pub(crate) struct Current {
-    pub(crate) record: RequestRecord,
-    /// The stored image, once there is one.
-    pub(crate) image: Option<StoredImage>,
-}
-
-impl Current {
-    /// A write's result taken in.
-    pub(crate) fn apply(&mut self, progress: Progress) {
-        self.record.apply(progress);
-    }
-}
-
 /// One run of one request: the job and the lease it runs under.
 pub(crate) struct Run<'a> {
     pub(crate) job: &'a Job,
@@ -297,15 +168,6 @@ impl Run<'_> {
             Err(PipelineError::LeaseLost)
         }
     }
-}
-
-/// What an upstream call under the retry policy came to.
-pub(crate) enum Attempted<T> {
-    Done(T),
-    /// Failed for good (or the policy ran out): the step ends the request.
-    Failed(UpstreamError),
-    /// The next try is scheduled for then (a retry, or the service is held).
-    Deferred(DateTime<Utc>, Wait),
 }
 
 impl Pipeline {
@@ -627,8 +489,8 @@ impl Pipeline {
     {
         // The held service this request probes, if it is the probe.
         let mut probing: Option<&'static str> = None;
-        for &service in crate::budget::services_for(self, step) {
-            match self.admit(service, false).await? {
+        for &service in self.gate.services_for(step) {
+            match self.gate.admit(service, false).await? {
                 Admission::Go => {}
                 Admission::Probe => probing = Some(service),
                 // The probe taken before the debit is this call.
@@ -644,8 +506,8 @@ impl Pipeline {
             }
         }
         if step == Step::Image {
-            let probing_budget = probing == Some(crate::budget::BUDGET_HOLD);
-            if let Some(until) = self.check_budget(probing_budget).await? {
+            let probing_budget = probing == Some(crate::gate::BUDGET_HOLD);
+            if let Some(until) = self.gate.check_budget(probing_budget).await? {
                 return Ok(Attempted::Deferred(until, Wait::Held));
             }
             if probing_budget {
@@ -684,7 +546,7 @@ impl Pipeline {
             };
             match self.retry.verdict(&error, tally) {
                 Verdict::Hold { service, reason } => {
-                    let until = self.on_outage(service, &reason).await?;
+                    let until = self.gate.on_outage(service, &reason).await?;
                     return Ok(Attempted::Deferred(until, Wait::Held));
                 }
                 Verdict::GiveUp => {
@@ -712,7 +574,7 @@ impl Pipeline {
     /// The probe got an answer (any but "still out"): the held service is back.
     async fn probe_answered(&self, probing: &mut Option<&'static str>) {
         if let Some(service) = probing.take() {
-            self.on_probe_answered(service).await;
+            self.gate.on_probe_answered(service).await;
         }
     }
 }
@@ -730,8 +592,4 @@ fn request_span(id: Uuid, request: &GenerationRequest) -> tracing::Span {
         viewer = %request.viewer.twitch_display_name,
         style = %request.style(),
     )
-}
-
-pub(crate) fn chrono_duration(duration: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }

@@ -2,7 +2,8 @@
 
 use crate::failure::{Infra, upstream};
 use crate::messages::result_for;
-use crate::request::{Current, Pipeline, PipelineError, Run};
+use crate::request::{Pipeline, Run};
+use crate::run::{Current, PipelineError};
 use dynamo_broker::{Envelope, PublishError};
 use dynamo_store::{Step, StoredImage};
 use dynamo_wire::GenerationRequest;

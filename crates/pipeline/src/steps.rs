@@ -4,8 +4,9 @@
 use crate::failure::{Infra, StepError, upstream};
 use crate::limits::Endpoint;
 use crate::messages::alert_for;
-use crate::request::{Attempted, Current, Next, Pipeline, PipelineError, Run, StepResult};
+use crate::request::{Pipeline, Run};
 use crate::retry::end_state;
+use crate::run::{Attempted, Current, Next, PipelineError, StepResult};
 use dynamo_broker::PublishError;
 use dynamo_imaging::{ProcessedImage, process_friend, process_ghost};
 use dynamo_store::{RequestState, Step, StoreError, StoredImage};
@@ -22,7 +23,7 @@ impl Pipeline {
     pub(crate) async fn debit(&self, run: &Run<'_>, current: &mut Current) -> StepResult {
         let job = run.job;
         // Held: wait un-debited (issue 12), rather than be charged to wait.
-        if let Some((until, why)) = self.admit_before_debit(run).await? {
+        if let Some((until, why)) = self.gate.admit_before_debit(&run.probe).await? {
             return Ok(Next::Wait(until, why));
         }
         if job.free_of_charge || self.points_cost == 0 {

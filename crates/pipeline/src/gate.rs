@@ -1,3 +1,5 @@
+//! The gate before a paid call: service holds and the daily image budget.
+//!
 //! Holding the fleet while a service is out (SPEC §6.10). A bad key, no
 //! credit or every model gone says nothing about a viewer's prompt, so such
 //! an answer does not fail the request: it puts the service on hold for the
@@ -11,35 +13,28 @@
 //! A request not yet debited looks at the hold before its debit: while the
 //! fleet holds it waits un-charged (unless it is the probe), so a stream of
 //! new requests during an outage is not debited only to wait.
+//!
+//! `OPENAI_DAILY_BUDGET_USD` (issue 12): once the fleet has spent the day's
+//! budget on images — summed over every process from the spend recorded in
+//! PostgreSQL — image calls are held like an outage (SPEC §3: "dynamo's own
+//! spending cap reached"): requests wait, neither failed nor charged, until
+//! the next UTC day or a higher budget. The hold is its own service,
+//! [`BUDGET_HOLD`], so names and moderation go on while images wait.
 
-use crate::request::{Pipeline, PipelineError, chrono_duration};
+use crate::metrics::Metrics;
+use crate::run::{PipelineError, Wait, chrono_duration};
+use crate::settings::HoldPolicy;
 use chrono::{DateTime, Utc};
-use dynamo_runtime::{Env, SettingError};
-use std::time::Duration;
+use dynamo_store::{Step, Store};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-#[derive(Debug, Clone, Copy)]
-pub struct HoldPolicy {
-    /// `UPSTREAM_PROBE_INTERVAL`, default 30s: how often one held request
-    /// tries the service again.
-    pub probe_every: Duration,
-    /// `UPSTREAM_OUTAGE_MAX_WAIT`, default 30m: how long requests are held
-    /// before they fail with a refund and the viewer is told.
-    pub max_wait: Duration,
-    /// `OPENAI_DAILY_BUDGET_USD` (unset: no cap): once today's spend,
-    /// fleet-wide, reaches it, image calls are held until the next UTC day
-    /// or a higher budget ([`crate::budget`]).
-    pub daily_budget_usd: Option<f64>,
-}
+/// The hold the budget puts on image calls (shown on `/readyz` and the page).
+pub const BUDGET_HOLD: &str = "openai-budget";
 
-impl HoldPolicy {
-    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
-        Ok(Self {
-            probe_every: env.duration("UPSTREAM_PROBE_INTERVAL", Duration::from_secs(30))?,
-            max_wait: env.duration("UPSTREAM_OUTAGE_MAX_WAIT", Duration::from_secs(30 * 60))?,
-            daily_budget_usd: crate::budget::daily_budget(env)?,
-        })
-    }
-}
+/// Services held before the debit, in the order they are looked at.
+const WITH_BUDGET: &[&str] = &["openai", BUDGET_HOLD];
+const WITHOUT_BUDGET: &[&str] = &["openai"];
 
 /// Whether a request may call a service now.
 pub(crate) enum Admission {
@@ -53,22 +48,57 @@ pub(crate) enum Admission {
     GiveUp(String),
 }
 
-impl Pipeline {
+/// Holds and the daily budget, asked before a paid call (and before a
+/// debit): one probe per `UPSTREAM_PROBE_INTERVAL` fleet-wide while a
+/// service is held.
+pub(crate) struct Gate {
+    store: Store,
+    policy: HoldPolicy,
+    metrics: Arc<Metrics>,
+}
+
+impl Gate {
+    pub(crate) fn new(store: Store, policy: HoldPolicy, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            policy,
+            metrics,
+        }
+    }
+
+    /// The holds a request looks at before its debit.
+    pub(crate) fn held_services(&self) -> &'static [&'static str] {
+        if self.policy.daily_budget_usd.is_some() {
+            WITH_BUDGET
+        } else {
+            WITHOUT_BUDGET
+        }
+    }
+
+    /// The holds that keep a step from calling out.
+    pub(crate) fn services_for(&self, step: Step) -> &'static [&'static str] {
+        match step {
+            Step::Image => self.held_services(),
+            Step::Name | Step::Moderation => WITHOUT_BUDGET,
+            _ => &[],
+        }
+    }
+
     /// Before the debit: whether a new request may go on now. While a
     /// service it needs is held it waits un-debited — except the one that
-    /// takes the probe, which carries it (`run.probe`) to the held step.
+    /// takes the probe, which carries it (`probe`) to the held step.
     pub(crate) async fn admit_before_debit(
         &self,
-        run: &crate::request::Run<'_>,
-    ) -> Result<Option<(DateTime<Utc>, crate::request::Wait)>, PipelineError> {
-        for &service in crate::budget::held_services(self) {
+        probe: &AtomicBool,
+    ) -> Result<Option<(DateTime<Utc>, Wait)>, PipelineError> {
+        for &service in self.held_services() {
             let Some(hold) = self.store.current_hold(service).await? else {
                 continue;
             };
             // The budget's "probe" is a sum in the database: any request may look.
-            if service == crate::budget::BUDGET_HOLD {
+            if service == BUDGET_HOLD {
                 match self.check_budget(true).await? {
-                    Some(until) => return Ok(Some((until, crate::request::Wait::Held))),
+                    Some(until) => return Ok(Some((until, Wait::Held))),
                     None => continue,
                 }
             }
@@ -76,18 +106,18 @@ impl Pipeline {
             if self.store.debited_requests_waiting().await? {
                 let until =
                     hold.next_probe_at.max(Utc::now()) + chrono::Duration::milliseconds(500);
-                return Ok(Some((until, crate::request::Wait::Held)));
+                return Ok(Some((until, Wait::Held)));
             }
             match self.admit(service, true).await? {
                 Admission::Go => {}
                 Admission::Probe => {
-                    run.probe.store(true, std::sync::atomic::Ordering::Relaxed);
+                    probe.store(true, Ordering::Relaxed);
                 }
                 // The held step ends it with a refund; nothing is debited yet.
                 Admission::GiveUp(_) => {}
                 Admission::Wait(until) => {
                     tracing::debug!(service, "the service is held; waiting before the debit");
-                    return Ok(Some((until, crate::request::Wait::Held)));
+                    return Ok(Some((until, Wait::Held)));
                 }
             }
         }
@@ -107,7 +137,7 @@ impl Pipeline {
             return Ok(Admission::Go);
         };
         let now = Utc::now();
-        let too_long = now - hold.held_since > chrono_duration(self.holds.max_wait);
+        let too_long = now - hold.held_since > chrono_duration(self.policy.max_wait);
         let give_up = || {
             Admission::GiveUp(format!(
                 "{} (held for longer than UPSTREAM_OUTAGE_MAX_WAIT)",
@@ -119,7 +149,7 @@ impl Pipeline {
         }
         if self
             .store
-            .take_probe(service, self.holds.probe_every)
+            .take_probe(service, self.policy.probe_every)
             .await?
         {
             tracing::info!(service, "trying the held service again as its probe");
@@ -143,19 +173,19 @@ impl Pipeline {
     ) -> Result<DateTime<Utc>, PipelineError> {
         if self
             .store
-            .hold(service, reason, self.holds.probe_every)
+            .hold(service, reason, self.policy.probe_every)
             .await?
         {
             self.metrics.hold_started(service);
             tracing::error!(
                 service,
                 %reason,
-                probe_every = ?self.holds.probe_every,
+                probe_every = ?self.policy.probe_every,
                 "holding every request until the service works again: requests wait, none fails or is charged"
             );
         }
         Ok(Utc::now()
-            + chrono_duration(self.holds.probe_every)
+            + chrono_duration(self.policy.probe_every)
             + chrono::Duration::milliseconds(500))
     }
 
@@ -169,5 +199,33 @@ impl Pipeline {
             // The next probe ends it instead.
             Err(error) => tracing::warn!(service, %error, "could not end the hold"),
         }
+    }
+
+    /// Before an image is bought: `Some(when to look again)` when today's
+    /// spend has reached the budget (the fleet is then held), `None` when
+    /// the image may be bought. `probing`: this request is the budget
+    /// hold's probe, and ends the hold when the budget allows again.
+    pub(crate) async fn check_budget(
+        &self,
+        probing: bool,
+    ) -> Result<Option<DateTime<Utc>>, PipelineError> {
+        let Some(budget) = self.policy.daily_budget_usd else {
+            return Ok(None);
+        };
+        let spent = self.store.spend_today().await?;
+        if spent < budget {
+            if probing && self.store.release_hold(BUDGET_HOLD).await? {
+                tracing::info!(
+                    spent_usd = spent,
+                    budget_usd = budget,
+                    "under the daily budget again; buying images"
+                );
+            }
+            return Ok(None);
+        }
+        let reason = format!(
+            "today's image spend (${spent:.2}) has reached OPENAI_DAILY_BUDGET_USD (${budget:.2}): image calls wait until 00:00 UTC or a higher budget"
+        );
+        Ok(Some(self.on_outage(BUDGET_HOLD, &reason).await?))
     }
 }
