@@ -32,9 +32,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// The hold the budget puts on image calls (shown on `/readyz` and the page).
 pub const BUDGET_HOLD: &str = "openai-budget";
 
-/// Services held before the debit, in the order they are looked at.
-const WITH_BUDGET: &[&str] = &["openai", BUDGET_HOLD];
-const WITHOUT_BUDGET: &[&str] = &["openai"];
+/// The ids of the services the steps call (each provider's own), which
+/// key their holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServiceIds {
+    pub(crate) images: &'static str,
+    pub(crate) names: &'static str,
+    pub(crate) moderation: Option<&'static str>,
+}
 
 /// Whether a request may call a service now.
 pub(crate) enum Admission {
@@ -55,32 +60,57 @@ pub(crate) struct Gate {
     store: Store,
     policy: HoldPolicy,
     metrics: Arc<Metrics>,
+    services: ServiceIds,
 }
 
 impl Gate {
-    pub(crate) fn new(store: Store, policy: HoldPolicy, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        policy: HoldPolicy,
+        metrics: Arc<Metrics>,
+        services: ServiceIds,
+    ) -> Self {
         Self {
             store,
             policy,
             metrics,
+            services,
         }
     }
 
     /// The holds a request looks at before its debit.
-    pub(crate) fn held_services(&self) -> &'static [&'static str] {
-        if self.policy.daily_budget_usd.is_some() {
-            WITH_BUDGET
-        } else {
-            WITHOUT_BUDGET
+    /// Every service a request may call, then the budget's hold.
+    pub(crate) fn held_services(&self) -> Vec<&'static str> {
+        let ServiceIds {
+            images,
+            names,
+            moderation,
+        } = self.services;
+        let mut held = vec![images];
+        for service in [Some(names), moderation].into_iter().flatten() {
+            if !held.contains(&service) {
+                held.push(service);
+            }
         }
+        held.extend(self.budget());
+        held
+    }
+
+    /// The budget's hold, when there is a budget.
+    fn budget(&self) -> Option<&'static str> {
+        self.policy.daily_budget_usd.map(|_| BUDGET_HOLD)
     }
 
     /// The holds that keep a step from calling out.
-    pub(crate) fn services_for(&self, step: Step) -> &'static [&'static str] {
+    pub(crate) fn services_for(&self, step: Step) -> Vec<&'static str> {
         match step {
-            Step::Image => self.held_services(),
-            Step::Name | Step::Moderation => WITHOUT_BUDGET,
-            _ => &[],
+            Step::Image => [Some(self.services.images), self.budget()]
+                .into_iter()
+                .flatten()
+                .collect(),
+            Step::Name => vec![self.services.names],
+            Step::Moderation => self.services.moderation.into_iter().collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -91,7 +121,7 @@ impl Gate {
         &self,
         probe: &AtomicBool,
     ) -> Result<Option<(DateTime<Utc>, Wait)>, PipelineError> {
-        for &service in self.held_services() {
+        for service in self.held_services() {
             let Some(hold) = self.store.current_hold(service).await? else {
                 continue;
             };

@@ -15,7 +15,7 @@
 //! touching the request's retry budget, and it is resumed later.
 
 use crate::failure::{Infra, StepError};
-use crate::gate::{Admission, Gate};
+use crate::gate::{Admission, Gate, ServiceIds};
 use crate::ownership::Owned;
 use crate::prompt::PromptTemplates;
 use crate::retry::{RetryPolicy, Tally, Verdict, counts};
@@ -97,7 +97,12 @@ impl Pipeline {
             holds,
             approval,
         } = settings;
-        let gate = Gate::new(store.clone(), holds, metrics.clone());
+        let ids = ServiceIds {
+            images: services.images.service(),
+            names: services.names.service(),
+            moderation: services.moderator.as_ref().map(|m| m.service()),
+        };
+        let gate = Gate::new(store.clone(), holds, metrics.clone(), ids);
         Self {
             store,
             publisher,
@@ -489,7 +494,7 @@ impl Pipeline {
     {
         // The held service this request probes, if it is the probe.
         let mut probing: Option<&'static str> = None;
-        for &service in self.gate.services_for(step) {
+        for service in self.gate.services_for(step) {
             match self.gate.admit(service, false).await? {
                 Admission::Go => {}
                 Admission::Probe => probing = Some(service),

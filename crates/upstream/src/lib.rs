@@ -76,6 +76,9 @@ impl GeneratedImage {
 /// Makes images from prompts.
 #[async_trait]
 pub trait ImageProvider: Send + Sync {
+    /// The service's id: it keys the service's holds (and is the name its
+    /// `UpstreamError`s carry), so two providers hold on their own.
+    fn service(&self) -> &'static str;
     /// Shown at start-up so operators know what will be billed.
     fn describe(&self) -> String;
     async fn generate(&self, job: &ImageJob) -> Result<GeneratedImage, UpstreamError>;
@@ -84,6 +87,9 @@ pub trait ImageProvider: Send + Sync {
 /// Names friends.
 #[async_trait]
 pub trait NameProvider: Send + Sync {
+    /// The service's id: it keys the service's holds (and is the name its
+    /// `UpstreamError`s carry), so two providers hold on their own.
+    fn service(&self) -> &'static str;
     /// The prompt sent for `subject`, as recorded in the `answer` table.
     fn prompt(&self, subject: &str) -> String;
     async fn name(&self, subject: &str, user: &str) -> Result<String, UpstreamError>;
@@ -92,6 +98,9 @@ pub trait NameProvider: Send + Sync {
 /// Screens prompts before an image is paid for.
 #[async_trait]
 pub trait Moderator: Send + Sync {
+    /// The service's id: it keys the service's holds (and is the name its
+    /// `UpstreamError`s carry), so two providers hold on their own.
+    fn service(&self) -> &'static str;
     /// `Err(UpstreamError::Inadmissible)` when the prompt is flagged.
     async fn screen(&self, prompt: &str) -> Result<(), UpstreamError>;
 }
