@@ -10,8 +10,8 @@ use crate::models::{NoModelLeft, StoreCatalogue};
 use crate::pause::HoldWatch;
 use dynamo_broker::{Broker, Declare};
 use dynamo_pipeline::Metrics;
-use dynamo_pipeline::limits::{LimitedImages, LimitedModerator, LimitedNames, RateLimits};
-use dynamo_pipeline::{Pipeline, Services};
+use dynamo_pipeline::limits::RateLimits;
+use dynamo_pipeline::{Pipeline, Services, Settings};
 use dynamo_runtime::Shutdown;
 use dynamo_store::Store;
 use dynamo_upstream::{
@@ -21,10 +21,6 @@ use dynamo_upstream::{
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How long to wait before subscribing again on a connection that is still
-/// up after its subscription failed.
-const RESUBSCRIBE_PAUSE: Duration = Duration::from_secs(5);
 
 /// Connects to everything, then consumes until `shutdown`; serves health
 /// and metrics on `CONSUMER_HEALTH_ADDR` unless it is `off`.
@@ -92,23 +88,24 @@ pub async fn run_with_health(
             shutdown.clone(),
         ));
     }
-    let pipeline = Arc::new(Pipeline {
-        metrics,
-        store: Store::new(pool),
-        // Follows the broker's reconnects by itself: never replaced.
-        publisher: tokio::sync::RwLock::new(broker.publisher()),
-        topology: config.topology.clone(),
+    let pipeline = Arc::new(Pipeline::new(
+        Store::new(pool),
+        broker.publisher(),
+        config.topology.clone(),
         services,
-        prompts: config.prompts.clone(),
-        points_cost: config.points_cost,
-        retry: config.retry,
-        viewer_max_in_flight: config.viewer_max_in_flight,
+        Settings {
+            prompts: config.prompts.clone(),
+            points_cost: config.points_cost,
+            retry: config.retry,
+            viewer_max_in_flight: config.viewer_max_in_flight,
+            lease_ttl: config.lease_ttl,
+            holds: config.holds,
+            approval: config.approval,
+        },
         owner,
-        lease_ttl: config.lease_ttl,
-        holds: config.holds,
-        approval: config.approval,
-    });
-    tracing::info!(owner = %pipeline.owner, lease_ttl = ?config.lease_ttl, "owning requests through leases");
+        metrics,
+    ));
+    tracing::info!(owner = %pipeline.owner(), lease_ttl = ?config.lease_ttl, "owning requests through leases");
     if config.approval.manual {
         tracing::info!(timeout = ?config.approval.timeout, on_timeout = %config.approval.on_timeout, "stored images wait for the streamer's approval before they air");
     }
@@ -149,7 +146,7 @@ pub async fn run_with_health(
         let next = tokio::select! {
             _ = shutdown.requested() => None,
             next = broker.connected_after(connected.generation()) => next,
-            _ = tokio::time::sleep(RESUBSCRIBE_PAUSE), if broker.is_connected() => broker.connected().await,
+            _ = tokio::time::sleep(config.retry.infra_pause), if broker.is_connected() => broker.connected().await,
         };
         let Some(next) = next else { break };
         connected = next;
@@ -180,9 +177,9 @@ fn start_twitch_intake(
         );
     }
     let intake = dynamo_twitch::intake::Intake {
-        helix: dynamo_twitch::helix(twitch, pipeline.store.clone())?,
-        store: pipeline.store.clone(),
-        publisher: pipeline.publisher.try_read()?.clone(),
+        helix: dynamo_twitch::helix(twitch, pipeline.store().clone())?,
+        store: pipeline.store().clone(),
+        publisher: pipeline.publisher().clone(),
         requests_exchange: topology.requests_exchange.clone(),
         rewards: twitch.rewards.clone(),
     };
@@ -209,6 +206,7 @@ type Providers = (
     Arc<dyn ImageProvider>,
     Arc<dyn NameProvider>,
     Option<Arc<dyn Moderator>>,
+    Option<Arc<RateLimits>>,
 );
 
 /// How often the fleet re-reads `GET /models` (once for all processes).
@@ -245,7 +243,7 @@ async fn services(
             auth,
         )),
     };
-    let (images, names, moderator): Providers = match &config.images {
+    let (images, names, moderator, limits): Providers = match &config.images {
         ImageBackend::OpenAi(settings) => {
             let catalogue = Arc::new(StoreCatalogue(Store::new(pool.clone())));
             let openai =
@@ -254,7 +252,7 @@ async fn services(
             // would fail, so the consumer refuses to start and the queue keeps them.
             match openai.check_models().await {
                 Ok(()) => {}
-                Err(UpstreamError::ModelsGone { variable }) => {
+                Err(UpstreamError::ModelsGone { variable, .. }) => {
                     let listed = openai.listed_models();
                     return Err(NoModelLeft::new(variable, settings, listed).into());
                 }
@@ -272,25 +270,12 @@ async fn services(
                 config.retry.inline_max,
                 metrics.clone(),
             ));
-            let moderator: Option<Arc<dyn Moderator>> = config.moderation.then(|| {
-                Arc::new(LimitedModerator {
-                    inner: openai.clone(),
-                    limits: limits.clone(),
-                }) as Arc<dyn Moderator>
-            });
-            (
-                Arc::new(LimitedImages {
-                    inner: openai.clone(),
-                    limits: limits.clone(),
-                }),
-                Arc::new(LimitedNames {
-                    inner: openai,
-                    limits,
-                }),
-                moderator,
-            )
+            let moderator: Option<Arc<dyn Moderator>> = config
+                .moderation
+                .then(|| openai.clone() as Arc<dyn Moderator>);
+            (openai.clone(), openai, moderator, Some(limits))
         }
-        ImageBackend::Placeholder => (Arc::new(Placeholder), Arc::new(Placeholder), None),
+        ImageBackend::Placeholder => (Arc::new(Placeholder), Arc::new(Placeholder), None, None),
     };
     let storage: Arc<dyn Storage> = match &config.storage {
         StorageBackend::S3(settings) => Arc::new(S3Storage::new(settings.clone())),
@@ -309,5 +294,6 @@ async fn services(
             config.discord_ghosts_webhook.clone(),
             config.discord_friends_webhook.clone(),
         ),
+        limits,
     })
 }

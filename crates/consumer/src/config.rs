@@ -3,10 +3,10 @@
 
 use dynamo_broker::Topology;
 use dynamo_pipeline::approval::ApprovalPolicy;
-use dynamo_pipeline::hold::HoldPolicy;
 use dynamo_pipeline::limits::RateSettings;
 use dynamo_pipeline::prompt::PromptTemplates;
 use dynamo_pipeline::retry::RetryPolicy;
+use dynamo_pipeline::settings::HoldPolicy;
 use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
 // `is_openai`: whether the API is OpenAI's own (which needs a key).
 use dynamo_upstream::{

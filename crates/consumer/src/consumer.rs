@@ -27,10 +27,6 @@ use uuid::Uuid;
 /// long before.
 const FINGERPRINT_WINDOW: Duration = Duration::from_secs(15 * 60);
 
-/// A pause before handing back a message whose progress could not be
-/// recorded, so a database outage does not become a hot redelivery loop.
-const REQUEUE_PAUSE: Duration = Duration::from_secs(5);
-
 pub struct Consumer {
     pub pipeline: Arc<Pipeline>,
     pub topology: Topology,
@@ -121,7 +117,7 @@ impl Consumer {
             Ok(identity) => identity,
             Err(error) => {
                 tracing::error!(%error, "could not look up a redelivered message; requeueing it");
-                return requeue_later(&delivery).await;
+                return requeue_later(&delivery, self.pipeline.infra_pause()).await;
             }
         };
         let job = Job {
@@ -165,9 +161,9 @@ impl Consumer {
             // The owner drives the request to its end; this copy adds nothing.
             Ok(Outcome::OwnedElsewhere { .. }) => ack(&delivery).await,
             Err(error) => {
-                self.pipeline.metrics.requeued();
+                self.pipeline.metrics().requeued();
                 tracing::error!(request_id = %job.id, %error, "could not record progress; the request will be retried from its last step");
-                requeue_later(&delivery).await;
+                requeue_later(&delivery, self.pipeline.infra_pause()).await;
             }
         }
     }
@@ -176,21 +172,21 @@ impl Consumer {
     /// parking fails the message is requeued rather than dropped.
     async fn dead_letter(&self, delivery: Delivery, reason: &str) {
         tracing::warn!(%reason, bytes = delivery.body.len(), "malformed generation request dead-lettered");
-        let publisher = self.pipeline.publisher.read().await.clone();
+        let publisher = self.pipeline.publisher().clone();
         match delivery
             .dead_letter(&publisher, &self.topology.dead_letter_exchange, reason)
             .await
         {
-            Ok(()) => self.pipeline.metrics.dead_lettered(),
+            Ok(()) => self.pipeline.metrics().dead_lettered(),
             // Parked, but the ack was lost with the connection: the copy that
             // comes back is parked again. Better twice than never.
             Err(dynamo_broker::DeadLetterError::Ack(error)) => {
-                self.pipeline.metrics.dead_lettered();
+                self.pipeline.metrics().dead_lettered();
                 tracing::warn!(%error, "could not acknowledge a parked message; it will be redelivered");
             }
             Err(error) => {
                 tracing::error!(%error, "could not park the malformed message; requeueing it");
-                requeue_later(&delivery).await;
+                requeue_later(&delivery, self.pipeline.infra_pause()).await;
             }
         }
     }
@@ -213,7 +209,7 @@ impl Consumer {
         if delivery.redelivered
             && let Some(id) = self
                 .pipeline
-                .store
+                .store()
                 .find_by_fingerprint(&fingerprint, FINGERPRINT_WINDOW)
                 .await?
         {
@@ -230,10 +226,10 @@ async fn ack(delivery: &Delivery) {
     }
 }
 
-/// Hands a message back to the broker after a pause, so a database or broker
-/// outage does not become a hot redelivery loop.
-async fn requeue_later(delivery: &Delivery) {
-    tokio::time::sleep(REQUEUE_PAUSE).await;
+/// Hands a message back to the broker after `pause` (`INFRA_RETRY_PAUSE`), so
+/// a database or broker outage does not become a hot redelivery loop.
+async fn requeue_later(delivery: &Delivery, pause: Duration) {
+    tokio::time::sleep(pause).await;
     if let Err(error) = delivery.requeue().await {
         // Lost with the connection: the broker hands it back all the same.
         tracing::debug!(%error, "could not requeue a message; it will be redelivered");

@@ -112,12 +112,14 @@ impl Statements {
 }
 
 /// A read of the request's row (`Store::get`) or of its images
-/// (`Store::images`) after the run loaded it.
+/// (`Store::images`) after the run loaded it. `select_requests!` names its
+/// columns with sqlx's aliases (`r.id AS "id!"`), so the row read is known
+/// by its start alone; `Store::record`'s write starts `WITH`.
 fn rereads(statements: &[String]) -> Vec<&String> {
     statements
         .iter()
         .filter(|s| {
-            s.starts_with("SELECT r.id, r.twitch_user_id")
+            s.starts_with("SELECT r.id ")
                 || s.starts_with(
                     "SELECT index, url, color, content_type, byte_size FROM dynamo.image",
                 )

@@ -8,68 +8,14 @@
 //! streamer, or by `APPROVAL_TIMEOUT_ACTION=decline` when nobody decided in
 //! time), it ends `rejected`, its points are refunded and the viewer is told.
 
-use crate::request::{Current, Next, Pipeline, Run, StepResult, Wait};
-use dynamo_runtime::{Env, SettingError};
+use crate::request::{Pipeline, Run};
+use crate::run::{Current, Next, StepResult, Wait};
+pub use crate::settings::ApprovalPolicy;
 use dynamo_store::{Decision, RequestState};
 use std::time::Duration;
 
 /// The viewer's reason when the streamer declined.
 pub const DECLINED: &str = "declined by the streamer";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApprovalPolicy {
-    /// `APPROVAL`: `off` (default) or `manual`.
-    pub manual: bool,
-    /// `APPROVAL_TIMEOUT`, default 10m: how long an image waits for a decision.
-    pub timeout: Duration,
-    /// `APPROVAL_TIMEOUT_ACTION`, default `decline`: what the timeout decides.
-    pub on_timeout: Decision,
-}
-
-impl Default for ApprovalPolicy {
-    fn default() -> Self {
-        Self {
-            manual: false,
-            timeout: Duration::from_secs(600),
-            on_timeout: Decision::Declined,
-        }
-    }
-}
-
-impl ApprovalPolicy {
-    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
-        let manual = match env.string("APPROVAL", "off").as_str() {
-            "off" => false,
-            "manual" => true,
-            other => {
-                return Err(SettingError::new(
-                    "APPROVAL",
-                    format!("cannot use {other:?}: expected off or manual"),
-                ));
-            }
-        };
-        let timeout = env.duration("APPROVAL_TIMEOUT", Duration::from_secs(600))?;
-        if timeout < Duration::from_secs(1) {
-            return Err(SettingError::new("APPROVAL_TIMEOUT", "must be at least 1s"));
-        }
-        // An image nobody looked at does not air unless the streamer said so.
-        let on_timeout = match env.string("APPROVAL_TIMEOUT_ACTION", "decline").as_str() {
-            "decline" => Decision::Declined,
-            "approve" => Decision::Approved,
-            other => {
-                return Err(SettingError::new(
-                    "APPROVAL_TIMEOUT_ACTION",
-                    format!("cannot use {other:?}: expected approve or decline"),
-                ));
-            }
-        };
-        Ok(Self {
-            manual,
-            timeout,
-            on_timeout,
-        })
-    }
-}
 
 impl Pipeline {
     /// The image is stored: with approval on, park the request until it is
@@ -165,6 +111,7 @@ fn short(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dynamo_runtime::Env;
 
     #[test]
     fn off_by_default_and_the_timeout_declines() {

@@ -2,27 +2,32 @@
 //! one end state (SPEC §6), whoever started it — a delivery from the queue,
 //! a scheduled retry or recovery.
 //!
-//! - [`request`]: the loop over the request's committed state, and what a run
-//!   returns ([`Outcome`]) or fails with ([`PipelineError`]);
+//! - [`run`]: the shared vocabulary — what a run returns ([`Outcome`]) or
+//!   fails with ([`PipelineError`]), what a step returns — a leaf module;
+//! - [`request`]: the [`Pipeline`] and its loop over the request's committed
+//!   state, with the one place a step's failure is handled ([`failure`]);
 //! - [`steps`] and [`settle`]: each step, reading like the SPEC's sentence for it;
 //! - [`ownership`]: a run holds the request's lease and stops when it is lost;
-//! - [`retry`]: the one retry policy; [`scheduler`] runs what nobody owns:
+//! - [`retry`]: the one retry policy and its verdict; [`scheduler`] runs what nobody owns:
 //!   due retries, viewers' turns, and requests whose owner died;
 //! - [`approval`]: with `APPROVAL=manual`, a stored image waits for the
 //!   streamer's decision (or its timeout) before it airs;
-//! - [`hold`]: the whole fleet waits while a service is out (bad key, no
-//!   credit, every model gone), probing it, instead of failing requests;
-//!   [`budget`]: the same once the day's image budget is spent;
+//! - [`gate`]: the whole fleet waits while a service is out (bad key, no
+//!   credit, every model gone), probing it, instead of failing requests; and
+//!   the same once the day's image budget is spent;
+//! - [`settings`]: what the pipeline is configured with;
 //! - [`limits`]: the fleet-wide OpenAI rate limits around the upstream calls;
 //! - [`prompt`]: prompts from templates; [`messages`]: what is published;
 //! - [`metrics`]: what the pipeline counts and times.
+//!
+//! No module imports one that imports it back (`tests/layers.rs`).
 //!
 //! The binaries only adapt: `dynamo-consumer` feeds deliveries in and
 //! acknowledges them by the outcome.
 
 pub mod approval;
-pub mod budget;
-pub mod hold;
+pub mod failure;
+mod gate;
 pub mod limits;
 mod messages;
 pub mod metrics;
@@ -30,11 +35,13 @@ mod ownership;
 pub mod prompt;
 pub mod request;
 pub mod retry;
+mod run;
 pub mod scheduler;
+pub mod settings;
 mod settle;
 mod steps;
-mod timings;
 
 pub use metrics::Metrics;
-pub use request::{Job, Outcome, Pipeline, PipelineError, Services, Wait};
-pub use timings::Timings;
+pub use request::{Pipeline, Services};
+pub use run::{Job, Outcome, PipelineError, Timings, Wait};
+pub use settings::Settings;

@@ -4,14 +4,16 @@
 //! image calls one from the images limiter too; both live in PostgreSQL, so
 //! the limits hold summed over every consumer process. A 429 pauses the
 //! limiter for all of them, for as long as OpenAI asked (or a default).
+//!
+//! The limiter is dynamo's own: its database failing is an [`Infra`]
+//! failure and its having no slot is [`StepError::Throttled`], never a
+//! failure of the upstream.
 
+use crate::failure::{Infra, StepError};
 use crate::metrics::Metrics;
-use async_trait::async_trait;
 use dynamo_runtime::{Env, SettingError};
 use dynamo_store::{Permit, RateLimiter};
-use dynamo_upstream::{
-    GeneratedImage, ImageJob, ImageProvider, Moderator, NameProvider, UpstreamError,
-};
+use dynamo_upstream::UpstreamError;
 use sqlx::PgPool;
 use std::future::Future;
 use std::sync::Arc;
@@ -87,16 +89,11 @@ impl RateLimits {
 
     /// A slot of `limiter`, waited for in place up to `patience`; beyond
     /// that the call is not made (`Throttled`) and the request let go.
-    async fn admit(&self, limiter: &RateLimiter) -> Result<Permit, UpstreamError> {
-        let admitted =
-            limiter
-                .acquire_within(self.patience)
-                .await
-                .map_err(|e| UpstreamError::Transient {
-                    service: "database",
-                    detail: format!("rate limiter {}: {e}", limiter.name()),
-                    retry_after: None,
-                })?;
+    async fn admit(&self, limiter: &RateLimiter) -> Result<Permit, StepError> {
+        let admitted = limiter
+            .acquire_within(self.patience)
+            .await
+            .map_err(Infra::Database)?;
         match admitted {
             Ok(permit) => {
                 self.metrics
@@ -106,20 +103,22 @@ impl RateLimits {
             Err(wait) => {
                 self.metrics
                     .rate_limiter_waited(limiter.name(), self.patience.min(wait));
-                Err(UpstreamError::Throttled {
-                    service: "openai",
+                Err(StepError::Throttled {
+                    limiter: limiter.name().to_owned(),
                     retry_after: wait.max(Duration::from_secs(1)),
                 })
             }
         }
     }
 
-    async fn run<T>(
+    /// Makes `call` (to `endpoint`) once it has its slots.
+    pub(crate) async fn run<T>(
         &self,
-        endpoint: &'static str,
-        image: bool,
+        endpoint: Endpoint,
         call: impl Future<Output = Result<T, UpstreamError>>,
-    ) -> Result<T, UpstreamError> {
+    ) -> Result<T, StepError> {
+        let image = endpoint == Endpoint::Images;
+        let endpoint = endpoint.as_str();
         let mut permits = vec![self.admit(&self.requests).await?];
         if image {
             match self.admit(&self.images).await {
@@ -153,57 +152,24 @@ impl RateLimits {
                 tracing::warn!(%error, "could not record the pause");
             }
         }
-        result
+        result.map_err(StepError::Upstream)
     }
 }
 
-/// An image provider whose calls respect the shared limits.
-pub struct LimitedImages {
-    pub inner: Arc<dyn ImageProvider>,
-    pub limits: Arc<RateLimits>,
+/// The OpenAI endpoints the limits count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Images,
+    Chat,
+    Moderation,
 }
 
-#[async_trait]
-impl ImageProvider for LimitedImages {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-
-    async fn generate(&self, job: &ImageJob) -> Result<GeneratedImage, UpstreamError> {
-        self.limits
-            .run("images", true, self.inner.generate(job))
-            .await
-    }
-}
-
-pub struct LimitedNames {
-    pub inner: Arc<dyn NameProvider>,
-    pub limits: Arc<RateLimits>,
-}
-
-#[async_trait]
-impl NameProvider for LimitedNames {
-    fn prompt(&self, subject: &str) -> String {
-        self.inner.prompt(subject)
-    }
-
-    async fn name(&self, subject: &str, user: &str) -> Result<String, UpstreamError> {
-        self.limits
-            .run("chat", false, self.inner.name(subject, user))
-            .await
-    }
-}
-
-pub struct LimitedModerator {
-    pub inner: Arc<dyn Moderator>,
-    pub limits: Arc<RateLimits>,
-}
-
-#[async_trait]
-impl Moderator for LimitedModerator {
-    async fn screen(&self, prompt: &str) -> Result<(), UpstreamError> {
-        self.limits
-            .run("moderation", false, self.inner.screen(prompt))
-            .await
+impl Endpoint {
+    fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Images => "images",
+            Endpoint::Chat => "chat",
+            Endpoint::Moderation => "moderation",
+        }
     }
 }

@@ -35,6 +35,12 @@ struct StepLabel {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct InfraFailure {
+    step: String,
+    component: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct OpenAiCall {
     endpoint: String,
     outcome: &'static str,
@@ -189,6 +195,7 @@ pub struct Metrics {
     steps: Family<StepLabel, Counter>,
     openai_calls: Family<OpenAiCall, Counter>,
     retries: Family<StepLabel, Counter>,
+    infra_failures: Family<InfraFailure, Counter>,
     rate_limiter_wait: Family<Limiter, Sum>,
     dead_lettered: Counter,
     spend: Family<Model, Sum>,
@@ -229,6 +236,10 @@ impl Default for Metrics {
             "OpenAI calls by endpoint and outcome."
         );
         let retries = registered!("dynamo_retries", "Transient failures retried, by step.");
+        let infra_failures = registered!(
+            "dynamo_infra_failures",
+            "Failures of dynamo's own database or broker under a step, waited out at no cost to the request, by step and component."
+        );
         let rate_limiter_wait = registered!(
             "dynamo_rate_limiter_wait_seconds",
             "Time spent waiting for the shared rate limits."
@@ -255,6 +266,7 @@ impl Default for Metrics {
             steps,
             openai_calls,
             retries,
+            infra_failures,
             rate_limiter_wait,
             dead_lettered,
             spend,
@@ -305,6 +317,16 @@ impl Metrics {
         self.retries
             .get_or_create(&StepLabel {
                 step: step.to_owned(),
+            })
+            .inc();
+    }
+
+    /// dynamo's own `component` (database, broker) failed under `step`.
+    pub fn infra_failure(&self, step: &str, component: &'static str) {
+        self.infra_failures
+            .get_or_create(&InfraFailure {
+                step: step.to_owned(),
+                component,
             })
             .inc();
     }

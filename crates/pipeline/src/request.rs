@@ -14,16 +14,17 @@
 //! broker) and a lost lease are a [`PipelineError`]: the run stops without
 //! touching the request's retry budget, and it is resumed later.
 
-use crate::hold::Admission;
+use crate::failure::{Infra, StepError};
+use crate::gate::{Admission, Gate, ServiceIds};
 use crate::ownership::Owned;
 use crate::prompt::PromptTemplates;
-use crate::retry::RetryPolicy;
-use crate::timings::Timings;
+use crate::retry::{RetryPolicy, Tally, Verdict, counts};
+use crate::run::{Attempted, Current, Next, Timings, chrono_duration};
+pub use crate::run::{Job, Outcome, PipelineError, Wait};
+use crate::settings::Settings;
 use chrono::{DateTime, Utc};
 use dynamo_broker::{Publisher, Topology};
-use dynamo_store::{
-    Lease, NewRequest, Progress, RequestRecord, RequestState, Step, Store, StoreError, StoredImage,
-};
+use dynamo_store::{Lease, NewRequest, RequestRecord, RequestState, Step, Store, StoreError};
 use dynamo_upstream::{
     DiscordWebhooks, ImageProvider, Ledger, Moderator, NameProvider, Storage, UpstreamError,
 };
@@ -44,152 +45,107 @@ pub struct Services {
     pub moderator: Option<Arc<dyn Moderator>>,
     pub storage: Arc<dyn Storage>,
     pub discord: DiscordWebhooks,
+    /// The fleet-wide rate limits the OpenAI calls (images, names,
+    /// moderation) take their slots from; none for the placeholder.
+    pub limits: Option<Arc<crate::limits::RateLimits>>,
 }
 
-/// What a request is and how it is to be charged.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub id: Uuid,
-    pub request: GenerationRequest,
-    /// Admin requests may be free: no ledger flow at all.
-    pub free_of_charge: bool,
-    pub retry_of: Option<Uuid>,
-    /// SHA-256 of the message body, when it came without a message_id.
-    pub fingerprint: Option<Vec<u8>>,
-    /// The W3C trace context the message came with: the request's span
-    /// continues the publisher's trace. Empty for a resumed request.
-    pub trace_context: Vec<(String, String)>,
-}
-
-/// How a run ended. Every outcome means the message that started it is done
-/// with: what is left of the request is in the database.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// The request has its end state, its refund and its result recorded.
-    Ended {
-        state: RequestState,
-        reason: Option<String>,
-        timings: Timings,
-    },
-    /// It waits in the database until `until` (a scheduled retry, or its
-    /// viewer's turn); any consumer takes it up then.
-    Waiting {
-        state: RequestState,
-        until: DateTime<Utc>,
-        why: Wait,
-        timings: Timings,
-    },
-    /// Another live process owns the request (a copy of its message).
-    OwnedElsewhere { state: RequestState },
-}
-
-/// Why a request waits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// A step failed transiently and its next try is scheduled.
-    Retry,
-    /// Its viewer has as many requests in progress as allowed.
-    ViewerTurn,
-    /// A service it needs is out and the fleet holds (SPEC §6.10).
-    Held,
-    /// The fleet-wide rate limit has no slot for it yet.
-    RateLimit,
-    /// Its image waits for the streamer's approval (`APPROVAL=manual`), until
-    /// a decision is recorded or its deadline passes.
-    Approval,
-}
-
-impl Outcome {
-    pub fn state(&self) -> RequestState {
-        match self {
-            Outcome::Ended { state, .. }
-            | Outcome::Waiting { state, .. }
-            | Outcome::OwnedElsewhere { state } => *state,
-        }
-    }
-}
-
-/// dynamo's own infrastructure failed, or the request is no longer ours: the
-/// run stopped, the request keeps its committed state and its retry budget,
-/// and it is resumed later (from its message, or by the scheduler).
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error(transparent)]
-    Store(StoreError),
-    #[error("cannot publish to {exchange}: {detail}")]
-    Publish { exchange: String, detail: String },
-    #[error("cannot settle the ledger flow: {0}")]
-    Settle(UpstreamError),
-    #[error("the request's lease was lost; another process resumes it")]
-    LeaseLost,
-    /// Settling looks for a debit whose answer never came; another request
-    /// of the viewer is waiting for a debit's answer, which could be it.
-    #[error("another request of this viewer is being debited; settling waits for it")]
-    DebitInFlight,
-}
-
-/// A write refused for want of the lease is a lost lease, not a database failure.
-impl From<StoreError> for PipelineError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::LeaseLost(_) => PipelineError::LeaseLost,
-            other => PipelineError::Store(other),
-        }
-    }
-}
-
+/// One request's way from its message to its end state, shared by every
+/// run in the process. Built once ([`Pipeline::new`]); what the binaries
+/// need of it afterwards they ask through its methods.
 pub struct Pipeline {
-    pub store: Store,
-    /// Replaced when the broker connection is re-established.
-    pub publisher: tokio::sync::RwLock<Publisher>,
-    pub topology: Topology,
-    pub services: Services,
-    pub prompts: PromptTemplates,
-    pub points_cost: u32,
-    pub retry: RetryPolicy,
-    pub metrics: Arc<crate::Metrics>,
+    pub(crate) store: Store,
+    /// Follows the broker's reconnects by itself.
+    pub(crate) publisher: Publisher,
+    pub(crate) topology: Topology,
+    pub(crate) services: Services,
+    pub(crate) prompts: PromptTemplates,
+    pub(crate) points_cost: u32,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) metrics: Arc<crate::Metrics>,
     /// At most this many requests of one viewer in progress at once (0: no
     /// cap), so one viewer's burst does not starve the next viewer.
-    pub viewer_max_in_flight: u32,
+    pub(crate) viewer_max_in_flight: u32,
     /// This process, as lease owner: host, pid and a per-start id.
-    pub owner: String,
+    pub(crate) owner: String,
     /// `LEASE_TTL`: how long a lease lasts unless renewed, and so how soon a
     /// crashed process's requests are taken over.
-    pub lease_ttl: Duration,
-    /// When a service is out: how often to probe it, how long to hold.
-    pub holds: crate::hold::HoldPolicy,
+    pub(crate) lease_ttl: Duration,
+    /// Holds and the daily budget: whether a paid call may go now.
+    pub(crate) gate: Gate,
     /// `APPROVAL*`: whether stored images wait for the streamer before airing.
-    pub approval: crate::approval::ApprovalPolicy,
+    pub(crate) approval: crate::settings::ApprovalPolicy,
+}
+
+impl Pipeline {
+    /// `owner` names this process as the owner of the requests it leases.
+    pub fn new(
+        store: Store,
+        publisher: Publisher,
+        topology: Topology,
+        services: Services,
+        settings: Settings,
+        owner: String,
+        metrics: Arc<crate::Metrics>,
+    ) -> Self {
+        let Settings {
+            prompts,
+            points_cost,
+            retry,
+            viewer_max_in_flight,
+            lease_ttl,
+            holds,
+            approval,
+        } = settings;
+        let ids = ServiceIds {
+            images: services.images.service(),
+            names: services.names.service(),
+            moderation: services.moderator.as_ref().map(|m| m.service()),
+        };
+        let gate = Gate::new(store.clone(), holds, metrics.clone(), ids);
+        Self {
+            store,
+            publisher,
+            topology,
+            services,
+            prompts,
+            points_cost,
+            retry,
+            metrics,
+            viewer_max_in_flight,
+            owner,
+            lease_ttl,
+            gate,
+            approval,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    pub fn metrics(&self) -> &crate::Metrics {
+        &self.metrics
+    }
+
+    /// This process, as the owner of the requests it leases.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// `INFRA_RETRY_PAUSE`: how long to wait after dynamo's own database or
+    /// broker failed before trying again.
+    pub fn infra_pause(&self) -> Duration {
+        self.retry.infra_pause
+    }
 }
 
 /// How long a request over its viewer's cap waits before looking again.
 const VIEWER_WAIT: Duration = Duration::from_secs(1);
-/// How soon a run stopped by an infrastructure failure is tried again.
-const AFTER_INFRA_FAILURE: Duration = Duration::from_secs(5);
-
-/// What a step leads to.
-pub(crate) enum Next {
-    To(RequestState),
-    Wait(DateTime<Utc>, Wait),
-}
-
-pub(crate) type StepResult = Result<Next, PipelineError>;
-
-/// The request as this run knows it: loaded once when the run starts and
-/// kept current from what each write returns (`RETURNING`), so no step
-/// reads the row again.
-pub(crate) struct Current {
-    pub(crate) record: RequestRecord,
-    /// The stored image, once there is one.
-    pub(crate) image: Option<StoredImage>,
-}
-
-impl Current {
-    /// A write's result taken in.
-    pub(crate) fn apply(&mut self, progress: Progress) {
-        self.record.apply(progress);
-    }
-}
 
 /// One run of one request: the job and the lease it runs under.
 pub(crate) struct Run<'a> {
@@ -217,15 +173,6 @@ impl Run<'_> {
             Err(PipelineError::LeaseLost)
         }
     }
-}
-
-/// What an upstream call under the retry policy came to.
-pub(crate) enum Attempted<T> {
-    Done(T),
-    /// Failed for good (or the policy ran out): the step ends the request.
-    Failed(UpstreamError),
-    /// The next try is scheduled for then (a retry, or the service is held).
-    Deferred(DateTime<Utc>, Wait),
 }
 
 impl Pipeline {
@@ -319,7 +266,7 @@ impl Pipeline {
             Ok(_) => self.release(&lease, None).await,
             Err(PipelineError::LeaseLost) => {}
             Err(_) => {
-                let again = Utc::now() + chrono_duration(AFTER_INFRA_FAILURE);
+                let again = Utc::now() + chrono_duration(self.retry.infra_pause);
                 self.release(&lease, Some(again)).await
             }
         }
@@ -445,44 +392,96 @@ impl Pipeline {
         })
     }
 
+    /// A call to OpenAI under the fleet's rate limits, when there are any.
+    pub(crate) async fn limited<T>(
+        &self,
+        endpoint: crate::limits::Endpoint,
+        call: impl std::future::Future<Output = Result<T, UpstreamError>>,
+    ) -> Result<T, StepError> {
+        match &self.services.limits {
+            Some(limits) => limits.run(endpoint, call).await,
+            None => call.await.map_err(StepError::Upstream),
+        }
+    }
+
     /// A call retried in place only (its step cannot be deferred), its
-    /// transient failures logged as `attempt` logs them, so the request's
-    /// timeline shows them. A failure to log them does not fail the call.
+    /// failures logged as `attempt` logs them, so the request's timeline
+    /// shows them. A failure to log them does not fail the call. What
+    /// follows a failure is the verdict's, as in `attempt`; a wait it would
+    /// defer is waited here, and a hold gives up, as the step cannot wait.
     pub(crate) async fn retry_in_place<T, F, Fut>(
         &self,
         run: &Run<'_>,
         step: Step,
-        call: F,
-    ) -> Result<T, UpstreamError>
+        mut call: F,
+    ) -> Result<Result<T, UpstreamError>, PipelineError>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+        Fut: std::future::Future<Output = Result<T, StepError>>,
     {
         let mut failures = Vec::new();
-        let result = self
-            .retry
-            .run(step.as_str(), &self.metrics, call, |error| {
+        let mut tally = Tally::default();
+        let mut first_failure = None;
+        let result = loop {
+            run.ensure_owned()?;
+            let error = match call().await {
+                Ok(value) => break Ok(value),
+                Err(StepError::Upstream(error)) => error,
+                Err(StepError::Infra(infra)) => {
+                    self.after_infra_failure(step, infra).await?;
+                    continue;
+                }
+                Err(StepError::Throttled { retry_after, .. }) => {
+                    tokio::time::sleep(retry_after).await;
+                    continue;
+                }
+            };
+            if counts(&error) {
+                let since = *first_failure.get_or_insert_with(std::time::Instant::now);
+                tally = Tally {
+                    failures: tally.failures + 1,
+                    failing_for: since.elapsed(),
+                };
                 failures.push((Utc::now(), error.to_string()));
-            })
-            .await;
-        if let Err(error) = &result
-            && error.is_transient()
-        {
-            failures.push((Utc::now(), error.to_string()));
-        }
+            }
+            match self.retry.verdict(&error, tally) {
+                Verdict::Retry(delay) => {
+                    self.metrics.retry(step.as_str());
+                    tracing::warn!(%step, %error, retry_in = ?delay, "transient failure, retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Verdict::Hold { .. } | Verdict::GiveUp => break Err(error),
+            }
+        };
         if !failures.is_empty()
             && let Err(error) = self.store.log_failures(run.id(), step, &failures).await
         {
             tracing::warn!(%step, %error, "could not log the step's failures");
         }
-        result
+        Ok(result)
+    }
+
+    /// dynamo's own database or broker failed under a step: counted on its
+    /// own, logged, and waited out (`INFRA_RETRY_PAUSE`) without costing the
+    /// request a try. A lost lease stops the run instead.
+    async fn after_infra_failure(&self, step: Step, failure: Infra) -> Result<(), PipelineError> {
+        if let Infra::Database(StoreError::LeaseLost(_)) = failure {
+            return Err(PipelineError::LeaseLost);
+        }
+        self.metrics
+            .infra_failure(step.as_str(), failure.component());
+        tracing::warn!(%step, %failure, retry_in = ?self.retry.infra_pause, "dynamo's own infrastructure failed; trying again, at no cost to the request");
+        tokio::time::sleep(self.retry.infra_pause).await;
+        Ok(())
     }
 
     /// One upstream call of a step, retried on transient failures. Short waits
     /// happen in place; after a longer one is decided the request is let go
     /// (`Deferred`: it waits in the database, holding no consumer slot, and
     /// its schedule survives a restart). Failure counts and the step's
-    /// deadline are kept in the database too.
+    /// deadline are kept in the database too. What follows each failure is
+    /// [`RetryPolicy::verdict`]'s; failures of dynamo's own infrastructure
+    /// are waited out and cost nothing.
     pub(crate) async fn attempt<T, F, Fut>(
         &self,
         run: &Run<'_>,
@@ -491,12 +490,12 @@ impl Pipeline {
     ) -> Result<Attempted<T>, PipelineError>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+        Fut: std::future::Future<Output = Result<T, StepError>>,
     {
         // The held service this request probes, if it is the probe.
         let mut probing: Option<&'static str> = None;
-        for &service in crate::budget::services_for(self, step) {
-            match self.admit(service, false).await? {
+        for service in self.gate.services_for(step) {
+            match self.gate.admit(service, false).await? {
                 Admission::Go => {}
                 Admission::Probe => probing = Some(service),
                 // The probe taken before the debit is this call.
@@ -512,8 +511,8 @@ impl Pipeline {
             }
         }
         if step == Step::Image {
-            let probing_budget = probing == Some(crate::budget::BUDGET_HOLD);
-            if let Some(until) = self.check_budget(probing_budget).await? {
+            let probing_budget = probing == Some(crate::gate::BUDGET_HOLD);
+            if let Some(until) = self.gate.check_budget(probing_budget).await? {
                 return Ok(Attempted::Deferred(until, Wait::Held));
             }
             if probing_budget {
@@ -522,59 +521,65 @@ impl Pipeline {
         }
         loop {
             run.ensure_owned()?;
-            let result = call().await;
-            let answered = !matches!(
-                &result,
-                Err(UpstreamError::Outage { .. }
-                    | UpstreamError::ModelsGone { .. }
-                    | UpstreamError::Throttled { .. })
-            );
-            if answered && let Some(service) = probing.take() {
-                // Any answer but "still out" means the service is back.
-                self.on_probe_answered(service).await;
-            }
-            let error = match result {
-                Ok(value) => return Ok(Attempted::Done(value)),
-                Err(UpstreamError::Outage { service, reason }) => {
-                    let until = self.on_outage(service, &reason).await?;
-                    return Ok(Attempted::Deferred(until, Wait::Held));
-                }
-                Err(UpstreamError::ModelsGone { variable }) => {
-                    let reason = format!(
-                        "every model in {variable} is shut down: set {variable} to a current model"
-                    );
-                    let until = self.on_outage("openai", &reason).await?;
-                    return Ok(Attempted::Deferred(until, Wait::Held));
+            let error = match call().await {
+                Ok(value) => {
+                    self.probe_answered(&mut probing).await;
+                    return Ok(Attempted::Done(value));
                 }
                 // Not a failure: the request waits its turn in the database.
-                Err(UpstreamError::Throttled { retry_after, .. }) => {
+                Err(StepError::Throttled { retry_after, .. }) => {
                     let until = Utc::now() + chrono_duration(retry_after);
                     return Ok(Attempted::Deferred(until, Wait::RateLimit));
                 }
-                Err(error) if !error.is_transient() => return Ok(Attempted::Failed(error)),
-                Err(error) => error,
+                Err(StepError::Infra(infra)) => {
+                    self.after_infra_failure(step, infra).await?;
+                    continue;
+                }
+                Err(StepError::Upstream(error)) => error,
             };
-            let (failures, failing_since) = self
-                .store
-                .note_failure(run.lease(), step, &error.to_string())
-                .await?;
-            let failing_for = (Utc::now() - failing_since).to_std().unwrap_or_default();
-            if failures as usize >= self.retry.max_attempts || failing_for >= self.retry.deadline {
-                return Ok(Attempted::Failed(error));
+            let tally = if counts(&error) {
+                let (failures, failing_since) = self
+                    .store
+                    .note_failure(run.lease(), step, &error.to_string())
+                    .await?;
+                Tally {
+                    failures: u32::try_from(failures).unwrap_or(0),
+                    failing_for: (Utc::now() - failing_since).to_std().unwrap_or_default(),
+                }
+            } else {
+                Tally::default()
+            };
+            match self.retry.verdict(&error, tally) {
+                Verdict::Hold { service, reason } => {
+                    let until = self.gate.on_outage(service, &reason).await?;
+                    return Ok(Attempted::Deferred(until, Wait::Held));
+                }
+                Verdict::GiveUp => {
+                    // Any answer but "still out" means the service is back.
+                    self.probe_answered(&mut probing).await;
+                    return Ok(Attempted::Failed(error));
+                }
+                Verdict::Retry(delay) => {
+                    self.probe_answered(&mut probing).await;
+                    self.metrics.retry(step.as_str());
+                    tracing::warn!(%step, %error, retry_in = ?delay, failures = tally.failures, "transient failure, retrying");
+                    if delay <= self.retry.inline_max {
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    return Ok(Attempted::Deferred(
+                        Utc::now() + chrono_duration(delay),
+                        Wait::Retry,
+                    ));
+                }
             }
-            let delay = error
-                .retry_after()
-                .unwrap_or_else(|| self.retry.delay(failures as u32));
-            self.metrics.retry(step.as_str());
-            tracing::warn!(%step, %error, retry_in = ?delay, failures, "transient failure, retrying");
-            if delay <= self.retry.inline_max {
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            return Ok(Attempted::Deferred(
-                Utc::now() + chrono_duration(delay),
-                Wait::Retry,
-            ));
+        }
+    }
+
+    /// The probe got an answer (any but "still out"): the held service is back.
+    async fn probe_answered(&self, probing: &mut Option<&'static str>) {
+        if let Some(service) = probing.take() {
+            self.gate.on_probe_answered(service).await;
         }
     }
 }
@@ -592,8 +597,4 @@ fn request_span(id: Uuid, request: &GenerationRequest) -> tracing::Span {
         viewer = %request.viewer.twitch_display_name,
         style = %request.style(),
     )
-}
-
-pub(crate) fn chrono_duration(duration: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }

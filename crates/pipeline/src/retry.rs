@@ -1,12 +1,13 @@
 //! The retry policy for transient upstream failures: exponential backoff with
 //! jitter (`backon`), honouring what the service asked us to wait, bounded by
-//! a number of attempts and a total wait per step.
+//! a number of attempts and a total wait per step — and the one verdict
+//! ([`RetryPolicy::verdict`]) that says, for any failure of a step, what
+//! happens next. Both the in-place and the deferred retries ask it.
 
-use crate::metrics::Metrics;
-use backon::{ExponentialBuilder, Retryable};
+use backon::ExponentialBuilder;
 use dynamo_runtime::{Env, SettingError};
+use dynamo_store::RequestState;
 use dynamo_upstream::UpstreamError;
-use std::future::Future;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +23,11 @@ pub struct RetryPolicy {
     /// `RETRY_INLINE_MAX`, default 2s: waits up to this long happen in place;
     /// longer ones are scheduled in the database and free the consumer slot.
     pub inline_max: Duration,
+    /// `INFRA_RETRY_PAUSE`, default 5s: after dynamo's own database or
+    /// broker failed, how long before the same thing is tried again (a
+    /// step's call, a requeued message, a lost subscription). Such waits
+    /// cost the request none of its tries.
+    pub infra_pause: Duration,
 }
 
 impl RetryPolicy {
@@ -32,6 +38,7 @@ impl RetryPolicy {
             max_attempts: env.parse("RETRY_MAX_ATTEMPTS", 8)?,
             deadline: env.duration("RETRY_DEADLINE", Duration::from_secs(600))?,
             inline_max: env.duration("RETRY_INLINE_MAX", Duration::from_secs(2))?,
+            infra_pause: env.duration("INFRA_RETRY_PAUSE", Duration::from_secs(5))?,
         };
         if policy.max_attempts == 0 {
             return Err(SettingError::new(
@@ -60,36 +67,147 @@ impl RetryPolicy {
             .unwrap_or(self.max_delay)
     }
 
-    /// Runs `call` until it succeeds, fails for good, or the policy runs out,
-    /// telling `on_retry` of each failure that is retried.
-    pub async fn run<T, F, Fut>(
-        &self,
-        step: &'static str,
-        metrics: &Metrics,
-        call: F,
-        mut on_retry: impl FnMut(&UpstreamError),
-    ) -> Result<T, UpstreamError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, UpstreamError>>,
-    {
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.min_delay)
-            .with_max_delay(self.max_delay)
-            .with_max_times(self.max_attempts.saturating_sub(1))
-            .with_total_delay(Some(self.deadline))
-            .with_jitter();
-        call.retry(backoff)
-            .sleep(tokio::time::sleep)
-            .when(UpstreamError::is_transient)
-            // A service that says how long to wait knows better than our curve;
-            // but once the policy has run out (None), stop regardless.
-            .adjust(|error, planned| planned.map(|delay| error.retry_after().unwrap_or(delay)))
-            .notify(|error, delay| {
-                on_retry(error);
-                metrics.retry(step);
-                tracing::warn!(step, %error, retry_in = ?delay, "transient failure, retrying");
-            })
-            .await
+    /// What happens after `error`, the step's `tally.failures`-th counted
+    /// failure, `tally.failing_for` after its first (see [`counts`]).
+    pub fn verdict(&self, error: &UpstreamError, tally: Tally) -> Verdict {
+        match error {
+            UpstreamError::Outage { service, reason } => Verdict::Hold {
+                service,
+                reason: reason.clone(),
+            },
+            UpstreamError::ModelsGone { service, variable } => Verdict::Hold {
+                service,
+                reason: format!(
+                    "every model in {variable} is shut down: set {variable} to a current model"
+                ),
+            },
+            _ if !counts(error) => Verdict::GiveUp,
+            _ if tally.failures as usize >= self.max_attempts
+                || tally.failing_for >= self.deadline =>
+            {
+                Verdict::GiveUp
+            }
+            _ => Verdict::Retry(
+                error
+                    .retry_after()
+                    .unwrap_or_else(|| self.delay(tally.failures)),
+            ),
+        }
+    }
+}
+
+/// A step's counted failures so far, this one included, and how long since
+/// the first of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub failures: u32,
+    pub failing_for: Duration,
+}
+
+/// What a step does after a failure of the service it called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Try again after this wait: in place when it is short
+    /// (`RETRY_INLINE_MAX`), else at that time from the database, freeing
+    /// the consumer's slot.
+    Retry(Duration),
+    /// The service as a whole is out: the fleet holds (SPEC §6.10); the
+    /// request waits, its tries untouched.
+    Hold {
+        service: &'static str,
+        reason: String,
+    },
+    /// Trying again cannot help, or the policy ran out: the step ends the
+    /// request ([`end_state`]).
+    GiveUp,
+}
+
+/// Whether a failure spends one of the step's tries: it may work if tried
+/// again (5xx, 429, timeouts, no answer). Holds and refusals do not.
+pub fn counts(error: &UpstreamError) -> bool {
+    matches!(
+        error,
+        UpstreamError::Transient { .. }
+            | UpstreamError::RateLimited { .. }
+            | UpstreamError::TimedOut { .. }
+    )
+}
+
+/// How a request that gave up after `error` ends, and the reason a viewer
+/// reads: rejected for an inadmissible prompt, failed otherwise.
+pub fn end_state(error: &UpstreamError, doing: &str) -> (RequestState, String) {
+    match error {
+        UpstreamError::Inadmissible(reason) => (RequestState::Rejected, reason.clone()),
+        UpstreamError::NotEnoughPoints => (RequestState::Failed, "not enough points".to_owned()),
+        other => (RequestState::Failed, format!("{doing} failed: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+            max_attempts: 3,
+            deadline: Duration::from_secs(5),
+            inline_max: Duration::from_secs(2),
+            infra_pause: Duration::from_secs(5),
+        }
+    }
+
+    fn tally(failures: u32, secs: u64) -> Tally {
+        Tally {
+            failures,
+            failing_for: Duration::from_secs(secs),
+        }
+    }
+
+    #[test]
+    fn the_verdict_table() {
+        let policy = policy();
+        let transient = UpstreamError::Transient {
+            service: "ledger",
+            detail: "503".into(),
+            retry_after: None,
+        };
+        let asked = UpstreamError::RateLimited {
+            service: "openai",
+            detail: "429".into(),
+            retry_after: Some(Duration::from_secs(7)),
+        };
+        let outage = UpstreamError::Outage {
+            service: "openai",
+            reason: "no credit".into(),
+        };
+        let refused = UpstreamError::Permanent {
+            service: "openai",
+            detail: "400".into(),
+        };
+        assert!(
+            matches!(policy.verdict(&transient, tally(1, 0)), Verdict::Retry(d) if d <= policy.max_delay)
+        );
+        assert_eq!(
+            policy.verdict(&asked, tally(1, 0)),
+            Verdict::Retry(Duration::from_secs(7)),
+            "the service's own wait wins"
+        );
+        assert_eq!(policy.verdict(&transient, tally(3, 0)), Verdict::GiveUp);
+        assert_eq!(policy.verdict(&transient, tally(1, 5)), Verdict::GiveUp);
+        assert_eq!(
+            policy.verdict(&outage, tally(9, 99)),
+            Verdict::Hold {
+                service: "openai",
+                reason: "no credit".into()
+            }
+        );
+        assert_eq!(policy.verdict(&refused, tally(0, 0)), Verdict::GiveUp);
+        assert!(!counts(&outage) && !counts(&refused) && counts(&asked));
+        assert_eq!(
+            end_state(&UpstreamError::Inadmissible("flagged".into()), "x").0,
+            RequestState::Rejected
+        );
     }
 }

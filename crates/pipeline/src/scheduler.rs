@@ -6,7 +6,8 @@
 //! a claimer that dies hands it on when its own lease lapses. These requests
 //! take no prefetch slot of the queue: their messages are done with.
 
-use crate::request::{Outcome, Pipeline};
+use crate::request::Pipeline;
+use crate::run::Outcome;
 use dynamo_runtime::Shutdown;
 use dynamo_store::Lease;
 use std::sync::Arc;

@@ -1,10 +1,11 @@
 //! After the end state: settle the points, report the result, and tell Discord.
 
+use crate::failure::{Infra, upstream};
 use crate::messages::result_for;
-use crate::request::{Current, Pipeline, PipelineError, Run};
+use crate::request::{Pipeline, Run};
+use crate::run::{Current, PipelineError};
 use dynamo_broker::{Envelope, PublishError};
 use dynamo_store::{Step, StoredImage};
-use dynamo_upstream::UpstreamError;
 use dynamo_wire::GenerationRequest;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -22,9 +23,11 @@ impl Pipeline {
             if let Some(flow_id) = current.record.ledger_flow_id {
                 let viewer = &job.request.viewer;
                 let ledger = &self.services.ledger;
-                self.retry_in_place(run, Step::Refund, || ledger.refund(viewer, flow_id))
-                    .await
-                    .map_err(PipelineError::Settle)?;
+                self.retry_in_place(run, Step::Refund, || {
+                    upstream(ledger.refund(viewer, flow_id))
+                })
+                .await?
+                .map_err(PipelineError::Settle)?;
                 tracing::info!(%flow_id, "points refunded");
             } else if !job.free_of_charge {
                 self.refund_unheard_debits(run).await?;
@@ -38,16 +41,19 @@ impl Pipeline {
             run.ensure_owned()?;
             // Results are for whoever listens; with nobody bound the message is
             // simply not needed, so it is not published as mandatory.
+            // The broker failing is waited out in place.
             self.retry_in_place(run, Step::Result, || async {
                 self.publish(exchange, &body, job.id, false)
                     .await
-                    .map_err(|error| UpstreamError::Transient {
-                        service: "rabbitmq",
-                        detail: error.to_string(),
-                        retry_after: None,
+                    .map_err(|error| {
+                        Infra::Broker {
+                            exchange: exchange.clone(),
+                            detail: error.to_string(),
+                        }
+                        .into()
                     })
             })
-            .await
+            .await?
             .map_err(|error| PipelineError::Publish {
                 exchange: exchange.clone(),
                 detail: error.to_string(),
@@ -73,9 +79,9 @@ impl Pipeline {
         let ledger = &self.services.ledger;
         let pending = self
             .retry_in_place(run, Step::Refund, || {
-                ledger.pending_debits_since(viewer, since, self.points_cost)
+                upstream(ledger.pending_debits_since(viewer, since, self.points_cost))
             })
-            .await
+            .await?
             .map_err(PipelineError::Settle)?;
         if pending.is_empty() {
             return Ok(());
@@ -87,9 +93,11 @@ impl Pipeline {
             .ok_or(PipelineError::DebitInFlight)?;
         for flow_id in orphans {
             run.ensure_owned()?;
-            self.retry_in_place(run, Step::Refund, || ledger.refund(viewer, flow_id))
-                .await
-                .map_err(PipelineError::Settle)?;
+            self.retry_in_place(run, Step::Refund, || {
+                upstream(ledger.refund(viewer, flow_id))
+            })
+            .await?
+            .map_err(PipelineError::Settle)?;
             tracing::info!(%flow_id, "refunded a debit whose answer never reached dynamo");
         }
         Ok(())
@@ -107,8 +115,7 @@ impl Pipeline {
             mandatory,
             headers: Vec::new(),
         };
-        let publisher = self.publisher.read().await.clone();
-        publisher.publish_json(exchange, body, envelope).await
+        self.publisher.publish_json(exchange, body, envelope).await
     }
 
     /// Best effort, off the request's path.

@@ -1,8 +1,12 @@
 //! The steps of the pipeline, each reading like the SPEC's sentence for it:
 //! debit, name, make the image, alert, accept — and ending a request.
 
+use crate::failure::{Infra, StepError, upstream};
+use crate::limits::Endpoint;
 use crate::messages::alert_for;
-use crate::request::{Attempted, Current, Next, Pipeline, PipelineError, Run, StepResult};
+use crate::request::{Pipeline, Run};
+use crate::retry::end_state;
+use crate::run::{Attempted, Current, Next, PipelineError, StepResult};
 use dynamo_broker::PublishError;
 use dynamo_imaging::{ProcessedImage, process_friend, process_ghost};
 use dynamo_store::{RequestState, Step, StoreError, StoredImage};
@@ -19,7 +23,7 @@ impl Pipeline {
     pub(crate) async fn debit(&self, run: &Run<'_>, current: &mut Current) -> StepResult {
         let job = run.job;
         // Held: wait un-debited (issue 12), rather than be charged to wait.
-        if let Some((until, why)) = self.admit_before_debit(run).await? {
+        if let Some((until, why)) = self.gate.admit_before_debit(&run.probe).await? {
             return Ok(Next::Wait(until, why));
         }
         if job.free_of_charge || self.points_cost == 0 {
@@ -38,9 +42,7 @@ impl Pipeline {
                     tracing::info!(%flow_id, "adopting the debit an earlier try made");
                     return Ok(flow_id);
                 }
-                ledger
-                    .debit(viewer, job.id, job.request.style(), self.points_cost)
-                    .await
+                upstream(ledger.debit(viewer, job.id, job.request.style(), self.points_cost)).await
             })
             .await?;
         let flow_id = match attempted {
@@ -55,13 +57,14 @@ impl Pipeline {
     }
 
     /// The oldest pending image debit of the viewer made since `since` that
-    /// no request holds. A database failure here counts as the ledger's
-    /// lookup failing: tried again, never a reason to debit twice.
+    /// no request holds. A database failure here is dynamo's own: waited
+    /// out and tried again, never a reason to debit twice, and no cost to
+    /// the request.
     async fn unclaimed_debit(
         &self,
         viewer: &dynamo_wire::Viewer,
         since: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<uuid::Uuid>, UpstreamError> {
+    ) -> Result<Option<uuid::Uuid>, StepError> {
         let candidates = self
             .services
             .ledger
@@ -70,13 +73,7 @@ impl Pipeline {
         if candidates.is_empty() {
             return Ok(None);
         }
-        let owned = self.store.owned_flows(&candidates).await.map_err(|error| {
-            UpstreamError::Transient {
-                service: "database",
-                detail: error.to_string(),
-                retry_after: None,
-            }
-        })?;
+        let owned = self.store.owned_flows(&candidates).await?;
         Ok(candidates.into_iter().find(|flow| !owned.contains(flow)))
     }
 
@@ -87,7 +84,9 @@ impl Pipeline {
         let user = job.request.viewer.twitch_user_id.as_str();
         let names = &self.services.names;
         let name = match self
-            .attempt(run, Step::Name, || names.name(subject, user))
+            .attempt(run, Step::Name, || {
+                self.limited(Endpoint::Chat, names.name(subject, user))
+            })
             .await?
         {
             Attempted::Done(name) => name,
@@ -138,10 +137,10 @@ impl Pipeline {
         // a crash meanwhile resumes from the image kept above.
         let uploaded = self
             .retry_in_place(run, Step::Upload, || {
-                storage.put(&key, processed.bytes.clone(), processed.content_type)
+                upstream(storage.put(&key, processed.bytes.clone(), processed.content_type))
             })
             .instrument(crate::request::step_span("upload"))
-            .await;
+            .await?;
         let url = match uploaded {
             Ok(url) => url,
             Err(error) => return self.end(run, current, "storing the image", error).await,
@@ -172,7 +171,9 @@ impl Pipeline {
         let prompt = self.prompts.build(&job.request.payload);
         if let Some(moderator) = &self.services.moderator {
             match self
-                .attempt(run, Step::Moderation, || moderator.screen(&prompt))
+                .attempt(run, Step::Moderation, || {
+                    self.limited(Endpoint::Moderation, moderator.screen(&prompt))
+                })
                 .await?
             {
                 Attempted::Done(()) => {}
@@ -193,7 +194,9 @@ impl Pipeline {
         };
         let images = &self.services.images;
         let bought = match self
-            .attempt(run, Step::Image, || images.generate(&image_job))
+            .attempt(run, Step::Image, || {
+                self.limited(Endpoint::Images, images.generate(&image_job))
+            })
             .await?
         {
             Attempted::Done(bought) => bought,
@@ -248,26 +251,29 @@ impl Pipeline {
         let sent = self
             .attempt(run, Step::Alert, || async {
                 match self.publish(exchange, &body, job.id, true).await {
+                    Ok(()) => Ok(()),
+                    // Nobody listening is the alerts service's absence.
                     Err(PublishError::Returned(_)) => Err(UpstreamError::Transient {
                         service: "alerts",
                         detail: format!(
                             "no queue is bound to {exchange}: is the alerts service running?"
                         ),
                         retry_after: None,
-                    }),
-                    other => Ok(other),
+                    }
+                    .into()),
+                    Err(error) => Err(Infra::Broker {
+                        exchange: exchange.clone(),
+                        detail: error.to_string(),
+                    }
+                    .into()),
                 }
             })
             .await?;
         match sent {
-            Attempted::Done(Ok(())) => {
+            Attempted::Done(()) => {
                 current.apply(self.store.mark_alerted(run.lease()).await?);
                 Ok(Next::To(RequestState::Alerted))
             }
-            Attempted::Done(Err(error)) => Err(PipelineError::Publish {
-                exchange: exchange.clone(),
-                detail: error.to_string(),
-            }),
             Attempted::Failed(error) => self.end(run, current, "publishing the alert", error).await,
             Attempted::Deferred(until, why) => Ok(Next::Wait(until, why)),
         }
@@ -280,9 +286,11 @@ impl Pipeline {
         if let Some(flow_id) = current.record.ledger_flow_id {
             let viewer = &run.job.request.viewer;
             let ledger = &self.services.ledger;
-            self.retry_in_place(run, Step::Accept, || ledger.accept(viewer, flow_id))
-                .await
-                .map_err(PipelineError::Settle)?;
+            self.retry_in_place(run, Step::Accept, || {
+                upstream(ledger.accept(viewer, flow_id))
+            })
+            .await?
+            .map_err(PipelineError::Settle)?;
         }
         current.apply(self.store.mark_succeeded(run.lease()).await?);
         Ok(Next::To(RequestState::Succeeded))
@@ -297,13 +305,7 @@ impl Pipeline {
         doing: &str,
         error: UpstreamError,
     ) -> StepResult {
-        let (state, reason) = match &error {
-            UpstreamError::Inadmissible(reason) => (RequestState::Rejected, reason.clone()),
-            UpstreamError::NotEnoughPoints => {
-                (RequestState::Failed, "not enough points".to_owned())
-            }
-            other => (RequestState::Failed, format!("{doing} failed: {other}")),
-        };
+        let (state, reason) = end_state(&error, doing);
         self.end_with(run, current, state, reason).await
     }
 

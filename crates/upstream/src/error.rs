@@ -1,4 +1,6 @@
-//! How a call to another service failed, classified for the pipeline.
+//! How a call to another service failed: what the service did, in the
+//! pipeline's words. What to do about it (retry, hold, give up) is the
+//! pipeline's retry verdict, not decided here.
 
 use std::time::Duration;
 
@@ -34,14 +36,6 @@ pub enum UpstreamError {
     /// The ledger answered 409 to the debit.
     #[error("not enough points")]
     NotEnoughPoints,
-    /// dynamo's own fleet-wide rate limiter has no slot for a while: not a
-    /// failure of anything. The request is let go and tried again after
-    /// `retry_after`, costing it no attempt.
-    #[error("{service} calls are at their configured rate; next slot in about {retry_after:?}")]
-    Throttled {
-        service: &'static str,
-        retry_after: Duration,
-    },
     /// The service cannot serve anyone right now, for a reason that says
     /// nothing about this request: a bad key, no credit left, every
     /// configured model gone. dynamo holds requests instead of failing them
@@ -55,8 +49,11 @@ pub enum UpstreamError {
     /// Every model the setting `variable` names is shut down (or unknown to
     /// the server): a failure of the service, not of the request — the
     /// pipeline holds requests rather than fail them.
-    #[error("every model in {variable} is shut down or unknown to the server")]
-    ModelsGone { variable: &'static str },
+    #[error("every model in {variable} is shut down or unknown to {service}")]
+    ModelsGone {
+        service: &'static str,
+        variable: &'static str,
+    },
     /// Will not work however often it is tried (a request the service
     /// refuses, a malformed answer).
     #[error("{service} refused: {detail}")]
@@ -67,23 +64,6 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            UpstreamError::Transient { .. }
-                | UpstreamError::RateLimited { .. }
-                | UpstreamError::TimedOut { .. }
-        )
-    }
-
-    /// Whether the service as a whole is out (hold everyone), not this call.
-    pub fn is_outage(&self) -> bool {
-        matches!(
-            self,
-            UpstreamError::Outage { .. } | UpstreamError::ModelsGone { .. }
-        )
-    }
-
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             UpstreamError::Transient { retry_after, .. }

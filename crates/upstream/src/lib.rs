@@ -3,8 +3,8 @@
 //! dynamo run without the cloud). Tests drive the real implementations against
 //! fake servers that speak the real wire format.
 //!
-//! Every failure is an [`UpstreamError`] that says whether trying again later
-//! can help: that single fact drives retries, refunds and end states.
+//! Every failure is an [`UpstreamError`] that says what the service did (or
+//! failed to do); the pipeline's retry verdict decides what follows from it.
 
 mod api_error;
 mod auth;
@@ -79,6 +79,9 @@ impl GeneratedImage {
 /// Makes images from prompts.
 #[async_trait]
 pub trait ImageProvider: Send + Sync {
+    /// The service's id: it keys the service's holds (and is the name its
+    /// `UpstreamError`s carry), so two providers hold on their own.
+    fn service(&self) -> &'static str;
     /// Shown at start-up so operators know what will be billed.
     fn describe(&self) -> String;
     async fn generate(&self, job: &ImageJob) -> Result<GeneratedImage, UpstreamError>;
@@ -87,6 +90,9 @@ pub trait ImageProvider: Send + Sync {
 /// Names friends.
 #[async_trait]
 pub trait NameProvider: Send + Sync {
+    /// The service's id: it keys the service's holds (and is the name its
+    /// `UpstreamError`s carry), so two providers hold on their own.
+    fn service(&self) -> &'static str;
     /// The prompt sent for `subject`, as recorded in the `answer` table.
     fn prompt(&self, subject: &str) -> String;
     async fn name(&self, subject: &str, user: &str) -> Result<String, UpstreamError>;
@@ -95,6 +101,9 @@ pub trait NameProvider: Send + Sync {
 /// Screens prompts before an image is paid for.
 #[async_trait]
 pub trait Moderator: Send + Sync {
+    /// The service's id: it keys the service's holds (and is the name its
+    /// `UpstreamError`s carry), so two providers hold on their own.
+    fn service(&self) -> &'static str;
     /// `Err(UpstreamError::Inadmissible)` when the prompt is flagged.
     async fn screen(&self, prompt: &str) -> Result<(), UpstreamError>;
 }

@@ -11,6 +11,10 @@ pub struct Placeholder;
 
 #[async_trait]
 impl ImageProvider for Placeholder {
+    fn service(&self) -> &'static str {
+        "placeholder"
+    }
+
     fn describe(&self) -> String {
         "the built-in placeholder (images are drawn locally; no API is called)".to_owned()
     }
@@ -30,6 +34,10 @@ impl ImageProvider for Placeholder {
 
 #[async_trait]
 impl NameProvider for Placeholder {
+    fn service(&self) -> &'static str {
+        "placeholder"
+    }
+
     fn prompt(&self, subject: &str) -> String {
         crate::openai::name_prompt(subject)
     }

@@ -115,6 +115,11 @@ pub struct FakeState {
     pub history_reads: usize,
     /// How many `GET /history` calls to answer 503 before working.
     pub history_failures: usize,
+    /// `GET /history` calls received (before any gate).
+    pub history_asked: usize,
+    /// When set, `GET /history` answers only once it gets a permit from
+    /// it: a test holds the answer until it has arranged what comes next.
+    pub history_gate: Option<Arc<tokio::sync::Semaphore>>,
     pub tokens_issued: usize,
     pub bad_signatures: usize,
     pub discord_posts: Vec<(String, Value)>,
@@ -423,6 +428,17 @@ async fn history(
                 .into_response();
         }
     };
+    let gate = {
+        let mut state = state.lock().unwrap();
+        state.history_asked += 1;
+        state.history_gate.clone()
+    };
+    if let Some(gate) = gate {
+        // Never closed by the tests; a closed gate simply lets the answer through.
+        if let Ok(permit) = gate.acquire().await {
+            permit.forget();
+        }
+    }
     let mut state = state.lock().unwrap();
     if state.history_failures > 0 {
         state.history_failures -= 1;

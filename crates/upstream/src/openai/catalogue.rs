@@ -1,7 +1,7 @@
 //! The model catalogue: which configured models the server still lists,
 //! read at start-up and re-read once for the whole fleet.
 
-use super::OpenAi;
+use super::{OpenAi, SERVICE};
 use crate::UpstreamError;
 use crate::credentials::authorize;
 use crate::model_name::{Naming, listed_as_configured};
@@ -35,6 +35,7 @@ impl OpenAi {
             }
             if chain.models.iter().all(|m| gone.contains(m)) {
                 return Err(UpstreamError::ModelsGone {
+                    service: SERVICE,
                     variable: chain.variable,
                 });
             }

@@ -9,6 +9,10 @@ use std::sync::atomic::Ordering;
 
 #[async_trait]
 impl NameProvider for OpenAi {
+    fn service(&self) -> &'static str {
+        SERVICE
+    }
+
     fn prompt(&self, subject: &str) -> String {
         name_prompt(subject)
     }

@@ -205,6 +205,10 @@ fn image_usage(response: &Value) -> Option<ImageUsage> {
 
 #[async_trait]
 impl ImageProvider for OpenAi {
+    fn service(&self) -> &'static str {
+        SERVICE
+    }
+
     fn describe(&self) -> String {
         format!(
             "OpenAI image models {} at {}",

@@ -180,6 +180,7 @@ impl OpenAi {
             }
         }
         Err(UpstreamError::ModelsGone {
+            service: SERVICE,
             variable: chain.variable,
         })
     }

@@ -9,6 +9,10 @@ use std::sync::atomic::Ordering;
 
 #[async_trait]
 impl Moderator for OpenAi {
+    fn service(&self) -> &'static str {
+        SERVICE
+    }
+
     async fn screen(&self, prompt: &str) -> Result<(), UpstreamError> {
         if self.lacks.moderation.load(Ordering::Relaxed) {
             return Ok(());

@@ -1,3 +1,5 @@
+//! The gate before a paid call: service holds and the daily image budget.
+//!
 //! Holding the fleet while a service is out (SPEC §6.10). A bad key, no
 //! credit or every model gone says nothing about a viewer's prompt, so such
 //! an answer does not fail the request: it puts the service on hold for the
@@ -11,34 +13,32 @@
 //! A request not yet debited looks at the hold before its debit: while the
 //! fleet holds it waits un-charged (unless it is the probe), so a stream of
 //! new requests during an outage is not debited only to wait.
+//!
+//! `OPENAI_DAILY_BUDGET_USD` (issue 12): once the fleet has spent the day's
+//! budget on images — summed over every process from the spend recorded in
+//! PostgreSQL — image calls are held like an outage (SPEC §3: "dynamo's own
+//! spending cap reached"): requests wait, neither failed nor charged, until
+//! the next UTC day or a higher budget. The hold is its own service,
+//! [`BUDGET_HOLD`], so names and moderation go on while images wait.
 
-use crate::request::{Pipeline, PipelineError, chrono_duration};
+use crate::metrics::Metrics;
+use crate::run::{PipelineError, Wait, chrono_duration};
+use crate::settings::HoldPolicy;
 use chrono::{DateTime, Utc};
-use dynamo_runtime::{Env, SettingError};
-use std::time::Duration;
+use dynamo_store::{Step, Store};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+/// The hold the budget puts on image calls (shown on `/readyz` and the page).
+pub const BUDGET_HOLD: &str = "openai-budget";
+
+/// The ids of the services the steps call (each provider's own), which
+/// key their holds.
 #[derive(Debug, Clone, Copy)]
-pub struct HoldPolicy {
-    /// `UPSTREAM_PROBE_INTERVAL`, default 30s: how often one held request
-    /// tries the service again.
-    pub probe_every: Duration,
-    /// `UPSTREAM_OUTAGE_MAX_WAIT`, default 30m: how long requests are held
-    /// before they fail with a refund and the viewer is told.
-    pub max_wait: Duration,
-    /// `OPENAI_DAILY_BUDGET_USD` (unset: no cap): once today's spend,
-    /// fleet-wide, reaches it, image calls are held until the next UTC day
-    /// or a higher budget ([`crate::budget`]).
-    pub daily_budget_usd: Option<f64>,
-}
-
-impl HoldPolicy {
-    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
-        Ok(Self {
-            probe_every: env.duration("UPSTREAM_PROBE_INTERVAL", Duration::from_secs(30))?,
-            max_wait: env.duration("UPSTREAM_OUTAGE_MAX_WAIT", Duration::from_secs(30 * 60))?,
-            daily_budget_usd: crate::budget::daily_budget(env)?,
-        })
-    }
+pub(crate) struct ServiceIds {
+    pub(crate) images: &'static str,
+    pub(crate) names: &'static str,
+    pub(crate) moderation: Option<&'static str>,
 }
 
 /// Whether a request may call a service now.
@@ -53,22 +53,82 @@ pub(crate) enum Admission {
     GiveUp(String),
 }
 
-impl Pipeline {
+/// Holds and the daily budget, asked before a paid call (and before a
+/// debit): one probe per `UPSTREAM_PROBE_INTERVAL` fleet-wide while a
+/// service is held.
+pub(crate) struct Gate {
+    store: Store,
+    policy: HoldPolicy,
+    metrics: Arc<Metrics>,
+    services: ServiceIds,
+}
+
+impl Gate {
+    pub(crate) fn new(
+        store: Store,
+        policy: HoldPolicy,
+        metrics: Arc<Metrics>,
+        services: ServiceIds,
+    ) -> Self {
+        Self {
+            store,
+            policy,
+            metrics,
+            services,
+        }
+    }
+
+    /// The holds a request looks at before its debit.
+    /// Every service a request may call, then the budget's hold.
+    pub(crate) fn held_services(&self) -> Vec<&'static str> {
+        let ServiceIds {
+            images,
+            names,
+            moderation,
+        } = self.services;
+        let mut held = vec![images];
+        for service in [Some(names), moderation].into_iter().flatten() {
+            if !held.contains(&service) {
+                held.push(service);
+            }
+        }
+        held.extend(self.budget());
+        held
+    }
+
+    /// The budget's hold, when there is a budget.
+    fn budget(&self) -> Option<&'static str> {
+        self.policy.daily_budget_usd.map(|_| BUDGET_HOLD)
+    }
+
+    /// The holds that keep a step from calling out.
+    pub(crate) fn services_for(&self, step: Step) -> Vec<&'static str> {
+        match step {
+            Step::Image => [Some(self.services.images), self.budget()]
+                .into_iter()
+                .flatten()
+                .collect(),
+            Step::Name => vec![self.services.names],
+            Step::Moderation => self.services.moderation.into_iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Before the debit: whether a new request may go on now. While a
     /// service it needs is held it waits un-debited — except the one that
-    /// takes the probe, which carries it (`run.probe`) to the held step.
+    /// takes the probe, which carries it (`probe`) to the held step.
     pub(crate) async fn admit_before_debit(
         &self,
-        run: &crate::request::Run<'_>,
-    ) -> Result<Option<(DateTime<Utc>, crate::request::Wait)>, PipelineError> {
-        for &service in crate::budget::held_services(self) {
+        probe: &AtomicBool,
+    ) -> Result<Option<(DateTime<Utc>, Wait)>, PipelineError> {
+        for service in self.held_services() {
             let Some(hold) = self.store.current_hold(service).await? else {
                 continue;
             };
             // The budget's "probe" is a sum in the database: any request may look.
-            if service == crate::budget::BUDGET_HOLD {
+            if service == BUDGET_HOLD {
                 match self.check_budget(true).await? {
-                    Some(until) => return Ok(Some((until, crate::request::Wait::Held))),
+                    Some(until) => return Ok(Some((until, Wait::Held))),
                     None => continue,
                 }
             }
@@ -76,18 +136,18 @@ impl Pipeline {
             if self.store.debited_requests_waiting().await? {
                 let until =
                     hold.next_probe_at.max(Utc::now()) + chrono::Duration::milliseconds(500);
-                return Ok(Some((until, crate::request::Wait::Held)));
+                return Ok(Some((until, Wait::Held)));
             }
             match self.admit(service, true).await? {
                 Admission::Go => {}
                 Admission::Probe => {
-                    run.probe.store(true, std::sync::atomic::Ordering::Relaxed);
+                    probe.store(true, Ordering::Relaxed);
                 }
                 // The held step ends it with a refund; nothing is debited yet.
                 Admission::GiveUp(_) => {}
                 Admission::Wait(until) => {
                     tracing::debug!(service, "the service is held; waiting before the debit");
-                    return Ok(Some((until, crate::request::Wait::Held)));
+                    return Ok(Some((until, Wait::Held)));
                 }
             }
         }
@@ -107,7 +167,7 @@ impl Pipeline {
             return Ok(Admission::Go);
         };
         let now = Utc::now();
-        let too_long = now - hold.held_since > chrono_duration(self.holds.max_wait);
+        let too_long = now - hold.held_since > chrono_duration(self.policy.max_wait);
         let give_up = || {
             Admission::GiveUp(format!(
                 "{} (held for longer than UPSTREAM_OUTAGE_MAX_WAIT)",
@@ -119,7 +179,7 @@ impl Pipeline {
         }
         if self
             .store
-            .take_probe(service, self.holds.probe_every)
+            .take_probe(service, self.policy.probe_every)
             .await?
         {
             tracing::info!(service, "trying the held service again as its probe");
@@ -143,19 +203,19 @@ impl Pipeline {
     ) -> Result<DateTime<Utc>, PipelineError> {
         if self
             .store
-            .hold(service, reason, self.holds.probe_every)
+            .hold(service, reason, self.policy.probe_every)
             .await?
         {
             self.metrics.hold_started(service);
             tracing::error!(
                 service,
                 %reason,
-                probe_every = ?self.holds.probe_every,
+                probe_every = ?self.policy.probe_every,
                 "holding every request until the service works again: requests wait, none fails or is charged"
             );
         }
         Ok(Utc::now()
-            + chrono_duration(self.holds.probe_every)
+            + chrono_duration(self.policy.probe_every)
             + chrono::Duration::milliseconds(500))
     }
 
@@ -169,5 +229,33 @@ impl Pipeline {
             // The next probe ends it instead.
             Err(error) => tracing::warn!(service, %error, "could not end the hold"),
         }
+    }
+
+    /// Before an image is bought: `Some(when to look again)` when today's
+    /// spend has reached the budget (the fleet is then held), `None` when
+    /// the image may be bought. `probing`: this request is the budget
+    /// hold's probe, and ends the hold when the budget allows again.
+    pub(crate) async fn check_budget(
+        &self,
+        probing: bool,
+    ) -> Result<Option<DateTime<Utc>>, PipelineError> {
+        let Some(budget) = self.policy.daily_budget_usd else {
+            return Ok(None);
+        };
+        let spent = self.store.spend_today().await?;
+        if spent < budget {
+            if probing && self.store.release_hold(BUDGET_HOLD).await? {
+                tracing::info!(
+                    spent_usd = spent,
+                    budget_usd = budget,
+                    "under the daily budget again; buying images"
+                );
+            }
+            return Ok(None);
+        }
+        let reason = format!(
+            "today's image spend (${spent:.2}) has reached OPENAI_DAILY_BUDGET_USD (${budget:.2}): image calls wait until 00:00 UTC or a higher budget"
+        );
+        Ok(Some(self.on_outage(BUDGET_HOLD, &reason).await?))
     }
 }

@@ -1,0 +1,96 @@
+//! The crate's modules import each other without a circle, and `run` (the
+//! shared vocabulary) imports nothing of the crate: read from the sources,
+//! so a new `use crate::…` that closes a circle fails here, naming it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a source it cannot read should fail it
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Each module of `src/` and the modules of the crate it names (`crate::x`),
+/// outside comments and its unit tests.
+fn imports() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut sources = BTreeMap::new();
+    for entry in std::fs::read_dir(&src).expect("the crate's src/") {
+        let path = entry.expect("a directory entry").path();
+        let name = path
+            .file_stem()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if path.extension().is_some_and(|e| e == "rs") && name != "lib" {
+            let text = std::fs::read_to_string(&path).expect("a source file");
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            let code: String = code
+                .lines()
+                .map(|line| line.split("//").next().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n");
+            sources.insert(name.to_owned(), code);
+        }
+    }
+    let modules: BTreeSet<String> = sources.keys().cloned().collect();
+    sources
+        .iter()
+        .map(|(module, code)| {
+            let named = code
+                .split("crate::")
+                .skip(1)
+                .map(|rest| {
+                    rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .filter(|name| modules.contains(name) && name != module)
+                .collect();
+            (module.clone(), named)
+        })
+        .collect()
+}
+
+/// A circle through `from`, if there is one.
+fn circle(graph: &BTreeMap<String, BTreeSet<String>>, from: &str) -> Option<Vec<String>> {
+    fn walk(
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        let last = path.last()?.clone();
+        for next in graph.get(&last).into_iter().flatten() {
+            if *next == path[0] {
+                let mut found = path.clone();
+                found.push(next.clone());
+                return Some(found);
+            }
+            if !path.contains(next) {
+                path.push(next.clone());
+                if let Some(found) = walk(graph, path) {
+                    return Some(found);
+                }
+                path.pop();
+            }
+        }
+        None
+    }
+    walk(graph, &mut vec![from.to_owned()])
+}
+
+#[test]
+fn no_module_imports_one_that_imports_it_back() {
+    let graph = imports();
+    assert!(
+        graph.contains_key("request") && graph.contains_key("run"),
+        "{graph:?}"
+    );
+    let circles: Vec<String> = graph
+        .keys()
+        .filter_map(|module| circle(&graph, module))
+        .map(|path| path.join(" -> "))
+        .collect();
+    assert_eq!(circles, Vec::<String>::new());
+}
+
+#[test]
+fn the_shared_vocabulary_is_a_leaf() {
+    assert_eq!(imports()["run"], BTreeSet::new());
+}
