@@ -2,7 +2,7 @@
 
 use crate::auth::{Admin, Caller};
 use crate::error::ApiError;
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Path, Query, checked_time, one_line, storable_time};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -200,20 +200,26 @@ pub struct RequestPage {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// One line of text.
+    #[param(pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub twitch_user_id: Option<String>,
     pub broadcast_id: Option<i64>,
     pub screening_id: Option<Uuid>,
     /// received, debited, named, stored, awaiting_approval, alerted, succeeded, rejected, failed
+    #[param(schema_with = crate::schemas::state_names)]
     pub state: Option<String>,
     /// ghost or friend
+    #[param(schema_with = crate::schemas::style_names)]
     pub style: Option<String>,
-    /// RFC 3339; requests created at or after
+    /// RFC 3339, years 0000 to 9999; requests created at or after
     pub since: Option<DateTime<Utc>>,
-    /// RFC 3339; requests created before
+    /// RFC 3339, years 0000 to 9999; requests created before
     pub until: Option<DateTime<Utc>>,
     /// 1 to 100, default 50
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page
+    #[param(pattern = r"^[0-9]{1,16}_[0-9a-f]{32}$")]
     pub cursor: Option<String>,
 }
 
@@ -238,9 +244,15 @@ pub async fn list_requests(
         .as_deref()
         .map(|c| {
             Cursor::decode(c)
+                .filter(|cursor| storable_time(&cursor.created_at))
                 .ok_or_else(|| ApiError::bad_field("cursor", "not a cursor from this API"))
         })
         .transpose()?;
+    let since = checked_time("since", query.since)?;
+    let until = checked_time("until", query.until)?;
+    if let Some(user) = &query.twitch_user_id {
+        one_line("twitch_user_id", user)?;
+    }
     let state_filter = query
         .state
         .as_deref()
@@ -279,8 +291,8 @@ pub async fn list_requests(
         screening_id: query.screening_id,
         state: state_filter,
         style,
-        since: query.since,
-        until: query.until,
+        since,
+        until,
     };
     let (records, next) = state.store.list(&filter, cursor, limit).await?;
     let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
@@ -330,24 +342,25 @@ pub async fn get_request(
     Ok(Json(view))
 }
 
-/// A request typed in by an admin. Validated by the same rules as queue messages.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A request typed in by an admin. Validated by the same rules as queue
+/// messages; its schema ([`crate::schemas::enqueue_body`]) says which.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnqueueBody {
-    #[schema(value_type = Object, example = json!({"twitch_user_id": "90790024", "twitch_display_name": "wasabimilkshake"}))]
+    /// `{"twitch_user_id", "twitch_display_name"}`
     pub viewer: Value,
     /// ghost or friend
     pub style: String,
     /// `{"subject"}` for ghosts, `{"color", "subject"}` for friends
-    #[schema(value_type = Object, example = json!({"subject": "a seal"}))]
     pub inputs: Value,
     /// Optional `{"broadcast_id", "screening_id", "tape_id"}`.
-    #[schema(value_type = Option<Object>)]
     pub state: Option<Value>,
     /// Take no points for this request.
     #[serde(default)]
     pub free_of_charge: bool,
 }
+
+crate::schemas::schema_from!(EnqueueBody, crate::schemas::enqueue_body);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Enqueued {
@@ -405,9 +418,15 @@ async fn publish(
 
 /// Queues a request (admins only). It is processed by dynamo-consumer like any other.
 #[utoipa::path(post, path = "/requests", tag = "requests", request_body = EnqueueBody,
-    responses((status = 202, body = Enqueued, headers(("location" = String))),
+    responses((status = 202, body = Enqueued, headers(("location" = String)),
+                  links(("GetRequest" = (operation_id = "get_request", parameters(("id" = "$response.body#/id")))),
+                        ("RequestEvents" = (operation_id = "request_events", parameters(("id" = "$response.body#/id")))),
+                        ("Retry" = (operation_id = "retry", parameters(("id" = "$response.body#/id")))),
+                        ("Approve" = (operation_id = "approve", parameters(("id" = "$response.body#/id")))),
+                        ("Decline" = (operation_id = "decline", parameters(("id" = "$response.body#/id")))))),
               (status = 400, description = "invalid request; `field` names the culprit"),
-              (status = 403, description = "not an admin"), (status = 413), (status = 415)),
+              (status = 403, description = "not an admin"), (status = 413), (status = 415),
+              (status = 503, description = "the broker is away, or no consumer has bound a queue yet: not queued")),
     security(("bearer" = [])))]
 pub async fn enqueue(
     State(state): State<AppState>,

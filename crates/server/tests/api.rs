@@ -592,6 +592,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/me",
         "/metrics",
         "/openapi.json",
+        "/overlay",
         "/overlay/alerts/{id}/finished",
         "/overlay/alerts/{id}/replay",
         "/overlay/events",
