@@ -4,19 +4,65 @@
 //! plain-text rejections. Handlers use these, never axum's directly.
 
 use crate::error::ApiError;
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// A JSON body in, or a JSON answer out.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+///
+/// A body is read as JSON first: a whole number written with a fraction
+/// (`5.0`) counts as the integer it is, as JSON Schema (and so the OpenAPI
+/// document) says, before the body becomes a `T`; a field that does not fit
+/// is named by its path.
+#[derive(Debug)]
 pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(mut value) = axum::Json::<Value>::from_request(request, state).await?;
+        whole_numbers_as_integers(&mut value);
+        let value = serde_path_to_error::deserialize(value).map_err(|error| {
+            let field = error.path().to_string();
+            let detail = error.into_inner().to_string();
+            match field.as_str() {
+                "." => ApiError::bad(detail),
+                _ => ApiError::bad_field(field, detail),
+            }
+        })?;
+        Ok(Json(value))
+    }
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// Whole numbers up to this size are exact as floats too.
+const EXACT_FLOAT_INTEGERS: f64 = 9_007_199_254_740_992.0; // 2^53
+
+/// See [`Json`]: `5.0` becomes `5`, anywhere in the body.
+fn whole_numbers_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(number) => {
+            if let Some(whole) = number
+                .as_f64()
+                .filter(|f| number.is_f64() && f.fract() == 0.0)
+                .filter(|f| f.abs() <= EXACT_FLOAT_INTEGERS)
+            {
+                // Exact: a whole number within ±2^53.
+                *value = Value::from(whole as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers_as_integers),
+        Value::String(_) | Value::Null | Value::Bool(_) => {}
     }
 }
 

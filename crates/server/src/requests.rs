@@ -433,6 +433,19 @@ pub async fn enqueue(
     Admin(caller): Admin,
     Json(body): Json<EnqueueBody>,
 ) -> Result<Response, ApiError> {
+    // One-line text, as the document's schema says (and PostgreSQL can hold).
+    for (field, text) in [
+        ("viewer.twitch_user_id", &body.viewer["twitch_user_id"]),
+        (
+            "viewer.twitch_display_name",
+            &body.viewer["twitch_display_name"],
+        ),
+        ("inputs.subject", &body.inputs["subject"]),
+    ] {
+        if let Some(text) = text.as_str() {
+            one_line(field, text)?;
+        }
+    }
     let request = GenerationRequest::from_parts(body.viewer, body.state, &body.style, body.inputs)
         .map_err(|e| match e.field() {
             Some(field) => {

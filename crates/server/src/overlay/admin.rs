@@ -44,7 +44,9 @@ pub struct CreatedToken {
 /// the OBS browser source's URL.
 #[utoipa::path(post, path = "/overlay/tokens", tag = "overlay",
     request_body(content = NewToken, content_type = "application/json"),
-    responses((status = 201, description = "{id, label, created_at, token, overlay_path}"),
+    responses((status = 201, description = "{id, label, created_at, token, overlay_path}",
+                  links(("RevokeToken" = (operation_id = "revoke_token", parameters(("id" = "$response.body#/id")))),
+                        ("Next" = (operation_id = "next", parameters(("token" = "$response.body#/token")))))),
               (status = 403, description = "not an admin")),
     security(("bearer" = [])))]
 pub async fn create_token(

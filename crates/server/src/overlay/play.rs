@@ -113,7 +113,9 @@ pub async fn stream(
 /// counts as shown and ends as `interrupted`: it does not play again.
 #[utoipa::path(post, path = "/overlay/next", tag = "overlay",
     params(("token" = String, Query, description = "overlay token")),
-    responses((status = 200, description = "the alert to play now"),
+    responses((status = 200, description = "the alert to play now",
+                  links(("Finished" = (operation_id = "finished", parameters(("id" = "$response.body#/id")))),
+                        ("Replay" = (operation_id = "replay", parameters(("id" = "$response.body#/id")))))),
               (status = 204, description = "nothing to play (empty queue or paused)"),
               (status = 401, description = "no, unknown or revoked overlay token")))]
 pub async fn next(State(state): State<AppState>, _: OverlayAccess) -> Result<Response, ApiError> {
