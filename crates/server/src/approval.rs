@@ -111,7 +111,7 @@ pub async fn decline(
 }
 
 /// An empty body is no reason; anything else must be a [`DeclineBody`].
-fn decline_body(raw: &[u8]) -> Result<DeclineBody, ApiError> {
+pub(crate) fn decline_body(raw: &[u8]) -> Result<DeclineBody, ApiError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Ok(DeclineBody::default());
     }

@@ -178,7 +178,7 @@ fn sse(
     .keep_alive(KeepAlive::new().interval(state.sse_heartbeat))
 }
 
-fn last_event_time(headers: &HeaderMap) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub(crate) fn last_event_time(headers: &HeaderMap) -> Result<Option<DateTime<Utc>>, ApiError> {
     headers
         .get("last-event-id")
         .map(|value| {

@@ -18,6 +18,7 @@ mod metrics;
 mod openapi;
 mod overlay;
 mod page;
+mod request_input;
 mod request_limits;
 mod requests;
 mod schemas;
