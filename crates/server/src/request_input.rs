@@ -192,6 +192,7 @@ mod fuzz {
     use axum::extract::DefaultBodyLimit;
     use axum::http::{HeaderMap, Request};
     use axum::routing::{get, post};
+    use dynamo_testkit::fuzz::{cases, json};
     use proptest::prelude::*;
     use tower::ServiceExt;
 
@@ -310,14 +311,6 @@ mod fuzz {
         Ok(())
     }
 
-    /// The case count: `PROPTEST_CASES` when set (to fuzz longer), else `default`.
-    fn cases(default: u32) -> u32 {
-        std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|cases| cases.parse().ok())
-            .unwrap_or(default)
-    }
-
     /// Values near the edges: huge numbers, dates far out, odd text.
     fn value() -> impl Strategy<Value = String> {
         prop_oneof![
@@ -354,41 +347,24 @@ mod fuzz {
         ]
     }
 
-    fn json() -> impl Strategy<Value = serde_json::Value> {
-        use serde_json::{Value, json};
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            any::<f64>().prop_map(|f| json!(f)),
-            value().prop_map(Value::from),
-        ];
-        leaf.prop_recursive(4, 32, 6, |inner| {
-            let name = prop_oneof![
-                Just("viewer".to_owned()),
-                Just("twitch_user_id".to_owned()),
-                Just("twitch_display_name".to_owned()),
-                Just("style".to_owned()),
-                Just("inputs".to_owned()),
-                Just("subject".to_owned()),
-                Just("color".to_owned()),
-                Just("state".to_owned()),
-                Just("tape_id".to_owned()),
-                Just("free_of_charge".to_owned()),
-                Just("reason".to_owned()),
-                any::<String>(),
-            ];
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-                prop::collection::btree_map(name, inner, 0..6)
-                    .prop_map(|map| Value::Object(map.into_iter().collect())),
-            ]
-        })
-    }
+    /// The fields the bodies have.
+    const FIELDS: &[&str] = &[
+        "viewer",
+        "twitch_user_id",
+        "twitch_display_name",
+        "style",
+        "inputs",
+        "subject",
+        "color",
+        "state",
+        "tape_id",
+        "free_of_charge",
+        "reason",
+    ];
 
     fn body() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![
-            json().prop_map(|v| v.to_string().into_bytes()),
+            json(FIELDS, value()).prop_map(|v| v.to_string().into_bytes()),
             prop::collection::vec(any::<u8>(), 0..200),
         ]
     }

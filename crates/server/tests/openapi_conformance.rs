@@ -71,12 +71,7 @@ async fn schemathesis_finds_no_server_error_and_no_mismatch_with_the_document() 
     println!("{stdout}");
     // Only a link from POST /requests's answer gives a request id that
     // exists: a 200 from GET /requests/{id} is the stateful phase's.
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     let followed = |route: &str, status: &str| {
         metrics.lines().any(|line| {
             line.contains(&format!(r#"route="{route}""#))

@@ -248,15 +248,7 @@ async fn made_up_methods_make_no_new_metric_series() {
             .unwrap();
         assert!(response.status().is_client_error());
     }
-    let text = server
-        .http
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     assert!(!text.contains("PROBE"), "{text}");
     assert!(text.contains(r#"method="other""#), "{text}");
 }

@@ -9,6 +9,7 @@
 mod broker;
 mod database;
 mod fakes;
+pub mod fuzz;
 mod process;
 mod proxy;
 mod s3;
