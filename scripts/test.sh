@@ -14,8 +14,10 @@
 # (PyPI; checks dynamo-server against its OpenAPI document), Debian's
 # chromium and chromium-driver and npm's axe-core (the live page's browser
 # tests), Debian's prometheus for promtool (checks deploy/prometheus/alerts.yml;
-# the package brings a Prometheus server too, which no test uses). Each is installed only when
-# missing. Idempotent.
+# the package brings a Prometheus server too, which no test uses), and PyPI's
+# kubernetes-validate and check-jsonschema (validate the Kubernetes manifests,
+# KEDA's objects and the compose file offline, against the schemas they ship
+# or deploy/schemas/). Each is installed only when missing. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +47,8 @@ have schemathesis || pip_packages+=(schemathesis)
 python3 -c 'import PIL, numpy' 2>/dev/null || pip_packages+=(-r bench/requirements.txt)
 { have chromium && have chromedriver; } || apt_packages+=(chromium chromium-driver)
 have promtool || apt_packages+=(prometheus)
+have kubernetes-validate || pip_packages+=("kubernetes-validate>=1.37")
+have check-jsonschema || pip_packages+=("check-jsonschema>=0.39")
 if [ ! -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ]; then
   have npm || apt_packages+=(npm)
   npm_packages+=(axe-core@4)

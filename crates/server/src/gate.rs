@@ -10,6 +10,7 @@ use dynamo_store::SchemaReady;
 
 /// Served without the database: they tell whether it is there, or need none.
 pub const WITHOUT_DATABASE: &[&str] = &[
+    "/livez",
     "/healthz",
     "/readyz",
     "/openapi.json",
