@@ -10,7 +10,8 @@
 #
 # What the tests need: PostgreSQL and RabbitMQ running (Debian's packages,
 # started here if they are not), moto's S3 server (PyPI), Pillow and numpy
-# (PyPI; the image benchmark's smoke run compares against them), Debian's
+# (PyPI; the image benchmark's smoke run compares against them), schemathesis
+# (PyPI; checks dynamo-server against its OpenAPI document), Debian's
 # chromium and chromium-driver and npm's axe-core (the live page's browser
 # tests), Debian's prometheus for promtool (checks deploy/prometheus/alerts.yml;
 # the package brings a Prometheus server too, which no test uses), and PyPI's
@@ -42,6 +43,7 @@ if ! port_open 5672; then
   starts+=("RabbitMQ (rabbitmq-server -detached)")
 fi
 have moto_server || pip_packages+=("moto[server]")
+have schemathesis || pip_packages+=(schemathesis)
 python3 -c 'import PIL, numpy' 2>/dev/null || pip_packages+=(-r bench/requirements.txt)
 { have chromium && have chromedriver; } || apt_packages+=(chromium chromium-driver)
 have promtool || apt_packages+=(prometheus)

@@ -54,7 +54,9 @@ impl ApprovalView {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeclineBody {
-    /// Told to the viewer after "declined by the streamer: " (at most 200 characters).
+    /// Told to the viewer after "declined by the streamer: " (one line, at
+    /// most 200 characters).
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub reason: Option<String>,
 }
 
@@ -109,7 +111,7 @@ pub async fn decline(
 }
 
 /// An empty body is no reason; anything else must be a [`DeclineBody`].
-fn decline_body(raw: &[u8]) -> Result<DeclineBody, ApiError> {
+pub(crate) fn decline_body(raw: &[u8]) -> Result<DeclineBody, ApiError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Ok(DeclineBody::default());
     }

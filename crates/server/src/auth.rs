@@ -11,25 +11,23 @@
 //!   static token whose SHA-256 is listed in `ADMIN_TOKEN_SHA256`; only hashes
 //!   are configured, so the settings never hold a usable secret.
 
+use crate::config::GoldenVcrSettings;
 use crate::error::ApiError;
+use crate::jwks::KeySet;
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use jsonwebtoken::{Algorithm, Validation, decode, decode_header};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, RwLock};
+use tokio::sync::Mutex;
 
 /// How long an `/access` answer is trusted.
 const ACCESS_CACHE_TTL: Duration = Duration::from_secs(60);
-/// Tokens with unknown `kid`s refresh the keys at most this often, so garbage
-/// tokens cannot hammer the auth service (a real rotation is picked up at once
-/// unless another unknown kid refreshed in the last interval).
-const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The caller of a request, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +55,16 @@ impl Caller {
         }
     }
 
+    /// Who holds an event stream, for the per-caller limit.
+    pub fn stream_key(&self) -> String {
+        match self {
+            Caller::Viewer { twitch_user_id } | Caller::Broadcaster { twitch_user_id } => {
+                format!("user:{twitch_user_id}")
+            }
+            Caller::Service { name } => format!("service:{name}"),
+        }
+    }
+
     /// Admin-only operations call this first.
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.is_admin() {
@@ -80,7 +88,8 @@ pub struct GoldenVcrAuth {
     http: reqwest::Client,
     auth_url: String,
     issuer: String,
-    keys: RwLock<Keys>,
+    settings: GoldenVcrSettings,
+    keys: KeySet,
     /// `/access` answers by token digest: callers, and tokens it rejected
     /// (a negative cache: a rejected token, however often it is sent, costs
     /// one call per [`ACCESS_CACHE_TTL`]).
@@ -101,32 +110,11 @@ enum Verdict {
 /// bounded, at the price of a few extra calls.
 const ACCESS_CACHE_MAX: usize = 100_000;
 
-#[derive(Debug, Default)]
-struct Keys {
-    by_kid: HashMap<String, DecodingKey>,
-    fetched: bool,
-    /// The last refresh caused by a token naming an unknown key.
-    last_miss_refresh: Option<Instant>,
-}
-
 #[derive(Debug, Deserialize)]
 struct Claims {
     twitch_user_id: Option<String>,
     gvcr_service: Option<String>,
     role: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Jwks {
-    keys: Vec<Jwk>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Jwk {
-    kid: Option<String>,
-    kty: String,
-    n: Option<String>,
-    e: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,12 +137,18 @@ fn sha256(token: &str) -> [u8; 32] {
 }
 
 impl Authenticator {
-    pub fn golden_vcr(http: reqwest::Client, auth_url: String, issuer: String) -> Self {
+    pub fn golden_vcr(
+        http: reqwest::Client,
+        auth_url: String,
+        issuer: String,
+        settings: GoldenVcrSettings,
+    ) -> Self {
         Authenticator::GoldenVcr(Box::new(GoldenVcrAuth {
+            keys: KeySet::new(http.clone(), &auth_url),
             http,
             auth_url,
             issuer,
-            keys: RwLock::default(),
+            settings,
             access_cache: Mutex::default(),
             in_flight: Mutex::default(),
         }))
@@ -214,16 +208,34 @@ impl GoldenVcrAuth {
         let kid = header
             .kid
             .ok_or_else(|| ApiError::Unauthorized("the token names no key (kid)".into()))?;
-        let key = self.key(&kid).await?;
+        let key = self.keys.key(&kid).await?;
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[&self.issuer]);
-        validation.set_required_spec_claims(&["exp", "iss"]);
-        validation.validate_aud = false;
+        match &self.settings.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+            }
+            // Golden VCR's tokens carry no `aud` (SPEC §3).
+            None => {
+                validation.set_required_spec_claims(&["exp", "iss"]);
+                validation.validate_aud = false;
+            }
+        }
         let claims = decode::<Claims>(token, &key, &validation)
             .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?
             .claims;
         if let Some(service) = claims.gvcr_service {
-            return Ok(Caller::Service { name: service });
+            if self.settings.admin_services.contains(&service) {
+                return Ok(Caller::Service { name: service });
+            }
+            // A service token minted for a viewer (dynamo's own, for the
+            // ledger) is that viewer here, never an admin.
+            if claims.twitch_user_id.is_none() {
+                return Err(ApiError::Forbidden(format!(
+                    "tokens of service {service:?} are not accepted here (ADMIN_SERVICES)"
+                )));
+            }
         }
         let twitch_user_id = claims
             .twitch_user_id
@@ -232,68 +244,6 @@ impl GoldenVcrAuth {
             Some("broadcaster") => Caller::Broadcaster { twitch_user_id },
             _ => Caller::Viewer { twitch_user_id },
         })
-    }
-
-    async fn key(&self, kid: &str) -> Result<DecodingKey, ApiError> {
-        if let Some(key) = self.keys.read().await.by_kid.get(kid) {
-            return Ok(key.clone());
-        }
-        let mut keys = self.keys.write().await;
-        if !keys.by_kid.contains_key(kid) {
-            if !keys.fetched {
-                keys.by_kid = self.fetch_keys().await?;
-                keys.fetched = true;
-            } else if keys
-                .last_miss_refresh
-                .is_none_or(|at| at.elapsed() >= JWKS_REFRESH_INTERVAL)
-            {
-                keys.last_miss_refresh = Some(Instant::now());
-                keys.by_kid = self.fetch_keys().await?;
-            }
-        }
-        keys.by_kid
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| ApiError::Unauthorized(format!("unknown signing key {kid:?}")))
-    }
-
-    async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>, ApiError> {
-        let url = format!("{}/.well-known/jwks.json", self.auth_url);
-        let unavailable = |e: String| {
-            ApiError::unavailable(
-                "the auth service is unavailable",
-                format!("cannot fetch {url}: {e}"),
-            )
-        };
-        let jwks: Jwks = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| unavailable(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
-        let mut by_kid = HashMap::new();
-        for jwk in jwks.keys {
-            if let (Some(kid), "RSA", Some(n), Some(e)) = (jwk.kid, jwk.kty.as_str(), jwk.n, jwk.e)
-            {
-                match DecodingKey::from_rsa_components(&n, &e) {
-                    Ok(key) => {
-                        by_kid.insert(kid, key);
-                    }
-                    Err(error) => {
-                        tracing::warn!(%kid, %error, "skipping an unusable key in the JWKS")
-                    }
-                }
-            }
-        }
-        tracing::info!(
-            keys = by_kid.len(),
-            "fetched the auth service's signing keys"
-        );
-        Ok(by_kid)
     }
 
     async fn cached(&self, digest: &[u8; 32]) -> Option<Result<Caller, ApiError>> {

@@ -29,14 +29,78 @@ pub struct ServerConfig {
     /// client address per `AUTH_FAILURE_WINDOW` (default 60s), then 429.
     pub auth_failure_limit: u32,
     pub auth_failure_window: Duration,
+    /// `AUTH_FAILURE_MAX_ADDRESSES`, default 100000: addresses (IPv6: /64
+    /// networks) with failures remembered at once; the oldest are forgotten.
+    pub auth_failure_max_addresses: usize,
+    pub limits: Limits,
+}
+
+/// What one client may hold of the server (issue 23: slow and greedy
+/// clients are shed, not served forever).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `MAX_CONNECTIONS`, default 1024: open connections at once; past it a
+    /// new connection is closed at once.
+    pub max_connections: usize,
+    /// `HEADER_READ_TIMEOUT`, default 10s: a connection that has not sent a
+    /// whole request head within this (an idle keep-alive one too) is closed.
+    pub header_read_timeout: Duration,
+    /// `REQUEST_TIMEOUT`, default 30s: from the request head to the answer's
+    /// head, reading the body included; then 408. Event streams, once
+    /// answered, are not cut by it.
+    pub request_timeout: Duration,
+    /// `SSE_MAX_STREAMS`, default 512: event streams open at once, all callers.
+    pub sse_max_streams: usize,
+    /// `SSE_MAX_STREAMS_PER_CALLER`, default 8: event streams one token (one
+    /// user, service or overlay) holds open at once.
+    pub sse_max_streams_per_caller: usize,
+}
+
+impl Limits {
+    fn from_env(env: &Env) -> Result<Self, SettingError> {
+        Ok(Self {
+            max_connections: positive(env, "MAX_CONNECTIONS", 1024)?,
+            header_read_timeout: env.duration("HEADER_READ_TIMEOUT", Duration::from_secs(10))?,
+            request_timeout: env.duration("REQUEST_TIMEOUT", Duration::from_secs(30))?,
+            sse_max_streams: positive(env, "SSE_MAX_STREAMS", 512)?,
+            sse_max_streams_per_caller: positive(env, "SSE_MAX_STREAMS_PER_CALLER", 8)?,
+        })
+    }
+}
+
+/// A count that must be at least 1 (0 would refuse everything).
+fn positive(env: &Env, name: &str, default: usize) -> Result<usize, SettingError> {
+    match env.parse(name, default)? {
+        0 => Err(SettingError::new(name, "must be at least 1")),
+        n => Ok(n),
+    }
 }
 
 /// `AUTH_MODE`: how callers prove who they are.
+/// What a Golden VCR JWT must carry, and what it grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GoldenVcrSettings {
+    /// `AUTH_AUDIENCE`, unset by default: when set, a JWT must name it in
+    /// `aud`. Golden VCR's tokens carry no `aud` (SPEC §3), so only set it
+    /// when the auth service issues tokens for this audience.
+    pub audience: Option<String>,
+    /// `ADMIN_SERVICES`, comma-separated, empty by default: the
+    /// `gvcr_service` values that are admin here. Any other service token
+    /// counts as the user it names (dynamo's own ledger token names a viewer),
+    /// so a token meant for another service is no admin key when replayed.
+    pub admin_services: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub enum AuthConfig {
-    /// `goldenvcr` (default): `AUTH_URL` (default `http://localhost:5002`) and
-    /// `AUTH_ISSUER` (default `https://goldenvcr.com/api/auth`).
-    GoldenVcr { auth_url: String, issuer: String },
+    /// `goldenvcr` (default): `AUTH_URL` (default `http://localhost:5002`),
+    /// `AUTH_ISSUER` (default `https://goldenvcr.com/api/auth`), and
+    /// [`GoldenVcrSettings`].
+    GoldenVcr {
+        auth_url: String,
+        issuer: String,
+        settings: GoldenVcrSettings,
+    },
     /// `standalone`: `ADMIN_TOKEN_SHA256`, comma-separated hex SHA-256 hashes
     /// of the admin tokens (`printf %s "$TOKEN" | sha256sum`).
     Standalone { admin_token_hashes: Vec<[u8; 32]> },
@@ -70,6 +134,8 @@ impl ServerConfig {
             sse_heartbeat: env.duration("SSE_HEARTBEAT", Duration::from_secs(15))?,
             auth_failure_limit: env.parse("AUTH_FAILURE_LIMIT", 20)?,
             auth_failure_window: env.duration("AUTH_FAILURE_WINDOW", Duration::from_secs(60))?,
+            auth_failure_max_addresses: positive(env, "AUTH_FAILURE_MAX_ADDRESSES", 100_000)?,
+            limits: Limits::from_env(env)?,
         })
     }
 
@@ -83,6 +149,16 @@ fn auth_config(env: &Env) -> Result<AuthConfig, SettingError> {
         "goldenvcr" => Ok(AuthConfig::GoldenVcr {
             auth_url: env.http_url("AUTH_URL", "http://localhost:5002")?,
             issuer: env.string("AUTH_ISSUER", "https://goldenvcr.com/api/auth"),
+            settings: GoldenVcrSettings {
+                audience: env.optional_string("AUTH_AUDIENCE"),
+                admin_services: env
+                    .string("ADMIN_SERVICES", "")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            },
         }),
         "standalone" => {
             let raw = env.required_string("ADMIN_TOKEN_SHA256")?;
@@ -134,6 +210,29 @@ mod tests {
             ServerConfig::from_env(&env).unwrap().images_dir,
             Some(PathBuf::from("/tmp/x"))
         );
+    }
+
+    #[test]
+    fn a_zero_limit_names_its_variable() {
+        for name in [
+            "MAX_CONNECTIONS",
+            "SSE_MAX_STREAMS",
+            "SSE_MAX_STREAMS_PER_CALLER",
+        ] {
+            let error = ServerConfig::from_env(&Env::from_pairs([(name, "0")])).unwrap_err();
+            assert_eq!(error.name, name);
+        }
+    }
+
+    #[test]
+    fn admin_services_are_an_explicit_list_empty_by_default() {
+        let services = |env: &Env| match ServerConfig::from_env(env).unwrap().auth {
+            AuthConfig::GoldenVcr { settings, .. } => settings.admin_services,
+            AuthConfig::Standalone { .. } => unreachable!("goldenvcr is the default"),
+        };
+        assert!(services(&Env::default()).is_empty());
+        let env = Env::from_pairs([("ADMIN_SERVICES", " bot, ,stagehand ")]);
+        assert_eq!(services(&env), ["bot", "stagehand"]);
     }
 
     #[test]

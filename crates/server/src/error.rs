@@ -15,8 +15,26 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::fmt::Display;
+use utoipa::ToSchema;
+
+/// What every error answers (the OpenAPI document's schema of every 4xx
+/// and 5xx).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The kind: `bad_request`, `unauthorized`, `too_many_requests`, …
+    pub error: String,
+    /// What went wrong and what to do.
+    pub detail: String,
+    /// The input field to blame (400s), when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// 5xx only: the id to quote when reporting it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -40,6 +58,8 @@ pub enum ApiError {
     TooManyRequests { detail: String, retry_after: u64 },
     #[error("the body is larger than the limit")]
     PayloadTooLarge,
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// A service we need is away. `reason` is told to the client (say which
@@ -91,6 +111,7 @@ impl ApiError {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
             }
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
@@ -111,13 +132,16 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let mut body = json!({"error": kind, "detail": self.to_string()});
-        if let ApiError::BadRequest {
-            field: Some(field), ..
-        } = &self
-        {
-            body["field"] = json!(field);
-        }
+        let field = match &self {
+            ApiError::BadRequest { field, .. } => field.clone(),
+            _ => None,
+        };
+        let body = json!(ErrorBody {
+            error: kind.to_owned(),
+            detail: self.to_string(),
+            field,
+            request_id: None,
+        });
         let fault = status.is_server_error().then(|| ServerFault(body.clone()));
         let mut response = (status, Json(body)).into_response();
         if let Some(fault) = fault {

@@ -6,9 +6,10 @@
 //! it missed; clients catch up by reconnecting with `Last-Event-ID`.
 
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::Path;
 use crate::state::AppState;
+use crate::streams::StreamPermit;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -160,12 +161,24 @@ pub(crate) fn listen(
 type SseStream =
     Sse<axum::response::sse::KeepAliveStream<BoxStream<'static, Result<Event, Infallible>>>>;
 
-fn sse(state: &AppState, events: BoxStream<'static, StateEvent>) -> SseStream {
-    Sse::new(events.map(|event| Ok(event.to_sse())).boxed())
-        .keep_alive(KeepAlive::new().interval(state.sse_heartbeat))
+/// The stream holds `permit` (its place among the open streams) until it ends.
+fn sse(
+    state: &AppState,
+    permit: StreamPermit,
+    events: BoxStream<'static, StateEvent>,
+) -> SseStream {
+    Sse::new(
+        events
+            .map(move |event| {
+                let _open = &permit;
+                Ok(event.to_sse())
+            })
+            .boxed(),
+    )
+    .keep_alive(KeepAlive::new().interval(state.sse_heartbeat))
 }
 
-fn last_event_time(headers: &HeaderMap) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub(crate) fn last_event_time(headers: &HeaderMap) -> Result<Option<DateTime<Utc>>, ApiError> {
     headers
         .get("last-event-id")
         .map(|value| {
@@ -174,6 +187,7 @@ fn last_event_time(headers: &HeaderMap) -> Result<Option<DateTime<Utc>>, ApiErro
                 .ok()
                 .and_then(|v| v.parse::<i64>().ok())
                 .and_then(DateTime::from_timestamp_micros)
+                .filter(crate::extract::storable_time)
                 .ok_or_else(|| {
                     ApiError::bad_field("Last-Event-ID", "expected an event id from this stream")
                 })
@@ -186,7 +200,9 @@ fn last_event_time(headers: &HeaderMap) -> Result<Option<DateTime<Utc>>, ApiErro
 #[utoipa::path(get, path = "/events", tag = "events",
     params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event")),
     responses((status = 200, description = "text/event-stream of `state` events", body = StateEvent, content_type = "text/event-stream"),
-              (status = 401, description = "no or bad token")),
+              (status = 400, description = "a Last-Event-ID this stream never sent", body = ErrorBody),
+              (status = 401, description = "no or bad token", body = ErrorBody),
+              (status = 429, description = "too many event streams open (Retry-After)", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn all_events(
     State(state): State<AppState>,
@@ -194,6 +210,7 @@ pub async fn all_events(
     headers: HeaderMap,
 ) -> Result<SseStream, ApiError> {
     let since = last_event_time(&headers)?;
+    let permit = state.streams.admit(caller.stream_key())?;
     // Subscribe before reading the backlog, so nothing falls in between.
     let live = BroadcastStream::new(state.events.subscribe());
     let backlog: Vec<StateEvent> = match since {
@@ -211,7 +228,7 @@ pub async fn all_events(
         .chain(live.filter_map(|event| ready(event.ok())))
         .filter(move |event| ready(visible.can_see(&event.twitch_user_id)))
         .boxed();
-    Ok(sse(&state, events))
+    Ok(sse(&state, permit, events))
 }
 
 /// The state changes of one request: its current state first, then each
@@ -228,9 +245,10 @@ pub async fn request_events(
 ) -> Result<SseStream, ApiError> {
     let live = BroadcastStream::new(state.events.subscribe());
     let record = crate::requests::visible_record(&state, &caller, id).await?;
+    let permit = state.streams.admit(caller.stream_key())?;
     let snapshot = StateEvent::from(&record);
     if snapshot.is_final() {
-        return Ok(sse(&state, stream::iter([snapshot]).boxed()));
+        return Ok(sse(&state, permit, stream::iter([snapshot]).boxed()));
     }
     let events = stream::iter([snapshot])
         .chain(live.filter_map(move |event| ready(event.ok().filter(|e| e.id == id))))
@@ -242,5 +260,5 @@ pub async fn request_events(
             ready(Some(event))
         })
         .boxed();
-    Ok(sse(&state, events))
+    Ok(sse(&state, permit, events))
 }

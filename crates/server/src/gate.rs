@@ -9,13 +9,14 @@ use axum::response::{IntoResponse, Response};
 use dynamo_store::SchemaReady;
 
 /// Served without the database: they tell whether it is there, or need none.
-const WITHOUT_DATABASE: &[&str] = &[
+pub const WITHOUT_DATABASE: &[&str] = &[
     "/livez",
     "/healthz",
     "/readyz",
     "/openapi.json",
     "/sign-in",
     "/me",
+    "/overlay",
 ];
 
 pub async fn require_schema(

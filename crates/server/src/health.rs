@@ -113,9 +113,11 @@ pub struct Stats {
     /// The models the consumers are configured with, by setting and order of
     /// preference, with their announced shutdown.
     pub models: Vec<ModelLifecycle>,
-    /// What images cost: today (UTC) and the current broadcast. A hold
-    /// `openai-budget` in `held` says `OPENAI_DAILY_BUDGET_USD` was reached.
-    pub spend: Spend,
+    /// What images cost: today (UTC) and the current broadcast; admins
+    /// only (absent for viewers). A hold `openai-budget` in `held` says
+    /// `OPENAI_DAILY_BUDGET_USD` was reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spend: Option<Spend>,
     /// Services the fleet holds requests for, with why.
     pub held: Vec<HeldService>,
 }
@@ -183,10 +185,7 @@ fn queue_status(depth: QueueDepth) -> &'static str {
 /// Counts by state and style, queue depth, and step times over the last hour.
 #[utoipa::path(get, path = "/stats", tag = "health", responses((status = 200, body = Stats), (status = 401)),
     security(("bearer" = [])))]
-pub async fn stats(
-    State(state): State<AppState>,
-    _caller: Caller,
-) -> Result<Json<Stats>, ApiError> {
+pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<Stats>, ApiError> {
     let mut by_state: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for StateCount {
         state: request_state,
@@ -240,14 +239,17 @@ pub async fn stats(
                 gone: m.gone,
             })
             .collect(),
-        spend: {
-            let spend = state.store.spend_summary().await?;
-            Spend {
-                today_usd: spend.today_usd,
-                images_today: spend.images_today,
-                broadcast_id: spend.broadcast_id,
-                broadcast_usd: spend.broadcast_usd,
+        spend: match caller.is_admin() {
+            true => {
+                let spend = state.store.spend_summary().await?;
+                Some(Spend {
+                    today_usd: spend.today_usd,
+                    images_today: spend.images_today,
+                    broadcast_id: spend.broadcast_id,
+                    broadcast_usd: spend.broadcast_usd,
+                })
             }
+            false => None,
         },
         held: held(&state).await?,
     }))

@@ -12,21 +12,28 @@ mod events;
 mod extract;
 mod gate;
 mod health;
+mod jwks;
 mod me;
 mod metrics;
+mod openapi;
 mod overlay;
 mod page;
+mod request_input;
+mod request_limits;
 mod requests;
+mod schemas;
+mod serve;
 mod state;
+mod streams;
 
 pub use auth::{Admin, Authenticator, Caller};
-pub use config::{AuthConfig, ServerConfig};
+pub use config::{AuthConfig, GoldenVcrSettings, Limits, ServerConfig};
 pub use error::ApiError;
 pub use state::AppState;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
 use dynamo_broker::{Broker, Declare};
 use dynamo_runtime::Shutdown;
 use dynamo_runtime::trace_context;
@@ -36,41 +43,13 @@ use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "dynamo-server", description = "Generation requests: status, manual enqueueing, live events."),
-    modifiers(&BearerAuth)
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
-/// The OpenAPI document of every route, generated from the handlers.
-#[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3 document")))]
-async fn openapi_json(
-    Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>,
-) -> Json<utoipa::openapi::OpenApi> {
-    Json(doc.as_ref().clone())
-}
-
 /// The routes and their OpenAPI document, from the same declarations.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(requests::list_requests, requests::enqueue))
         .routes(routes!(requests::get_request))
         .routes(routes!(requests::retry))
@@ -83,7 +62,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::livez))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
-        .routes(routes!(openapi_json))
+        .routes(routes!(openapi::openapi_json))
         .routes(routes!(me::me))
         .routes(routes!(me::sign_in))
         .routes(routes!(overlay::play::stream))
@@ -100,7 +79,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(overlay::admin::skip))
         .routes(routes!(overlay::admin::clear))
         .routes(routes!(overlay::admin::replay))
-        .split_for_parts()
+        .routes(routes!(page::overlay))
+        .split_for_parts();
+    openapi::complete(&mut doc, gate::WITHOUT_DATABASE);
+    (router, doc)
 }
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -123,8 +105,20 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         })
         .layer(Extension(Arc::new(doc)))
         .layer(axum::middleware::from_fn_with_state(
-            auth_limit::AuthLimiter::new(config.auth_failure_limit, config.auth_failure_window),
+            auth_limit::AuthLimiter::new(
+                config.auth_failure_limit,
+                config.auth_failure_window,
+                config.auth_failure_max_addresses,
+            ),
             auth_limit::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            config.limits.request_timeout,
+            request_limits::time_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            config.max_body_bytes,
+            request_limits::refuse_declared_oversize,
         ))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::record))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
@@ -195,9 +189,11 @@ pub async fn run(
         .timeout(std::time::Duration::from_secs(10))
         .build()?;
     let auth = match &config.auth {
-        AuthConfig::GoldenVcr { auth_url, issuer } => {
-            Authenticator::golden_vcr(http, auth_url.clone(), issuer.clone())
-        }
+        AuthConfig::GoldenVcr {
+            auth_url,
+            issuer,
+            settings,
+        } => Authenticator::golden_vcr(http, auth_url.clone(), issuer.clone(), settings.clone()),
         AuthConfig::Standalone { admin_token_hashes } => Authenticator::Standalone {
             admin_token_hashes: admin_token_hashes.clone(),
         },
@@ -219,22 +215,16 @@ pub async fn run(
         events,
         overlay,
         metrics: Arc::default(),
+        streams: streams::StreamLimits::new(
+            config.limits.sse_max_streams,
+            config.limits.sse_max_streams_per_caller,
+        ),
         health_public: config.health_public,
         sse_heartbeat: config.sse_heartbeat,
     };
     tracing::info!(address = %listener.local_addr()?, images = ?config.images_dir, "dynamo-server listening");
-    // Small JSON answers and SSE events should leave at once, not wait for
-    // Nagle's algorithm to batch them.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    // The peer address: failed authentications are limited per client.
-    let app = app(state, &config).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.requested().await })
-        .await?;
+    let limits = config.limits;
+    serve::serve(listener, app(state, &config), limits, shutdown).await;
     broker.close().await;
     tracing::info!("dynamo-server stopped");
     Ok(())

@@ -7,6 +7,7 @@
 //! queue's depth), taken at each scrape and shown as gauges by [`Readings`].
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use dynamo_runtime::metrics::Exposition;
@@ -108,16 +109,36 @@ impl Metrics {
     }
 }
 
+/// The method as a label: one of the standard methods, or `other`, so a
+/// client sending made-up methods cannot make one series per method.
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    STANDARD
+        .iter()
+        .find(|standard| *standard == method)
+        .map_or("other", Method::as_str)
+}
+
 /// Counts each response by method, route template and status.
 pub async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", |path| path.as_str())
         .to_owned();
     let response = next.run(request).await;
-    metrics.count_response(&method, &route, response.status().as_u16());
+    metrics.count_response(method, &route, response.status().as_u16());
     response
 }
 
@@ -157,6 +178,15 @@ mod tests {
                     || line.starts_with("dynamo_"),
                 "{line:?} in {text}"
             );
+        }
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for made_up in ["FOO", "get", "BREW"] {
+            let method = Method::from_bytes(made_up.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{made_up}");
         }
     }
 

@@ -132,16 +132,20 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
     asset.respond(&headers)
 }
 
-/// `/`, `/overlay` and `/assets/{name}`; open to everyone, since the page holds no data.
+/// The OBS overlay's page (`/overlay?token=…`). It holds no data; the token in its URL opens the
+/// overlay's own endpoints (see `overlay`), and is not checked here.
+#[utoipa::path(get, path = "/overlay", tag = "overlay",
+    responses((status = 200, description = "the overlay page", content_type = "text/html"),
+              (status = 304, description = "unchanged since the ETag in If-None-Match")))]
+pub async fn overlay(headers: HeaderMap) -> Response {
+    OVERLAY.respond(&headers)
+}
+
+/// `/`, `/assets/{name}` and the icon; open to everyone, since the page
+/// holds no data. (`/overlay` is in the API's router, which documents it.)
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(index))
-        // The OBS overlay: it holds no data either; its token opens the
-        // overlay's own endpoints (see `overlay`).
-        .route(
-            "/overlay",
-            get(|headers: HeaderMap| async move { OVERLAY.respond(&headers) }),
-        )
         .route("/assets/{name}", get(asset))
         .route(
             "/favicon.ico",

@@ -3,25 +3,24 @@
 use crate::auth::{Admin, Caller};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
+use crate::request_input::{EnqueueBody, ListQuery, Listing};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use dynamo_broker::{Envelope, PublishError, headers as amqp};
-use dynamo_store::{Cursor, RequestFilter, RequestRecord, RequestState, StepFailure, StoredImage};
-use dynamo_wire::{GenerationRequest, Style};
-use serde::{Deserialize, Serialize};
+use dynamo_store::{RequestRecord, RequestState, StepFailure, StoredImage};
+use dynamo_wire::GenerationRequest;
+use serde::Serialize;
 use serde_json::Value;
 use tracing::Instrument;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// What a client is told while RabbitMQ is away (never the error itself).
 pub(crate) const BROKER_AWAY: &str =
     "the message broker is unavailable; the request was not queued; try again shortly";
-const MAX_LIMIT: i64 = 100;
-const DEFAULT_LIMIT: i64 = 50;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ViewerView {
@@ -197,26 +196,6 @@ pub struct RequestPage {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    pub twitch_user_id: Option<String>,
-    pub broadcast_id: Option<i64>,
-    pub screening_id: Option<Uuid>,
-    /// received, debited, named, stored, awaiting_approval, alerted, succeeded, rejected, failed
-    pub state: Option<String>,
-    /// ghost or friend
-    pub style: Option<String>,
-    /// RFC 3339; requests created at or after
-    pub since: Option<DateTime<Utc>>,
-    /// RFC 3339; requests created before
-    pub until: Option<DateTime<Utc>>,
-    /// 1 to 100, default 50
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page
-    pub cursor: Option<String>,
-}
-
 /// Requests, newest first, filtered; a viewer sees only their own.
 #[utoipa::path(get, path = "/requests", tag = "requests", params(ListQuery),
     responses((status = 200, body = RequestPage), (status = 400, description = "a bad filter"), (status = 401)),
@@ -226,61 +205,17 @@ pub async fn list_requests(
     caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<RequestPage>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_field(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
-    let cursor = query
-        .cursor
-        .as_deref()
-        .map(|c| {
-            Cursor::decode(c)
-                .ok_or_else(|| ApiError::bad_field("cursor", "not a cursor from this API"))
-        })
-        .transpose()?;
-    let state_filter = query
-        .state
-        .as_deref()
-        .map(|s| {
-            s.parse::<RequestState>()
-                .map_err(|e| ApiError::bad_field("state", e.to_string()))
-        })
-        .transpose()?;
-    let style = query
-        .style
-        .as_deref()
-        .map(|s| {
-            Style::parse(s).ok_or_else(|| ApiError::bad_field("style", "expected ghost or friend"))
-        })
-        .transpose()?;
-    let twitch_user_id = match &caller {
-        Caller::Viewer { twitch_user_id } => {
-            if query
-                .twitch_user_id
-                .as_ref()
-                .is_some_and(|asked| asked != twitch_user_id)
-            {
-                // Another viewer's requests do not exist, as far as a viewer can tell.
-                return Ok(Json(RequestPage {
-                    requests: Vec::new(),
-                    next_cursor: None,
-                }));
-            }
-            Some(twitch_user_id.clone())
-        }
-        _ => query.twitch_user_id,
-    };
-    let filter = RequestFilter {
-        twitch_user_id,
-        broadcast_id: query.broadcast_id,
-        screening_id: query.screening_id,
-        state: state_filter,
-        style,
-        since: query.since,
-        until: query.until,
+    let Some(Listing {
+        filter,
+        cursor,
+        limit,
+    }) = query.checked(&caller)?
+    else {
+        // Another viewer's requests do not exist, as far as a viewer can tell.
+        return Ok(Json(RequestPage {
+            requests: Vec::new(),
+            next_cursor: None,
+        }));
     };
     let (records, next) = state.store.list(&filter, cursor, limit).await?;
     let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
@@ -328,25 +263,6 @@ pub async fn get_request(
     let mut view = RequestView::new(detail.record, detail.images, &caller);
     view.failures = Some(detail.failures.into_iter().map(FailureView::from).collect());
     Ok(Json(view))
-}
-
-/// A request typed in by an admin. Validated by the same rules as queue messages.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EnqueueBody {
-    #[schema(value_type = Object, example = json!({"twitch_user_id": "90790024", "twitch_display_name": "wasabimilkshake"}))]
-    pub viewer: Value,
-    /// ghost or friend
-    pub style: String,
-    /// `{"subject"}` for ghosts, `{"color", "subject"}` for friends
-    #[schema(value_type = Object, example = json!({"subject": "a seal"}))]
-    pub inputs: Value,
-    /// Optional `{"broadcast_id", "screening_id", "tape_id"}`.
-    #[schema(value_type = Option<Object>)]
-    pub state: Option<Value>,
-    /// Take no points for this request.
-    #[serde(default)]
-    pub free_of_charge: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -405,25 +321,22 @@ async fn publish(
 
 /// Queues a request (admins only). It is processed by dynamo-consumer like any other.
 #[utoipa::path(post, path = "/requests", tag = "requests", request_body = EnqueueBody,
-    responses((status = 202, body = Enqueued, headers(("location" = String))),
+    responses((status = 202, body = Enqueued, headers(("location" = String)),
+                  links(("GetRequest" = (operation_id = "get_request", parameters(("id" = "$response.body#/id")))),
+                        ("RequestEvents" = (operation_id = "request_events", parameters(("id" = "$response.body#/id")))),
+                        ("Retry" = (operation_id = "retry", parameters(("id" = "$response.body#/id")))),
+                        ("Approve" = (operation_id = "approve", parameters(("id" = "$response.body#/id")))),
+                        ("Decline" = (operation_id = "decline", parameters(("id" = "$response.body#/id")))))),
               (status = 400, description = "invalid request; `field` names the culprit"),
-              (status = 403, description = "not an admin"), (status = 413), (status = 415)),
+              (status = 403, description = "not an admin"), (status = 413), (status = 415),
+              (status = 503, description = "the broker is away, or no consumer has bound a queue yet: not queued")),
     security(("bearer" = [])))]
 pub async fn enqueue(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Json(body): Json<EnqueueBody>,
 ) -> Result<Response, ApiError> {
-    let request = GenerationRequest::from_parts(body.viewer, body.state, &body.style, body.inputs)
-        .map_err(|e| match e.field() {
-            Some(field) => {
-                let field = field
-                    .replace("payload.inputs", "inputs")
-                    .replace("payload.style", "style");
-                ApiError::bad_field(field, e.to_string())
-            }
-            None => ApiError::bad(e.to_string()),
-        })?;
+    let request = body.generation_request()?;
     let mut headers = Vec::new();
     if body.free_of_charge {
         headers.push((amqp::FREE_OF_CHARGE.to_owned(), "true".to_owned()));

@@ -4,6 +4,7 @@ use crate::auth::Authenticator;
 use crate::events::EventHub;
 use crate::metrics::Metrics;
 use crate::overlay::OverlayHub;
+use crate::streams::StreamLimits;
 use dynamo_broker::{Broker, Publisher, Topology};
 use dynamo_store::{SchemaReady, Store};
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct AppState {
     /// Wakes open overlays when their queue changes.
     pub overlay: OverlayHub,
     pub metrics: Arc<Metrics>,
+    /// Event streams open, per caller and in all.
+    pub streams: Arc<StreamLimits>,
     pub health_public: bool,
     pub sse_heartbeat: Duration,
 }

@@ -594,6 +594,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/me",
         "/metrics",
         "/openapi.json",
+        "/overlay",
         "/overlay/alerts/{id}/finished",
         "/overlay/alerts/{id}/replay",
         "/overlay/events",
@@ -677,15 +678,7 @@ async fn health_and_metrics_are_open_and_count_requests() {
     assert_eq!(stats["held"][0]["reason"], reason, "{stats}");
     store.release_hold("openai-budget").await.unwrap();
     server.get("/requests", Some(&server.admin())).await;
-    let text = server
-        .http
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     assert!(
         text.contains(
             "dynamo_http_requests_total{method=\"GET\",route=\"/requests\",status=\"200\"} 1"

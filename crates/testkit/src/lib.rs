@@ -9,6 +9,7 @@
 mod broker;
 mod database;
 mod fakes;
+pub mod fuzz;
 mod process;
 mod proxy;
 mod s3;
@@ -191,6 +192,8 @@ impl TestWorld {
                 ("CONSUMER_HEALTH_ADDR", "off"),
                 ("OPENAI_REQUESTS_PER_MINUTE", "1000"),
                 ("OPENAI_IMAGES_PER_MINUTE", "1000"),
+                // The service names the tests' admin tokens carry.
+                ("ADMIN_SERVICES", "tests,chaos"),
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );

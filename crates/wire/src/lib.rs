@@ -18,4 +18,4 @@ pub use request::{
     RequestError, RequestKind, Style, Viewer,
 };
 pub use result::{EndState, GenerationResult};
-pub use text::{DisplayName, Subject, TextError, TwitchUserId};
+pub use text::{DisplayName, MAX_TWITCH_FIELD_CHARS, Subject, TextError, TwitchUserId};

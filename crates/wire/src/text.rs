@@ -41,7 +41,7 @@ impl Subject {
 }
 
 /// Twitch ids and names are short; anything longer is not from Twitch.
-const MAX_TWITCH_FIELD_CHARS: usize = 64;
+pub const MAX_TWITCH_FIELD_CHARS: usize = 64;
 
 macro_rules! non_empty_text {
     ($(#[$doc:meta])* $name:ident) => {

@@ -20,8 +20,7 @@ pub struct TestBroker {
 impl TestBroker {
     /// Connected, having declared `declare`.
     pub async fn start(declare: Declare) -> Self {
-        let settings =
-            BrokerSettings::from_env(&Env::from_process().unwrap_or_default()).unwrap();
+        let settings = BrokerSettings::from_env(&Env::from_process().unwrap_or_default()).unwrap();
         let topology = Topology::prefixed(&format!("test-{}", uuid::Uuid::new_v4().simple()));
         let broker = Broker::start(
             settings.clone(),

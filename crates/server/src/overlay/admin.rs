@@ -19,11 +19,13 @@ use uuid::Uuid;
 const RECENT: i64 = 20;
 const MAX_LABEL: usize = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
-    /// What to call it: which OBS, which scene.
+    /// What to call it: which OBS, which scene (default "overlay"). One
+    /// line, at most 100 characters.
     #[serde(default)]
+    #[schema(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     label: String,
 }
 
@@ -41,8 +43,10 @@ pub struct CreatedToken {
 /// Creates an overlay token. The token is in this answer only: store it in
 /// the OBS browser source's URL.
 #[utoipa::path(post, path = "/overlay/tokens", tag = "overlay",
-    request_body(content = Object, description = "{\"label\": \"main OBS\"}"),
-    responses((status = 201, description = "{id, label, created_at, token, overlay_path}"),
+    request_body(content = NewToken, content_type = "application/json"),
+    responses((status = 201, description = "{id, label, created_at, token, overlay_path}",
+                  links(("RevokeToken" = (operation_id = "revoke_token", parameters(("id" = "$response.body#/id")))),
+                        ("Next" = (operation_id = "next", parameters(("token" = "$response.body#/token")))))),
               (status = 403, description = "not an admin")),
     security(("bearer" = [])))]
 pub async fn create_token(
@@ -51,6 +55,7 @@ pub async fn create_token(
     Json(body): Json<NewToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let label = body.label.trim();
+    crate::extract::one_line("label", label)?;
     if label.chars().count() > MAX_LABEL {
         return Err(ApiError::bad_field(
             "label",

@@ -51,10 +51,18 @@ async fn play_state(store: &Store) -> Result<PlayState, dynamo_store::StoreError
     params(("token" = String, Query, description = "overlay token")),
     responses((status = 200, description = "text/event-stream of `state` events ({paused, on_air, taken, waiting}) and a final `revoked`"),
               (status = 401, description = "no, unknown or revoked overlay token")))]
-pub async fn stream(State(state): State<AppState>, access: OverlayAccess) -> Response {
+pub async fn stream(
+    State(state): State<AppState>,
+    access: OverlayAccess,
+) -> Result<Response, ApiError> {
+    let permit = state
+        .streams
+        .admit(format!("overlay:{}", hex::encode(access.token_sha256)))?;
     let (events, receiver) = mpsc::channel::<Result<Event, Infallible>>(8);
     let mut wakes = state.overlay.subscribe();
     tokio::spawn(async move {
+        // The stream's place among the open ones, until this task ends.
+        let _open = permit;
         let mut last: Option<PlayState> = None;
         let mut tick = tokio::time::interval(RECHECK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -95,9 +103,9 @@ pub async fn stream(State(state): State<AppState>, access: OverlayAccess) -> Res
             }
         }
     });
-    Sse::new(ReceiverStream::new(receiver))
+    Ok(Sse::new(ReceiverStream::new(receiver))
         .keep_alive(KeepAlive::new().interval(state.sse_heartbeat))
-        .into_response()
+        .into_response())
 }
 
 /// Takes the next alert on air: 200 with it, or 204 when nothing waits or
@@ -105,7 +113,9 @@ pub async fn stream(State(state): State<AppState>, access: OverlayAccess) -> Res
 /// counts as shown and ends as `interrupted`: it does not play again.
 #[utoipa::path(post, path = "/overlay/next", tag = "overlay",
     params(("token" = String, Query, description = "overlay token")),
-    responses((status = 200, description = "the alert to play now"),
+    responses((status = 200, description = "the alert to play now",
+                  links(("Finished" = (operation_id = "finished", parameters(("id" = "$response.body#/id")))),
+                        ("Replay" = (operation_id = "replay", parameters(("id" = "$response.body#/id")))))),
               (status = 204, description = "nothing to play (empty queue or paused)"),
               (status = 401, description = "no, unknown or revoked overlay token")))]
 pub async fn next(State(state): State<AppState>, _: OverlayAccess) -> Result<Response, ApiError> {

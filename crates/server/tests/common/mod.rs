@@ -115,6 +115,12 @@ impl Server {
         )
     }
 
+    /// What `/metrics` shows now.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(format!("{}/metrics", self.base)).send();
+        response.await.unwrap().text().await.unwrap()
+    }
+
     /// Queues a request through the API as `token`; returns its id.
     pub async fn enqueue(&self, token: &str, body: &Value) -> String {
         let (status, answer, _) = self.post("/requests", token, body).await;
