@@ -10,11 +10,13 @@ mod api_error;
 mod auth;
 mod derived_name;
 mod discord;
+mod download;
 mod error;
 mod ledger;
 mod models;
 mod openai;
 mod placeholder;
+mod redact;
 mod retry_hint;
 mod storage;
 
@@ -33,6 +35,7 @@ pub use models::{
 };
 pub use openai::{OpenAi, OpenAiSettings};
 pub use placeholder::Placeholder;
+pub use redact::redact_url;
 pub use storage::{FsStorage, S3Settings, S3Storage};
 
 /// One image to generate.

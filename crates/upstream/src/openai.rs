@@ -6,6 +6,7 @@
 //! configured for the whole fleet.
 
 use crate::api_error::ApiFailure;
+use crate::download::{CapAnswers, Downloader, answer_cap, read_capped};
 use crate::models::{
     ImageParameter, ImageUsage, ListedModel, MemoryCatalogue, ModelCatalogue, ModelChain,
     ModelParameters, ModelPrices,
@@ -51,8 +52,12 @@ pub struct OpenAiSettings {
     pub image_quality: Option<String>,
     /// `OPENAI_TIMEOUT`: per HTTP call; image generation can take two minutes.
     pub timeout: Duration,
-    /// `OPENAI_MAX_DOWNLOAD_BYTES`: cap on an image fetched from a `url` answer.
+    /// `OPENAI_MAX_DOWNLOAD_BYTES`: cap on an image fetched from a `url`
+    /// answer (and, as base64, on every answer body).
     pub max_download_bytes: usize,
+    /// `OPENAI_DOWNLOAD_HOSTS`: hosts besides the base URL's that `url`
+    /// answers may point to ([`crate::download`]).
+    pub download_hosts: Vec<String>,
 }
 
 /// JPEG and WEBP quality asked of the image API (SPEC §3 S3: quality 80).
@@ -62,6 +67,7 @@ const OUTPUT_COMPRESSION: u8 = 80;
 pub struct OpenAi {
     client: Client<OpenAIConfig>,
     http: reqwest::Client,
+    downloader: Downloader,
     settings: OpenAiSettings,
     catalogue: Arc<dyn ModelCatalogue>,
     /// What this server lacks, learned from a 404 on the first call: many
@@ -109,11 +115,21 @@ impl OpenAi {
         let config = OpenAIConfig::new()
             .with_api_base(&settings.base_url)
             .with_api_key(settings.api_key.expose_secret());
-        let client = Client::with_config(config)
-            .with_http_service(CaptureRetryHints::new(ReqwestService::new(http.clone())));
+        let capped = CapAnswers::new(
+            ReqwestService::new(http.clone()),
+            answer_cap(settings.max_download_bytes),
+        );
+        let client = Client::with_config(config).with_http_service(CaptureRetryHints::new(capped));
+        let downloader = Downloader::new(
+            &settings.base_url,
+            &settings.download_hosts,
+            settings.max_download_bytes,
+            settings.timeout,
+        )?;
         Ok(Self {
             client,
             http,
+            downloader,
             settings,
             catalogue: Arc::new(MemoryCatalogue::default()),
             lacks: Arc::new(Lacks::default()),
@@ -192,11 +208,17 @@ impl OpenAi {
                 return;
             }
             Err(error) => {
+                let error = crate::redact::redact_reqwest(error);
                 tracing::warn!(%error, "cannot read the model catalogue");
                 return;
             }
         };
-        let Ok(body) = response.json::<Value>().await else {
+        let cap = answer_cap(self.settings.max_download_bytes);
+        let Some(body) = read_capped(response, cap)
+            .await
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        else {
             tracing::info!(
                 "the model catalogue answer is not JSON; models are learned from calls instead"
             );
@@ -386,7 +408,7 @@ impl OpenAi {
             (Some(b64), _) if !b64.is_empty() => base64::engine::general_purpose::STANDARD
                 .decode(b64.as_bytes())
                 .map_err(|e| UpstreamError::permanent(SERVICE, format!("bad base64 image: {e}"))),
-            (_, Some(url)) if !url.is_empty() => self.download(url).await,
+            (_, Some(url)) if !url.is_empty() => self.downloader.image(url).await,
             _ => Err(UpstreamError::permanent(
                 SERVICE,
                 "the answer held no image (neither data[0].b64_json nor data[0].url)",
@@ -444,62 +466,6 @@ impl OpenAi {
             };
         }
         Outcome::Failed(with_hint(classify(&failure), captured))
-    }
-
-    async fn download(&self, url: &str) -> Result<Vec<u8>, UpstreamError> {
-        let limit = self.settings.max_download_bytes;
-        let mut response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| UpstreamError::from_reqwest(SERVICE, e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let headers = response.headers().clone();
-            return Err(UpstreamError::from_status(
-                SERVICE,
-                status,
-                &headers,
-                "image download failed",
-            ));
-        }
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        if !content_type.starts_with("image/") {
-            return Err(UpstreamError::permanent(
-                SERVICE,
-                format!("the image URL answered {content_type:?}, not an image"),
-            ));
-        }
-        if response
-            .content_length()
-            .is_some_and(|len| len as usize > limit)
-        {
-            return Err(UpstreamError::permanent(
-                SERVICE,
-                format!("the image is over {limit} bytes"),
-            ));
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| UpstreamError::from_reqwest(SERVICE, e))?
-        {
-            if bytes.len() + chunk.len() > limit {
-                return Err(UpstreamError::permanent(
-                    SERVICE,
-                    format!("the image is over {limit} bytes"),
-                ));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(bytes)
     }
 }
 
