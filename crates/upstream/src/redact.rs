@@ -66,13 +66,24 @@ fn looks_like_token(segment: &str) -> bool {
         && segment.chars().any(|c| c.is_ascii_alphabetic())
 }
 
-/// A reqwest failure as text, its URL redacted.
+/// A reqwest failure as text with its causes (a refused redirect says why
+/// only there), its URL redacted.
 pub fn redact_reqwest(error: reqwest::Error) -> String {
     let url = error.url().map(|url| redact_url(url.as_str()));
     let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // hyper and reqwest repeat their cause in their own text.
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
     match url {
-        Some(url) => format!("{error} (url {url})"),
-        None => error.to_string(),
+        Some(url) => format!("{text} (url {url})"),
+        None => text,
     }
 }
 
