@@ -7,8 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
-use dynamo_testkit::{TestWorld, eventually};
-use std::sync::{Arc, LazyLock, Mutex};
+use dynamo_testkit::{CapturedLogs, TestWorld, eventually};
+use std::sync::LazyLock;
 
 mod support;
 
@@ -27,25 +27,6 @@ static LOGS: LazyLock<CapturedLogs> = LazyLock::new(|| {
     tracing::subscriber::set_global_default(subscriber).unwrap();
     logs
 });
-
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl CapturedLogs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn an_unreachable_discord_webhook_is_logged_without_its_token() {
