@@ -14,7 +14,11 @@ cd "$(dirname "$0")/.."
 cargo build --workspace --all-targets --locked
 export IMAGE_PROVIDER="${IMAGE_PROVIDER:-placeholder}" STORAGE_BACKEND="${STORAGE_BACKEND:-filesystem}"
 export POINTS_COST="${POINTS_COST:-0}" PGHOST="${PGHOST:-127.0.0.1}" PGSSLMODE="${PGSSLMODE:-disable}"
-# The live page's admin token is dev-admin-token (only its SHA-256 is configured).
+# The live page's admin token is dev-admin-token (only its SHA-256 is
+# configured). That token is public, so both services listen on 127.0.0.1
+# only; README "Quick start" says how to open them to the LAN (with a token
+# of your own).
+export BIND_ADDR="${BIND_ADDR:-127.0.0.1}" CONSUMER_HEALTH_ADDR="${CONSUMER_HEALTH_ADDR:-127.0.0.1:8081}"
 export AUTH_MODE="${AUTH_MODE:-standalone}"
 export ADMIN_TOKEN_SHA256="${ADMIN_TOKEN_SHA256:-1734d503f6aa6a047c36d113cbad769f719c93784b469b771c4c3e7c63adbefd}"
 bin=${CARGO_TARGET_DIR:-target}/debug

@@ -13,8 +13,10 @@
 # (PyPI; the image benchmark's smoke run compares against them), Debian's
 # chromium and chromium-driver and npm's axe-core (the live page's browser
 # tests), Debian's prometheus for promtool (checks deploy/prometheus/alerts.yml;
-# the package brings a Prometheus server too, which no test uses). Each is installed only when
-# missing. Idempotent.
+# the package brings a Prometheus server too, which no test uses), and PyPI's
+# kubernetes-validate and check-jsonschema (validate the Kubernetes manifests,
+# KEDA's objects and the compose file offline, against the schemas they ship
+# or deploy/schemas/). Each is installed only when missing. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +45,8 @@ have moto_server || pip_packages+=("moto[server]")
 python3 -c 'import PIL, numpy' 2>/dev/null || pip_packages+=(-r bench/requirements.txt)
 { have chromium && have chromedriver; } || apt_packages+=(chromium chromium-driver)
 have promtool || apt_packages+=(prometheus)
+have kubernetes-validate || pip_packages+=("kubernetes-validate>=1.37")
+have check-jsonschema || pip_packages+=("check-jsonschema>=0.39")
 if [ ! -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ]; then
   have npm || apt_packages+=(npm)
   npm_packages+=(axe-core@4)

@@ -19,4 +19,4 @@ pub use connect::{BrokerError, connect};
 pub use consume::{DeadLetterError, Delivery, Subscription};
 pub use link::{Broker, Connected, Declare};
 pub use publisher::{Envelope, PublishError, Publisher};
-pub use topology::Topology;
+pub use topology::{QueueDepth, Topology};

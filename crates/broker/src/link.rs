@@ -14,7 +14,7 @@
 use crate::BrokerError;
 use crate::consume::Subscription;
 use crate::publisher::Publisher;
-use crate::topology::Topology;
+use crate::topology::{QueueDepth, Topology};
 use backon::{ExponentialBuilder, Retryable};
 use dynamo_runtime::{BrokerSettings, Shutdown};
 use futures::StreamExt;
@@ -132,10 +132,20 @@ impl Broker {
         Publisher::following(self.link.clone())
     }
 
-    /// Messages waiting in our request queue, or `None` if the broker did not say.
+    /// Messages waiting in our request queue, or `None` if the broker did not
+    /// say (or the queue is not declared yet: see [`Broker::requests_queue`]).
     pub async fn requests_queue_depth(&self) -> Option<u32> {
-        let link = self.link.borrow().clone()?;
-        self.topology.requests_queue_depth(&link.connection).await
+        self.requests_queue().await.waiting()
+    }
+
+    /// What the broker says about our request queue, including that no
+    /// consumer has declared it yet.
+    pub async fn requests_queue(&self) -> QueueDepth {
+        let link = self.link.borrow().clone();
+        match link {
+            Some(link) => self.topology.requests_queue(&link.connection).await,
+            None => QueueDepth::Unknown,
+        }
     }
 
     /// Closes the connection and stops reconnecting. Call it after the last
@@ -224,6 +234,12 @@ async fn supervise(
                 // `close` closes the connection itself.
                 _ = stop.requested() => return,
                 event = events.next() => match event {
+                    // lapin reports a channel closed by the broker (a
+                    // passive declare of a missing queue, on a channel of
+                    // its own) here too: only a broken link is a loss.
+                    Some(Event::Error(error)) if link.healthy() => {
+                        tracing::debug!(%error, "RabbitMQ closed a channel; the connection stays");
+                    }
                     Some(Event::Error(error)) => {
                         tracing::warn!(%error, "lost RabbitMQ; reconnecting");
                         break;

@@ -3,8 +3,37 @@
 use crate::BrokerError;
 use dynamo_runtime::{Env, SettingError};
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Channel, ErrorKind, ExchangeKind};
+
+/// What the broker says about the request queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueDepth {
+    /// This many messages wait in it.
+    Waiting(u32),
+    /// It does not exist yet: no consumer has declared it, so nothing
+    /// published now would be kept.
+    NotDeclared,
+    /// The broker did not say (not connected, or another error).
+    Unknown,
+}
+
+impl QueueDepth {
+    /// The number waiting, when known.
+    pub fn waiting(self) -> Option<u32> {
+        match self {
+            QueueDepth::Waiting(count) => Some(count),
+            QueueDepth::NotDeclared | QueueDepth::Unknown => None,
+        }
+    }
+}
+
+/// A passive declare of a queue that does not exist.
+fn is_not_found(error: &lapin::Error) -> bool {
+    matches!(error.kind(), ErrorKind::ProtocolError(e)
+        if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)))
+}
 
 /// Names of everything dynamo declares. Defaults follow SPEC §2; tests give
 /// each run its own names so they can share one broker.
@@ -117,10 +146,14 @@ impl Topology {
             .await
     }
 
-    /// Messages waiting in the request queue, or `None` if the broker did not say.
-    pub async fn requests_queue_depth(&self, connection: &lapin::Connection) -> Option<u32> {
-        let channel = connection.create_channel().await.ok()?;
-        let queue = channel
+    /// Messages waiting in the request queue, asked on a channel of its own.
+    /// A queue nobody declared yet (no consumer has run) closes that channel
+    /// with 404, which is an answer, not a lost connection.
+    pub async fn requests_queue(&self, connection: &lapin::Connection) -> QueueDepth {
+        let Ok(channel) = connection.create_channel().await else {
+            return QueueDepth::Unknown;
+        };
+        let declared = channel
             .queue_declare(
                 self.requests_queue.as_str().into(),
                 QueueDeclareOptions {
@@ -129,10 +162,16 @@ impl Topology {
                 },
                 FieldTable::default(),
             )
-            .await
-            .ok()?;
-        let _ = channel.close(200, "done".into()).await;
-        Some(queue.message_count())
+            .await;
+        match declared {
+            Ok(queue) => {
+                let _ = channel.close(200, "done".into()).await;
+                QueueDepth::Waiting(queue.message_count())
+            }
+            // The broker closed the channel itself.
+            Err(error) if is_not_found(&error) => QueueDepth::NotDeclared,
+            Err(_) => QueueDepth::Unknown,
+        }
     }
 
     async fn declare_queue(

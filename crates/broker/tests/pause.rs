@@ -5,12 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed setup should fail the test
 
-use dynamo_broker::{Broker, Declare, Delivery, Envelope, Subscription, Topology};
-use dynamo_runtime::{BrokerSettings, Env};
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-use std::time::Duration;
+mod support;
 
-const LIMIT: Duration = Duration::from_secs(10);
+use dynamo_broker::{Broker, Declare, Delivery, Envelope, Subscription, Topology};
+use std::time::Duration;
+use support::{LIMIT, TestBroker};
 
 async fn publish(broker: &Broker, topology: &Topology, n: usize) {
     for i in 0..n {
@@ -56,19 +55,10 @@ async fn next(subscription: &mut Subscription) -> Delivery {
 
 #[tokio::test]
 async fn a_paused_subscription_leaves_messages_ready_and_resumes() {
-    let settings = BrokerSettings::from_env(&Env::from_process().unwrap_or_default()).unwrap();
-    let topology = Topology::prefixed(&format!("test-{}", uuid::Uuid::new_v4().simple()));
-    let broker = Broker::start(
-        settings.clone(),
-        "dynamo-broker-tests",
-        topology.clone(),
-        Declare::Everything,
-    );
-    let connected = tokio::time::timeout(LIMIT, broker.connected())
-        .await
-        .expect("RabbitMQ must be running for the tests (see README: Testing)")
-        .unwrap();
-    publish(&broker, &topology, 3).await;
+    let test = TestBroker::start(Declare::Everything).await;
+    let (broker, topology) = (&test.broker, &test.topology);
+    let connected = broker.connected().await.unwrap();
+    publish(broker, topology, 3).await;
 
     // With room for all three, the broker sends them all; one is taken.
     let mut subscription = connected
@@ -76,13 +66,13 @@ async fn a_paused_subscription_leaves_messages_ready_and_resumes() {
         .await
         .unwrap();
     let taken = next(&mut subscription).await;
-    ready_becomes(&broker, 0, "all sent").await;
+    ready_becomes(broker, 0, "all sent").await;
 
     subscription.pause().await.unwrap();
     assert!(subscription.is_paused());
-    ready_becomes(&broker, 2, "the two sent but not taken are ready again").await;
-    publish(&broker, &topology, 2).await;
-    ready_becomes(&broker, 4, "nothing is sent while paused").await;
+    ready_becomes(broker, 2, "the two sent but not taken are ready again").await;
+    publish(broker, topology, 2).await;
+    ready_becomes(broker, 4, "nothing is sent while paused").await;
     assert!(
         tokio::time::timeout(Duration::from_millis(300), subscription.next())
             .await
@@ -106,27 +96,8 @@ async fn a_paused_subscription_leaves_messages_ready_and_resumes() {
         bodies,
         [r#"{"n":0}"#, r#"{"n":1}"#, r#"{"n":1}"#, r#"{"n":2}"#]
     );
-    ready_becomes(&broker, 0, "all taken").await;
+    ready_becomes(broker, 0, "all taken").await;
     subscription.close().await;
 
-    let connection = dynamo_broker::connect(&settings, "dynamo-broker-tests-cleanup")
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    for queue in [&topology.requests_queue, &topology.dead_letter_queue] {
-        let _ = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for exchange in [
-        &topology.requests_exchange,
-        &topology.alerts_exchange,
-        &topology.results_exchange,
-        &topology.dead_letter_exchange,
-    ] {
-        let _ = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
-    broker.close().await;
+    test.clean_up().await;
 }

@@ -88,6 +88,7 @@ pub async fn run_with_health(
             broker.clone(),
             metrics.clone(),
             holds.clone(),
+            config.holds.daily_budget_usd,
             shutdown.clone(),
         ));
     }

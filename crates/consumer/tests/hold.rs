@@ -97,6 +97,17 @@ async fn while_the_fleet_holds_no_consumer_takes_requests_and_all_succeed_after(
     })
     .await;
     assert_eq!(paused["held"][0]["service"], "openai", "{paused}");
+    // Held, yet ready: Kubernetes must not stall rollouts or node drains
+    // for a hold no restart cures (issue 25 item 2).
+    let answer = reqwest::get(&second.readyz).await.unwrap();
+    assert_eq!(answer.status(), reqwest::StatusCode::OK);
+    // The alert's gauge is up for as long as the hold.
+    let metrics = second.readyz.replace("/readyz", "/metrics");
+    let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+    assert!(
+        text.contains("dynamo_upstream_held_seconds{service=\"openai\"}"),
+        "{text}"
+    );
     assert!(
         paused["held"][0]["reason"]
             .as_str()

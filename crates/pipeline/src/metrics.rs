@@ -74,6 +74,24 @@ pub struct Readings {
     pub model_shutdowns: Vec<ModelShutdown>,
     /// Fleet-wide, in seconds; 0 when no debit is pending.
     pub oldest_pending_debit_age: Option<f64>,
+    /// The services the fleet holds requests for now, with how long (in
+    /// seconds) each has been held: a gauge that stays up exactly as long
+    /// as the hold, for alerts. `None`: the database did not say.
+    pub held: Option<Vec<(String, f64)>>,
+    /// What images cost today and this broadcast; `None`: the database did not say.
+    pub spend: Option<SpendReading>,
+    /// `OPENAI_DAILY_BUDGET_USD`, when set.
+    pub daily_budget_usd: Option<f64>,
+}
+
+/// [`Readings::spend`]: fleet-wide, from the database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendReading {
+    /// USD since 00:00 UTC.
+    pub today_usd: f64,
+    /// The broadcast of the newest request that names one, and what its
+    /// requests cost.
+    pub broadcast: Option<(i64, f64)>,
 }
 
 impl dynamo_runtime::metrics::Readings for Readings {
@@ -112,6 +130,49 @@ impl dynamo_runtime::metrics::Readings for Readings {
                 MetricType::Gauge,
             )?;
             ConstGauge::new(age).encode(gauge)?;
+        }
+        if let Some(held) = &readings.held {
+            // Declared even when nothing is held, so an empty answer is told
+            // apart from a scrape that could not read the holds.
+            let mut family = encoder.encode_descriptor(
+                "dynamo_upstream_held_seconds",
+                "How long the fleet has held requests for a service (present only while held).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (service, seconds) in held {
+                ConstGauge::new(*seconds)
+                    .encode(family.encode_family(&[("service", service.as_str())])?)?;
+            }
+        }
+        if let Some(spend) = &readings.spend {
+            let gauge = encoder.encode_descriptor(
+                "dynamo_spend_today_usd",
+                "USD spent on images since 00:00 UTC, fleet-wide.",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(spend.today_usd).encode(gauge)?;
+            if let Some((broadcast, usd)) = spend.broadcast {
+                let mut family = encoder.encode_descriptor(
+                    "dynamo_spend_broadcast_usd",
+                    "USD spent on the current broadcast's images (the newest request that names one).",
+                    None,
+                    MetricType::Gauge,
+                )?;
+                let broadcast = broadcast.to_string();
+                ConstGauge::new(usd)
+                    .encode(family.encode_family(&[("broadcast", broadcast.as_str())])?)?;
+            }
+        }
+        if let Some(budget) = readings.daily_budget_usd {
+            let gauge = encoder.encode_descriptor(
+                "dynamo_daily_budget_usd",
+                "OPENAI_DAILY_BUDGET_USD: images are held once today's spend reaches it.",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(budget).encode(gauge)?;
         }
         Ok(())
     }
@@ -334,6 +395,40 @@ mod tests {
             );
         }
         assert!(text.contains("# TYPE dynamo_step_total counter"), "{text}");
+    }
+
+    #[test]
+    fn holds_spend_and_budget_are_read_at_each_scrape() {
+        let readings = Readings {
+            held: Some(vec![("openai-budget".into(), 1200.5)]),
+            spend: Some(SpendReading {
+                today_usd: 4.25,
+                broadcast: Some((77, 1.5)),
+            }),
+            daily_budget_usd: Some(10.0),
+            ..Readings::default()
+        };
+        let text = render(&Metrics::default(), readings);
+        for sample in [
+            r#"dynamo_upstream_held_seconds{service="openai-budget"} 1200.5"#,
+            "dynamo_spend_today_usd 4.25",
+            r#"dynamo_spend_broadcast_usd{broadcast="77"} 1.5"#,
+            "dynamo_daily_budget_usd 10.0",
+        ] {
+            assert!(
+                text.contains(&format!("\n{sample}\n")),
+                "no {sample} in\n{text}"
+            );
+        }
+        // Nothing held: no series, so a hold's alert resolves with the hold.
+        let text = render(
+            &Metrics::default(),
+            Readings {
+                held: Some(vec![]),
+                ..Readings::default()
+            },
+        );
+        assert!(!text.contains("dynamo_upstream_held_seconds{"), "{text}");
     }
 
     #[test]

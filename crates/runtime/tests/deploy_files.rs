@@ -9,33 +9,22 @@
 //! - the k8s ConfigMap and Secret hold every one of them, secrets in the
 //!   Secret, and nothing else; compose sets only known names;
 //! - the dashboard and the alert rules use only metrics the binaries export;
-//! - `promtool check rules` accepts the rules (required in CI).
+//! - `promtool check rules` accepts the rules and `promtool test rules`
+//!   passes their unit tests (promtool required);
+//! - the overlay, rendered, probes what dynamo means by its health
+//!   endpoints and runs every pod with least privilege.
+//!
+//! Validation against the schemas is in `deploy_schemas.rs`; compose and
+//! the Dockerfile in `deploy_compose.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a file that cannot be read should fail the test
+
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_norway::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn read(path: &str) -> String {
-    let full = repo().join(path);
-    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
-}
-
-/// All YAML documents of one file.
-fn yaml_documents(path: &str) -> Vec<Value> {
-    let text = read(path);
-    serde_norway::Deserializer::from_str(&text)
-        .map(|document| {
-            serde::Deserialize::deserialize(document).unwrap_or_else(|e| panic!("{path}: {e}"))
-        })
-        .filter(|document: &Value| !document.is_null())
-        .collect()
-}
+use support::{kustomize, read, repo, yaml_documents};
 
 /// Every `.rs` file under `dir`, recursively.
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
@@ -284,13 +273,15 @@ fn the_k8s_deployments_take_the_settings_probe_health_and_outlast_the_grace() {
         "dynamo-config",
     );
     let listed = env_example();
-    for (file, port, replicas) in [("server.yaml", 8080, 2), ("consumer.yaml", 8081, 2)] {
+    // KEDA owns the consumer's count: a `replicas` would reset it on every
+    // `kubectl apply`. The Twitch intake runs in at most one.
+    for (file, port, replicas) in [
+        ("server.yaml", 8080, Some(2)),
+        ("consumer.yaml", 8081, None),
+        ("twitch-intake.yaml", 8081, Some(0)),
+    ] {
         let (deployment, container) = deployment(file);
-        assert_eq!(
-            deployment["spec"]["replicas"].as_u64(),
-            Some(replicas),
-            "{file}"
-        );
+        assert_eq!(deployment["spec"]["replicas"].as_u64(), replicas, "{file}");
         let from: Vec<&str> = container["envFrom"]
             .as_sequence()
             .unwrap_or_else(|| panic!("{file}: no envFrom"))
@@ -312,7 +303,7 @@ fn the_k8s_deployments_take_the_settings_probe_health_and_outlast_the_grace() {
         assert_eq!(container_port, Some(port), "{file}");
         assert_eq!(
             container["livenessProbe"]["httpGet"]["path"].as_str(),
-            Some("/healthz")
+            Some("/livez")
         );
         assert_eq!(
             container["readinessProbe"]["httpGet"]["path"].as_str(),
@@ -545,77 +536,77 @@ fn the_dashboard_and_alerts_use_only_exported_metrics() {
         "dynamo_recovered_total",
         "dynamo_retries_total",
         "dynamo_http_requests_total",
+        "dynamo_upstream_held_seconds",
+        "dynamo_spend_today_usd",
+        "dynamo_spend_broadcast_usd",
+        "dynamo_daily_budget_usd",
+        "dynamo_image_spend_usd_total",
+        "dynamo_model_shutdown_days",
     ] {
         assert!(dashboard.contains(wanted), "the dashboard lacks {wanted}");
     }
-}
-
-#[test]
-fn promtool_accepts_the_alert_rules() {
-    let rules = repo().join("deploy/prometheus/alerts.yml");
-    let output = match std::process::Command::new("promtool")
-        .arg("check")
-        .arg("rules")
-        .arg(&rules)
-        .output()
-    {
-        Ok(output) => output,
-        Err(error) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-            panic!(
-                "promtool is needed in CI (scripts/test.sh installs Debian's prometheus): {error}"
-            )
-        }
-        Err(error) => {
-            println!("skipped: promtool not found ({error}); apt-get install prometheus");
-            return;
-        }
-    };
+    // The hold alert reads the gauge that lasts as long as the hold.
     assert!(
-        output.status.success(),
-        "promtool check rules {}:\n{}{}",
-        rules.display(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        alerts.contains("dynamo_upstream_held_seconds"),
+        "{alerts:?}"
     );
 }
 
-/// The overlay renders (`kubectl kustomize`, no cluster needed) into objects
+/// `promtool check rules` accepts the rules and `promtool test rules` runs
+/// their unit tests (`alerts.test.yml`: a 20-minute hold keeps its alert
+/// firing to the end). promtool is required: scripts/test.sh installs it.
+#[test]
+fn promtool_accepts_the_alert_rules_and_their_tests_pass() {
+    let dir = repo().join("deploy/prometheus");
+    for args in [
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts.test.yml"],
+    ] {
+        let output = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap_or_else(|error| {
+                panic!("promtool is needed (scripts/test.sh installs Debian's prometheus): {error}")
+            });
+        assert!(
+            output.status.success(),
+            "promtool {}:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let said = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            said.contains("SUCCESS"),
+            "promtool {}: {said}",
+            args.join(" ")
+        );
+    }
+}
+
+/// The overlay renders (`support::kustomize`, compared with `kubectl
+/// kustomize` in deploy_schemas.rs where kubectl is installed) into objects
 /// that all live in its namespace, run its image, and keep every setting
-/// after its ConfigMap patch. Skipped where kubectl is missing: Debian's
-/// package is too old to install beside a newer one, so CI may lack it.
+/// after its ConfigMap patch.
 #[test]
 fn the_example_overlay_renders() {
-    let overlay = repo().join("deploy/kubernetes/overlays/example");
-    let output = match std::process::Command::new("kubectl")
-        .arg("kustomize")
-        .arg(&overlay)
-        .output()
-    {
-        Ok(output) => output,
-        Err(error) => {
-            println!("skipped: kubectl not found ({error})");
-            return;
-        }
-    };
-    assert!(
-        output.status.success(),
-        "kubectl kustomize {}:\n{}",
-        overlay.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
-    let documents: Vec<Value> = serde_norway::Deserializer::from_str(&text)
-        .map(|document| serde::Deserialize::deserialize(document).unwrap())
-        .collect();
-    assert!(documents.len() >= 10, "{text}");
+    let documents = kustomize::render("deploy/kubernetes/overlays/example");
+    assert!(documents.len() >= 12, "{documents:?}");
     for document in &documents {
         let kind = document["kind"].as_str().unwrap();
+        // The overlay's own Namespace is neither in itself nor labelled by the base.
         if kind != "Namespace" {
             assert_eq!(
                 document["metadata"]["namespace"].as_str(),
                 Some("dynamo"),
                 "{kind} {:?}",
                 document["metadata"]["name"]
+            );
+            assert_eq!(
+                document["metadata"]["labels"]["app.kubernetes.io/part-of"].as_str(),
+                Some("dynamo"),
+                "{kind}"
             );
         }
         if kind == "Deployment" {
@@ -644,4 +635,105 @@ fn the_example_overlay_renders() {
             assert_eq!(document["spec"]["maxReplicaCount"].as_u64(), Some(20));
         }
     }
+}
+
+/// What Kubernetes does with the probes is what dynamo means by them
+/// (issue 25 item 2): liveness on `/livez` (nothing outside the process
+/// restarts it), the server's readiness on `/readyz`, which stays 200 while
+/// the broker or a hold is away (crates/server/tests/outages.rs), with a
+/// timeout the 1 s database answer fits in; KEDA scales down by a stated
+/// behaviour; every pod runs with least privilege (issue 23 item 6).
+#[test]
+fn the_rendered_pods_probe_what_they_mean_and_run_with_least_privilege() {
+    let documents = kustomize::render("deploy/kubernetes/overlays/example");
+    let deployments: Vec<&Value> = documents
+        .iter()
+        .filter(|d| d["kind"] == "Deployment")
+        .collect();
+    assert_eq!(deployments.len(), 3);
+    for deployment in &deployments {
+        let name = deployment["metadata"]["name"].as_str().unwrap();
+        let pod = &deployment["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["automountServiceAccountToken"].as_bool(),
+            Some(false),
+            "{name}"
+        );
+        assert_eq!(
+            pod["securityContext"]["runAsNonRoot"].as_bool(),
+            Some(true),
+            "{name}"
+        );
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"].as_str(),
+            Some("RuntimeDefault"),
+            "{name}"
+        );
+        for container in pod["containers"].as_sequence().unwrap() {
+            let security = &container["securityContext"];
+            assert_eq!(
+                security["capabilities"]["drop"],
+                serde_norway::from_str::<Value>("[ALL]").unwrap(),
+                "{name}"
+            );
+            assert_eq!(
+                security["allowPrivilegeEscalation"].as_bool(),
+                Some(false),
+                "{name}"
+            );
+            assert_eq!(
+                security["readOnlyRootFilesystem"].as_bool(),
+                Some(true),
+                "{name}"
+            );
+            let port = container["ports"][0]["name"].as_str().unwrap();
+            for (probe, path) in [("livenessProbe", "/livez"), ("readinessProbe", "/readyz")] {
+                let probe = &container[probe];
+                assert_eq!(probe["httpGet"]["path"].as_str(), Some(path), "{name}");
+                assert_eq!(probe["httpGet"]["port"].as_str(), Some(port), "{name}");
+                // PROBE_TIMEOUT in crates/server/tests/outages.rs: the
+                // server answers within it during a database outage.
+                assert_eq!(probe["timeoutSeconds"].as_u64(), Some(3), "{name}");
+            }
+        }
+    }
+    let intake = support::find(&documents, "Deployment", "dynamo-twitch-intake");
+    assert_eq!(
+        intake["spec"]["strategy"]["type"].as_str(),
+        Some("Recreate")
+    );
+    assert!(intake["spec"]["replicas"].as_u64().unwrap() <= 1);
+    let container = &intake["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["env"][0]["name"].as_str(), Some("TWITCH_INTAKE"));
+    assert_eq!(container["env"][0]["value"].as_str(), Some("true"));
+    let config = support::find(&documents, "ConfigMap", "dynamo-config");
+    assert_eq!(
+        config["data"]["TWITCH_INTAKE"].as_str(),
+        Some("false"),
+        "the scaled consumers take no redemptions"
+    );
+    assert_ne!(
+        config["data"]["PGUSER"].as_str(),
+        Some("postgres"),
+        "not the superuser"
+    );
+
+    let scaled = support::find(&documents, "ScaledObject", "dynamo-consumer");
+    let behavior = &scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"];
+    assert!(
+        behavior["scaleDown"]["policies"][0]["value"]
+            .as_u64()
+            .is_some(),
+        "{scaled:?}"
+    );
+    assert!(
+        behavior["scaleDown"]["stabilizationWindowSeconds"]
+            .as_u64()
+            .is_some()
+    );
+    let consumer = support::find(&documents, "Deployment", "dynamo-consumer");
+    assert!(
+        consumer["spec"]["replicas"].is_null(),
+        "KEDA owns the consumer's replicas"
+    );
 }

@@ -88,8 +88,11 @@ async function signIn(token, { remembered = false } = {}) {
 async function watchFleet() {
   clearTimeout(page.fleetTimer);
   try {
-    const { spend, held } = await api("/stats");
+    const { spend, held, queue } = await api("/stats");
     const parts = [`Images today: $${spend.today_usd.toFixed(2)}`];
+    if (queue === "no_consumer_yet") {
+      parts.push("No consumer has started yet: requests cannot be queued until one runs");
+    }
     if (spend.broadcast_id !== null) {
       parts.push(`broadcast ${spend.broadcast_id}: $${spend.broadcast_usd.toFixed(2)}`);
     }

@@ -9,7 +9,14 @@ use axum::response::{IntoResponse, Response};
 use dynamo_store::SchemaReady;
 
 /// Served without the database: they tell whether it is there, or need none.
-const WITHOUT_DATABASE: &[&str] = &["/healthz", "/readyz", "/openapi.json", "/sign-in", "/me"];
+const WITHOUT_DATABASE: &[&str] = &[
+    "/livez",
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/sign-in",
+    "/me",
+];
 
 pub async fn require_schema(
     State(schema): State<SchemaReady>,

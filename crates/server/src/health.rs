@@ -9,6 +9,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use dynamo_broker::QueueDepth;
 use dynamo_store::StateCount;
 use serde::Serialize;
 use serde_json::json;
@@ -33,20 +34,31 @@ impl FromRequestParts<AppState> for HealthAccess {
     }
 }
 
-/// The process is up.
+/// The process is up (the same as `/livez`).
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "`{\"status\":\"ok\"}`")))]
 pub async fn healthz(_: HealthAccess) -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The database and the broker are reachable. `held` lists the services the
-/// consumer fleet holds requests for (an outage, the daily budget): shown,
-/// but not a reason to take the server out of service — the page is how
-/// operators see it.
+/// The process is up: for Kubernetes' liveness probe. Nothing outside the
+/// process makes it fail, so an outage elsewhere never restarts the server.
+#[utoipa::path(get, path = "/livez", tag = "health", responses((status = 200, description = "`{\"status\":\"ok\"}`")))]
+pub async fn livez(_: HealthAccess) -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Whether this server can serve: the database answers (within
+/// [`dynamo_store::SERVE_ACQUIRE_TIMEOUT`]), so status, the page and the
+/// overlay work. The broker and the fleet's holds are reported (`broker`,
+/// `held`, `unavailable`) but do not make it unready: Kubernetes would take
+/// every server pod out of the Service for them, and the overlay and the
+/// approval page would go dark while nothing a restart cures is wrong
+/// (SPEC §6.11).
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "`{\"database\":true,\"broker\":true,\"held\":[{\"service\",\"reason\",\"since\"}]}`"),
-              (status = 503, description = "`{\"database\":…,\"broker\":…,\"unavailable\":[\"…\"]}`: \
-              which service is away and what that stops")))]
+    responses((status = 200, description = "`{\"database\":true,\"broker\":…,\"held\":[{\"service\",\"reason\",\"since\"}],\"unavailable\":[\"…\"]}`: \
+              serving; `unavailable` says what is away (the broker: requests cannot be queued)"),
+              (status = 503, description = "`{\"database\":false,…,\"unavailable\":[\"…\"]}`: \
+              the database is away, so neither status nor requests can be served")))]
 pub async fn readyz(_: HealthAccess, State(state): State<AppState>) -> Response {
     let database = state.schema.is_ready() && state.store.ping().await.is_ok();
     let broker = state.broker.is_connected();
@@ -62,11 +74,13 @@ pub async fn readyz(_: HealthAccess, State(state): State<AppState>) -> Response 
     } else {
         Vec::new()
     };
-    if unavailable.is_empty() {
-        return Json(json!({"database": database, "broker": broker, "held": held})).into_response();
-    }
+    let status = if database {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
-        StatusCode::SERVICE_UNAVAILABLE,
+        status,
         Json(json!({"database": database, "broker": broker, "held": held, "unavailable": unavailable})),
     )
         .into_response()
@@ -86,8 +100,14 @@ pub struct Stats {
     pub counts: BTreeMap<String, BTreeMap<String, i64>>,
     /// Images waiting for the streamer's approval now (`APPROVAL=manual`).
     pub awaiting_approval: i64,
-    /// Messages waiting in dynamo's request queue; null if the broker did not say.
+    /// Messages waiting in dynamo's request queue; null if the broker did not
+    /// say or no consumer has declared the queue yet (see `queue`).
     pub queue_depth: Option<u32>,
+    /// `declared`, `no_consumer_yet` (no consumer has declared the request
+    /// queue: enqueueing is refused until one runs) or `unknown` (the broker
+    /// did not say).
+    #[schema(value_type = String, example = "declared")]
+    pub queue: &'static str,
     /// Time per step over the last hour (debit, name, image, alert, total).
     pub step_seconds_last_hour: BTreeMap<String, StepPercentiles>,
     /// The models the consumers are configured with, by setting and order of
@@ -151,8 +171,13 @@ pub struct ModelLifecycle {
     pub gone: bool,
 }
 
-async fn queue_depth(state: &AppState) -> Option<u32> {
-    state.broker.requests_queue_depth().await
+/// What `/stats` says about the request queue.
+fn queue_status(depth: QueueDepth) -> &'static str {
+    match depth {
+        QueueDepth::Waiting(_) => "declared",
+        QueueDepth::NotDeclared => "no_consumer_yet",
+        QueueDepth::Unknown => "unknown",
+    }
 }
 
 /// Counts by state and style, queue depth, and step times over the last hour.
@@ -194,10 +219,12 @@ pub async fn stats(
     let awaiting_approval = by_state
         .get(dynamo_store::RequestState::AwaitingApproval.as_str())
         .map_or(0, |by_style| by_style.values().sum());
+    let queue = state.broker.requests_queue().await;
     Ok(Json(Stats {
         awaiting_approval,
         counts: by_state,
-        queue_depth: queue_depth(&state).await,
+        queue_depth: queue.waiting(),
+        queue: queue_status(queue),
         step_seconds_last_hour,
         models: state
             .store
@@ -232,7 +259,7 @@ pub async fn stats(
 pub async fn metrics(_: HealthAccess, State(state): State<AppState>) -> Result<Response, ApiError> {
     let readings = Readings {
         requests: state.store.state_counts().await?,
-        queue_depth: queue_depth(&state).await,
+        queue_depth: state.broker.requests_queue_depth().await,
     };
     let text = state.metrics.render(readings).map_err(ApiError::internal)?;
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())

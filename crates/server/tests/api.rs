@@ -533,6 +533,7 @@ async fn an_enqueued_request_is_processed_by_a_consumer_and_streamed_live() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stats["counts"]["succeeded"]["friend"], 1);
     assert_eq!(stats["queue_depth"], 0);
+    assert_eq!(stats["queue"], "declared");
     assert!(stats["step_seconds_last_hour"]["total"]["count"].as_i64() == Some(1));
     let first_image_model = stats["models"]
         .as_array()
@@ -637,6 +638,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
     let expected = [
         "/events",
         "/healthz",
+        "/livez",
         "/me",
         "/metrics",
         "/openapi.json",
@@ -701,7 +703,13 @@ async fn health_and_metrics_are_open_and_count_requests() {
     let server = Server::start().await;
     let (status, ready) = server.get("/readyz", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(ready, json!({"database": true, "broker": true, "held": []}));
+    assert_eq!(
+        ready,
+        json!({"database": true, "broker": true, "held": [], "unavailable": []})
+    );
+    let (status, live) = server.get("/livez", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(live, json!({"status": "ok"}));
     // The consumers' holds are shown; the server itself stays ready.
     let store = Store::new(server.world.database.pool().clone());
     let reason = "today's image spend ($0.06) has reached OPENAI_DAILY_BUDGET_USD ($0.05)";

@@ -19,6 +19,11 @@ use std::time::Duration;
 /// backoff is capped at 5 s plus jitter.
 const HEALS_WITHIN: Duration = Duration::from_secs(20);
 
+/// `timeoutSeconds` of the readiness probe in deploy/kubernetes/base/server.yaml
+/// (crates/runtime/tests/deploy_files.rs checks they agree). The pool gives
+/// up on the database after `dynamo_store::SERVE_ACQUIRE_TIMEOUT` (1 s).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
 fn ghost_body() -> Value {
     json!({"viewer": {"twitch_user_id": common::VIEWER, "twitch_display_name": "wasabimilkshake"},
            "style": "ghost", "inputs": {"subject": "a seal"}})
@@ -43,7 +48,9 @@ async fn server_behind_broker_proxy(down_at_start: bool) -> (Server, FlakyProxy)
 }
 
 /// While the broker is away: status is served, enqueueing and retrying
-/// answer a JSON 503 naming the broker, and `/readyz` says why.
+/// answer a JSON 503 naming the broker, and `/readyz` says why while staying
+/// ready (200): Kubernetes keeps the pod in the Service, so the page and the
+/// overlay stay up (issue 25 item 2).
 async fn assert_broker_away(server: &Server) {
     let admin = server.admin();
     let (status, body) = server.get("/requests", Some(&admin)).await;
@@ -67,11 +74,13 @@ async fn assert_broker_away(server: &Server) {
     );
 
     let (status, body) = server.get("/readyz", Some(&admin)).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["broker"], false, "{body}");
     assert_eq!(body["database"], true, "{body}");
     let why = body["unavailable"].to_string();
     assert!(why.contains("message broker"), "says why: {body}");
+    let (status, body) = server.get("/livez", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 /// Once the broker is back: enqueueing works again within seconds and the
@@ -97,6 +106,8 @@ async fn assert_broker_back(server: &Server) {
 
     let (status, body) = server.get("/readyz", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["broker"], true, "{body}");
+    assert_eq!(body["unavailable"], json!([]), "{body}");
 }
 
 #[tokio::test]
@@ -137,6 +148,22 @@ async fn a_database_lost_after_start_answers_503_and_heals_without_a_restart() {
         (status != StatusCode::OK).then_some((status, body))
     })
     .await;
+    assert!(proxy.dropped() > 0, "the server really met the outage");
+    // As a readiness probe asks: an answer within its timeout, not a hang
+    // until the pool's acquire gives up (10 s before the fix).
+    for path in ["/readyz", "/requests"] {
+        let answer = server
+            .http
+            .get(format!("{}{path}", server.base))
+            .bearer_auth(&admin)
+            .timeout(PROBE_TIMEOUT)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path} gave no answer within the probe's timeout: {e}"));
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        let body: Value = answer.json().await.unwrap();
+        assert!(body.to_string().contains("database"), "{path}: {body}");
+    }
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(
         body["detail"]
@@ -207,4 +234,48 @@ async fn a_server_started_while_the_database_is_away_serves_health_then_everythi
     // And what needs both services works.
     let (status, body, _) = server.post("/requests", &admin, &ghost_body()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}
+
+/// The usual order of a fresh deploy: the server starts before any consumer
+/// has declared the request queue. `/stats` says so, polled as a dashboard
+/// would, and enqueueing says so too, with the broker connection kept
+/// (issue 25 item 6; `crates/broker/tests/first_start.rs` counts the
+/// connections).
+#[tokio::test]
+async fn a_server_started_before_any_consumer_says_so_and_keeps_its_broker() {
+    let world = TestWorld::start().await;
+    // No consumer yet: the world's request queue is not there.
+    world
+        .broker
+        .channel
+        .queue_delete(
+            world.broker.topology.requests_queue.as_str().into(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let server = Server::start_in(world, |env| env).await;
+    let admin = server.admin();
+    eventually("the broker to connect", WAIT, || async {
+        let (_, body) = server.get("/readyz", Some(&admin)).await;
+        (body["broker"] == true).then_some(())
+    })
+    .await;
+    for poll in 0..20 {
+        let (status, stats) = server.get("/stats", Some(&admin)).await;
+        assert_eq!(status, StatusCode::OK, "poll {poll}: {stats}");
+        assert_eq!(stats["queue"], "no_consumer_yet", "poll {poll}: {stats}");
+        assert_eq!(stats["queue_depth"], Value::Null, "poll {poll}: {stats}");
+    }
+    let (status, body, _) = server.post("/requests", &admin, &ghost_body()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no consumer has bound a queue"),
+        "{body}"
+    );
+    let (_, ready) = server.get("/readyz", Some(&admin)).await;
+    assert_eq!(ready["broker"], true, "{ready}");
 }

@@ -103,15 +103,24 @@ pub fn connect_options(settings: &DatabaseSettings) -> PgConnectOptions {
     options
 }
 
-fn pool_options(settings: &DatabaseSettings) -> PgPoolOptions {
+/// How long a consumer's work waits for a connection before the attempt
+/// counts as failed (and is retried).
+const WORK_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the server waits for a connection: its health and reads answer
+/// a 503 naming the database within a probe's timeout (1 s by default in
+/// Kubernetes) during an outage, instead of hanging until it is over.
+pub const SERVE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn pool_options(settings: &DatabaseSettings, acquire_timeout: Duration) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(acquire_timeout)
 }
 
 /// Connects a pool and brings the schema up to date.
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StoreError> {
-    let pool = pool_options(settings)
+    let pool = pool_options(settings, WORK_ACQUIRE_TIMEOUT)
         .connect_with(connect_options(settings))
         .await
         .map_err(|source| StoreError::Connect {
@@ -131,9 +140,11 @@ fn target(settings: &DatabaseSettings) -> String {
 
 /// A pool that connects on first use, and the schema brought up to date in
 /// the background as soon as PostgreSQL can be reached: for a process that
-/// must start (and say what is missing) while the database is away.
+/// must start (and say what is missing) while the database is away. Its
+/// connections are waited for [`SERVE_ACQUIRE_TIMEOUT`] at most.
 pub fn connect_in_background(settings: &DatabaseSettings) -> (PgPool, SchemaReady) {
-    let pool = pool_options(settings).connect_lazy_with(connect_options(settings));
+    let pool =
+        pool_options(settings, SERVE_ACQUIRE_TIMEOUT).connect_lazy_with(connect_options(settings));
     let (ready, watch) = tokio::sync::watch::channel(false);
     let migrating = pool.clone();
     let target = target(settings);

@@ -29,8 +29,8 @@ mod twitch;
 
 pub use approval::{Approval, Decision, DecisionError};
 pub use connect::{
-    MIGRATIONS_TABLE, SCHEMA, SchemaReady, StoreError, connect, connect_in_background,
-    connect_options, migrate,
+    MIGRATIONS_TABLE, SCHEMA, SERVE_ACQUIRE_TIMEOUT, SchemaReady, StoreError, connect,
+    connect_in_background, connect_options, migrate,
 };
 
 /// The PostgreSQL channel that announces state changes (see migration 0002).
