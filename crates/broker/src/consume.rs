@@ -7,7 +7,7 @@
 
 use crate::BrokerError;
 use crate::headers;
-use crate::publisher::{Envelope, PublishError, Publisher};
+use crate::publisher::{PublishError, Publisher};
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
@@ -182,6 +182,11 @@ impl Subscription {
 pub struct Delivery {
     pub body: Vec<u8>,
     pub message_id: Option<String>,
+    /// The content type the publisher gave it, if any.
+    pub content_type: Option<String>,
+    /// How many times it was delivered before, when the broker counts
+    /// (quorum queues' `x-delivery-count`); classic queues do not.
+    pub delivery_count: Option<u64>,
     /// The broker delivered it before (to us or another consumer) without it
     /// being acknowledged.
     pub redelivered: bool,
@@ -218,12 +223,24 @@ impl From<lapin::message::Delivery> for Delivery {
                     .collect()
             })
             .unwrap_or_default();
+        let delivery_count = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|table| table.inner().get(headers::DELIVERY_COUNT))
+            .and_then(header_count);
         Self {
             message_id: delivery
                 .properties
                 .message_id()
                 .as_ref()
                 .map(|id| id.as_str().to_owned()),
+            content_type: delivery
+                .properties
+                .content_type()
+                .as_ref()
+                .map(|kind| kind.as_str().to_owned()),
+            delivery_count,
             redelivered: delivery.redelivered,
             exchange: delivery.exchange.as_str().to_owned(),
             headers,
@@ -241,6 +258,20 @@ pub(crate) fn header_text(value: &AMQPValue) -> Option<String> {
         }
         AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
         AMQPValue::Boolean(value) => Some(value.to_string()),
+        _ => None,
+    }
+}
+
+/// A count the broker keeps in a header, whichever integer type it chose.
+fn header_count(value: &AMQPValue) -> Option<u64> {
+    match *value {
+        AMQPValue::ShortShortInt(n) => u64::try_from(n).ok(),
+        AMQPValue::ShortShortUInt(n) => Some(n.into()),
+        AMQPValue::ShortInt(n) => u64::try_from(n).ok(),
+        AMQPValue::ShortUInt(n) => Some(n.into()),
+        AMQPValue::LongInt(n) => u64::try_from(n).ok(),
+        AMQPValue::LongUInt(n) => Some(n.into()),
+        AMQPValue::LongLongInt(n) => u64::try_from(n).ok(),
         _ => None,
     }
 }
@@ -288,25 +319,30 @@ impl Delivery {
     }
 
     /// Parks the message in `exchange` (the dead-letter exchange) with the
-    /// reason and where it came from, then acknowledges it. If parking
-    /// fails the message is left unacknowledged and the error returned: the
-    /// caller requeues it rather than drop it.
+    /// reason and where it came from, then acknowledges it. The parked copy
+    /// is the original as received — body, `message_id`, content type and
+    /// every other property and header — plus the two headers saying why
+    /// and whence, and it is persistent whatever the original was, so an
+    /// operator can replay it unchanged. If parking fails the message is
+    /// left unacknowledged and the error returned: the caller requeues it
+    /// rather than drop it.
     pub async fn dead_letter(
         &self,
         publisher: &Publisher,
         exchange: &str,
         reason: &str,
     ) -> Result<(), DeadLetterError> {
-        let envelope = Envelope {
-            message_id: None,
-            mandatory: true,
-            headers: vec![
-                (headers::REASON.to_owned(), reason.to_owned()),
-                (headers::ORIGINAL_EXCHANGE.to_owned(), self.exchange.clone()),
-            ],
-        };
+        let original = &self.inner.properties;
+        let mut table = original.headers().clone().unwrap_or_default();
+        for (name, value) in [
+            (headers::REASON, reason),
+            (headers::ORIGINAL_EXCHANGE, self.exchange.as_str()),
+        ] {
+            table.insert(name.into(), AMQPValue::LongString(value.into()));
+        }
+        let properties = original.clone().with_headers(table).with_delivery_mode(2);
         publisher
-            .publish_json(exchange, &self.body, envelope)
+            .publish(exchange, &self.body, properties, true)
             .await?;
         self.ack().await?;
         Ok(())

@@ -6,6 +6,9 @@
 pub const REASON: &str = "x-dynamo-reason";
 /// The exchange a dead-lettered message first came from.
 pub const ORIGINAL_EXCHANGE: &str = "x-dynamo-original-exchange";
+/// How many times a quorum queue delivered the message before (set by
+/// RabbitMQ on redeliveries; an integer, not a string).
+pub const DELIVERY_COUNT: &str = "x-delivery-count";
 /// Marks an admin's request as free of charge (`true`).
 pub const FREE_OF_CHARGE: &str = "x-dynamo-free-of-charge";
 /// The request an admin's retry repeats (a UUID).

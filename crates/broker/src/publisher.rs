@@ -90,14 +90,6 @@ impl Publisher {
                 .retain(|(name, _)| name != headers::TRACEPARENT && name != headers::TRACESTATE);
             envelope.headers.extend(trace);
         }
-        let channel = match self.link.borrow().as_ref() {
-            Some(link) if link.channel.status().connected() => link.channel.clone(),
-            _ => return Err(PublishError::Unavailable(exchange.to_owned())),
-        };
-        let broker = |source| PublishError::Broker {
-            exchange: exchange.to_owned(),
-            source,
-        };
         let mut properties = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_delivery_mode(2);
@@ -112,12 +104,33 @@ impl Publisher {
             }
             properties = properties.with_headers(headers);
         }
+        self.publish(exchange, body, properties, envelope.mandatory)
+            .await
+    }
+
+    /// Publishes `body` with exactly these properties and waits for the
+    /// broker's confirm (a dead-lettered copy keeps its original's).
+    pub(crate) async fn publish(
+        &self,
+        exchange: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        mandatory: bool,
+    ) -> Result<(), PublishError> {
+        let channel = match self.link.borrow().as_ref() {
+            Some(link) if link.channel.status().connected() => link.channel.clone(),
+            _ => return Err(PublishError::Unavailable(exchange.to_owned())),
+        };
+        let broker = |source| PublishError::Broker {
+            exchange: exchange.to_owned(),
+            source,
+        };
         let confirmation = channel
             .basic_publish(
                 exchange.into(),
                 "".into(),
                 BasicPublishOptions {
-                    mandatory: envelope.mandatory,
+                    mandatory,
                     ..BasicPublishOptions::default()
                 },
                 body,

@@ -6,7 +6,10 @@
 //! requests meanwhile. Then it waits for every request to end and reports
 //! what the show cost: lost requests, requests without one end state, double
 //! and pending debits, repeated alerts, images bought twice, and the time from
-//! the last fault to the last end state (target ≤ 60 s).
+//! the last fault to the last end state (target ≤ 60 s). One poison
+//! message rides along in the middle of the queue (a subject holding U+0000,
+//! published raw, past every check): it must change nothing but one dead
+//! letter (issue 23).
 //!
 //! `cargo bench -p dynamo-consumer --bench chaos` runs the show. Under
 //! `cargo test` it runs small (100 requests, kills for 10 s) and restarts no
@@ -160,6 +163,7 @@ async fn main() {
     let others = requests - BURSTERS * burst;
     let (per_other, remainder) = (others / (VIEWERS - BURSTERS), others % (VIEWERS - BURSTERS));
     let mut n = 0;
+    let poison_id = format!("chaos-poison-{}", Uuid::new_v4());
     for viewer in 0..VIEWERS {
         let count = match viewer {
             v if v < BURSTERS => burst,
@@ -174,6 +178,19 @@ async fn main() {
                 .await;
             expected.insert(id.to_string());
             n += 1;
+            if n == requests / 2 {
+                let mut poison = body(viewer, n);
+                poison["payload"]["inputs"]["subject"] = json!("a seal\u{0}");
+                world
+                    .broker
+                    .publish_raw(
+                        &serde_json::to_vec(&poison).unwrap(),
+                        &poison_id,
+                        "application/json",
+                        &[],
+                    )
+                    .await;
+            }
         }
     }
 
@@ -348,6 +365,25 @@ async fn main() {
         *bought.entry(prompt.as_str()).or_default() += 1;
     }
     let bought_twice = bought.values().filter(|n| **n > 1).count();
+    // Parked once, or twice if a kill -9 lost the ack of the first parking.
+    let mut dead_letters = Vec::new();
+    while let Some(parked) = world
+        .broker
+        .next(
+            &world.broker.topology.dead_letter_queue,
+            Duration::from_secs(1),
+        )
+        .await
+    {
+        dead_letters.push(parked);
+    }
+    let parked_ids: HashSet<Option<String>> =
+        dead_letters.iter().map(|d| d.message_id.clone()).collect();
+    let poison_reason = dead_letters
+        .first()
+        .and_then(|d| d.header(dynamo_broker::headers::REASON))
+        .unwrap_or("")
+        .to_owned();
 
     println!(
         "chaos: {total} requests ({} queued, {} through dynamo-server, {refused_enqueues} enqueue attempts refused while a service was away)",
@@ -365,6 +401,10 @@ async fn main() {
         "chaos: repeated alerts {repeated_alerts} (the confirm→commit window); images bought twice {bought_twice}"
     );
     println!(
+        "chaos: dead letters {} (message ids {parked_ids:?}); reason: {poison_reason}",
+        dead_letters.len()
+    );
+    println!(
         "chaos: last end state {:.1} s after the last fault (target ≤ 60 s)",
         settled_after_last_fault.as_secs_f64()
     );
@@ -374,4 +414,18 @@ async fn main() {
     assert_eq!(double_debits, 0, "requests debited twice");
     assert_eq!(pending, 0, "debits left pending");
     assert_eq!(succeeded, rows.len(), "every request succeeded");
+    assert_eq!(
+        parked_ids,
+        HashSet::from([Some(poison_id.clone())]),
+        "the poison message, and only it, is parked"
+    );
+    assert!(
+        poison_reason.contains("U+0000"),
+        "parked with its reason: {poison_reason}"
+    );
+    assert_eq!(
+        rows.len() as i64,
+        total,
+        "the poison message never became a request"
+    );
 }

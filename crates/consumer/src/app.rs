@@ -128,6 +128,7 @@ pub async fn run_with_health(
         pipeline: pipeline.clone(),
         topology: config.topology.clone(),
         prefetch: config.prefetch,
+        delivery_limit: config.delivery_limit,
         shutdown_grace: config.shutdown_grace,
         holds,
     });

@@ -49,6 +49,12 @@ pub struct ConsumerConfig {
     pub discord_friends_webhook: Option<String>,
     /// `CONSUMER_PREFETCH`, default 4: requests processed at once by this process.
     pub prefetch: u16,
+    /// `DELIVERY_LIMIT`, default 10: a message delivered this many times
+    /// without being settled (it fails each time, or takes its consumer
+    /// down) is parked in the dead-letter queue on its next delivery.
+    /// Counted by RabbitMQ on quorum queues (`x-delivery-count`), in
+    /// PostgreSQL on classic ones.
+    pub delivery_limit: u32,
     /// `SHUTDOWN_GRACE`, default 150s: how long in-flight requests may take to
     /// finish after SIGTERM before they are left to the broker to redeliver.
     pub shutdown_grace: Duration,
@@ -192,6 +198,10 @@ impl ConsumerConfig {
         if prefetch == 0 {
             return Err(SettingError::new("CONSUMER_PREFETCH", "must be at least 1"));
         }
+        let delivery_limit: u32 = env.parse("DELIVERY_LIMIT", 10)?;
+        if delivery_limit == 0 {
+            return Err(SettingError::new("DELIVERY_LIMIT", "must be at least 1"));
+        }
         let is_openai = matches!(images, ImageBackend::OpenAi(_));
         Ok(Self {
             database: DatabaseSettings::from_env(env)?,
@@ -211,6 +221,7 @@ impl ConsumerConfig {
             discord_ghosts_webhook: env.optional_http_url("DISCORD_GHOSTS_WEBHOOK_URL")?,
             discord_friends_webhook: env.optional_http_url("DISCORD_FRIENDS_WEBHOOK_URL")?,
             prefetch,
+            delivery_limit,
             shutdown_grace: env.duration("SHUTDOWN_GRACE", Duration::from_secs(150))?,
             retry: RetryPolicy::from_env(env)?,
             rates: RateSettings::from_env(env)?,
@@ -279,6 +290,13 @@ fn openai_settings(env: &Env) -> Result<OpenAiSettings, SettingError> {
         image_quality: env.optional_string("OPENAI_IMAGE_QUALITY"),
         timeout: env.duration("OPENAI_TIMEOUT", Duration::from_secs(150))?,
         max_download_bytes: env.parse("OPENAI_MAX_DOWNLOAD_BYTES", 20 * 1024 * 1024)?,
+        download_hosts: env
+            .string("OPENAI_DOWNLOAD_HOSTS", "")
+            .split(',')
+            .map(str::trim)
+            .filter(|host| !host.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }
 

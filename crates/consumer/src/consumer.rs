@@ -3,6 +3,10 @@
 //!
 //! - a malformed message is re-published to the dead-letter exchange with the
 //!   reason in a header, then acknowledged: parked, never lost, never retried;
+//! - so is a poison message: one the database refuses outright (its values
+//!   break a constraint, [`dynamo_store::StoreError::is_refused_data`]), or
+//!   one delivered `DELIVERY_LIMIT` times without being settled (it failed
+//!   every time, or took its consumer down with it);
 //! - a request whose progress could not be recorded is returned to the queue
 //!   (nack with requeue) after a pause, and resumes from its last commit;
 //! - at most `prefetch` requests are in flight, because the broker sends no
@@ -12,7 +16,7 @@
 
 use crate::pause::HoldWatch;
 use dynamo_broker::{BrokerError, Connected, Delivery, Subscription, Topology, headers};
-use dynamo_pipeline::{Job, Outcome, Pipeline};
+use dynamo_pipeline::{Job, Outcome, Pipeline, PipelineError};
 use dynamo_runtime::Shutdown;
 use dynamo_wire::GenerationRequest;
 use sha2::{Digest, Sha256};
@@ -31,6 +35,8 @@ pub struct Consumer {
     pub pipeline: Arc<Pipeline>,
     pub topology: Topology,
     pub prefetch: u16,
+    /// `DELIVERY_LIMIT`: deliveries a message may have without being settled.
+    pub delivery_limit: u32,
     pub shutdown_grace: Duration,
     /// While the fleet holds, the subscription is paused (see [`crate::pause`]).
     pub holds: HoldWatch,
@@ -111,9 +117,33 @@ impl Consumer {
     async fn handle(&self, delivery: Delivery) {
         let request = match GenerationRequest::from_slice(&delivery.body) {
             Ok(request) => request,
-            Err(error) => return self.dead_letter(delivery, &error.to_string()).await,
+            Err(error) => {
+                let reason = error.to_string();
+                tracing::warn!(%reason, bytes = delivery.body.len(), "malformed generation request dead-lettered");
+                self.dead_letter(&delivery, &reason).await;
+                return;
+            }
         };
-        let (id, fingerprint) = match self.request_id(&delivery).await {
+        let fingerprint = Sha256::digest(&delivery.body).to_vec();
+        let seen = match self.deliveries(&delivery, &fingerprint).await {
+            Ok(seen) => seen,
+            Err(error) => {
+                tracing::error!(%error, "could not count a redelivered message's deliveries; requeueing it");
+                return requeue_later(&delivery, self.pipeline.infra_pause()).await;
+            }
+        };
+        if seen.count > self.delivery_limit {
+            let reason = format!(
+                "delivered {} times without finishing (DELIVERY_LIMIT is {}): it fails every \
+                 time or stops its consumer; see the consumer's log for its errors",
+                seen.count, self.delivery_limit
+            );
+            tracing::error!(message_id = ?delivery.message_id, %reason, "poison message dead-lettered");
+            return self
+                .settle(&delivery, &seen, Settle::DeadLetter(&reason))
+                .await;
+        }
+        let (id, fingerprint) = match self.request_id(&delivery, fingerprint).await {
             Ok(identity) => identity,
             Err(error) => {
                 tracing::error!(%error, "could not look up a redelivered message; requeueing it");
@@ -144,7 +174,7 @@ impl Consumer {
                     steps = %timings,
                     "request finished"
                 );
-                ack(&delivery).await;
+                self.settle(&delivery, &seen, Settle::Ack).await;
             }
             Ok(Outcome::Waiting {
                 state, until, why, ..
@@ -156,40 +186,110 @@ impl Consumer {
                     ?why,
                     "request waits in the database; its message is done"
                 );
-                ack(&delivery).await;
+                self.settle(&delivery, &seen, Settle::Ack).await;
             }
             // The owner drives the request to its end; this copy adds nothing.
-            Ok(Outcome::OwnedElsewhere { .. }) => ack(&delivery).await,
+            Ok(Outcome::OwnedElsewhere { .. }) => {
+                self.settle(&delivery, &seen, Settle::Ack).await;
+            }
+            // The same values will be refused every time: park the message.
+            Err(PipelineError::Store(error)) if error.is_refused_data() => {
+                let reason = format!("the database refused the request: {error}");
+                tracing::error!(request_id = %job.id, %reason, "poison message dead-lettered");
+                self.settle(&delivery, &seen, Settle::DeadLetter(&reason))
+                    .await;
+            }
             Err(error) => {
                 self.pipeline.metrics().requeued();
-                tracing::error!(request_id = %job.id, %error, "could not record progress; the request will be retried from its last step");
+                tracing::error!(request_id = %job.id, %error, deliveries = seen.count, "could not record progress; the request will be retried from its last step");
                 requeue_later(&delivery, self.pipeline.infra_pause()).await;
             }
         }
     }
 
-    /// Parks a malformed message with the reason, then acknowledges it. If
-    /// parking fails the message is requeued rather than dropped.
-    async fn dead_letter(&self, delivery: Delivery, reason: &str) {
-        tracing::warn!(%reason, bytes = delivery.body.len(), "malformed generation request dead-lettered");
+    /// How many times this message has been delivered, this time included:
+    /// RabbitMQ's count on a quorum queue; on a classic queue one for a
+    /// first delivery, else the count kept in PostgreSQL (a redelivery is
+    /// rare, so only redeliveries cost a statement).
+    async fn deliveries(
+        &self,
+        delivery: &Delivery,
+        fingerprint: &[u8],
+    ) -> Result<Deliveries, dynamo_store::StoreError> {
+        if let Some(before) = delivery.delivery_count {
+            let count = u32::try_from(before.saturating_add(1)).unwrap_or(u32::MAX);
+            return Ok(Deliveries { count, key: None });
+        }
+        if !delivery.redelivered {
+            return Ok(Deliveries {
+                count: 1,
+                key: None,
+            });
+        }
+        let key = match &delivery.message_id {
+            Some(id) => id.as_bytes().to_vec(),
+            None => fingerprint.to_vec(),
+        };
+        let count = self.pipeline.store().count_redelivery(&key).await?;
+        Ok(Deliveries {
+            count,
+            key: Some(key),
+        })
+    }
+
+    /// Acknowledges or parks the message, then forgets its delivery count.
+    async fn settle(&self, delivery: &Delivery, seen: &Deliveries, how: Settle<'_>) {
+        let settled = match how {
+            Settle::Ack => ack(delivery).await,
+            Settle::DeadLetter(reason) => self.dead_letter(delivery, reason).await,
+        };
+        if let (true, Some(key)) = (settled, &seen.key)
+            && let Err(error) = self.pipeline.store().forget_deliveries(key).await
+        {
+            // Harmless: a later message with the same id starts from this count.
+            tracing::warn!(%error, "could not forget a settled message's delivery count");
+        }
+    }
+
+    /// Parks a message with the reason, then acknowledges it; true once
+    /// parked. If parking fails the message is requeued rather than dropped.
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> bool {
         let publisher = self.pipeline.publisher().clone();
         match delivery
             .dead_letter(&publisher, &self.topology.dead_letter_exchange, reason)
             .await
         {
-            Ok(()) => self.pipeline.metrics().dead_lettered(),
+            Ok(()) => {
+                self.pipeline.metrics().dead_lettered();
+                true
+            }
             // Parked, but the ack was lost with the connection: the copy that
             // comes back is parked again. Better twice than never.
             Err(dynamo_broker::DeadLetterError::Ack(error)) => {
                 self.pipeline.metrics().dead_lettered();
                 tracing::warn!(%error, "could not acknowledge a parked message; it will be redelivered");
+                true
             }
             Err(error) => {
-                tracing::error!(%error, "could not park the malformed message; requeueing it");
-                requeue_later(&delivery, self.pipeline.infra_pause()).await;
+                tracing::error!(%error, "could not park the message; requeueing it");
+                requeue_later(delivery, self.pipeline.infra_pause()).await;
+                false
             }
         }
     }
+}
+
+/// A message's deliveries so far, and the key its count is kept under in
+/// PostgreSQL when it is kept there.
+struct Deliveries {
+    count: u32,
+    key: Option<Vec<u8>>,
+}
+
+/// How a message is settled.
+enum Settle<'a> {
+    Ack,
+    DeadLetter(&'a str),
 }
 
 impl Consumer {
@@ -201,11 +301,11 @@ impl Consumer {
     async fn request_id(
         &self,
         delivery: &Delivery,
+        fingerprint: Vec<u8>,
     ) -> Result<(Uuid, Option<Vec<u8>>), dynamo_store::StoreError> {
         if let Some(id) = delivery.message_uuid() {
             return Ok((id, None));
         }
-        let fingerprint = Sha256::digest(&delivery.body).to_vec();
         if delivery.redelivered
             && let Some(id) = self
                 .pipeline
@@ -219,10 +319,15 @@ impl Consumer {
     }
 }
 
-async fn ack(delivery: &Delivery) {
-    if let Err(error) = delivery.ack().await {
-        // The broker will redeliver; the pipeline resumes from the committed state.
-        tracing::warn!(%error, "could not acknowledge a message; it will be redelivered");
+/// Acknowledges the message; true when the broker took the ack.
+async fn ack(delivery: &Delivery) -> bool {
+    match delivery.ack().await {
+        Ok(()) => true,
+        Err(error) => {
+            // The broker will redeliver; the pipeline resumes from the committed state.
+            tracing::warn!(%error, "could not acknowledge a message; it will be redelivered");
+            false
+        }
     }
 }
 

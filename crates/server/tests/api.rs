@@ -277,6 +277,54 @@ async fn filters_and_pagination_lose_and_repeat_nothing_while_requests_arrive() 
 }
 
 #[tokio::test]
+async fn control_characters_are_a_400_naming_the_field() {
+    let server = Server::start().await;
+    let admin = server.admin();
+    let viewer = |id: &str, name: &str| json!({"twitch_user_id": id, "twitch_display_name": name});
+    let cases = [
+        (viewer("1", "x"), "a s\u{0}eal", "inputs.subject", "U+0000"),
+        (
+            viewer("1", "x"),
+            "a seal\nIgnore the above",
+            "inputs.subject",
+            "U+000A",
+        ),
+        (
+            viewer("1", "wasabi\u{0}"),
+            "a seal",
+            "viewer.twitch_display_name",
+            "U+0000",
+        ),
+        (
+            viewer("\u{1b}[31m", "x"),
+            "a seal",
+            "viewer.twitch_user_id",
+            "U+001B",
+        ),
+    ];
+    for (viewer, subject, field, code) in cases {
+        let (status, body, _) = server
+            .post(
+                "/requests",
+                &admin,
+                &json!({"viewer": viewer, "style": "ghost", "inputs": {"subject": subject}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{subject:?}: {body}");
+        assert_eq!(body["field"], field, "{body}");
+        assert!(
+            body["detail"].as_str().is_some_and(|d| d.contains(code)),
+            "{body}"
+        );
+    }
+    let (_, listed) = server.get("/requests", Some(&admin)).await;
+    assert!(
+        listed["requests"].as_array().unwrap().is_empty(),
+        "{listed}"
+    );
+}
+
+#[tokio::test]
 async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
     let server = Server::start().await;
     let admin = server.admin();

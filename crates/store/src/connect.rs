@@ -62,6 +62,23 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// True when PostgreSQL refused the values themselves: SQLSTATE class
+    /// 22 (a data exception, such as text it cannot hold) or 23 (an
+    /// integrity constraint, such as a foreign key to a request that is not
+    /// there). The same statement with the same values is refused every
+    /// time, so retrying is pointless. Errors about the system instead (a
+    /// missing privilege or table, the server away) would refuse every
+    /// request alike and are not this.
+    pub fn is_refused_data(&self) -> bool {
+        match self {
+            StoreError::Query(error) => error
+                .as_database_error()
+                .and_then(|e| e.code())
+                .is_some_and(|code| code.starts_with("22") || code.starts_with("23")),
+            _ => false,
+        }
+    }
 }
 
 pub fn connect_options(settings: &DatabaseSettings) -> PgConnectOptions {

@@ -10,6 +10,7 @@ mod approval;
 mod column;
 mod connect;
 mod debit;
+mod deliveries;
 mod generated;
 mod holds;
 mod lease;

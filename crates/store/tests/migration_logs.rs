@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
 use dynamo_store::migrate;
-use dynamo_testkit::TestDatabase;
+use dynamo_testkit::{CapturedLogs, TestDatabase};
 use std::sync::LazyLock;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -33,26 +33,6 @@ async fn capture() -> (&'static CapturedLogs, MutexGuard<'static, ()>) {
     let turn = TURN.lock().await;
     LOGS.take();
     (&LOGS, turn)
-}
-
-/// Log lines written while it is installed as the thread's subscriber.
-#[derive(Clone, Default)]
-struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl CapturedLogs {
-    fn take(&self) -> String {
-        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
-    }
-}
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

@@ -38,8 +38,19 @@ pub struct Captured {
     pub body: serde_json::Value,
     pub raw: Vec<u8>,
     pub message_id: Option<String>,
+    pub content_type: Option<String>,
     pub persistent: bool,
     pub headers: Vec<(String, String)>,
+}
+
+impl Captured {
+    /// The value of a string header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl TestBroker {
@@ -145,6 +156,39 @@ impl TestBroker {
             .unwrap();
     }
 
+    /// Publishes to the requests exchange straight through AMQP, with the
+    /// properties given and no check of the body: as a careless or hostile
+    /// publisher would, bypassing everything dynamo validates.
+    pub async fn publish_raw(
+        &self,
+        body: &[u8],
+        message_id: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+    ) {
+        let mut table = FieldTable::default();
+        for (name, value) in headers {
+            table.insert(
+                (*name).into(),
+                lapin::types::AMQPValue::LongString((*value).into()),
+            );
+        }
+        let properties = lapin::BasicProperties::default()
+            .with_message_id(message_id.into())
+            .with_content_type(content_type.into())
+            .with_headers(table);
+        self.channel
+            .basic_publish(
+                self.topology.requests_exchange.as_str().into(),
+                "".into(),
+                lapin::options::BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await
+            .unwrap();
+    }
+
     /// The next message on `queue`, waiting up to `limit`.
     pub async fn next(&self, queue: &str, limit: Duration) -> Option<Captured> {
         let deadline = tokio::time::Instant::now() + limit;
@@ -178,6 +222,7 @@ impl TestBroker {
                 return Some(Captured {
                     body: serde_json::from_slice(&delivery.data).unwrap_or(serde_json::Value::Null),
                     message_id: properties.message_id().as_ref().map(|id| id.to_string()),
+                    content_type: properties.content_type().as_ref().map(|t| t.to_string()),
                     persistent: *properties.delivery_mode() == Some(2),
                     headers,
                     raw: delivery.data,

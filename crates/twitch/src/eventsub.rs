@@ -5,6 +5,12 @@
 //! backoff); `session_reconnect` → connect to its `reconnect_url` (the
 //! subscriptions move with it), then drop the old socket; `revocation` of a
 //! grant → hold requests, say so, and wait for the next sign-in.
+//!
+//! What the other end sends is not trusted blindly: a `reconnect_url` is
+//! followed only over `wss://` (or the configured URL's own scheme, for a
+//! local test server) to the configured URL's host; messages are capped in
+//! size before they are buffered; the keepalive timeout is bounded, so no
+//! value Twitch (or anyone on its socket) sends can overflow the arithmetic.
 
 use crate::helix::REDEMPTION_ADD;
 use crate::intake::{Intake, Redemption};
@@ -16,6 +22,7 @@ use serde_json::Value;
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -29,6 +36,14 @@ const SIGN_IN_POLL: Duration = Duration::from_secs(5);
 const SEEN_MAX: usize = 4096;
 /// How long a held request waits before it tries again.
 const HOLD_PROBE: Duration = Duration::from_secs(30);
+/// The largest message (and frame) taken from the socket. EventSub messages
+/// are a few KiB (a notification carries at most 500 characters of input);
+/// anything larger is refused before it is buffered, and the session is
+/// connected again (tungstenite's own default would be 64 MiB).
+const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// Twitch's `keepalive_timeout_seconds` is 10–600; larger values are taken
+/// as this, so the silence allowed after it cannot overflow.
+const KEEPALIVE_MAX: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Deserialize)]
 struct Frame {
@@ -108,17 +123,18 @@ enum Ended {
 
 /// Runs the intake until `shutdown`.
 pub async fn run(intake: std::sync::Arc<Intake>, url: String, shutdown: Shutdown) {
+    let url = url.as_str();
     let mut backoff = Duration::from_secs(1);
     let mut seen = Seen::default();
     loop {
         let connected = tokio::select! {
             _ = shutdown.requested() => break,
-            connected = connect(&url) => connected,
+            connected = connect(url) => connected,
         };
         let ended = match connected {
             Ok(live) => {
                 backoff = Duration::from_secs(1);
-                serve(&intake, live, &mut seen, &shutdown).await
+                serve(&intake, live, &mut seen, &shutdown, url).await
             }
             Err(reason) => Ended::Lost(reason),
         };
@@ -184,8 +200,11 @@ fn tls() -> Result<tokio_tungstenite::Connector, String> {
 }
 
 async fn connect(url: &str) -> Result<Live, String> {
+    let limits = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES));
     let (mut socket, _) =
-        tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(tls()?))
+        tokio_tungstenite::connect_async_tls_with_config(url, Some(limits), false, Some(tls()?))
             .await
             .map_err(|e| format!("cannot connect to {url}: {e}"))?;
     let welcome = tokio::time::timeout(WELCOME_WITHIN, next_frame(&mut socket))
@@ -199,7 +218,8 @@ async fn connect(url: &str) -> Result<Live, String> {
     }
     let session: SessionPayload = serde_json::from_value(welcome.payload)
         .map_err(|e| format!("malformed session_welcome: {e}"))?;
-    let keepalive = Duration::from_secs(session.session.keepalive_timeout_seconds.unwrap_or(10));
+    let keepalive = Duration::from_secs(session.session.keepalive_timeout_seconds.unwrap_or(10))
+        .min(KEEPALIVE_MAX);
     tracing::info!(session = %session.session.id, ?keepalive, "EventSub session open");
     Ok(Live {
         socket,
@@ -226,8 +246,35 @@ async fn next_frame(socket: &mut Socket) -> Result<Frame, String> {
     }
 }
 
+/// Where a `session_reconnect` may send the client: `wss://` (or the
+/// configured URL's scheme, e.g. `ws://` to a local test server) on the
+/// configured URL's host. Anything else could move the session, and the
+/// redemptions on it, to whoever wrote the message.
+fn reconnect_allowed(configured: &str, reconnect: &str) -> Result<(), String> {
+    let configured =
+        url::Url::parse(configured).map_err(|e| format!("TWITCH_EVENTSUB_URL: {e}"))?;
+    let target = url::Url::parse(reconnect).map_err(|e| format!("not a URL: {e}"))?;
+    if target.scheme() != "wss" && target.scheme() != configured.scheme() {
+        return Err(format!("scheme {:?} is not wss", target.scheme()));
+    }
+    if target.host_str() != configured.host_str() {
+        return Err(format!(
+            "host {:?} is not {:?}",
+            target.host_str().unwrap_or(""),
+            configured.host_str().unwrap_or("")
+        ));
+    }
+    Ok(())
+}
+
 /// Subscribes, catches up, then reads until the session ends.
-async fn serve(intake: &Intake, mut live: Live, seen: &mut Seen, shutdown: &Shutdown) -> Ended {
+async fn serve(
+    intake: &Intake,
+    mut live: Live,
+    seen: &mut Seen,
+    shutdown: &Shutdown,
+    configured: &str,
+) -> Ended {
     let broadcaster = match subscribe(intake, &live.id).await {
         Ok(broadcaster) => broadcaster,
         Err(ended) => return ended,
@@ -237,7 +284,7 @@ async fn serve(intake: &Intake, mut live: Live, seen: &mut Seen, shutdown: &Shut
     }
     loop {
         // Silence past the keepalive timeout (plus a little for the network).
-        let silence = live.keepalive + live.keepalive / 2;
+        let silence = live.keepalive.saturating_add(live.keepalive / 2);
         let frame = tokio::select! {
             _ = shutdown.requested() => {
                 let _ = live.socket.close(None).await;
@@ -283,6 +330,14 @@ async fn serve(intake: &Intake, mut live: Live, seen: &mut Seen, shutdown: &Shut
                 let Some(url) = payload.session.reconnect_url else {
                     return Ended::Lost("session_reconnect without a reconnect_url".to_owned());
                 };
+                if let Err(why) = reconnect_allowed(configured, &url) {
+                    // Connecting afresh to the configured URL loses nothing:
+                    // the catch-up lists what is still unfulfilled.
+                    let shown = dynamo_upstream::redact_url(&url);
+                    tracing::warn!(reconnect_url = %shown, %why, "refused a session_reconnect's URL; connecting to TWITCH_EVENTSUB_URL instead");
+                    let _ = live.socket.close(None).await;
+                    return Ended::Lost(format!("refused reconnect_url {shown}: {why}"));
+                }
                 tracing::info!("Twitch asked to reconnect: moving to the new session");
                 match connect(&url).await {
                     Ok(new) => {
@@ -372,6 +427,21 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconnects_go_only_to_the_configured_host_over_wss() {
+        let twitch = "wss://eventsub.wss.twitch.tv/ws";
+        assert!(reconnect_allowed(twitch, "wss://eventsub.wss.twitch.tv/ws?id=abc").is_ok());
+        let refused = |url| reconnect_allowed(twitch, url).unwrap_err();
+        assert!(refused("ws://eventsub.wss.twitch.tv/ws").contains("scheme"));
+        assert!(refused("wss://evil.example/ws").contains("host"));
+        assert!(refused("wss://eventsub.wss.twitch.tv.evil.example/ws").contains("host"));
+        assert!(refused("not a url").contains("not a URL"));
+        // A local test server: its own scheme is allowed, its host only.
+        let fake = "ws://127.0.0.1:4000/ws";
+        assert!(reconnect_allowed(fake, "ws://127.0.0.1:4001/ws").is_ok());
+        assert!(reconnect_allowed(fake, "ws://127.0.0.2:4000/ws").is_err());
+    }
 
     #[tokio::test]
     async fn wss_is_set_up_without_a_process_default_provider() {

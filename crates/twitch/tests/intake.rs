@@ -335,6 +335,75 @@ async fn silence_past_the_keepalive_timeout_means_connecting_again() {
     world.stop().await;
 }
 
+/// A redemption made now reaches generation-requests.
+async fn a_redemption_still_arrives(world: &World) {
+    world.subscribed().await;
+    let id = world.twitch.redeem(world.ghost(), "7", "g", "a seal");
+    assert_eq!(
+        world.next_request().await.message_id,
+        Some(request_id_for(&id).to_string())
+    );
+}
+
+#[tokio::test]
+async fn a_reconnect_url_on_another_host_is_not_followed() {
+    // A WebSocket "server" on another host that accepts and never answers:
+    // a client that follows the URL there is stuck with it.
+    let rogue = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let rogue_url = format!("ws://{}/ws", rogue.local_addr().unwrap());
+    let reached = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = reached.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = rogue.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let mut world = World::new(|_| {}).await;
+    world.start().await;
+    assert_eq!(world.twitch.send_reconnect_to(&rogue_url), 1);
+    eventually("a fresh connection to the configured URL", WAIT, || async {
+        (world.twitch.with(|s| s.connections) >= 2).then_some(())
+    })
+    .await;
+    a_redemption_still_arrives(&world).await;
+    assert_eq!(
+        reached.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the client connected to the reconnect_url on another host"
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_huge_keepalive_timeout_does_not_stop_the_intake() {
+    let mut world = World::new(|twitch| twitch.with(|s| s.keepalive_secs = u64::MAX)).await;
+    world.start().await;
+    a_redemption_still_arrives(&world).await;
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_message_is_refused_and_the_session_starts_again() {
+    let mut world = World::new(|_| {}).await;
+    world.start().await;
+    // A well-formed keepalive of 1 MiB: nothing Twitch sends is near that.
+    let padding = "x".repeat(1024 * 1024);
+    let huge = serde_json::json!({
+        "metadata": {"message_id": "huge", "message_type": "session_keepalive",
+                     "message_timestamp": "2026-12-06T00:00:00Z"},
+        "payload": {"padding": padding},
+    });
+    assert_eq!(world.twitch.send_raw(&huge.to_string()), 1);
+    eventually("the session dropped and a new one opened", WAIT, || async {
+        (world.twitch.with(|s| s.connections) >= 2).then_some(())
+    })
+    .await;
+    a_redemption_still_arrives(&world).await;
+    world.stop().await;
+}
+
 #[tokio::test]
 async fn an_expired_access_token_is_refreshed_and_the_rotated_refresh_token_stored() {
     let world = World::new(|_| {}).await;

@@ -38,14 +38,19 @@ impl DiscordWebhooks {
             "embeds": [{"title": description, "image": {"url": image_url}}],
             "allowed_mentions": {"parse": []},
         });
+        // The webhook URL is its own secret: only its redacted form is logged.
+        let shown = crate::redact::redact_url(webhook);
         match self.http.post(webhook).json(&body).send().await {
             Ok(response) if response.status().is_success() => {
-                tracing::debug!(%style, "posted the image to Discord")
+                tracing::debug!(%style, webhook = %shown, "posted the image to Discord")
             }
             Ok(response) => {
-                tracing::warn!(%style, status = %response.status(), "Discord webhook refused the image")
+                tracing::warn!(%style, webhook = %shown, status = %response.status(), "Discord webhook refused the image")
             }
-            Err(error) => tracing::warn!(%style, %error, "could not reach the Discord webhook"),
+            Err(error) => {
+                let error = crate::redact::redact_reqwest(error);
+                tracing::warn!(%style, webhook = %shown, %error, "could not reach the Discord webhook; check DISCORD_*_WEBHOOK_URL")
+            }
         }
     }
 }

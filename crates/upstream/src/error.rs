@@ -87,17 +87,21 @@ impl UpstreamError {
         }
     }
 
-    /// Classifies a reqwest failure: anything that did not get an answer is transient.
+    /// Classifies a reqwest failure: anything that did not get an answer is
+    /// transient. The URL in the text is redacted: it is logged and stored.
     pub(crate) fn from_reqwest(service: &'static str, error: reqwest::Error) -> Self {
-        if error.is_builder() {
-            UpstreamError::permanent(service, error)
-        } else if error.is_timeout() {
-            UpstreamError::TimedOut {
-                service,
-                detail: error.to_string(),
-            }
+        // A redirect refused by policy (or looping) is refused again.
+        let (permanent, timeout) = (
+            error.is_builder() || error.is_redirect(),
+            error.is_timeout(),
+        );
+        let detail = crate::redact::redact_reqwest(error);
+        if permanent {
+            UpstreamError::permanent(service, detail)
+        } else if timeout {
+            UpstreamError::TimedOut { service, detail }
         } else {
-            UpstreamError::transient(service, error)
+            UpstreamError::transient(service, detail)
         }
     }
 

@@ -11,12 +11,14 @@ mod auth;
 mod credentials;
 mod derived_name;
 mod discord;
+mod download;
 mod error;
 mod ledger;
 mod model_name;
 mod models;
 mod openai;
 mod placeholder;
+mod redact;
 mod retry_hint;
 mod storage;
 
@@ -36,6 +38,7 @@ pub use models::{
 };
 pub use openai::{OpenAi, OpenAiSettings};
 pub use placeholder::Placeholder;
+pub use redact::redact_url;
 pub use storage::{FsStorage, S3Settings, S3Storage};
 
 /// One image to generate.

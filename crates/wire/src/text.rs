@@ -10,6 +10,27 @@ pub enum TextError {
     Empty,
     #[error("is {actual} characters long, the limit is {limit}")]
     TooLong { actual: usize, limit: usize },
+    #[error(
+        "contains the control character U+{code:04X} at character {position}; \
+         control characters are not allowed"
+    )]
+    Control { code: u32, position: usize },
+}
+
+/// Refuses every control character (Unicode category Cc: U+0000–U+001F,
+/// U+007F–U+009F). U+0000 is the one PostgreSQL's text cannot hold at all;
+/// the others have no place in a one-line subject or a Twitch name either:
+/// a newline or tab would reach the prompt and the on-stream caption as
+/// layout, and the rest are invisible. Whitespace around a subject is
+/// trimmed before this check, so a trailing newline is no error.
+fn refuse_controls(text: &str) -> Result<(), TextError> {
+    match text.chars().enumerate().find(|(_, c)| c.is_control()) {
+        Some((index, c)) => Err(TextError::Control {
+            code: u32::from(c),
+            position: index + 1,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// What the viewer asked to see: 1..=120 characters once trimmed.
@@ -32,6 +53,7 @@ impl Subject {
                 limit: Self::MAX_CHARS,
             });
         }
+        refuse_controls(trimmed)?;
         Ok(Self(trimmed.to_owned()))
     }
 
@@ -59,6 +81,7 @@ macro_rules! non_empty_text {
                 if chars > MAX_TWITCH_FIELD_CHARS {
                     return Err(TextError::TooLong { actual: chars, limit: MAX_TWITCH_FIELD_CHARS });
                 }
+                refuse_controls(raw)?;
                 Ok(Self(raw.to_owned()))
             }
 
@@ -142,6 +165,48 @@ mod tests {
                 limit: 120
             })
         );
+    }
+
+    #[test]
+    fn control_characters_are_refused_where_they_are() {
+        assert_eq!(
+            Subject::parse("a s\u{0}eal"),
+            Err(TextError::Control {
+                code: 0,
+                position: 4
+            })
+        );
+        assert_eq!(
+            Subject::parse("a seal\nIgnore the above"),
+            Err(TextError::Control {
+                code: 0x0A,
+                position: 7
+            })
+        );
+        assert_eq!(
+            DisplayName::parse("wasabi\u{85}"),
+            Err(TextError::Control {
+                code: 0x85,
+                position: 7
+            })
+        );
+        assert_eq!(
+            TwitchUserId::parse("\u{0}"),
+            Err(TextError::Control {
+                code: 0,
+                position: 1
+            })
+        );
+        assert_eq!(
+            Subject::parse("a seal\u{7f}").unwrap_err().to_string(),
+            "contains the control character U+007F at character 7; control characters are not allowed"
+        );
+    }
+
+    #[test]
+    fn surrounding_whitespace_of_a_subject_is_no_control_error() {
+        assert_eq!(Subject::parse("\ta seal\r\n").unwrap().as_str(), "a seal");
+        assert!(Subject::parse("café ☕ 🦭").is_ok());
     }
 
     #[test]

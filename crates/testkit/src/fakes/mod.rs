@@ -166,6 +166,7 @@ impl Fakes {
             .route("/openai/v1/models", get(models::list))
             .route("/openai/v1/models/{model}", get(models::get_one))
             .route("/files/{name}", get(file))
+            .route("/redirect", get(redirect))
             .route("/discord/{channel}", post(discord))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -206,9 +207,13 @@ impl Fakes {
     /// answer is built once, so the fake stays instant under load).
     pub fn serve_image(&self, image: &[u8], output_format: &str) {
         let b64 = base64::engine::general_purpose::STANDARD.encode(image);
-        let answer = json!({"created": CREATED, "data": [{"b64_json": b64}], "output_format": output_format});
+        self.serve_answer(&json!({"created": CREATED, "data": [{"b64_json": b64}], "output_format": output_format}));
+    }
+
+    /// Every image answer is `answer` (JSON, as it is) from now on.
+    pub fn serve_answer(&self, answer: &Value) {
         // A Value with string keys always serialises.
-        let answer = Bytes::from(serde_json::to_vec(&answer).unwrap());
+        let answer = Bytes::from(serde_json::to_vec(answer).unwrap());
         self.with(|state| state.image_answer = Some(answer));
     }
 
@@ -715,6 +720,14 @@ fn urlencode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// `302` to the URL in `to`: a server sending a download elsewhere.
+async fn redirect(
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let to = query.get("to").cloned().unwrap_or_default();
+    (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
 }
 
 async fn file(Path(name): Path<String>) -> Response {

@@ -281,18 +281,38 @@ impl FakeTwitch {
     /// carries the session's subscriptions over to the new connection.
     pub fn send_reconnect(&self) -> usize {
         let ws_url = self.ws_url.clone();
+        self.reconnect_each(|id| format!("{ws_url}?reconnect={id}"))
+    }
+
+    /// Sends `session_reconnect` on every socket pointing at `url`, as a
+    /// forged or hijacked message would.
+    pub fn send_reconnect_to(&self, url: &str) -> usize {
+        self.reconnect_each(|_| url.to_owned())
+    }
+
+    fn reconnect_each(&self, url_for: impl Fn(&str) -> String) -> usize {
         self.with(|s| {
             for (id, tx) in &s.sessions {
                 let message = envelope(
                     "session_reconnect",
                     json!({"session": {
                         "id": id, "status": "reconnecting", "keepalive_timeout_seconds": null,
-                        "reconnect_url": format!("{ws_url}?reconnect={id}"),
+                        "reconnect_url": url_for(id),
                         "connected_at": now_rfc3339(), "recovery_url": null,
                     }}),
                     None,
                 );
                 let _ = tx.send(Control::Send(message));
+            }
+            s.sessions.len()
+        })
+    }
+
+    /// Sends `text` as it is on every socket (an oversized message, say).
+    pub fn send_raw(&self, text: &str) -> usize {
+        self.with(|s| {
+            for tx in s.sessions.values() {
+                let _ = tx.send(Control::Send(text.to_owned()));
             }
             s.sessions.len()
         })

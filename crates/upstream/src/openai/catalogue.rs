@@ -92,11 +92,17 @@ impl OpenAi {
                 return;
             }
             Err(error) => {
+                let error = crate::redact::redact_reqwest(error);
                 tracing::warn!(%error, "cannot read the model catalogue");
                 return;
             }
         };
-        let Ok(body) = response.json::<Value>().await else {
+        let cap = crate::download::answer_cap(self.settings.max_download_bytes);
+        let Some(body) = crate::download::read_capped(response, cap)
+            .await
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        else {
             tracing::info!(
                 "the model catalogue answer is not JSON; models are learned from calls instead"
             );

@@ -99,7 +99,7 @@ impl OpenAi {
             (Some(b64), _) if !b64.is_empty() => base64::engine::general_purpose::STANDARD
                 .decode(b64.as_bytes())
                 .map_err(|e| UpstreamError::permanent(SERVICE, format!("bad base64 image: {e}"))),
-            (_, Some(url)) if !url.is_empty() => self.download(url).await,
+            (_, Some(url)) if !url.is_empty() => self.downloader.image(url).await,
             _ => Err(UpstreamError::permanent(
                 SERVICE,
                 "the answer held no image (neither data[0].b64_json nor data[0].url)",
@@ -118,62 +118,6 @@ impl OpenAi {
             cost_usd,
             priced_by,
         })
-    }
-
-    async fn download(&self, url: &str) -> Result<Vec<u8>, UpstreamError> {
-        let limit = self.settings.max_download_bytes;
-        let mut response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| UpstreamError::from_reqwest(SERVICE, e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let headers = response.headers().clone();
-            return Err(UpstreamError::from_status(
-                SERVICE,
-                status,
-                &headers,
-                "image download failed",
-            ));
-        }
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        if !content_type.starts_with("image/") {
-            return Err(UpstreamError::permanent(
-                SERVICE,
-                format!("the image URL answered {content_type:?}, not an image"),
-            ));
-        }
-        if response
-            .content_length()
-            .is_some_and(|len| len as usize > limit)
-        {
-            return Err(UpstreamError::permanent(
-                SERVICE,
-                format!("the image is over {limit} bytes"),
-            ));
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| UpstreamError::from_reqwest(SERVICE, e))?
-        {
-            if bytes.len() + chunk.len() > limit {
-                return Err(UpstreamError::permanent(
-                    SERVICE,
-                    format!("the image is over {limit} bytes"),
-                ));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(bytes)
     }
 }
 

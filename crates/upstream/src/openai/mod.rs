@@ -16,6 +16,7 @@ pub(crate) use chat::name_prompt;
 use crate::UpstreamError;
 use crate::api_error::ApiFailure;
 use crate::credentials::ApiConfig;
+use crate::download::{CapAnswers, Downloader, answer_cap};
 use crate::model_name::Naming;
 use crate::models::{
     ImageParameter, MemoryCatalogue, ModelCatalogue, ModelChain, ModelParameters, ModelPrices,
@@ -51,14 +52,19 @@ pub struct OpenAiSettings {
     pub image_quality: Option<String>,
     /// `OPENAI_TIMEOUT`: per HTTP call; image generation can take two minutes.
     pub timeout: Duration,
-    /// `OPENAI_MAX_DOWNLOAD_BYTES`: cap on an image fetched from a `url` answer.
+    /// `OPENAI_MAX_DOWNLOAD_BYTES`: cap on an image fetched from a `url`
+    /// answer (and, as base64, on every answer body).
     pub max_download_bytes: usize,
+    /// `OPENAI_DOWNLOAD_HOSTS`: hosts besides the base URL's that `url`
+    /// answers may point to ([`crate::download`]).
+    pub download_hosts: Vec<String>,
 }
 
 #[derive(Clone)]
 pub struct OpenAi {
     client: Client<ApiConfig>,
     http: reqwest::Client,
+    downloader: Downloader,
     settings: OpenAiSettings,
     catalogue: Arc<dyn ModelCatalogue>,
     /// How this server's model names compare (exact at OpenAI).
@@ -108,11 +114,21 @@ impl OpenAi {
             .build()
             .map_err(|e| UpstreamError::permanent(SERVICE, e))?;
         let config = ApiConfig::new(&settings.base_url, &settings.api_key);
-        let client = Client::with_config(config)
-            .with_http_service(CaptureRetryHints::new(ReqwestService::new(http.clone())));
+        let capped = CapAnswers::new(
+            ReqwestService::new(http.clone()),
+            answer_cap(settings.max_download_bytes),
+        );
+        let client = Client::with_config(config).with_http_service(CaptureRetryHints::new(capped));
+        let downloader = Downloader::new(
+            &settings.base_url,
+            &settings.download_hosts,
+            settings.max_download_bytes,
+            settings.timeout,
+        )?;
         Ok(Self {
             client,
             http,
+            downloader,
             naming: Naming::for_base_url(&settings.base_url),
             settings,
             catalogue: Arc::new(MemoryCatalogue::default()),
