@@ -1,0 +1,134 @@
+//! The model catalogue: which configured models the server still lists,
+//! read at start-up and re-read once for the whole fleet.
+
+use super::OpenAi;
+use crate::UpstreamError;
+use crate::models::{ListedModel, ModelChain};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl OpenAi {
+    /// Start-up: records the chains, reads `GET /models` and reports each
+    /// configured model that is gone (one error line naming the setting) or
+    /// shuts down within 30 days (a warning). `Err(ModelsGone)` when a chain
+    /// has nothing left. A server without `/models` is not an error.
+    pub async fn check_models(&self) -> Result<(), UpstreamError> {
+        for chain in self.chains() {
+            self.catalogue.configure(chain).await?;
+        }
+        self.read_catalogue().await;
+        let gone = self.gone().await;
+        for chain in self.chains() {
+            for model in chain.models.iter().filter(|m| gone.contains(*m)) {
+                tracing::error!(%model, variable = chain.variable, "{model} is shut down; skipping it (remove it from {})", chain.variable);
+            }
+            if chain.models.iter().all(|m| gone.contains(m)) {
+                return Err(UpstreamError::ModelsGone {
+                    variable: chain.variable,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-reads `GET /models` every `every`, once for the whole fleet, until
+    /// `shutdown`.
+    pub async fn watch_catalogue(
+        self: Arc<Self>,
+        every: Duration,
+        owner: String,
+        shutdown: dynamo_runtime::Shutdown,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.requested() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            match self.catalogue.claim_check(every, &owner).await {
+                Ok(true) => self.read_catalogue().await,
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "cannot claim the model catalogue check"),
+            }
+        }
+    }
+
+    fn chains(&self) -> [&ModelChain; 2] {
+        [&self.settings.image_models, &self.settings.chat_models]
+    }
+
+    /// Reads `GET /models` and records it; warns of configured models that
+    /// shut down within 30 days. Any failure is logged, never fatal: many
+    /// compatible servers have no such endpoint.
+    async fn read_catalogue(&self) {
+        let url = format!("{}/models", self.settings.base_url);
+        let answer = self
+            .http
+            .get(url)
+            .bearer_auth(self.settings.api_key.expose_secret())
+            .send()
+            .await;
+        let response = match answer {
+            Ok(response) if response.status().is_success() => response,
+            Ok(response) => {
+                tracing::info!(status = %response.status(), "the API does not list its models; models are learned from calls instead");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the model catalogue");
+                return;
+            }
+        };
+        let Ok(body) = response.json::<Value>().await else {
+            tracing::info!(
+                "the model catalogue answer is not JSON; models are learned from calls instead"
+            );
+            return;
+        };
+        let Some(data) = body.get("data").and_then(Value::as_array) else {
+            tracing::info!(
+                "the model catalogue answer has no data; models are learned from calls instead"
+            );
+            return;
+        };
+        let listed: Vec<ListedModel> = data
+            .iter()
+            .filter_map(|m| {
+                Some(ListedModel {
+                    id: m.get("id")?.as_str()?.to_owned(),
+                    shutdown_date: m
+                        .get("shutdown_date")
+                        .and_then(Value::as_str)
+                        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+                })
+            })
+            .collect();
+        let today = chrono::Utc::now().date_naive();
+        for chain in self.chains() {
+            for model in listed.iter().filter(|l| chain.models.contains(&l.id)) {
+                if let Some(date) = model.shutdown_date {
+                    let days_left = (date - today).num_days();
+                    if days_left <= 30 {
+                        tracing::warn!(model = %model.id, %date, days_left, variable = chain.variable, "{} shuts down on {date}; put a current model first in {}", model.id, chain.variable);
+                    }
+                }
+            }
+        }
+        if let Err(error) = self.catalogue.record_listing(&listed).await {
+            tracing::warn!(%error, "cannot record the model catalogue");
+        }
+    }
+
+    /// The models the fleet knows are gone (none, if the catalogue cannot be read).
+    pub(super) async fn gone(&self) -> HashSet<String> {
+        match self.catalogue.gone().await {
+            Ok(gone) => gone.into_iter().collect(),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read which models are gone; trying them all");
+                HashSet::new()
+            }
+        }
+    }
+}
