@@ -556,7 +556,7 @@ async fn validate(State(app): State<App>, headers: HeaderMap) -> Response {
 /// Helix wants `Client-Id` and a live user token (`Authorization: Bearer`)
 /// holding one of `scopes` (none: any token): the token's user, or the
 /// refusal Twitch answers.
-fn authorized(app: &App, headers: &HeaderMap, scopes: &[&str]) -> Result<String, Response> {
+fn authorized(app: &App, headers: &HeaderMap, scopes: &[&str]) -> Result<String, Box<Response>> {
     let client = headers.get("client-id").and_then(|v| v.to_str().ok());
     let token = headers
         .get("authorization")
@@ -571,7 +571,10 @@ fn authorized(app: &App, headers: &HeaderMap, scopes: &[&str]) -> Result<String,
         .cloned();
     let Some(live) = live.filter(|_| client == Some(CLIENT_ID)) else {
         s.unauthorized += 1;
-        return Err(helix_error(StatusCode::UNAUTHORIZED, "Invalid OAuth token"));
+        return Err(Box::new(helix_error(
+            StatusCode::UNAUTHORIZED,
+            "Invalid OAuth token",
+        )));
     };
     if !scopes.is_empty()
         && !scopes
@@ -579,24 +582,24 @@ fn authorized(app: &App, headers: &HeaderMap, scopes: &[&str]) -> Result<String,
             .any(|scope| live.scopes.iter().any(|s| s == scope))
     {
         s.forbidden += 1;
-        return Err(helix_error(
+        return Err(Box::new(helix_error(
             StatusCode::UNAUTHORIZED,
             &format!("Missing scope: {}", scopes.join(" or ")),
-        ));
+        )));
     }
     Ok(live.user_id)
 }
 
 /// Rewards and redemptions are only the token's user's own.
-fn own_channel(app: &App, query: &[(String, String)], user: &str) -> Result<(), Response> {
+fn own_channel(app: &App, query: &[(String, String)], user: &str) -> Result<(), Box<Response>> {
     if query_value(query, "broadcaster_id") == Some(user) {
         return Ok(());
     }
     app.state.lock().unwrap().forbidden += 1;
-    Err(helix_error(
+    Err(Box::new(helix_error(
         StatusCode::FORBIDDEN,
         "The ID in broadcaster_id must match the user ID found in the request's OAuth token.",
-    ))
+    )))
 }
 
 fn query_value<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -622,7 +625,7 @@ async fn create_subscription(
 ) -> Response {
     let user = match authorized(&app, &headers, READ_OR_MANAGE) {
         Ok(user) => user,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let mut s = app.state.lock().unwrap();
     let session_id = body["transport"]["session_id"]
@@ -681,7 +684,7 @@ async fn create_subscription(
 
 async fn list_subscriptions(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(refused) = authorized(&app, &headers, &[]) {
-        return refused;
+        return *refused;
     }
     let s = app.state.lock().unwrap();
     let data: Vec<Value> = s.subscriptions.iter().map(subscription_json).collect();
@@ -713,7 +716,7 @@ async fn create_reward(
     if let Err(refused) =
         authorized(&app, &headers, &[MANAGE]).and_then(|user| own_channel(&app, &query, &user))
     {
-        return refused;
+        return *refused;
     }
     let (Some(title), Some(cost)) = (body["title"].as_str(), body["cost"].as_i64()) else {
         return helix_error(StatusCode::BAD_REQUEST, "Missing required parameter");
@@ -749,7 +752,7 @@ async fn list_rewards(
     if let Err(refused) =
         authorized(&app, &headers, READ_OR_MANAGE).and_then(|user| own_channel(&app, &query, &user))
     {
-        return refused;
+        return *refused;
     }
     let only_manageable = query_value(&query, "only_manageable_rewards") == Some("true");
     let s = app.state.lock().unwrap();
@@ -786,7 +789,7 @@ async fn list_redemptions(
     if let Err(refused) =
         authorized(&app, &headers, READ_OR_MANAGE).and_then(|user| own_channel(&app, &query, &user))
     {
-        return refused;
+        return *refused;
     }
     let Some(reward_id) = query_value(&query, "reward_id") else {
         return helix_error(
@@ -857,7 +860,7 @@ async fn update_redemptions(
     if let Err(refused) =
         authorized(&app, &headers, &[MANAGE]).and_then(|user| own_channel(&app, &query, &user))
     {
-        return refused;
+        return *refused;
     }
     let status = body["status"].as_str().unwrap_or_default().to_owned();
     if status != "FULFILLED" && status != "CANCELED" {
