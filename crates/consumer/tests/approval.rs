@@ -178,10 +178,8 @@ async fn an_approved_image_airs_then_its_debit_is_accepted() {
     let approval = setup.store.get(id).await.unwrap().approval;
     assert_eq!(approval.decision(), Some(Decision::Approved));
     assert_eq!(approval.decided_by.as_deref(), Some("broadcaster 1"));
-    assert!(
-        approve_to_alert < Duration::from_secs(3),
-        "the scheduler picks a decision up promptly: {approve_to_alert:?}"
-    );
+    // Carried out on the decision, not on the timeout: `decided_by` says
+    // who decided (how soon is a figure for the benches, not a test).
 
     // Decided and done: a second decision is refused.
     let again = setup
@@ -352,25 +350,16 @@ async fn a_decision_recorded_while_its_consumer_is_frozen_then_killed_is_carried
     let setup = Setup::new().await;
     let env = setup.env("10m", "decline");
     let spawn = || {
-        KillOnDrop(
+        dynamo_testkit::Running::spawn(
             dynamo_testkit::command(BINARY, &env)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
+                .stderr(Stdio::null()),
         )
     };
     let first = spawn();
     let id = setup.send_ghost("a seal").await;
     setup.assert_waiting(id).await;
-    let signal = |name: &str, pid: u32| {
-        let status = std::process::Command::new("kill")
-            .args([name, &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {name} {pid}");
-    };
-    signal("-STOP", first.0.id());
+    first.signal("STOP");
     setup
         .store
         .decide_approval(id, Decision::Approved, "broadcaster 1", None)
@@ -396,14 +385,4 @@ async fn a_decision_recorded_while_its_consumer_is_frozen_then_killed_is_carried
         "one alert"
     );
     drop(second);
-}
-
-/// A child process that is killed (SIGKILL) and reaped however the test ends.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -81,6 +81,7 @@ async fn sigterm_lets_the_request_in_flight_finish_and_keeps_the_rest_queued() {
     let mut child = tokio::process::Command::from(command(BINARY, &env))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
 

@@ -350,19 +350,17 @@ async fn the_oldest_pending_debit_is_reported_with_its_age() {
     world
         .fakes
         .with(|s| s.image_delay = Some(Duration::from_secs(6)));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let env = world
-        .consumer_env()
-        .with("MODERATION", "false")
-        .with("CONSUMER_HEALTH_ADDR", format!("127.0.0.1:{port}"));
+    // Handed over bound: no other process can take the port in between.
+    let health = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics = format!("http://{}/metrics", health.local_addr().unwrap());
+    let env = world.consumer_env().with("MODERATION", "false");
     let (results, _alerts) = world.broker.capture_outputs().await;
     let shutdown = Shutdown::new();
-    let consumer = start(&env, &shutdown);
-    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let consumer = tokio::spawn(dynamo_consumer::run_with_health(
+        ConsumerConfig::from_env(&env).unwrap(),
+        Some(health),
+        shutdown.clone(),
+    ));
     let http = reqwest::Client::new();
     let age = || {
         let request = http.get(&metrics).send();

@@ -33,13 +33,13 @@ async fn three_consumer_processes_share_the_image_limit_without_waste() {
             .await;
     }
     let binary = env!("CARGO_BIN_EXE_dynamo-consumer");
-    let mut processes: Vec<_> = (0..3)
+    let processes: Vec<_> = (0..3)
         .map(|_| {
-            dynamo_testkit::command(binary, &env)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
+            dynamo_testkit::Running::spawn(
+                dynamo_testkit::command(binary, &env)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null()),
+            )
         })
         .collect();
     for _ in 0..60 {
@@ -50,10 +50,7 @@ async fn three_consumer_processes_share_the_image_limit_without_waste() {
             .expect("every request finishes");
         assert_eq!(result.body["state"], "succeeded");
     }
-    for process in &mut processes {
-        process.kill().unwrap();
-        process.wait().unwrap();
-    }
+    drop(processes);
     let times = world.fakes.with(|s| s.image_call_times.clone());
     assert_eq!(times.len(), 60, "one image call per request");
     let strict = window - Duration::from_millis(60);

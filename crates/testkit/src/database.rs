@@ -66,6 +66,19 @@ impl TestDatabase {
         &self.pool
     }
 
+    /// Whether consumer process `pid` holds a request's lease, i.e. is
+    /// working on it (the lease owner is `host:pid:start`).
+    pub async fn holds_lease(&self, pid: u32) -> bool {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM dynamo.image_request
+                            WHERE lease_owner LIKE '%:' || $1 || ':%' AND lease_expires_at > now())",
+        )
+        .bind(pid.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .unwrap_or(false)
+    }
+
     pub fn env_pairs(&self) -> Vec<(String, String)> {
         let s = &self.settings;
         let mut pairs = vec![

@@ -10,21 +10,27 @@ mod broker;
 mod database;
 mod fakes;
 pub mod fuzz;
+mod money;
 mod process;
 mod proxy;
 mod s3;
+mod tls;
 
 pub use broker::{Captured, TestBroker};
 pub use database::TestDatabase;
+pub use fakes::auth;
 pub use fakes::twitch;
 pub use fakes::twitch::FakeTwitch;
 pub use fakes::{
-    CompatServer, CompatState, FakeState, Fakes, Flavor, Flow, FlowStatus, IMAGE_INPUT_TOKENS,
-    IMAGE_OUTPUT_TOKENS, ImageBehavior, SHARED_SECRET, ScriptedError, now_secs,
+    CompatServer, CompatState, FakeState, Fakes, Flavor, Flow, FlowStatus, ForeignFlow,
+    IMAGE_INPUT_TOKENS, IMAGE_OUTPUT_TOKENS, ImageBehavior, LEDGER_CLOCK_OFFSET, SHARED_SECRET,
+    ScriptedError, now_secs,
 };
+pub use money::{Expected, Money, assert_alerts, drain_by_message_id};
 pub use process::Running;
 pub use proxy::FlakyProxy;
 pub use s3::TestBucket;
+pub use tls::{TestCertificates, TlsListener};
 
 use dynamo_runtime::Env;
 use std::future::Future;

@@ -17,6 +17,11 @@ impl Running {
         }
     }
 
+    /// Its standard output, when spawned with `Stdio::piped()` (once).
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
     pub fn id(&self) -> u32 {
         self.child.id()
     }
@@ -34,6 +39,41 @@ impl Running {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// kill -9 a process that must still be running, and proves the kill
+    /// is what ended it (not an exit of its own before the signal came).
+    pub fn kill_9(&mut self) {
+        assert!(
+            self.is_running(),
+            "process {} ended before it was killed",
+            self.id()
+        );
+        self.child.kill().expect("SIGKILL is delivered");
+        let status = self.child.wait().expect("the killed process is reaped");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "process {} died of SIGKILL: {status:?}",
+            self.id()
+        );
+    }
+
+    /// Waits (up to `limit`) for this consumer process to hold a request's
+    /// lease in `database`, then kills it with -9: a kill of a process that
+    /// had not started working proves nothing.
+    pub async fn kill_9_while_working(
+        &mut self,
+        database: &crate::TestDatabase,
+        limit: std::time::Duration,
+    ) {
+        let pid = self.id();
+        crate::eventually("the consumer to hold a request's lease", limit, || async {
+            database.holds_lease(pid).await.then_some(())
+        })
+        .await;
+        self.kill_9();
     }
 
     /// Waits for the process to exit by itself.

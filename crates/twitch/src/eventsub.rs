@@ -181,14 +181,11 @@ async fn wait_for_sign_in(intake: &Intake, shutdown: &Shutdown) -> bool {
     }
 }
 
-/// TLS for wss:// with aws-lc-rs and the Mozilla roots, chosen here: the
-/// workspace builds rustls with two providers, so there is no single
-/// process default to fall back on.
-fn tls() -> Result<tokio_tungstenite::Connector, String> {
+/// TLS for wss:// with aws-lc-rs and `roots` (the Mozilla roots in
+/// service), chosen here: the workspace builds rustls with two providers,
+/// so there is no single process default to fall back on.
+fn tls(roots: rustls::RootCertStore) -> Result<tokio_tungstenite::Connector, String> {
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?
@@ -199,14 +196,29 @@ fn tls() -> Result<tokio_tungstenite::Connector, String> {
     )))
 }
 
+fn mozilla_roots() -> rustls::RootCertStore {
+    rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
+}
+
 async fn connect(url: &str) -> Result<Live, String> {
+    connect_trusting(url, mozilla_roots()).await
+}
+
+/// [`connect`] trusting `roots`: only tests trust anything but Mozilla's.
+async fn connect_trusting(url: &str, roots: rustls::RootCertStore) -> Result<Live, String> {
     let limits = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES));
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async_tls_with_config(url, Some(limits), false, Some(tls()?))
-            .await
-            .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    let (mut socket, _) = tokio_tungstenite::connect_async_tls_with_config(
+        url,
+        Some(limits),
+        false,
+        Some(tls(roots)?),
+    )
+    .await
+    .map_err(|e| format!("cannot connect to {url}: {e}"))?;
     let welcome = tokio::time::timeout(WELCOME_WITHIN, next_frame(&mut socket))
         .await
         .map_err(|_| "no session_welcome in time".to_owned())??;
@@ -445,12 +457,32 @@ mod tests {
 
     #[tokio::test]
     async fn wss_is_set_up_without_a_process_default_provider() {
-        assert!(tls().is_ok());
+        assert!(tls(mozilla_roots()).is_ok());
         // Nothing listens there: an error, not a panic over the provider.
         let refused = connect("wss://127.0.0.1:9/ws")
             .await
             .err()
             .unwrap_or_default();
         assert!(refused.contains("cannot connect"), "{refused}");
+    }
+
+    /// Over real TLS, as Twitch is reached: the fake Twitch serves wss:// with
+    /// a certificate from an authority made for this test. Trusting that
+    /// authority, the client gets its welcome; with only Mozilla's roots, as
+    /// in service, it refuses the certificate.
+    #[tokio::test]
+    async fn a_wss_session_opens_with_a_trusted_certificate_and_not_otherwise() {
+        let certificates = dynamo_testkit::TestCertificates::generate();
+        let twitch = dynamo_testkit::FakeTwitch::start_tls(&certificates).await;
+        assert!(twitch.ws_url.starts_with("wss://"), "{}", twitch.ws_url);
+        let mut trusted = rustls::RootCertStore::empty();
+        trusted.add(certificates.root.clone()).unwrap();
+        let live = connect_trusting(&twitch.ws_url, trusted).await.unwrap();
+        assert!(!live.id.is_empty(), "a session id in the welcome");
+        assert_eq!(twitch.with(|s| s.connections), 1);
+
+        let refused = connect(&twitch.ws_url).await.err().unwrap_or_default();
+        assert!(refused.contains("cannot connect"), "{refused}");
+        assert_eq!(twitch.with(|s| s.connections), 1, "no session without TLS");
     }
 }

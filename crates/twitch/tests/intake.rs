@@ -242,12 +242,16 @@ async fn inadmissible_input_is_cancelled_with_the_reason_recorded() {
             (world.twitch.status_of(id).as_deref() == Some("CANCELED")).then_some(())
         })
         .await;
-        let record = world
-            .store
-            .redemption_for_request(request_id_for(id))
-            .await
-            .unwrap()
-            .unwrap();
+        // Recorded once Twitch has answered: wait for the record, not the fake.
+        let record = eventually("the cancellation recorded", WAIT, || async {
+            let record = world
+                .store
+                .redemption_for_request(request_id_for(id))
+                .await
+                .ok()??;
+            record.settled_status.is_some().then_some(record)
+        })
+        .await;
         assert_eq!(record.settled_status.as_deref(), Some("CANCELED"));
         let reason = record.cancel_reason.unwrap_or_default();
         assert!(reason.contains(why), "{reason:?} should say {why:?}");

@@ -86,3 +86,23 @@ pub fn sign(secret: &[u8], request_id: &str, timestamp: &str, body: &[u8]) -> St
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    /// A known answer computed outside Rust (python3's hmac module and
+    /// `openssl dgst -sha256 -hmac`, agreeing; the commands are in the test
+    /// kit's fake auth service, which checks the same vector).
+    #[test]
+    fn signs_the_known_answer_vector() {
+        let body = r#"{"service":"dynamo","user":{"id":"90790024","login":"wasabimilkshake","displayName":"WasabiMilkshake"}}"#;
+        assert_eq!(
+            super::sign(
+                b"test-shared-secret",
+                "0f8fad5b-d9cb-469f-a165-70867728950e",
+                "2026-12-06T03:00:00Z",
+                body.as_bytes()
+            ),
+            "dd7f2e6526dbb610404cb68d949039e063d6cf64a4a9e006f5cf5041c5749a1b"
+        );
+    }
+}

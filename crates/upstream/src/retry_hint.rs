@@ -71,9 +71,14 @@ where
         Box::pin(async move {
             let response = response.await?;
             let status = response.status();
-            let hint = (status.as_u16() == 429 || status.is_server_error())
-                .then(|| wait_hint(response.headers()))
-                .flatten();
+            // The `x-ratelimit-reset-*` headers come on every answer and say
+            // when the rate limit refills: a wait only for a 429. A server
+            // error's wait is its Retry-After alone.
+            let hint = match status.as_u16() {
+                429 => wait_hint(response.headers()),
+                _ if status.is_server_error() => crate::error::retry_after(response.headers()),
+                _ => None,
+            };
             let captured = Captured {
                 hint,
                 status: Some(status.as_u16()),

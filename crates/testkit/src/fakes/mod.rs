@@ -16,11 +16,15 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
+pub mod auth;
 mod compat;
+mod ledger;
 mod models;
+mod openai;
 pub mod twitch;
 
 pub use compat::{CompatServer, CompatState, Flavor, ScriptedError};
+pub use ledger::{Flow, FlowStatus, ForeignFlow, LEDGER_CLOCK_OFFSET};
 pub use models::FakeModel;
 
 pub const SHARED_SECRET: &str = "test-shared-secret";
@@ -40,8 +44,11 @@ pub enum ImageBehavior {
     Url,
     /// `data[0].url` pointing at an HTML page.
     UrlNotAnImage,
-    /// 400 `content_policy_violation`.
+    /// 400 `moderation_blocked`: how today's image models refuse a prompt
+    /// under the content policy.
     ContentPolicy,
+    /// 400 `content_policy_violation`: how DALL-E models refused one.
+    LegacyContentPolicy,
     /// 500.
     ServerError,
     /// 429 `rate_limit_exceeded` with `retry-after-ms`.
@@ -50,29 +57,18 @@ pub enum ImageBehavior {
     OutOfCredit,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlowStatus {
-    Pending,
-    Accepted,
-    Rejected,
-}
-
-#[derive(Debug, Clone)]
-pub struct Flow {
-    pub viewer: String,
-    pub points: i64,
-    pub request_id: String,
-    pub style: String,
-    pub status: FlowStatus,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    /// When it was accepted or rejected.
-    pub finalized_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct FakeState {
     pub balances: HashMap<String, i64>,
+    /// dynamo's debits.
     pub flows: HashMap<Uuid, Flow>,
+    /// Other services' flows in the same viewers' histories.
+    pub foreign_flows: Vec<ForeignFlow>,
+    /// Accepts and rejects refused (404) because the token was another
+    /// viewer's than the flow's.
+    pub finalized_by_another_viewer: usize,
+    /// The ledger's clock minus ours, as its history shows times.
+    pub ledger_clock_offset: chrono::Duration,
     /// Behaviours for the next image calls, in order; then `Base64`.
     pub image_script: VecDeque<ImageBehavior>,
     /// Every image request body received and answered with an image or an
@@ -97,8 +93,14 @@ pub struct FakeState {
     pub image_429s: usize,
     pub chat_calls: Vec<Value>,
     pub moderation_calls: Vec<Value>,
-    /// When set, chat completions answer 400.
+    /// When set, chat completions answer 400 `context_length_exceeded` (a
+    /// model that is gone answers 404 `model_not_found`, as every endpoint).
     pub chat_refuses: bool,
+    /// When each OpenAI call arrived (any endpoint): the `x-ratelimit-*`
+    /// headers count them against `requests_per_minute`.
+    pub openai_call_times: Vec<std::time::Instant>,
+    /// The account's request limit the `x-ratelimit-*` headers report.
+    pub requests_per_minute: usize,
     /// Until then, image and chat calls answer 429 `insufficient_quota`, as
     /// OpenAI does for an account out of credit (counted in `refused_for_credit`).
     pub out_of_credit_until: Option<std::time::Instant>,
@@ -121,7 +123,11 @@ pub struct FakeState {
     /// it: a test holds the answer until it has arranged what comes next.
     pub history_gate: Option<Arc<tokio::sync::Semaphore>>,
     pub tokens_issued: usize,
+    /// Token requests refused for their signature or a stale timestamp.
     pub bad_signatures: usize,
+    /// Token requests refused for their body (not dynamo's, no user, a
+    /// login that is not the lowercased display name).
+    pub bad_token_requests: usize,
     pub discord_posts: Vec<(String, Value)>,
     /// Which signing keys the JWKS publishes ("a", "b"); default just "a".
     pub jwks_keys: Vec<&'static str>,
@@ -147,27 +153,25 @@ impl Fakes {
     pub async fn start() -> Self {
         let state: Shared = Arc::new(Mutex::new(FakeState {
             jwks_keys: vec!["a"],
+            ledger_clock_offset: LEDGER_CLOCK_OFFSET,
+            requests_per_minute: openai::REQUESTS_PER_MINUTE,
             models: models::todays_catalogue(),
             ..FakeState::default()
         }));
         let app = Router::new()
-            .route("/auth/service-token", post(service_token))
-            .route("/auth/.well-known/jwks.json", get(jwks))
-            .route("/auth/access", get(access))
-            .route("/ledger/outflow", post(create_outflow))
+            .route("/auth/service-token", post(auth::service_token))
+            .route("/auth/.well-known/jwks.json", get(auth::jwks))
+            .route("/auth/access", get(auth::access))
+            .route("/ledger/outflow", post(ledger::create_outflow))
             .route(
                 "/ledger/outflow/{id}",
-                patch(accept_outflow).delete(reject_outflow),
+                patch(ledger::accept_outflow).delete(ledger::reject_outflow),
             )
-            .route("/ledger/history", get(history))
-            .route("/openai/v1/images/generations", post(generate_image))
-            .route("/openai/v1/chat/completions", post(chat))
-            .route("/openai/v1/moderations", post(moderate))
-            .route("/openai/v1/models", get(models::list))
-            .route("/openai/v1/models/{model}", get(models::get_one))
+            .route("/ledger/history", get(ledger::history))
             .route("/files/{name}", get(file))
             .route("/redirect", get(redirect))
             .route("/discord/{channel}", post(discord))
+            .merge(openai::routes(state.clone()))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -257,233 +261,6 @@ fn api_error(status: StatusCode, kind: &str, code: &str, message: &str) -> Respo
     (status, Json(body)).into_response()
 }
 
-fn verify_signature(headers: &HeaderMap, body: &[u8]) -> bool {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    };
-    let expected = dynamo_upstream_sign(
-        get("x-hmac-request-id"),
-        get("x-hmac-request-timestamp"),
-        body,
-    );
-    get("x-hmac-signature") == format!("sha256={expected}")
-}
-
-fn dynamo_upstream_sign(request_id: &str, timestamp: &str, body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SHARED_SECRET.as_bytes()).unwrap();
-    mac.update(request_id.as_bytes());
-    mac.update(timestamp.as_bytes());
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-async fn service_token(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if !verify_signature(&headers, &body) {
-        state.lock().unwrap().bad_signatures += 1;
-        return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
-    }
-    let request: Value = serde_json::from_slice(&body).unwrap_or_default();
-    let user = request["user"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    state.lock().unwrap().tokens_issued += 1;
-    // Not a real JWT: the ledger fake only needs to know whose token it is.
-    (
-        [(header::CONTENT_TYPE, "application/jwt")],
-        format!("token-for.{user}"),
-    )
-        .into_response()
-}
-
-fn viewer_of(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer token-for.")
-        .map(str::to_owned)
-}
-
-async fn create_outflow(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    let Some(viewer) = viewer_of(&headers) else {
-        return StatusCode::UNAUTHORIZED.into_response();
-    };
-    let points = body["numPointsToDebit"].as_i64().unwrap_or(0);
-    let mut state = state.lock().unwrap();
-    if state.debit_failures > 0 {
-        state.debit_failures -= 1;
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    let pending: i64 = state
-        .flows
-        .values()
-        .filter(|f| f.viewer == viewer && f.status != FlowStatus::Rejected)
-        .map(|f| f.points)
-        .sum();
-    let balance = *state.balances.get(&viewer).unwrap_or(&DEFAULT_BALANCE);
-    if balance - pending < points {
-        return (
-            StatusCode::CONFLICT,
-            Json(json!({"error": "not enough points"})),
-        )
-            .into_response();
-    }
-    let id = Uuid::new_v4();
-    state.flows.insert(
-        id,
-        Flow {
-            viewer,
-            points,
-            request_id: body["alertMetadata"]["imageRequestId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            style: body["alertMetadata"]["style"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            status: FlowStatus::Pending,
-            created_at: chrono::Utc::now(),
-            finalized_at: None,
-        },
-    );
-    if state.debit_answers_lost > 0 {
-        state.debit_answers_lost -= 1;
-        return StatusCode::GATEWAY_TIMEOUT.into_response();
-    }
-    Json(json!({"flowId": id})).into_response()
-}
-
-fn finalize(state: &Shared, headers: &HeaderMap, id: Uuid, to: FlowStatus) -> Response {
-    if viewer_of(headers).is_none() {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    let mut state = state.lock().unwrap();
-    if to == FlowStatus::Accepted && state.accept_failures > 0 {
-        state.accept_failures -= 1;
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    match state.flows.get_mut(&id) {
-        None => StatusCode::NOT_FOUND.into_response(),
-        Some(flow) if flow.status != FlowStatus::Pending => StatusCode::CONFLICT.into_response(),
-        Some(flow) => {
-            flow.status = to;
-            flow.finalized_at = Some(chrono::Utc::now());
-            StatusCode::NO_CONTENT.into_response()
-        }
-    }
-}
-
-async fn accept_outflow(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<Uuid>,
-) -> Response {
-    finalize(&state, &headers, id, FlowStatus::Accepted)
-}
-
-async fn reject_outflow(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<Uuid>,
-) -> Response {
-    finalize(&state, &headers, id, FlowStatus::Rejected)
-}
-
-#[derive(serde::Deserialize)]
-struct HistoryQuery {
-    max: Option<usize>,
-    from: Option<String>,
-}
-
-/// `GET /history`: the token's user's flows, newest first, paged by an
-/// opaque cursor (here: the offset), as the ledger answers it.
-async fn history(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    axum::extract::Query(query): axum::extract::Query<HistoryQuery>,
-) -> Response {
-    let Some(viewer) = viewer_of(&headers) else {
-        return StatusCode::UNAUTHORIZED.into_response();
-    };
-    let max = query.max.unwrap_or(50);
-    if !(1..=100).contains(&max) {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "max must be 1-100"})),
-        )
-            .into_response();
-    }
-    let offset: usize = match query.from.as_deref().map(str::parse).transpose() {
-        Ok(offset) => offset.unwrap_or(0),
-        Err(_) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": "bad cursor"})),
-            )
-                .into_response();
-        }
-    };
-    let gate = {
-        let mut state = state.lock().unwrap();
-        state.history_asked += 1;
-        state.history_gate.clone()
-    };
-    if let Some(gate) = gate {
-        // Never closed by the tests; a closed gate simply lets the answer through.
-        if let Ok(permit) = gate.acquire().await {
-            permit.forget();
-        }
-    }
-    let mut state = state.lock().unwrap();
-    if state.history_failures > 0 {
-        state.history_failures -= 1;
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": "history unavailable"})),
-        )
-            .into_response();
-    }
-    let mut items: Vec<(chrono::DateTime<chrono::Utc>, Value)> = state
-        .flows
-        .iter()
-        .filter(|(_, flow)| flow.viewer == viewer)
-        .map(|(id, flow)| {
-            let at = flow.finalized_at.unwrap_or(flow.created_at);
-            let status = match flow.status {
-                FlowStatus::Pending => "pending",
-                FlowStatus::Accepted => "accepted",
-                FlowStatus::Rejected => "rejected",
-            };
-            (
-                at,
-                json!({"id": id, "timestamp": at, "type": "alert-redemption", "state": status,
-                        "deltaPoints": -flow.points,
-                        "description": "Redeemed alert of type 'image-generation'"}),
-            )
-        })
-        .collect();
-    items.sort_by_key(|item| std::cmp::Reverse(item.0));
-    state.history_reads += 1;
-    let page: Vec<Value> = items
-        .iter()
-        .skip(offset)
-        .take(max)
-        .map(|(_, item)| item.clone())
-        .collect();
-    let next = (offset + max < items.len()).then(|| (offset + max).to_string());
-    Json(json!({"items": page, "nextCursor": next})).into_response()
-}
-
 /// A realistic image for the prompt: for a friend prompt ("an orange robot,
 /// ... chroma keying") a figure on its complement background, else a ghost.
 /// Rendered once per scene and kept: encoding a 1024x1024 PNG per call would
@@ -548,29 +325,20 @@ fn image_as(prompt: &str, format: &str, transparent: bool) -> Arc<Vec<u8>> {
     bytes
 }
 
-async fn generate_image(
+pub(super) async fn generate_image(
     State(state): State<Shared>,
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        != Some("Bearer sk-test-key")
-    {
-        return api_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_api_key",
-            "bad key",
-        );
-    }
     state.lock().unwrap().image_attempts.push(body.clone());
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     if let Some(refused) = models::refuse_unless_available(&state, &model) {
         return refused;
     }
     if let Some(refused) = refuse_without_credit(&state) {
+        return refused;
+    }
+    if let Some(refused) = models::refuse_parameters(&model, &body) {
         return refused;
     }
     let transparent = body["background"] == "transparent";
@@ -653,6 +421,12 @@ async fn generate_image(
                 .into_response()
         }
         ImageBehavior::ContentPolicy => api_error(
+            StatusCode::BAD_REQUEST,
+            "image_generation_user_error",
+            "moderation_blocked",
+            "Your request was rejected by the safety system. If you believe this is an error, contact us at help.openai.com and include the request ID.",
+        ),
+        ImageBehavior::LegacyContentPolicy => api_error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             "content_policy_violation",
@@ -747,7 +521,7 @@ async fn file(Path(name): Path<String>) -> Response {
     }
 }
 
-async fn chat(State(state): State<Shared>, Json(body): Json<Value>) -> Response {
+pub(super) async fn chat(State(state): State<Shared>, Json(body): Json<Value>) -> Response {
     if let Some(refused) =
         models::refuse_unless_available(&state, body["model"].as_str().unwrap_or_default())
     {
@@ -765,8 +539,8 @@ async fn chat(State(state): State<Shared>, Json(body): Json<Value>) -> Response 
         return api_error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
-            "model_not_found",
-            "no such model",
+            "context_length_exceeded",
+            "This model's maximum context length was exceeded.",
         );
     }
     Json(json!({
@@ -779,7 +553,7 @@ async fn chat(State(state): State<Shared>, Json(body): Json<Value>) -> Response 
 }
 
 /// Flags any prompt that mentions "forbidden".
-async fn moderate(State(state): State<Shared>, Json(body): Json<Value>) -> Response {
+pub(super) async fn moderate(State(state): State<Shared>, Json(body): Json<Value>) -> Response {
     if let Some(refused) =
         models::refuse_unless_available(&state, body["model"].as_str().unwrap_or_default())
     {
@@ -813,43 +587,4 @@ pub fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-async fn jwks(State(state): State<Shared>) -> Json<Value> {
-    let keys = {
-        let mut state = state.lock().unwrap();
-        state.jwks_fetches += 1;
-        state.jwks_keys.clone()
-    };
-    let keys: Vec<Value> = keys
-        .into_iter()
-        .map(|key| match key {
-            "a" => serde_json::from_str(include_str!("../../keys/auth-a.jwk.json")).unwrap(),
-            _ => serde_json::from_str(include_str!("../../keys/auth-b.jwk.json")).unwrap(),
-        })
-        .collect();
-    Json(json!({"keys": keys}))
-}
-
-/// Twitch-style opaque tokens: `twitch-viewer-<id>` and `twitch-broadcaster-<id>`.
-async fn access(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    state.lock().unwrap().access_calls += 1;
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    let (role, id) = if let Some(id) = token.strip_prefix("twitch-viewer-") {
-        ("viewer", id)
-    } else if let Some(id) = token.strip_prefix("twitch-broadcaster-") {
-        ("broadcaster", id)
-    } else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "bad token"})),
-        )
-            .into_response();
-    };
-    Json(json!({"user": {"id": id, "login": format!("user{id}"), "displayName": format!("User{id}")}, "role": role}))
-        .into_response()
 }

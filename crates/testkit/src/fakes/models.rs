@@ -80,6 +80,58 @@ pub(super) fn draws_transparency(model: &str) -> bool {
     model.starts_with("gpt-image-2.6")
 }
 
+fn is_gpt_image(model: &str) -> bool {
+    model.starts_with("gpt-image") || model.starts_with("chatgpt-image")
+}
+
+fn unknown_parameter(param: &str) -> Response {
+    let body = json!({"error": {"message": format!("Unknown parameter: '{param}'."),
+                                "type": "invalid_request_error", "param": param, "code": "unknown_parameter"}});
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+fn invalid_value(param: &str, value: &Value, supported: &[&str]) -> Response {
+    let listed: Vec<String> = supported.iter().map(|v| format!("'{v}'")).collect();
+    let body = json!({"error": {"message": format!("Invalid value: {value}. Supported values are: {}.", listed.join(", ")),
+                                "type": "invalid_request_error", "param": param, "code": "invalid_value"}});
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+/// `Some(answer)` when an image request sends a parameter `model` does not
+/// take, or a value it does not accept, as the Images API answers it:
+/// GPT-image models refuse DALL-E's `response_format` and `style`, DALL-E
+/// models refuse the GPT-image ones; `quality` and `output_format` take
+/// each family's own values.
+pub(super) fn refuse_parameters(model: &str, body: &Value) -> Option<Response> {
+    let (foreign, qualities): (&[&str], &[&str]) = if is_gpt_image(model) {
+        (
+            &["response_format", "style"],
+            &["low", "medium", "high", "auto"],
+        )
+    } else {
+        (
+            &[
+                "output_format",
+                "output_compression",
+                "background",
+                "moderation",
+            ],
+            &["standard", "hd"],
+        )
+    };
+    if let Some(param) = foreign.iter().find(|p| body.get(**p).is_some()) {
+        return Some(unknown_parameter(param));
+    }
+    let check = |param: &str, supported: &[&str]| {
+        body.get(param)
+            .filter(|v| !v.as_str().is_some_and(|v| supported.contains(&v)))
+            .map(|v| invalid_value(param, v, supported))
+    };
+    check("quality", qualities)
+        .or_else(|| check("output_format", &["png", "jpeg", "webp"]))
+        .or_else(|| check("size", &["1024x1024", "1536x1024", "1024x1536", "auto"]))
+}
+
 pub(super) async fn list(State(state): State<Shared>) -> Response {
     let state = state.lock().unwrap();
     if state.no_models_endpoint {

@@ -25,6 +25,13 @@ pub const BROADCASTER_LOGIN: &str = "twitchdev";
 /// A TWITCH_TOKEN_KEY for tests (32 bytes, base64).
 pub const TOKEN_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 pub const REDEMPTION_TYPE: &str = "channel.channel_points_custom_reward_redemption.add";
+/// The scope that manages rewards and redemptions; reading them also takes
+/// `channel:read:redemptions` (Twitch's API reference, per endpoint).
+const MANAGE: &str = "channel:manage:redemptions";
+const READ_OR_MANAGE: &[&str] = &["channel:read:redemptions", MANAGE];
+/// WebSocket connections with enabled subscriptions one user may hold for
+/// one client id; the next subscription is refused 429.
+pub const MAX_CONNECTIONS: usize = 3;
 
 /// A custom reward on the fake channel.
 #[derive(Debug, Clone)]
@@ -103,6 +110,16 @@ pub struct TwitchState {
     pub unauthorized: u32,
     /// WebSocket connections accepted.
     pub connections: u32,
+    /// Seconds a new connection has to get a subscription before it is
+    /// closed with 4003 "connection unused" (Twitch: 10).
+    pub subscribe_within_secs: u64,
+    /// Connections closed for not subscribing in time.
+    pub closed_unused: u32,
+    /// The scopes tokens are issued with from now on.
+    pub scopes: Vec<String>,
+    /// Helix calls refused 401 for a missing scope or 403 for a
+    /// broadcaster that is not the token's user.
+    pub forbidden: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -135,13 +152,31 @@ fn now_rfc3339() -> String {
 
 impl FakeTwitch {
     pub async fn start() -> Self {
+        Self::serve(None).await
+    }
+
+    /// The same fake over TLS (`https://`, `wss://`) with a certificate of
+    /// `certificates`, as Twitch is reached for real.
+    pub async fn start_tls(certificates: &crate::TestCertificates) -> Self {
+        Self::serve(Some(certificates)).await
+    }
+
+    async fn serve(tls: Option<&crate::TestCertificates>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let ws_url = format!("ws://{}/ws", listener.local_addr().unwrap());
+        let address = listener.local_addr().unwrap();
+        let (http, ws) = if tls.is_some() {
+            ("https", "wss")
+        } else {
+            ("http", "ws")
+        };
+        let url = format!("{http}://{address}");
+        let ws_url = format!("{ws}://{address}/ws");
         let state: Shared = Arc::new(Mutex::new(TwitchState {
             pending_polls: 1,
             token_lifetime_secs: 14_400,
             keepalive_secs: 10,
+            subscribe_within_secs: 10,
+            scopes: vec![MANAGE.to_owned()],
             ..TwitchState::default()
         }));
         let app = App {
@@ -166,7 +201,15 @@ impl FakeTwitch {
             )
             .route("/ws", get(websocket))
             .with_state(app);
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        match tls {
+            Some(certificates) => {
+                let listener = crate::TlsListener::new(listener, certificates);
+                tokio::spawn(async move { axum::serve(listener, router).await });
+            }
+            None => {
+                tokio::spawn(async move { axum::serve(listener, router).await });
+            }
+        }
         Self { url, ws_url, state }
     }
 
@@ -190,6 +233,23 @@ impl FakeTwitch {
     /// Issues a token pair as if the streamer had signed in (access, refresh).
     pub fn issue_tokens(&self) -> (String, String) {
         self.with(issue)
+    }
+
+    /// An access token of another user (`user_id`) with `scopes`.
+    pub fn issue_token_of(&self, user_id: &str, scopes: &[&str]) -> String {
+        let access = format!("at{}", Uuid::new_v4().simple());
+        self.with(|s| {
+            s.access_tokens.insert(
+                access.clone(),
+                Token {
+                    user_id: user_id.to_owned(),
+                    scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                    expires_at: std::time::Instant::now()
+                        + std::time::Duration::from_secs(s.token_lifetime_secs),
+                },
+            )
+        });
+        access
     }
 
     /// A reward dynamo did not create (it cannot settle its redemptions).
@@ -400,7 +460,7 @@ fn issue(s: &mut TwitchState) -> (String, String) {
         access.clone(),
         Token {
             user_id: BROADCASTER_ID.to_owned(),
-            scopes: vec!["channel:manage:redemptions".to_owned()],
+            scopes: s.scopes.clone(),
             expires_at: std::time::Instant::now()
                 + std::time::Duration::from_secs(s.token_lifetime_secs),
         },
@@ -415,7 +475,7 @@ fn token_answer(s: &mut TwitchState) -> Value {
         "access_token": access,
         "expires_in": s.token_lifetime_secs,
         "refresh_token": refresh,
-        "scope": ["channel:manage:redemptions"],
+        "scope": s.scopes,
         "token_type": "bearer",
     })
 }
@@ -513,8 +573,10 @@ async fn validate(State(app): State<App>, headers: HeaderMap) -> Response {
     }
 }
 
-/// Helix wants `Client-Id` and a live user token (`Authorization: Bearer`).
-fn authorized(app: &App, headers: &HeaderMap) -> bool {
+/// Helix wants `Client-Id` and a live user token (`Authorization: Bearer`)
+/// holding one of `scopes` (none: any token): the token's user, or the
+/// refusal Twitch answers.
+fn authorized(app: &App, headers: &HeaderMap, scopes: &[&str]) -> Result<String, Box<Response>> {
     let client = headers.get("client-id").and_then(|v| v.to_str().ok());
     let token = headers
         .get("authorization")
@@ -525,16 +587,39 @@ fn authorized(app: &App, headers: &HeaderMap) -> bool {
     let live = s
         .access_tokens
         .get(token)
-        .is_some_and(|t| t.expires_at > std::time::Instant::now());
-    if client != Some(CLIENT_ID) || !live {
+        .filter(|t| t.expires_at > std::time::Instant::now())
+        .cloned();
+    let Some(live) = live.filter(|_| client == Some(CLIENT_ID)) else {
         s.unauthorized += 1;
-        return false;
+        return Err(Box::new(helix_error(
+            StatusCode::UNAUTHORIZED,
+            "Invalid OAuth token",
+        )));
+    };
+    if !scopes.is_empty()
+        && !scopes
+            .iter()
+            .any(|scope| live.scopes.iter().any(|s| s == scope))
+    {
+        s.forbidden += 1;
+        return Err(Box::new(helix_error(
+            StatusCode::UNAUTHORIZED,
+            &format!("Missing scope: {}", scopes.join(" or ")),
+        )));
     }
-    true
+    Ok(live.user_id)
 }
 
-fn unauthorized() -> Response {
-    helix_error(StatusCode::UNAUTHORIZED, "Invalid OAuth token")
+/// Rewards and redemptions are only the token's user's own.
+fn own_channel(app: &App, query: &[(String, String)], user: &str) -> Result<(), Box<Response>> {
+    if query_value(query, "broadcaster_id") == Some(user) {
+        return Ok(());
+    }
+    app.state.lock().unwrap().forbidden += 1;
+    Err(Box::new(helix_error(
+        StatusCode::FORBIDDEN,
+        "The ID in broadcaster_id must match the user ID found in the request's OAuth token.",
+    )))
 }
 
 fn query_value<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -558,9 +643,10 @@ async fn create_subscription(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if !authorized(&app, &headers) {
-        return unauthorized();
-    }
+    let user = match authorized(&app, &headers, READ_OR_MANAGE) {
+        Ok(user) => user,
+        Err(refused) => return *refused,
+    };
     let mut s = app.state.lock().unwrap();
     let session_id = body["transport"]["session_id"]
         .as_str()
@@ -575,7 +661,8 @@ async fn create_subscription(
     if body["type"] != REDEMPTION_TYPE || body["version"] != "1" {
         return helix_error(StatusCode::BAD_REQUEST, "unknown subscription type/version");
     }
-    if body["condition"]["broadcaster_user_id"] != BROADCASTER_ID {
+    if body["condition"]["broadcaster_user_id"] != user.as_str() {
+        s.forbidden += 1;
         return helix_error(
             StatusCode::FORBIDDEN,
             "subscription missing proper authorization",
@@ -587,6 +674,20 @@ async fn create_subscription(
         .any(|sub| sub.status == "enabled" && sub.condition == body["condition"]);
     if duplicate {
         return helix_error(StatusCode::CONFLICT, "subscription already exists");
+    }
+    let mut in_use: Vec<&str> = s
+        .subscriptions
+        .iter()
+        .filter(|sub| sub.status == "enabled")
+        .map(|sub| sub.session_id.as_str())
+        .collect();
+    in_use.sort_unstable();
+    in_use.dedup();
+    if !in_use.contains(&session_id.as_str()) && in_use.len() >= MAX_CONNECTIONS {
+        return helix_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "number of websocket transports limit exceeded",
+        );
     }
     let sub = Subscription {
         id: Uuid::new_v4().to_string(),
@@ -602,8 +703,8 @@ async fn create_subscription(
 }
 
 async fn list_subscriptions(State(app): State<App>, headers: HeaderMap) -> Response {
-    if !authorized(&app, &headers) {
-        return unauthorized();
+    if let Err(refused) = authorized(&app, &headers, &[]) {
+        return *refused;
     }
     let s = app.state.lock().unwrap();
     let data: Vec<Value> = s.subscriptions.iter().map(subscription_json).collect();
@@ -632,14 +733,10 @@ async fn create_reward(
     Query(query): Query<Vec<(String, String)>>,
     Json(body): Json<Value>,
 ) -> Response {
-    if !authorized(&app, &headers) {
-        return unauthorized();
-    }
-    if query_value(&query, "broadcaster_id") != Some(BROADCASTER_ID) {
-        return helix_error(
-            StatusCode::FORBIDDEN,
-            "broadcaster_id must match the user in the token",
-        );
+    if let Err(refused) =
+        authorized(&app, &headers, &[MANAGE]).and_then(|user| own_channel(&app, &query, &user))
+    {
+        return *refused;
     }
     let (Some(title), Some(cost)) = (body["title"].as_str(), body["cost"].as_i64()) else {
         return helix_error(StatusCode::BAD_REQUEST, "Missing required parameter");
@@ -672,8 +769,10 @@ async fn list_rewards(
     headers: HeaderMap,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
-    if !authorized(&app, &headers) {
-        return unauthorized();
+    if let Err(refused) =
+        authorized(&app, &headers, READ_OR_MANAGE).and_then(|user| own_channel(&app, &query, &user))
+    {
+        return *refused;
     }
     let only_manageable = query_value(&query, "only_manageable_rewards") == Some("true");
     let s = app.state.lock().unwrap();
@@ -707,8 +806,10 @@ async fn list_redemptions(
     headers: HeaderMap,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
-    if !authorized(&app, &headers) {
-        return unauthorized();
+    if let Err(refused) =
+        authorized(&app, &headers, READ_OR_MANAGE).and_then(|user| own_channel(&app, &query, &user))
+    {
+        return *refused;
     }
     let Some(reward_id) = query_value(&query, "reward_id") else {
         return helix_error(
@@ -776,8 +877,10 @@ async fn update_redemptions(
     Query(query): Query<Vec<(String, String)>>,
     Json(body): Json<Value>,
 ) -> Response {
-    if !authorized(&app, &headers) {
-        return unauthorized();
+    if let Err(refused) =
+        authorized(&app, &headers, &[MANAGE]).and_then(|user| own_channel(&app, &query, &user))
+    {
+        return *refused;
     }
     let status = body["status"].as_str().unwrap_or_default().to_owned();
     if status != "FULFILLED" && status != "CANCELED" {
@@ -878,8 +981,9 @@ async fn session(app: App, mut socket: WebSocket, carried_from: Option<String>) 
                 }
             }
         }
-        s.keepalive_secs
+        (s.keepalive_secs, s.subscribe_within_secs)
     };
+    let (keepalive, subscribe_within) = keepalive;
     let welcome = envelope(
         "session_welcome",
         json!({"session": {
@@ -893,6 +997,11 @@ async fn session(app: App, mut socket: WebSocket, carried_from: Option<String>) 
         return;
     }
     let period = std::time::Duration::from_secs(keepalive.max(1));
+    // Twitch closes a connection that has no subscription this long after
+    // its welcome (4003 "connection unused").
+    let unused_deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_secs(subscribe_within);
+    let mut checked_in_use = false;
     loop {
         let message = tokio::select! {
             control = rx.recv() => match control {
@@ -904,6 +1013,22 @@ async fn session(app: App, mut socket: WebSocket, carried_from: Option<String>) 
                     break;
                 }
             },
+            _ = tokio::time::sleep_until(unused_deadline), if !checked_in_use => {
+                checked_in_use = true;
+                let in_use = {
+                    let mut s = app.state.lock().unwrap();
+                    let in_use = s.subscriptions.iter().any(|sub| sub.session_id == id && sub.status == "enabled");
+                    s.closed_unused += u32::from(!in_use);
+                    in_use
+                };
+                if !in_use {
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame { code: 4003, reason: "connection unused".into() })))
+                        .await;
+                    break;
+                }
+                None
+            }
             _ = tokio::time::sleep(period) => {
                 if app.state.lock().unwrap().silent { None } else {
                     Some(envelope("session_keepalive", json!({}), None))

@@ -1,0 +1,93 @@
+//! What every fake OpenAI endpoint shares, as the real API answers it: the
+//! API key checked on every call (401 `invalid_api_key`), and the account's
+//! request limit reported on every answer in `x-ratelimit-*` headers.
+
+use super::{Shared, api_error, chat, generate_image, models, moderate};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::Response;
+use axum::routing::{get, post};
+use std::time::{Duration, Instant};
+
+/// The key the fake accepts (the test world's `OPENAI_API_KEY`).
+pub const API_KEY: &str = "sk-test-key";
+/// The request limit reported unless a test sets `requests_per_minute`.
+pub const REQUESTS_PER_MINUTE: usize = 30_000;
+const WINDOW: Duration = Duration::from_secs(60);
+
+pub(super) fn routes(state: Shared) -> Router<Shared> {
+    Router::new()
+        .route("/openai/v1/images/generations", post(generate_image))
+        .route("/openai/v1/chat/completions", post(chat))
+        .route("/openai/v1/moderations", post(moderate))
+        .route("/openai/v1/models", get(models::list))
+        .route("/openai/v1/models/{model}", get(models::get_one))
+        .route_layer(from_fn_with_state(state, gate))
+}
+
+/// OpenAI's duration format in `x-ratelimit-reset-*`: `6m0s`, `1s`, `12ms`.
+fn openai_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis < 1000 {
+        return format!("{millis}ms");
+    }
+    let secs = duration.as_secs_f64();
+    if secs < 60.0 {
+        return format!("{}s", (secs * 1000.0).round() / 1000.0);
+    }
+    format!("{}m{}s", duration.as_secs() / 60, duration.as_secs() % 60)
+}
+
+async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let key = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if key != Some(API_KEY) {
+        return api_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "invalid_api_key",
+            "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
+        );
+    }
+    let (limit, remaining, reset) = {
+        let mut state = state.lock().unwrap();
+        let now = Instant::now();
+        state
+            .openai_call_times
+            .retain(|at| now.duration_since(*at) < WINDOW);
+        state.openai_call_times.push(now);
+        let limit = state.requests_per_minute;
+        let used = state.openai_call_times.len();
+        // As a token bucket refills: the time until the whole limit is back.
+        let reset = WINDOW.mul_f64(used as f64 / limit.max(1) as f64);
+        (limit, limit.saturating_sub(used), reset)
+    };
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-ratelimit-limit-requests", limit.to_string()),
+        ("x-ratelimit-remaining-requests", remaining.to_string()),
+        ("x-ratelimit-reset-requests", openai_duration(reset)),
+    ] {
+        // Digits and ASCII letters are always a valid header value.
+        headers.insert(name, HeaderValue::from_str(&value).unwrap());
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_openai_writes_them() {
+        assert_eq!(openai_duration(Duration::from_millis(12)), "12ms");
+        assert_eq!(openai_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(openai_duration(Duration::from_secs(360)), "6m0s");
+    }
+}
