@@ -81,7 +81,10 @@ fn literal_arguments<'a>(code: &'a str, methods: &[&str]) -> Vec<&'a str> {
             if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
                 continue;
             }
-            let Some(literal) = rest.trim_start().strip_prefix('"') else {
+            // A helper taking the `Env` first: `positive(env, "MAX_CONNECTIONS", …)`.
+            let args = rest.trim_start();
+            let args = args.strip_prefix("env,").unwrap_or(args);
+            let Some(literal) = args.trim_start().strip_prefix('"') else {
                 continue;
             };
             if let Some(end) = literal.find('"') {
@@ -111,6 +114,8 @@ fn settings_the_code_reads() -> BTreeSet<String> {
         "name",
         // The consumer's model chains (OPENAI_IMAGE_MODEL, OPENAI_CHAT_MODEL).
         "model_chain",
+        // The server's positive whole-number limits (MAX_CONNECTIONS, ...).
+        "positive",
     ];
     let mut names = BTreeSet::new();
     for (_, code) in production_sources() {

@@ -101,13 +101,18 @@ pub fn checked_time(
 /// control character (PostgreSQL's text cannot hold U+0000; none belongs in
 /// a one-line value).
 pub fn one_line(field: &str, text: &str) -> Result<(), ApiError> {
-    if text.chars().any(char::is_control) {
-        return Err(ApiError::bad_field(
+    match text.chars().enumerate().find(|(_, c)| c.is_control()) {
+        // Named as the wire types name it, so the client learns which one.
+        Some((at, c)) => Err(ApiError::bad_field(
             field,
-            "must be one line of text, without control characters",
-        ));
+            format!(
+                "must be one line of text, without control characters (U+{:04X} at character {})",
+                u32::from(c),
+                at + 1
+            ),
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

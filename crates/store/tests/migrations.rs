@@ -30,6 +30,7 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
             "image",
             "image_request",
             "image_spend",
+            "message_delivery",
             "model",
             "model_catalogue_check",
             "model_parameter_refusal",
@@ -80,7 +81,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 19);
+    assert_eq!(tables(&database).await.len(), 20);
 }
 
 #[tokio::test]
