@@ -117,36 +117,68 @@ impl Publisher {
         properties: BasicProperties,
         mandatory: bool,
     ) -> Result<(), PublishError> {
-        let channel = match self.link.borrow().as_ref() {
-            Some(link) if link.channel.status().connected() => link.channel.clone(),
-            _ => return Err(PublishError::Unavailable(exchange.to_owned())),
+        let link = self.link.borrow().clone();
+        let Some(link) = link else {
+            return Err(PublishError::Unavailable(exchange.to_owned()));
         };
-        let broker = |source| PublishError::Broker {
-            exchange: exchange.to_owned(),
-            source,
-        };
-        let confirmation = channel
-            .basic_publish(
-                exchange.into(),
-                "".into(),
-                BasicPublishOptions {
-                    mandatory,
-                    ..BasicPublishOptions::default()
-                },
-                body,
-                properties,
-            )
-            .await
-            .map_err(broker)?
-            .await
-            .map_err(broker)?;
-        match confirmation {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(_)) => Err(PublishError::Returned(exchange.to_owned())),
-            Confirmation::Nack(_) => Err(PublishError::Nacked(exchange.to_owned())),
-            // We always select confirm mode on this channel, so this means the
-            // channel was replaced underneath us: treat as not sent.
-            Confirmation::NotRequested => Err(PublishError::Nacked(exchange.to_owned())),
+        // A nack is answered once more on a fresh channel: a quorum queue
+        // whose leader moved keeps nacking the old channel for seconds. The
+        // caller would publish the same message again after a nack anyway;
+        // this only does it sooner, and on a channel that can succeed.
+        let mut renewed = false;
+        loop {
+            let Some(channel) = link.channel().await else {
+                return Err(PublishError::Unavailable(exchange.to_owned()));
+            };
+            let confirmation =
+                publish_on(&channel, exchange, body, properties.clone(), mandatory).await?;
+            match confirmation {
+                Confirmation::Ack(None) => return Ok(()),
+                Confirmation::Ack(Some(_)) => {
+                    return Err(PublishError::Returned(exchange.to_owned()));
+                }
+                // We always select confirm mode on this channel, so
+                // NotRequested means it was replaced underneath us: not sent.
+                Confirmation::Nack(_) | Confirmation::NotRequested => {
+                    let renewal = link.renew_channel(&channel).await;
+                    if renewed || renewal.is_err() {
+                        if let Err(error) = renewal {
+                            tracing::warn!(%error, "could not open a fresh channel after a nack");
+                        }
+                        return Err(PublishError::Nacked(exchange.to_owned()));
+                    }
+                    renewed = true;
+                }
+            }
         }
     }
+}
+
+/// One publish on `channel`, and the broker's confirm.
+async fn publish_on(
+    channel: &lapin::Channel,
+    exchange: &str,
+    body: &[u8],
+    properties: BasicProperties,
+    mandatory: bool,
+) -> Result<Confirmation, PublishError> {
+    let broker = |source| PublishError::Broker {
+        exchange: exchange.to_owned(),
+        source,
+    };
+    channel
+        .basic_publish(
+            exchange.into(),
+            "".into(),
+            BasicPublishOptions {
+                mandatory,
+                ..BasicPublishOptions::default()
+            },
+            body,
+            properties,
+        )
+        .await
+        .map_err(broker)?
+        .await
+        .map_err(broker)
 }
