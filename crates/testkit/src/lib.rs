@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed setup should fail loudly
 
 mod broker;
+mod cluster;
 mod database;
 mod fakes;
 pub mod fuzz;
@@ -17,6 +18,7 @@ mod s3;
 mod tls;
 
 pub use broker::{Captured, TestBroker};
+pub use cluster::RabbitCluster;
 pub use database::TestDatabase;
 pub use fakes::auth;
 pub use fakes::twitch;
