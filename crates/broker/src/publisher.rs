@@ -12,6 +12,7 @@ use lapin::BasicProperties;
 use lapin::Confirmation;
 use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable};
+use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -44,6 +45,16 @@ impl PublishError {
     }
 }
 
+/// The pauses before each publish again on a fresh channel after a nack:
+/// 1.9 s in all, within which a quorum queue has usually elected a new leader.
+const NACK_PAUSES: [Duration; 5] = [
+    Duration::ZERO,
+    Duration::from_millis(100),
+    Duration::from_millis(300),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+];
+
 /// Publishes through the live connection's confirming channel. Clone it freely.
 #[derive(Clone)]
 pub struct Publisher {
@@ -72,6 +83,28 @@ pub struct Envelope {
 impl Publisher {
     pub(crate) fn following(link: watch::Receiver<Option<Link>>) -> Self {
         Self { link }
+    }
+
+    /// Waits (up to `limit`) until a connection with an open confirming
+    /// channel is there to publish on; `false` if none came in time. After a
+    /// failed publish this tells "the broker is back" from a fixed pause.
+    pub async fn wait_until_ready(&self, limit: Duration) -> bool {
+        let mut link = self.link.clone();
+        let ready = async {
+            loop {
+                let current = link.borrow_and_update().clone();
+                if let Some(current) = current
+                    && current.channel().await.is_some()
+                {
+                    return;
+                }
+                if link.changed().await.is_err() {
+                    // The broker handle is closed: nothing will come.
+                    return std::future::pending().await;
+                }
+            }
+        };
+        tokio::time::timeout(limit, ready).await.is_ok()
     }
 
     /// Publishes a persistent JSON message and waits for the broker's confirm.
@@ -121,11 +154,13 @@ impl Publisher {
         let Some(link) = link else {
             return Err(PublishError::Unavailable(exchange.to_owned()));
         };
-        // A nack is answered once more on a fresh channel: a quorum queue
-        // whose leader moved keeps nacking the old channel for seconds. The
-        // caller would publish the same message again after a nack anyway;
-        // this only does it sooner, and on a channel that can succeed.
-        let mut renewed = false;
+        // A nack is answered on a fresh channel, a few times with short
+        // pauses: a quorum queue whose leader moved keeps nacking the old
+        // channel for seconds, and a new leader takes a moment to be elected.
+        // The caller would publish the same message again after a nack
+        // anyway (after `INFRA_RETRY_PAUSE`); this does it sooner, on a
+        // channel that can succeed.
+        let mut pauses = NACK_PAUSES.iter();
         loop {
             let Some(channel) = link.channel().await else {
                 return Err(PublishError::Unavailable(exchange.to_owned()));
@@ -140,14 +175,14 @@ impl Publisher {
                 // We always select confirm mode on this channel, so
                 // NotRequested means it was replaced underneath us: not sent.
                 Confirmation::Nack(_) | Confirmation::NotRequested => {
-                    let renewal = link.renew_channel(&channel).await;
-                    if renewed || renewal.is_err() {
-                        if let Err(error) = renewal {
-                            tracing::warn!(%error, "could not open a fresh channel after a nack");
-                        }
+                    if let Err(error) = link.renew_channel(&channel).await {
+                        tracing::warn!(%error, "could not open a fresh channel after a nack");
                         return Err(PublishError::Nacked(exchange.to_owned()));
                     }
-                    renewed = true;
+                    let Some(pause) = pauses.next() else {
+                        return Err(PublishError::Nacked(exchange.to_owned()));
+                    };
+                    tokio::time::sleep(*pause).await;
                 }
             }
         }
