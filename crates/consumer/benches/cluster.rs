@@ -22,8 +22,10 @@
 
 use dynamo_broker::{Broker, Declare, Envelope, Topology};
 use dynamo_runtime::Env;
-use dynamo_testkit::{Expected, RabbitCluster, Running, TestWorld, assert_alerts, command};
-use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+use dynamo_testkit::{
+    Expected, RabbitCluster, Running, TestWorld, assert_alerts, command, count_by_message_id,
+};
+use lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::json;
 use std::collections::HashMap;
@@ -323,19 +325,7 @@ async fn main() {
         .await
         .unwrap();
     let channel = reader.create_channel().await.unwrap();
-    let mut alerted: HashMap<String, usize> = HashMap::new();
-    while let Ok(Some(message)) = channel
-        .basic_get(alerts.as_str().into(), BasicGetOptions { no_ack: true })
-        .await
-    {
-        let id = message
-            .delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|s| s.to_string());
-        *alerted.entry(id.unwrap_or_default()).or_default() += 1;
-    }
+    let alerted = count_by_message_id(&channel, &alerts).await;
 
     println!(
         "cluster: {requests} requests, {CONSUMERS} consumers, 3 nodes, quorum queues, 2 leader kills"

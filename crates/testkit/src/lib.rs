@@ -28,7 +28,7 @@ pub use fakes::{
     IMAGE_INPUT_TOKENS, IMAGE_OUTPUT_TOKENS, ImageBehavior, LEDGER_CLOCK_OFFSET, SHARED_SECRET,
     ScriptedError, now_secs,
 };
-pub use money::{Expected, Money, assert_alerts, drain_by_message_id};
+pub use money::{Expected, Money, assert_alerts, count_by_message_id, drain_by_message_id};
 pub use process::Running;
 pub use proxy::FlakyProxy;
 pub use s3::TestBucket;
