@@ -29,8 +29,10 @@ const MIN_DELAY: Duration = Duration::from_millis(250);
 /// The longest pause between attempts: a broker that is back is used within
 /// this long (plus jitter).
 const MAX_DELAY: Duration = Duration::from_secs(5);
-/// How long one attempt (connect, declare, open a channel) may take before
-/// it counts as failed: a broker behind a black hole must not stall us.
+/// How long declaring and opening the channel may take on a connection
+/// before the attempt counts as failed: a broker that accepted the
+/// connection and then stalls must not stall us. (Each node's connect has a
+/// limit of its own.)
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the live connection and channel are checked, besides the
 /// connection's own error events.
@@ -50,13 +52,62 @@ pub enum Declare {
 #[derive(Clone)]
 pub(crate) struct Link {
     pub(crate) connection: Arc<Connection>,
-    pub(crate) channel: Channel,
+    /// The confirming channel publishes go through; replaced after a nack
+    /// (see [`Link::renew_channel`]).
+    channel: Arc<tokio::sync::Mutex<Channel>>,
     pub(crate) generation: u64,
 }
 
 impl Link {
+    fn new(connection: Connection, channel: Channel, generation: u64) -> Self {
+        Self {
+            connection: Arc::new(connection),
+            channel: Arc::new(tokio::sync::Mutex::new(channel)),
+            generation,
+        }
+    }
+
     fn healthy(&self) -> bool {
-        self.connection.status().connected() && self.channel.status().connected()
+        self.connection.status().connected()
+            && self
+                .channel
+                .try_lock()
+                // Being renewed: the connection is what counts.
+                .map_or(true, |channel| channel.status().connected())
+    }
+
+    /// The confirming channel to publish on, if it is open.
+    pub(crate) async fn channel(&self) -> Option<Channel> {
+        let channel = self.channel.lock().await;
+        channel.status().connected().then(|| channel.clone())
+    }
+
+    /// Replaces `nacked` with a fresh confirming channel, unless another
+    /// publish replaced it already. A channel that publishes to a quorum
+    /// queue whose leader moved keeps being nacked for many seconds after the
+    /// new leader is elected; a new channel finds the new leader at once.
+    /// The old channel is closed once its outstanding confirms are in.
+    pub(crate) async fn renew_channel(&self, nacked: &Channel) -> Result<(), BrokerError> {
+        let mut current = self.channel.lock().await;
+        if current.id() != nacked.id() {
+            return Ok(());
+        }
+        let fresh = self.connection.create_channel().await?;
+        fresh
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let old = std::mem::replace(&mut *current, fresh);
+        tracing::info!(
+            old = old.id(),
+            new = current.id(),
+            "RabbitMQ refused a publish; publishing on a fresh channel"
+        );
+        tokio::spawn(async move {
+            // Other publishes may still await their confirms on it.
+            let _ = old.wait_for_confirms().await;
+            let _ = old.close(200, "renewed".into()).await;
+        });
+        Ok(())
     }
 }
 
@@ -199,19 +250,18 @@ async fn supervise(
     stop: Shutdown,
 ) {
     let mut generation = 0;
+    // The node of RMQ_HOST to try first: after a loss, the one after the
+    // node that was lost (it is likely down).
+    let mut first_node = 0;
     loop {
-        let attempt = || async {
-            tokio::time::timeout(ATTEMPT_TIMEOUT, open(&settings, &name, &topology, declare))
-                .await
-                .map_err(|_| BrokerError::Timeout(ATTEMPT_TIMEOUT))?
-        };
+        let attempt = || open(&settings, &name, &topology, declare, first_node);
         let connecting = attempt
             .retry(backoff())
             .sleep(tokio::time::sleep)
             .notify(|error, retry_in| {
                 tracing::warn!(%error, ?retry_in, "cannot use RabbitMQ yet; check RMQ_HOST, RMQ_PORT, RMQ_USER and RMQ_PASSWORD");
             });
-        let (connection, channel) = tokio::select! {
+        let (connection, channel, node) = tokio::select! {
             _ = stop.requested() => return,
             opened = connecting => match opened {
                 Ok(opened) => opened,
@@ -220,14 +270,12 @@ async fn supervise(
             },
         };
         generation += 1;
-        let link = Link {
-            connection: Arc::new(connection),
-            channel,
-            generation,
-        };
+        first_node = (node + 1) % settings.nodes.len().max(1);
+        let link = Link::new(connection, channel, generation);
         let mut events = link.connection.events_listener();
         sender.send_replace(Some(link.clone()));
-        tracing::info!(connection = %name, generation, "connected to RabbitMQ");
+        let (host, port) = settings.nodes.get(node).cloned().unwrap_or_default();
+        tracing::info!(connection = %name, generation, node = %format!("{host}:{port}"), "connected to RabbitMQ");
         let mut watch = tokio::time::interval(WATCH_EVERY);
         loop {
             tokio::select! {
@@ -276,22 +324,32 @@ fn backoff() -> ExponentialBuilder {
         .with_jitter()
 }
 
+/// Connects to the first node of `RMQ_HOST` that answers, from `first_node`
+/// on, then declares the topology and opens the confirming channel; returns
+/// them with the index of the node.
 async fn open(
     settings: &BrokerSettings,
     name: &str,
     topology: &Topology,
     declare: Declare,
-) -> Result<(Connection, Channel), BrokerError> {
-    let connection = crate::connect(settings, name).await?;
-    let channel = connection.create_channel().await?;
-    match declare {
-        Declare::Exchanges => topology.declare_exchanges(&channel).await?,
-        Declare::Everything => topology.declare_all(&channel).await?,
-    }
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    Ok((connection, channel))
+    first_node: usize,
+) -> Result<(Connection, Channel, usize), BrokerError> {
+    let (connection, node) = crate::connect::connect_from(settings, name, first_node).await?;
+    let prepare = async {
+        let channel = connection.create_channel().await?;
+        match declare {
+            Declare::Exchanges => topology.declare_exchanges(&channel).await?,
+            Declare::Everything => topology.declare_all(&channel).await?,
+        }
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok::<_, BrokerError>(channel)
+    };
+    let channel = tokio::time::timeout(ATTEMPT_TIMEOUT, prepare)
+        .await
+        .map_err(|_| BrokerError::Timeout(ATTEMPT_TIMEOUT))??;
+    Ok((connection, channel, node))
 }
 
 /// For operators' tools (dynamoctl): looking at queues without consuming them

@@ -12,6 +12,7 @@ use lapin::BasicProperties;
 use lapin::Confirmation;
 use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable};
+use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -44,6 +45,16 @@ impl PublishError {
     }
 }
 
+/// The pauses before each publish again on a fresh channel after a nack:
+/// 1.9 s in all, within which a quorum queue has usually elected a new leader.
+const NACK_PAUSES: [Duration; 5] = [
+    Duration::ZERO,
+    Duration::from_millis(100),
+    Duration::from_millis(300),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+];
+
 /// Publishes through the live connection's confirming channel. Clone it freely.
 #[derive(Clone)]
 pub struct Publisher {
@@ -72,6 +83,28 @@ pub struct Envelope {
 impl Publisher {
     pub(crate) fn following(link: watch::Receiver<Option<Link>>) -> Self {
         Self { link }
+    }
+
+    /// Waits (up to `limit`) until a connection with an open confirming
+    /// channel is there to publish on; `false` if none came in time. After a
+    /// failed publish this tells "the broker is back" from a fixed pause.
+    pub async fn wait_until_ready(&self, limit: Duration) -> bool {
+        let mut link = self.link.clone();
+        let ready = async {
+            loop {
+                let current = link.borrow_and_update().clone();
+                if let Some(current) = current
+                    && current.channel().await.is_some()
+                {
+                    return;
+                }
+                if link.changed().await.is_err() {
+                    // The broker handle is closed: nothing will come.
+                    return std::future::pending().await;
+                }
+            }
+        };
+        tokio::time::timeout(limit, ready).await.is_ok()
     }
 
     /// Publishes a persistent JSON message and waits for the broker's confirm.
@@ -117,36 +150,70 @@ impl Publisher {
         properties: BasicProperties,
         mandatory: bool,
     ) -> Result<(), PublishError> {
-        let channel = match self.link.borrow().as_ref() {
-            Some(link) if link.channel.status().connected() => link.channel.clone(),
-            _ => return Err(PublishError::Unavailable(exchange.to_owned())),
+        let link = self.link.borrow().clone();
+        let Some(link) = link else {
+            return Err(PublishError::Unavailable(exchange.to_owned()));
         };
-        let broker = |source| PublishError::Broker {
-            exchange: exchange.to_owned(),
-            source,
-        };
-        let confirmation = channel
-            .basic_publish(
-                exchange.into(),
-                "".into(),
-                BasicPublishOptions {
-                    mandatory,
-                    ..BasicPublishOptions::default()
-                },
-                body,
-                properties,
-            )
-            .await
-            .map_err(broker)?
-            .await
-            .map_err(broker)?;
-        match confirmation {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(_)) => Err(PublishError::Returned(exchange.to_owned())),
-            Confirmation::Nack(_) => Err(PublishError::Nacked(exchange.to_owned())),
-            // We always select confirm mode on this channel, so this means the
-            // channel was replaced underneath us: treat as not sent.
-            Confirmation::NotRequested => Err(PublishError::Nacked(exchange.to_owned())),
+        // A nack is answered on a fresh channel, a few times with short
+        // pauses: a quorum queue whose leader moved keeps nacking the old
+        // channel for seconds, and a new leader takes a moment to be elected.
+        // The caller would publish the same message again after a nack
+        // anyway (after `INFRA_RETRY_PAUSE`); this does it sooner, on a
+        // channel that can succeed.
+        let mut pauses = NACK_PAUSES.iter();
+        loop {
+            let Some(channel) = link.channel().await else {
+                return Err(PublishError::Unavailable(exchange.to_owned()));
+            };
+            let confirmation =
+                publish_on(&channel, exchange, body, properties.clone(), mandatory).await?;
+            match confirmation {
+                Confirmation::Ack(None) => return Ok(()),
+                Confirmation::Ack(Some(_)) => {
+                    return Err(PublishError::Returned(exchange.to_owned()));
+                }
+                // We always select confirm mode on this channel, so
+                // NotRequested means it was replaced underneath us: not sent.
+                Confirmation::Nack(_) | Confirmation::NotRequested => {
+                    if let Err(error) = link.renew_channel(&channel).await {
+                        tracing::warn!(%error, "could not open a fresh channel after a nack");
+                        return Err(PublishError::Nacked(exchange.to_owned()));
+                    }
+                    let Some(pause) = pauses.next() else {
+                        return Err(PublishError::Nacked(exchange.to_owned()));
+                    };
+                    tokio::time::sleep(*pause).await;
+                }
+            }
         }
     }
+}
+
+/// One publish on `channel`, and the broker's confirm.
+async fn publish_on(
+    channel: &lapin::Channel,
+    exchange: &str,
+    body: &[u8],
+    properties: BasicProperties,
+    mandatory: bool,
+) -> Result<Confirmation, PublishError> {
+    let broker = |source| PublishError::Broker {
+        exchange: exchange.to_owned(),
+        source,
+    };
+    channel
+        .basic_publish(
+            exchange.into(),
+            "".into(),
+            BasicPublishOptions {
+                mandatory,
+                ..BasicPublishOptions::default()
+            },
+            body,
+            properties,
+        )
+        .await
+        .map_err(broker)?
+        .await
+        .map_err(broker)
 }

@@ -22,9 +22,10 @@
 
 use dynamo_runtime::{Env, Shutdown};
 use dynamo_testkit::{
-    Expected, FlowStatus, Running, TestWorld, assert_alerts, command, eventually,
+    Expected, FlowStatus, Running, TestWorld, assert_alerts, command, count_by_message_id,
+    eventually,
 };
-use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -359,19 +360,7 @@ async fn main() {
                 .is_some_and(|r| r.to_string() != f.request_id)
         })
         .count();
-    let mut alerted: HashMap<String, usize> = HashMap::new();
-    while let Ok(Some(message)) = channel
-        .basic_get(alerts.as_str().into(), BasicGetOptions { no_ack: true })
-        .await
-    {
-        let id = message
-            .delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|s| s.to_string());
-        *alerted.entry(id.unwrap_or_default()).or_default() += 1;
-    }
+    let alerted = count_by_message_id(&channel, &alerts).await;
     let _ = channel
         .queue_delete(alerts.as_str().into(), QueueDeleteOptions::default())
         .await;

@@ -134,8 +134,11 @@ pub async fn run_with_health(
     });
 
     let mut connected = connected;
+    // One tracker for every connection: work taken on a lost connection
+    // finishes while the next one consumes, and shutdown waits for all.
+    let in_flight = tokio_util::task::TaskTracker::new();
     loop {
-        match consumer.run(&connected, &shutdown).await {
+        match consumer.run(&connected, &in_flight, &shutdown).await {
             Ok(()) => break,
             Err(error) => {
                 tracing::warn!(%error, "lost RabbitMQ; waiting to reconnect (nothing is acknowledged meanwhile)")
@@ -153,6 +156,8 @@ pub async fn run_with_health(
         connected = next;
         tracing::info!(generation = connected.generation(), "consuming again");
     }
+    // Stopped while disconnected: work taken before still gets its grace.
+    consumer.finish(&in_flight).await;
     shutdown.trigger();
     let _ = scheduler.await;
     if let Some(intake) = intake {

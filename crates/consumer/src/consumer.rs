@@ -45,12 +45,17 @@ pub struct Consumer {
 impl Consumer {
     /// Consumes on `connection` until shutdown (`Ok`) or until the
     /// connection fails (`Err`), pausing the subscription while the fleet
-    /// holds. Then stops taking messages, gives in-flight requests the grace
-    /// period to finish, and leaves the rest unacknowledged for the broker to
+    /// holds. Requests taken go into `in_flight`, which outlives the
+    /// connection: after a loss they carry on (their leases keep every other
+    /// copy away, and their messages, unacknowledgeable now, are redelivered
+    /// and acked as owned elsewhere or ended) while the caller consumes again
+    /// on the next connection. On shutdown, in-flight requests get the grace
+    /// period to finish; the rest stay unacknowledged for the broker to
     /// redeliver.
     pub async fn run(
         self: &Arc<Self>,
         connection: &Connected,
+        in_flight: &TaskTracker,
         shutdown: &Shutdown,
     ) -> Result<(), BrokerError> {
         let mut deliveries = connection
@@ -58,7 +63,9 @@ impl Consumer {
             .await?;
         let mut holds = self.holds.clone();
         let this = Arc::clone(self);
-        let in_flight = TaskTracker::new();
+        // This connection's share of `in_flight`: its channel must stay open
+        // until they are settled.
+        let taken_here = TaskTracker::new();
         let result = loop {
             if let Err(error) = self.follow_holds(&mut deliveries).await {
                 break Err(error);
@@ -70,18 +77,39 @@ impl Consumer {
                 next = deliveries.next() => match next {
                     Ok(delivery) => {
                         let this = Arc::clone(&this);
-                        in_flight.spawn(async move { this.handle(delivery).await });
+                        let handled = async move { this.handle(delivery).await };
+                        in_flight.spawn(taken_here.track_future(handled));
                     }
                     Err(error) => break Err(error),
                 },
             }
         };
         deliveries.cancel().await;
+        if result.is_ok() {
+            self.finish(in_flight).await;
+            // Hands back what did not finish within the grace period.
+            deliveries.close().await;
+        } else {
+            // Consuming again must not wait for this connection's work; if
+            // the connection still lives (the broker ended the subscription),
+            // its channel stays open until that work is settled.
+            taken_here.close();
+            tokio::spawn(async move {
+                taken_here.wait().await;
+                deliveries.close().await;
+            });
+        }
+        result
+    }
+
+    /// Shutdown: gives the requests in flight, taken on any connection, the
+    /// grace period to finish.
+    pub async fn finish(&self, in_flight: &TaskTracker) {
         in_flight.close();
         if !in_flight.is_empty() {
-            tracing::info!(in_flight = in_flight.len(), grace = ?this.shutdown_grace, "waiting for requests in flight");
+            tracing::info!(in_flight = in_flight.len(), grace = ?self.shutdown_grace, "waiting for requests in flight");
         }
-        if tokio::time::timeout(this.shutdown_grace, in_flight.wait())
+        if tokio::time::timeout(self.shutdown_grace, in_flight.wait())
             .await
             .is_err()
         {
@@ -90,8 +118,6 @@ impl Consumer {
                 "grace period over; unfinished requests stay unacknowledged and will be redelivered"
             );
         }
-        deliveries.close().await;
-        result
     }
 
     /// Pauses the subscription while the fleet holds, resumes it once the

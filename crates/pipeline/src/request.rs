@@ -146,6 +146,9 @@ impl Pipeline {
 
 /// How long a request over its viewer's cap waits before looking again.
 const VIEWER_WAIT: Duration = Duration::from_secs(1);
+/// The least pause after a failed publish before trying again once the
+/// broker connection is back (`INFRA_RETRY_PAUSE` is the most).
+const BROKER_RETRY_MIN: Duration = Duration::from_millis(250);
 
 /// One run of one request: the job and the lease it runs under.
 pub(crate) struct Run<'a> {
@@ -462,7 +465,8 @@ impl Pipeline {
     }
 
     /// dynamo's own database or broker failed under a step: counted on its
-    /// own, logged, and waited out (`INFRA_RETRY_PAUSE`) without costing the
+    /// own, logged, and waited out (`INFRA_RETRY_PAUSE`; for the broker, until
+    /// its connection is back, at most that long) without costing the
     /// request a try. A lost lease stops the run instead.
     async fn after_infra_failure(&self, step: Step, failure: Infra) -> Result<(), PipelineError> {
         if let Infra::Database(StoreError::LeaseLost(_)) = failure {
@@ -471,7 +475,19 @@ impl Pipeline {
         self.metrics
             .infra_failure(step.as_str(), failure.component());
         tracing::warn!(%step, %failure, retry_in = ?self.retry.infra_pause, "dynamo's own infrastructure failed; trying again, at no cost to the request");
-        tokio::time::sleep(self.retry.infra_pause).await;
+        match failure {
+            // A broker node lost: the connection moves to another within
+            // moments, and an alert waiting out the whole pause would air
+            // seconds late. Try again once it is back (a short pause keeps a
+            // broker that refuses everything from becoming a hot loop).
+            Infra::Broker { .. } => {
+                tokio::time::sleep(BROKER_RETRY_MIN.min(self.retry.infra_pause)).await;
+                self.publisher
+                    .wait_until_ready(self.retry.infra_pause)
+                    .await;
+            }
+            Infra::Database(_) => tokio::time::sleep(self.retry.infra_pause).await,
+        }
         Ok(())
     }
 

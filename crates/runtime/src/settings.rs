@@ -273,10 +273,16 @@ impl DatabaseSettings {
 /// RabbitMQ connection settings, under the Go service's variable names.
 #[derive(Debug, Clone)]
 pub struct BrokerSettings {
-    /// `RMQ_HOST`, default `localhost`.
+    /// The first node of `RMQ_HOST`, default `localhost`.
     pub host: String,
-    /// `RMQ_PORT`, default 5672.
+    /// The first node's port: its own `:port` in `RMQ_HOST`, else `RMQ_PORT`
+    /// (default 5672).
     pub port: u16,
+    /// Every node of `RMQ_HOST`, a comma-separated list of `host[:port]`
+    /// (a port left out is `RMQ_PORT`): a cluster reached without a load
+    /// balancer. The connection moves along the list when its node dies.
+    /// Never empty; its first entry is `host`/`port`.
+    pub nodes: Vec<(String, u16)>,
     /// `RMQ_VHOST`, default `/`.
     pub vhost: String,
     /// `RMQ_USER`, default `guest`.
@@ -287,9 +293,13 @@ pub struct BrokerSettings {
 
 impl BrokerSettings {
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        let port = env.parse("RMQ_PORT", 5672)?;
+        let nodes = broker_nodes(&env.string("RMQ_HOST", "localhost"), port)?;
+        let (host, port) = nodes[0].clone();
         Ok(Self {
-            host: env.string("RMQ_HOST", "localhost"),
-            port: env.parse("RMQ_PORT", 5672)?,
+            host,
+            port,
+            nodes,
             vhost: env.string("RMQ_VHOST", "/"),
             user: env.string("RMQ_USER", "guest"),
             password: env
@@ -299,10 +309,73 @@ impl BrokerSettings {
     }
 }
 
+/// `RMQ_HOST` as a list of nodes: `host`, `host:port` or `[v6]:port`,
+/// separated by commas; never empty.
+fn broker_nodes(list: &str, default_port: u16) -> Result<Vec<(String, u16)>, SettingError> {
+    let refuse = |why: String| SettingError::new("RMQ_HOST", &why);
+    list.split(',')
+        .map(str::trim)
+        .map(|node| {
+            if node.is_empty() {
+                return Err(refuse(format!(
+                    "{list:?} has an empty entry (a comma-separated list of host[:port])"
+                )));
+            }
+            // A bare IPv6 address has colons of its own: only `[..]:port` splits.
+            let split = match node.strip_prefix('[') {
+                Some(rest) => match rest.split_once(']') {
+                    Some((host, "")) => Some((host, None)),
+                    Some((host, tail)) => tail.strip_prefix(':').map(|port| (host, Some(port))),
+                    None => None,
+                },
+                None if node.matches(':').count() == 1 => {
+                    node.split_once(':').map(|(host, port)| (host, Some(port)))
+                }
+                None => Some((node, None)),
+            };
+            let Some((host, port)) = split.filter(|(host, _)| !host.is_empty()) else {
+                return Err(refuse(format!("{node:?} is not host[:port]")));
+            };
+            let port = match port {
+                Some(port) => port
+                    .parse()
+                    .map_err(|_| refuse(format!("{node:?}: the port must be 1-65535")))?,
+                None => default_port,
+            };
+            Ok((host.to_owned(), port))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+
+    #[test]
+    fn rmq_host_may_list_the_nodes_of_a_cluster() {
+        let env = Env::from_pairs([
+            ("RMQ_HOST", "rabbit-0, rabbit-1:5701,[::1]:5702,10.0.0.3"),
+            ("RMQ_PORT", "5700"),
+        ]);
+        let broker = BrokerSettings::from_env(&env).unwrap();
+        assert_eq!(
+            broker.nodes,
+            [
+                ("rabbit-0".to_owned(), 5700),
+                ("rabbit-1".to_owned(), 5701),
+                ("::1".to_owned(), 5702),
+                ("10.0.0.3".to_owned(), 5700),
+            ]
+        );
+        assert_eq!((broker.host.as_str(), broker.port), ("rabbit-0", 5700));
+
+        for bad in ["a,,b", "a,", "a:", "a:99999", ":5672", "[::1]x", "[::1"] {
+            let env = Env::from_pairs([("RMQ_HOST", bad)]);
+            let error = BrokerSettings::from_env(&env).unwrap_err();
+            assert_eq!(error.name, "RMQ_HOST", "{bad:?}");
+        }
+    }
 
     #[test]
     fn defaults_point_at_localhost() {

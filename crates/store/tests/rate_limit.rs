@@ -51,12 +51,10 @@ async fn three_processes_never_exceed_the_limit_in_any_window() {
         );
     }
     // 12 calls at 4 per window: the last batch starts after two full windows.
+    // (How close to that ideal it comes is a figure for the rate_limit bench:
+    // an upper bound on wall-clock time fails on a busy 2-core machine.)
     let total = *times.last().unwrap();
     assert!(total >= strict * 2, "{total:?}");
-    assert!(
-        total < window * 2 + Duration::from_millis(900),
-        "close to ideal: {total:?}"
-    );
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed setup should fail loudly
 
 mod broker;
+mod cluster;
 mod database;
 mod fakes;
 pub mod fuzz;
@@ -17,6 +18,7 @@ mod s3;
 mod tls;
 
 pub use broker::{Captured, TestBroker};
+pub use cluster::RabbitCluster;
 pub use database::TestDatabase;
 pub use fakes::auth;
 pub use fakes::twitch;
@@ -26,7 +28,7 @@ pub use fakes::{
     IMAGE_INPUT_TOKENS, IMAGE_OUTPUT_TOKENS, ImageBehavior, LEDGER_CLOCK_OFFSET, SHARED_SECRET,
     ScriptedError, now_secs,
 };
-pub use money::{Expected, Money, assert_alerts, drain_by_message_id};
+pub use money::{Expected, Money, assert_alerts, count_by_message_id, drain_by_message_id};
 pub use process::Running;
 pub use proxy::FlakyProxy;
 pub use s3::TestBucket;

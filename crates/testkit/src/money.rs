@@ -123,6 +123,26 @@ pub async fn drain_by_message_id(broker: &TestBroker, queue: &str) -> HashMap<St
     counts
 }
 
+/// Every message waiting on `queue`, taken on `channel` (a connection of
+/// the caller's, e.g. one opened after a broker restart), counted by
+/// `message_id` (a message without one counts under "").
+pub async fn count_by_message_id(channel: &lapin::Channel, queue: &str) -> HashMap<String, usize> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    while let Ok(Some(message)) = channel
+        .basic_get(
+            queue.into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+    {
+        let id = message.delivery.properties.message_id().as_ref();
+        *counts
+            .entry(id.map(|id| id.to_string()).unwrap_or_default())
+            .or_default() += 1;
+    }
+    counts
+}
+
 /// Alerts as the alerts service received them, checked against SPEC §6.4:
 /// one per request that succeeded, none for any other, and repeats only
 /// within `repeats_allowed` (the confirm→commit window, one per kill at

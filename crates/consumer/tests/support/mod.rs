@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses part of it
 
+pub mod in_flight;
+
 use dynamo_consumer::ConsumerConfig;
 use dynamo_runtime::{Env, Shutdown};
 use dynamo_testkit::{Captured, TestWorld};
