@@ -292,16 +292,18 @@ async fn the_intake_moves_to_another_consumer_when_its_holder_is_killed_mid_burs
     .await;
     let mut second = spawn();
 
-    let mut redeemed = Vec::new();
-    for i in 0..BURST {
-        let viewer = format!("{}", 100 + i);
-        redeemed.push(channel.twitch.redeem(
-            channel.ghost(),
-            &viewer,
-            "viewer",
-            &format!("seal number {i}"),
-        ));
-    }
+    // `BURST` viewers from `first_viewer` on redeem once each.
+    let burst = |first_viewer: usize| -> Vec<String> {
+        (first_viewer..first_viewer + BURST)
+            .map(|viewer| {
+                let subject = format!("seal number {viewer}");
+                channel
+                    .twitch
+                    .redeem(channel.ghost(), &viewer.to_string(), "viewer", &subject)
+            })
+            .collect()
+    };
+    let mut redeemed = burst(100);
     // Both work on the burst; only the holder listens to Twitch.
     eventually("the second consumer to work", WAIT, || async {
         channel
@@ -323,15 +325,7 @@ async fn the_intake_moves_to_another_consumer_when_its_holder_is_killed_mid_burs
         .kill_9_while_working(&channel.world.database, WAIT)
         .await;
     // Redeemed while nobody listens: no notification reaches anyone.
-    for i in 0..BURST {
-        let viewer = format!("{}", 200 + i);
-        redeemed.push(channel.twitch.redeem(
-            channel.ghost(),
-            &viewer,
-            "viewer",
-            &format!("ghost number {i}"),
-        ));
-    }
+    redeemed.extend(burst(200));
 
     let (new_holder, new_fence) = eventually(
         "the second consumer to take the intake over",
