@@ -369,3 +369,32 @@ async fn the_intake_moves_to_another_consumer_when_its_holder_is_killed_mid_burs
     );
     assert!(second.is_running());
 }
+
+/// A redemption the content rules refuse ends before any debit (issue 29):
+/// it is CANCELED all the same, so the viewer gets the points back.
+#[tokio::test]
+async fn a_redemption_the_content_rules_refuse_is_cancelled() {
+    let channel = Channel::new().await;
+    let phrase = dynamo_wire::BlockedPhrase::parse("walrus").unwrap();
+    channel
+        .store
+        .block_phrase(&phrase.key(), phrase.as_str())
+        .await
+        .unwrap();
+    let id = channel
+        .twitch
+        .redeem(channel.ghost(), "1", "a", "a W4LRUS on ice");
+    assert_eq!(channel.catch_up().await, 1);
+    let (shutdown, task) = channel.start(false);
+    channel.status_becomes(&id, "CANCELED").await;
+    eventually("rejected", WAIT, || async {
+        (channel.state_of(&id).await == Some(RequestState::Rejected)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        channel.twitch.with(|s| s.updates.clone()),
+        vec![(id.clone(), "CANCELED".to_owned())]
+    );
+    assert!(channel.world.fakes.with(|s| s.image_calls.is_empty()));
+    stop(shutdown, task).await;
+}
