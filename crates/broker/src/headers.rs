@@ -11,6 +11,8 @@ pub const ORIGINAL_EXCHANGE: &str = "x-dynamo-original-exchange";
 pub const DELIVERY_COUNT: &str = "x-delivery-count";
 /// Marks an admin's request as free of charge (`true`).
 pub const FREE_OF_CHARGE: &str = "x-dynamo-free-of-charge";
+/// An admin's request the content rules do not apply to (`true`).
+pub const BYPASS_RULES: &str = "x-dynamo-bypass-rules";
 /// The request an admin's retry repeats (a UUID).
 pub const RETRY_OF: &str = "x-dynamo-retry-of";
 /// W3C trace context of the span that published the message; every publish

@@ -170,7 +170,8 @@ pub async fn run_with_health(
 
 /// The Twitch intake runs beside the consumer: it needs only the database
 /// and the broker the consumer already has, and publishes to the same
-/// requests exchange as any other producer.
+/// requests exchange as any other producer. Every consumer may have it on:
+/// the one holding the intake's lease runs the session (`leadership`).
 fn start_twitch_intake(
     twitch: &dynamo_twitch::TwitchSettings,
     pipeline: &Pipeline,
@@ -189,8 +190,10 @@ fn start_twitch_intake(
         requests_exchange: topology.requests_exchange.clone(),
         rewards: twitch.rewards.clone(),
     };
-    tracing::info!(url = %twitch.eventsub_url, rewards = ?twitch.rewards, "Twitch intake starting");
-    Ok(tokio::spawn(dynamo_twitch::eventsub::run(
+    tracing::info!(url = %twitch.eventsub_url, rewards = ?twitch.rewards, "Twitch intake starting whenever this consumer holds its lease");
+    Ok(tokio::spawn(dynamo_twitch::leadership::run(
+        pipeline.store().clone(),
+        pipeline.owner().to_owned(),
         Arc::new(intake),
         twitch.eventsub_url.clone(),
         shutdown.clone(),

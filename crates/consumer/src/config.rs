@@ -36,7 +36,8 @@ pub struct ConsumerConfig {
     /// The `TWITCH_*` settings, read when `LEDGER=twitch` or `TWITCH_INTAKE=on`.
     pub twitch: Option<dynamo_twitch::TwitchSettings>,
     /// `TWITCH_INTAKE`, default off: this process takes channel-point
-    /// redemptions in over EventSub (run it on one consumer of the fleet).
+    /// redemptions in over EventSub, whenever it holds the intake lease
+    /// (safe on every consumer of the fleet).
     pub twitch_intake: bool,
     pub images: ImageBackend,
     /// `MODERATION`, default on with OpenAI: screen prompts before paying for an image.

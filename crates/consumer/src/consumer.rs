@@ -181,6 +181,7 @@ impl Consumer {
             fingerprint,
             request,
             free_of_charge: delivery.header(headers::FREE_OF_CHARGE) == Some("true"),
+            bypass_rules: delivery.header(headers::BYPASS_RULES) == Some("true"),
             retry_of: delivery
                 .header(headers::RETRY_OF)
                 .and_then(|v| v.parse().ok()),

@@ -337,9 +337,12 @@ async fn a_legacy_content_policy_refusal_is_rejected_too() {
 async fn a_flagged_prompt_is_rejected_before_an_image_is_paid_for() {
     let running = Running::default(TestWorld::start().await).await;
     running.send(&ghost("a forbidden thing")).await;
-    let result = assert_refunded_without_alert(&running, "rejected").await;
+    let result = running.result().await;
+    assert_eq!(result.body["state"], "rejected", "{}", result.body);
     assert!(result.body["reason"].as_str().unwrap().contains("violence"));
     assert!(running.world.fakes.with(|s| s.image_calls.is_empty()));
+    // Screened before the debit: nothing to refund.
+    assert!(running.world.fakes.flows().is_empty());
     running.stop().await;
 }
 

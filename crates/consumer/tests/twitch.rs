@@ -262,3 +262,139 @@ async fn a_revoked_grant_holds_requests_and_says_so_until_the_streamer_signs_in_
     );
     stop(shutdown, task).await;
 }
+
+/// `TWITCH_INTAKE=true` on two consumer processes (issue 29): exactly one
+/// holds the EventSub session; killed with -9 mid-burst, the other takes the
+/// intake over within seconds, lists what was redeemed while nobody
+/// listened, and every redemption is settled exactly once — counted in the
+/// fake Twitch's own records.
+#[tokio::test]
+async fn the_intake_moves_to_another_consumer_when_its_holder_is_killed_mid_burst() {
+    const BINARY: &str = env!("CARGO_BIN_EXE_dynamo-consumer");
+    const BURST: usize = 10;
+    let channel = Channel::new().await;
+    channel
+        .world
+        .fakes
+        .with(|s| s.image_delay = Some(Duration::from_millis(150)));
+    let env = channel.env(true);
+    let spawn = || {
+        dynamo_testkit::Running::spawn(
+            dynamo_testkit::command(BINARY, &env)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null()),
+        )
+    };
+    let mut first = spawn();
+    eventually("the first consumer to subscribe", WAIT, || async {
+        (channel.twitch.enabled_subscriptions() == 2).then_some(())
+    })
+    .await;
+    let mut second = spawn();
+
+    // `BURST` viewers from `first_viewer` on redeem once each.
+    let burst = |first_viewer: usize| -> Vec<String> {
+        (first_viewer..first_viewer + BURST)
+            .map(|viewer| {
+                let subject = format!("seal number {viewer}");
+                channel
+                    .twitch
+                    .redeem(channel.ghost(), &viewer.to_string(), "viewer", &subject)
+            })
+            .collect()
+    };
+    let mut redeemed = burst(100);
+    // Both work on the burst; only the holder listens to Twitch.
+    eventually("the second consumer to work", WAIT, || async {
+        channel
+            .world
+            .database
+            .holds_lease(second.id())
+            .await
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        channel.twitch.with(|s| s.connections),
+        1,
+        "one EventSub socket"
+    );
+    let (holder, fence) = channel.store.intake_holder().await.unwrap().unwrap();
+    assert!(holder.contains(&format!(":{}:", first.id())), "{holder}");
+    first
+        .kill_9_while_working(&channel.world.database, WAIT)
+        .await;
+    // Redeemed while nobody listens: no notification reaches anyone.
+    redeemed.extend(burst(200));
+
+    let (new_holder, new_fence) = eventually(
+        "the second consumer to take the intake over",
+        WAIT,
+        || async {
+            let (holder, fence) = channel.store.intake_holder().await.unwrap()?;
+            holder
+                .contains(&format!(":{}:", second.id()))
+                .then_some((holder, fence))
+        },
+    )
+    .await;
+    assert!(
+        new_fence > fence,
+        "{new_holder}: fence {new_fence} after {fence}"
+    );
+    for id in &redeemed {
+        channel.status_becomes(id, "FULFILLED").await;
+    }
+    let updates = channel.twitch.with(|s| s.updates.clone());
+    let mut settled: Vec<&String> = updates.iter().map(|(id, _)| id).collect();
+    settled.sort();
+    settled.dedup();
+    assert_eq!(
+        settled.len(),
+        2 * BURST,
+        "every redemption settled: {updates:?}"
+    );
+    assert_eq!(updates.len(), 2 * BURST, "each once: {updates:?}");
+    assert!(
+        updates.iter().all(|(_, status)| status == "FULFILLED"),
+        "{updates:?}"
+    );
+    // The holder may reconnect; what matters is that only it is connected.
+    let (open, connections, unused) = channel
+        .twitch
+        .with(|s| (s.sessions_open(), s.connections, s.closed_unused));
+    assert_eq!(
+        open, 1,
+        "only the holder's socket: {connections} connections, {unused} closed unused"
+    );
+    assert!(second.is_running());
+}
+
+/// A redemption the content rules refuse ends before any debit (issue 29):
+/// it is CANCELED all the same, so the viewer gets the points back.
+#[tokio::test]
+async fn a_redemption_the_content_rules_refuse_is_cancelled() {
+    let channel = Channel::new().await;
+    let phrase = dynamo_wire::BlockedPhrase::parse("walrus").unwrap();
+    channel
+        .store
+        .block_phrase(&phrase.key(), phrase.as_str())
+        .await
+        .unwrap();
+    let id = channel
+        .twitch
+        .redeem(channel.ghost(), "1", "a", "a W4LRUS on ice");
+    assert_eq!(channel.catch_up().await, 1);
+    let (shutdown, task) = channel.start(false);
+    channel.status_becomes(&id, "CANCELED").await;
+    eventually("rejected", WAIT, || async {
+        (channel.state_of(&id).await == Some(RequestState::Rejected)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        channel.twitch.with(|s| s.updates.clone()),
+        vec![(id.clone(), "CANCELED".to_owned())]
+    );
+    assert!(channel.world.fakes.with(|s| s.image_calls.is_empty()));
+    stop(shutdown, task).await;
+}

@@ -15,6 +15,8 @@
 //! - [`gate`]: the whole fleet waits while a service is out (bad key, no
 //!   credit, every model gone), probing it, instead of failing requests; and
 //!   the same once the day's image budget is spent;
+//! - [`rules`]: the streamer's content rules (blocklist, cooldown, cap per
+//!   broadcast), applied first, before anything is paid for;
 //! - [`settings`]: what the pipeline is configured with;
 //! - [`limits`]: the fleet-wide OpenAI rate limits around the upstream calls;
 //! - [`prompt`]: prompts from templates; [`messages`]: what is published;
@@ -35,6 +37,7 @@ mod ownership;
 pub mod prompt;
 pub mod request;
 pub mod retry;
+mod rules;
 mod run;
 pub mod scheduler;
 pub mod settings;

@@ -35,6 +35,11 @@ struct StepLabel {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RuleLabel {
+    rule: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct InfraFailure {
     step: String,
     component: &'static str,
@@ -195,6 +200,7 @@ pub struct Metrics {
     steps: Family<StepLabel, Counter>,
     openai_calls: Family<OpenAiCall, Counter>,
     retries: Family<StepLabel, Counter>,
+    refused_by_rule: Family<RuleLabel, Counter>,
     infra_failures: Family<InfraFailure, Counter>,
     rate_limiter_wait: Family<Limiter, Sum>,
     dead_lettered: Counter,
@@ -236,6 +242,10 @@ impl Default for Metrics {
             "OpenAI calls by endpoint and outcome."
         );
         let retries = registered!("dynamo_retries", "Transient failures retried, by step.");
+        let refused_by_rule = registered!(
+            "dynamo_refused_by_rule",
+            "Requests the content rules refused, by rule (blocklist, cooldown, cap)."
+        );
         let infra_failures = registered!(
             "dynamo_infra_failures",
             "Failures of dynamo's own database or broker under a step, waited out at no cost to the request, by step and component."
@@ -266,6 +276,7 @@ impl Default for Metrics {
             steps,
             openai_calls,
             retries,
+            refused_by_rule,
             infra_failures,
             rate_limiter_wait,
             dead_lettered,
@@ -318,6 +329,13 @@ impl Metrics {
             .get_or_create(&StepLabel {
                 step: step.to_owned(),
             })
+            .inc();
+    }
+
+    /// The content rules refused a request (`rule`: blocklist, cooldown, cap).
+    pub fn refused_by_rule(&self, rule: &'static str) {
+        self.refused_by_rule
+            .get_or_create(&RuleLabel { rule })
             .inc();
     }
 

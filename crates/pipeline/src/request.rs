@@ -233,6 +233,7 @@ impl Pipeline {
             id: record.id,
             request,
             free_of_charge: record.free_of_charge,
+            bypass_rules: false,
             retry_of: record.retry_of,
             fingerprint: None,
             trace_context: Vec::new(),
@@ -295,6 +296,14 @@ impl Pipeline {
         let mut timings = Timings::default();
         let mut state = current.record.state();
         let was_final = state.is_final();
+        if state == RequestState::Received
+            && !self
+                .admitted_by_rules(run, &mut current)
+                .instrument(step_span("rules"))
+                .await?
+        {
+            state = current.record.state();
+        }
         if state == RequestState::Received
             && self.viewer_max_in_flight > 0
             && !self

@@ -19,6 +19,9 @@ pub struct Job {
     pub request: GenerationRequest,
     /// Admin requests may be free: no ledger flow at all.
     pub free_of_charge: bool,
+    /// An admin asked for the content rules not to apply (recorded as
+    /// `bypassed`). A resumed request has not got it: it was judged already.
+    pub bypass_rules: bool,
     pub retry_of: Option<Uuid>,
     /// SHA-256 of the message body, when it came without a message_id.
     pub fingerprint: Option<Vec<u8>>,

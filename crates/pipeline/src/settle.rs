@@ -35,6 +35,19 @@ impl Pipeline {
             current.apply(self.store.mark_settled(run.lease()).await?);
         }
         if current.record.result_published_at.is_none() {
+            // Ended before its debit (the content rules, moderation): its
+            // settlement was recorded with the end, but a ledger may hold
+            // something all the same (a Twitch redemption). Idempotent, so
+            // a crash before the result merely asks again.
+            if current.record.debited_at.is_none() && !job.free_of_charge {
+                let viewer = &job.request.viewer;
+                let ledger = &self.services.ledger;
+                self.retry_in_place(run, Step::Refund, || {
+                    upstream(ledger.release_undebited(viewer, job.id))
+                })
+                .await?
+                .map_err(PipelineError::Settle)?;
+            }
             let result = result_for(&job.request, &current.record, current.image.as_ref());
             let body = serde_json::to_vec(&result).unwrap_or_default();
             let exchange = &self.topology.results_exchange;

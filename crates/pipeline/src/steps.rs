@@ -15,7 +15,7 @@ use dynamo_wire::Style;
 use tracing::Instrument;
 
 impl Pipeline {
-    /// Creates the pending debit. 409 from the ledger ends the request before
+    /// Screens the prompt (moderation), then creates the pending debit. 409 from the ledger ends the request before
     /// anything is paid for. The intent is recorded first: when an earlier
     /// try may have created a debit whose answer never reached us (a crash,
     /// a lost connection), the ledger's history is read and that debit
@@ -25,6 +25,9 @@ impl Pipeline {
         // Held: wait un-debited (issue 12), rather than be charged to wait.
         if let Some((until, why)) = self.gate.admit_before_debit(&run.probe).await? {
             return Ok(Next::Wait(until, why));
+        }
+        if let Some(next) = self.screen(run, current).await? {
+            return Ok(next);
         }
         if job.free_of_charge || self.points_cost == 0 {
             current.apply(self.store.mark_debited(run.lease(), None).await?);
@@ -54,6 +57,35 @@ impl Pipeline {
         };
         current.apply(self.store.mark_debited(run.lease(), Some(flow_id)).await?);
         Ok(Next::To(RequestState::Debited))
+    }
+
+    /// Moderation screens the prompt before the debit and before any paid
+    /// call (a friend's name included): a refused prompt costs the viewer
+    /// nothing and dynamo no chat call. `Some(next)` when the request ended
+    /// or waits. A request resumed before its debit is screened again
+    /// (moderation is free), never one resumed after it.
+    async fn screen(
+        &self,
+        run: &Run<'_>,
+        current: &mut Current,
+    ) -> Result<Option<Next>, PipelineError> {
+        let Some(moderator) = &self.services.moderator else {
+            return Ok(None);
+        };
+        let prompt = self.prompts.build(&run.job.request.payload);
+        match self
+            .attempt(run, Step::Moderation, || {
+                self.limited(Endpoint::Moderation, moderator.screen(&prompt))
+            })
+            .await?
+        {
+            Attempted::Done(()) => Ok(None),
+            Attempted::Failed(error) => self
+                .end(run, current, "screening the prompt", error)
+                .await
+                .map(Some),
+            Attempted::Deferred(until, why) => Ok(Some(Next::Wait(until, why))),
+        }
     }
 
     /// The oldest pending image debit of the viewer made since `since` that
@@ -104,7 +136,7 @@ impl Pipeline {
         Ok(Next::To(RequestState::Named))
     }
 
-    /// Screens, generates, post-processes and uploads the image.
+    /// Generates, post-processes and uploads the image.
     pub(crate) async fn make_image(&self, run: &Run<'_>, current: &mut Current) -> StepResult {
         let job = run.job;
         let source = match self.store.generated(job.id).await? {
@@ -159,7 +191,7 @@ impl Pipeline {
         Ok(Next::To(RequestState::Stored))
     }
 
-    /// Screens the prompt and generates the image, keeping the answer before
+    /// Generates the image, keeping the answer before
     /// anything else can fail: from then on a crash or a storage outage never
     /// makes us pay for it again. `Err(next)` when the step ends or waits.
     async fn buy_image(
@@ -169,23 +201,6 @@ impl Pipeline {
     ) -> Result<Result<Vec<u8>, Next>, PipelineError> {
         let job = run.job;
         let prompt = self.prompts.build(&job.request.payload);
-        if let Some(moderator) = &self.services.moderator {
-            match self
-                .attempt(run, Step::Moderation, || {
-                    self.limited(Endpoint::Moderation, moderator.screen(&prompt))
-                })
-                .await?
-            {
-                Attempted::Done(()) => {}
-                Attempted::Failed(error) => {
-                    return self
-                        .end(run, current, "screening the prompt", error)
-                        .await
-                        .map(Err);
-                }
-                Attempted::Deferred(until, why) => return Ok(Err(Next::Wait(until, why))),
-            }
-        }
         let image_job = ImageJob {
             prompt,
             style: job.request.style(),

@@ -4,6 +4,7 @@
 // this tab's session storage.
 
 import { refreshQueue, startOnAir, stopOnAir } from "./onair.js";
+import { startRules, stopRules } from "./rules.js";
 
 const TOKEN_KEY = "dynamo.token";
 const PAGE_SIZE = 24;
@@ -73,6 +74,7 @@ async function signIn(token, { remembered = false } = {}) {
     : `${me.role} ${me.twitch_user_id}`;
   $("admin").hidden = !me.admin;
   if (me.admin) startOnAir(api);
+  if (me.admin) startRules(api);
   // A viewer sees only their own requests: a viewer filter would be noise.
   $("viewer-filter").hidden = !me.admin;
   $("requests").hidden = false;
@@ -125,6 +127,7 @@ function showSignIn(message = "") {
   $("who").hidden = true;
   $("admin").hidden = true;
   stopOnAir();
+  stopRules();
   $("requests").hidden = true;
   $("sign-in-error").textContent = message;
   $("token").value = "";
@@ -441,6 +444,15 @@ function closeDetail() {
   filtersToUrl();
 }
 
+// How the content rules judged a request (GET /requests/{id}).
+const RULES = {
+  passed: "passed",
+  bypassed: "bypassed by an admin",
+  blocklist: "refused: blocklist",
+  cooldown: "refused: cooldown",
+  cap: "refused: per-broadcast cap",
+};
+
 function renderDetail(view) {
   const subject = view.inputs?.subject ?? "";
   $("detail-title").textContent = view.name ? `${view.name} (${subject})` : subject;
@@ -470,6 +482,7 @@ function renderDetail(view) {
   badge.dataset.state = view.state;
   fact("State", badge);
   fact("Reason", view.reason);
+  fact("Content rules", RULES[view.content_rules] ?? view.content_rules);
   fact("Viewer", `${view.viewer.twitch_display_name} (${view.viewer.twitch_user_id})`);
   fact("Style", view.inputs?.color ? `${view.style}, ${view.inputs.color}` : view.style);
   fact("Took", took(view));
@@ -584,6 +597,7 @@ async function enqueue(event) {
     style,
     inputs,
     free_of_charge: form.elements.free_of_charge.checked,
+    bypass_rules: form.elements.bypass_rules.checked,
   };
   const submit = form.querySelector("button[type=submit]");
   submit.disabled = true;

@@ -21,6 +21,7 @@ mod page;
 mod request_input;
 mod request_limits;
 mod requests;
+mod rules;
 mod schemas;
 mod serve;
 mod state;
@@ -79,6 +80,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(overlay::admin::skip))
         .routes(routes!(overlay::admin::clear))
         .routes(routes!(overlay::admin::replay))
+        .routes(routes!(rules::get_rules, rules::put_rules))
+        .routes(routes!(rules::block_phrase))
+        .routes(routes!(rules::unblock_phrase))
         .routes(routes!(page::overlay))
         .split_for_parts();
     openapi::complete(&mut doc, gate::WITHOUT_DATABASE);

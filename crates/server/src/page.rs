@@ -96,6 +96,12 @@ static ON_AIR: LazyLock<Asset> = LazyLock::new(|| {
         "text/javascript; charset=utf-8",
     )
 });
+static RULES: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../assets/rules.js"),
+        "text/javascript; charset=utf-8",
+    )
+});
 static OVERLAY: LazyLock<Asset> = LazyLock::new(|| {
     Asset::new(
         include_str!("../assets/overlay.html"),
@@ -125,6 +131,7 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
         "app.css" => &STYLE,
         "favicon.svg" => &ICON,
         "onair.js" => &ON_AIR,
+        "rules.js" => &RULES,
         "overlay.js" => &OVERLAY_SCRIPT,
         "overlay.css" => &OVERLAY_STYLE,
         _ => return ApiError::NotFound(format!("no asset {name}")).into_response(),

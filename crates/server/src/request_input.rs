@@ -138,6 +138,9 @@ pub struct EnqueueBody {
     /// Take no points for this request.
     #[serde(default)]
     pub free_of_charge: bool,
+    /// The content rules do not apply to this request (recorded as `bypassed`).
+    #[serde(default)]
+    pub bypass_rules: bool,
 }
 
 crate::schemas::schema_from!(EnqueueBody, crate::schemas::enqueue_body);
@@ -359,6 +362,7 @@ mod fuzz {
         "state",
         "tape_id",
         "free_of_charge",
+        "bypass_rules",
         "reason",
     ];
 

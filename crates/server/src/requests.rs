@@ -140,6 +140,11 @@ pub struct RequestView {
     /// Transient failures of its steps, oldest first (`GET /requests/{id}` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<FailureView>>,
+    /// How the content rules judged it (`GET /requests/{id}` only, once
+    /// judged): passed, bypassed (an admin asked), or the rule it broke:
+    /// blocklist, cooldown, cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_rules: Option<&'static str>,
 }
 
 impl RequestView {
@@ -148,6 +153,7 @@ impl RequestView {
             ledger_status: LedgerStatus::of(&record),
             approval: crate::approval::ApprovalView::of(&record.approval),
             failures: None,
+            content_rules: None,
             id: record.id,
             viewer: ViewerView {
                 twitch_user_id: record.twitch_user_id.clone(),
@@ -262,6 +268,7 @@ pub async fn get_request(
     };
     let mut view = RequestView::new(detail.record, detail.images, &caller);
     view.failures = Some(detail.failures.into_iter().map(FailureView::from).collect());
+    view.content_rules = state.store.rules_verdict(id).await?.map(|v| v.as_str());
     Ok(Json(view))
 }
 
@@ -341,8 +348,11 @@ pub async fn enqueue(
     if body.free_of_charge {
         headers.push((amqp::FREE_OF_CHARGE.to_owned(), "true".to_owned()));
     }
+    if body.bypass_rules {
+        headers.push((amqp::BYPASS_RULES.to_owned(), "true".to_owned()));
+    }
     let id = publish(&state, &request, headers).await?;
-    tracing::info!(request_id = %id, ?caller, free = body.free_of_charge, "request enqueued by hand");
+    tracing::info!(request_id = %id, ?caller, free = body.free_of_charge, bypass_rules = body.bypass_rules, "request enqueued by hand");
     Ok(accepted(id))
 }
 

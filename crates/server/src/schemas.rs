@@ -93,6 +93,14 @@ pub fn enqueue_body() -> Schema {
                     .schema_type(Type::Boolean)
                     .description(Some("take no points for this request")),
             )
+            .property(
+                "bypass_rules",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .description(Some(
+                        "the content rules do not apply to this request (recorded as `bypassed`)",
+                    )),
+            )
             .required("viewer")
             .required("style")
             .required("inputs")

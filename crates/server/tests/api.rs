@@ -661,6 +661,9 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/requests/{id}/decline",
         "/requests/{id}/events",
         "/requests/{id}/retry",
+        "/rules",
+        "/rules/blocklist",
+        "/rules/blocklist/{phrase}",
         "/sign-in",
         "/stats",
     ];
@@ -677,6 +680,10 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
                 "post" => server
                     .http
                     .post(format!("{}{concrete}", server.base))
+                    .json(&json!({})),
+                "put" => server
+                    .http
+                    .put(format!("{}{concrete}", server.base))
                     .json(&json!({})),
                 "delete" => server.http.delete(format!("{}{concrete}", server.base)),
                 other => panic!("unexpected method {other}"),

@@ -252,3 +252,50 @@ async fn an_unheard_debit_is_orphaned_only_when_no_request_of_the_viewer_is_bein
         "not settled before the ledger was looked at"
     );
 }
+
+/// The Twitch intake's lease (issue 29): one holder at a time; a lapsed
+/// lease is taken over with a new fence, and the old holder's renewal then
+/// fails, which is how it learns to drop its socket.
+#[tokio::test]
+async fn the_intake_lease_has_one_holder_and_fences_out_the_one_taken_over() {
+    let database = TestDatabase::create().await;
+    let store = Store::new(database.pool().clone());
+    let first = store
+        .take_intake_lease("a:1:x", SHORT)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.take_intake_lease("b:2:y", SHORT).await.unwrap(), None);
+    assert!(store.renew_intake_lease(first, SHORT).await.unwrap());
+    assert_eq!(
+        store.intake_holder().await.unwrap(),
+        Some(("a:1:x".to_owned(), first.fence))
+    );
+
+    // The first stops renewing (frozen): once it lapses the second takes over.
+    let second = eventually("the lease to lapse and be taken", LONG, || async {
+        store.take_intake_lease("b:2:y", SHORT).await.unwrap()
+    })
+    .await;
+    assert!(second.fence > first.fence);
+    assert!(
+        !store.renew_intake_lease(first, SHORT).await.unwrap(),
+        "the old holder is fenced out"
+    );
+    assert!(store.renew_intake_lease(second, SHORT).await.unwrap());
+
+    // A clean shutdown hands it over at once.
+    store.release_intake_lease(second).await.unwrap();
+    let third = store
+        .take_intake_lease("a:1:z", LONG)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(third.fence > second.fence);
+    // Releasing a lease one no longer holds changes nothing.
+    store.release_intake_lease(second).await.unwrap();
+    assert_eq!(
+        store.intake_holder().await.unwrap(),
+        Some(("a:1:z".to_owned(), third.fence))
+    );
+}

@@ -26,10 +26,13 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
         [
             "_sqlx_migrations",
             "answer",
+            "blocked_phrase",
+            "content_rules",
             "generated_image",
             "image",
             "image_request",
             "image_spend",
+            "intake_lease",
             "message_delivery",
             "model",
             "model_catalogue_check",
@@ -40,6 +43,7 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
             "rate_limit_call",
             "rate_limit_count",
             "rate_limit_pause",
+            "rules_verdict",
             "step_failure",
             "twitch_grant",
             "twitch_redemption",
@@ -81,7 +85,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 20);
+    assert_eq!(tables(&database).await.len(), 24);
 }
 
 #[tokio::test]

@@ -117,6 +117,16 @@ impl Ledger for TwitchLedger {
         self.settle(flow_id, "CANCELED").await
     }
 
+    /// Refused before its debit (content rules, moderation): the
+    /// redemption is CANCELED all the same, which gives the points back.
+    async fn release_undebited(
+        &self,
+        _viewer: &Viewer,
+        request_id: Uuid,
+    ) -> Result<(), UpstreamError> {
+        self.settle(request_id, "CANCELED").await
+    }
+
     /// The debit is a lookup of a recorded redemption, made again on every
     /// try: there is never a debit whose answer was lost.
     async fn pending_debits_since(

@@ -7,7 +7,8 @@
 //! (the stored, encrypted sign-in, refreshed before expiry), [`helix`] (the
 //! Helix calls dynamo makes), [`eventsub`] (the WebSocket session),
 //! [`input`] (a viewer's text → a request), [`intake`] (redemption →
-//! published request), [`ledger`] (settling on the redemption status).
+//! published request), [`leadership`] (which consumer runs the intake),
+//! [`ledger`] (settling on the redemption status).
 
 pub mod cipher;
 mod error;
@@ -15,6 +16,7 @@ pub mod eventsub;
 pub mod helix;
 pub mod input;
 pub mod intake;
+pub mod leadership;
 pub mod ledger;
 pub mod oauth;
 pub mod rewards;

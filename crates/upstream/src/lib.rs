@@ -126,6 +126,18 @@ pub trait Ledger: Send + Sync {
     async fn accept(&self, viewer: &Viewer, flow_id: Uuid) -> Result<(), UpstreamError>;
     /// Cancels the debit, returning the points. Already rejected counts as done.
     async fn refund(&self, viewer: &Viewer, flow_id: Uuid) -> Result<(), UpstreamError>;
+    /// A request that ended before its debit (the content rules or
+    /// moderation refused it): gives back what the ledger held for it
+    /// before any debit. Golden VCR's ledger holds nothing then; a Twitch
+    /// redemption's points are held from the moment it was redeemed, so it
+    /// is CANCELED.
+    async fn release_undebited(
+        &self,
+        _viewer: &Viewer,
+        _request_id: Uuid,
+    ) -> Result<(), UpstreamError> {
+        Ok(())
+    }
     /// The viewer's pending image debits of `points` created since `since`,
     /// oldest first: how a debit whose answer never reached us is found
     /// (`GET /history`, the ledger's only lookup).

@@ -6,12 +6,14 @@
 //! reported as a [`RequestError`] naming the offending field.
 
 mod alert;
+mod blocklist;
 mod color;
 mod request;
 mod result;
 mod text;
 
 pub use alert::{FriendDetails, GhostDetails, ImageAlert, OnscreenEvent};
+pub use blocklist::{BlockedPhrase, Blocklist, MAX_PHRASE_CHARS, PhraseError};
 pub use color::Color;
 pub use request::{
     BroadcastState, FriendInputs, GenerationRequest, GhostInputs, ImagePayload, MAX_MESSAGE_BYTES,
