@@ -2,6 +2,8 @@
 // (pause, resume, skip, clear, replay) and the overlay tokens (create, with
 // the URL for OBS shown once; revoke). Everything goes through the JSON API.
 
+import { startSounds, stopSounds } from "./sounds.js";
+
 const $ = (id) => document.getElementById(id);
 
 let call = null; // the page's API function, bound to the signed-in token
@@ -117,10 +119,12 @@ export function startOnAir(api) {
   }
   refreshQueue();
   refreshTokens();
+  startSounds(api, (message) => { $("onair-error").textContent = message; });
 }
 
 export function stopOnAir() {
   call = null;
+  stopSounds();
   $("onair").hidden = true;
   $("onair-token-created").hidden = true;
   $("onair-token-url").value = "";

@@ -23,6 +23,8 @@
 
   const DURATION_MS = number('duration', 8, 0.5, 300) * 1000;
   const GAP_MS = number('gap', 1, 0, 60) * 1000;
+  // volume=0..100 scales every style's own sound volume (0 mutes).
+  const VOLUME = number('volume', 100, 0, 100) / 100;
   const ENTER_MS = 600;
   const EXIT_MS = 500;
   const RETRY_MS = 3000;
@@ -40,6 +42,7 @@
   const image = document.getElementById('alert-image');
   const title = document.getElementById('alert-title');
   const viewer = document.getElementById('alert-viewer');
+  const sound = document.getElementById('alert-sound');
 
   /** What played, for whoever inspects the page (tests, a curious streamer). */
   const log = [];
@@ -63,6 +66,7 @@
     card.hidden = true;
     card.className = '';
     image.removeAttribute('src');
+    sound.pause();
     setStatus(reason);
   }
 
@@ -99,6 +103,13 @@
     viewer.textContent = entry.viewer_name;
     card.dataset.entry = String(entry.id);
     card.dataset.style = entry.style;
+    // The sound loads beside the image; a sound that fails never delays the alert.
+    if (entry.sound_url && VOLUME > 0) {
+      sound.src = entry.sound_url;
+      sound.volume = VOLUME * (entry.sound_volume_percent ?? 100) / 100;
+    } else {
+      sound.removeAttribute('src');
+    }
     if (entry.image_url) {
       image.src = entry.image_url;
       // Show it once decoded, so the entrance never shows an empty frame.
@@ -110,6 +121,14 @@
     card.className = 'entering';
     card.hidden = false;
     log.push({ id: entry.id, request: entry.image_request_id, event: 'start', at: performance.now() });
+    if (sound.getAttribute('src')) {
+      sound.currentTime = 0;
+      // Not awaited: the alert runs its course whether or not the sound plays.
+      sound.play().then(
+        () => log.push({ id: entry.id, request: entry.image_request_id, event: 'sound', at: performance.now() }),
+        (error) => log.push({ id: entry.id, request: entry.image_request_id, event: 'sound-failed', reason: String(error), at: performance.now() }),
+      );
+    }
     body.dataset.playing = String(entry.id);
     later(DURATION_MS, () => leave(true));
     react(); // a skip may have come while the image loaded
@@ -120,6 +139,7 @@
     const entry = current;
     phase = 'leaving';
     card.className = 'leaving';
+    if (!report) sound.pause(); // skipped: the sound goes with it
     later(EXIT_MS, async () => {
       card.hidden = true;
       card.className = '';

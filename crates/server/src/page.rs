@@ -59,6 +59,7 @@ impl Asset {
                     header::CONTENT_SECURITY_POLICY,
                     HeaderValue::from_static(
                         "default-src 'self'; img-src 'self' https: http: data:; \
+                         media-src 'self' https: http:; \
                          object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
                     ),
                 ),
@@ -96,6 +97,12 @@ static ON_AIR: LazyLock<Asset> = LazyLock::new(|| {
         "text/javascript; charset=utf-8",
     )
 });
+static SOUNDS: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../assets/sounds.js"),
+        "text/javascript; charset=utf-8",
+    )
+});
 static OVERLAY: LazyLock<Asset> = LazyLock::new(|| {
     Asset::new(
         include_str!("../assets/overlay.html"),
@@ -125,6 +132,7 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
         "app.css" => &STYLE,
         "favicon.svg" => &ICON,
         "onair.js" => &ON_AIR,
+        "sounds.js" => &SOUNDS,
         "overlay.js" => &OVERLAY_SCRIPT,
         "overlay.css" => &OVERLAY_STYLE,
         _ => return ApiError::NotFound(format!("no asset {name}")).into_response(),

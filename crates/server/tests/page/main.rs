@@ -12,6 +12,7 @@ mod common;
 mod first_visit;
 mod overlay;
 mod reconnect;
+mod sounds;
 mod viewer;
 
 use common::VIEWER;

@@ -521,3 +521,119 @@ async fn screenshot_of_the_overlay_over_a_stream_frame() {
     }
     on_air.done().await;
 }
+
+/// What the overlay logged of `kind` ("sound", "sound-failed"), in order.
+async fn logged(on_air: &OnAir, kind: &str) -> Vec<String> {
+    let log = on_air.browser.eval("window.overlayLog").await;
+    log.as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == kind)
+        .map(|e| e["request"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_styles_sound_plays_with_the_alerts_entrance_at_its_volume() {
+    let on_air = OnAir::start(1280, 720).await;
+    let (status, sound) = on_air
+        .server
+        .upload_sound(
+            "ghost",
+            "?volume=40",
+            &on_air.admin,
+            crate::common::wav_tone(1500),
+            "audio/wav",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sound}");
+    on_air.open_overlay("&duration=3&volume=50").await;
+    let (id, _) = on_air.alert("a seal with a trumpet").await;
+    let browser = &on_air.browser;
+    browser
+        .until(
+            "the sound to have played a while",
+            "(() => { const s = document.getElementById('alert-sound');
+                      return s.played.length > 0 && s.played.end(0) > 0.2; })()",
+        )
+        .await;
+    let audio = browser
+        .eval(
+            "(() => { const s = document.getElementById('alert-sound');
+                      return {src: s.currentSrc, volume: s.volume, start: s.played.start(0)}; })()",
+        )
+        .await;
+    assert_eq!(audio["src"], sound["url"]);
+    assert_eq!(
+        audio["start"].as_f64(),
+        Some(0.0),
+        "played from its beginning: {audio}"
+    );
+    // The style's 40 % times the overlay URL's 50 %.
+    assert!(
+        (audio["volume"].as_f64().unwrap() - 0.2).abs() < 1e-6,
+        "{audio}"
+    );
+    assert_eq!(logged(&on_air, "sound").await, [id.to_string()]);
+    let log = browser.eval("window.overlayLog.map(e => e.event)").await;
+    assert_eq!(log[0], "start", "the sound starts with the entrance: {log}");
+    browser
+        .until("the alert to leave", "document.getElementById('alert').hidden && window.overlayLog.some(e => e.event === 'end')")
+        .await;
+    on_air.done().await;
+}
+
+#[tokio::test]
+async fn a_sound_that_cannot_load_does_not_delay_or_stop_the_alert() {
+    let on_air = OnAir::start(1280, 720).await;
+    let (status, sound) = on_air
+        .server
+        .upload_sound(
+            "ghost",
+            "",
+            &on_air.admin,
+            crate::common::wav_tone(500),
+            "audio/wav",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sound}");
+    // The file goes missing from storage (a bucket emptied by hand, say).
+    let key = sound["url"]
+        .as_str()
+        .unwrap()
+        .split("/images/")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    std::fs::remove_file(on_air.server.images.join(&key)).unwrap();
+    on_air.open_overlay("&duration=1").await;
+    let (first, _) = on_air.alert("a quiet seal").await;
+    let (second, _) = on_air.alert("another quiet seal").await;
+    on_air
+        .browser
+        .until(
+            "both alerts to play out",
+            "window.overlayLog.filter(e => e.event === 'end').length === 2",
+        )
+        .await;
+    let played: Vec<_> = on_air
+        .played()
+        .await
+        .into_iter()
+        .filter(|(_, event)| event == "start" || event == "end")
+        .collect();
+    assert_eq!(played, starts_and_ends(&[first, second]));
+    assert_eq!(
+        logged(&on_air, "sound-failed").await,
+        [first.to_string(), second.to_string()]
+    );
+    // The browser logs the missing file's 404 itself; nothing else went wrong.
+    let errors = on_air.browser.console_errors().await;
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["message"].as_str().is_some_and(|m| m.contains("404"))),
+        "console errors: {errors:?}"
+    );
+    on_air.consumer.stop().await;
+}
