@@ -34,7 +34,11 @@
   const body = document.body;
   body.dataset.position = choice('position', POSITIONS, 'top');
   body.dataset.layout = choice('layout', ['stacked', 'side'], 'stacked');
+  body.dataset.theme = choice('theme', ['clean', 'vhs', 'comic'], 'clean');
   document.documentElement.style.setProperty('--size', `${number('size', 40, 5, 100)}vh`);
+  if (params.has('caption')) {
+    document.documentElement.style.setProperty('--caption-size', `${number('caption', 4.4, 1, 20)}vh`);
+  }
   document.documentElement.style.setProperty('--enter', `${ENTER_MS}ms`);
   document.documentElement.style.setProperty('--exit', `${EXIT_MS}ms`);
 

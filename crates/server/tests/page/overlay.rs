@@ -637,3 +637,93 @@ async fn a_sound_that_cannot_load_does_not_delay_or_stop_the_alert() {
     );
     on_air.consumer.stop().await;
 }
+
+/// Each built-in theme renders (its own fonts, colours and caption box,
+/// through the documented custom properties) over a sample stream frame;
+/// the screenshots are docs/theme-*.png (UPDATE_SCREENSHOTS=1 refreshes them).
+#[tokio::test]
+async fn each_theme_renders_its_look_over_a_stream_frame() {
+    let on_air = OnAir::start(1280, 720).await;
+    let frame = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/sample-stream-frame.png"
+    );
+    std::fs::create_dir_all(&on_air.server.images).unwrap();
+    std::fs::copy(frame, on_air.server.images.join("stream-frame.png")).unwrap();
+    let id: Uuid = on_air
+        .server
+        .enqueue(
+            &on_air.admin,
+            &enqueue_body("friend", "a robot who loves soup"),
+        )
+        .await
+        .parse()
+        .unwrap();
+    on_air.server.wait_finished(&id.to_string()).await;
+    // (theme, the title's font family contains, the caption's background)
+    let themes = [
+        ("clean", "system-ui", "rgba(0, 0, 0, 0)"),
+        ("vhs", "monospace", "rgba(0, 0, 0, 0)"),
+        ("comic", "Comic", "rgb(255, 251, 230)"),
+    ];
+    let mut entry: Option<i64> = None;
+    for (theme, font, background) in themes {
+        if let Some(previous) = entry {
+            // The same alert again, for the next theme.
+            let (status, replay, _) = on_air
+                .server
+                .post(
+                    &format!("/overlay/alerts/{previous}/replay"),
+                    &on_air.admin,
+                    &json!({}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{replay}");
+        }
+        on_air
+            .open_overlay(&format!(
+                "&duration=120&position=center&size=45&caption=6&theme={theme}"
+            ))
+            .await;
+        let browser = &on_air.browser;
+        browser
+            .eval(
+                "(() => { document.documentElement.style.background =
+                    'url(/images/stream-frame.png) center / 100% 100% no-repeat'; return true; })()",
+            )
+            .await;
+        let playing = browser
+            .until(
+                "the friend to play, its entrance over",
+                "document.body.dataset.playing
+                 && document.getElementById('alert-image').naturalWidth > 0
+                 && document.getElementById('alert').getAnimations().every(a => a.playState === 'finished')
+                 && document.body.dataset.playing",
+            )
+            .await;
+        entry = Some(playing.as_str().unwrap().parse().unwrap());
+        let look = browser
+            .eval(
+                "(() => { const title = getComputedStyle(document.getElementById('alert-title'));
+                          const caption = getComputedStyle(document.querySelector('figcaption'));
+                          return {theme: document.body.dataset.theme, font: title.fontFamily,
+                                  size: title.fontSize, background: caption.backgroundColor}; })()",
+            )
+            .await;
+        assert_eq!(look["theme"], theme, "{look}");
+        assert!(
+            look["font"].as_str().unwrap().contains(font),
+            "{theme}: {look}"
+        );
+        assert_eq!(look["background"], background, "{theme}: {look}");
+        // caption=6: 6 % of the 720 px canvas.
+        assert_eq!(look["size"], "43.2px", "{theme}: {look}");
+        let name = format!("theme-{theme}.png");
+        let shot = browser.screenshot(&name).await;
+        if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+            let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+            std::fs::copy(&shot, docs.join(&name)).unwrap();
+        }
+    }
+    on_air.done().await;
+}
