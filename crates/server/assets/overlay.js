@@ -11,6 +11,14 @@
 (() => {
   const params = new URLSearchParams(location.search);
   const token = params.get('token') || '';
+  // preview=1 (the live page's URL builder): a sample alert in a loop, no
+  // token, no server queue.
+  const PREVIEW = params.get('preview') === '1';
+  const SAMPLE = {
+    id: 0, image_request_id: 'preview', style: 'friend', friend_name: 'Robot',
+    description: 'a robot who loves soup', viewer_name: 'wasabimilkshake',
+    image_url: '/assets/sample-alert.svg', sound_url: null,
+  };
   const query = `token=${encodeURIComponent(token)}`;
 
   /** A number URL parameter, clamped; the fallback when absent or not a number. */
@@ -90,6 +98,7 @@
 
   async function takeNext() {
     phase = 'taking';
+    if (PREVIEW) { await play({ ...SAMPLE }); return; }
     try {
       const response = await fetch(`/overlay/next?${query}`, { method: 'POST' });
       if (response.status === 401) { stop('revoked'); return; }
@@ -151,7 +160,7 @@
       log.push({ id: entry.id, request: entry.image_request_id, event: 'end', at: performance.now() });
       current = null;
       if (phase === 'stopped') return;
-      if (report) {
+      if (report && !PREVIEW) {
         try {
           const response = await fetch(`/overlay/alerts/${entry.id}/finished?${query}`, { method: 'POST' });
           if (response.status === 401) { stop('revoked'); return; }
@@ -202,6 +211,12 @@
     connect();
   }
 
+  if (PREVIEW) {
+    state = { paused: false, on_air: null, taken: null, waiting: 1 };
+    setStatus('preview');
+    react();
+    return;
+  }
   if (!token) { stop('no-token'); return; }
   connect();
 })();

@@ -59,15 +59,16 @@ async function guarded(action) {
 
 export async function refreshSounds() {
   if (!call) return;
-  const lines = await Promise.all(STYLES.map(async (style) => {
-    try {
-      return soundLine(style, await call(`/styles/${style}/sound`));
-    } catch (error) {
-      if (error.status !== 404) report(error.message);
-      return soundLine(style, null);
-    }
-  }));
-  $("onair-sounds").replaceChildren(...lines);
+  // Not `guarded`: a refresh after a refused upload keeps its message.
+  let sounds;
+  try {
+    sounds = await call("/overlay/sounds");
+  } catch (error) {
+    report(error.message);
+    return;
+  }
+  const byStyle = new Map(sounds.map((sound) => [sound.style_id, sound]));
+  $("onair-sounds").replaceChildren(...STYLES.map((style) => soundLine(style, byStyle.get(style))));
 }
 
 async function upload(event) {

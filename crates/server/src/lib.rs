@@ -87,6 +87,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             sounds::set_volume,
             sounds::remove
         ))
+        .routes(routes!(sounds::list))
         .split_for_parts();
     openapi::complete(&mut doc, gate::WITHOUT_DATABASE);
     (router, doc)

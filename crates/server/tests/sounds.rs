@@ -40,6 +40,8 @@ async fn an_admin_uploads_a_sound_that_is_stored_with_the_images_and_changes_its
     assert_eq!((status, &read), (StatusCode::OK, &sound));
     let (status, _) = server.get("/styles/friend/sound", Some(&admin)).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "friend has none yet");
+    let (status, all) = server.get("/overlay/sounds", Some(&admin)).await;
+    assert_eq!((status, all), (StatusCode::OK, json!([sound])));
 
     let changed = server
         .http

@@ -134,6 +134,17 @@ pub async fn upload(
     Ok(Json(stored))
 }
 
+/// Every style's alert sound, by style id (styles without one are absent).
+#[utoipa::path(get, path = "/overlay/sounds", tag = "sounds",
+    responses((status = 200, description = "[{style_id, url, content_type, bytes, volume_percent, uploaded_at}]")),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<Vec<StyleSound>>, ApiError> {
+    Ok(Json(state.store.style_sounds().await?))
+}
+
 /// Style `id`'s alert sound.
 #[utoipa::path(get, path = "/styles/{id}/sound", tag = "sounds",
     params(("id" = String, Path, description = "style id")),

@@ -7,6 +7,7 @@
 mod admin;
 mod approval;
 mod browser;
+mod builder;
 #[path = "../common/mod.rs"]
 mod common;
 mod first_visit;
