@@ -1,8 +1,6 @@
 //! The overlay URL builder on the live page: the URL it copies carries the
 //! settings its preview plays with, and a fresh token that opens the overlay.
 
-use crate::browser::Browser;
-use crate::common::Server;
 use reqwest::StatusCode;
 use std::collections::BTreeMap;
 
@@ -18,16 +16,7 @@ fn settings(url: &str, skip: &[&str]) -> BTreeMap<String, String> {
 
 #[tokio::test]
 async fn the_copied_url_reproduces_the_preview_and_its_fresh_token_opens_the_overlay() {
-    let browser = Browser::open(1280, 900).await;
-    let server = Server::start().await;
-    browser.sign_in(&server.base, "/", &server.admin()).await;
-    browser
-        .until(
-            "the On air panel",
-            "!document.getElementById('onair').hidden",
-        )
-        .await;
-    browser.click("#onair-details summary").await;
+    let (browser, server) = crate::on_air_panel().await;
     // The streamer's choices, as a user makes them (each field fires change).
     browser
         .eval(

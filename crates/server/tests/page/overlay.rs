@@ -533,20 +533,21 @@ async fn logged(on_air: &OnAir, kind: &str) -> Vec<String> {
         .collect()
 }
 
+/// Gives ghosts a `ms`-long tone as their sound (`query`: its volume).
+async fn ghost_sound(on_air: &OnAir, query: &str, ms: u32) -> Value {
+    let tone = crate::common::wav_tone(ms);
+    let (status, sound) = on_air
+        .server
+        .upload_sound("ghost", query, &on_air.admin, tone, "audio/wav")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sound}");
+    sound
+}
+
 #[tokio::test]
 async fn the_styles_sound_plays_with_the_alerts_entrance_at_its_volume() {
     let on_air = OnAir::start(1280, 720).await;
-    let (status, sound) = on_air
-        .server
-        .upload_sound(
-            "ghost",
-            "?volume=40",
-            &on_air.admin,
-            crate::common::wav_tone(1500),
-            "audio/wav",
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{sound}");
+    let sound = ghost_sound(&on_air, "?volume=40", 1500).await;
     on_air.open_overlay("&duration=3&volume=50").await;
     let (id, _) = on_air.alert("a seal with a trumpet").await;
     let browser = &on_air.browser;
@@ -586,17 +587,7 @@ async fn the_styles_sound_plays_with_the_alerts_entrance_at_its_volume() {
 #[tokio::test]
 async fn a_sound_that_cannot_load_does_not_delay_or_stop_the_alert() {
     let on_air = OnAir::start(1280, 720).await;
-    let (status, sound) = on_air
-        .server
-        .upload_sound(
-            "ghost",
-            "",
-            &on_air.admin,
-            crate::common::wav_tone(500),
-            "audio/wav",
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{sound}");
+    let sound = ghost_sound(&on_air, "", 500).await;
     // The file goes missing from storage (a bucket emptied by hand, say).
     let key = sound["url"]
         .as_str()

@@ -8,16 +8,7 @@ use reqwest::StatusCode;
 
 /// Opens the "On air" panel of the page, signed in as an admin.
 async fn panel() -> (Browser, Server) {
-    let browser = Browser::open(1280, 900).await;
-    let server = Server::start().await;
-    browser.sign_in(&server.base, "/", &server.admin()).await;
-    browser
-        .until(
-            "the On air panel",
-            "!document.getElementById('onair').hidden",
-        )
-        .await;
-    browser.click("#onair-details summary").await;
+    let (browser, server) = crate::on_air_panel().await;
     browser
         .until(
             "the sounds to be listed",
