@@ -1,5 +1,5 @@
 // The "On air" panel's alert sounds (admins): each style's sound, uploaded
-// as the file itself (PUT /styles/{id}/sound), its volume changed (PATCH),
+// as the file itself (PUT /styles/{style}/sound), its volume changed (PATCH),
 // removed (DELETE). The server tells the format from the content.
 
 const $ = (id) => document.getElementById(id);

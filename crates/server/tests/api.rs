@@ -652,6 +652,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/overlay/queue/pause",
         "/overlay/queue/resume",
         "/overlay/queue/skip",
+        "/overlay/sounds",
         "/overlay/tokens",
         "/overlay/tokens/{id}",
         "/readyz",
@@ -663,6 +664,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/requests/{id}/retry",
         "/sign-in",
         "/stats",
+        "/styles/{style}/sound",
     ];
     let mut sorted = paths.clone();
     sorted.sort();
@@ -670,7 +672,9 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
     let admin = server.admin();
     for path in &paths {
         let methods = doc["paths"][path].as_object().unwrap();
-        let concrete = path.replace("{id}", &Uuid::new_v4().to_string());
+        let concrete = path
+            .replace("{id}", &Uuid::new_v4().to_string())
+            .replace("{style}", "ghost");
         for method in methods.keys() {
             let request = match method.as_str() {
                 "get" => server.http.get(format!("{}{concrete}", server.base)),
@@ -679,6 +683,14 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
                     .post(format!("{}{concrete}", server.base))
                     .json(&json!({})),
                 "delete" => server.http.delete(format!("{}{concrete}", server.base)),
+                "put" => server
+                    .http
+                    .put(format!("{}{concrete}", server.base))
+                    .body(Vec::new()),
+                "patch" => server
+                    .http
+                    .patch(format!("{}{concrete}", server.base))
+                    .json(&json!({})),
                 other => panic!("unexpected method {other}"),
             };
             let response = request

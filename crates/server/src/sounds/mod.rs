@@ -1,5 +1,5 @@
 //! Alert sounds per style (issue 30): the admin uploads a style's sound
-//! (`PUT /styles/{id}/sound`, the file itself as the body), it is stored with
+//! (`PUT /styles/{style}/sound`, the file itself as the body), it is stored with
 //! the images, and the overlay plays it with the alert's entrance at its
 //! volume. The format is told by the file's content, never its name.
 //!
@@ -79,8 +79,8 @@ async fn read_capped(body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
 /// Uploads style `id`'s alert sound (replacing any earlier one): the file
 /// itself is the body (mp3, ogg or wav, at most `SOUND_MAX_BYTES`; its
 /// Content-Type and name are not trusted: the content says what it is).
-#[utoipa::path(put, path = "/styles/{id}/sound", tag = "sounds",
-    params(("id" = String, Path, description = "style id: ghost or friend"), UploadQuery),
+#[utoipa::path(put, path = "/styles/{style}/sound", tag = "sounds",
+    params(("style" = String, Path, description = "style id: ghost or friend"), UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
                  description = "the sound file (mp3, ogg or wav)"),
     responses((status = 200, description = "stored: {style_id, url, content_type, bytes, volume_percent, uploaded_at}"),
@@ -146,8 +146,8 @@ pub async fn list(
 }
 
 /// Style `id`'s alert sound.
-#[utoipa::path(get, path = "/styles/{id}/sound", tag = "sounds",
-    params(("id" = String, Path, description = "style id")),
+#[utoipa::path(get, path = "/styles/{style}/sound", tag = "sounds",
+    params(("style" = String, Path, description = "style id")),
     responses((status = 200, description = "{style_id, url, content_type, bytes, volume_percent, uploaded_at}"),
               (status = 404, description = "no such style, or it has no sound")),
     security(("bearer" = [])))]
@@ -164,8 +164,8 @@ pub async fn get(
 }
 
 /// Changes how loud style `id`'s sound plays.
-#[utoipa::path(patch, path = "/styles/{id}/sound", tag = "sounds",
-    params(("id" = String, Path, description = "style id")),
+#[utoipa::path(patch, path = "/styles/{style}/sound", tag = "sounds",
+    params(("style" = String, Path, description = "style id")),
     request_body(content = VolumeChange, content_type = "application/json"),
     responses((status = 200, description = "the sound, changed"),
               (status = 404, description = "no such style, or it has no sound")),
@@ -192,8 +192,8 @@ pub async fn set_volume(
 }
 
 /// Removes style `id`'s sound: its alerts play silent.
-#[utoipa::path(delete, path = "/styles/{id}/sound", tag = "sounds",
-    params(("id" = String, Path, description = "style id")),
+#[utoipa::path(delete, path = "/styles/{style}/sound", tag = "sounds",
+    params(("style" = String, Path, description = "style id")),
     responses((status = 204, description = "removed"),
               (status = 404, description = "no such style, or it has no sound")),
     security(("bearer" = [])))]
