@@ -4,7 +4,7 @@
 //! subscribe again — nothing is acknowledged while disconnected, so the
 //! broker redelivers whatever was in flight.
 
-use crate::config::{ConsumerConfig, ImageBackend, LedgerBackend, StorageBackend};
+use crate::config::{ConsumerConfig, ImageBackend, LedgerBackend};
 use crate::consumer::Consumer;
 use crate::models::{NoModelLeft, StoreCatalogue};
 use crate::pause::HoldWatch;
@@ -15,8 +15,8 @@ use dynamo_pipeline::{Pipeline, Services, Settings};
 use dynamo_runtime::Shutdown;
 use dynamo_store::Store;
 use dynamo_upstream::{
-    AuthClient, DiscordWebhooks, FsStorage, HttpLedger, ImageProvider, Ledger, Moderator,
-    NameProvider, OpenAi, Placeholder, S3Storage, Storage, UpstreamError,
+    AuthClient, DiscordWebhooks, HttpLedger, ImageProvider, Ledger, Moderator, NameProvider,
+    OpenAi, Placeholder, UpstreamError,
 };
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -286,12 +286,7 @@ async fn services(
         }
         ImageBackend::Placeholder => (Arc::new(Placeholder), Arc::new(Placeholder), None, None),
     };
-    let storage: Arc<dyn Storage> = match &config.storage {
-        StorageBackend::S3(settings) => Arc::new(S3Storage::new(settings.clone())),
-        StorageBackend::Filesystem { root, public_url } => {
-            Arc::new(FsStorage::new(root.clone(), public_url.clone()))
-        }
-    };
+    let storage = config.storage.build();
     Ok(Services {
         ledger,
         images,

@@ -9,12 +9,9 @@ use dynamo_pipeline::retry::RetryPolicy;
 use dynamo_pipeline::settings::HoldPolicy;
 use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
 // `is_openai`: whether the API is OpenAI's own (which needs a key).
-use dynamo_upstream::{
-    ModelChain, ModelParameters, ModelPrices, OpenAiSettings, S3Settings, is_openai,
-};
+use dynamo_upstream::{ModelChain, ModelParameters, ModelPrices, OpenAiSettings, is_openai};
 use secrecy::SecretString;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -117,15 +114,7 @@ pub enum ImageBackend {
     Placeholder,
 }
 
-/// Where images are kept (`STORAGE_BACKEND`).
-#[derive(Debug, Clone)]
-pub enum StorageBackend {
-    /// `s3` (the default): the `SPACES_*` settings.
-    S3(S3Settings),
-    /// `filesystem`: files under `STORAGE_DIR` (default `./data/images`),
-    /// public under `STORAGE_PUBLIC_URL` (default `http://localhost:8080/images`).
-    Filesystem { root: PathBuf, public_url: String },
-}
+pub use dynamo_upstream::StorageBackend;
 
 impl ConsumerConfig {
     /// The settings part of `dynamo-consumer --help`: every section of
@@ -158,19 +147,7 @@ impl ConsumerConfig {
                 ));
             }
         };
-        let storage = match env.string("STORAGE_BACKEND", "s3").as_str() {
-            "s3" => StorageBackend::S3(s3_settings(env)?),
-            "filesystem" => StorageBackend::Filesystem {
-                root: PathBuf::from(env.string("STORAGE_DIR", "./data/images")),
-                public_url: env.http_url("STORAGE_PUBLIC_URL", "http://localhost:8080/images")?,
-            },
-            other => {
-                return Err(SettingError::new(
-                    "STORAGE_BACKEND",
-                    format!("cannot use {other:?}: expected s3 or filesystem"),
-                ));
-            }
-        };
+        let storage = StorageBackend::from_env(env)?;
         let ledger = LedgerBackend::from_env(env)?;
         let mut points_cost: u32 = env.parse("POINTS_COST", 200)?;
         if ledger == LedgerBackend::None {
@@ -312,25 +289,6 @@ fn model_chain(
 ) -> Result<ModelChain, SettingError> {
     ModelChain::parse(variable, &env.string(variable, default))
         .map_err(|e| SettingError::new(variable, e))
-}
-
-fn s3_settings(env: &Env) -> Result<S3Settings, SettingError> {
-    let bucket = env.required_string("SPACES_BUCKET_NAME")?;
-    let endpoint = env.http_url("SPACES_ENDPOINT_URL", "https://nyc3.digitaloceanspaces.com")?;
-    let force_path_style = env.flag("SPACES_FORCE_PATH_STYLE", false)?;
-    let public_url = match env.optional_http_url("SPACES_PUBLIC_URL")? {
-        Some(url) => url,
-        None => S3Settings::default_public_url(&endpoint, &bucket, force_path_style),
-    };
-    Ok(S3Settings {
-        region: env.string("SPACES_REGION_NAME", "nyc3"),
-        access_key_id: env.required_string("SPACES_ACCESS_KEY_ID")?,
-        secret_key: env.required_secret("SPACES_SECRET_KEY")?,
-        bucket,
-        endpoint,
-        force_path_style,
-        public_url,
-    })
 }
 
 #[cfg(test)]

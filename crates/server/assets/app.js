@@ -38,11 +38,13 @@ class ApiError extends Error {
 
 async function api(path, { method = "GET", body, token = page.token } = {}) {
   const headers = { Authorization: `Bearer ${token}` };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  // A file (an alert sound) goes as it is; anything else as JSON.
+  const file = body instanceof Blob;
+  if (body !== undefined && !file) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method,
     headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined || file ? body : JSON.stringify(body),
   });
   const json = (response.headers.get("content-type") ?? "").includes("json")
     ? await response.json()

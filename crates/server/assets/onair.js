@@ -2,6 +2,9 @@
 // (pause, resume, skip, clear, replay) and the overlay tokens (create, with
 // the URL for OBS shown once; revoke). Everything goes through the JSON API.
 
+import { startBuilder, stopBuilder } from "./builder.js";
+import { startSounds, stopSounds } from "./sounds.js";
+
 const $ = (id) => document.getElementById(id);
 
 let call = null; // the page's API function, bound to the signed-in token
@@ -117,10 +120,15 @@ export function startOnAir(api) {
   }
   refreshQueue();
   refreshTokens();
+  const report = (message) => { $("onair-error").textContent = message; };
+  startSounds(api, report);
+  startBuilder(api, report);
 }
 
 export function stopOnAir() {
   call = null;
+  stopSounds();
+  stopBuilder();
   $("onair").hidden = true;
   $("onair-token-created").hidden = true;
   $("onair-token-url").value = "";

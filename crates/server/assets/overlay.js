@@ -11,6 +11,14 @@
 (() => {
   const params = new URLSearchParams(location.search);
   const token = params.get('token') || '';
+  // preview=1 (the live page's URL builder): a sample alert in a loop, no
+  // token, no server queue.
+  const PREVIEW = params.get('preview') === '1';
+  const SAMPLE = {
+    id: 0, image_request_id: 'preview', style: 'friend', friend_name: 'Robot',
+    description: 'a robot who loves soup', viewer_name: 'wasabimilkshake',
+    image_url: '/assets/sample-alert.svg', sound_url: null,
+  };
   const query = `token=${encodeURIComponent(token)}`;
 
   /** A number URL parameter, clamped; the fallback when absent or not a number. */
@@ -23,6 +31,8 @@
 
   const DURATION_MS = number('duration', 8, 0.5, 300) * 1000;
   const GAP_MS = number('gap', 1, 0, 60) * 1000;
+  // volume=0..100 scales every style's own sound volume (0 mutes).
+  const VOLUME = number('volume', 100, 0, 100) / 100;
   const ENTER_MS = 600;
   const EXIT_MS = 500;
   const RETRY_MS = 3000;
@@ -32,7 +42,11 @@
   const body = document.body;
   body.dataset.position = choice('position', POSITIONS, 'top');
   body.dataset.layout = choice('layout', ['stacked', 'side'], 'stacked');
+  body.dataset.theme = choice('theme', ['clean', 'vhs', 'comic'], 'clean');
   document.documentElement.style.setProperty('--size', `${number('size', 40, 5, 100)}vh`);
+  if (params.has('caption')) {
+    document.documentElement.style.setProperty('--caption-size', `${number('caption', 4.4, 1, 20)}vh`);
+  }
   document.documentElement.style.setProperty('--enter', `${ENTER_MS}ms`);
   document.documentElement.style.setProperty('--exit', `${EXIT_MS}ms`);
 
@@ -40,6 +54,7 @@
   const image = document.getElementById('alert-image');
   const title = document.getElementById('alert-title');
   const viewer = document.getElementById('alert-viewer');
+  const sound = document.getElementById('alert-sound');
 
   /** What played, for whoever inspects the page (tests, a curious streamer). */
   const log = [];
@@ -63,6 +78,7 @@
     card.hidden = true;
     card.className = '';
     image.removeAttribute('src');
+    sound.pause();
     setStatus(reason);
   }
 
@@ -82,6 +98,7 @@
 
   async function takeNext() {
     phase = 'taking';
+    if (PREVIEW) { await play({ ...SAMPLE }); return; }
     try {
       const response = await fetch(`/overlay/next?${query}`, { method: 'POST' });
       if (response.status === 401) { stop('revoked'); return; }
@@ -99,6 +116,13 @@
     viewer.textContent = entry.viewer_name;
     card.dataset.entry = String(entry.id);
     card.dataset.style = entry.style;
+    // The sound loads beside the image; a sound that fails never delays the alert.
+    if (entry.sound_url && VOLUME > 0) {
+      sound.src = entry.sound_url;
+      sound.volume = VOLUME * (entry.sound_volume_percent ?? 100) / 100;
+    } else {
+      sound.removeAttribute('src');
+    }
     if (entry.image_url) {
       image.src = entry.image_url;
       // Show it once decoded, so the entrance never shows an empty frame.
@@ -110,6 +134,14 @@
     card.className = 'entering';
     card.hidden = false;
     log.push({ id: entry.id, request: entry.image_request_id, event: 'start', at: performance.now() });
+    if (sound.getAttribute('src')) {
+      sound.currentTime = 0;
+      // Not awaited: the alert runs its course whether or not the sound plays.
+      sound.play().then(
+        () => log.push({ id: entry.id, request: entry.image_request_id, event: 'sound', at: performance.now() }),
+        (error) => log.push({ id: entry.id, request: entry.image_request_id, event: 'sound-failed', reason: String(error), at: performance.now() }),
+      );
+    }
     body.dataset.playing = String(entry.id);
     later(DURATION_MS, () => leave(true));
     react(); // a skip may have come while the image loaded
@@ -120,6 +152,7 @@
     const entry = current;
     phase = 'leaving';
     card.className = 'leaving';
+    if (!report) sound.pause(); // skipped: the sound goes with it
     later(EXIT_MS, async () => {
       card.hidden = true;
       card.className = '';
@@ -127,7 +160,7 @@
       log.push({ id: entry.id, request: entry.image_request_id, event: 'end', at: performance.now() });
       current = null;
       if (phase === 'stopped') return;
-      if (report) {
+      if (report && !PREVIEW) {
         try {
           const response = await fetch(`/overlay/alerts/${entry.id}/finished?${query}`, { method: 'POST' });
           if (response.status === 401) { stop('revoked'); return; }
@@ -178,6 +211,12 @@
     connect();
   }
 
+  if (PREVIEW) {
+    state = { paused: false, on_air: null, taken: null, waiting: 1 };
+    setStatus('preview');
+    react();
+    return;
+  }
   if (!token) { stop('no-token'); return; }
   connect();
 })();

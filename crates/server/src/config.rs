@@ -2,6 +2,7 @@
 
 use dynamo_broker::Topology;
 use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
+use dynamo_upstream::StorageBackend;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +18,10 @@ pub struct ServerConfig {
     pub listen_port: u16,
     /// `STORAGE_DIR` when `STORAGE_BACKEND=filesystem`: served under `/images`.
     pub images_dir: Option<PathBuf>,
+    /// Where uploaded alert sounds go: the images' storage (`STORAGE_BACKEND`).
+    pub storage: StorageBackend,
+    /// `SOUND_MAX_BYTES`, default 1048576: larger alert sounds answer 413.
+    pub sound_max_bytes: usize,
     pub auth: AuthConfig,
     /// `HEALTH_PUBLIC`, default true: `/healthz`, `/readyz` and `/metrics`
     /// need no token (for load balancers and Prometheus).
@@ -111,15 +116,16 @@ impl ServerConfig {
     /// [`ServerConfig::from_env`] reads, as `.env.example` describes them.
     pub fn settings_help() -> String {
         dynamo_runtime::help::settings_help(
-            &["PostgreSQL", "RabbitMQ", "server", "logs"],
-            &["AUTH_URL", "STORAGE_BACKEND", "STORAGE_DIR"],
+            &["PostgreSQL", "RabbitMQ", "storage", "server", "logs"],
+            &["AUTH_URL"],
         )
     }
 
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
-        let images_dir = match env.string("STORAGE_BACKEND", "s3").as_str() {
-            "filesystem" => Some(PathBuf::from(env.string("STORAGE_DIR", "./data/images"))),
-            _ => None,
+        let storage = StorageBackend::from_env(env)?;
+        let images_dir = match &storage {
+            StorageBackend::Filesystem { root, .. } => Some(root.clone()),
+            StorageBackend::S3(_) => None,
         };
         Ok(Self {
             database: DatabaseSettings::from_env(env)?,
@@ -128,6 +134,8 @@ impl ServerConfig {
             bind_addr: env.parse("BIND_ADDR", IpAddr::from([0, 0, 0, 0]))?,
             listen_port: env.parse("LISTEN_PORT", 8080)?,
             images_dir,
+            storage,
+            sound_max_bytes: positive(env, "SOUND_MAX_BYTES", 1024 * 1024)?,
             auth: auth_config(env)?,
             health_public: env.flag("HEALTH_PUBLIC", true)?,
             max_body_bytes: env.parse("MAX_BODY_BYTES", 64 * 1024)?,
@@ -190,21 +198,28 @@ fn auth_config(env: &Env) -> Result<AuthConfig, SettingError> {
 mod tests {
     use super::*;
 
+    /// `pairs` on a server that keeps sounds in a directory (so no bucket is needed).
+    fn local<const N: usize>(pairs: [(&str, &str); N]) -> Env {
+        pairs.into_iter().fold(
+            Env::from_pairs([("STORAGE_BACKEND", "filesystem")]),
+            |env, (k, v)| env.with(k, v),
+        )
+    }
+
     #[test]
     fn malformed_bind_addr_names_the_variable() {
-        let error =
-            ServerConfig::from_env(&Env::from_pairs([("BIND_ADDR", "everywhere")])).unwrap_err();
+        let error = ServerConfig::from_env(&local([("BIND_ADDR", "everywhere")])).unwrap_err();
         assert_eq!(error.name, "BIND_ADDR");
     }
 
     #[test]
     fn images_are_served_only_for_filesystem_storage() {
-        assert!(
-            ServerConfig::from_env(&Env::default())
-                .unwrap()
-                .images_dir
-                .is_none()
-        );
+        let s3 = Env::from_pairs([
+            ("SPACES_BUCKET_NAME", "b"),
+            ("SPACES_ACCESS_KEY_ID", "AKIA"),
+            ("SPACES_SECRET_KEY", "s"),
+        ]);
+        assert!(ServerConfig::from_env(&s3).unwrap().images_dir.is_none());
         let env = Env::from_pairs([("STORAGE_BACKEND", "filesystem"), ("STORAGE_DIR", "/tmp/x")]);
         assert_eq!(
             ServerConfig::from_env(&env).unwrap().images_dir,
@@ -219,7 +234,7 @@ mod tests {
             "SSE_MAX_STREAMS",
             "SSE_MAX_STREAMS_PER_CALLER",
         ] {
-            let error = ServerConfig::from_env(&Env::from_pairs([(name, "0")])).unwrap_err();
+            let error = ServerConfig::from_env(&local([(name, "0")])).unwrap_err();
             assert_eq!(error.name, name);
         }
     }
@@ -230,14 +245,14 @@ mod tests {
             AuthConfig::GoldenVcr { settings, .. } => settings.admin_services,
             AuthConfig::Standalone { .. } => unreachable!("goldenvcr is the default"),
         };
-        assert!(services(&Env::default()).is_empty());
-        let env = Env::from_pairs([("ADMIN_SERVICES", " bot, ,stagehand ")]);
+        assert!(services(&local([])).is_empty());
+        let env = local([("ADMIN_SERVICES", " bot, ,stagehand ")]);
         assert_eq!(services(&env), ["bot", "stagehand"]);
     }
 
     #[test]
     fn standalone_mode_needs_well_formed_hashes() {
-        let env = Env::from_pairs([("AUTH_MODE", "standalone")]);
+        let env = local([("AUTH_MODE", "standalone")]);
         assert_eq!(
             ServerConfig::from_env(&env).unwrap_err().name,
             "ADMIN_TOKEN_SHA256"

@@ -24,6 +24,7 @@ mod requests;
 mod rules;
 mod schemas;
 mod serve;
+mod sounds;
 mod state;
 mod streams;
 
@@ -84,6 +85,13 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(rules::block_phrase))
         .routes(routes!(rules::unblock_phrase))
         .routes(routes!(page::overlay))
+        .routes(routes!(
+            sounds::upload,
+            sounds::get,
+            sounds::set_volume,
+            sounds::remove
+        ))
+        .routes(routes!(sounds::list))
         .split_for_parts();
     openapi::complete(&mut doc, gate::WITHOUT_DATABASE);
     (router, doc)
@@ -121,7 +129,10 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
             request_limits::time_limit,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            config.max_body_bytes,
+            request_limits::BodyLimits {
+                default: config.max_body_bytes,
+                sound: config.sound_max_bytes,
+            },
             request_limits::refuse_declared_oversize,
         ))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::record))
@@ -225,6 +236,8 @@ pub async fn run(
         ),
         health_public: config.health_public,
         sse_heartbeat: config.sse_heartbeat,
+        storage: config.storage.build(),
+        sound_max_bytes: config.sound_max_bytes,
     };
     tracing::info!(address = %listener.local_addr()?, images = ?config.images_dir, "dynamo-server listening");
     let limits = config.limits;

@@ -13,14 +13,18 @@ use std::sync::LazyLock;
 use crate::error::ApiError;
 
 struct Asset {
-    body: &'static str,
+    body: &'static [u8],
     content_type: &'static str,
     etag: HeaderValue,
 }
 
 impl Asset {
     fn new(body: &'static str, content_type: &'static str) -> Self {
-        let digest = Sha256::digest(body.as_bytes());
+        Self::bytes(body.as_bytes(), content_type)
+    }
+
+    fn bytes(body: &'static [u8], content_type: &'static str) -> Self {
+        let digest = Sha256::digest(body);
         let etag = format!("\"{}\"", hex::encode(&digest[..12]));
         Self {
             body,
@@ -59,7 +63,8 @@ impl Asset {
                     header::CONTENT_SECURITY_POLICY,
                     HeaderValue::from_static(
                         "default-src 'self'; img-src 'self' https: http: data:; \
-                         object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+                         media-src 'self' https: http:; \
+                         object-src 'none'; base-uri 'none'; frame-ancestors 'self'",
                     ),
                 ),
                 (
@@ -102,6 +107,27 @@ static RULES: LazyLock<Asset> = LazyLock::new(|| {
         "text/javascript; charset=utf-8",
     )
 });
+static SOUNDS: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../assets/sounds.js"),
+        "text/javascript; charset=utf-8",
+    )
+});
+static BUILDER: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../assets/builder.js"),
+        "text/javascript; charset=utf-8",
+    )
+});
+/// The URL builder's preview: a sample alert over a sample stream frame.
+static SAMPLE_ALERT: LazyLock<Asset> =
+    LazyLock::new(|| Asset::new(include_str!("../assets/sample-alert.svg"), "image/svg+xml"));
+static SAMPLE_FRAME: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::bytes(
+        include_bytes!("../../../docs/sample-stream-frame.png"),
+        "image/png",
+    )
+});
 static OVERLAY: LazyLock<Asset> = LazyLock::new(|| {
     Asset::new(
         include_str!("../assets/overlay.html"),
@@ -132,6 +158,10 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
         "favicon.svg" => &ICON,
         "onair.js" => &ON_AIR,
         "rules.js" => &RULES,
+        "sounds.js" => &SOUNDS,
+        "builder.js" => &BUILDER,
+        "sample-alert.svg" => &SAMPLE_ALERT,
+        "sample-stream-frame.png" => &SAMPLE_FRAME,
         "overlay.js" => &OVERLAY_SCRIPT,
         "overlay.css" => &OVERLAY_STYLE,
         _ => return ApiError::NotFound(format!("no asset {name}")).into_response(),

@@ -246,7 +246,10 @@ mod fuzz {
                 ApiError::MethodNotAllowed("this route does not take that method".into())
             })
             .layer(axum::middleware::from_fn_with_state(
-                65536usize,
+                crate::request_limits::BodyLimits {
+                    default: 65536,
+                    sound: 65536,
+                },
                 crate::request_limits::refuse_declared_oversize,
             ))
             .layer(DefaultBodyLimit::max(65536))

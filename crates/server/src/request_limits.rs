@@ -10,13 +10,27 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
-/// 413 at once for a `Content-Length` over `max_body_bytes`: waiting for a
+/// The largest body a request may send.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// `MAX_BODY_BYTES`: every route's JSON.
+    pub default: usize,
+    /// `SOUND_MAX_BYTES`: an alert sound's upload.
+    pub sound: usize,
+}
+
+/// 413 at once for a `Content-Length` over the route's limit: waiting for a
 /// body that would be refused anyway only holds the connection.
 pub async fn refuse_declared_oversize(
-    State(max_body_bytes): State<usize>,
+    State(limits): State<BodyLimits>,
     request: Request,
     next: Next,
 ) -> Response {
+    let max_body_bytes = if crate::sounds::is_upload(request.uri().path()) {
+        limits.sound
+    } else {
+        limits.default
+    };
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -7,6 +7,7 @@ use crate::overlay::OverlayHub;
 use crate::streams::StreamLimits;
 use dynamo_broker::{Broker, Publisher, Topology};
 use dynamo_store::{SchemaReady, Store};
+use dynamo_upstream::Storage;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,4 +30,7 @@ pub struct AppState {
     pub streams: Arc<StreamLimits>,
     pub health_public: bool,
     pub sse_heartbeat: Duration,
+    /// Where uploaded alert sounds go (with the images).
+    pub storage: Arc<dyn Storage>,
+    pub sound_max_bytes: usize,
 }

@@ -652,6 +652,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/overlay/queue/pause",
         "/overlay/queue/resume",
         "/overlay/queue/skip",
+        "/overlay/sounds",
         "/overlay/tokens",
         "/overlay/tokens/{id}",
         "/readyz",
@@ -666,6 +667,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/rules/blocklist/{phrase}",
         "/sign-in",
         "/stats",
+        "/styles/{style}/sound",
     ];
     let mut sorted = paths.clone();
     sorted.sort();
@@ -673,7 +675,9 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
     let admin = server.admin();
     for path in &paths {
         let methods = doc["paths"][path].as_object().unwrap();
-        let concrete = path.replace("{id}", &Uuid::new_v4().to_string());
+        let concrete = path
+            .replace("{id}", &Uuid::new_v4().to_string())
+            .replace("{style}", "ghost");
         for method in methods.keys() {
             let request = match method.as_str() {
                 "get" => server.http.get(format!("{}{concrete}", server.base)),
@@ -686,6 +690,14 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
                     .put(format!("{}{concrete}", server.base))
                     .json(&json!({})),
                 "delete" => server.http.delete(format!("{}{concrete}", server.base)),
+                "put" => server
+                    .http
+                    .put(format!("{}{concrete}", server.base))
+                    .body(Vec::new()),
+                "patch" => server
+                    .http
+                    .patch(format!("{}{concrete}", server.base))
+                    .json(&json!({})),
                 other => panic!("unexpected method {other}"),
             };
             let response = request

@@ -26,6 +26,10 @@ pub struct OverlayAlert {
     /// The friend's generated name (friends only).
     pub friend_name: Option<String>,
     pub image_url: Option<String>,
+    /// The style's alert sound (migration 0023), if it has one.
+    pub sound_url: Option<String>,
+    /// Its volume, 0..100.
+    pub sound_volume_percent: Option<i16>,
     pub enqueued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -63,10 +67,12 @@ macro_rules! select_alerts {
                 a.value AS "friend_name?",
                 (SELECT url FROM dynamo.image i WHERE i.image_request_id = r.id
                  ORDER BY i.index LIMIT 1) AS image_url,
+                s.url AS "sound_url?", s.volume_percent AS "sound_volume_percent?",
                 q.enqueued_at, q.started_at, q.finished_at, q.outcome
             FROM dynamo.overlay_alert q
             JOIN dynamo.image_request r ON r.id = q.image_request_id
-            LEFT JOIN dynamo.answer a ON a.image_request_id = r.id "#
+            LEFT JOIN dynamo.answer a ON a.image_request_id = r.id
+            LEFT JOIN dynamo.style_sounds s ON s.style_id = r.style "#
                 + $condition
             $(, $arg)*
         )

@@ -45,6 +45,7 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
             "rate_limit_pause",
             "rules_verdict",
             "step_failure",
+            "style_sounds",
             "twitch_grant",
             "twitch_redemption",
             "upstream_hold"
@@ -85,7 +86,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 24);
+    assert_eq!(tables(&database).await.len(), 25);
 }
 
 #[tokio::test]

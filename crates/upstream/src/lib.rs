@@ -39,7 +39,7 @@ pub use models::{
 pub use openai::{OpenAi, OpenAiSettings};
 pub use placeholder::Placeholder;
 pub use redact::redact_url;
-pub use storage::{FsStorage, S3Settings, S3Storage};
+pub use storage::{FsStorage, S3Settings, S3Storage, StorageBackend};
 
 /// One image to generate.
 #[derive(Debug, Clone)]

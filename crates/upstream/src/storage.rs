@@ -8,8 +8,10 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ObjectCannedAcl;
+use dynamo_runtime::{Env, SettingError};
 use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 const SERVICE: &str = "storage";
 /// Objects are named by request id and never change: let browsers and CDNs keep them.
@@ -46,6 +48,65 @@ impl S3Settings {
             Some((_, host)) => format!("https://{bucket}.{host}"),
             None => format!("https://{bucket}.{endpoint}"),
         }
+    }
+}
+
+/// Where images (and the alert sounds uploaded to dynamo-server) are kept
+/// (`STORAGE_BACKEND`): one setting, read the same way by both binaries.
+#[derive(Debug, Clone)]
+pub enum StorageBackend {
+    /// `s3` (the default): the `SPACES_*` settings.
+    S3(S3Settings),
+    /// `filesystem`: files under `STORAGE_DIR` (default `./data/images`),
+    /// public under `STORAGE_PUBLIC_URL` (default `http://localhost:8080/images`).
+    Filesystem { root: PathBuf, public_url: String },
+}
+
+impl StorageBackend {
+    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        match env.string("STORAGE_BACKEND", "s3").as_str() {
+            "s3" => Ok(Self::S3(S3Settings::from_env(env)?)),
+            "filesystem" => Ok(Self::Filesystem {
+                root: PathBuf::from(env.string("STORAGE_DIR", "./data/images")),
+                public_url: env.http_url("STORAGE_PUBLIC_URL", "http://localhost:8080/images")?,
+            }),
+            other => Err(SettingError::new(
+                "STORAGE_BACKEND",
+                format!("cannot use {other:?}: expected s3 or filesystem"),
+            )),
+        }
+    }
+
+    /// The one [`Storage`] these settings describe.
+    pub fn build(&self) -> Arc<dyn Storage> {
+        match self {
+            Self::S3(settings) => Arc::new(S3Storage::new(settings.clone())),
+            Self::Filesystem { root, public_url } => {
+                Arc::new(FsStorage::new(root.clone(), public_url.clone()))
+            }
+        }
+    }
+}
+
+impl S3Settings {
+    fn from_env(env: &Env) -> Result<Self, SettingError> {
+        let bucket = env.required_string("SPACES_BUCKET_NAME")?;
+        let endpoint =
+            env.http_url("SPACES_ENDPOINT_URL", "https://nyc3.digitaloceanspaces.com")?;
+        let force_path_style = env.flag("SPACES_FORCE_PATH_STYLE", false)?;
+        let public_url = match env.optional_http_url("SPACES_PUBLIC_URL")? {
+            Some(url) => url,
+            None => Self::default_public_url(&endpoint, &bucket, force_path_style),
+        };
+        Ok(Self {
+            region: env.string("SPACES_REGION_NAME", "nyc3"),
+            access_key_id: env.required_string("SPACES_ACCESS_KEY_ID")?,
+            secret_key: env.required_secret("SPACES_SECRET_KEY")?,
+            bucket,
+            endpoint,
+            force_path_style,
+            public_url,
+        })
     }
 }
 

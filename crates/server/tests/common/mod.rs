@@ -35,16 +35,17 @@ impl Server {
     /// a proxy between it and a service, say).
     pub async fn start_in(world: TestWorld, configure: impl FnOnce(Env) -> Env) -> Self {
         let images = std::env::temp_dir().join(format!("dynamo-server-{}", Uuid::new_v4()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
         let env = world
             .consumer_env()
             .with("STORAGE_BACKEND", "filesystem")
             .with("STORAGE_DIR", images.to_string_lossy())
+            .with("STORAGE_PUBLIC_URL", format!("{base}/images"))
             .with("MAX_BODY_BYTES", "65536")
             .with("SSE_HEARTBEAT", "1s");
         let env = configure(env);
         let config = ServerConfig::from_env(&env).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = Shutdown::new();
         tokio::spawn(dynamo_server::run(config, listener, shutdown.clone()));
         let http = reqwest::Client::new();
@@ -188,5 +189,56 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown.trigger();
         let _ = std::fs::remove_dir_all(&self.images);
+    }
+}
+
+/// A real WAV file (8 kHz, mono, 8-bit PCM) of a 440 Hz tone lasting `ms`
+/// milliseconds: what a streamer's alert sound is, in miniature.
+pub fn wav_tone(ms: u32) -> Vec<u8> {
+    let rate = 8000u32;
+    let samples: Vec<u8> = (0..rate * ms / 1000)
+        .map(|i| {
+            let phase = f64::from(i) * 440.0 * std::f64::consts::TAU / f64::from(rate);
+            (128.0 + 60.0 * phase.sin()) as u8
+        })
+        .collect();
+    let mut file = Vec::with_capacity(44 + samples.len());
+    file.extend_from_slice(b"RIFF");
+    file.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
+    file.extend_from_slice(b"WAVEfmt ");
+    file.extend_from_slice(&16u32.to_le_bytes()); // fmt chunk size
+    file.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    file.extend_from_slice(&1u16.to_le_bytes()); // mono
+    file.extend_from_slice(&rate.to_le_bytes());
+    file.extend_from_slice(&rate.to_le_bytes()); // bytes per second
+    file.extend_from_slice(&1u16.to_le_bytes()); // block align
+    file.extend_from_slice(&8u16.to_le_bytes()); // bits per sample
+    file.extend_from_slice(b"data");
+    file.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    file.extend_from_slice(&samples);
+    file
+}
+
+impl Server {
+    /// Uploads `bytes` as `style`'s alert sound (`query`: e.g. `?volume=50`).
+    pub async fn upload_sound(
+        &self,
+        style: &str,
+        query: &str,
+        token: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .put(format!("{}/styles/{style}/sound{query}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 }

@@ -7,12 +7,14 @@
 mod admin;
 mod approval;
 mod browser;
+mod builder;
 #[path = "../common/mod.rs"]
 mod common;
 mod first_visit;
 mod overlay;
 mod reconnect;
 mod rules;
+mod sounds;
 mod viewer;
 
 use common::VIEWER;
@@ -32,4 +34,20 @@ pub fn enqueue_body(style: &str, subject: &str) -> Value {
 
 pub fn card(id: &str) -> String {
     format!("document.querySelector('.card[data-id=\"{id}\"]')")
+}
+
+/// A fresh server and the live page signed in as its admin, the "On air"
+/// panel open.
+pub async fn on_air_panel() -> (browser::Browser, common::Server) {
+    let browser = browser::Browser::open(1280, 900).await;
+    let server = common::Server::start().await;
+    browser.sign_in(&server.base, "/", &server.admin()).await;
+    browser
+        .until(
+            "the On air panel",
+            "!document.getElementById('onair').hidden",
+        )
+        .await;
+    browser.click("#onair-details summary").await;
+    (browser, server)
 }

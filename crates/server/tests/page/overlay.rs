@@ -521,3 +521,200 @@ async fn screenshot_of_the_overlay_over_a_stream_frame() {
     }
     on_air.done().await;
 }
+
+/// What the overlay logged of `kind` ("sound", "sound-failed"), in order.
+async fn logged(on_air: &OnAir, kind: &str) -> Vec<String> {
+    let log = on_air.browser.eval("window.overlayLog").await;
+    log.as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == kind)
+        .map(|e| e["request"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Gives ghosts a `ms`-long tone as their sound (`query`: its volume).
+async fn ghost_sound(on_air: &OnAir, query: &str, ms: u32) -> Value {
+    let tone = crate::common::wav_tone(ms);
+    let (status, sound) = on_air
+        .server
+        .upload_sound("ghost", query, &on_air.admin, tone, "audio/wav")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{sound}");
+    sound
+}
+
+#[tokio::test]
+async fn the_styles_sound_plays_with_the_alerts_entrance_at_its_volume() {
+    let on_air = OnAir::start(1280, 720).await;
+    let sound = ghost_sound(&on_air, "?volume=40", 1500).await;
+    on_air.open_overlay("&duration=3&volume=50").await;
+    let (id, _) = on_air.alert("a seal with a trumpet").await;
+    let browser = &on_air.browser;
+    browser
+        .until(
+            "the sound to have played a while",
+            "(() => { const s = document.getElementById('alert-sound');
+                      return s.played.length > 0 && s.played.end(0) > 0.2; })()",
+        )
+        .await;
+    let audio = browser
+        .eval(
+            "(() => { const s = document.getElementById('alert-sound');
+                      return {src: s.currentSrc, volume: s.volume, start: s.played.start(0)}; })()",
+        )
+        .await;
+    assert_eq!(audio["src"], sound["url"]);
+    assert_eq!(
+        audio["start"].as_f64(),
+        Some(0.0),
+        "played from its beginning: {audio}"
+    );
+    // The style's 40 % times the overlay URL's 50 %.
+    assert!(
+        (audio["volume"].as_f64().unwrap() - 0.2).abs() < 1e-6,
+        "{audio}"
+    );
+    assert_eq!(logged(&on_air, "sound").await, [id.to_string()]);
+    let log = browser.eval("window.overlayLog.map(e => e.event)").await;
+    assert_eq!(log[0], "start", "the sound starts with the entrance: {log}");
+    browser
+        .until("the alert to leave", "document.getElementById('alert').hidden && window.overlayLog.some(e => e.event === 'end')")
+        .await;
+    on_air.done().await;
+}
+
+#[tokio::test]
+async fn a_sound_that_cannot_load_does_not_delay_or_stop_the_alert() {
+    let on_air = OnAir::start(1280, 720).await;
+    let sound = ghost_sound(&on_air, "", 500).await;
+    // The file goes missing from storage (a bucket emptied by hand, say).
+    let key = sound["url"]
+        .as_str()
+        .unwrap()
+        .split("/images/")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    std::fs::remove_file(on_air.server.images.join(&key)).unwrap();
+    on_air.open_overlay("&duration=1").await;
+    let (first, _) = on_air.alert("a quiet seal").await;
+    let (second, _) = on_air.alert("another quiet seal").await;
+    on_air
+        .browser
+        .until(
+            "both alerts to play out",
+            "window.overlayLog.filter(e => e.event === 'end').length === 2",
+        )
+        .await;
+    let played: Vec<_> = on_air
+        .played()
+        .await
+        .into_iter()
+        .filter(|(_, event)| event == "start" || event == "end")
+        .collect();
+    assert_eq!(played, starts_and_ends(&[first, second]));
+    assert_eq!(
+        logged(&on_air, "sound-failed").await,
+        [first.to_string(), second.to_string()]
+    );
+    // The browser logs the missing file's 404 itself; nothing else went wrong.
+    let errors = on_air.browser.console_errors().await;
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["message"].as_str().is_some_and(|m| m.contains("404"))),
+        "console errors: {errors:?}"
+    );
+    on_air.consumer.stop().await;
+}
+
+/// Each built-in theme renders (its own fonts, colours and caption box,
+/// through the documented custom properties) over a sample stream frame;
+/// the screenshots are docs/theme-*.png (UPDATE_SCREENSHOTS=1 refreshes them).
+#[tokio::test]
+async fn each_theme_renders_its_look_over_a_stream_frame() {
+    let on_air = OnAir::start(1280, 720).await;
+    let frame = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/sample-stream-frame.png"
+    );
+    std::fs::create_dir_all(&on_air.server.images).unwrap();
+    std::fs::copy(frame, on_air.server.images.join("stream-frame.png")).unwrap();
+    let id: Uuid = on_air
+        .server
+        .enqueue(
+            &on_air.admin,
+            &enqueue_body("friend", "a robot who loves soup"),
+        )
+        .await
+        .parse()
+        .unwrap();
+    on_air.server.wait_finished(&id.to_string()).await;
+    // (theme, the title's font family contains, the caption's background)
+    let themes = [
+        ("clean", "system-ui", "rgba(0, 0, 0, 0)"),
+        ("vhs", "monospace", "rgba(0, 0, 0, 0)"),
+        ("comic", "Comic", "rgb(255, 251, 230)"),
+    ];
+    let mut entry: Option<i64> = None;
+    for (theme, font, background) in themes {
+        if let Some(previous) = entry {
+            // The same alert again, for the next theme.
+            let (status, replay, _) = on_air
+                .server
+                .post(
+                    &format!("/overlay/alerts/{previous}/replay"),
+                    &on_air.admin,
+                    &json!({}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{replay}");
+        }
+        on_air
+            .open_overlay(&format!(
+                "&duration=120&position=center&size=45&caption=6&theme={theme}"
+            ))
+            .await;
+        let browser = &on_air.browser;
+        browser
+            .eval(
+                "(() => { document.documentElement.style.background =
+                    'url(/images/stream-frame.png) center / 100% 100% no-repeat'; return true; })()",
+            )
+            .await;
+        let playing = browser
+            .until(
+                "the friend to play, its entrance over",
+                "document.body.dataset.playing
+                 && document.getElementById('alert-image').naturalWidth > 0
+                 && document.getElementById('alert').getAnimations().every(a => a.playState === 'finished')
+                 && document.body.dataset.playing",
+            )
+            .await;
+        entry = Some(playing.as_str().unwrap().parse().unwrap());
+        let look = browser
+            .eval(
+                "(() => { const title = getComputedStyle(document.getElementById('alert-title'));
+                          const caption = getComputedStyle(document.querySelector('figcaption'));
+                          return {theme: document.body.dataset.theme, font: title.fontFamily,
+                                  size: title.fontSize, background: caption.backgroundColor}; })()",
+            )
+            .await;
+        assert_eq!(look["theme"], theme, "{look}");
+        assert!(
+            look["font"].as_str().unwrap().contains(font),
+            "{theme}: {look}"
+        );
+        assert_eq!(look["background"], background, "{theme}: {look}");
+        // caption=6: 6 % of the 720 px canvas.
+        assert_eq!(look["size"], "43.2px", "{theme}: {look}");
+        let name = format!("theme-{theme}.png");
+        let shot = browser.screenshot(&name).await;
+        if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+            let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+            std::fs::copy(&shot, docs.join(&name)).unwrap();
+        }
+    }
+    on_air.done().await;
+}
