@@ -132,7 +132,7 @@ async fn device_login_waits_for_the_code_and_stores_the_tokens_encrypted() {
     let world = World::new(|twitch| twitch.with(|s| s.pending_polls = 2)).await;
     let grant = world
         .store
-        .twitch_grant()
+        .twitch_grant(dynamo_store::GrantAccount::Broadcaster)
         .await
         .unwrap()
         .expect("a stored grant");
@@ -411,7 +411,12 @@ async fn an_oversized_message_is_refused_and_the_session_starts_again() {
 #[tokio::test]
 async fn an_expired_access_token_is_refreshed_and_the_rotated_refresh_token_stored() {
     let world = World::new(|_| {}).await;
-    let before = world.store.twitch_grant().await.unwrap().unwrap();
+    let before = world
+        .store
+        .twitch_grant(dynamo_store::GrantAccount::Broadcaster)
+        .await
+        .unwrap()
+        .unwrap();
     let old_refresh = cipher()
         .open("refresh_token", &before.refresh_token)
         .unwrap();
@@ -419,7 +424,12 @@ async fn an_expired_access_token_is_refreshed_and_the_rotated_refresh_token_stor
     let listed = world.helix.own_rewards(BROADCASTER_ID).await.unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(world.twitch.with(|s| (s.unauthorized, s.refreshes)), (1, 1));
-    let after = world.store.twitch_grant().await.unwrap().unwrap();
+    let after = world
+        .store
+        .twitch_grant(dynamo_store::GrantAccount::Broadcaster)
+        .await
+        .unwrap()
+        .unwrap();
     let new_refresh = cipher()
         .open("refresh_token", &after.refresh_token)
         .unwrap();
@@ -451,7 +461,12 @@ async fn a_revoked_grant_holds_requests_and_says_so_until_the_next_sign_in() {
         "{}",
         hold.reason
     );
-    let grant = world.store.twitch_grant().await.unwrap().unwrap();
+    let grant = world
+        .store
+        .twitch_grant(dynamo_store::GrantAccount::Broadcaster)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(grant.revoked_reason.is_some());
     // Redeemed while signed out: nothing can be taken in yet.
     let waiting = world.twitch.redeem(world.ghost(), "1", "a", "a seal");
