@@ -45,7 +45,7 @@ impl World {
         let store = Store::new(database.pool().clone());
         let helix = dynamo_twitch::helix(&settings, store.clone()).unwrap();
         sign_in(&twitch, &helix).await;
-        let made = dynamo_twitch::rewards::ensure_rewards(&helix, 300)
+        let made = dynamo_twitch::rewards::ensure_rewards(&helix, 300, &Default::default())
             .await
             .unwrap();
         let rewards = RewardIds {
@@ -85,7 +85,11 @@ impl World {
 
     async fn subscribed(&self) {
         eventually("both rewards subscribed", WAIT, || async {
-            (self.twitch.enabled_subscriptions() == 2).then_some(())
+            (self
+                .twitch
+                .enabled_subscriptions_of(dynamo_testkit::twitch::REDEMPTION_TYPE)
+                == 2)
+                .then_some(())
         })
         .await;
     }
@@ -166,7 +170,7 @@ async fn setup_creates_one_queued_input_reward_per_style_and_adopts_them_after()
         assert!(!reward.should_redemptions_skip_request_queue);
         assert_eq!(reward.cost, 300);
     }
-    let again = dynamo_twitch::rewards::ensure_rewards(&world.helix, 300)
+    let again = dynamo_twitch::rewards::ensure_rewards(&world.helix, 300, &Default::default())
         .await
         .unwrap();
     assert!(
@@ -310,7 +314,12 @@ async fn a_session_reconnect_moves_to_the_new_socket_and_loses_nothing() {
     })
     .await;
     // Subscriptions moved with the session: nothing to subscribe again.
-    assert_eq!(world.twitch.enabled_subscriptions(), 2);
+    assert_eq!(
+        world
+            .twitch
+            .enabled_subscriptions_of(dynamo_testkit::twitch::REDEMPTION_TYPE),
+        2
+    );
     let after = world.twitch.redeem(world.friend(), "3", "c", "after");
     assert_eq!(
         world.next_request().await.message_id,

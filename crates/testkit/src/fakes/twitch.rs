@@ -151,6 +151,10 @@ pub struct TwitchState {
     pub chat: Vec<ChatLine>,
     /// The chat limits' window (Twitch: 30 s).
     pub chat_window: std::time::Duration,
+    /// Messages per window of an ordinary sender, and of a moderator or the
+    /// broadcaster (Twitch: [`CHAT_LIMIT`], [`CHAT_LIMIT_MODERATOR`]).
+    pub chat_limit: usize,
+    pub chat_limit_moderator: usize,
     /// When each sender's messages were taken, for the limit.
     chat_sent_at: HashMap<String, std::collections::VecDeque<std::time::Instant>>,
     /// Users who moderate the channel (the broadcaster always does).
@@ -213,7 +217,9 @@ impl FakeTwitch {
             token_lifetime_secs: 14_400,
             keepalive_secs: 10,
             subscribe_within_secs: 10,
-            scopes: vec![MANAGE.to_owned()],
+            scopes: vec![MANAGE.to_owned(), CHAT_SCOPE.to_owned()],
+            chat_limit: CHAT_LIMIT,
+            chat_limit_moderator: CHAT_LIMIT_MODERATOR,
             signing_in: (BROADCASTER_ID.to_owned(), BROADCASTER_LOGIN.to_owned()),
             chat_window: std::time::Duration::from_secs(30),
             ..TwitchState::default()
@@ -525,6 +531,16 @@ impl FakeTwitch {
     /// Sockets open now.
     pub fn open_sockets(&self) -> usize {
         self.with(|s| s.sessions.len())
+    }
+
+    /// Enabled subscriptions of one type now.
+    pub fn enabled_subscriptions_of(&self, kind: &str) -> usize {
+        self.with(|s| {
+            s.subscriptions
+                .iter()
+                .filter(|sub| sub.status == "enabled" && sub.kind == kind)
+                .count()
+        })
     }
 
     /// Enabled subscriptions now.
@@ -1019,9 +1035,9 @@ async fn send_chat(
     }
     let mut s = app.state.lock().unwrap();
     let limit = if sender_id == BROADCASTER_ID || s.moderators.contains(sender_id) {
-        CHAT_LIMIT_MODERATOR
+        s.chat_limit_moderator
     } else {
-        CHAT_LIMIT
+        s.chat_limit
     };
     let window = s.chat_window;
     let now = std::time::Instant::now();
