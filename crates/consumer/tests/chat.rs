@@ -231,8 +231,8 @@ async fn a_burst_is_told_to_every_viewer_in_order_paced_and_never_dropped() {
             "viewer{v}'s requests in order: {said:?}"
         );
         // Each request's "queued" comes before its "on air".
-        for k in 0..EACH {
-            let aired = said.iter().position(|m| *m == wanted[k]).unwrap();
+        for (k, wanted) in wanted.iter().enumerate() {
+            let aired = said.iter().position(|m| m == wanted).unwrap();
             let queued_before = said[..aired]
                 .iter()
                 .filter(|m| m.starts_with("queued #"))
