@@ -31,16 +31,13 @@ pub struct TwitchSettings {
     pub pause_when_offline: bool,
 }
 
-/// A reward limit setting: 0 is off.
-fn reward_limit(env: &Env, name: &str, default: u32) -> Result<Option<u32>, SettingError> {
-    Ok(Some(env.parse::<u32>(name, default)?).filter(|v| *v > 0))
-}
-
+/// The reward limit settings; 0 is off.
 fn reward_limits(env: &Env) -> Result<crate::helix::RewardLimits, SettingError> {
+    let on = |value: u32| Some(value).filter(|v| *v > 0);
     Ok(crate::helix::RewardLimits {
-        global_cooldown_seconds: reward_limit(env, "TWITCH_REWARD_COOLDOWN_SECONDS", 10)?,
-        max_per_stream: reward_limit(env, "TWITCH_REWARD_MAX_PER_STREAM", 0)?,
-        max_per_user_per_stream: reward_limit(env, "TWITCH_REWARD_MAX_PER_USER_PER_STREAM", 0)?,
+        global_cooldown_seconds: on(env.parse("TWITCH_REWARD_COOLDOWN_SECONDS", 10)?),
+        max_per_stream: on(env.parse("TWITCH_REWARD_MAX_PER_STREAM", 0)?),
+        max_per_user_per_stream: on(env.parse("TWITCH_REWARD_MAX_PER_USER_PER_STREAM", 0)?),
     })
 }
 

@@ -75,45 +75,42 @@ pub struct Templates {
     pub on_air: String,
 }
 
-const SETTINGS: [(Event, &str, &str); 5] = [
-    (
-        Event::Queued,
-        "TWITCH_CHAT_QUEUED",
-        "@{viewer} your image is in the queue: number {position}.",
-    ),
-    (
-        Event::Declined,
-        "TWITCH_CHAT_DECLINED",
-        "@{viewer} \"{subject}\" did not make it ({reason}); your points are refunded.",
-    ),
-    (
-        Event::Refused,
-        "TWITCH_CHAT_REFUSED",
-        "@{viewer} your request was refused ({reason}); your points are refunded.",
-    ),
-    (
-        Event::Failed,
-        "TWITCH_CHAT_FAILED",
-        "@{viewer} sorry, \"{subject}\" could not be made ({reason}); your points are refunded.",
-    ),
-    (Event::OnAir, "TWITCH_CHAT_ON_AIR", ""),
-];
+const QUEUED: &str = "@{viewer} your image is in the queue: number {position}.";
+const DECLINED: &str =
+    "@{viewer} \"{subject}\" did not make it ({reason}); your points are refunded.";
+const REFUSED: &str = "@{viewer} your request was refused ({reason}); your points are refunded.";
+const FAILED: &str =
+    "@{viewer} sorry, \"{subject}\" could not be made ({reason}); your points are refunded.";
 
 impl Default for Templates {
     fn default() -> Self {
-        let default = |event| {
-            SETTINGS
-                .iter()
-                .find(|(e, _, _)| *e == event)
-                .map(|(_, _, text)| (*text).to_owned())
-                .unwrap_or_default()
-        };
         Self {
-            queued: default(Event::Queued),
-            declined: default(Event::Declined),
-            refused: default(Event::Refused),
-            failed: default(Event::Failed),
-            on_air: default(Event::OnAir),
+            queued: QUEUED.to_owned(),
+            declined: DECLINED.to_owned(),
+            refused: REFUSED.to_owned(),
+            failed: FAILED.to_owned(),
+            on_air: String::new(),
+        }
+    }
+}
+
+impl Event {
+    const ALL: [Event; 5] = [
+        Event::Queued,
+        Event::Declined,
+        Event::Refused,
+        Event::Failed,
+        Event::OnAir,
+    ];
+
+    /// The setting of its template.
+    fn setting(self) -> &'static str {
+        match self {
+            Self::Queued => "TWITCH_CHAT_QUEUED",
+            Self::Declined => "TWITCH_CHAT_DECLINED",
+            Self::Refused => "TWITCH_CHAT_REFUSED",
+            Self::Failed => "TWITCH_CHAT_FAILED",
+            Self::OnAir => "TWITCH_CHAT_ON_AIR",
         }
     }
 }
@@ -122,12 +119,17 @@ impl Templates {
     /// Each template from its setting (default when unset); a placeholder
     /// the event does not offer is refused, naming the setting.
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
-        let mut templates = Self::default();
-        for (event, name, default) in SETTINGS {
-            let text = env.string(name, default);
-            if let Some(unknown) = unknown_placeholder(event, &text) {
+        let templates = Self {
+            queued: env.string("TWITCH_CHAT_QUEUED", QUEUED),
+            declined: env.string("TWITCH_CHAT_DECLINED", DECLINED),
+            refused: env.string("TWITCH_CHAT_REFUSED", REFUSED),
+            failed: env.string("TWITCH_CHAT_FAILED", FAILED),
+            on_air: env.string("TWITCH_CHAT_ON_AIR", ""),
+        };
+        for event in Event::ALL {
+            if let Some(unknown) = unknown_placeholder(event, templates.get(event)) {
                 return Err(SettingError::new(
-                    name,
+                    event.setting(),
                     format!(
                         "{{{unknown}}} is not offered here; use {}",
                         event
@@ -139,19 +141,8 @@ impl Templates {
                     ),
                 ));
             }
-            *templates.slot(event) = text;
         }
         Ok(templates)
-    }
-
-    fn slot(&mut self, event: Event) -> &mut String {
-        match event {
-            Event::Queued => &mut self.queued,
-            Event::Declined => &mut self.declined,
-            Event::Refused => &mut self.refused,
-            Event::Failed => &mut self.failed,
-            Event::OnAir => &mut self.on_air,
-        }
     }
 
     pub fn get(&self, event: Event) -> &str {
