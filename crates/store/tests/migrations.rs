@@ -41,8 +41,11 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
             "rate_limit_count",
             "rate_limit_pause",
             "step_failure",
+            "twitch_channel",
+            "twitch_chat_message",
             "twitch_grant",
             "twitch_redemption",
+            "twitch_reward_pause",
             "upstream_hold"
         ]
     );
@@ -81,7 +84,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 20);
+    assert_eq!(tables(&database).await.len(), 23);
 }
 
 #[tokio::test]
