@@ -118,6 +118,10 @@ pub async fn run_with_health(
         )?),
         _ => None,
     };
+    let twitch_tasks = match &config.twitch {
+        Some(twitch) => start_twitch_chat(twitch, config.twitch_intake, &pipeline, &shutdown)?,
+        None => Vec::new(),
+    };
     let scheduler = tokio::spawn(dynamo_pipeline::scheduler::run(
         pipeline.clone(),
         usize::from(config.prefetch),
@@ -163,6 +167,9 @@ pub async fn run_with_health(
     if let Some(intake) = intake {
         let _ = intake.await;
     }
+    for task in twitch_tasks {
+        let _ = task.await;
+    }
     broker.close().await;
     tracing::info!("dynamo-consumer stopped");
     Ok(())
@@ -198,6 +205,43 @@ fn start_twitch_intake(
         twitch.eventsub_url.clone(),
         shutdown.clone(),
     )))
+}
+
+/// Beside the intake: telling viewers in chat (on every consumer with the
+/// Twitch settings, unless TWITCH_CHAT=false: the outbox and the limiter
+/// are shared), and, where the intake runs, rewards paused while the fleet
+/// holds.
+fn start_twitch_chat(
+    twitch: &dynamo_twitch::TwitchSettings,
+    intake: bool,
+    pipeline: &Arc<Pipeline>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    if twitch.chat.enabled {
+        let counter = pipeline.clone();
+        let count: dynamo_twitch::chat::sender::Counter =
+            Arc::new(move |counted| counter.metrics().chat_message(counted.as_str()));
+        let chat = dynamo_twitch::chat(twitch, pipeline.store().clone(), count)?;
+        tracing::info!(voice = ?twitch.chat.voice, limit = twitch.chat.limit, "telling viewers in Twitch chat");
+        tasks.push(tokio::spawn(dynamo_twitch::chat::run(
+            Arc::new(chat),
+            shutdown.clone(),
+        )));
+    }
+    if intake {
+        let follow = dynamo_twitch::follow::Follow {
+            helix: dynamo_twitch::helix(twitch, pipeline.store().clone())?,
+            store: pipeline.store().clone(),
+            rewards: twitch.rewards.clone(),
+            pause_when_offline: twitch.pause_when_offline,
+        };
+        tasks.push(tokio::spawn(dynamo_twitch::follow::run(
+            follow,
+            shutdown.clone(),
+        )));
+    }
+    Ok(tasks)
 }
 
 /// Names this process as the owner of the requests it leases: the host and

@@ -35,7 +35,7 @@ impl Channel {
         let store = Store::new(world.database.pool().clone());
         let helix = dynamo_twitch::helix(&settings, store.clone()).unwrap();
         sign_in(&helix).await;
-        let made = dynamo_twitch::rewards::ensure_rewards(&helix, 200)
+        let made = dynamo_twitch::rewards::ensure_rewards(&helix, 200, &Default::default())
             .await
             .unwrap();
         let rewards = RewardIds {
@@ -137,7 +137,11 @@ async fn a_redemption_is_generated_alerted_and_then_fulfilled_once() {
     let channel = Channel::new().await;
     let (shutdown, task) = channel.start(true);
     eventually("subscribed", WAIT, || async {
-        (channel.twitch.enabled_subscriptions() == 2).then_some(())
+        (channel
+            .twitch
+            .enabled_subscriptions_of(dynamo_testkit::twitch::REDEMPTION_TYPE)
+            == 2)
+            .then_some(())
     })
     .await;
     let id = channel

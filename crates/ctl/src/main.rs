@@ -71,10 +71,17 @@ enum TwitchCommand {
     /// Sign dynamo in to the streamer's channel with the device code flow:
     /// prints a code and a URL, waits until the code is entered, and stores
     /// the tokens (encrypted with TWITCH_TOKEN_KEY) in PostgreSQL.
-    #[command(after_help = "Example:\n  dynamoctl twitch login")]
-    Login,
+    /// With --bot: sign in the bot account dynamo writes in chat as
+    /// (TWITCH_CHAT_AS=bot), with scope user:write:chat only.
+    #[command(after_help = "Examples:\n  dynamoctl twitch login\n  dynamoctl twitch login --bot")]
+    Login {
+        /// Sign in the chat bot account instead of the streamer.
+        #[arg(long)]
+        bot: bool,
+    },
     /// Create dynamo's channel-point rewards (one per style) or adopt the
-    /// ones it created before, and print TWITCH_*_REWARD_ID settings.
+    /// ones it created before, set their cooldown and limits
+    /// (TWITCH_REWARD_*) and prompt, and print TWITCH_*_REWARD_ID settings.
     #[command(after_help = "Example:\n  dynamoctl twitch setup --cost 500 >> .env")]
     Setup {
         /// Points each reward costs (default: POINTS_COST, else 200).
@@ -97,7 +104,7 @@ async fn main() -> ExitCode {
         Command::Publish { files } => publish(&files).await,
         Command::Watch => watch().await,
         Command::DeadLetters { requeue } => dead_letters(requeue).await,
-        Command::Twitch(TwitchCommand::Login) => twitch::login().await,
+        Command::Twitch(TwitchCommand::Login { bot }) => twitch::login(bot).await,
         Command::Twitch(TwitchCommand::Setup { cost }) => twitch::setup(cost).await,
     };
     match outcome {

@@ -40,7 +40,7 @@ async fn login_stores_the_grant_and_setup_creates_then_adopts_the_rewards() {
         "{stdout}"
     );
     let grant = dynamo_store::Store::new(database.pool().clone())
-        .twitch_grant()
+        .twitch_grant(dynamo_store::GrantAccount::Broadcaster)
         .await
         .unwrap()
         .expect("the grant is stored");

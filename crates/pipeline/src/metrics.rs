@@ -30,6 +30,11 @@ struct Finished {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ChatOutcome {
+    outcome: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct StepLabel {
     step: String,
 }
@@ -206,6 +211,7 @@ pub struct Metrics {
     dead_lettered: Counter,
     spend: Family<Model, Sum>,
     requeued: Counter,
+    chat_messages: Family<ChatOutcome, Counter>,
 }
 
 impl Default for Metrics {
@@ -266,6 +272,10 @@ impl Default for Metrics {
             "dynamo_requeued",
             "Messages handed back because progress could not be recorded."
         );
+        let chat_messages = registered!(
+            "dynamo_chat_messages",
+            "Chat messages to viewers by outcome: sent, dropped (Twitch did not post it: is_sent false), refused, failed (given up), retried."
+        );
         Self {
             exposition: Exposition::new(registry),
             holds,
@@ -282,11 +292,21 @@ impl Default for Metrics {
             dead_lettered,
             spend,
             requeued,
+            chat_messages,
         }
     }
 }
 
 impl Metrics {
+    /// A chat message's outcome (Twitch chat).
+    pub fn chat_message(&self, outcome: &str) {
+        self.chat_messages
+            .get_or_create(&ChatOutcome {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
     pub fn finished(&self, state: &str, style: &str) {
         self.finished
             .get_or_create(&Finished {

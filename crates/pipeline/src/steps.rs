@@ -147,10 +147,15 @@ impl Pipeline {
                 );
                 bought
             }
-            None => match self.buy_image(run, current).await? {
-                Ok(source) => source,
-                Err(next) => return Ok(next),
-            },
+            None => {
+                if let Some(ended) = self.unless_withdrawn(run, current).await? {
+                    return Ok(ended);
+                }
+                match self.buy_image(run, current).await? {
+                    Ok(source) => source,
+                    Err(next) => return Ok(next),
+                }
+            }
         };
         let complement = job.request.payload.color().map(|c| c.complement().rgb());
         let processed = match post_process(job.request.style(), complement, source).await {
@@ -256,6 +261,9 @@ impl Pipeline {
     /// viewer's problem: the run stops and the request is resumed later.
     pub(crate) async fn alert(&self, run: &Run<'_>, current: &mut Current) -> StepResult {
         let job = run.job;
+        if let Some(ended) = self.unless_withdrawn(run, current).await? {
+            return Ok(ended);
+        }
         // Stored is the alert's predecessor: a run that got here has the image.
         let Some(image) = &current.image else {
             return Err(StoreError::NotFound(job.id).into());
@@ -291,6 +299,36 @@ impl Pipeline {
             }
             Attempted::Failed(error) => self.end(run, current, "publishing the alert", error).await,
             Attempted::Deferred(until, why) => Ok(Next::Wait(until, why)),
+        }
+    }
+
+    /// A request whose debit someone else gave back meanwhile (a moderator
+    /// cancelled the redemption on Twitch) is withdrawn: ended `rejected`
+    /// with the reason, before it is bought or aired. Its refund finds the
+    /// redemption settled, so the viewer is not refunded twice. The ledger
+    /// failing to say is not a reason to stop: it is asked again before
+    /// the next step.
+    async fn unless_withdrawn(
+        &self,
+        run: &Run<'_>,
+        current: &mut Current,
+    ) -> Result<Option<Next>, PipelineError> {
+        let Some(flow_id) = current.record.ledger_flow_id else {
+            return Ok(None);
+        };
+        match self.services.ledger.withdrawn(flow_id).await {
+            Ok(Some(reason)) => {
+                tracing::info!(%reason, "withdrawn by someone else before air");
+                let next = self
+                    .end_with(run, current, RequestState::Rejected, reason)
+                    .await?;
+                Ok(Some(next))
+            }
+            Ok(None) => Ok(None),
+            Err(error) => {
+                tracing::warn!(%error, "could not tell whether the request was withdrawn; going on");
+                Ok(None)
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 //! backwards or do a step twice.
 
 mod approval;
+mod chat;
 mod column;
 mod connect;
 mod debit;
@@ -38,6 +39,7 @@ pub use connect::{
 
 /// The PostgreSQL channel that announces state changes (see migration 0002).
 pub const EVENTS_CHANNEL: &str = "dynamo_request_events";
+pub use chat::{ChatOutcome, ClaimedChat, UntoldEnd, UntoldQueued};
 pub use debit::DebitIntent;
 pub use holds::Hold;
 pub use intake_lease::IntakeLease;
@@ -55,4 +57,4 @@ pub use spend::{ImageCost, SpendSummary};
 pub use state::RequestState;
 pub use stats::{StateCount, StepTimes};
 pub use step::Step;
-pub use twitch::{NewRedemption, StoredGrant, StoredRedemption};
+pub use twitch::{GrantAccount, NewRedemption, StoredGrant, StoredRedemption};

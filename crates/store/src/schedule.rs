@@ -89,7 +89,9 @@ impl Store {
     }
 
     /// Lets a request that has not started yet start, unless its viewer already
-    /// has `cap` requests in progress; then its lease is given up, it is due
+    /// has `cap` requests in progress or an earlier request still waiting to
+    /// start (a viewer's requests start in the order they were recorded);
+    /// then its lease is given up, it is due
     /// again after `later`, and `false` is returned. Strict across processes:
     /// the check and the decision happen under a per-viewer advisory lock. In
     /// progress means owned by a live lease: a request whose process died
@@ -109,16 +111,23 @@ impl Store {
         )
         .execute(&mut *tx)
         .await?;
-        let busy = sqlx::query_scalar!(
-            r#"SELECT count(*) AS "busy!" FROM dynamo.image_request
-             WHERE twitch_user_id = $1 AND id <> $2 AND finished_at IS NULL
-               AND lease_expires_at > now()"#,
+        // Busy: the viewer's requests in progress. Earlier: one of theirs
+        // that came before this one and waits to start — it goes first, so
+        // a viewer's requests take their turns in the order they came.
+        let viewer = sqlx::query!(
+            r#"SELECT count(*) FILTER (WHERE o.lease_expires_at > now()) AS "busy!",
+                      coalesce(bool_or(o.state = 'received'
+                          AND (o.lease_expires_at IS NULL OR o.lease_expires_at <= now())
+                          AND (o.created_at, o.id) < (me.created_at, me.id)), false) AS "earlier!"
+             FROM dynamo.image_request o, dynamo.image_request me
+             WHERE me.id = $2 AND o.twitch_user_id = $1 AND o.id <> $2
+               AND o.finished_at IS NULL"#,
             twitch_user_id,
             lease.request_id
         )
         .fetch_one(&mut *tx)
         .await?;
-        let room = busy < i64::from(cap);
+        let room = viewer.busy < i64::from(cap) && !viewer.earlier;
         if !room {
             let released = sqlx::query!(
                 "UPDATE dynamo.image_request

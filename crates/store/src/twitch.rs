@@ -28,6 +28,7 @@ pub struct NewRedemption<'a> {
     pub broadcaster_id: &'a str,
     pub reward_id: &'a str,
     pub twitch_user_id: &'a str,
+    pub user_login: &'a str,
     pub user_input: &'a str,
 }
 
@@ -57,13 +58,34 @@ macro_rules! select_redemption {
     };
 }
 
+/// Whose sign-in: the streamer's, or the bot account chat is sent as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantAccount {
+    Broadcaster,
+    Bot,
+}
+
+impl GrantAccount {
+    fn id(self) -> i16 {
+        match self {
+            Self::Broadcaster => 1,
+            Self::Bot => 2,
+        }
+    }
+}
+
 impl Store {
-    /// Stores a fresh sign-in, replacing any earlier one (and its revocation).
-    pub async fn save_twitch_grant(&self, grant: &StoredGrant) -> Result<(), StoreError> {
+    /// Stores a fresh sign-in of `account`, replacing any earlier one (and
+    /// its revocation).
+    pub async fn save_twitch_grant(
+        &self,
+        account: GrantAccount,
+        grant: &StoredGrant,
+    ) -> Result<(), StoreError> {
         sqlx::query!(
             "INSERT INTO dynamo.twitch_grant (id, user_id, user_login, scopes, access_token,
                  refresh_token, expires_at)
-             VALUES (1, $1, $2, $3, $4, $5, $6)
+             VALUES ($7, $1, $2, $3, $4, $5, $6)
              ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id,
                  user_login = EXCLUDED.user_login, scopes = EXCLUDED.scopes,
                  access_token = EXCLUDED.access_token, refresh_token = EXCLUDED.refresh_token,
@@ -74,19 +96,24 @@ impl Store {
             &grant.scopes,
             &grant.access_token,
             &grant.refresh_token,
-            grant.expires_at
+            grant.expires_at,
+            account.id()
         )
         .execute(self.pool())
         .await?;
         Ok(())
     }
 
-    pub async fn twitch_grant(&self) -> Result<Option<StoredGrant>, StoreError> {
+    pub async fn twitch_grant(
+        &self,
+        account: GrantAccount,
+    ) -> Result<Option<StoredGrant>, StoreError> {
         let grant = sqlx::query_as!(
             StoredGrant,
             "SELECT user_id, user_login, scopes, access_token, refresh_token, expires_at,
                     version, revoked_at, revoked_reason
-             FROM dynamo.twitch_grant WHERE id = 1",
+             FROM dynamo.twitch_grant WHERE id = $1",
+            account.id()
         )
         .fetch_optional(self.pool())
         .await?;
@@ -99,6 +126,7 @@ impl Store {
     /// which reads the winner's tokens).
     pub async fn rotate_twitch_tokens(
         &self,
+        account: GrantAccount,
         from_version: i64,
         access_token: &[u8],
         refresh_token: &[u8],
@@ -107,11 +135,12 @@ impl Store {
         let updated = sqlx::query!(
             "UPDATE dynamo.twitch_grant SET access_token = $2, refresh_token = $3,
                  expires_at = $4, version = version + 1, updated_at = now()
-             WHERE id = 1 AND version = $1 AND revoked_at IS NULL",
+             WHERE id = $5 AND version = $1 AND revoked_at IS NULL",
             from_version,
             access_token,
             refresh_token,
-            expires_at
+            expires_at,
+            account.id()
         )
         .execute(self.pool())
         .await?;
@@ -119,12 +148,17 @@ impl Store {
     }
 
     /// Twitch refused the grant: keep it, say why, until the next sign-in.
-    pub async fn revoke_twitch_grant(&self, reason: &str) -> Result<(), StoreError> {
+    pub async fn revoke_twitch_grant(
+        &self,
+        account: GrantAccount,
+        reason: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query!(
             "UPDATE dynamo.twitch_grant SET revoked_at = coalesce(revoked_at, now()),
                  revoked_reason = $1, updated_at = now()
-             WHERE id = 1",
-            reason
+             WHERE id = $2",
+            reason,
+            account.id()
         )
         .execute(self.pool())
         .await?;
@@ -139,15 +173,16 @@ impl Store {
     ) -> Result<StoredRedemption, StoreError> {
         sqlx::query!(
             "INSERT INTO dynamo.twitch_redemption (redemption_id, request_id, broadcaster_id,
-                 reward_id, twitch_user_id, user_input)
-             VALUES ($1, $2, $3, $4, $5, $6)
+                 reward_id, twitch_user_id, user_input, user_login)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (redemption_id) DO NOTHING",
             new.redemption_id,
             new.request_id,
             new.broadcaster_id,
             new.reward_id,
             new.twitch_user_id,
-            new.user_input
+            new.user_input,
+            new.user_login
         )
         .execute(self.pool())
         .await?;
@@ -197,5 +232,53 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Someone else cancelled the redemption on Twitch: it counts as
+    /// settled, with `reason`. The recorded redemption when this call
+    /// settled it; `None` when it was settled before (by dynamo, whose
+    /// PATCH this is the echo of, or an earlier notice) or is unknown.
+    pub async fn redemption_cancelled_elsewhere(
+        &self,
+        redemption_id: &str,
+        reason: &str,
+    ) -> Result<Option<StoredRedemption>, StoreError> {
+        let record = sqlx::query_as!(
+            StoredRedemption,
+            "UPDATE dynamo.twitch_redemption SET settled_status = 'CANCELED', settled_at = now(),
+                 cancel_reason = coalesce(cancel_reason, $2)
+             WHERE redemption_id = $1 AND settled_status IS NULL
+             RETURNING redemption_id, request_id, broadcaster_id, reward_id, published_at,
+                 settled_status, cancel_reason",
+            redemption_id,
+            reason
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(record)
+    }
+
+    /// The redemption recorded under its Twitch id.
+    pub async fn redemption(
+        &self,
+        redemption_id: &str,
+    ) -> Result<Option<StoredRedemption>, StoreError> {
+        let record = select_redemption!("redemption_id = $1", redemption_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(record)
+    }
+
+    /// Whether the request has reached its end state (and so settles its
+    /// redemption itself, if it has not yet).
+    pub async fn request_finished(&self, request_id: Uuid) -> Result<bool, StoreError> {
+        let finished = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM dynamo.image_request
+                              WHERE id = $1 AND finished_at IS NOT NULL) AS "finished!""#,
+            request_id
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(finished)
     }
 }

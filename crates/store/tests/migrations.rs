@@ -46,8 +46,11 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
             "rules_verdict",
             "step_failure",
             "style_sounds",
+            "twitch_channel",
+            "twitch_chat_message",
             "twitch_grant",
             "twitch_redemption",
+            "twitch_reward_pause",
             "upstream_hold"
         ]
     );
@@ -86,7 +89,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 25);
+    assert_eq!(tables(&database).await.len(), 28);
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@
 //! size before they are buffered; the keepalive timeout is bounded, so no
 //! value Twitch (or anyone on its socket) sends can overflow the arithmetic.
 
-use crate::helix::REDEMPTION_ADD;
+use crate::helix::{REDEMPTION_ADD, REDEMPTION_UPDATE, STREAM_OFFLINE, STREAM_ONLINE};
 use crate::intake::{Intake, Redemption};
 use crate::{SERVICE, TwitchError};
 use dynamo_runtime::Shutdown;
@@ -318,7 +318,32 @@ async fn serve(
                     tracing::debug!(message_id = %frame.metadata.message_id, "duplicate notification ignored");
                     continue;
                 }
-                if frame.metadata.subscription_type.as_deref() != Some(REDEMPTION_ADD) {
+                let kind = frame.metadata.subscription_type.as_deref().unwrap_or("");
+                if kind == STREAM_ONLINE || kind == STREAM_OFFLINE {
+                    let live = kind == STREAM_ONLINE;
+                    tracing::info!(live, "the channel's live status changed");
+                    if let Err(error) = intake.store.set_channel_live(live).await {
+                        tracing::warn!(%error, "could not record the channel's live status");
+                    }
+                    continue;
+                }
+                if kind == REDEMPTION_UPDATE {
+                    match serde_json::from_value::<RedemptionEvent>(frame.payload["event"].clone())
+                    {
+                        // A failure here leaves the request to the debit's
+                        // own look at the redemption.
+                        Ok(event) => {
+                            if let Err(error) =
+                                crate::elsewhere::changed(&intake.store, &event.into()).await
+                            {
+                                tracing::warn!(%error, "could not apply a redemption's update");
+                            }
+                        }
+                        Err(error) => tracing::warn!(%error, "malformed redemption update"),
+                    }
+                    continue;
+                }
+                if kind != REDEMPTION_ADD {
                     continue;
                 }
                 match serde_json::from_value::<RedemptionEvent>(frame.payload["event"].clone()) {
@@ -385,12 +410,23 @@ async fn serve(
 async fn subscribe(intake: &Intake, session_id: &str) -> Result<String, Ended> {
     let broadcaster = intake.helix.broadcaster_id().await.map_err(ended_by)?;
     for (style, reward_id) in intake.rewards.configured() {
+        // Updates too: a moderator's cancel withdraws the request.
+        for kind in [REDEMPTION_ADD, REDEMPTION_UPDATE] {
+            intake
+                .helix
+                .subscribe_redemptions(session_id, kind, &broadcaster, &reward_id)
+                .await
+                .map_err(ended_by)?;
+        }
+        tracing::info!(%style, reward = %reward_id, "subscribed to redemptions and their updates");
+    }
+    // Whether the channel is live (TWITCH_PAUSE_WHEN_OFFLINE).
+    for kind in [STREAM_ONLINE, STREAM_OFFLINE] {
         intake
             .helix
-            .subscribe_redemptions(session_id, &broadcaster, &reward_id)
+            .subscribe_stream(session_id, kind, &broadcaster)
             .await
             .map_err(ended_by)?;
-        tracing::info!(%style, reward = %reward_id, "subscribed to redemptions");
     }
     // Signed in and subscribed: whatever was held for want of it may go on.
     if let Ok(true) = intake.store.release_hold(SERVICE).await {

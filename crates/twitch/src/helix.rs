@@ -9,6 +9,10 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 pub const REDEMPTION_ADD: &str = "channel.channel_points_custom_reward_redemption.add";
+/// Someone else (a moderator in Twitch's reward queue) settled a redemption.
+pub const REDEMPTION_UPDATE: &str = "channel.channel_points_custom_reward_redemption.update";
+pub const STREAM_ONLINE: &str = "stream.online";
+pub const STREAM_OFFLINE: &str = "stream.offline";
 /// Helix pages redemptions by at most 50.
 const PAGE: u32 = 50;
 /// Enough for any real queue; a runaway one is not read whole.
@@ -63,6 +67,79 @@ pub struct NewReward {
     pub prompt: String,
     pub is_user_input_required: bool,
     pub should_redemptions_skip_request_queue: bool,
+    #[serde(flatten)]
+    pub limits: RewardLimits,
+}
+
+/// A reward's cooldown and limits, as the flat fields create and update
+/// take (the `*_setting` objects Twitch answers with are not read on
+/// input). `None`: off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewardLimits {
+    pub global_cooldown_seconds: Option<u32>,
+    pub max_per_stream: Option<u32>,
+    pub max_per_user_per_stream: Option<u32>,
+}
+
+impl Serialize for RewardLimits {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(6))?;
+        let fields = [
+            (
+                "is_global_cooldown_enabled",
+                "global_cooldown_seconds",
+                self.global_cooldown_seconds,
+            ),
+            (
+                "is_max_per_stream_enabled",
+                "max_per_stream",
+                self.max_per_stream,
+            ),
+            (
+                "is_max_per_user_per_stream_enabled",
+                "max_per_user_per_stream",
+                self.max_per_user_per_stream,
+            ),
+        ];
+        for (enabled, value, setting) in fields {
+            map.serialize_entry(enabled, &setting.is_some())?;
+            if let Some(setting) = setting {
+                map.serialize_entry(value, &setting)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// How Twitch took a chat message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatSent {
+    Sent {
+        message_id: String,
+    },
+    /// Accepted (200) but not posted: `is_sent` false, with its reason.
+    Dropped {
+        code: String,
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct SentChatMessage {
+    #[serde(default)]
+    message_id: String,
+    is_sent: bool,
+    #[serde(default)]
+    drop_reason: Option<DropReason>,
+}
+
+#[derive(Deserialize)]
+struct DropReason {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
 }
 
 #[derive(Deserialize)]
@@ -188,18 +265,40 @@ impl Helix {
         serde_json::from_str(&text).map_err(|e| TwitchError::Malformed(format!("{what}: {e}")))
     }
 
-    /// Subscribes the session to redemptions of one reward. Already
-    /// subscribed (409) is fine.
+    /// Subscribes the session to `kind` (`REDEMPTION_ADD` or
+    /// `REDEMPTION_UPDATE`) for one reward. Already subscribed (409) is fine.
     pub async fn subscribe_redemptions(
         &self,
         session_id: &str,
+        kind: &str,
         broadcaster_id: &str,
         reward_id: &str,
     ) -> Result<(), TwitchError> {
+        let condition = json!({"broadcaster_user_id": broadcaster_id, "reward_id": reward_id});
+        self.subscribe(session_id, kind, condition).await
+    }
+
+    /// Subscribes the session to `stream.online` or `stream.offline`.
+    pub async fn subscribe_stream(
+        &self,
+        session_id: &str,
+        kind: &str,
+        broadcaster_id: &str,
+    ) -> Result<(), TwitchError> {
+        let condition = json!({"broadcaster_user_id": broadcaster_id});
+        self.subscribe(session_id, kind, condition).await
+    }
+
+    async fn subscribe(
+        &self,
+        session_id: &str,
+        kind: &str,
+        condition: Value,
+    ) -> Result<(), TwitchError> {
         let body = json!({
-            "type": REDEMPTION_ADD,
+            "type": kind,
             "version": "1",
-            "condition": {"broadcaster_user_id": broadcaster_id, "reward_id": reward_id},
+            "condition": condition,
             "transport": {"method": "websocket", "session_id": session_id},
         });
         let (status, text) = self
@@ -329,6 +428,70 @@ impl Helix {
             .into_iter()
             .next()
             .ok_or_else(|| TwitchError::Malformed("no reward in the answer".to_owned()))
+    }
+
+    /// Changes one of dynamo's rewards: `change` holds the flat fields
+    /// (`is_paused`, the limits). Only rewards this client id created.
+    pub async fn update_reward(
+        &self,
+        broadcaster_id: &str,
+        reward_id: &str,
+        change: &Value,
+    ) -> Result<HelixReward, TwitchError> {
+        let updated: Data<HelixReward> = self
+            .data(
+                Method::PATCH,
+                "/channel_points/custom_rewards",
+                &[("broadcaster_id", broadcaster_id), ("id", reward_id)],
+                Some(change),
+                "the reward update",
+            )
+            .await?;
+        updated
+            .data
+            .into_iter()
+            .next()
+            .ok_or_else(|| TwitchError::Malformed("no reward in the answer".to_owned()))
+    }
+
+    /// Sends `message` to `broadcaster_id`'s chat as the signed-in user of
+    /// this client's tokens (Send Chat Message). A 200 can still be a
+    /// message Twitch did not post: [`ChatSent::Dropped`].
+    pub async fn send_chat(
+        &self,
+        broadcaster_id: &str,
+        message: &str,
+    ) -> Result<ChatSent, TwitchError> {
+        let sender = self.tokens.access().await?.user_id;
+        let body =
+            json!({"broadcaster_id": broadcaster_id, "sender_id": sender, "message": message});
+        let answer: Data<SentChatMessage> = self
+            .data(
+                Method::POST,
+                "/chat/messages",
+                &[],
+                Some(&body),
+                "the chat message",
+            )
+            .await?;
+        let sent = answer
+            .data
+            .into_iter()
+            .next()
+            .ok_or_else(|| TwitchError::Malformed("no message in the answer".to_owned()))?;
+        if sent.is_sent {
+            return Ok(ChatSent::Sent {
+                message_id: sent.message_id,
+            });
+        }
+        let reason = sent.drop_reason.unwrap_or(DropReason {
+            code: String::new(),
+            message: String::new(),
+        });
+        Ok(ChatSent::Dropped {
+            code: reason.code,
+            message: reason.message,
+        })
     }
 
     /// The channel's rewards this client id created.

@@ -82,6 +82,7 @@ impl Intake {
                 broadcaster_id: &redemption.broadcaster_id,
                 reward_id: &redemption.reward_id,
                 twitch_user_id: &redemption.user_id,
+                user_login: &redemption.user_login,
                 user_input: &redemption.user_input,
             })
             .await?;

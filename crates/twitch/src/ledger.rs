@@ -79,6 +79,15 @@ impl Ledger for TwitchLedger {
                 detail: "not a channel-point redemption: with LEDGER=twitch only redemptions of dynamo's rewards are charged".to_owned(),
             });
         };
+        if record.settled_status.as_deref() == Some("CANCELED") {
+            // Cancelled by a moderator meanwhile: nothing to buy, and the
+            // request ends rejected with the reason its viewer reads.
+            return Err(UpstreamError::Inadmissible(
+                record
+                    .cancel_reason
+                    .unwrap_or_else(|| crate::elsewhere::WITHDRAWN.to_owned()),
+            ));
+        }
         let current = self
             .helix
             .redemption(
@@ -125,6 +134,16 @@ impl Ledger for TwitchLedger {
         request_id: Uuid,
     ) -> Result<(), UpstreamError> {
         self.settle(request_id, "CANCELED").await
+    }
+
+    /// Cancelled on Twitch by someone else (recorded from the redemption's
+    /// update notification): the request is withdrawn.
+    async fn withdrawn(&self, flow_id: Uuid) -> Result<Option<String>, UpstreamError> {
+        Ok(self
+            .redemption(flow_id)
+            .await?
+            .filter(|record| record.settled_status.as_deref() == Some("CANCELED"))
+            .and_then(|record| record.cancel_reason))
     }
 
     /// The debit is a lookup of a recorded redemption, made again on every

@@ -8,11 +8,16 @@
 //! Helix calls dynamo makes), [`eventsub`] (the WebSocket session),
 //! [`input`] (a viewer's text → a request), [`intake`] (redemption →
 //! published request), [`leadership`] (which consumer runs the intake),
-//! [`ledger`] (settling on the redemption status).
+//! [`ledger`] (settling on the redemption status), [`chat`] (telling the
+//! viewer in chat), [`elsewhere`] (redemptions settled by someone else),
+//! [`follow`] (rewards paused while dynamo holds).
 
+pub mod chat;
 pub mod cipher;
+pub mod elsewhere;
 mod error;
 pub mod eventsub;
+pub mod follow;
 pub mod helix;
 pub mod input;
 pub mod intake;
@@ -28,13 +33,27 @@ pub use settings::{RewardIds, TwitchSettings};
 
 /// The name holds and logs use for Twitch.
 pub const SERVICE: &str = "twitch";
-/// All dynamo needs: read and settle redemptions, manage its own rewards.
-pub const SCOPES: &str = "channel:manage:redemptions";
+/// All dynamo needs from the streamer: read and settle redemptions, manage
+/// its own rewards, and write in chat as the streamer.
+pub const SCOPES: &str = "channel:manage:redemptions user:write:chat";
+/// All dynamo needs from a bot account: write in chat as the bot (with a
+/// user token of the bot, Twitch asks no `user:bot` / `channel:bot`).
+pub const BOT_SCOPES: &str = "user:write:chat";
 
 /// The Helix client for these settings, with its token source over `store`.
 pub fn helix(
     settings: &TwitchSettings,
     store: dynamo_store::Store,
+) -> Result<helix::Helix, TwitchError> {
+    client(settings, store, dynamo_store::GrantAccount::Broadcaster)
+}
+
+/// The Helix client acting as `account` (the streamer, or the chat bot),
+/// always for the streamer's channel.
+pub fn client(
+    settings: &TwitchSettings,
+    store: dynamo_store::Store,
+    account: dynamo_store::GrantAccount,
 ) -> Result<helix::Helix, TwitchError> {
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(20))
@@ -42,7 +61,7 @@ pub fn helix(
         .build()
         .map_err(|e| TwitchError::Unavailable(e.to_string()))?;
     let oauth = oauth::OAuth::new(http.clone(), &settings.auth_url, &settings.client_id);
-    let tokens = tokens::TokenSource::new(store, oauth, settings.cipher.clone());
+    let tokens = tokens::TokenSource::of(account, store, oauth, settings.cipher.clone());
     Ok(helix::Helix::new(
         http,
         &settings.api_url,
@@ -50,4 +69,37 @@ pub fn helix(
         std::sync::Arc::new(tokens),
         settings.broadcaster_id.clone(),
     ))
+}
+
+/// The chat teller and sender for these settings; `count` hears of every
+/// message's outcome (the metric).
+pub fn chat(
+    settings: &TwitchSettings,
+    store: dynamo_store::Store,
+    count: chat::sender::Counter,
+) -> Result<chat::Chat, TwitchError> {
+    let account = match settings.chat.voice {
+        chat::Voice::Broadcaster => dynamo_store::GrantAccount::Broadcaster,
+        chat::Voice::Bot => dynamo_store::GrantAccount::Bot,
+    };
+    let limiter = dynamo_store::RateLimiter::new(
+        store.pool().clone(),
+        "twitch-chat",
+        settings.chat.limit,
+        chat::WINDOW,
+        std::time::Duration::from_secs(30),
+    );
+    Ok(chat::Chat {
+        teller: chat::teller::Teller {
+            store: store.clone(),
+            templates: settings.chat.templates.clone(),
+        },
+        sender: chat::sender::Sender {
+            voice: client(settings, store.clone(), account)?,
+            channel: helix(settings, store.clone())?,
+            store,
+            limiter,
+            count,
+        },
+    })
 }

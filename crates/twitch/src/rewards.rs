@@ -4,7 +4,7 @@
 //! dynamo to settle). Rewards it created before, found by title, are adopted.
 
 use crate::TwitchError;
-use crate::helix::{Helix, HelixReward, NewReward};
+use crate::helix::{Helix, HelixReward, NewReward, RewardLimits};
 use dynamo_wire::Style;
 
 /// A style's reward and whether it was just created.
@@ -22,24 +22,41 @@ pub fn title(style: Style) -> &'static str {
     }
 }
 
-fn prompt(style: Style) -> &'static str {
+/// The prompt viewers read when they redeem: what to type, and the input
+/// rules (input.rs refuses, with a refund, text over 120 characters).
+/// Twitch takes at most 200 characters.
+pub fn prompt(style: Style) -> &'static str {
     match style {
-        Style::Ghost => "What should the ghost be? e.g. \"a seal\"",
+        Style::Ghost => {
+            "What should the ghost be? e.g. \"a seal\". Up to 120 characters; longer is refused and refunded."
+        }
         Style::Friend => {
-            "Describe your friend, optionally starting with a colour: \"red: a robot who loves soup\""
+            "Describe your friend, optionally \"colour: subject\", e.g. \"red: a robot who loves soup\". Up to 120 characters; longer is refused and refunded."
         }
     }
 }
 
-pub async fn ensure_rewards(helix: &Helix, cost: i64) -> Result<Vec<StyleReward>, TwitchError> {
+/// Creates dynamo's rewards that are missing (adopting those it made
+/// before), and sets every one's cooldown and limits to `limits`.
+pub async fn ensure_rewards(
+    helix: &Helix,
+    cost: i64,
+    limits: &RewardLimits,
+) -> Result<Vec<StyleReward>, TwitchError> {
     let broadcaster = helix.broadcaster_id().await?;
     let existing = helix.own_rewards(&broadcaster).await?;
     let mut out = Vec::new();
     for style in Style::ALL {
         if let Some(reward) = existing.iter().find(|r| r.title == title(style)) {
+            let mut change =
+                serde_json::to_value(limits).map_err(|e| TwitchError::Malformed(e.to_string()))?;
+            change["prompt"] = prompt(style).into();
+            let reward = helix
+                .update_reward(&broadcaster, &reward.id, &change)
+                .await?;
             out.push(StyleReward {
                 style,
-                reward: reward.clone(),
+                reward,
                 created: false,
             });
             continue;
@@ -53,6 +70,7 @@ pub async fn ensure_rewards(helix: &Helix, cost: i64) -> Result<Vec<StyleReward>
                     prompt: prompt(style).to_owned(),
                     is_user_input_required: true,
                     should_redemptions_skip_request_queue: false,
+                    limits: limits.clone(),
                 },
             )
             .await?;

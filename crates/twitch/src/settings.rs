@@ -21,6 +21,24 @@ pub struct TwitchSettings {
     pub rewards: RewardIds,
     /// `TWITCH_TOKEN_KEY`: encrypts the stored tokens.
     pub cipher: TokenCipher,
+    /// `TWITCH_CHAT*`: telling viewers in chat.
+    pub chat: crate::chat::ChatSettings,
+    /// `TWITCH_REWARD_COOLDOWN_SECONDS`, `TWITCH_REWARD_MAX_PER_STREAM`,
+    /// `TWITCH_REWARD_MAX_PER_USER_PER_STREAM` (0: off), set by `setup`.
+    pub limits: crate::helix::RewardLimits,
+    /// `TWITCH_PAUSE_WHEN_OFFLINE`: pause the rewards while the channel is
+    /// offline (default off).
+    pub pause_when_offline: bool,
+}
+
+/// The reward limit settings; 0 is off.
+fn reward_limits(env: &Env) -> Result<crate::helix::RewardLimits, SettingError> {
+    let on = |value: u32| Some(value).filter(|v| *v > 0);
+    Ok(crate::helix::RewardLimits {
+        global_cooldown_seconds: on(env.parse("TWITCH_REWARD_COOLDOWN_SECONDS", 10)?),
+        max_per_stream: on(env.parse("TWITCH_REWARD_MAX_PER_STREAM", 0)?),
+        max_per_user_per_stream: on(env.parse("TWITCH_REWARD_MAX_PER_USER_PER_STREAM", 0)?),
+    })
 }
 
 /// `TWITCH_GHOST_REWARD_ID`, `TWITCH_FRIEND_REWARD_ID`: dynamo's rewards
@@ -89,6 +107,9 @@ impl TwitchSettings {
             broadcaster_id: env.optional_string("TWITCH_BROADCASTER_ID"),
             rewards: RewardIds::from_env(env),
             cipher,
+            chat: crate::chat::ChatSettings::from_env(env)?,
+            limits: reward_limits(env)?,
+            pause_when_offline: env.flag("TWITCH_PAUSE_WHEN_OFFLINE", false)?,
         })
     }
 }

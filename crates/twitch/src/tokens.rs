@@ -8,7 +8,7 @@ use crate::TwitchError;
 use crate::cipher::TokenCipher;
 use crate::oauth::{OAuth, Tokens, Validated};
 use chrono::{DateTime, Utc};
-use dynamo_store::{Store, StoredGrant};
+use dynamo_store::{GrantAccount, Store, StoredGrant};
 
 /// Refresh this long before the access token expires.
 const REFRESH_AHEAD: chrono::Duration = chrono::Duration::minutes(5);
@@ -18,6 +18,8 @@ const REFRESH: &str = "refresh_token";
 #[derive(Debug)]
 pub struct TokenSource {
     store: Store,
+    /// The streamer's sign-in, or the chat bot's.
+    account: GrantAccount,
     oauth: OAuth,
     cipher: TokenCipher,
     /// One refresh at a time in this process (the version check covers others).
@@ -34,8 +36,14 @@ pub struct Access {
 
 impl TokenSource {
     pub fn new(store: Store, oauth: OAuth, cipher: TokenCipher) -> Self {
+        Self::of(GrantAccount::Broadcaster, store, oauth, cipher)
+    }
+
+    /// The tokens of `account` (the streamer's, or the chat bot's).
+    pub fn of(account: GrantAccount, store: Store, oauth: OAuth, cipher: TokenCipher) -> Self {
         Self {
             store,
+            account,
             oauth,
             cipher,
             refreshing: tokio::sync::Mutex::new(()),
@@ -81,23 +89,25 @@ impl TokenSource {
             revoked_at: None,
             revoked_reason: None,
         };
-        self.store.save_twitch_grant(&grant).await?;
-        // Whatever was held for want of a sign-in may go on.
-        self.store.release_hold(crate::SERVICE).await?;
+        self.store.save_twitch_grant(self.account, &grant).await?;
+        if self.account == GrantAccount::Broadcaster {
+            // Whatever was held for want of a sign-in may go on.
+            self.store.release_hold(crate::SERVICE).await?;
+        }
         Ok(who)
     }
 
     /// Twitch refused the grant outright (a revocation): record it so
     /// every process holds requests until the next sign-in.
     pub async fn revoked(&self, reason: &str) -> Result<(), TwitchError> {
-        self.store.revoke_twitch_grant(reason).await?;
+        self.store.revoke_twitch_grant(self.account, reason).await?;
         Ok(())
     }
 
     async fn grant(&self) -> Result<StoredGrant, TwitchError> {
         let grant = self
             .store
-            .twitch_grant()
+            .twitch_grant(self.account)
             .await?
             .ok_or_else(|| TwitchError::SignedOut("nobody has signed in yet".to_owned()))?;
         if let Some(reason) = &grant.revoked_reason {
@@ -137,7 +147,9 @@ impl TokenSource {
                     return self.open(&now);
                 }
                 tracing::error!(%reason, "the Twitch grant is gone: requests are held until `dynamoctl twitch login`");
-                self.store.revoke_twitch_grant(&reason).await?;
+                self.store
+                    .revoke_twitch_grant(self.account, &reason)
+                    .await?;
                 return Err(TwitchError::SignedOut(reason));
             }
             Err(other) => return Err(other),
@@ -145,6 +157,7 @@ impl TokenSource {
         let stored = self
             .store
             .rotate_twitch_tokens(
+                self.account,
                 grant.version,
                 &self.cipher.seal(ACCESS, &tokens.access_token),
                 &self.cipher.seal(REFRESH, &tokens.refresh_token),

@@ -185,3 +185,119 @@ async fn helix_wants_the_scope_and_the_tokens_own_broadcaster() {
         StatusCode::OK
     );
 }
+
+async fn chat(
+    twitch: &FakeTwitch,
+    token: &str,
+    sender: &str,
+    message: &str,
+) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/helix/chat/messages", twitch.url))
+        .header("client-id", CLIENT_ID)
+        .bearer_auth(token)
+        .json(&json!({"broadcaster_id": BROADCASTER_ID, "sender_id": sender, "message": message}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or_default())
+}
+
+/// Send Chat Message as Twitch's reference has it: the sender's own user
+/// token with `user:write:chat`, at most 500 characters, and past the
+/// sender's limit a 200 whose message was not posted (`is_sent: false`,
+/// with a `drop_reason`) — 20 per window for an ordinary account, 100 for
+/// a moderator or the broadcaster.
+#[tokio::test]
+async fn chat_takes_the_senders_own_token_with_its_scope_and_drops_past_the_limit() {
+    use dynamo_testkit::twitch::{CHAT_LIMIT, CHAT_SCOPE};
+    let twitch = FakeTwitch::start().await;
+    let bot = twitch.issue_token_of("9001", &[CHAT_SCOPE]);
+    let unscoped = twitch.issue_token_of("9002", &["channel:manage:redemptions"]);
+
+    let (status, _) = chat(&twitch, &unscoped, "9002", "hello").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "missing user:write:chat");
+    let (status, _) = chat(&twitch, &bot, "9002", "hello").await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "sender is not the token's user"
+    );
+    let (status, _) = chat(&twitch, &bot, "9001", &"x".repeat(501)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "over 500 characters");
+
+    for i in 0..CHAT_LIMIT {
+        let (status, answer) = chat(&twitch, &bot, "9001", &format!("message {i}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(answer["data"][0]["is_sent"], true, "{answer}");
+    }
+    let (status, answer) = chat(&twitch, &bot, "9001", "one too many").await;
+    assert_eq!(status, StatusCode::OK, "accepted, and yet");
+    assert_eq!(answer["data"][0]["is_sent"], false, "{answer}");
+    assert_eq!(answer["data"][0]["drop_reason"]["code"], "msg_ratelimit");
+    assert_eq!(twitch.chat_posted().len(), CHAT_LIMIT);
+
+    // A moderator may send more in the same window.
+    twitch.with(|s| s.moderators.insert("9001".to_owned()));
+    let (_, answer) = chat(&twitch, &bot, "9001", "as a moderator").await;
+    assert_eq!(answer["data"][0]["is_sent"], true, "{answer}");
+}
+
+/// A moderator's cancel in Twitch's reward queue is told to
+/// `redemption.update` subscribers, with the new status.
+#[tokio::test]
+async fn a_moderators_cancel_is_told_to_update_subscribers() {
+    let twitch = FakeTwitch::start().await;
+    let (token, _) = twitch.issue_tokens();
+    let reward = twitch.with(|s| {
+        s.rewards.push(dynamo_testkit::twitch::Reward {
+            id: "r1".to_owned(),
+            title: "t".to_owned(),
+            prompt: String::new(),
+            cost: 1,
+            is_user_input_required: true,
+            should_redemptions_skip_request_queue: false,
+            manageable: true,
+            is_paused: false,
+            global_cooldown: None,
+            max_per_stream: None,
+            max_per_user_per_stream: None,
+        });
+        "r1".to_owned()
+    });
+    let (mut socket, session) = open(&twitch).await;
+    let body = json!({"type": dynamo_testkit::twitch::REDEMPTION_UPDATE_TYPE, "version": "1",
+        "condition": {"broadcaster_user_id": BROADCASTER_ID, "reward_id": reward},
+        "transport": {"method": "websocket", "session_id": session}});
+    let status = helix(
+        &twitch,
+        Method::POST,
+        "eventsub/subscriptions",
+        &token,
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let redemption = twitch.redeem(&reward, "7", "Viewer", "a seal");
+    assert!(twitch.moderator_settles(&redemption, "CANCELED"));
+    assert!(
+        !twitch.moderator_settles(&redemption, "CANCELED"),
+        "only once"
+    );
+    let notification = loop {
+        let Some(Ok(Message::Text(text))) = socket.next().await else {
+            panic!("a notification");
+        };
+        let frame: Value = serde_json::from_str(&text).unwrap();
+        if frame["metadata"]["message_type"] == "notification" {
+            break frame;
+        }
+    };
+    assert_eq!(
+        notification["metadata"]["subscription_type"],
+        dynamo_testkit::twitch::REDEMPTION_UPDATE_TYPE
+    );
+    assert_eq!(notification["payload"]["event"]["id"], redemption.as_str());
+    assert_eq!(notification["payload"]["event"]["status"], "canceled");
+}

@@ -45,7 +45,7 @@ impl World {
         let store = Store::new(database.pool().clone());
         let helix = dynamo_twitch::helix(&settings, store.clone()).unwrap();
         sign_in(&twitch, &helix).await;
-        let made = dynamo_twitch::rewards::ensure_rewards(&helix, 300)
+        let made = dynamo_twitch::rewards::ensure_rewards(&helix, 300, &Default::default())
             .await
             .unwrap();
         let rewards = RewardIds {
@@ -84,8 +84,10 @@ impl World {
     }
 
     async fn subscribed(&self) {
-        eventually("both rewards subscribed", WAIT, || async {
-            (self.twitch.enabled_subscriptions() == 2).then_some(())
+        // Redemptions and their updates for both rewards, and the stream's
+        // online / offline: the last subscription is made.
+        eventually("every subscription made", WAIT, || async {
+            (self.twitch.enabled_subscriptions() == 6).then_some(())
         })
         .await;
     }
@@ -132,12 +134,13 @@ async fn device_login_waits_for_the_code_and_stores_the_tokens_encrypted() {
     let world = World::new(|twitch| twitch.with(|s| s.pending_polls = 2)).await;
     let grant = world
         .store
-        .twitch_grant()
+        .twitch_grant(dynamo_store::GrantAccount::Broadcaster)
         .await
         .unwrap()
         .expect("a stored grant");
     assert_eq!(grant.user_id, BROADCASTER_ID);
-    assert_eq!(grant.scopes, vec![SCOPES.to_owned()]);
+    let scopes: Vec<String> = SCOPES.split(' ').map(str::to_owned).collect();
+    assert_eq!(grant.scopes, scopes);
     assert!(grant.revoked_at.is_none());
     let refresh = cipher()
         .open("refresh_token", &grant.refresh_token)
@@ -166,7 +169,7 @@ async fn setup_creates_one_queued_input_reward_per_style_and_adopts_them_after()
         assert!(!reward.should_redemptions_skip_request_queue);
         assert_eq!(reward.cost, 300);
     }
-    let again = dynamo_twitch::rewards::ensure_rewards(&world.helix, 300)
+    let again = dynamo_twitch::rewards::ensure_rewards(&world.helix, 300, &Default::default())
         .await
         .unwrap();
     assert!(
@@ -310,7 +313,12 @@ async fn a_session_reconnect_moves_to_the_new_socket_and_loses_nothing() {
     })
     .await;
     // Subscriptions moved with the session: nothing to subscribe again.
-    assert_eq!(world.twitch.enabled_subscriptions(), 2);
+    assert_eq!(
+        world
+            .twitch
+            .enabled_subscriptions_of(dynamo_testkit::twitch::REDEMPTION_TYPE),
+        2
+    );
     let after = world.twitch.redeem(world.friend(), "3", "c", "after");
     assert_eq!(
         world.next_request().await.message_id,
@@ -411,7 +419,12 @@ async fn an_oversized_message_is_refused_and_the_session_starts_again() {
 #[tokio::test]
 async fn an_expired_access_token_is_refreshed_and_the_rotated_refresh_token_stored() {
     let world = World::new(|_| {}).await;
-    let before = world.store.twitch_grant().await.unwrap().unwrap();
+    let before = world
+        .store
+        .twitch_grant(dynamo_store::GrantAccount::Broadcaster)
+        .await
+        .unwrap()
+        .unwrap();
     let old_refresh = cipher()
         .open("refresh_token", &before.refresh_token)
         .unwrap();
@@ -419,7 +432,12 @@ async fn an_expired_access_token_is_refreshed_and_the_rotated_refresh_token_stor
     let listed = world.helix.own_rewards(BROADCASTER_ID).await.unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(world.twitch.with(|s| (s.unauthorized, s.refreshes)), (1, 1));
-    let after = world.store.twitch_grant().await.unwrap().unwrap();
+    let after = world
+        .store
+        .twitch_grant(dynamo_store::GrantAccount::Broadcaster)
+        .await
+        .unwrap()
+        .unwrap();
     let new_refresh = cipher()
         .open("refresh_token", &after.refresh_token)
         .unwrap();
@@ -451,7 +469,12 @@ async fn a_revoked_grant_holds_requests_and_says_so_until_the_next_sign_in() {
         "{}",
         hold.reason
     );
-    let grant = world.store.twitch_grant().await.unwrap().unwrap();
+    let grant = world
+        .store
+        .twitch_grant(dynamo_store::GrantAccount::Broadcaster)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(grant.revoked_reason.is_some());
     // Redeemed while signed out: nothing can be taken in yet.
     let waiting = world.twitch.redeem(world.ghost(), "1", "a", "a seal");

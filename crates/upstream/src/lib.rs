@@ -147,6 +147,13 @@ pub trait Ledger: Send + Sync {
         since: chrono::DateTime<chrono::Utc>,
         points: u32,
     ) -> Result<Vec<Uuid>, UpstreamError>;
+    /// Why the debit was given back by someone else meanwhile (a moderator
+    /// cancelling a redemption on Twitch), if it was: its request is then
+    /// withdrawn, neither bought nor aired. Ledgers where only dynamo
+    /// settles debits never withdraw one.
+    async fn withdrawn(&self, _flow_id: Uuid) -> Result<Option<String>, UpstreamError> {
+        Ok(None)
+    }
 }
 
 /// Where finished images are kept.

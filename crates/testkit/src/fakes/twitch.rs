@@ -25,6 +25,15 @@ pub const BROADCASTER_LOGIN: &str = "twitchdev";
 /// A TWITCH_TOKEN_KEY for tests (32 bytes, base64).
 pub const TOKEN_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 pub const REDEMPTION_TYPE: &str = "channel.channel_points_custom_reward_redemption.add";
+pub const REDEMPTION_UPDATE_TYPE: &str = "channel.channel_points_custom_reward_redemption.update";
+pub const STREAM_ONLINE_TYPE: &str = "stream.online";
+pub const STREAM_OFFLINE_TYPE: &str = "stream.offline";
+/// Send Chat Message takes a user token of the sender with this scope.
+pub const CHAT_SCOPE: &str = "user:write:chat";
+/// Chat messages one sender may send per window: an ordinary account, and a
+/// moderator or the broadcaster (Twitch: 20 and 100 per 30 s).
+pub const CHAT_LIMIT: usize = 20;
+pub const CHAT_LIMIT_MODERATOR: usize = 100;
 /// The scope that manages rewards and redemptions; reading them also takes
 /// `channel:read:redemptions` (Twitch's API reference, per endpoint).
 const MANAGE: &str = "channel:manage:redemptions";
@@ -44,6 +53,21 @@ pub struct Reward {
     pub should_redemptions_skip_request_queue: bool,
     /// Created through the API by [`CLIENT_ID`] (only those can be settled).
     pub manageable: bool,
+    pub is_paused: bool,
+    /// Seconds, when the global cooldown is on.
+    pub global_cooldown: Option<i64>,
+    pub max_per_stream: Option<i64>,
+    pub max_per_user_per_stream: Option<i64>,
+}
+
+/// A chat message as Twitch took it.
+#[derive(Debug, Clone)]
+pub struct ChatLine {
+    pub broadcaster_id: String,
+    pub sender_id: String,
+    pub message: String,
+    /// Posted in chat; false: dropped (past the sender's limit).
+    pub is_sent: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +97,7 @@ pub struct Subscription {
 #[derive(Debug, Clone)]
 struct Token {
     user_id: String,
+    login: String,
     scopes: Vec<String>,
     expires_at: std::time::Instant,
 }
@@ -120,6 +145,22 @@ pub struct TwitchState {
     /// Helix calls refused 401 for a missing scope or 403 for a
     /// broadcaster that is not the token's user.
     pub forbidden: u32,
+    /// The user the device code flow signs in from now on (id, login).
+    pub signing_in: (String, String),
+    /// Every Send Chat Message call Twitch took, in order.
+    pub chat: Vec<ChatLine>,
+    /// The chat limits' window (Twitch: 30 s).
+    pub chat_window: std::time::Duration,
+    /// Messages per window of an ordinary sender, and of a moderator or the
+    /// broadcaster (Twitch: [`CHAT_LIMIT`], [`CHAT_LIMIT_MODERATOR`]).
+    pub chat_limit: usize,
+    pub chat_limit_moderator: usize,
+    /// When each sender's messages were taken, for the limit.
+    chat_sent_at: HashMap<String, std::collections::VecDeque<std::time::Instant>>,
+    /// Users who moderate the channel (the broadcaster always does).
+    pub moderators: HashSet<String>,
+    /// Every `PATCH custom_rewards` body answered 200: (reward id, body).
+    pub reward_patches: Vec<(String, Value)>,
 }
 
 #[derive(Debug, Clone)]
@@ -176,7 +217,11 @@ impl FakeTwitch {
             token_lifetime_secs: 14_400,
             keepalive_secs: 10,
             subscribe_within_secs: 10,
-            scopes: vec![MANAGE.to_owned()],
+            scopes: vec![MANAGE.to_owned(), CHAT_SCOPE.to_owned()],
+            chat_limit: CHAT_LIMIT,
+            chat_limit_moderator: CHAT_LIMIT_MODERATOR,
+            signing_in: (BROADCASTER_ID.to_owned(), BROADCASTER_LOGIN.to_owned()),
+            chat_window: std::time::Duration::from_secs(30),
             ..TwitchState::default()
         }));
         let app = App {
@@ -193,8 +238,9 @@ impl FakeTwitch {
             )
             .route(
                 "/helix/channel_points/custom_rewards",
-                post(create_reward).get(list_rewards),
+                post(create_reward).get(list_rewards).patch(update_reward),
             )
+            .route("/helix/chat/messages", post(send_chat))
             .route(
                 "/helix/channel_points/custom_rewards/redemptions",
                 get(list_redemptions).patch(update_redemptions),
@@ -243,6 +289,7 @@ impl FakeTwitch {
                 access.clone(),
                 Token {
                     user_id: user_id.to_owned(),
+                    login: format!("user{user_id}"),
                     scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
                     expires_at: std::time::Instant::now()
                         + std::time::Duration::from_secs(s.token_lifetime_secs),
@@ -264,6 +311,10 @@ impl FakeTwitch {
                 is_user_input_required: true,
                 should_redemptions_skip_request_queue: false,
                 manageable: false,
+                is_paused: false,
+                global_cooldown: None,
+                max_per_stream: None,
+                max_per_user_per_stream: None,
             })
         });
         id
@@ -414,6 +465,46 @@ impl FakeTwitch {
         });
     }
 
+    /// A moderator settles an UNFULFILLED redemption in Twitch's reward
+    /// queue: its status changes and `redemption.update` subscribers hear
+    /// of it. `false` when it was not UNFULFILLED.
+    pub fn moderator_settles(&self, redemption_id: &str, status: &str) -> bool {
+        self.with(|s| {
+            let Some(r) = s
+                .redemptions
+                .iter_mut()
+                .find(|r| r.id == redemption_id && r.status == "UNFULFILLED")
+            else {
+                return false;
+            };
+            r.status = status.to_owned();
+            let changed = r.clone();
+            notify_update(s, &changed);
+            true
+        })
+    }
+
+    /// The channel goes live (`true`) or offline: stream.online /
+    /// stream.offline subscribers hear of it.
+    pub fn set_live(&self, live: bool) {
+        let kind = if live {
+            STREAM_ONLINE_TYPE
+        } else {
+            STREAM_OFFLINE_TYPE
+        };
+        self.with(|s| notify_stream(s, kind));
+    }
+
+    /// The reward as Twitch has it now.
+    pub fn reward(&self, reward_id: &str) -> Option<Reward> {
+        self.with(|s| s.rewards.iter().find(|r| r.id == reward_id).cloned())
+    }
+
+    /// The chat messages Twitch posted (is_sent), in order.
+    pub fn chat_posted(&self) -> Vec<ChatLine> {
+        self.with(|s| s.chat.iter().filter(|l| l.is_sent).cloned().collect())
+    }
+
     /// Another tool settles a redemption.
     pub fn settle_elsewhere(&self, redemption_id: &str, status: &str) {
         self.with(|s| {
@@ -442,6 +533,16 @@ impl FakeTwitch {
         self.with(|s| s.sessions.len())
     }
 
+    /// Enabled subscriptions of one type now.
+    pub fn enabled_subscriptions_of(&self, kind: &str) -> usize {
+        self.with(|s| {
+            s.subscriptions
+                .iter()
+                .filter(|sub| sub.status == "enabled" && sub.kind == kind)
+                .count()
+        })
+    }
+
     /// Enabled subscriptions now.
     pub fn enabled_subscriptions(&self) -> usize {
         self.with(|s| {
@@ -456,10 +557,12 @@ impl FakeTwitch {
 fn issue(s: &mut TwitchState) -> (String, String) {
     let access = format!("at{}", Uuid::new_v4().simple());
     let refresh = format!("rt{}", Uuid::new_v4().simple());
+    let (user_id, login) = s.signing_in.clone();
     s.access_tokens.insert(
         access.clone(),
         Token {
-            user_id: BROADCASTER_ID.to_owned(),
+            user_id,
+            login,
             scopes: s.scopes.clone(),
             expires_at: std::time::Instant::now()
                 + std::time::Duration::from_secs(s.token_lifetime_secs),
@@ -563,7 +666,7 @@ async fn validate(State(app): State<App>, headers: HeaderMap) -> Response {
     match s.access_tokens.get(token) {
         Some(t) if t.expires_at > std::time::Instant::now() => Json(json!({
             "client_id": CLIENT_ID,
-            "login": BROADCASTER_LOGIN,
+            "login": t.login,
             "scopes": t.scopes,
             "user_id": t.user_id,
             "expires_in": t.expires_at.duration_since(std::time::Instant::now()).as_secs(),
@@ -658,8 +761,27 @@ async fn create_subscription(
             "websocket transport session does not exist or has already disconnected",
         );
     }
-    if body["type"] != REDEMPTION_TYPE || body["version"] != "1" {
+    let kind = body["type"].as_str().unwrap_or_default().to_owned();
+    let known = [
+        REDEMPTION_TYPE,
+        REDEMPTION_UPDATE_TYPE,
+        STREAM_ONLINE_TYPE,
+        STREAM_OFFLINE_TYPE,
+    ];
+    if !known.contains(&kind.as_str()) || body["version"] != "1" {
         return helix_error(StatusCode::BAD_REQUEST, "unknown subscription type/version");
+    }
+    // stream.* take the broadcaster only; redemptions optionally a reward.
+    let allowed: &[&str] = if kind.starts_with("stream.") {
+        &["broadcaster_user_id"]
+    } else {
+        &["broadcaster_user_id", "reward_id"]
+    };
+    if body["condition"]
+        .as_object()
+        .is_none_or(|c| c.keys().any(|k| !allowed.contains(&k.as_str())))
+    {
+        return helix_error(StatusCode::BAD_REQUEST, "invalid condition for this type");
     }
     if body["condition"]["broadcaster_user_id"] != user.as_str() {
         s.forbidden += 1;
@@ -668,10 +790,9 @@ async fn create_subscription(
             "subscription missing proper authorization",
         );
     }
-    let duplicate = s
-        .subscriptions
-        .iter()
-        .any(|sub| sub.status == "enabled" && sub.condition == body["condition"]);
+    let duplicate = s.subscriptions.iter().any(|sub| {
+        sub.status == "enabled" && sub.kind == kind && sub.condition == body["condition"]
+    });
     if duplicate {
         return helix_error(StatusCode::CONFLICT, "subscription already exists");
     }
@@ -691,7 +812,7 @@ async fn create_subscription(
     }
     let sub = Subscription {
         id: Uuid::new_v4().to_string(),
-        kind: REDEMPTION_TYPE.to_owned(),
+        kind,
         condition: body["condition"].clone(),
         session_id,
         status: "enabled".to_owned(),
@@ -718,10 +839,10 @@ fn reward_json(r: &Reward) -> Value {
         "broadcaster_name": "TwitchDev", "id": r.id, "title": r.title, "prompt": r.prompt,
         "cost": r.cost, "image": null, "default_image": {}, "background_color": "#9147FF",
         "is_enabled": true, "is_user_input_required": r.is_user_input_required,
-        "max_per_stream_setting": {"is_enabled": false, "max_per_stream": 0},
-        "max_per_user_per_stream_setting": {"is_enabled": false, "max_per_user_per_stream": 0},
-        "global_cooldown_setting": {"is_enabled": false, "global_cooldown_seconds": 0},
-        "is_paused": false, "is_in_stock": true,
+        "max_per_stream_setting": {"is_enabled": r.max_per_stream.is_some(), "max_per_stream": r.max_per_stream.unwrap_or(0)},
+        "max_per_user_per_stream_setting": {"is_enabled": r.max_per_user_per_stream.is_some(), "max_per_user_per_stream": r.max_per_user_per_stream.unwrap_or(0)},
+        "global_cooldown_setting": {"is_enabled": r.global_cooldown.is_some(), "global_cooldown_seconds": r.global_cooldown.unwrap_or(0)},
+        "is_paused": r.is_paused, "is_in_stock": true,
         "should_redemptions_skip_request_queue": r.should_redemptions_skip_request_queue,
         "redemptions_redeemed_current_stream": null, "cooldown_expires_at": null,
     })
@@ -758,7 +879,15 @@ async fn create_reward(
             .as_bool()
             .unwrap_or(false),
         manageable: true,
+        is_paused: false,
+        global_cooldown: None,
+        max_per_stream: None,
+        max_per_user_per_stream: None,
     };
+    let mut reward = reward;
+    if let Err(refused) = apply_flat_fields(&mut reward, &body) {
+        return *refused;
+    }
     let answer = json!({"data": [reward_json(&reward)]});
     s.rewards.push(reward);
     Json(answer).into_response()
@@ -783,6 +912,163 @@ async fn list_rewards(
         .map(reward_json)
         .collect();
     Json(json!({"data": data})).into_response()
+}
+
+/// The flat fields create and update take (Twitch's reference): each
+/// `is_*_enabled` with its value. The `*_setting` objects Twitch answers
+/// with are not read, as Twitch does not read them either.
+fn apply_flat_fields(reward: &mut Reward, body: &Value) -> Result<(), Box<Response>> {
+    let bad = |message: &str| Box::new(helix_error(StatusCode::BAD_REQUEST, message));
+    if let Some(title) = body.get("title").and_then(Value::as_str) {
+        if title.chars().count() > 45 {
+            return Err(bad("title must be at most 45 characters"));
+        }
+        reward.title = title.to_owned();
+    }
+    if let Some(prompt) = body.get("prompt").and_then(Value::as_str) {
+        if prompt.chars().count() > 200 {
+            return Err(bad("prompt must be at most 200 characters"));
+        }
+        reward.prompt = prompt.to_owned();
+    }
+    if let Some(paused) = body.get("is_paused").and_then(Value::as_bool) {
+        reward.is_paused = paused;
+    }
+    let limit =
+        |enabled: &str, value: &str, min: i64| -> Result<Option<Option<i64>>, Box<Response>> {
+            match body.get(enabled).and_then(Value::as_bool) {
+                None => Ok(None),
+                Some(false) => Ok(Some(None)),
+                Some(true) => match body.get(value).and_then(Value::as_i64) {
+                    Some(v) if v >= min => Ok(Some(Some(v))),
+                    _ => Err(bad(&format!(
+                        "{value} must be at least {min} when {enabled} is true"
+                    ))),
+                },
+            }
+        };
+    if let Some(cooldown) = limit("is_global_cooldown_enabled", "global_cooldown_seconds", 1)? {
+        reward.global_cooldown = cooldown;
+    }
+    if let Some(max) = limit("is_max_per_stream_enabled", "max_per_stream", 1)? {
+        reward.max_per_stream = max;
+    }
+    if let Some(max) = limit(
+        "is_max_per_user_per_stream_enabled",
+        "max_per_user_per_stream",
+        1,
+    )? {
+        reward.max_per_user_per_stream = max;
+    }
+    Ok(())
+}
+
+/// `PATCH /helix/channel_points/custom_rewards?broadcaster_id&id`: only a
+/// reward this client created.
+async fn update_reward(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(query): Query<Vec<(String, String)>>,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Err(refused) =
+        authorized(&app, &headers, &[MANAGE]).and_then(|user| own_channel(&app, &query, &user))
+    {
+        return *refused;
+    }
+    let Some(id) = query_value(&query, "id") else {
+        return helix_error(StatusCode::BAD_REQUEST, "Missing required parameter id");
+    };
+    let mut s = app.state.lock().unwrap();
+    let Some(reward) = s.rewards.iter_mut().find(|r| r.id == id) else {
+        return helix_error(StatusCode::NOT_FOUND, "reward not found");
+    };
+    if !reward.manageable {
+        return helix_error(
+            StatusCode::FORBIDDEN,
+            "The client-id does not match the client-id that created the reward",
+        );
+    }
+    let mut changed = reward.clone();
+    if let Err(refused) = apply_flat_fields(&mut changed, &body) {
+        return *refused;
+    }
+    *reward = changed.clone();
+    s.reward_patches.push((id.to_owned(), body));
+    Json(json!({"data": [reward_json(&changed)]})).into_response()
+}
+
+/// `POST /helix/chat/messages`: a user token of the sender (scope
+/// `user:write:chat`), 500 characters at most. Past the sender's limit the
+/// call is answered 200 and the message dropped (`is_sent: false`).
+async fn send_chat(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let user = match authorized(&app, &headers, &[CHAT_SCOPE]) {
+        Ok(user) => user,
+        Err(refused) => return *refused,
+    };
+    let (Some(broadcaster_id), Some(sender_id), Some(message)) = (
+        body["broadcaster_id"].as_str(),
+        body["sender_id"].as_str(),
+        body["message"].as_str(),
+    ) else {
+        return helix_error(StatusCode::BAD_REQUEST, "Missing required parameter");
+    };
+    if sender_id != user {
+        app.state.lock().unwrap().forbidden += 1;
+        return helix_error(
+            StatusCode::FORBIDDEN,
+            "The sender must match the user ID in the access token.",
+        );
+    }
+    if broadcaster_id != BROADCASTER_ID {
+        return helix_error(StatusCode::BAD_REQUEST, "The broadcaster_id is not valid.");
+    }
+    if message.is_empty() || message.chars().count() > 500 {
+        return helix_error(
+            StatusCode::BAD_REQUEST,
+            "The message must be 1 to 500 characters.",
+        );
+    }
+    let mut s = app.state.lock().unwrap();
+    let limit = if sender_id == BROADCASTER_ID || s.moderators.contains(sender_id) {
+        s.chat_limit_moderator
+    } else {
+        s.chat_limit
+    };
+    let window = s.chat_window;
+    let now = std::time::Instant::now();
+    let sent = s.chat_sent_at.entry(sender_id.to_owned()).or_default();
+    while sent
+        .front()
+        .is_some_and(|at| now.duration_since(*at) >= window)
+    {
+        sent.pop_front();
+    }
+    let is_sent = sent.len() < limit;
+    if is_sent {
+        sent.push_back(now);
+    }
+    s.chat.push(ChatLine {
+        broadcaster_id: broadcaster_id.to_owned(),
+        sender_id: sender_id.to_owned(),
+        message: message.to_owned(),
+        is_sent,
+    });
+    let drop_reason = if is_sent {
+        Value::Null
+    } else {
+        json!({"code": "msg_ratelimit", "message": "Your message was not sent because you are sending messages too quickly."})
+    };
+    Json(json!({"data": [{
+        "message_id": if is_sent { Uuid::new_v4().to_string() } else { String::new() },
+        "is_sent": is_sent,
+        "drop_reason": drop_reason,
+    }]}))
+    .into_response()
 }
 
 fn redemption_json(r: &Redemption, reward: Option<&Reward>) -> Value {
@@ -914,8 +1200,11 @@ async fn update_redemptions(
         );
     };
     redemption.status = status.clone();
-    let answer = json!({"data": [redemption_json(redemption, Some(&reward))]});
+    let changed = redemption.clone();
+    let answer = json!({"data": [redemption_json(&changed, Some(&reward))]});
     s.updates.push((id.to_owned(), status));
+    // Twitch's docs do not promise the app's own updates are left out.
+    notify_update(&mut s, &changed);
     Json(answer).into_response()
 }
 
@@ -933,13 +1222,62 @@ fn envelope(kind: &str, payload: Value, sub: Option<&Subscription>) -> String {
     json!({"metadata": metadata, "payload": payload}).to_string()
 }
 
+/// Sends `channel_points_custom_reward_redemption.update` for `r` on every
+/// enabled subscription that matches it.
+fn notify_update(s: &mut TwitchState, r: &Redemption) {
+    let reward = s.rewards.iter().find(|w| w.id == r.reward_id).cloned();
+    let targets: Vec<Subscription> = s
+        .subscriptions
+        .iter()
+        .filter(|sub| {
+            sub.status == "enabled"
+                && sub.kind == REDEMPTION_UPDATE_TYPE
+                && (sub.condition.get("reward_id").is_none()
+                    || sub.condition["reward_id"] == r.reward_id.as_str())
+        })
+        .cloned()
+        .collect();
+    for sub in targets {
+        let message = notification(&sub, r, reward.as_ref());
+        if let Some(session) = s.sessions.get(&sub.session_id) {
+            let _ = session.send(Control::Send(message));
+        }
+    }
+}
+
+/// Sends a stream.online / stream.offline notification.
+fn notify_stream(s: &mut TwitchState, kind: &str) {
+    let event = if kind == STREAM_ONLINE_TYPE {
+        json!({"id": Uuid::new_v4().to_string(), "broadcaster_user_id": BROADCASTER_ID,
+               "broadcaster_user_login": BROADCASTER_LOGIN, "broadcaster_user_name": "TwitchDev",
+               "type": "live", "started_at": now_rfc3339()})
+    } else {
+        json!({"broadcaster_user_id": BROADCASTER_ID,
+               "broadcaster_user_login": BROADCASTER_LOGIN, "broadcaster_user_name": "TwitchDev"})
+    };
+    for sub in s
+        .subscriptions
+        .iter()
+        .filter(|sub| sub.status == "enabled" && sub.kind == kind)
+    {
+        let message = envelope(
+            "notification",
+            json!({"subscription": subscription_json(sub), "event": event}),
+            Some(sub),
+        );
+        if let Some(session) = s.sessions.get(&sub.session_id) {
+            let _ = session.send(Control::Send(message));
+        }
+    }
+}
+
 fn notification(sub: &Subscription, r: &Redemption, reward: Option<&Reward>) -> String {
     let event = json!({
         "id": r.id,
         "broadcaster_user_id": BROADCASTER_ID, "broadcaster_user_login": BROADCASTER_LOGIN,
         "broadcaster_user_name": "TwitchDev",
         "user_id": r.user_id, "user_login": r.user_login, "user_name": r.user_name,
-        "user_input": r.user_input, "status": "unfulfilled",
+        "user_input": r.user_input, "status": r.status.to_lowercase(),
         "reward": {
             "id": r.reward_id,
             "title": reward.map(|w| w.title.clone()).unwrap_or_default(),
