@@ -102,40 +102,20 @@ impl Store {
         cap: u32,
         later: std::time::Duration,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        sqlx::query!(
-            "SELECT pg_advisory_xact_lock(hashtext('dynamo.viewer.' || $1))",
-            twitch_user_id
-        )
-        .execute(&mut *tx)
-        .await?;
-        let busy = sqlx::query_scalar!(
-            r#"SELECT count(*) AS "busy!" FROM dynamo.image_request
-             WHERE twitch_user_id = $1 AND id <> $2 AND finished_at IS NULL
-               AND lease_expires_at > now()"#,
+        // One statement: the lock, the count and the release are
+        // `dynamo.start_if_viewer_has_room` (migration 0024).
+        let room = sqlx::query_scalar!(
+            r#"SELECT dynamo.start_if_viewer_has_room(
+                   $1, $2, $3, $4, $5 * interval '1 millisecond') AS room"#,
+            lease.request_id,
+            lease.token,
             twitch_user_id,
-            lease.request_id
+            i32::try_from(cap).unwrap_or(i32::MAX),
+            later.as_millis() as f64
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(self.pool())
         .await?;
-        let room = busy < i64::from(cap);
-        if !room {
-            let released = sqlx::query!(
-                "UPDATE dynamo.image_request
-                 SET next_attempt_at = now() + $3 * interval '1 millisecond',
-                     lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-                 WHERE id = $1 AND lease_token = $2",
-                lease.request_id,
-                lease.token,
-                later.as_millis() as f64
-            )
-            .execute(&mut *tx)
-            .await?;
-            if released.rows_affected() == 0 {
-                return Err(StoreError::LeaseLost(lease.request_id));
-            }
-        }
-        tx.commit().await?;
+        let room = room.ok_or(StoreError::LeaseLost(lease.request_id))?;
         Ok(room)
     }
 }
