@@ -21,6 +21,7 @@ mod placeholder;
 mod redact;
 mod retry_hint;
 mod storage;
+mod token_cache;
 
 use async_trait::async_trait;
 use dynamo_wire::{Color, Style, Viewer};
