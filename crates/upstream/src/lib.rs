@@ -16,6 +16,7 @@ mod error;
 mod ledger;
 mod model_name;
 mod models;
+mod on_answer;
 mod openai;
 mod placeholder;
 mod redact;
