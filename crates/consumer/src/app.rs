@@ -298,7 +298,7 @@ async fn services(
     };
     let (images, names, moderator, limits): Providers = match &config.images {
         ImageBackend::OpenAi(settings) => {
-            let catalogue = Arc::new(StoreCatalogue(Store::new(pool.clone())));
+            let catalogue = Arc::new(StoreCatalogue::new(Store::new(pool.clone())));
             let openai =
                 Arc::new(OpenAi::new(settings.as_ref().clone())?.with_catalogue(catalogue));
             // Before anything is consumed: with no model left, every request

@@ -3,9 +3,11 @@
 //! refusal when a model setting has nothing left to call.
 
 use async_trait::async_trait;
-use dynamo_store::{Store, StoreError};
+use dynamo_store::{LearnedModels, Store, StoreError};
 use dynamo_upstream::{ListedModel, ModelCatalogue, ModelChain, UpstreamError};
+use std::sync::Mutex;
 use std::time::Duration;
+use std::time::Instant;
 
 /// What the store cannot do is a transient failure of the "database" service.
 fn unavailable(error: StoreError) -> UpstreamError {
@@ -16,19 +18,68 @@ fn unavailable(error: StoreError) -> UpstreamError {
     }
 }
 
-pub struct StoreCatalogue(pub Store);
+/// The catalogue in PostgreSQL, with what it learned kept in memory for a
+/// moment: every image call asks which models are gone and which
+/// parameters they refuse, and reading that from the database on each call
+/// cost each request two statements. What another process learns reaches
+/// this one within [`LEARNED_FRESH`] (until then a call may meet the same
+/// refusal once more, and learns it itself); what this one learns, it knows
+/// at once.
+pub struct StoreCatalogue {
+    store: Store,
+    learned: Mutex<Option<(Instant, LearnedModels)>>,
+}
+
+/// How long what the fleet learned about models is taken as current.
+const LEARNED_FRESH: Duration = Duration::from_secs(2);
+
+impl StoreCatalogue {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            learned: Mutex::new(None),
+        }
+    }
+
+    /// What the fleet learned, from memory while fresh, else read once.
+    async fn learned(&self) -> Result<LearnedModels, UpstreamError> {
+        if let Some((at, learned)) = &*self.cache()
+            && at.elapsed() < LEARNED_FRESH
+        {
+            return Ok(learned.clone());
+        }
+        let learned = self
+            .store
+            .learned_about_models()
+            .await
+            .map_err(unavailable)?;
+        *self.cache() = Some((Instant::now(), learned.clone()));
+        Ok(learned)
+    }
+
+    /// This process learned something: the next call reads the database.
+    fn forget(&self) {
+        *self.cache() = None;
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Option<(Instant, LearnedModels)>> {
+        // A poisoned lock only means a thread panicked while replacing a
+        // plain value; the value is still usable.
+        self.learned.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 #[async_trait]
 impl ModelCatalogue for StoreCatalogue {
     async fn configure(&self, chain: &ModelChain) -> Result<(), UpstreamError> {
-        self.0
+        self.store
             .configure_models(chain.variable, &chain.models)
             .await
             .map_err(unavailable)
     }
 
     async fn claim_check(&self, every: Duration, owner: &str) -> Result<bool, UpstreamError> {
-        self.0
+        self.store
             .claim_catalogue_check(every, owner)
             .await
             .map_err(unavailable)
@@ -42,22 +93,23 @@ impl ModelCatalogue for StoreCatalogue {
                 shutdown_date: m.shutdown_date,
             })
             .collect();
-        self.0.record_catalogue(&listed).await.map_err(unavailable)
+        let recorded = self.store.record_catalogue(&listed).await;
+        self.forget();
+        recorded.map_err(unavailable)
     }
 
     async fn gone(&self) -> Result<Vec<String>, UpstreamError> {
-        self.0.gone_models().await.map_err(unavailable)
+        Ok(self.learned().await?.gone)
     }
 
     async fn mark_gone(&self, model: &str, reason: &str) -> Result<bool, UpstreamError> {
-        self.0
-            .mark_model_gone(model, reason)
-            .await
-            .map_err(unavailable)
+        let marked = self.store.mark_model_gone(model, reason).await;
+        self.forget();
+        marked.map_err(unavailable)
     }
 
     async fn refused_parameters(&self) -> Result<Vec<(String, String)>, UpstreamError> {
-        self.0.refused_parameters().await.map_err(unavailable)
+        Ok(self.learned().await?.refused)
     }
 
     async fn refuse_parameter(
@@ -66,10 +118,9 @@ impl ModelCatalogue for StoreCatalogue {
         parameter: &str,
         detail: &str,
     ) -> Result<(), UpstreamError> {
-        self.0
-            .refuse_parameter(model, parameter, detail)
-            .await
-            .map_err(unavailable)
+        let refused = self.store.refuse_parameter(model, parameter, detail).await;
+        self.forget();
+        refused.map_err(unavailable)
     }
 }
 

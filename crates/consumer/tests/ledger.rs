@@ -54,3 +54,41 @@ async fn each_debit_is_settled_with_its_own_viewers_token() {
     ]);
     running.stop().await;
 }
+
+/// The auth service's token (an RS256 JWT, ~15 min) serves a viewer's
+/// debits and settlements while it is valid: one token for a viewer's two
+/// requests (four ledger calls), and a fresh one once it has expired.
+#[tokio::test]
+async fn a_viewers_service_token_is_reused_while_valid_and_renewed_after() {
+    let world = TestWorld::start().await;
+    let env = world.consumer_env().with("MODERATION", "false");
+    let running = Running::start(world, env).await;
+    let fakes = &running.world.fakes;
+    let issued = || fakes.with(|s| s.tokens_issued);
+    for subject in ["a seal", "a second seal"] {
+        running.send(&from_viewer("303", subject)).await;
+        let result = running.result().await;
+        assert_eq!(result.body["state"], "succeeded", "{}", result.body);
+    }
+    assert_eq!(issued(), 1, "one token for the viewer's debits and accepts");
+
+    // Another viewer's tokens last two seconds: once the first has expired
+    // (a time, so waited for as such), the next request takes a new one.
+    fakes.with(|s| s.token_lifetime = Some(std::time::Duration::from_secs(2)));
+    running.send(&from_viewer("404", "a brief seal")).await;
+    let asked = tokio::time::Instant::now();
+    let result = running.result().await;
+    assert_eq!(result.body["state"], "succeeded", "{}", result.body);
+    let before = issued();
+    assert!(before > 1, "the second viewer has a token of its own");
+    tokio::time::sleep_until(asked + std::time::Duration::from_secs(3)).await;
+    running.send(&from_viewer("404", "a later seal")).await;
+    let result = running.result().await;
+    assert_eq!(result.body["state"], "succeeded", "{}", result.body);
+    assert!(
+        issued() > before,
+        "an expired token was used again ({} tokens issued)",
+        issued()
+    );
+    running.stop().await;
+}

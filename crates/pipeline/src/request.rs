@@ -157,6 +157,11 @@ pub(crate) struct Run<'a> {
     /// Took a held service's probe before its debit: its first call to a
     /// held service is that probe.
     pub(crate) probe: std::sync::atomic::AtomicBool,
+    /// The state the run began in: only a step begun in an earlier run can
+    /// find that run's work (a kept image).
+    pub(crate) began_in: RequestState,
+    /// The run's last write gave the lease up with it.
+    pub(crate) released: std::sync::atomic::AtomicBool,
 }
 
 impl Run<'_> {
@@ -256,6 +261,8 @@ impl Pipeline {
             job,
             owned: &owned,
             probe: std::sync::atomic::AtomicBool::new(false),
+            began_in: record.state(),
+            released: std::sync::atomic::AtomicBool::new(false),
         };
         let outcome = tokio::select! {
             outcome = self.drive(&run, record) => outcome,
@@ -267,6 +274,7 @@ impl Pipeline {
                 ..
             }) => {} // given up with the decision, or parked with it
             Ok(Outcome::Waiting { until, .. }) => self.release(&lease, Some(*until)).await,
+            Ok(_) if run.released.load(Ordering::Relaxed) => {}
             Ok(_) => self.release(&lease, None).await,
             Err(PipelineError::LeaseLost) => {}
             Err(_) => {

@@ -71,7 +71,14 @@ impl Pipeline {
                 exchange: exchange.clone(),
                 detail: error.to_string(),
             })?;
-            current.apply(self.store.mark_result_published(run.lease()).await?);
+            // The run's last write: the lease is given up with it.
+            current.apply(
+                self.store
+                    .mark_result_published_and_release(run.lease())
+                    .await?,
+            );
+            run.released
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
     }

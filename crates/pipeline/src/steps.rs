@@ -139,7 +139,13 @@ impl Pipeline {
     /// Generates, post-processes and uploads the image.
     pub(crate) async fn make_image(&self, run: &Run<'_>, current: &mut Current) -> StepResult {
         let job = run.job;
-        let source = match self.store.generated(job.id).await? {
+        // Only a run that began at this step can find an image an earlier
+        // run bought: a fresh run does not ask.
+        let kept = match run.began_in == current.record.state() {
+            true => self.store.generated(job.id).await?,
+            false => None,
+        };
+        let source = match kept {
             Some(bought) => {
                 tracing::info!(
                     bytes = bought.len(),
@@ -228,15 +234,13 @@ impl Pipeline {
             }
             Attempted::Deferred(until, why) => return Ok(Err(Next::Wait(until, why))),
         };
-        self.record_spend(run, &bought).await?;
-        self.store
-            .keep_generated(run.lease(), &bought.bytes)
-            .await?;
+        self.keep_bought(run, &bought).await?;
         Ok(Ok(bought.bytes))
     }
 
-    /// What the image cost, for `/stats`, `/metrics` and the daily budget.
-    async fn record_spend(
+    /// Keeps the answer and what it cost (for `/stats`, `/metrics` and the
+    /// daily budget), in one write.
+    async fn keep_bought(
         &self,
         run: &Run<'_>,
         bought: &dynamo_upstream::GeneratedImage,
@@ -248,10 +252,16 @@ impl Pipeline {
             input_tokens: bought.usage.map(|u| u.input_tokens),
             output_tokens: bought.usage.map(|u| u.output_tokens),
         };
-        self.store.record_spend(run.id(), &cost).await?;
-        self.metrics.spent(&bought.model, bought.cost_usd);
-        tracing::info!(model = %bought.model, cost_usd = bought.cost_usd, priced_by = cost.priced_by, "image bought");
-        Ok(())
+        let kept = self
+            .store
+            .keep_bought(run.lease(), &bought.bytes, &cost)
+            .await;
+        // The cost is recorded even when the lease was lost meanwhile.
+        if matches!(kept, Ok(()) | Err(StoreError::LeaseLost(_))) {
+            self.metrics.spent(&bought.model, bought.cost_usd);
+            tracing::info!(model = %bought.model, cost_usd = bought.cost_usd, priced_by = cost.priced_by, "image bought");
+        }
+        Ok(kept?)
     }
 
     /// Publishes the alert. It counts as shown only once the broker confirmed

@@ -45,7 +45,7 @@ pub use holds::Hold;
 pub use intake_lease::IntakeLease;
 pub use lease::Lease;
 pub use listing::{Cursor, RequestFilter};
-pub use models::{ConfiguredModel, ListedModel};
+pub use models::{ConfiguredModel, LearnedModels, ListedModel};
 pub use moves::Progress;
 pub use overlay::{OVERLAY_CHANNEL, OverlayAlert, OverlayQueue, OverlayToken};
 pub use rate_limit::{Permit, RateLimiter};

@@ -135,17 +135,6 @@ impl Store {
         Ok(marked.rows_affected() == 1)
     }
 
-    /// Every model the fleet knows to be gone.
-    pub async fn gone_models(&self) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar!(
-                "SELECT id FROM dynamo.model WHERE gone_at IS NOT NULL ORDER BY id"
-            )
-            .fetch_all(self.pool())
-            .await?,
-        )
-    }
-
     /// Stops sending `parameter` to `model`, fleet-wide.
     pub async fn refuse_parameter(
         &self,
@@ -165,17 +154,25 @@ impl Store {
         Ok(())
     }
 
-    /// Every (model, parameter) refused so far.
-    pub async fn refused_parameters(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let refused = sqlx::query!(
-            "SELECT model, parameter FROM dynamo.model_parameter_refusal ORDER BY 1, 2"
+    /// What the fleet learned about models, in one read: the gone models
+    /// and the refused (model, parameter) pairs — what an image call asks
+    /// before it picks a model and its parameters.
+    pub async fn learned_about_models(&self) -> Result<LearnedModels, StoreError> {
+        let row = sqlx::query!(
+            r#"SELECT
+                 coalesce((SELECT array_agg(id ORDER BY id) FROM dynamo.model
+                           WHERE gone_at IS NOT NULL), '{}') AS "gone!",
+                 coalesce((SELECT array_agg(model ORDER BY model, parameter)
+                           FROM dynamo.model_parameter_refusal), '{}') AS "models!",
+                 coalesce((SELECT array_agg(parameter ORDER BY model, parameter)
+                           FROM dynamo.model_parameter_refusal), '{}') AS "parameters!""#
         )
-        .fetch_all(self.pool())
+        .fetch_one(self.pool())
         .await?;
-        Ok(refused
-            .into_iter()
-            .map(|row| (row.model, row.parameter))
-            .collect())
+        Ok(LearnedModels {
+            gone: row.gone,
+            refused: row.models.into_iter().zip(row.parameters).collect(),
+        })
     }
 
     /// The configured models with their shutdown dates and days left, by
@@ -192,4 +189,13 @@ impl Store {
         .fetch_all(self.pool())
         .await?)
     }
+}
+
+/// What the fleet learned about models ([`Store::learned_about_models`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LearnedModels {
+    /// Models known to be gone, by id.
+    pub gone: Vec<String>,
+    /// (model, parameter) pairs a model refused.
+    pub refused: Vec<(String, String)>,
 }

@@ -120,9 +120,80 @@ impl Store {
         Ok((progress, stored))
     }
 
-    /// The image is uploaded: record where. Returns the image as stored: a
-    /// repeat of the step keeps the image recorded first.
+    /// The image is uploaded: record where, and drop the kept answer. Returns
+    /// the image as stored: a repeat of the step keeps the image recorded
+    /// first. The move, the image and the kept answer's end are one
+    /// statement (the image step's tail is the pipeline's hot path); only
+    /// when the move does not apply (a repeat, a lost lease) is the slower
+    /// transaction asked what happened.
     pub async fn record_image(
+        &self,
+        lease: &Lease,
+        image: &StoredImage,
+    ) -> Result<(Progress, StoredImage), StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Recorded {
+            #[sqlx(flatten)]
+            progress: Progress,
+            index: i32,
+            url: String,
+            color: Option<String>,
+            content_type: String,
+            byte_size: i32,
+        }
+        // Runtime-checked, as `advance_in`: the move is built as every move
+        // is. The statement's snapshot does not see its own insert, so the
+        // union is the new image or the one recorded before, never both.
+        static RECORD: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH moved AS ({move_}),
+                 new AS (
+                     INSERT INTO dynamo.image
+                         (image_request_id, index, url, color, content_type, byte_size)
+                     SELECT $1, $4, $5, $6, $7, $8 FROM moved
+                     ON CONFLICT (image_request_id, index) DO NOTHING
+                     RETURNING index, url, color, content_type, byte_size),
+                 forgotten AS (
+                     DELETE FROM dynamo.generated_image
+                     WHERE image_request_id = $1 AND EXISTS (SELECT FROM moved))
+                 SELECT moved.*, i.* FROM moved, (
+                     SELECT index, url, color, content_type, byte_size FROM new
+                     UNION ALL
+                     SELECT index, url, color, content_type, byte_size FROM dynamo.image
+                     WHERE image_request_id = $1 AND index = $4) i
+                 LIMIT 1",
+                move_ = advance_sql(RequestState::Stored, "stored_at = now()"),
+            )
+        });
+        let recorded: Option<Recorded> = sqlx::query_as(sqlx::AssertSqlSafe(RECORD.as_str()))
+            .bind(lease.request_id)
+            .bind(state_names(RequestState::Stored.predecessors()))
+            .bind(lease.token)
+            .bind(image.index)
+            .bind(&image.url)
+            .bind(&image.color)
+            .bind(&image.content_type)
+            .bind(image.byte_size)
+            .fetch_optional(self.pool())
+            .await?;
+        match recorded {
+            Some(r) => Ok((
+                r.progress,
+                StoredImage {
+                    index: r.index,
+                    url: r.url,
+                    color: r.color,
+                    content_type: r.content_type,
+                    byte_size: r.byte_size,
+                },
+            )),
+            None => self.record_image_again(lease, image).await,
+        }
+    }
+
+    /// `record_image` when its move did not apply: a repeat of the step
+    /// returns what was recorded; a lost lease or a wrong state is an error.
+    async fn record_image_again(
         &self,
         lease: &Lease,
         image: &StoredImage,
@@ -208,20 +279,42 @@ impl Store {
 
     /// The pending outflow was rejected (refunded).
     pub async fn mark_settled(&self, lease: &Lease) -> Result<Progress, StoreError> {
-        self.mark_once(lease, "settled_at").await
+        self.mark_once(lease, "settled_at", "").await
     }
 
     /// The broker confirmed the generation-results message.
     pub async fn mark_result_published(&self, lease: &Lease) -> Result<Progress, StoreError> {
-        self.mark_once(lease, "result_published_at").await
+        self.mark_once(lease, "result_published_at", "").await
+    }
+
+    /// The broker confirmed the generation-results message, the request's
+    /// last step: recorded and the lease given up in one statement, so a
+    /// run's end costs no extra round trip.
+    pub async fn mark_result_published_and_release(
+        &self,
+        lease: &Lease,
+    ) -> Result<Progress, StoreError> {
+        self.mark_once(
+            lease,
+            "result_published_at",
+            ", lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
+               next_attempt_at = NULL",
+        )
+        .await
     }
 
     /// Sets a timestamp column once, under the lease, and only once the
     /// request has ended: refunds and results come after the end state.
-    async fn mark_once(&self, lease: &Lease, column: &'static str) -> Result<Progress, StoreError> {
-        // Runtime-checked: `column` is the caller's (settled_at or result_published_at).
+    /// `also` is more of the SET clause (empty, or starting with a comma).
+    async fn mark_once(
+        &self,
+        lease: &Lease,
+        column: &'static str,
+        also: &'static str,
+    ) -> Result<Progress, StoreError> {
+        // Runtime-checked: `column` and `also` are the callers' constants.
         let sql = format!(
-            "UPDATE dynamo.image_request SET {column} = coalesce({column}, now()), updated_at = now()
+            "UPDATE dynamo.image_request SET {column} = coalesce({column}, now()), updated_at = now(){also}
              WHERE id = $1 AND lease_token = $2 AND finished_at IS NOT NULL
              RETURNING {PROGRESS}"
         );
@@ -264,6 +357,18 @@ impl Store {
 
 type PgQuery<'a> = sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
+/// The guarded move to `to` with `set` (binds: $1 id, $2 the predecessors'
+/// names, $3 the lease token, then the SET clause's own), returning its
+/// [`Progress`].
+fn advance_sql(to: RequestState, set: &str) -> String {
+    format!(
+        "UPDATE dynamo.image_request SET state = '{to}', updated_at = now(),
+             step_attempts = 0, step_failing_since = NULL, next_attempt_at = NULL, {set}
+         WHERE id = $1 AND state = ANY($2) AND lease_token = $3
+         RETURNING {PROGRESS}"
+    )
+}
+
 /// Moves a request to `to`, but only from one of its legal predecessors and
 /// only under its lease, and returns the row's progress as it then stands. A
 /// repeat of a move already made is a no-op, so steps are idempotent; a write
@@ -280,12 +385,7 @@ where
 {
     let id = lease.request_id;
     // Runtime-checked: the SET clause and its binds are each step's own.
-    let sql = format!(
-        "UPDATE dynamo.image_request SET state = '{to}', updated_at = now(),
-             step_attempts = 0, step_failing_since = NULL, next_attempt_at = NULL, {set}
-         WHERE id = $1 AND state = ANY($2) AND lease_token = $3
-         RETURNING {PROGRESS}"
-    );
+    let sql = advance_sql(to, set);
     let predecessors = state_names(to.predecessors());
     let query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)

@@ -104,47 +104,20 @@ impl Store {
         cap: u32,
         later: std::time::Duration,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        sqlx::query!(
-            "SELECT pg_advisory_xact_lock(hashtext('dynamo.viewer.' || $1))",
-            twitch_user_id
-        )
-        .execute(&mut *tx)
-        .await?;
-        // Busy: the viewer's requests in progress. Earlier: one of theirs
-        // that came before this one and waits to start — it goes first, so
-        // a viewer's requests take their turns in the order they came.
-        let viewer = sqlx::query!(
-            r#"SELECT count(*) FILTER (WHERE o.lease_expires_at > now()) AS "busy!",
-                      coalesce(bool_or(o.state = 'received'
-                          AND (o.lease_expires_at IS NULL OR o.lease_expires_at <= now())
-                          AND (o.created_at, o.id) < (me.created_at, me.id)), false) AS "earlier!"
-             FROM dynamo.image_request o, dynamo.image_request me
-             WHERE me.id = $2 AND o.twitch_user_id = $1 AND o.id <> $2
-               AND o.finished_at IS NULL"#,
+        // One statement: the lock, the count and the release are
+        // `dynamo.start_if_viewer_has_room` (migration 0024).
+        let room = sqlx::query_scalar!(
+            r#"SELECT dynamo.start_if_viewer_has_room(
+                   $1, $2, $3, $4, $5 * interval '1 millisecond') AS room"#,
+            lease.request_id,
+            lease.token,
             twitch_user_id,
-            lease.request_id
+            i32::try_from(cap).unwrap_or(i32::MAX),
+            later.as_millis() as f64
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(self.pool())
         .await?;
-        let room = viewer.busy < i64::from(cap) && !viewer.earlier;
-        if !room {
-            let released = sqlx::query!(
-                "UPDATE dynamo.image_request
-                 SET next_attempt_at = now() + $3 * interval '1 millisecond',
-                     lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
-                 WHERE id = $1 AND lease_token = $2",
-                lease.request_id,
-                lease.token,
-                later.as_millis() as f64
-            )
-            .execute(&mut *tx)
-            .await?;
-            if released.rows_affected() == 0 {
-                return Err(StoreError::LeaseLost(lease.request_id));
-            }
-        }
-        tx.commit().await?;
+        let room = room.ok_or(StoreError::LeaseLost(lease.request_id))?;
         Ok(room)
     }
 }

@@ -2,7 +2,6 @@
 //! day (the fleet's daily budget) and for the current broadcast.
 
 use crate::{Store, StoreError};
-use uuid::Uuid;
 
 /// One image bought.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,29 +28,6 @@ pub struct SpendSummary {
 }
 
 impl Store {
-    /// Records what the image bought for `request_id` cost.
-    pub async fn record_spend(
-        &self,
-        request_id: Uuid,
-        cost: &ImageCost<'_>,
-    ) -> Result<(), StoreError> {
-        let tokens = |n: Option<u32>| n.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
-        sqlx::query!(
-            "INSERT INTO dynamo.image_spend
-                 (image_request_id, model, cost_usd, priced_by, input_tokens, output_tokens)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            request_id,
-            cost.model,
-            cost.cost_usd,
-            cost.priced_by,
-            tokens(cost.input_tokens),
-            tokens(cost.output_tokens)
-        )
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
     /// USD spent since 00:00 UTC today, fleet-wide.
     pub async fn spend_today(&self) -> Result<f64, StoreError> {
         let usd = sqlx::query_scalar!(

@@ -3,12 +3,14 @@
 
 use crate::UpstreamError;
 use crate::error::exchange;
+use crate::token_cache::TokenCache;
 use chrono::{SecondsFormat, Utc};
 use dynamo_wire::Viewer;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sha2::Sha256;
+use std::sync::Arc;
 use uuid::Uuid;
 
 const SERVICE: &str = "auth";
@@ -18,6 +20,8 @@ pub struct AuthClient {
     http: reqwest::Client,
     base_url: String,
     shared_secret: SecretString,
+    /// Each viewer's token while it is valid, shared by every clone.
+    tokens: Arc<TokenCache>,
 }
 
 impl std::fmt::Debug for AuthClient {
@@ -34,11 +38,29 @@ impl AuthClient {
             http,
             base_url,
             shared_secret,
+            tokens: Arc::default(),
         }
     }
 
-    /// A token that lets dynamo act for `viewer`.
+    /// A token that lets dynamo act for `viewer`: the one issued before
+    /// while it is valid, else a new one.
     pub async fn service_token(&self, viewer: &Viewer) -> Result<SecretString, UpstreamError> {
+        let id = viewer.twitch_user_id.as_str();
+        if let Some(token) = self.tokens.get(id, Utc::now()) {
+            return Ok(token);
+        }
+        let token = self.issue(viewer).await?;
+        self.tokens.put(id, &token, Utc::now());
+        Ok(token)
+    }
+
+    /// The viewer's token was refused: the next call asks for a new one.
+    pub fn forget_token(&self, viewer: &Viewer) {
+        self.tokens.forget(viewer.twitch_user_id.as_str());
+    }
+
+    /// Asks the auth service for a token for `viewer`.
+    async fn issue(&self, viewer: &Viewer) -> Result<SecretString, UpstreamError> {
         let body = serde_json::to_vec(&json!({
             "service": "dynamo",
             "user": {

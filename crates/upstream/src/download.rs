@@ -14,12 +14,11 @@
 //!   `b64_json` image travels) at that as base64 plus room for its JSON.
 
 use crate::UpstreamError;
+use crate::on_answer::AnswerStep;
 use async_openai::error::OpenAIError;
-use async_openai::middleware::HttpRequestFactory;
 use futures::future::BoxFuture;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 use url::Url;
 
@@ -79,39 +78,27 @@ pub(crate) async fn read_capped(
     Ok(body.freeze())
 }
 
-/// A tower service between async-openai and reqwest that reads each answer
-/// body against the cap and hands on a response holding the bytes read
-/// (async-openai buffers the body whole; this way it never sees more).
-#[derive(Debug, Clone)]
-pub(crate) struct CapAnswers<S> {
-    inner: S,
+/// Reads each answer body against the cap and hands on a response holding
+/// the bytes read (async-openai buffers the body whole; this way it never
+/// sees more). An [`AnswerStep`] of the OpenAI client's chain.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CapAnswers {
     limit: usize,
 }
 
-impl<S> CapAnswers<S> {
-    pub(crate) fn new(inner: S, limit: usize) -> Self {
-        Self { inner, limit }
+impl CapAnswers {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self { limit }
     }
 }
 
-impl<S> tower::Service<HttpRequestFactory> for CapAnswers<S>
-where
-    S: tower::Service<HttpRequestFactory, Response = reqwest::Response, Error = OpenAIError>,
-    S::Future: Send + 'static,
-{
-    type Response = reqwest::Response;
-    type Error = OpenAIError;
-    type Future = BoxFuture<'static, Result<reqwest::Response, OpenAIError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: HttpRequestFactory) -> Self::Future {
-        let response = self.inner.call(request);
+impl AnswerStep for CapAnswers {
+    fn on_answer(
+        &self,
+        response: reqwest::Response,
+    ) -> BoxFuture<'static, Result<reqwest::Response, OpenAIError>> {
         let limit = self.limit;
         Box::pin(async move {
-            let response = response.await?;
             let mut head = http::Response::builder()
                 .status(response.status())
                 .version(response.version());

@@ -46,10 +46,15 @@ impl HttpLedger {
             request = request.json(&body);
         }
         // 409 carries meaning here (not enough points; already final).
-        exchange(SERVICE, request, |status| {
+        let answer = exchange(SERVICE, request, |status| {
             status.is_success() || status == StatusCode::CONFLICT
         })
-        .await
+        .await;
+        if answer.is_err() {
+            // Perhaps the token was refused: the next call takes a new one.
+            self.auth.forget_token(viewer);
+        }
+        answer
     }
 
     /// Accept and reject both answer 409 when the flow is already final;

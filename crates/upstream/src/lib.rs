@@ -16,11 +16,13 @@ mod error;
 mod ledger;
 mod model_name;
 mod models;
+mod on_answer;
 mod openai;
 mod placeholder;
 mod redact;
 mod retry_hint;
 mod storage;
+mod token_cache;
 
 use async_trait::async_trait;
 use dynamo_wire::{Color, Style, Viewer};

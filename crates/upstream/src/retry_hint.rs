@@ -9,11 +9,10 @@
 //! async-openai cannot read (a compatible server's `{"error":"text"}`, an
 //! empty 404) reaches us without it otherwise.
 
+use crate::on_answer::AnswerStep;
 use async_openai::error::OpenAIError;
-use async_openai::middleware::HttpRequestFactory;
 use futures::future::BoxFuture;
 use std::cell::Cell;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 tokio::task_local! {
@@ -42,34 +41,17 @@ where
         .await
 }
 
-#[derive(Debug, Clone)]
-pub struct CaptureRetryHints<S> {
-    inner: S,
-}
+/// Leaves each answer's status and wait hint in the caller's slot. An
+/// [`AnswerStep`] of the OpenAI client's chain.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CaptureRetryHints;
 
-impl<S> CaptureRetryHints<S> {
-    pub fn new(inner: S) -> Self {
-        Self { inner }
-    }
-}
-
-impl<S> tower::Service<HttpRequestFactory> for CaptureRetryHints<S>
-where
-    S: tower::Service<HttpRequestFactory, Response = reqwest::Response, Error = OpenAIError>,
-    S::Future: Send + 'static,
-{
-    type Response = reqwest::Response;
-    type Error = OpenAIError;
-    type Future = BoxFuture<'static, Result<reqwest::Response, OpenAIError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: HttpRequestFactory) -> Self::Future {
-        let response = self.inner.call(request);
+impl AnswerStep for CaptureRetryHints {
+    fn on_answer(
+        &self,
+        response: reqwest::Response,
+    ) -> BoxFuture<'static, Result<reqwest::Response, OpenAIError>> {
         Box::pin(async move {
-            let response = response.await?;
             let status = response.status();
             // The `x-ratelimit-reset-*` headers come on every answer and say
             // when the rate limit refills: a wait only for a 429. A server

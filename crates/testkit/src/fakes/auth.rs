@@ -45,7 +45,7 @@ fn check(
     headers: &HeaderMap,
     body: &[u8],
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<String, Refusal> {
+) -> Result<User, Refusal> {
     let request_id = header_text(headers, "x-hmac-request-id");
     let timestamp = header_text(headers, "x-hmac-request-timestamp");
     if uuid::Uuid::parse_str(request_id).is_err() {
@@ -78,7 +78,56 @@ fn check(
     if login != display_name.to_lowercase() {
         return Err(Refusal::Body("login must be the lowercased display name"));
     }
-    Ok(id.to_owned())
+    Ok(User {
+        id: id.to_owned(),
+        login: login.to_owned(),
+        display_name: display_name.to_owned(),
+    })
+}
+
+/// The user a token request names.
+#[derive(Debug, PartialEq)]
+struct User {
+    id: String,
+    login: String,
+    display_name: String,
+}
+
+/// The real service's token lifetime (SPEC §3: ~15 min).
+const TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// A service token as the real auth service issues one (SPEC §3): an RS256
+/// JWT with `kid`, `iss`, `exp` and the user's claims, for service dynamo.
+fn service_jwt(user: &User, exp: chrono::DateTime<chrono::Utc>) -> String {
+    super::sign_jwt(
+        "a",
+        &json!({
+            "iss": super::Fakes::ISSUER,
+            "exp": exp.timestamp(),
+            "gvcr_service": "dynamo",
+            "twitch_user_id": user.id,
+            "twitch_user_login": user.login,
+            "twitch_display_name": user.display_name,
+        }),
+    )
+}
+
+/// The viewer a service token acts for, if the token is one the fake auth
+/// service signed and it has not expired: the ledger's check.
+pub(super) fn token_viewer(token: &str) -> Option<String> {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::Jwk};
+    let jwk: Jwk = serde_json::from_str(include_str!("../../keys/auth-a.jwk.json")).ok()?;
+    let key = DecodingKey::from_jwk(&jwk).ok()?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.leeway = 0;
+    validation.set_issuer(&[super::Fakes::ISSUER]);
+    let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .ok()?
+        .claims;
+    if claims["gvcr_service"] != "dynamo" {
+        return None;
+    }
+    claims["twitch_user_id"].as_str().map(str::to_owned)
 }
 
 pub(super) async fn service_token(
@@ -97,11 +146,14 @@ pub(super) async fn service_token(
             return (StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response();
         }
     };
-    state.lock().unwrap().tokens_issued += 1;
-    // Not a real JWT: the ledger fake only needs to know whose token it is.
+    let lifetime = {
+        let mut state = state.lock().unwrap();
+        state.tokens_issued += 1;
+        state.token_lifetime.unwrap_or(TOKEN_LIFETIME)
+    };
     (
         [(header::CONTENT_TYPE, "application/jwt")],
-        format!("token-for.{user}"),
+        service_jwt(&user, chrono::Utc::now() + lifetime),
     )
         .into_response()
 }
@@ -182,7 +234,7 @@ mod tests {
     fn the_known_answer_vector_is_accepted() {
         let headers = headers(REQUEST_ID, TIMESTAMP, SIGNATURE);
         assert_eq!(
-            check(&headers, BODY.as_bytes(), at(TIMESTAMP)),
+            check(&headers, BODY.as_bytes(), at(TIMESTAMP)).map(|user| user.id),
             Ok("90790024".to_owned())
         );
     }
@@ -210,6 +262,24 @@ mod tests {
                 Err(Refusal::Signature("bad signature"))
             );
         }
+    }
+
+    #[test]
+    fn a_service_token_is_a_signed_jwt_the_ledger_reads_until_it_expires() {
+        let user = User {
+            id: "90790024".to_owned(),
+            login: "wasabimilkshake".to_owned(),
+            display_name: "WasabiMilkshake".to_owned(),
+        };
+        let now = chrono::Utc::now();
+        let token = service_jwt(&user, now + chrono::Duration::seconds(60));
+        assert_eq!(token_viewer(&token), Some("90790024".to_owned()));
+        let expired = service_jwt(&user, now - chrono::Duration::seconds(1));
+        assert_eq!(token_viewer(&expired), None, "expired");
+        assert_eq!(token_viewer("token-for.90790024"), None, "not a JWT");
+        let mut tampered = token.clone();
+        tampered.insert(tampered.len() - 2, 'x');
+        assert_eq!(token_viewer(&tampered), None, "bad signature");
     }
 
     #[test]

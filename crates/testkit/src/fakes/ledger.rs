@@ -116,13 +116,15 @@ fn foreign_flows_for(viewer: &str, points: i64, now: DateTime<Utc>) -> Vec<Forei
     ]
 }
 
+/// The viewer of the bearer token, if the fake auth service issued it and
+/// it has not expired (401 otherwise, as the real ledger answers).
 fn viewer_of(headers: &HeaderMap) -> Option<String> {
-    headers
+    let token = headers
         .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?
-        .strip_prefix("Bearer token-for.")
-        .map(str::to_owned)
+        .strip_prefix("Bearer ")?;
+    super::auth::token_viewer(token)
 }
 
 pub(super) async fn create_outflow(

@@ -122,7 +122,11 @@ pub struct FakeState {
     /// When set, `GET /history` answers only once it gets a permit from
     /// it: a test holds the answer until it has arranged what comes next.
     pub history_gate: Option<Arc<tokio::sync::Semaphore>>,
+    /// Service tokens issued (`POST /service-token` answered 200).
     pub tokens_issued: usize,
+    /// How long a service token lasts (its `exp`); the real service's ~15
+    /// minutes unless a test shortens it.
+    pub token_lifetime: Option<std::time::Duration>,
     /// Token requests refused for their signature or a stale timestamp.
     pub bad_signatures: usize,
     /// Token requests refused for their body (not dynamo's, no user, a
@@ -231,14 +235,7 @@ impl Fakes {
         if claims.get("exp").is_none() {
             claims["exp"] = json!(now_secs() + 3600);
         }
-        let pem = match key {
-            "a" => include_bytes!("../../keys/auth-a.pem").as_slice(),
-            _ => include_bytes!("../../keys/auth-b.pem").as_slice(),
-        };
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-        header.kid = Some(format!("test-key-{key}"));
-        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem).unwrap();
-        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+        sign_jwt(key, &claims)
     }
 
     /// Shuts `model` down, as OpenAI does: from now on it answers
@@ -254,6 +251,19 @@ impl Fakes {
     pub fn flows(&self) -> Vec<Flow> {
         self.with(|s| s.flows.values().cloned().collect())
     }
+}
+
+/// `claims` as an RS256 JWT signed with key `key` ("a" or "b"), as the auth
+/// service signs its tokens.
+fn sign_jwt(key: &str, claims: &Value) -> String {
+    let pem = match key {
+        "a" => include_bytes!("../../keys/auth-a.pem").as_slice(),
+        _ => include_bytes!("../../keys/auth-b.pem").as_slice(),
+    };
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(format!("test-key-{key}"));
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem).unwrap();
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
 }
 
 fn api_error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {

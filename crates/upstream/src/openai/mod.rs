@@ -21,6 +21,7 @@ use crate::model_name::Naming;
 use crate::models::{
     ImageParameter, MemoryCatalogue, ModelCatalogue, ModelChain, ModelParameters, ModelPrices,
 };
+use crate::on_answer::OnAnswer;
 use crate::retry_hint::{CaptureRetryHints, with_retry_hint};
 use async_openai::Client;
 use async_openai::error::OpenAIError;
@@ -114,11 +115,12 @@ impl OpenAi {
             .build()
             .map_err(|e| UpstreamError::permanent(SERVICE, e))?;
         let config = ApiConfig::new(&settings.base_url, &settings.api_key);
-        let capped = CapAnswers::new(
+        let capped = OnAnswer::new(
             ReqwestService::new(http.clone()),
-            answer_cap(settings.max_download_bytes),
+            CapAnswers::new(answer_cap(settings.max_download_bytes)),
         );
-        let client = Client::with_config(config).with_http_service(CaptureRetryHints::new(capped));
+        let client =
+            Client::with_config(config).with_http_service(OnAnswer::new(capped, CaptureRetryHints));
         let downloader = Downloader::new(
             &settings.base_url,
             &settings.download_hosts,
