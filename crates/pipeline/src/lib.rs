@@ -17,7 +17,8 @@
 //!   the same once the day's image budget is spent;
 //! - [`settings`]: what the pipeline is configured with;
 //! - [`limits`]: the fleet-wide OpenAI rate limits around the upstream calls;
-//! - [`prompt`]: prompts from templates; [`messages`]: what is published;
+//! - [`prompt`]: Golden VCR's prompt settings; [`styles`]: the styles a
+//!   request may name, kept current; [`messages`]: what is published;
 //! - [`metrics`]: what the pipeline counts and times.
 //!
 //! No module imports one that imports it back (`tests/layers.rs`).
@@ -40,6 +41,7 @@ pub mod scheduler;
 pub mod settings;
 mod settle;
 mod steps;
+pub mod styles;
 
 pub use metrics::Metrics;
 pub use request::{Pipeline, Services};

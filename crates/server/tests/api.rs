@@ -45,6 +45,7 @@ impl Server {
                     id,
                     request: &request,
                     prompt: "p",
+                    settings: &dynamo_wire::StyleSettings::legacy(&request.style()),
                     points_cost: 200,
                     free_of_charge: false,
                     retry_of: None,

@@ -25,6 +25,7 @@ mod spend;
 mod state;
 mod stats;
 mod step;
+mod styles;
 mod twitch;
 
 pub use approval::{Approval, Decision, DecisionError};
@@ -49,4 +50,5 @@ pub use spend::{ImageCost, SpendSummary};
 pub use state::RequestState;
 pub use stats::{StateCount, StepTimes};
 pub use step::Step;
+pub use styles::{DeleteError, STYLES_CHANNEL, StoredStyle, Written};
 pub use twitch::{NewRedemption, StoredGrant, StoredRedemption};

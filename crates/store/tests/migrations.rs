@@ -41,6 +41,7 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
             "rate_limit_count",
             "rate_limit_pause",
             "step_failure",
+            "styles",
             "twitch_grant",
             "twitch_redemption",
             "upstream_hold"
@@ -81,7 +82,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 20);
+    assert_eq!(tables(&database).await.len(), 21);
 }
 
 #[tokio::test]
@@ -120,6 +121,7 @@ async fn steps_only_move_forward_and_repeat_harmlessly() {
         id,
         request: &request,
         prompt: "p",
+        settings: &dynamo_wire::StyleSettings::legacy(&request.style()),
         points_cost: 200,
         free_of_charge: false,
         retry_of: None,
