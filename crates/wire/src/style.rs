@@ -233,8 +233,12 @@ pub fn render(template: &str, subject: &str, color: Option<Color>) -> String {
 
 fn drop_article(subject: &str) -> String {
     for lead in ["a ", "an ", "the "] {
-        if subject.len() > lead.len() && subject[..lead.len()].eq_ignore_ascii_case(lead) {
-            return subject[lead.len()..].trim_start().to_owned();
+        // `get`: the subject's first bytes may be inside a character.
+        if subject.len() > lead.len()
+            && let (Some(head), Some(rest)) = (subject.get(..lead.len()), subject.get(lead.len()..))
+            && head.eq_ignore_ascii_case(lead)
+        {
+            return rest.trim_start().to_owned();
         }
     }
     subject.to_owned()
