@@ -256,6 +256,7 @@ async fn store_calls(store: &Store, limiters: &[RateLimiter; 2], i: usize) {
                 id,
                 request: &request,
                 prompt: "a ghostly seal",
+                settings: &dynamo_wire::StyleSettings::legacy(&request.style()),
                 points_cost: 200,
                 free_of_charge: false,
                 retry_of: None,

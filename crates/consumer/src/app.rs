@@ -88,14 +88,19 @@ pub async fn run_with_health(
             shutdown.clone(),
         ));
     }
+    let store = Store::new(pool);
+    // Golden VCR's styles follow PROMPT_GHOST / PROMPT_FRIEND / POINTS_COST
+    // until edited (dynamo_pipeline::styles::golden_vcr).
+    dynamo_pipeline::styles::seed(&store, &config.prompts, config.points_cost).await?;
+    let styles = dynamo_pipeline::styles::Styles::load(store.clone()).await?;
+    styles.follow(shutdown.clone());
     let pipeline = Arc::new(Pipeline::new(
-        Store::new(pool),
+        store,
         broker.publisher(),
         config.topology.clone(),
         services,
         Settings {
-            prompts: config.prompts.clone(),
-            points_cost: config.points_cost,
+            styles,
             retry: config.retry,
             viewer_max_in_flight: config.viewer_max_in_flight,
             lease_ttl: config.lease_ttl,

@@ -219,6 +219,11 @@ impl Consumer {
             Ok(Outcome::OwnedElsewhere { .. }) => {
                 self.settle(&delivery, &seen, Settle::Ack).await;
             }
+            Ok(Outcome::Refused { reason }) => {
+                tracing::warn!(%reason, "generation request for no enabled style dead-lettered");
+                self.settle(&delivery, &seen, Settle::DeadLetter(&reason))
+                    .await;
+            }
             // The same values will be refused every time: park the message.
             Err(PipelineError::Store(error)) if error.is_refused_data() => {
                 let reason = format!("the database refused the request: {error}");

@@ -32,6 +32,7 @@ async fn leased(world: &TestWorld, ttl: Duration) -> (Uuid, Uuid, Store, Lease) 
                 id,
                 request: &request,
                 prompt: "a ghostly image of a lost seal, with glitchy VHS artifacts, dark background",
+                settings: &dynamo_wire::StyleSettings::legacy(&request.style()),
                 points_cost: 200,
                 free_of_charge: false,
                 retry_of: None,

@@ -19,7 +19,8 @@
 //!   broadcast), applied first, before anything is paid for;
 //! - [`settings`]: what the pipeline is configured with;
 //! - [`limits`]: the fleet-wide OpenAI rate limits around the upstream calls;
-//! - [`prompt`]: prompts from templates; [`messages`]: what is published;
+//! - [`prompt`]: Golden VCR's prompt settings; [`styles`]: the styles a
+//!   request may name, kept current; [`messages`]: what is published;
 //! - [`metrics`]: what the pipeline counts and times.
 //!
 //! No module imports one that imports it back (`tests/layers.rs`).
@@ -43,6 +44,7 @@ pub mod scheduler;
 pub mod settings;
 mod settle;
 mod steps;
+pub mod styles;
 
 pub use metrics::Metrics;
 pub use request::{Pipeline, Services};

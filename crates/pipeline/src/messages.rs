@@ -4,8 +4,8 @@
 
 use dynamo_store::{RequestRecord, StoredImage};
 use dynamo_wire::{
-    EndState, FriendDetails, GenerationRequest, GenerationResult, GhostDetails, ImageAlert,
-    OnscreenEvent, RequestKind, Style,
+    CustomDetails, EndState, FriendDetails, GenerationRequest, GenerationResult, GhostDetails,
+    ImageAlert, OnscreenEvent, RequestKind, Style,
 };
 
 pub(crate) fn alert_for(
@@ -16,21 +16,34 @@ pub(crate) fn alert_for(
     let viewer = request.viewer.clone();
     let description = request.subject().as_str().to_owned();
     let image_url = image.url.clone();
-    OnscreenEvent::Image(match request.style() {
-        Style::Ghost => ImageAlert::Ghost {
+    let style = request.style();
+    OnscreenEvent::Image(match style.builtin() {
+        Some(Style::Ghost) => ImageAlert::Ghost {
             viewer,
             details: GhostDetails {
                 image_url,
                 description,
             },
         },
-        Style::Friend => ImageAlert::Friend {
+        Some(Style::Friend) => ImageAlert::Friend {
             viewer,
             details: FriendDetails {
                 image_url,
                 description,
                 name: name.unwrap_or_default().to_owned(),
                 background_color: image.color.clone().unwrap_or_default(),
+            },
+        },
+        // SPEC §8: a name when the style made one, the key colour when
+        // the image was keyed.
+        None => ImageAlert::Custom {
+            style,
+            viewer,
+            details: CustomDetails {
+                image_url,
+                description,
+                name: name.map(str::to_owned),
+                background_color: image.color.clone(),
             },
         },
     })

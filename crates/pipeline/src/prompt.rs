@@ -1,10 +1,11 @@
 //! Building the image prompt from a request (SPEC §3).
 
 use dynamo_runtime::{Env, SettingError};
-use dynamo_wire::ImagePayload;
+use dynamo_wire::{ImagePayload, check_template, render};
 
 /// Templates with placeholders: `{subject}` for ghosts; `{article}`, `{color}`,
-/// `{subject}` and `{background}` for friends.
+/// `{subject}` and `{complement}` (or `{background}`, its old name) for
+/// friends. They seed the `ghost` and `friend` styles ([`crate::styles`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromptTemplates {
     /// `PROMPT_GHOST`.
@@ -34,37 +35,27 @@ impl PromptTemplates {
             ghost: env.string("PROMPT_GHOST", DEFAULT_GHOST),
             friend: env.string("PROMPT_FRIEND", DEFAULT_FRIEND),
         };
-        if !templates.ghost.contains("{subject}") {
-            return Err(SettingError::new("PROMPT_GHOST", "must contain {subject}"));
-        }
-        if !templates.friend.contains("{subject}") {
-            return Err(SettingError::new("PROMPT_FRIEND", "must contain {subject}"));
-        }
+        check_template(&templates.ghost, dynamo_wire::ColorInput::None)
+            .map_err(|problem| SettingError::new("PROMPT_GHOST", problem))?;
+        check_template(&templates.friend, dynamo_wire::ColorInput::Required)
+            .map_err(|problem| SettingError::new("PROMPT_FRIEND", problem))?;
         Ok(templates)
     }
 
-    pub fn build(&self, payload: &ImagePayload) -> String {
-        match payload {
-            ImagePayload::Ghost(inputs) => self.ghost.replace("{subject}", inputs.subject.as_str()),
-            ImagePayload::Friend(inputs) => self
-                .friend
-                .replace("{article}", inputs.color.article())
-                .replace("{color}", inputs.color.name())
-                .replace("{background}", inputs.color.complement().name())
-                .replace("{subject}", &friend_subject(inputs.subject.as_str())),
-        }
+    /// The prompt of a Golden VCR request under these settings, as the
+    /// seeded `ghost` / `friend` style renders it (the tests below pin it).
+    pub fn build(&self, payload: &ImagePayload) -> Option<String> {
+        let template = match payload {
+            ImagePayload::Ghost(_) => &self.ghost,
+            ImagePayload::Friend(_) => &self.friend,
+            ImagePayload::Custom(..) => return None,
+        };
+        Some(render(
+            template,
+            payload.subject().as_str(),
+            payload.color(),
+        ))
     }
-}
-
-/// The subject as it reads after "<article> <color>": a leading "a"/"an" is
-/// dropped (the article now goes before the colour), and so is "the".
-fn friend_subject(subject: &str) -> String {
-    for lead in ["a ", "an ", "the "] {
-        if subject.len() > lead.len() && subject[..lead.len()].eq_ignore_ascii_case(lead) {
-            return subject[lead.len()..].trim_start().to_owned();
-        }
-    }
-    subject.to_owned()
 }
 
 #[cfg(test)]
@@ -83,25 +74,33 @@ mod tests {
 
     #[test]
     fn article_follows_the_colour() {
-        let prompt = PromptTemplates::default().build(&friend("orange", "a robot who loves soup"));
+        let prompt = PromptTemplates::default()
+            .build(&friend("orange", "a robot who loves soup"))
+            .unwrap();
         assert!(
             prompt.starts_with("an orange robot who loves soup, illustrated"),
             "{prompt}"
         );
         assert!(prompt.ends_with("with a solid sky-blue background suitable for chroma keying"));
-        let prompt = PromptTemplates::default().build(&friend("red", "an owl"));
+        let prompt = PromptTemplates::default()
+            .build(&friend("red", "an owl"))
+            .unwrap();
         assert!(prompt.starts_with("a red owl,"), "{prompt}");
     }
 
     #[test]
     fn leading_the_is_dropped() {
-        let prompt = PromptTemplates::default().build(&friend("indigo", "The moon"));
+        let prompt = PromptTemplates::default()
+            .build(&friend("indigo", "The moon"))
+            .unwrap();
         assert!(prompt.starts_with("an indigo moon,"), "{prompt}");
     }
 
     #[test]
     fn a_word_starting_with_a_is_not_an_article() {
-        let prompt = PromptTemplates::default().build(&friend("blue", "anteater"));
+        let prompt = PromptTemplates::default()
+            .build(&friend("blue", "anteater"))
+            .unwrap();
         assert!(prompt.starts_with("a blue anteater,"), "{prompt}");
     }
 
@@ -114,7 +113,7 @@ mod tests {
         });
         let payload = GenerationRequest::from_value(body).unwrap().payload;
         assert_eq!(
-            PromptTemplates::default().build(&payload),
+            PromptTemplates::default().build(&payload).unwrap(),
             "a ghostly image of a seal, with glitchy VHS artifacts, dark background"
         );
     }

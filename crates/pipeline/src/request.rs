@@ -17,7 +17,6 @@
 use crate::failure::{Infra, StepError};
 use crate::gate::{Admission, Gate, ServiceIds};
 use crate::ownership::Owned;
-use crate::prompt::PromptTemplates;
 use crate::retry::{RetryPolicy, Tally, Verdict, counts};
 use crate::run::{Attempted, Current, Next, Timings, chrono_duration};
 pub use crate::run::{Job, Outcome, PipelineError, Wait};
@@ -28,7 +27,7 @@ use dynamo_store::{Lease, NewRequest, RequestRecord, RequestState, Step, Store, 
 use dynamo_upstream::{
     DiscordWebhooks, ImageProvider, Ledger, Moderator, NameProvider, Storage, UpstreamError,
 };
-use dynamo_wire::{GenerationRequest, Style};
+use dynamo_wire::GenerationRequest;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -59,8 +58,8 @@ pub struct Pipeline {
     pub(crate) publisher: Publisher,
     pub(crate) topology: Topology,
     pub(crate) services: Services,
-    pub(crate) prompts: PromptTemplates,
-    pub(crate) points_cost: u32,
+    /// The styles requests may name, kept current ([`crate::styles`]).
+    pub(crate) styles: Arc<crate::styles::Styles>,
     pub(crate) retry: RetryPolicy,
     pub(crate) metrics: Arc<crate::Metrics>,
     /// At most this many requests of one viewer in progress at once (0: no
@@ -89,8 +88,7 @@ impl Pipeline {
         metrics: Arc<crate::Metrics>,
     ) -> Self {
         let Settings {
-            prompts,
-            points_cost,
+            styles,
             retry,
             viewer_max_in_flight,
             lease_ttl,
@@ -108,8 +106,7 @@ impl Pipeline {
             publisher,
             topology,
             services,
-            prompts,
-            points_cost,
+            styles,
             retry,
             metrics,
             viewer_max_in_flight,
@@ -189,16 +186,23 @@ impl Pipeline {
         let span = request_span(job.id, &job.request);
         dynamo_runtime::trace_context::adopt(&span, &job.trace_context);
         async {
-            let prompt = self.prompts.build(&job.request.payload);
+            let style = match self.styles.resolve(&job.request).await {
+                Ok(style) => style,
+                Err(crate::styles::Refusal::Malformed(reason)) => {
+                    return Ok(Outcome::Refused { reason });
+                }
+                Err(crate::styles::Refusal::Store(error)) => return Err(error.into()),
+            };
             let (record, created, lease) = self
                 .store
                 .record(
                     &NewRequest {
                         id: job.id,
                         request: &job.request,
-                        prompt: &prompt,
-                        points_cost: self.points_cost as i32,
-                        free_of_charge: job.free_of_charge || self.points_cost == 0,
+                        prompt: &style.prompt,
+                        settings: &style.settings,
+                        points_cost: i32::try_from(style.points_cost).unwrap_or(i32::MAX),
+                        free_of_charge: job.free_of_charge || style.points_cost == 0,
                         retry_of: job.retry_of,
                         fingerprint: job.fingerprint.clone(),
                     },
@@ -342,7 +346,7 @@ impl Pipeline {
                         .instrument(step_span("debit"))
                         .await,
                 ),
-                RequestState::Debited if job.request.style() == Style::Friend => (
+                RequestState::Debited if current.record.style_settings().generate_name => (
                     "name",
                     self.name(run, &mut current)
                         .instrument(step_span("name"))

@@ -50,6 +50,9 @@ pub enum Outcome {
     },
     /// Another live process owns the request (a copy of its message).
     OwnedElsewhere { state: RequestState },
+    /// Nothing was recorded: the message names no enabled style, or inputs
+    /// its style does not take (SPEC §6.6: dead-lettered with the reason).
+    Refused { reason: String },
 }
 
 /// Why a request waits.
@@ -74,6 +77,7 @@ impl Outcome {
             Outcome::Ended { state, .. }
             | Outcome::Waiting { state, .. }
             | Outcome::OwnedElsewhere { state } => *state,
+            Outcome::Refused { .. } => RequestState::Failed,
         }
     }
 }

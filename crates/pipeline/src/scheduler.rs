@@ -89,7 +89,8 @@ async fn run_one(pipeline: &Pipeline, lease: Lease) {
         }) => {
             tracing::debug!(request_id = %id, %state, ?until, ?why, "request waits")
         }
-        Ok(Outcome::OwnedElsewhere { .. }) => {}
+        // A resumed request carries its recorded settings: never refused.
+        Ok(Outcome::OwnedElsewhere { .. } | Outcome::Refused { .. }) => {}
         Err(error) => {
             pipeline.metrics.requeued();
             tracing::warn!(request_id = %id, %error, "could not record progress; the request is resumed later")

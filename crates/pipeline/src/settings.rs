@@ -1,7 +1,6 @@
 //! How the pipeline is configured, read once at start-up: the settings
 //! [`crate::request::Pipeline::new`] takes, with their defaults.
 
-use crate::prompt::PromptTemplates;
 use crate::retry::RetryPolicy;
 use dynamo_runtime::{Env, SettingError};
 use dynamo_store::Decision;
@@ -9,9 +8,9 @@ use std::time::Duration;
 
 /// How a pipeline works, as configured (read once at start-up).
 pub struct Settings {
-    pub prompts: PromptTemplates,
-    /// `POINTS_COST`: points debited per image (0: free).
-    pub points_cost: u32,
+    /// The styles requests may name, with their prompts and points costs
+    /// (`PROMPT_GHOST`, `PROMPT_FRIEND` and `POINTS_COST` seed Golden VCR's).
+    pub styles: std::sync::Arc<crate::styles::Styles>,
     pub retry: RetryPolicy,
     /// `VIEWER_MAX_IN_FLIGHT` (0: no cap).
     pub viewer_max_in_flight: u32,

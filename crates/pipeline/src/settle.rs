@@ -30,7 +30,8 @@ impl Pipeline {
                 .map_err(PipelineError::Settle)?;
                 tracing::info!(%flow_id, "points refunded");
             } else if !job.free_of_charge {
-                self.refund_unheard_debits(run).await?;
+                let points = u32::try_from(current.record.points_cost).unwrap_or(0);
+                self.refund_unheard_debits(run, points).await?;
             }
             current.apply(self.store.mark_settled(run.lease()).await?);
         }
@@ -90,7 +91,7 @@ impl Pipeline {
     /// who holds what: a debit another request makes meanwhile is then
     /// either held already, or that request counts as waiting for its
     /// answer, and this waits for it (the run stops and is resumed).
-    async fn refund_unheard_debits(&self, run: &Run<'_>) -> Result<(), PipelineError> {
+    async fn refund_unheard_debits(&self, run: &Run<'_>, points: u32) -> Result<(), PipelineError> {
         let job = run.job;
         let Some(since) = self.store.debit_intent(job.id).await? else {
             return Ok(());
@@ -99,7 +100,7 @@ impl Pipeline {
         let ledger = &self.services.ledger;
         let pending = self
             .retry_in_place(run, Step::Refund, || {
-                upstream(ledger.pending_debits_since(viewer, since, self.points_cost))
+                upstream(ledger.pending_debits_since(viewer, since, points))
             })
             .await?
             .map_err(PipelineError::Settle)?;
@@ -153,7 +154,7 @@ impl Pipeline {
         let description = request.subject().to_string();
         let url = image.url.clone();
         tokio::spawn(
-            async move { discord.announce(style, &viewer, &description, &url).await }
+            async move { discord.announce(&style, &viewer, &description, &url).await }
                 .in_current_span(),
         );
     }

@@ -11,7 +11,7 @@ use dynamo_broker::PublishError;
 use dynamo_imaging::{ProcessedImage, process_friend, process_ghost};
 use dynamo_store::{RequestState, Step, StoreError, StoredImage};
 use dynamo_upstream::{ImageJob, UpstreamError};
-use dynamo_wire::Style;
+use dynamo_wire::Output;
 use tracing::Instrument;
 
 impl Pipeline {
@@ -29,7 +29,9 @@ impl Pipeline {
         if let Some(next) = self.screen(run, current).await? {
             return Ok(next);
         }
-        if job.free_of_charge || self.points_cost == 0 {
+        // The cost the request was recorded with, whatever the style says now.
+        let points = u32::try_from(current.record.points_cost).unwrap_or(0);
+        if job.free_of_charge || points == 0 {
             current.apply(self.store.mark_debited(run.lease(), None).await?);
             return Ok(Next::To(RequestState::Debited));
         }
@@ -40,12 +42,13 @@ impl Pipeline {
         let attempted = self
             .attempt(run, Step::Debit, || async {
                 if asked_before.swap(true, std::sync::atomic::Ordering::Relaxed)
-                    && let Some(flow_id) = self.unclaimed_debit(viewer, intent.since).await?
+                    && let Some(flow_id) =
+                        self.unclaimed_debit(viewer, intent.since, points).await?
                 {
                     tracing::info!(%flow_id, "adopting the debit an earlier try made");
                     return Ok(flow_id);
                 }
-                upstream(ledger.debit(viewer, job.id, job.request.style(), self.points_cost)).await
+                upstream(ledger.debit(viewer, job.id, &job.request.style(), points)).await
             })
             .await?;
         let flow_id = match attempted {
@@ -72,7 +75,8 @@ impl Pipeline {
         let Some(moderator) = &self.services.moderator else {
             return Ok(None);
         };
-        let prompt = self.prompts.build(&run.job.request.payload);
+        // The prompt the request was recorded with (its style may have changed since).
+        let prompt = current.record.prompt.clone();
         match self
             .attempt(run, Step::Moderation, || {
                 self.limited(Endpoint::Moderation, moderator.screen(&prompt))
@@ -96,11 +100,12 @@ impl Pipeline {
         &self,
         viewer: &dynamo_wire::Viewer,
         since: chrono::DateTime<chrono::Utc>,
+        points: u32,
     ) -> Result<Option<uuid::Uuid>, StepError> {
         let candidates = self
             .services
             .ledger
-            .pending_debits_since(viewer, since, self.points_cost)
+            .pending_debits_since(viewer, since, points)
             .await?;
         if candidates.is_empty() {
             return Ok(None);
@@ -164,7 +169,8 @@ impl Pipeline {
             }
         };
         let complement = job.request.payload.color().map(|c| c.complement().rgb());
-        let processed = match post_process(job.request.style(), complement, source).await {
+        let output = current.record.style_settings().output;
+        let processed = match post_process(output, complement, source).await {
             Ok(processed) => processed,
             Err(reason) => {
                 let reason = format!("processing the image failed: {reason}");
@@ -211,10 +217,15 @@ impl Pipeline {
         current: &mut Current,
     ) -> Result<Result<Vec<u8>, Next>, PipelineError> {
         let job = run.job;
-        let prompt = self.prompts.build(&job.request.payload);
+        // The prompt recorded with the request: a style edited since does
+        // not change it.
+        let prompt = current.record.prompt.clone();
+        let settings = current.record.style_settings();
         let image_job = ImageJob {
             prompt,
-            style: job.request.style(),
+            output: settings.output,
+            quality: settings.image_quality,
+            size: settings.image_size,
             color: job.request.payload.color(),
             user: job.request.viewer.twitch_user_id.as_str().to_owned(),
         };
@@ -403,7 +414,7 @@ static IMAGE_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::Laz
 /// A local failure: the image could not be decoded or encoded. No service is
 /// to blame and trying again would fail the same way.
 async fn post_process(
-    style: Style,
+    output: Output,
     complement: Option<[u8; 3]>,
     source: Vec<u8>,
 ) -> Result<ProcessedImage, String> {
@@ -413,9 +424,9 @@ async fn post_process(
     let span = tracing::Span::current();
     let work = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        match style {
-            Style::Ghost => process_ghost(&source),
-            Style::Friend => process_friend(&source, complement),
+        match output {
+            Output::Photo => process_ghost(&source),
+            Output::Cutout => process_friend(&source, complement),
         }
     });
     match work.await {

@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::extract::{checked_time, one_line, storable_time};
 use chrono::{DateTime, Utc};
 use dynamo_store::{Cursor, RequestFilter, RequestState};
-use dynamo_wire::{GenerationRequest, Style};
+use dynamo_wire::{GenerationRequest, StyleId};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::IntoParams;
@@ -88,10 +88,7 @@ impl ListQuery {
         let style = self
             .style
             .as_deref()
-            .map(|s| {
-                Style::parse(s)
-                    .ok_or_else(|| ApiError::bad_field("style", "expected ghost or friend"))
-            })
+            .map(|s| StyleId::parse(s).map_err(|e| ApiError::bad_field("style", e.to_string())))
             .transpose()?;
         let twitch_user_id = match caller {
             Caller::Viewer { twitch_user_id } => {

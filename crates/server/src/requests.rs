@@ -344,6 +344,20 @@ pub async fn enqueue(
     Json(body): Json<EnqueueBody>,
 ) -> Result<Response, ApiError> {
     let request = body.generation_request()?;
+    // Refused here rather than dead-lettered by the consumer: the caller
+    // is told at once (SPEC §8, a style must exist and be enabled). Ghost
+    // and friend exist before any consumer seeded them.
+    let style = request.style();
+    let enabled = match state.store.style(&style).await? {
+        Some(stored) => stored.definition.enabled,
+        None => style.builtin().is_some(),
+    };
+    if !enabled {
+        return Err(ApiError::bad_field(
+            "style",
+            format!("no enabled style {style} (see README, Styles)"),
+        ));
+    }
     let mut headers = Vec::new();
     if body.free_of_charge {
         headers.push((amqp::FREE_OF_CHARGE.to_owned(), "true".to_owned()));

@@ -45,6 +45,7 @@ impl Server {
                     id,
                     request: &request,
                     prompt: "p",
+                    settings: &dynamo_wire::StyleSettings::legacy(&request.style()),
                     points_cost: 200,
                     free_of_charge: false,
                     retry_of: None,
@@ -690,10 +691,6 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
                     .put(format!("{}{concrete}", server.base))
                     .json(&json!({})),
                 "delete" => server.http.delete(format!("{}{concrete}", server.base)),
-                "put" => server
-                    .http
-                    .put(format!("{}{concrete}", server.base))
-                    .body(Vec::new()),
                 "patch" => server
                     .http
                     .patch(format!("{}{concrete}", server.base))

@@ -31,6 +31,7 @@ async fn stored_request(server: &Server, park: bool) -> Uuid {
                 id,
                 request: &request,
                 prompt: "p",
+                settings: &dynamo_wire::StyleSettings::legacy(&request.style()),
                 points_cost: 200,
                 free_of_charge: false,
                 retry_of: None,

@@ -37,7 +37,15 @@ text_column!(crate::requests::StateColumn, |raw: &str| raw
 text_column!(crate::Step, |raw: &str| crate::Step::parse(raw)
     .ok_or_else(|| format!("unknown step {raw:?}")));
 text_column!(crate::requests::StyleColumn, |raw: &str| {
-    dynamo_wire::Style::parse(raw)
-        .map(crate::requests::StyleColumn)
-        .ok_or_else(|| format!("unknown style {raw:?}"))
+    dynamo_wire::StyleId::parse(raw).map(crate::requests::StyleColumn)
+});
+text_column!(crate::styles::ColorInputColumn, |raw: &str| {
+    dynamo_wire::ColorInput::parse(raw)
+        .map(crate::styles::ColorInputColumn)
+        .ok_or_else(|| format!("unknown colour input {raw:?}"))
+});
+text_column!(crate::styles::OutputColumn, |raw: &str| {
+    dynamo_wire::Output::parse(raw)
+        .map(crate::styles::OutputColumn)
+        .ok_or_else(|| format!("unknown output {raw:?}"))
 });

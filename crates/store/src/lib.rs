@@ -29,6 +29,7 @@ mod spend;
 mod state;
 mod stats;
 mod step;
+mod styles;
 mod twitch;
 
 pub use approval::{Approval, Decision, DecisionError};
@@ -57,4 +58,5 @@ pub use spend::{ImageCost, SpendSummary};
 pub use state::RequestState;
 pub use stats::{StateCount, StepTimes};
 pub use step::Step;
+pub use styles::{DeleteError, STYLES_CHANNEL, StoredStyle, Written};
 pub use twitch::{GrantAccount, NewRedemption, StoredGrant, StoredRedemption};

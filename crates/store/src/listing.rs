@@ -5,7 +5,7 @@
 use crate::requests::{RequestRecord, select_requests};
 use crate::{RequestState, Store, StoreError};
 use chrono::{DateTime, Utc};
-use dynamo_wire::Style;
+use dynamo_wire::StyleId;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ pub struct RequestFilter {
     pub broadcast_id: Option<i64>,
     pub screening_id: Option<Uuid>,
     pub state: Option<RequestState>,
-    pub style: Option<Style>,
+    pub style: Option<StyleId>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
 }
@@ -74,7 +74,7 @@ impl Store {
         if let Some(state) = filter.state {
             query.push(" AND r.state = ").push_bind(state.as_str());
         }
-        if let Some(style) = filter.style {
+        if let Some(style) = &filter.style {
             query.push(" AND r.style = ").push_bind(style.as_str());
         }
         if let Some(since) = filter.since {

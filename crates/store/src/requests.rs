@@ -3,7 +3,9 @@
 
 use crate::{Lease, RequestState, StepFailure, StoreError};
 use chrono::{DateTime, Utc};
-use dynamo_wire::{BroadcastState, GenerationRequest, ImagePayload, Style, Viewer};
+use dynamo_wire::{
+    BroadcastState, GenerationRequest, ImagePayload, StyleId, StyleSettings, Viewer,
+};
 use sqlx::PgPool;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -20,6 +22,8 @@ pub struct NewRequest<'a> {
     pub id: Uuid,
     pub request: &'a GenerationRequest,
     pub prompt: &'a str,
+    /// The style's settings it is made with (recorded with the prompt).
+    pub settings: &'a StyleSettings,
     pub points_cost: i32,
     pub free_of_charge: bool,
     pub retry_of: Option<Uuid>,
@@ -56,6 +60,7 @@ pub struct RequestRecord {
     pub screening_id: Option<Uuid>,
     pub tape_id: Option<i64>,
     pub style: StyleColumn,
+    pub style_settings: Option<serde_json::Value>,
     pub inputs: serde_json::Value,
     pub prompt: String,
     pub state: StateColumn,
@@ -83,8 +88,8 @@ pub struct RequestRecord {
 }
 
 /// Column adapters: the table holds text, the code holds enums.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StyleColumn(pub Style);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StyleColumn(pub StyleId);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateColumn(pub RequestState);
 
@@ -103,8 +108,17 @@ impl RequestRecord {
         Ok(GenerationRequest::new(viewer, state, payload))
     }
 
-    pub fn style(&self) -> Style {
-        self.style.0
+    pub fn style(&self) -> &StyleId {
+        &self.style.0
+    }
+
+    /// The style's settings the request was recorded with; a request
+    /// recorded before styles were data is a ghost or friend as they were.
+    pub fn style_settings(&self) -> StyleSettings {
+        self.style_settings
+            .as_ref()
+            .and_then(|json| serde_json::from_value(json.clone()).ok())
+            .unwrap_or_else(|| StyleSettings::legacy(self.style()))
     }
 
     pub fn state(&self) -> RequestState {
@@ -122,6 +136,7 @@ pub(crate) struct RequestRow {
     pub(crate) screening_id: Option<Uuid>,
     pub(crate) tape_id: Option<i64>,
     pub(crate) style: StyleColumn,
+    pub(crate) style_settings: Option<serde_json::Value>,
     pub(crate) inputs: serde_json::Value,
     pub(crate) prompt: String,
     pub(crate) state: RequestState,
@@ -167,6 +182,7 @@ impl From<RequestRow> for RequestRecord {
             screening_id: row.screening_id,
             tape_id: row.tape_id,
             style: row.style,
+            style_settings: row.style_settings,
             inputs: row.inputs,
             prompt: row.prompt,
             state: StateColumn(row.state),
@@ -238,7 +254,7 @@ macro_rules! select_requests {
                 + r#"SELECT r.id AS "id!", r.twitch_user_id AS "twitch_user_id!",
                    r.twitch_display_name AS "twitch_display_name!", r.broadcast_id,
                    r.screening_id, r.tape_id, r.style AS "style!: crate::requests::StyleColumn",
-                   r.inputs AS "inputs!", r.prompt AS "prompt!",
+                   r.style_settings, r.inputs AS "inputs!", r.prompt AS "prompt!",
                    r.state AS "state!: crate::RequestState", r.attempts AS "attempts!",
                    r.points_cost AS "points_cost!", r.free_of_charge AS "free_of_charge!",
                    r.ledger_flow_id, r.error_message,
@@ -290,6 +306,9 @@ impl Store {
         ttl: std::time::Duration,
     ) -> Result<(RequestRecord, bool, Option<Lease>), StoreError> {
         let request = new.request;
+        let style = request.style();
+        // A struct of strings and booleans always serialises.
+        let settings = serde_json::to_value(new.settings).unwrap_or_default();
         let token = Uuid::new_v4();
         // FREE: nobody holds a live lease, and it is not waiting for its time.
         // Every expression of the update sees the row as it was.
@@ -297,9 +316,10 @@ impl Store {
             recorded: r#"WITH recorded AS (INSERT INTO dynamo.image_request
                  (id, twitch_user_id, twitch_display_name, broadcast_id, screening_id, tape_id,
                   style, inputs, prompt, points_cost, free_of_charge, retry_of, attempts,
-                  message_fingerprint, lease_owner, lease_token, lease_expires_at)
+                  message_fingerprint, lease_owner, lease_token, lease_expires_at,
+                  style_settings)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15,
-                     now() + $16 * interval '1 millisecond')
+                     now() + $16 * interval '1 millisecond', $17)
              ON CONFLICT (id) DO UPDATE SET
                  attempts = dynamo.image_request.attempts
                      + CASE WHEN dynamo.image_request.finished_at IS NULL THEN 1 ELSE 0 END,
@@ -323,7 +343,7 @@ impl Store {
             request.state.broadcast_id(),
             request.state.screening_id(),
             request.state.tape_id(),
-            request.style().as_str(),
+            style.as_str(),
             request.payload.inputs_json(),
             new.prompt,
             new.points_cost,
@@ -333,6 +353,7 @@ impl Store {
             owner,
             token,
             ttl.as_millis() as f64,
+            settings,
         )
         .fetch_one(&self.pool)
         .await?;

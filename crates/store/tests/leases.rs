@@ -28,6 +28,7 @@ async fn record(store: &Store, viewer: &str, owner: &str, ttl: Duration) -> Leas
                 id: Uuid::new_v4(),
                 request: &request,
                 prompt: "p",
+                settings: &dynamo_wire::StyleSettings::legacy(&request.style()),
                 points_cost: 200,
                 free_of_charge: false,
                 retry_of: None,

@@ -46,6 +46,7 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
             "rules_verdict",
             "step_failure",
             "style_sounds",
+            "styles",
             "twitch_channel",
             "twitch_chat_message",
             "twitch_grant",
@@ -89,7 +90,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 28);
+    assert_eq!(tables(&database).await.len(), 29);
 }
 
 #[tokio::test]
@@ -128,6 +129,7 @@ async fn steps_only_move_forward_and_repeat_harmlessly() {
         id,
         request: &request,
         prompt: "p",
+        settings: &dynamo_wire::StyleSettings::legacy(&request.style()),
         points_cost: 200,
         free_of_charge: false,
         retry_of: None,

@@ -158,6 +158,7 @@ async fn run_case(store: &Store, pool: &sqlx::PgPool, ops: Vec<Op>) -> Result<()
         id,
         request: &request,
         prompt: "p",
+        settings: &dynamo_wire::StyleSettings::legacy(&request.style()),
         points_cost: 200,
         free_of_charge: false,
         retry_of: None,

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dynamo_store::{Store, StoredRedemption};
 use dynamo_upstream::{Ledger, UpstreamError};
-use dynamo_wire::{Style, Viewer};
+use dynamo_wire::{StyleId, Viewer};
 use uuid::Uuid;
 
 pub struct TwitchLedger {
@@ -70,7 +70,7 @@ impl Ledger for TwitchLedger {
         &self,
         _viewer: &Viewer,
         request_id: Uuid,
-        _style: Style,
+        _style: &StyleId,
         _points: u32,
     ) -> Result<Uuid, UpstreamError> {
         let Some(record) = self.redemption(request_id).await? else {

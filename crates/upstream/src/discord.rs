@@ -1,7 +1,7 @@
 //! Optional Discord webhooks: a finished image is posted to the channel of its
 //! style. Best effort by design: a failure here is logged, never fails a request.
 
-use dynamo_wire::Style;
+use dynamo_wire::{Style, StyleId};
 use serde_json::json;
 
 #[derive(Debug, Clone, Default)]
@@ -27,10 +27,18 @@ impl DiscordWebhooks {
     }
 
     /// Posts the image; logs and swallows any failure.
-    pub async fn announce(&self, style: Style, viewer: &str, description: &str, image_url: &str) {
-        let webhook = match style {
-            Style::Ghost => self.ghosts.as_deref(),
-            Style::Friend => self.friends.as_deref(),
+    pub async fn announce(
+        &self,
+        style: &StyleId,
+        viewer: &str,
+        description: &str,
+        image_url: &str,
+    ) {
+        let webhook = match style.builtin() {
+            Some(Style::Ghost) => self.ghosts.as_deref(),
+            Some(Style::Friend) => self.friends.as_deref(),
+            // The two webhooks are Golden VCR's channels for its two styles.
+            None => None,
         };
         let Some(webhook) = webhook else { return };
         let body = json!({

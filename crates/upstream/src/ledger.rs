@@ -5,7 +5,7 @@ use crate::error::exchange;
 use crate::{AuthClient, Ledger, UpstreamError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use dynamo_wire::{Style, Viewer};
+use dynamo_wire::{StyleId, Viewer};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -123,7 +123,7 @@ impl Ledger for HttpLedger {
         &self,
         viewer: &Viewer,
         request_id: Uuid,
-        style: Style,
+        style: &StyleId,
         points: u32,
     ) -> Result<Uuid, UpstreamError> {
         let body = json!({

@@ -25,7 +25,7 @@ mod storage;
 mod token_cache;
 
 use async_trait::async_trait;
-use dynamo_wire::{Color, Style, Viewer};
+use dynamo_wire::{Color, Output, StyleId, Viewer};
 use uuid::Uuid;
 
 pub use auth::AuthClient;
@@ -47,8 +47,13 @@ pub use storage::{FsStorage, S3Settings, S3Storage, StorageBackend};
 #[derive(Debug, Clone)]
 pub struct ImageJob {
     pub prompt: String,
-    pub style: Style,
-    /// The friend's colour (friends only).
+    /// What the image becomes: a cutout asks for the model's transparency
+    /// where it has it.
+    pub output: Output,
+    /// The style's own image settings (none: the provider's).
+    pub quality: Option<String>,
+    pub size: Option<String>,
+    /// The request's colour, when it has one.
     pub color: Option<Color>,
     /// The viewer's Twitch user id, passed to the API as `user` for abuse tracking.
     pub user: String,
@@ -121,7 +126,7 @@ pub trait Ledger: Send + Sync {
         &self,
         viewer: &Viewer,
         request_id: Uuid,
-        style: Style,
+        style: &StyleId,
         points: u32,
     ) -> Result<Uuid, UpstreamError>;
     /// Makes the debit final. Already accepted counts as done.

@@ -4,7 +4,7 @@
 use crate::{GeneratedImage, ImageJob, ImageProvider, NameProvider, UpstreamError};
 use async_trait::async_trait;
 use dynamo_imaging::placeholder::{Scene, render_png};
-use dynamo_wire::Style;
+use dynamo_wire::Output;
 
 #[derive(Debug, Clone, Default)]
 pub struct Placeholder;
@@ -20,8 +20,8 @@ impl ImageProvider for Placeholder {
     }
 
     async fn generate(&self, job: &ImageJob) -> Result<GeneratedImage, UpstreamError> {
-        let scene = match (job.style, job.color) {
-            (Style::Friend, Some(color)) => Scene::Friend { color },
+        let scene = match (job.output, job.color) {
+            (Output::Cutout, Some(color)) => Scene::Friend { color },
             _ => Scene::Ghost,
         };
         let prompt = job.prompt.clone();

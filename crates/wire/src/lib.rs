@@ -8,16 +8,25 @@
 mod alert;
 mod blocklist;
 mod color;
+mod definition;
 mod request;
 mod result;
+mod style;
 mod text;
 
-pub use alert::{FriendDetails, GhostDetails, ImageAlert, OnscreenEvent};
+pub use alert::{CustomDetails, FriendDetails, GhostDetails, ImageAlert, OnscreenEvent};
 pub use blocklist::{BlockedPhrase, Blocklist, MAX_PHRASE_CHARS, PhraseError};
 pub use color::Color;
+pub use definition::{
+    DefinitionError, MAX_REWARD_PROMPT_CHARS, MAX_REWARD_TITLE_CHARS, OnAirSettings,
+    RewardSettings, StyleDefinition, StyleSettings,
+};
 pub use request::{
-    BroadcastState, FriendInputs, GenerationRequest, GhostInputs, ImagePayload, MAX_MESSAGE_BYTES,
-    RequestError, RequestKind, Style, Viewer,
+    BroadcastState, CustomInputs, FriendInputs, GenerationRequest, GhostInputs, ImagePayload,
+    MAX_MESSAGE_BYTES, RequestError, RequestKind, Viewer,
 };
 pub use result::{EndState, GenerationResult};
+pub use style::{
+    ColorInput, Output, PLACEHOLDERS, Style, StyleId, StyleIdError, check_template, render,
+};
 pub use text::{DisplayName, MAX_TWITCH_FIELD_CHARS, Subject, TextError, TwitchUserId};

@@ -1,8 +1,7 @@
 //! `generation-requests`: what a viewer asked for (SPEC §2).
 
-use crate::{Color, DisplayName, Subject, TwitchUserId};
+use crate::{Color, DisplayName, Style, StyleId, Subject, TwitchUserId};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use uuid::Uuid;
 
 /// Larger messages are refused before parsing. A real request is a few hundred
@@ -78,12 +77,30 @@ impl BroadcastState {
     }
 }
 
-/// What to draw: the style decides which inputs there are.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "style", content = "inputs", rename_all = "lowercase")]
+/// What to draw: the style decides which inputs there are. Golden VCR's two
+/// keep their exact shapes; any other style id takes a subject and, when
+/// given, a colour ([`CustomInputs`]); whether that style exists, is enabled
+/// and takes a colour is the style registry's to say, not the message's.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImagePayload {
     Ghost(GhostInputs),
     Friend(FriendInputs),
+    Custom(StyleId, CustomInputs),
+}
+
+/// `{"style": <id>, "inputs": {...}}`, as a message carries it.
+impl Serialize for ImagePayload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut payload = serializer.serialize_struct("ImagePayload", 2)?;
+        payload.serialize_field("style", &self.style())?;
+        match self {
+            ImagePayload::Ghost(inputs) => payload.serialize_field("inputs", inputs)?,
+            ImagePayload::Friend(inputs) => payload.serialize_field("inputs", inputs)?,
+            ImagePayload::Custom(_, inputs) => payload.serialize_field("inputs", inputs)?,
+        }
+        payload.end()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,40 +114,21 @@ pub struct FriendInputs {
     pub subject: Subject,
 }
 
-/// The image styles, without their inputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Style {
-    Ghost,
-    Friend,
-}
-
-impl Style {
-    pub const ALL: [Style; 2] = [Style::Ghost, Style::Friend];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Style::Ghost => "ghost",
-            Style::Friend => "friend",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Style> {
-        Style::ALL.into_iter().find(|style| style.as_str() == raw)
-    }
-}
-
-impl fmt::Display for Style {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// The inputs of a streamer-defined style: a subject, and a colour when the
+/// style takes one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomInputs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<Color>,
+    pub subject: Subject,
 }
 
 impl ImagePayload {
-    pub fn style(&self) -> Style {
+    pub fn style(&self) -> StyleId {
         match self {
-            ImagePayload::Ghost(_) => Style::Ghost,
-            ImagePayload::Friend(_) => Style::Friend,
+            ImagePayload::Ghost(_) => Style::Ghost.into(),
+            ImagePayload::Friend(_) => Style::Friend.into(),
+            ImagePayload::Custom(style, _) => style.clone(),
         }
     }
 
@@ -138,6 +136,7 @@ impl ImagePayload {
         match self {
             ImagePayload::Ghost(inputs) => &inputs.subject,
             ImagePayload::Friend(inputs) => &inputs.subject,
+            ImagePayload::Custom(_, inputs) => &inputs.subject,
         }
     }
 
@@ -145,17 +144,19 @@ impl ImagePayload {
         match self {
             ImagePayload::Ghost(_) => None,
             ImagePayload::Friend(inputs) => Some(inputs.color),
+            ImagePayload::Custom(_, inputs) => inputs.color,
         }
     }
 
     /// A style and its `inputs` as JSON (as stored in the database, or an
     /// HTTP body), validated like a message's payload; a bad input is named
     /// `payload.inputs.…`.
-    pub fn from_inputs(style: Style, inputs: serde_json::Value) -> Result<Self, RequestError> {
+    pub fn from_inputs(style: &StyleId, inputs: serde_json::Value) -> Result<Self, RequestError> {
         const PREFIX: &str = "payload.inputs";
-        Ok(match style {
-            Style::Ghost => ImagePayload::Ghost(part(PREFIX, inputs)?),
-            Style::Friend => ImagePayload::Friend(part(PREFIX, inputs)?),
+        Ok(match style.builtin() {
+            Some(Style::Ghost) => ImagePayload::Ghost(part(PREFIX, inputs)?),
+            Some(Style::Friend) => ImagePayload::Friend(part(PREFIX, inputs)?),
+            None => ImagePayload::Custom(style.clone(), part(PREFIX, inputs)?),
         })
     }
 
@@ -164,6 +165,7 @@ impl ImagePayload {
         let value = match self {
             ImagePayload::Ghost(inputs) => serde_json::to_value(inputs),
             ImagePayload::Friend(inputs) => serde_json::to_value(inputs),
+            ImagePayload::Custom(_, inputs) => serde_json::to_value(inputs),
         };
         // Serialising these plain structs of strings cannot fail.
         value.unwrap_or_default()
@@ -241,17 +243,17 @@ impl GenerationRequest {
         style: &str,
         inputs: serde_json::Value,
     ) -> Result<Self, RequestError> {
-        let style: Style = part("payload.style", serde_json::Value::from(style))?;
+        let style: StyleId = part("payload.style", serde_json::Value::from(style))?;
         let state = match state {
             Some(state) => part("state", state)?,
             None => BroadcastState::default(),
         };
         let viewer = part("viewer", viewer)?;
-        let payload = ImagePayload::from_inputs(style, inputs)?;
+        let payload = ImagePayload::from_inputs(&style, inputs)?;
         Ok(Self::new(viewer, state, payload))
     }
 
-    pub fn style(&self) -> Style {
+    pub fn style(&self) -> StyleId {
         self.payload.style()
     }
 
@@ -280,7 +282,7 @@ struct RawRequest {
 
 #[derive(Deserialize)]
 struct RawPayload {
-    style: Style,
+    style: StyleId,
     inputs: serde_json::Value,
 }
 
@@ -288,7 +290,7 @@ impl TryFrom<RawRequest> for GenerationRequest {
     type Error = RequestError;
 
     fn try_from(raw: RawRequest) -> Result<Self, Self::Error> {
-        let payload = ImagePayload::from_inputs(raw.payload.style, raw.payload.inputs)?;
+        let payload = ImagePayload::from_inputs(&raw.payload.style, raw.payload.inputs)?;
         Ok(Self {
             kind: raw.kind,
             viewer: raw.viewer,

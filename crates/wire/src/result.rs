@@ -1,7 +1,7 @@
 //! `generation-results`: one message per request when it ends, for services such
 //! as the chatbot that tell the viewer what happened. dynamo defines this schema.
 
-use crate::{Style, Viewer};
+use crate::{StyleId, Viewer};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;
@@ -43,7 +43,7 @@ pub struct GenerationResult {
     pub kind: crate::RequestKind,
     pub request_id: Uuid,
     pub viewer: Viewer,
-    pub style: Style,
+    pub style: StyleId,
     /// The viewer's subject.
     pub description: String,
     pub state: EndState,

@@ -140,10 +140,37 @@ fn unknown_type_is_refused() {
 }
 
 #[test]
-fn unknown_style_is_refused() {
-    let (field, problem) = field_error(&ghost_with(|v| v["payload"]["style"] = json!("zombie")));
-    assert!(field.starts_with("payload"), "{field}");
-    assert!(problem.contains("zombie"), "{problem}");
+fn a_style_that_is_not_a_slug_is_refused() {
+    let (field, problem) = field_error(&ghost_with(|v| v["payload"]["style"] = json!("Zombie!")));
+    assert_eq!(field, "payload.style");
+    assert!(problem.contains("Zombie!"), "{problem}");
+}
+
+/// SPEC §8: any slug may name a streamer's style; whether one exists and is
+/// enabled is for the consumer's registry (it dead-letters the rest). Its
+/// inputs are still validated: a subject, and a colour of the 13.
+#[test]
+fn any_slug_names_a_style_with_validated_inputs() {
+    let request = GenerationRequest::from_slice(&ghost_with(|v| {
+        v["payload"] = json!({"style": "sticker", "inputs": {"subject": "a seal", "color": "red"}})
+    }))
+    .unwrap();
+    assert_eq!(request.style().as_str(), "sticker");
+    assert_eq!(request.payload.color(), Some(dynamo_wire::Color::Red));
+    let round = GenerationRequest::from_slice(&request.to_json_bytes()).unwrap();
+    assert_eq!(round, request);
+    let (field, _) =
+        field_error(&ghost_with(
+            |v| {
+                v["payload"] =
+                    json!({"style": "sticker", "inputs": {"subject": "a seal", "color": "beige"}})
+            },
+        ));
+    assert_eq!(field, "payload.inputs.color");
+    let (field, _) = field_error(&ghost_with(|v| {
+        v["payload"] = json!({"style": "sticker", "inputs": {"subject": " "}})
+    }));
+    assert_eq!(field, "payload.inputs.subject");
 }
 
 #[test]
@@ -261,7 +288,7 @@ fn a_request_built_from_parts_is_the_message() {
         )
         .unwrap();
         let payload =
-            ImagePayload::from_inputs(parsed.style(), parsed.payload.inputs_json()).unwrap();
+            ImagePayload::from_inputs(&parsed.style(), parsed.payload.inputs_json()).unwrap();
         let built = GenerationRequest::new(viewer, parsed.state, payload);
         assert_eq!(serde_json::to_value(&built).unwrap(), message, "{name}");
     }
@@ -275,14 +302,16 @@ fn parts_name_their_bad_field_as_a_message_would() {
         Err(RequestError::Field { field, problem }) => (field, problem),
         other => panic!("expected a field error, got {other:?}"),
     };
+    // Any slug names a style (SPEC §8): whether it exists is the style
+    // registry's to say. What is not a slug is refused here.
     let (field, problem) = error(GenerationRequest::from_parts(
         viewer.clone(),
         None,
-        "zombie",
+        "Zombie!",
         seal.clone(),
     ));
     assert_eq!(field, "payload.style");
-    assert!(problem.contains("zombie"), "{problem}");
+    assert!(problem.contains("Zombie!"), "{problem}");
     let (field, problem) = error(GenerationRequest::from_parts(
         json!({"twitch_display_name": "x"}),
         None,

@@ -10,7 +10,7 @@ use async_openai::types::images::{
 };
 use async_trait::async_trait;
 use base64::Engine;
-use dynamo_wire::Style;
+use dynamo_wire::Output;
 use serde_json::{Value, json};
 
 /// JPEG and WEBP quality asked of the image API (SPEC §3 S3: quality 80).
@@ -44,7 +44,13 @@ impl OpenAi {
             prompt: job.prompt.clone(),
             model: ImageModel::Other(model.clone()),
             n: Some(1),
-            size: Some(ImageSize::S1024x1024),
+            // A style's own size is one of the API's (checked when the
+            // style was saved), so it always parses.
+            size: job
+                .size
+                .as_ref()
+                .and_then(|size| serde_json::from_value(json!(size)).ok())
+                .or(Some(ImageSize::S1024x1024)),
             user: Some(job.user.clone()),
             ..CreateImageRequest::default()
         };
@@ -54,19 +60,22 @@ impl OpenAi {
         }
         let mut quality = None;
         if takes(ImageParameter::Quality)
-            && let Some(asked) = &self.settings.image_quality
+            && let Some(asked) = job
+                .quality
+                .as_ref()
+                .or(self.settings.image_quality.as_ref())
         {
             request.quality = serde_json::from_value(json!(asked)).ok();
             quality = Some(asked.as_str());
         }
-        match job.style {
+        match job.output {
             // Ask for what we store: a JPEG at quality 80 is kept as it is.
-            Style::Ghost if takes(ImageParameter::OutputFormat) => {
+            Output::Photo if takes(ImageParameter::OutputFormat) => {
                 request.output_format = Some(ImageOutputFormat::Jpeg);
                 request.output_compression = Some(OUTPUT_COMPRESSION);
             }
             // The model draws the transparency: no chroma keying.
-            Style::Friend if takes(ImageParameter::Background) => {
+            Output::Cutout if takes(ImageParameter::Background) => {
                 request.background = Some(ImageBackground::Transparent);
                 if takes(ImageParameter::OutputFormat) {
                     request.output_format = Some(ImageOutputFormat::Webp);
