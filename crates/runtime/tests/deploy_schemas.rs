@@ -106,7 +106,8 @@ fn by_identity(mut documents: Vec<Value>) -> Vec<Value> {
 #[test]
 fn the_overlay_renders_as_kubectl_kustomize_renders_it() {
     let rendered = by_identity(kustomize::render(OVERLAY));
-    assert!(rendered.len() >= 12, "{rendered:?}");
+    // No intake Deployment since any consumer may run the intake (issue 29).
+    assert!(rendered.len() >= 11, "{rendered:?}");
     let overlay = repo().join(OVERLAY);
     match std::process::Command::new("kubectl")
         .arg("kustomize")
@@ -137,7 +138,7 @@ fn the_overlay_renders_as_kubectl_kustomize_renders_it() {
 fn every_rendered_object_validates_against_its_schema_offline() {
     let rendered = kustomize::render(OVERLAY);
     let (keda, core): (Vec<Value>, Vec<Value>) = rendered.into_iter().partition(is_keda);
-    assert!(core.len() >= 10, "{core:?}");
+    assert!(core.len() >= 9, "{core:?}");
     assert_eq!(keda.len(), 2, "ScaledObject and TriggerAuthentication");
 
     let said = kubernetes_validate(&core).unwrap_or_else(|said| panic!("{said}"));
