@@ -174,26 +174,24 @@ pub async fn block_phrase(
 #[utoipa::path(delete, path = "/rules/blocklist/{phrase}", tag = "rules",
     params(("phrase" = String, Path, description = "the phrase, URL-encoded", max_length = 100)),
     responses((status = 200, body = RulesView, description = "removed"),
-              (status = 400, description = "not a phrase"),
               (status = 403, description = "not an admin"),
-              (status = 404, description = "not on the blocklist")),
+              (status = 404, description = "not on the blocklist (also text that could never be on it)")),
     security(("bearer" = [])))]
 pub async fn unblock_phrase(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(phrase): Path<String>,
 ) -> Result<Json<RulesView>, ApiError> {
+    // Text that could never have been added (too long, no letter or
+    // digit) is simply not on the blocklist: a 404, like any other absent
+    // entry, rather than a 400 for a well-formed path.
+    let absent = || ApiError::NotFound("that phrase is not on the blocklist".into());
     if phrase.chars().count() > MAX_PHRASE_CHARS {
-        return Err(ApiError::bad_field(
-            "phrase",
-            format!("must be at most {MAX_PHRASE_CHARS} characters"),
-        ));
+        return Err(absent());
     }
-    let phrase = parse_phrase("phrase", &phrase)?;
+    let phrase = parse_phrase("phrase", &phrase).map_err(|_| absent())?;
     if !state.store.unblock_phrase(&phrase.key()).await? {
-        return Err(ApiError::NotFound(
-            "that phrase is not on the blocklist".into(),
-        ));
+        return Err(absent());
     }
     tracing::info!(by = ?caller, "blocklist entry removed");
     Ok(Json(state.store.content_rules().await?.into()))
