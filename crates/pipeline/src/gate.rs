@@ -121,8 +121,10 @@ impl Gate {
         &self,
         probe: &AtomicBool,
     ) -> Result<Option<(DateTime<Utc>, Wait)>, PipelineError> {
+        // One read of every hold on (usually none) rather than one per service.
+        let on = self.store.holds().await?;
         for service in self.held_services() {
-            let Some(hold) = self.store.current_hold(service).await? else {
+            let Some(hold) = on.iter().find(|hold| hold.service == service) else {
                 continue;
             };
             // The budget's "probe" is a sum in the database: any request may look.

@@ -157,6 +157,9 @@ pub(crate) struct Run<'a> {
     /// The state the run began in: only a step begun in an earlier run can
     /// find that run's work (a kept image).
     pub(crate) began_in: RequestState,
+    /// This run recorded the request: no earlier run can have left work
+    /// (a content-rules verdict) behind.
+    pub(crate) created: bool,
     /// The run's last write gave the lease up with it.
     pub(crate) released: std::sync::atomic::AtomicBool,
 }
@@ -219,7 +222,7 @@ impl Pipeline {
             if !created {
                 tracing::info!(state = %record.state(), attempts = record.attempts, "resuming a request seen before");
             }
-            self.run(job, record, lease).await
+            self.run(job, record, lease, created).await
         }
         .instrument(span)
         .await
@@ -248,7 +251,9 @@ impl Pipeline {
             trace_context: Vec::new(),
         };
         let span = request_span(job.id, &job.request);
-        self.run(&job, record, lease).instrument(span).await
+        self.run(&job, record, lease, false)
+            .instrument(span)
+            .await
     }
 
     /// Works on the request under its lease until it ends, waits, or the run
@@ -259,6 +264,7 @@ impl Pipeline {
         job: &Job,
         record: RequestRecord,
         lease: Lease,
+        created: bool,
     ) -> Result<Outcome, PipelineError> {
         let owned = Owned::keep(self.store.clone(), lease, self.lease_ttl);
         let run = Run {
@@ -266,6 +272,7 @@ impl Pipeline {
             owned: &owned,
             probe: std::sync::atomic::AtomicBool::new(false),
             began_in: record.state(),
+            created,
             released: std::sync::atomic::AtomicBool::new(false),
         };
         let outcome = tokio::select! {

@@ -26,7 +26,12 @@ impl Pipeline {
         current: &mut Current,
     ) -> Result<bool, PipelineError> {
         let rules = self.store.content_rules().await?;
-        let verdict = match self.store.rules_verdict(run.id()).await? {
+        // A request this run recorded has not been judged yet.
+        let recorded = match run.created {
+            true => None,
+            false => self.store.rules_verdict(run.id()).await?,
+        };
+        let verdict = match recorded {
             Some(verdict) => verdict,
             None => {
                 let verdict = self.judge(run, &rules).await?;
