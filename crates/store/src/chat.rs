@@ -97,25 +97,26 @@ impl Store {
         Ok(written.rows_affected() == 1)
     }
 
-    /// Redemptions taken in (published, not settled, their request not
-    /// ended) whose viewer was not told, oldest first, with their place in
-    /// the queue.
+    /// Redemptions taken in (published) whose viewer was not told, oldest
+    /// first, with their place in the queue (those before it not settled,
+    /// and itself). A request may end before the teller's next look (a fast
+    /// model, a moderator's cancel): it is still told it was taken in, once
+    /// and before its end, so what a viewer hears never depends on timing.
     pub async fn untold_queued(&self, limit: i64) -> Result<Vec<UntoldQueued>, StoreError> {
         let untold = sqlx::query_as!(
             UntoldQueued,
             r#"SELECT r.request_id, r.twitch_user_id, coalesce(r.user_login, '') AS "viewer!",
                   r.user_input,
                   (SELECT count(*) FROM dynamo.twitch_redemption o
-                   WHERE o.published_at IS NOT NULL AND o.settled_status IS NULL
+                   WHERE o.published_at IS NOT NULL
+                     AND (o.settled_status IS NULL OR o.redemption_id = r.redemption_id)
                      AND (o.received_at, o.redemption_id) <= (r.received_at, r.redemption_id))
                    AS "position!"
              FROM dynamo.twitch_redemption r
              WHERE r.received_at > now() - $1 * interval '1 hour'
-               AND r.published_at IS NOT NULL AND r.settled_status IS NULL
+               AND r.published_at IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM dynamo.twitch_chat_message m
                                WHERE m.request_id = r.request_id AND m.event = 'queued')
-               AND NOT EXISTS (SELECT 1 FROM dynamo.image_request q
-                               WHERE q.id = r.request_id AND q.finished_at IS NOT NULL)
              ORDER BY r.received_at, r.redemption_id
              LIMIT $2"#,
             UNTOLD_WITHIN_HOURS,
