@@ -128,6 +128,13 @@ static SAMPLE_FRAME: LazyLock<Asset> = LazyLock::new(|| {
         "image/png",
     )
 });
+/// The public gallery's stylesheet (`gallery`).
+static GALLERY_STYLE: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../assets/gallery.css"),
+        "text/css; charset=utf-8",
+    )
+});
 static OVERLAY: LazyLock<Asset> = LazyLock::new(|| {
     Asset::new(
         include_str!("../assets/overlay.html"),
@@ -164,6 +171,7 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
         "sample-stream-frame.png" => &SAMPLE_FRAME,
         "overlay.js" => &OVERLAY_SCRIPT,
         "overlay.css" => &OVERLAY_STYLE,
+        "gallery.css" => &GALLERY_STYLE,
         _ => return ApiError::NotFound(format!("no asset {name}")).into_response(),
     };
     asset.respond(&headers)

@@ -11,6 +11,7 @@ mod column;
 mod connect;
 mod debit;
 mod deliveries;
+mod gallery;
 mod generated;
 mod holds;
 mod intake_lease;
@@ -39,6 +40,7 @@ pub use connect::{
 /// The PostgreSQL channel that announces state changes (see migration 0002).
 pub const EVENTS_CHANNEL: &str = "dynamo_request_events";
 pub use debit::DebitIntent;
+pub use gallery::{GalleryCursor, GalleryImage, RECENT_DAYS};
 pub use holds::Hold;
 pub use intake_lease::IntakeLease;
 pub use lease::Lease;
