@@ -12,14 +12,14 @@ mod html;
 
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
+use crate::page::{self, Cached, etag_of};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use chrono::DateTime;
 use dynamo_store::{GalleryCursor, GalleryImage};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use utoipa::IntoParams;
 
@@ -145,49 +145,15 @@ fn parse_cursor(raw: &str) -> Result<GalleryCursor, ApiError> {
 }
 
 /// The page with its caching and security headers; 304 when the caller's
-/// ETag is current. The ETag is the body's digest, so it changes exactly
-/// when the page does.
+/// ETag is current.
 fn respond(headers: &HeaderMap, body: String) -> Response {
-    let digest = Sha256::digest(body.as_bytes());
-    let etag = format!("\"{}\"", hex::encode(&digest[..12]));
-    // A quoted hex string is always a valid header value.
-    let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|tag| tag == etag);
-    let common = [
-        (header::ETAG, etag),
-        (
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(CACHE_CONTROL),
-        ),
-        (
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ),
-    ];
-    if fresh {
-        return (StatusCode::NOT_MODIFIED, common).into_response();
-    }
-    (
-        common,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            ),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(CSP),
-            ),
-            (
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
-            ),
-        ],
-        body,
-    )
-        .into_response()
+    let etag = etag_of(body.as_bytes());
+    let cached = Cached {
+        cache_control: CACHE_CONTROL,
+        content_type: "text/html; charset=utf-8",
+        csp: CSP,
+    };
+    page::respond(headers, &etag, cached, body)
 }
 
 #[cfg(test)]
