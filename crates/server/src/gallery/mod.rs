@@ -102,11 +102,10 @@ pub async fn image(
 }
 
 fn enabled(state: &AppState) -> Result<&Gallery, ApiError> {
-    // Off answers exactly what an unknown route does.
     state
         .gallery
         .as_ref()
-        .ok_or_else(|| ApiError::NotFound("no such route".into()))
+        .ok_or_else(|| ApiError::NotFound("the public gallery is off here".into()))
 }
 
 fn is_public_id(raw: &str) -> bool {
