@@ -38,6 +38,10 @@ pub struct ServerConfig {
     /// networks) with failures remembered at once; the oldest are forgotten.
     pub auth_failure_max_addresses: usize,
     pub limits: Limits,
+    /// `PUBLIC_BASE_URL` when `PUBLIC_GALLERY` is on (default off), else
+    /// None: the gallery is served only then, and its share tags need
+    /// absolute URLs.
+    pub public_base_url: Option<String>,
 }
 
 /// What one client may hold of the server (issue 23: slow and greedy
@@ -144,11 +148,26 @@ impl ServerConfig {
             auth_failure_window: env.duration("AUTH_FAILURE_WINDOW", Duration::from_secs(60))?,
             auth_failure_max_addresses: positive(env, "AUTH_FAILURE_MAX_ADDRESSES", 100_000)?,
             limits: Limits::from_env(env)?,
+            public_base_url: public_base_url(env)?,
         })
     }
 
     pub fn address(&self) -> SocketAddr {
         SocketAddr::new(self.bind_addr, self.listen_port)
+    }
+}
+
+/// The gallery's base URL, or None when `PUBLIC_GALLERY` is off.
+fn public_base_url(env: &Env) -> Result<Option<String>, SettingError> {
+    if !env.flag("PUBLIC_GALLERY", false)? {
+        return Ok(None);
+    }
+    match env.optional_http_url("PUBLIC_BASE_URL")? {
+        Some(url) => Ok(Some(url.trim_end_matches('/').to_owned())),
+        None => Err(SettingError::new(
+            "PUBLIC_BASE_URL",
+            "required when PUBLIC_GALLERY is on: the server's public address, for the gallery's share links",
+        )),
     }
 }
 
@@ -237,6 +256,27 @@ mod tests {
             let error = ServerConfig::from_env(&local([(name, "0")])).unwrap_err();
             assert_eq!(error.name, name);
         }
+    }
+
+    #[test]
+    fn the_gallery_is_off_by_default_and_needs_a_base_url_when_on() {
+        assert_eq!(
+            ServerConfig::from_env(&local([])).unwrap().public_base_url,
+            None
+        );
+        let on = local([("PUBLIC_GALLERY", "true")]);
+        assert_eq!(
+            ServerConfig::from_env(&on).unwrap_err().name,
+            "PUBLIC_BASE_URL"
+        );
+        let on = on.with("PUBLIC_BASE_URL", "https://dynamo.example/");
+        assert_eq!(
+            ServerConfig::from_env(&on)
+                .unwrap()
+                .public_base_url
+                .as_deref(),
+            Some("https://dynamo.example")
+        );
     }
 
     #[test]

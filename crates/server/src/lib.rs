@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod events;
 mod extract;
+mod gallery;
 mod gate;
 mod health;
 mod jwks;
@@ -92,6 +93,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             sounds::remove
         ))
         .routes(routes!(sounds::list))
+        .routes(routes!(gallery::index))
+        .routes(routes!(gallery::image))
         .split_for_parts();
     openapi::complete(&mut doc, gate::WITHOUT_DATABASE);
     (router, doc)
@@ -238,6 +241,12 @@ pub async fn run(
         sse_heartbeat: config.sse_heartbeat,
         storage: config.storage.build(),
         sound_max_bytes: config.sound_max_bytes,
+        gallery: config
+            .public_base_url
+            .clone()
+            .map(|base_url| gallery::Gallery {
+                base_url: base_url.into(),
+            }),
     };
     tracing::info!(address = %listener.local_addr()?, images = ?config.images_dir, "dynamo-server listening");
     let limits = config.limits;

@@ -24,58 +24,91 @@ impl Asset {
     }
 
     fn bytes(body: &'static [u8], content_type: &'static str) -> Self {
-        let digest = Sha256::digest(body);
-        let etag = format!("\"{}\"", hex::encode(&digest[..12]));
         Self {
             body,
             content_type,
-            // A quoted hex string is always a valid header value.
-            etag: HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\"")),
+            etag: etag_of(body),
         }
     }
 
     /// Revalidated on every load (`no-cache` + ETag), so a new release shows
     /// at once while an unchanged page costs a 304.
     fn respond(&self, headers: &HeaderMap) -> Response {
-        let fresh = headers
-            .get(header::IF_NONE_MATCH)
-            .is_some_and(|tag| tag == self.etag);
-        let common = [
-            (header::ETAG, self.etag.clone()),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-        ];
-        if fresh {
-            return (StatusCode::NOT_MODIFIED, common).into_response();
-        }
-        (
-            common,
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(self.content_type),
-                ),
-                // Images come from wherever storage serves them (S3 or /images).
-                (
-                    header::CONTENT_SECURITY_POLICY,
-                    HeaderValue::from_static(
-                        "default-src 'self'; img-src 'self' https: http: data:; \
-                         media-src 'self' https: http:; \
-                         object-src 'none'; base-uri 'none'; frame-ancestors 'self'",
-                    ),
-                ),
-                (
-                    header::REFERRER_POLICY,
-                    HeaderValue::from_static("no-referrer"),
-                ),
-            ],
+        // Images come from wherever storage serves them (S3 or /images).
+        respond(
+            headers,
+            &self.etag,
+            Cached {
+                cache_control: "no-cache",
+                content_type: self.content_type,
+                csp: "default-src 'self'; img-src 'self' https: http: data:; \
+                      media-src 'self' https: http:; \
+                      object-src 'none'; base-uri 'none'; frame-ancestors 'self'",
+            },
             self.body,
         )
-            .into_response()
     }
+}
+
+/// The ETag of `body`: a digest, so it changes exactly when the body does.
+pub(crate) fn etag_of(body: &[u8]) -> HeaderValue {
+    let digest = Sha256::digest(body);
+    let etag = format!("\"{}\"", hex::encode(&digest[..12]));
+    // A quoted hex string is always a valid header value.
+    HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// How a page or asset may be cached, what it is, and what it may load.
+pub(crate) struct Cached {
+    pub cache_control: &'static str,
+    pub content_type: &'static str,
+    pub csp: &'static str,
+}
+
+/// `body` with its caching and security headers, or 304 when the caller's
+/// If-None-Match is `etag`.
+pub(crate) fn respond(
+    headers: &HeaderMap,
+    etag: &HeaderValue,
+    cached: Cached,
+    body: impl IntoResponse,
+) -> Response {
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|tag| tag == etag);
+    let common = [
+        (header::ETAG, etag.clone()),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cached.cache_control),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+    ];
+    if fresh {
+        return (StatusCode::NOT_MODIFIED, common).into_response();
+    }
+    (
+        common,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(cached.content_type),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(cached.csp),
+            ),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 static INDEX: LazyLock<Asset> = LazyLock::new(|| {
@@ -128,6 +161,13 @@ static SAMPLE_FRAME: LazyLock<Asset> = LazyLock::new(|| {
         "image/png",
     )
 });
+/// The public gallery's stylesheet (`gallery`).
+static GALLERY_STYLE: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../assets/gallery.css"),
+        "text/css; charset=utf-8",
+    )
+});
 static OVERLAY: LazyLock<Asset> = LazyLock::new(|| {
     Asset::new(
         include_str!("../assets/overlay.html"),
@@ -164,6 +204,7 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
         "sample-stream-frame.png" => &SAMPLE_FRAME,
         "overlay.js" => &OVERLAY_SCRIPT,
         "overlay.css" => &OVERLAY_STYLE,
+        "gallery.css" => &GALLERY_STYLE,
         _ => return ApiError::NotFound(format!("no asset {name}")).into_response(),
     };
     asset.respond(&headers)

@@ -33,4 +33,6 @@ pub struct AppState {
     /// Where uploaded alert sounds go (with the images).
     pub storage: Arc<dyn Storage>,
     pub sound_max_bytes: usize,
+    /// The public gallery, when `PUBLIC_GALLERY` is on.
+    pub gallery: Option<crate::gallery::Gallery>,
 }

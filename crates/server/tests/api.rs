@@ -638,6 +638,8 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
     let paths: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
     let expected = [
         "/events",
+        "/gallery",
+        "/gallery/{public_id}",
         "/healthz",
         "/livez",
         "/me",

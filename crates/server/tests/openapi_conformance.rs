@@ -26,7 +26,10 @@ const STREAMS: &str = "/events$";
 async fn schemathesis_finds_no_server_error_and_no_mismatch_with_the_document() {
     // Its requests without a token would soon limit the test's address.
     let server = Server::start_in(TestWorld::start().await, |env| {
+        // The gallery on, so its pages are checked too (off, they only 404).
         env.with("AUTH_FAILURE_LIMIT", "0")
+            .with("PUBLIC_GALLERY", "true")
+            .with("PUBLIC_BASE_URL", "http://dynamo.example")
     })
     .await;
     // A consumer (placeholder images) records what is enqueued, so the ids

@@ -12,6 +12,7 @@ mod column;
 mod connect;
 mod debit;
 mod deliveries;
+mod gallery;
 mod generated;
 mod holds;
 mod intake_lease;
@@ -42,6 +43,7 @@ pub use connect::{
 pub const EVENTS_CHANNEL: &str = "dynamo_request_events";
 pub use chat::{ChatOutcome, ClaimedChat, UntoldEnd, UntoldQueued};
 pub use debit::DebitIntent;
+pub use gallery::{GalleryCursor, GalleryImage, RECENT_DAYS};
 pub use holds::Hold;
 pub use intake_lease::IntakeLease;
 pub use lease::Lease;

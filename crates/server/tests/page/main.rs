@@ -11,6 +11,7 @@ mod builder;
 #[path = "../common/mod.rs"]
 mod common;
 mod first_visit;
+mod gallery;
 mod overlay;
 mod reconnect;
 mod rules;
