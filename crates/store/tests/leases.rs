@@ -164,8 +164,11 @@ async fn the_viewer_cap_counts_live_leases_only() {
     let database = TestDatabase::create().await;
     let store = Store::new(database.pool().clone());
     let _busy = record(&store, "7", "alive", LONG).await;
-    let crashed = record(&store, "7", "crashed", SHORT).await;
+    // Recorded before the crashed one: a viewer's requests take their turns
+    // in the order they came, so a crashed request that came first would
+    // (rightly) go before it once resumed.
     let waiting = record(&store, "7", "worker", LONG).await;
+    let crashed = record(&store, "7", "crashed", SHORT).await;
 
     // Two live leases of the same viewer (one of them about to lapse): no room at cap 2.
     assert!(
