@@ -27,6 +27,7 @@ mod serve;
 mod sounds;
 mod state;
 mod streams;
+mod styles;
 
 pub use auth::{Admin, Authenticator, Caller};
 pub use config::{AuthConfig, GoldenVcrSettings, Limits, ServerConfig};
@@ -92,6 +93,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             sounds::remove
         ))
         .routes(routes!(sounds::list))
+        .routes(routes!(styles::list_styles, styles::create_style))
+        .routes(routes!(
+            styles::get_style,
+            styles::put_style,
+            styles::delete_style
+        ))
+        .routes(routes!(styles::enable_style))
+        .routes(routes!(styles::disable_style))
         .split_for_parts();
     openapi::complete(&mut doc, gate::WITHOUT_DATABASE);
     (router, doc)
