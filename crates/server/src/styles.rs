@@ -3,7 +3,7 @@
 
 use crate::auth::Admin;
 use crate::error::ApiError;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, from_value};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -41,6 +41,8 @@ pub struct StyleView {
 impl From<StoredStyle> for StyleView {
     fn from(stored: StoredStyle) -> Self {
         Self {
+            // A plain struct of strings, numbers and enums always
+            // serializes; the default (null) is never reached.
             definition: serde_json::to_value(&stored.definition).unwrap_or_default(),
             reward_id: stored.reward_id,
             follows_settings: stored.follows_settings,
@@ -56,15 +58,7 @@ fn style_id(raw: &str) -> Result<StyleId, ApiError> {
 /// A definition from a body (read by [`Json`], so `5.0` counts as `5`), each
 /// problem named by its field.
 fn definition(body: Value) -> Result<StyleDefinition, ApiError> {
-    let style: StyleDefinition = serde_path_to_error::deserialize(body).map_err(|e| {
-        let field = e.path().to_string();
-        let detail = e.into_inner().to_string();
-        if field == "." {
-            ApiError::bad(detail)
-        } else {
-            ApiError::bad_field(field, detail)
-        }
-    })?;
+    let style: StyleDefinition = from_value(body)?;
     style
         .validate()
         .map_err(|e| ApiError::bad_field(e.field, e.problem))?;
