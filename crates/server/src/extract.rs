@@ -26,16 +26,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let axum::Json(mut value) = axum::Json::<Value>::from_request(request, state).await?;
         whole_numbers_as_integers(&mut value);
-        let value = serde_path_to_error::deserialize(value).map_err(|error| {
-            let field = error.path().to_string();
-            let detail = error.into_inner().to_string();
-            match field.as_str() {
-                "." => ApiError::bad(detail),
-                _ => ApiError::bad_field(field, detail),
-            }
-        })?;
-        Ok(Json(value))
+        Ok(Json(from_value(value)?))
     }
+}
+
+/// A JSON value (as [`Json`] read it) as a `T`; a field that does not fit
+/// is named by its path.
+pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let field = error.path().to_string();
+        let detail = error.into_inner().to_string();
+        match field.as_str() {
+            "." => ApiError::bad(detail),
+            _ => ApiError::bad_field(field, detail),
+        }
+    })
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {

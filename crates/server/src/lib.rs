@@ -28,6 +28,7 @@ mod serve;
 mod sounds;
 mod state;
 mod streams;
+mod styles;
 
 pub use auth::{Admin, Authenticator, Caller};
 pub use config::{AuthConfig, GoldenVcrSettings, Limits, ServerConfig};
@@ -95,6 +96,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sounds::list))
         .routes(routes!(gallery::index))
         .routes(routes!(gallery::image))
+        .routes(routes!(styles::list_styles, styles::create_style))
+        .routes(routes!(
+            styles::get_style,
+            styles::put_style,
+            styles::delete_style
+        ))
+        .routes(routes!(styles::enable_style))
+        .routes(routes!(styles::disable_style))
         .split_for_parts();
     openapi::complete(&mut doc, gate::WITHOUT_DATABASE);
     (router, doc)

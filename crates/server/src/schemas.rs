@@ -27,11 +27,6 @@ fn text(max_chars: usize, pattern: &str) -> ObjectBuilder {
         .pattern(Some(pattern))
 }
 
-/// `style`: ghost or friend.
-pub fn style_names() -> Schema {
-    string_enum(Style::ALL.map(Style::as_str)).into()
-}
-
 /// `state`: the request states.
 pub fn state_names() -> Schema {
     string_enum(RequestState::ALL.map(RequestState::as_str)).into()
@@ -124,3 +119,155 @@ macro_rules! schema_from {
     };
 }
 pub(crate) use schema_from;
+
+/// A style id (SPEC §8): a lowercase slug.
+const STYLE_ID: &str = "^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$";
+
+/// One line of text, possibly empty.
+const ONE_LINE: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
+
+/// `style`: any style id (ghost, friend, or the streamer's own).
+pub fn style_names() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(STYLE_ID))
+        .description(Some(
+            "a style id: ghost, friend or one of the streamer's own",
+        ))
+        .into()
+}
+
+/// A prompt template: `{subject}` once at least, and only the placeholders
+/// `placeholders` (names without braces), as `check_template` takes it.
+fn template(placeholders: &[&str]) -> ObjectBuilder {
+    let piece = format!(
+        r"(?:[^{{\x00-\x1F\x7F-\x9F]|\{{(?:{})\}})",
+        placeholders.join("|")
+    );
+    let pattern = format!(r"^{piece}*\{{subject\}}{piece}*$");
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(dynamo_wire::MAX_TEMPLATE_CHARS))
+        .pattern(Some(pattern))
+}
+
+fn count(minimum: u32, nullable: bool) -> ObjectBuilder {
+    let kind = if nullable {
+        SchemaType::from_iter([Type::Integer, Type::Null])
+    } else {
+        SchemaType::Type(Type::Integer)
+    };
+    ObjectBuilder::new()
+        .schema_type(kind)
+        .minimum(Some(minimum))
+        .maximum(Some(dynamo_wire::MAX_COUNT))
+}
+
+/// A string among `names`, or null.
+fn nullable_enum(names: &[&str]) -> ObjectBuilder {
+    let mut values: Vec<serde_json::Value> = names.iter().map(|n| (*n).into()).collect();
+    values.push(serde_json::Value::Null);
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(values))
+}
+
+fn reward() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .property(
+            "title",
+            text(dynamo_wire::MAX_REWARD_TITLE_CHARS, NOT_BLANK).min_length(Some(1)),
+        )
+        .property(
+            "prompt",
+            text(dynamo_wire::MAX_REWARD_PROMPT_CHARS, ONE_LINE)
+                .description(Some("what the viewer is asked to type")),
+        )
+        .property("cost", count(1, false).description(Some("channel points")))
+        .property("cooldown_seconds", count(1, true))
+        .property("max_per_stream", count(1, true))
+        .property("max_per_user_per_stream", count(1, true))
+        .required("title")
+        .required("prompt")
+        .required("cost")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+}
+
+fn on_air() -> ObjectBuilder {
+    let sound = text(dynamo_wire::MAX_SOUND_CHARS, NOT_BLANK)
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]));
+    ObjectBuilder::new()
+        .property(
+            "duration_ms",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1000))
+                .maximum(Some(60_000)),
+        )
+        .property("sound", sound)
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+}
+
+/// A style definition (SPEC §8) as `POST /styles` takes it and every
+/// answer shows it; `with_id: false` for `PUT /styles/{style}`, whose path
+/// names it. One shape per kind of colour input, as the placeholders a
+/// template may use depend on it.
+fn definition(with_id: bool) -> Schema {
+    let variant = |colors: &[&'static str], placeholders: &[&str]| {
+        let mut object = ObjectBuilder::new();
+        if with_id {
+            object = object.property("id", text(32, STYLE_ID)).required("id");
+        }
+        object = object
+            .property(
+                "display_name",
+                text(dynamo_wire::MAX_DISPLAY_NAME_CHARS, NOT_BLANK).min_length(Some(1)),
+            )
+            .property("color", string_enum(colors.iter().copied()))
+            .property("prompt_template", template(placeholders))
+            .property("output", string_enum(["photo", "cutout"]))
+            .property(
+                "image_quality",
+                nullable_enum(&dynamo_wire::IMAGE_QUALITIES),
+            )
+            .property("image_size", nullable_enum(&dynamo_wire::IMAGE_SIZES))
+            .property(
+                "generate_name",
+                ObjectBuilder::new().schema_type(Type::Boolean),
+            )
+            .property("points_cost", count(0, false))
+            .property("reward", reward())
+            .property("on_air", on_air())
+            .property("enabled", ObjectBuilder::new().schema_type(Type::Boolean))
+            .required("display_name")
+            .required("prompt_template")
+            .required("output")
+            .required("points_cost")
+            .required("reward")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        if colors.contains(&"none") {
+            object
+        } else {
+            object.required("color")
+        }
+    };
+    let every: Vec<&str> = dynamo_wire::PLACEHOLDERS
+        .iter()
+        .chain([&dynamo_wire::LEGACY_COMPLEMENT])
+        .map(|p| p.trim_matches(|c| c == '{' || c == '}'))
+        .collect();
+    OneOfBuilder::new()
+        .item(variant(&["none"], &["subject"]))
+        .item(variant(&["optional", "required"], &every))
+        .into()
+}
+
+/// The body of `POST /styles`.
+pub fn style_definition() -> Schema {
+    definition(true)
+}
+
+/// The body of `PUT /styles/{style}`: the definition; its id is the path's.
+pub fn style_definition_without_id() -> Schema {
+    definition(false)
+}

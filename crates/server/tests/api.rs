@@ -670,6 +670,10 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/rules/blocklist/{phrase}",
         "/sign-in",
         "/stats",
+        "/styles",
+        "/styles/{style}",
+        "/styles/{style}/disable",
+        "/styles/{style}/enable",
         "/styles/{style}/sound",
     ];
     let mut sorted = paths.clone();

@@ -18,16 +18,7 @@ async fn send(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut request = server
-        .http
-        .request(method, format!("{}{path}", server.base))
-        .bearer_auth(server.admin());
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    server.send_as_admin(method, path, body.as_ref()).await
 }
 
 #[tokio::test]

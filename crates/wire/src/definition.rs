@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 pub const MAX_REWARD_TITLE_CHARS: usize = 45;
 pub const MAX_REWARD_PROMPT_CHARS: usize = 200;
 pub const MAX_DISPLAY_NAME_CHARS: usize = 60;
+pub const MAX_TEMPLATE_CHARS: usize = 4000;
+pub const MAX_SOUND_CHARS: usize = 200;
+/// The largest cost, cooldown or limit (PostgreSQL's integer).
+pub const MAX_COUNT: u32 = i32::MAX as u32;
 
 /// A style as the streamer defines it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,17 +110,47 @@ impl DefinitionError {
     }
 }
 
+/// One line of text for `field`: no control characters (PostgreSQL's text
+/// cannot hold U+0000, and none belongs in a title or a prompt), at most
+/// `max` characters as given (the store checks the same), and, if
+/// `not_blank`, something besides whitespace.
+fn line(field: &str, text: &str, max: usize, not_blank: bool) -> Result<(), DefinitionError> {
+    if let Some((at, c)) = text.chars().enumerate().find(|(_, c)| c.is_control()) {
+        return Err(DefinitionError::new(
+            field,
+            format!(
+                "must be one line of text, without control characters (U+{:04X} at character {})",
+                u32::from(c),
+                at + 1
+            ),
+        ));
+    }
+    let chars = text.chars().count();
+    if chars > max || (not_blank && text.trim().is_empty()) {
+        let least = usize::from(not_blank);
+        return Err(DefinitionError::new(
+            field,
+            format!("is {chars} characters; it takes {least} to {max}, not all whitespace"),
+        ));
+    }
+    Ok(())
+}
+
 impl StyleDefinition {
     /// The first problem found, in the order of the fields.
     pub fn validate(&self) -> Result<(), DefinitionError> {
-        let chars = |s: &str| s.chars().count();
-        let display = self.display_name.trim();
-        if display.is_empty() || chars(display) > MAX_DISPLAY_NAME_CHARS {
-            return Err(DefinitionError::new(
-                "display_name",
-                format!("must be 1 to {MAX_DISPLAY_NAME_CHARS} characters"),
-            ));
-        }
+        line(
+            "display_name",
+            &self.display_name,
+            MAX_DISPLAY_NAME_CHARS,
+            true,
+        )?;
+        line(
+            "prompt_template",
+            &self.prompt_template,
+            MAX_TEMPLATE_CHARS,
+            true,
+        )?;
         check_template(&self.prompt_template, self.color)
             .map_err(|problem| DefinitionError::new("prompt_template", problem))?;
         if let Some(size) = &self.image_size
@@ -135,25 +169,18 @@ impl StyleDefinition {
                 format!("must be one of {}", IMAGE_QUALITIES.join(", ")),
             ));
         }
-        let title = self.reward.title.trim();
-        if title.is_empty() || chars(title) > MAX_REWARD_TITLE_CHARS {
-            return Err(DefinitionError::new(
-                "reward.title",
-                format!(
-                    "is {} characters; Twitch takes 1 to {MAX_REWARD_TITLE_CHARS}",
-                    chars(title)
-                ),
-            ));
-        }
-        if chars(&self.reward.prompt) > MAX_REWARD_PROMPT_CHARS {
-            return Err(DefinitionError::new(
-                "reward.prompt",
-                format!(
-                    "is {} characters; Twitch takes at most {MAX_REWARD_PROMPT_CHARS}",
-                    chars(&self.reward.prompt)
-                ),
-            ));
-        }
+        line(
+            "reward.title",
+            &self.reward.title,
+            MAX_REWARD_TITLE_CHARS,
+            true,
+        )?;
+        line(
+            "reward.prompt",
+            &self.reward.prompt,
+            MAX_REWARD_PROMPT_CHARS,
+            false,
+        )?;
         if self.reward.cost == 0 {
             return Err(DefinitionError::new("reward.cost", "must be at least 1"));
         }
@@ -169,6 +196,28 @@ impl StyleDefinition {
                 return Err(DefinitionError::new(
                     field,
                     "must be at least 1 (or be left out for none)",
+                ));
+            }
+        }
+        if let Some(sound) = &self.on_air.sound {
+            line("on_air.sound", sound, MAX_SOUND_CHARS, true)?;
+        }
+        // The store keeps counts as PostgreSQL integers.
+        let counts = [
+            ("points_cost", Some(self.points_cost)),
+            ("reward.cost", Some(self.reward.cost)),
+            ("reward.cooldown_seconds", self.reward.cooldown_seconds),
+            ("reward.max_per_stream", self.reward.max_per_stream),
+            (
+                "reward.max_per_user_per_stream",
+                self.reward.max_per_user_per_stream,
+            ),
+        ];
+        for (field, value) in counts {
+            if value.is_some_and(|v| v > MAX_COUNT) {
+                return Err(DefinitionError::new(
+                    field,
+                    format!("must be at most {MAX_COUNT}"),
                 ));
             }
         }
@@ -279,5 +328,34 @@ mod tests {
         assert_eq!(field(|s| s.display_name = " ".into()), "display_name");
         assert_eq!(field(|s| s.image_size = Some("big".into())), "image_size");
         assert_eq!(field(|s| s.reward.cost = 0), "reward.cost");
+    }
+
+    /// What PostgreSQL cannot hold, or would silently clamp, is refused
+    /// with its field rather than failing (or changing) at the store.
+    #[test]
+    fn text_and_counts_the_store_cannot_keep_are_refused() {
+        let field = |edit: fn(&mut StyleDefinition)| {
+            let mut style = sticker();
+            edit(&mut style);
+            style.validate().unwrap_err().field
+        };
+        assert_eq!(field(|s| s.display_name = "a\u{0}b".into()), "display_name");
+        assert_eq!(
+            field(|s| s.reward.title = "two\nlines".into()),
+            "reward.title"
+        );
+        assert_eq!(
+            field(|s| s.display_name = format!(" {}", "x".repeat(60))),
+            "display_name"
+        );
+        assert_eq!(
+            field(|s| s.on_air.sound = Some("\u{7f}".into())),
+            "on_air.sound"
+        );
+        assert_eq!(field(|s| s.points_cost = MAX_COUNT + 1), "points_cost");
+        assert_eq!(
+            field(|s| s.reward.max_per_stream = Some(u32::MAX)),
+            "reward.max_per_stream"
+        );
     }
 }

@@ -18,8 +18,9 @@ pub use alert::{CustomDetails, FriendDetails, GhostDetails, ImageAlert, Onscreen
 pub use blocklist::{BlockedPhrase, Blocklist, MAX_PHRASE_CHARS, PhraseError};
 pub use color::Color;
 pub use definition::{
-    DefinitionError, MAX_REWARD_PROMPT_CHARS, MAX_REWARD_TITLE_CHARS, OnAirSettings,
-    RewardSettings, StyleDefinition, StyleSettings,
+    DefinitionError, IMAGE_QUALITIES, IMAGE_SIZES, MAX_COUNT, MAX_DISPLAY_NAME_CHARS,
+    MAX_REWARD_PROMPT_CHARS, MAX_REWARD_TITLE_CHARS, MAX_SOUND_CHARS, MAX_TEMPLATE_CHARS,
+    OnAirSettings, RewardSettings, StyleDefinition, StyleSettings,
 };
 pub use request::{
     BroadcastState, CustomInputs, FriendInputs, GenerationRequest, GhostInputs, ImagePayload,
@@ -27,6 +28,7 @@ pub use request::{
 };
 pub use result::{EndState, GenerationResult};
 pub use style::{
-    ColorInput, Output, PLACEHOLDERS, Style, StyleId, StyleIdError, check_template, render,
+    ColorInput, LEGACY_COMPLEMENT, Output, PLACEHOLDERS, Style, StyleId, StyleIdError,
+    check_template, render,
 };
 pub use text::{DisplayName, MAX_TWITCH_FIELD_CHARS, Subject, TextError, TwitchUserId};

@@ -181,7 +181,7 @@ pub const PLACEHOLDERS: [&str; 4] = ["{subject}", "{color}", "{complement}", "{a
 
 /// `{background}` is the name `PROMPT_FRIEND` has always used for
 /// `{complement}`: kept so that existing settings render as before.
-const LEGACY_COMPLEMENT: &str = "{background}";
+pub const LEGACY_COMPLEMENT: &str = "{background}";
 
 /// Why a template cannot be used: the placeholder it does not know, or the
 /// subject it leaves out.

@@ -16,7 +16,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use dynamo_store::{NewStyleSound, StyleSound};
-use dynamo_wire::Style;
+use dynamo_wire::{Style, StyleId};
 use futures::StreamExt;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -31,11 +31,17 @@ pub fn is_upload(path: &str) -> bool {
         .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
-/// The style named in the path, if it is one (404 otherwise).
-fn known_style(id: &str) -> Result<&str, ApiError> {
-    Style::parse(id)
-        .map(Style::as_str)
-        .ok_or_else(|| ApiError::NotFound(format!("no style {id:?}")))
+/// The style named in the path, if it is one (404 otherwise): ghost or
+/// friend (known before a consumer first seeds them), or one of the
+/// streamer's own in `dynamo.styles`.
+async fn known_style(state: &AppState, id: &str) -> Result<String, ApiError> {
+    let missing = || ApiError::NotFound(format!("no style {id:?}"));
+    let style = StyleId::parse(id).map_err(|_| missing())?;
+    if Style::parse(id).is_some() || state.store.style(&style).await?.is_some() {
+        Ok(style.to_string())
+    } else {
+        Err(missing())
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -80,7 +86,7 @@ async fn read_capped(body: Body, max: usize) -> Result<Vec<u8>, ApiError> {
 /// itself is the body (mp3, ogg or wav, at most `SOUND_MAX_BYTES`; its
 /// Content-Type and name are not trusted: the content says what it is).
 #[utoipa::path(put, path = "/styles/{style}/sound", tag = "sounds",
-    params(("style" = String, Path, description = "style id: ghost or friend"), UploadQuery),
+    params(("style" = String, Path, description = "a style id: ghost, friend or one of the streamer's own"), UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
                  description = "the sound file (mp3, ogg or wav)"),
     responses((status = 200, description = "stored: {style_id, url, content_type, bytes, volume_percent, uploaded_at}"),
@@ -98,7 +104,8 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<StyleSound>, ApiError> {
-    let style = known_style(&id)?;
+    let style = known_style(&state, &id).await?;
+    let style = style.as_str();
     let volume_percent = volume("volume", query.volume.unwrap_or(100))?;
     let form = headers
         .get(header::CONTENT_TYPE)
@@ -156,7 +163,8 @@ pub async fn get(
     _: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<StyleSound>, ApiError> {
-    let style = known_style(&id)?;
+    let style = known_style(&state, &id).await?;
+    let style = style.as_str();
     match state.store.style_sound(style).await? {
         Some(sound) => Ok(Json(sound)),
         None => Err(ApiError::NotFound(format!("{style} has no sound"))),
@@ -176,7 +184,8 @@ pub async fn set_volume(
     Path(id): Path<String>,
     Json(change): Json<VolumeChange>,
 ) -> Result<Json<StyleSound>, ApiError> {
-    let style = known_style(&id)?;
+    let style = known_style(&state, &id).await?;
+    let style = style.as_str();
     let percent = volume("volume_percent", change.volume_percent)?;
     match state.store.set_style_sound_volume(style, percent).await? {
         Some(sound) => {
@@ -202,7 +211,8 @@ pub async fn remove(
     _: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let style = known_style(&id)?;
+    let style = known_style(&state, &id).await?;
+    let style = style.as_str();
     if state.store.delete_style_sound(style).await? {
         tracing::info!(style, "alert sound removed");
         Ok(StatusCode::NO_CONTENT)

@@ -116,6 +116,25 @@ impl Server {
         )
     }
 
+    /// Any method, as an admin, with an optional JSON body.
+    pub async fn send_as_admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(self.admin());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// What `/metrics` shows now.
     pub async fn metrics(&self) -> String {
         let response = self.http.get(format!("{}/metrics", self.base)).send();
