@@ -63,6 +63,17 @@ pub(crate) struct Gate {
     services: ServiceIds,
 }
 
+/// What the gate says before a debit.
+pub(crate) enum BeforeDebit {
+    /// No hold on any service the request needs.
+    Clear,
+    /// A hold is on, yet the request goes on (it carries the probe, or the
+    /// held step will end it with nothing debited).
+    Go,
+    /// Wait un-debited until then.
+    Wait(DateTime<Utc>, Wait),
+}
+
 impl Gate {
     pub(crate) fn new(
         store: Store,
@@ -120,17 +131,21 @@ impl Gate {
     pub(crate) async fn admit_before_debit(
         &self,
         probe: &AtomicBool,
-    ) -> Result<Option<(DateTime<Utc>, Wait)>, PipelineError> {
+    ) -> Result<BeforeDebit, PipelineError> {
         // One read of every hold on (usually none) rather than one per service.
         let on = self.store.holds().await?;
-        for service in self.held_services() {
+        let held = self.held_services();
+        if !on.iter().any(|hold| held.contains(&hold.service.as_str())) {
+            return Ok(BeforeDebit::Clear);
+        }
+        for service in held {
             let Some(hold) = on.iter().find(|hold| hold.service == service) else {
                 continue;
             };
             // The budget's "probe" is a sum in the database: any request may look.
             if service == BUDGET_HOLD {
                 match self.check_budget(true).await? {
-                    Some(until) => return Ok(Some((until, Wait::Held))),
+                    Some(until) => return Ok(BeforeDebit::Wait(until, Wait::Held)),
                     None => continue,
                 }
             }
@@ -138,7 +153,7 @@ impl Gate {
             if self.store.debited_requests_waiting().await? {
                 let until =
                     hold.next_probe_at.max(Utc::now()) + chrono::Duration::milliseconds(500);
-                return Ok(Some((until, Wait::Held)));
+                return Ok(BeforeDebit::Wait(until, Wait::Held));
             }
             match self.admit(service, true).await? {
                 Admission::Go => {}
@@ -149,11 +164,11 @@ impl Gate {
                 Admission::GiveUp(_) => {}
                 Admission::Wait(until) => {
                     tracing::debug!(service, "the service is held; waiting before the debit");
-                    return Ok(Some((until, Wait::Held)));
+                    return Ok(BeforeDebit::Wait(until, Wait::Held));
                 }
             }
         }
-        Ok(None)
+        Ok(BeforeDebit::Go)
     }
 
     /// Whether a request may call `service` now. Past `UPSTREAM_OUTAGE_MAX_WAIT`

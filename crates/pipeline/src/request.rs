@@ -160,11 +160,35 @@ pub(crate) struct Run<'a> {
     /// This run recorded the request: no earlier run can have left work
     /// (a content-rules verdict) behind.
     pub(crate) created: bool,
+    /// When this run last saw no hold on (before its debit): calls made
+    /// within [`HOLDS_SEEN_CLEAR_FOR`] of it do not read the holds again.
+    pub(crate) holds_clear_at: std::sync::Mutex<Option<std::time::Instant>>,
     /// The run's last write gave the lease up with it.
     pub(crate) released: std::sync::atomic::AtomicBool,
 }
 
+/// How long a run trusts that no hold was on. A hold set meanwhile by
+/// another process is missed for at most this long: the call goes out, and
+/// if the service is out, its answer holds this request like any other.
+/// Saves a read of the holds per paid call (issue 26: statements per request).
+const HOLDS_SEEN_CLEAR_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Run<'_> {
+    /// Records that the holds were read and none was on.
+    pub(crate) fn saw_holds_clear(&self) {
+        if let Ok(mut at) = self.holds_clear_at.lock() {
+            *at = Some(std::time::Instant::now());
+        }
+    }
+
+    fn holds_seen_clear(&self) -> bool {
+        self.holds_clear_at
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() < HOLDS_SEEN_CLEAR_FOR)
+    }
+
     pub(crate) fn lease(&self) -> &Lease {
         self.owned.lease()
     }
@@ -251,9 +275,7 @@ impl Pipeline {
             trace_context: Vec::new(),
         };
         let span = request_span(job.id, &job.request);
-        self.run(&job, record, lease, false)
-            .instrument(span)
-            .await
+        self.run(&job, record, lease, false).instrument(span).await
     }
 
     /// Works on the request under its lease until it ends, waits, or the run
@@ -273,6 +295,7 @@ impl Pipeline {
             probe: std::sync::atomic::AtomicBool::new(false),
             began_in: record.state(),
             created,
+            holds_clear_at: std::sync::Mutex::new(None),
             released: std::sync::atomic::AtomicBool::new(false),
         };
         let outcome = tokio::select! {
@@ -538,7 +561,11 @@ impl Pipeline {
     {
         // The held service this request probes, if it is the probe.
         let mut probing: Option<&'static str> = None;
-        for service in self.gate.services_for(step) {
+        let services = match run.holds_seen_clear() {
+            true => Vec::new(),
+            false => self.gate.services_for(step),
+        };
+        for service in services {
             match self.gate.admit(service, false).await? {
                 Admission::Go => {}
                 Admission::Probe => probing = Some(service),

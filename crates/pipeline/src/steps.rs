@@ -2,6 +2,7 @@
 //! debit, name, make the image, alert, accept — and ending a request.
 
 use crate::failure::{Infra, StepError, upstream};
+use crate::gate::BeforeDebit;
 use crate::limits::Endpoint;
 use crate::messages::alert_for;
 use crate::request::{Pipeline, Run};
@@ -23,8 +24,10 @@ impl Pipeline {
     pub(crate) async fn debit(&self, run: &Run<'_>, current: &mut Current) -> StepResult {
         let job = run.job;
         // Held: wait un-debited (issue 12), rather than be charged to wait.
-        if let Some((until, why)) = self.gate.admit_before_debit(&run.probe).await? {
-            return Ok(Next::Wait(until, why));
+        match self.gate.admit_before_debit(&run.probe).await? {
+            BeforeDebit::Clear => run.saw_holds_clear(),
+            BeforeDebit::Go => {}
+            BeforeDebit::Wait(until, why) => return Ok(Next::Wait(until, why)),
         }
         if let Some(next) = self.screen(run, current).await? {
             return Ok(next);
