@@ -200,11 +200,12 @@ pub async fn set_volume(
     }
 }
 
-/// Removes style `id`'s sound: its alerts play silent.
+/// Removes style `id`'s sound: its alerts play silent. Idempotent: a
+/// style with no sound is already silent (204 all the same).
 #[utoipa::path(delete, path = "/styles/{style}/sound", tag = "sounds",
     params(("style" = String, Path, description = "style id")),
-    responses((status = 204, description = "removed"),
-              (status = 404, description = "no such style, or it has no sound")),
+    responses((status = 204, description = "removed, or there was none"),
+              (status = 404, description = "no such style")),
     security(("bearer" = [])))]
 pub async fn remove(
     State(state): State<AppState>,
@@ -215,10 +216,8 @@ pub async fn remove(
     let style = style.as_str();
     if state.store.delete_style_sound(style).await? {
         tracing::info!(style, "alert sound removed");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("{style} has no sound")))
     }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]
