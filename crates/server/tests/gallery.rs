@@ -47,6 +47,7 @@ async fn stored(store: &Store, viewer: &str, subject: &str) -> (Uuid, Lease) {
         id,
         request: &request,
         prompt: "p",
+        settings: &dynamo_wire::StyleSettings::legacy(&request.style()),
         points_cost: 200,
         free_of_charge: false,
         retry_of: None,
