@@ -291,7 +291,11 @@ async fn the_intake_moves_to_another_consumer_when_its_holder_is_killed_mid_burs
     };
     let mut first = spawn();
     eventually("the first consumer to subscribe", WAIT, || async {
-        (channel.twitch.enabled_subscriptions() == 2).then_some(())
+        (channel
+            .twitch
+            .enabled_subscriptions_of(dynamo_testkit::twitch::REDEMPTION_TYPE)
+            == 2)
+            .then_some(())
     })
     .await;
     let mut second = spawn();
