@@ -8,4 +8,6 @@
 # CLUSTER_REQUESTS sizes it (default 300). About two minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Without CLUSTER_SHOW=1 it is the small run (30 requests, one leader kill).
+export CLUSTER_SHOW=1
 exec cargo test -p dynamo-consumer --bench cluster -- --nocapture "$@"

@@ -15,8 +15,15 @@
 //!
 //! The cluster runs beside the machine's RabbitMQ, on AMQP ports 5701-5703
 //! (see `dynamo_testkit::RabbitCluster`). `scripts/cluster.sh` runs it:
-//! `cargo test -p dynamo-consumer --bench cluster -- --nocapture`.
-//! `CLUSTER_REQUESTS` sizes it.
+//! `CLUSTER_SHOW=1 cargo test -p dynamo-consumer --bench cluster -- --nocapture`
+//! (or `cargo bench`). `CLUSTER_REQUESTS` sizes it.
+//!
+//! Without `CLUSTER_SHOW=1` (`cargo test --bench cluster`) it runs small:
+//! 30 requests, one leader kill, the same counts from outside (none lost,
+//! none charged twice, none pending, no repeated alert); how late alerts came
+//! is printed, not asserted (a wall-clock claim on a busy machine is the
+//! show's). It took 2 min 58 s on the busy 2-core machine, so it is not part
+//! of every `cargo test` (Cargo.toml).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: failing loudly is the point
 
@@ -86,10 +93,18 @@ async fn until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool
 
 #[tokio::main]
 async fn main() {
+    let show = std::env::args().any(|a| a == "--bench")
+        || std::env::var("CLUSTER_SHOW").is_ok_and(|v| v == "1");
     let requests: usize = std::env::var("CLUSTER_REQUESTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(if show { 300 } else { 30 });
+    let leader_kills = if show { 2 } else { 1 };
+    if !show {
+        println!(
+            "cluster: SMOKE RUN ({requests} requests, {leader_kills} leader kill); its figures are not the show's"
+        );
+    }
     let (world, mut cluster) =
         tokio::join!(TestWorld::start(), RabbitCluster::start(3, FIRST_PORT));
     world.fakes.with(|s| {
@@ -224,15 +239,15 @@ async fn main() {
     let total = requests as i64;
     let queue = topology.requests_queue.clone();
     let mut kills = Vec::new();
-    // The first kill once a quarter of the show has ended; the second as
-    // soon as the first victim is back, while the viewers still send.
+    // The first kill once a quarter of the show has ended; the second (in
+    // the show) as soon as the first victim is back, while the viewers still send.
     until(
         "a quarter of the requests to end",
         Duration::from_secs(600),
         async || ended(&pool).await >= total / 4,
     )
     .await;
-    for _ in 0..2 {
+    for _ in 0..leader_kills {
         let mut leader = None;
         until(
             "the request queue to have a leader",
@@ -328,7 +343,7 @@ async fn main() {
     let alerted = count_by_message_id(&channel, &alerts).await;
 
     println!(
-        "cluster: {requests} requests, {CONSUMERS} consumers, 3 nodes, quorum queues, 2 leader kills"
+        "cluster: {requests} requests, {CONSUMERS} consumers, 3 nodes, quorum queues, {leader_kills} leader kills"
     );
     println!(
         "cluster: lost {lost}; succeeded {succeeded}; ended {}",
@@ -365,6 +380,8 @@ async fn main() {
     assert_eq!(lost, 0, "requests lost");
     assert_eq!(succeeded, requests, "every request succeeds");
     assert!(!across.is_empty(), "no image was stored soon after a kill");
-    assert_eq!(late, 0, "every alert within {ALERT_AIM} s of its image");
+    if show {
+        assert_eq!(late, 0, "every alert within {ALERT_AIM} s of its image");
+    }
     producer.close().await;
 }

@@ -19,7 +19,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: failing loudly is the point
 
 use dynamo_store::{NewRequest, RateLimiter, Store, StoredImage};
-use dynamo_testkit::{TestWorld, command};
+use dynamo_testkit::{Running, TestWorld, command};
 use dynamo_wire::GenerationRequest;
 use futures::StreamExt;
 use lapin::options::{
@@ -416,9 +416,8 @@ async fn main() {
         )
         // As the Dockerfile ships it: glibc gives image buffers back.
         .with("MALLOC_MMAP_THRESHOLD_", "131072");
-    let mut child = command(env!("CARGO_BIN_EXE_dynamo-consumer"), &env)
-        .spawn()
-        .unwrap();
+    // Killed on drop: a failed run leaves no consumer behind on its queues.
+    let mut child = Running::spawn(&mut command(env!("CARGO_BIN_EXE_dynamo-consumer"), &env));
     let process = Process { pid: child.id() };
     let alerts_queue = world
         .broker
@@ -488,8 +487,7 @@ async fn main() {
     };
     latencies.sort_by(f64::total_cmp);
     let peak_rss = process.status("VmHWM:");
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill();
 
     // What the consumer asked for: the JPEG answer must be the one it asks for.
     // Bytes from OpenAI per ghost request: the answer's body, once per image

@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: failing loudly is the point
 
-use dynamo_testkit::{TestWorld, command, ghost_request};
+use dynamo_testkit::{Running, TestWorld, command, ghost_request};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -53,13 +53,9 @@ async fn main() {
         .with("POINTS_COST", "0")
         .with("RUST_LOG", "warn");
     let binary = env!("CARGO_BIN_EXE_dynamo-consumer");
+    // Killed on drop: a failed run leaves no consumer behind on its queues.
     let mut processes: Vec<_> = (0..2)
-        .map(|_| {
-            command(binary, &env)
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| Running::spawn(command(binary, &env).stdout(std::process::Stdio::null())))
         .collect();
     let started = Instant::now();
     for i in 0..requests {
@@ -84,8 +80,7 @@ async fn main() {
     }
     let total = started.elapsed();
     for process in &mut processes {
-        process.kill().unwrap();
-        process.wait().unwrap();
+        process.kill();
     }
     let (times, provoked) = world
         .fakes

@@ -31,11 +31,11 @@ static LOGS: LazyLock<CapturedLogs> = LazyLock::new(|| {
 #[tokio::test]
 async fn an_unreachable_discord_webhook_is_logged_without_its_token() {
     let logs = &*LOGS;
-    // A Discord that is not there: a port that was just free.
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
+    // A Discord that is not there: a port held bound but never listening,
+    // so connections are refused and no other test can take it meanwhile.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = held.local_addr().unwrap();
     let token = "Zq9vLrT3kWm8NpXc2HbYf7GsDj4AeK1uVo6RiQl5EtUy0IwOa-n_MhBgSzCxPd";
     let webhook = format!("http://{closed}/api/webhooks/112233445566778899/{token}");
     let world = TestWorld::start().await;

@@ -3,7 +3,9 @@
 //! Every OpenAI call first takes a slot from the shared requests limiter, and
 //! image calls one from the images limiter too; both live in PostgreSQL, so
 //! the limits hold summed over every consumer process. A 429 pauses the
-//! limiter for all of them, for as long as OpenAI asked (or a default).
+//! limiter for all of them, for as long as OpenAI asked (or a default); and
+//! before any 429, an answer reporting that the account's budget is nearly
+//! spent (`x-ratelimit-remaining-*`) holds the calls beyond it until its reset.
 //!
 //! The limiter is dynamo's own: its database failing is an [`Infra`]
 //! failure and its having no slot is [`StepError::Throttled`], never a
@@ -13,7 +15,7 @@ use crate::failure::{Infra, StepError};
 use crate::metrics::Metrics;
 use dynamo_runtime::{Env, SettingError};
 use dynamo_store::{Permit, RateLimiter};
-use dynamo_upstream::UpstreamError;
+use dynamo_upstream::{RateBudget, UpstreamError, with_rate_budget};
 use sqlx::PgPool;
 use std::future::Future;
 use std::sync::Arc;
@@ -134,10 +136,13 @@ impl RateLimits {
                 }
             }
         }
-        let result = call.await;
+        let (result, budget) = with_rate_budget(call).await;
         if let Err(error) = Permit::finish_all(permits).await {
             // The slots then count until the call would have timed out.
             tracing::warn!(%error, "could not record the end of a rate-limited call");
+        }
+        if let Some(budget) = budget {
+            self.keep_within(budget, endpoint).await;
         }
         self.metrics.openai_call(endpoint, &result);
         if let Err(UpstreamError::RateLimited { retry_after, .. }) = &result {
@@ -153,6 +158,34 @@ impl RateLimits {
             }
         }
         result.map_err(StepError::Upstream)
+    }
+}
+
+impl RateLimits {
+    /// Spends no call on a 429: with less left of the account's budget than
+    /// our own limit admits, the requests limiter (every call takes it)
+    /// admits no more than is left until OpenAI's reset. OpenAI counts per
+    /// model; one budget for all is the cautious reading.
+    async fn keep_within(&self, budget: RateBudget, endpoint: &str) {
+        if budget.remaining > self.requests.limit() {
+            // Our own limit is the tighter: nothing to ask the database.
+            return;
+        }
+        match self
+            .requests
+            .keep_within(budget.remaining, budget.reset)
+            .await
+        {
+            Ok(0) => {}
+            Ok(reserved) => tracing::info!(
+                remaining = budget.remaining,
+                reset = ?budget.reset,
+                reserved,
+                endpoint,
+                "OpenAI's rate budget is nearly spent; holding calls back until its reset"
+            ),
+            Err(error) => tracing::warn!(%error, "could not hold calls back to OpenAI's budget"),
+        }
     }
 }
 

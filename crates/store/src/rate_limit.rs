@@ -11,7 +11,9 @@
 //! after `max_call` (the longest a call may take). Admission is one statement
 //! (`dynamo.rate_limit_try_acquire`, migration 0008) under an advisory lock per
 //! limiter; a count of each limiter's calls, kept by triggers, says whether
-//! there is room without walking the window. A 429 pauses the limiter for all.
+//! there is room without walking the window. A 429 pauses the limiter for all,
+//! and an upstream that reports its remaining budget has the slots beyond it
+//! reserved until its reset ([`RateLimiter::keep_within`]).
 
 use crate::StoreError;
 use sqlx::PgPool;
@@ -154,6 +156,55 @@ impl RateLimiter {
             wait
         };
         Ok(Err(wait.max(Duration::from_millis(1))))
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit.unsigned_abs()
+    }
+
+    /// The upstream said only `remaining` more calls reach it before
+    /// `reset`: until then, admits at most that many, less the calls still in
+    /// flight (they spend it too), fleet-wide, instead of learning it from a
+    /// 429. It fills the other slots with reserved ones that count until the
+    /// reset, so admission itself is unchanged. Returns how many it reserved.
+    ///
+    /// A runtime query (not a checked macro): its offline data comes with
+    /// the next `.sqlx` regeneration.
+    pub async fn keep_within(&self, remaining: u64, reset: Duration) -> Result<u64, StoreError> {
+        let remaining = i64::try_from(remaining).unwrap_or(i64::MAX);
+        let mut tx = self.pool.begin().await?;
+        // Admission's lock: no call is admitted between the count and the fill.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('dynamo.rate_limit.' || $1))")
+            .bind(&self.name)
+            .execute(&mut *tx)
+            .await?;
+        // A row counts until a window after its call finished; a call in
+        // flight finishes now at the earliest. Rows that stop counting before
+        // the reset free their slots too early to be of use: only those that
+        // last until it take a slot of the budget.
+        let reserved = sqlx::query(
+            "WITH t AS (SELECT clock_timestamp() AS now,
+                               $3 * interval '1 millisecond' AS win,
+                               $4 * interval '1 millisecond' AS reset),
+             s AS (
+                 SELECT count(c.id) FILTER (WHERE c.finished_at IS NULL AND c.expires_at > t.now) AS in_flight,
+                        count(c.id) FILTER (WHERE coalesce(c.finished_at, least(c.expires_at, t.now)) + t.win
+                                                  >= t.now + t.reset) AS lasting
+                 FROM t LEFT JOIN dynamo.rate_limit_call c ON c.limiter = $1)
+             INSERT INTO dynamo.rate_limit_call (limiter, called_at, finished_at, expires_at)
+             SELECT $1, t.now, t.now + t.reset - t.win, t.now + t.reset - t.win
+             FROM t, s, generate_series(1::bigint, $2 - greatest($5 - s.in_flight, 0) - s.lasting)",
+        )
+        .bind(&self.name)
+        .bind(self.limit)
+        .bind(self.window.as_millis() as f64)
+        .bind(reset.as_millis() as f64)
+        .bind(remaining)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(reserved)
     }
 
     /// Stops every process from calling for `duration` (the upstream said 429).

@@ -85,6 +85,12 @@ async fn openai_answers_carry_the_rate_limit_headers_counting_down() {
         remaining.push(header("x-ratelimit-remaining-requests"));
     }
     assert_eq!(remaining, ["2", "1", "0"]);
+    // The limit is enforced, as OpenAI does: the next call is refused.
+    let (status, headers, answer) = call(Method::GET, &url, "sk-test-key", None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(answer["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(headers["x-ratelimit-remaining-requests"], "0");
+    assert_eq!(fakes.with(|s| s.requests_429s), 1);
 }
 
 /// A service token as dynamo asks for one, signed.

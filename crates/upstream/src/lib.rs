@@ -19,6 +19,7 @@ mod models;
 mod on_answer;
 mod openai;
 mod placeholder;
+mod rate_budget;
 mod redact;
 mod retry_hint;
 mod storage;
@@ -40,6 +41,7 @@ pub use models::{
 };
 pub use openai::{OpenAi, OpenAiSettings};
 pub use placeholder::Placeholder;
+pub use rate_budget::{RateBudget, with_rate_budget};
 pub use redact::redact_url;
 pub use storage::{FsStorage, S3Settings, S3Storage, StorageBackend};
 

@@ -7,7 +7,8 @@
 //! (the service runs inside the caller's task), so concurrent calls never see
 //! each other's hints. The slot keeps the answer's status too: an error body
 //! async-openai cannot read (a compatible server's `{"error":"text"}`, an
-//! empty 404) reaches us without it otherwise.
+//! empty 404) reaches us without it otherwise. The same look records the
+//! account's remaining budget ([`crate::rate_budget`]).
 
 use crate::on_answer::AnswerStep;
 use async_openai::error::OpenAIError;
@@ -53,6 +54,7 @@ impl AnswerStep for CaptureRetryHints {
     ) -> BoxFuture<'static, Result<reqwest::Response, OpenAIError>> {
         Box::pin(async move {
             let status = response.status();
+            crate::rate_budget::record(response.headers());
             // The `x-ratelimit-reset-*` headers come on every answer and say
             // when the rate limit refills: a wait only for a 429. A server
             // error's wait is its Retry-After alone.
@@ -82,7 +84,7 @@ pub fn wait_hint(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 /// OpenAI's reset format: `1s`, `6m0s`, `20ms`, `1h2m3.5s`.
-fn parse_reset(raw: &str) -> Option<Duration> {
+pub(crate) fn parse_reset(raw: &str) -> Option<Duration> {
     let mut total = 0.0;
     let mut rest = raw.trim();
     if rest.is_empty() {

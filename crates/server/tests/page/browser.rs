@@ -51,21 +51,21 @@ async fn start_session() -> Client {
         "browser tests need {chromium} and {chromedriver}: apt-get install chromium chromium-driver \
          (scripts/test.sh does), or set CHROMIUM and CHROMEDRIVER"
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let profile = std::env::temp_dir().join(format!("dynamo-chromium-{}", uuid::Uuid::new_v4()));
+    // chromedriver picks its own free port (--port=0) and says which in its
+    // log: no port is taken from the kernel and handed on, free for anyone
+    // else to take in between.
+    let log = profile.with_extension("log");
     // chromedriver and Chromium must not outlive the test process: in a
     // process group of their own (setsid), a watchdog stops the whole group
     // (itself excepted) once this process is gone, then removes the profile.
     let script = format!(
-        "\"$0\" --port={port} >/dev/null 2>&1 & \
+        "\"$0\" --port=0 >'{log}' 2>&1 & \
          while kill -0 {parent} 2>/dev/null; do sleep 1; done; \
-         trap '' TERM; kill -TERM 0; sleep 1; rm -rf '{profile}'",
+         trap '' TERM; kill -TERM 0; sleep 1; rm -rf '{profile}' '{log}'",
         parent = std::process::id(),
         profile = profile.display(),
+        log = log.display(),
     );
     // The watchdog ends by itself with this process; nothing waits on it.
     #[allow(clippy::zombie_processes)]
@@ -74,6 +74,18 @@ async fn start_session() -> Client {
         .stdin(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {chromedriver} (with setsid): {e}"));
+    let port: u16 = dynamo_testkit::eventually("chromedriver to say its port", WAIT, || {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        async move {
+            // "ChromeDriver was started successfully on port 43781."
+            let (_, rest) = said.split_once("started successfully on port ")?;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        }
+    })
+    .await;
     let webdriver = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     dynamo_testkit::eventually("chromedriver to answer", WAIT, || {
@@ -146,7 +158,8 @@ impl Browser {
 
     /// Polls a JavaScript expression until it is truthy; returns its value.
     pub async fn until(&self, what: &str, expression: &str) -> Value {
-        let started = Instant::now();
+        // A deadline whose passing is the failure, not a claim about time.
+        let deadline = Instant::now() + WAIT;
         loop {
             let value = self
                 .client
@@ -156,12 +169,13 @@ impl Browser {
             if !(value.is_null() || value == json!(false) || value == json!("")) {
                 return value;
             }
-            assert!(
-                started.elapsed() < WAIT,
-                "timed out waiting for {what} ({expression}); at {:?}; console: {:?}",
-                self.client.current_url().await.map(|u| u.to_string()),
-                self.console().await
-            );
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what} ({expression}); at {:?}; console: {:?}",
+                    self.client.current_url().await.map(|u| u.to_string()),
+                    self.console().await
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

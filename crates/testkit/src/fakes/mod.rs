@@ -96,11 +96,17 @@ pub struct FakeState {
     /// When set, chat completions answer 400 `context_length_exceeded` (a
     /// model that is gone answers 404 `model_not_found`, as every endpoint).
     pub chat_refuses: bool,
-    /// When each OpenAI call arrived (any endpoint): the `x-ratelimit-*`
-    /// headers count them against `requests_per_minute`.
+    /// When each OpenAI call admitted by the request limit arrived (any endpoint).
     pub openai_call_times: Vec<std::time::Instant>,
-    /// The account's request limit the `x-ratelimit-*` headers report.
+    /// The account's request limit, enforced and reported in the
+    /// `x-ratelimit-*` headers: this many calls per `requests_window`.
     pub requests_per_minute: usize,
+    /// The time the request limit refills over (a minute at OpenAI).
+    pub requests_window: std::time::Duration,
+    /// The request limit's token bucket: its level and when it was taken.
+    pub openai_bucket: Option<(f64, std::time::Instant)>,
+    /// OpenAI calls answered 429 for the request limit.
+    pub requests_429s: usize,
     /// Until then, image and chat calls answer 429 `insufficient_quota`, as
     /// OpenAI does for an account out of credit (counted in `refused_for_credit`).
     pub out_of_credit_until: Option<std::time::Instant>,
@@ -159,6 +165,7 @@ impl Fakes {
             jwks_keys: vec!["a"],
             ledger_clock_offset: LEDGER_CLOCK_OFFSET,
             requests_per_minute: openai::REQUESTS_PER_MINUTE,
+            requests_window: openai::REQUESTS_WINDOW,
             models: models::todays_catalogue(),
             ..FakeState::default()
         }));

@@ -1,8 +1,11 @@
 //! What every fake OpenAI endpoint shares, as the real API answers it: the
 //! API key checked on every call (401 `invalid_api_key`), and the account's
-//! request limit reported on every answer in `x-ratelimit-*` headers.
+//! request limit enforced (429 `rate_limit_exceeded`) and reported on every
+//! answer in `x-ratelimit-*` headers. The limit is a token bucket, as
+//! OpenAI's: `requests_per_minute` calls, refilled evenly over
+//! `requests_window`; the reset is when the bucket is full again.
 
-use super::{Shared, api_error, chat, generate_image, models, moderate};
+use super::{FakeState, Shared, api_error, chat, generate_image, models, moderate};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -15,7 +18,8 @@ use std::time::{Duration, Instant};
 pub const API_KEY: &str = "sk-test-key";
 /// The request limit reported unless a test sets `requests_per_minute`.
 pub const REQUESTS_PER_MINUTE: usize = 30_000;
-const WINDOW: Duration = Duration::from_secs(60);
+/// The window the limit refills over unless a test sets `requests_window`.
+pub const REQUESTS_WINDOW: Duration = Duration::from_secs(60);
 
 pub(super) fn routes(state: Shared) -> Router<Shared> {
     Router::new()
@@ -54,20 +58,18 @@ async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Resp
             "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
         );
     }
-    let (limit, remaining, reset) = {
-        let mut state = state.lock().unwrap();
-        let now = Instant::now();
-        state
-            .openai_call_times
-            .retain(|at| now.duration_since(*at) < WINDOW);
-        state.openai_call_times.push(now);
-        let limit = state.requests_per_minute;
-        let used = state.openai_call_times.len();
-        // As a token bucket refills: the time until the whole limit is back.
-        let reset = WINDOW.mul_f64(used as f64 / limit.max(1) as f64);
-        (limit, limit.saturating_sub(used), reset)
+    let admitted = state.lock().unwrap().take_openai_request();
+    let mut response = if admitted {
+        next.run(request).await
+    } else {
+        api_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "requests",
+            "rate_limit_exceeded",
+            "Rate limit reached for requests per min",
+        )
     };
-    let mut response = next.run(request).await;
+    let (limit, remaining, reset) = state.lock().unwrap().openai_budget();
     let headers = response.headers_mut();
     for (name, value) in [
         ("x-ratelimit-limit-requests", limit.to_string()),
@@ -78,6 +80,41 @@ async fn gate(State(state): State<Shared>, request: Request, next: Next) -> Resp
         headers.insert(name, HeaderValue::from_str(&value).unwrap());
     }
     response
+}
+
+impl FakeState {
+    /// The bucket's level now: full until the first call.
+    fn openai_level(&mut self) -> f64 {
+        let now = Instant::now();
+        let limit = self.requests_per_minute.max(1) as f64;
+        let per_second = limit / self.requests_window.as_secs_f64().max(0.001);
+        let (level, at) = self.openai_bucket.unwrap_or((limit, now));
+        let level = (level + now.duration_since(at).as_secs_f64() * per_second).min(limit);
+        self.openai_bucket = Some((level, now));
+        level
+    }
+
+    /// Takes one call from the bucket; false when it is empty (the call is
+    /// refused, counted in `requests_429s`).
+    fn take_openai_request(&mut self) -> bool {
+        let level = self.openai_level();
+        if level < 1.0 {
+            self.requests_429s += 1;
+            return false;
+        }
+        self.openai_bucket = self.openai_bucket.map(|(_, at)| (level - 1.0, at));
+        self.openai_call_times.push(Instant::now());
+        true
+    }
+
+    /// The limit, the calls left now and the time until the bucket is full.
+    fn openai_budget(&mut self) -> (usize, usize, Duration) {
+        let limit = self.requests_per_minute.max(1);
+        let level = self.openai_level();
+        let missing = (limit as f64 - level).max(0.0) / limit as f64;
+        let reset = self.requests_window.mul_f64(missing);
+        (limit, level.floor() as usize, reset)
+    }
 }
 
 #[cfg(test)]
