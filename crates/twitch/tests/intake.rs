@@ -658,3 +658,46 @@ async fn reconnects_and_failovers_stay_within_three_connections_and_subscribe_in
     }
     world.stop().await;
 }
+
+/// A consumer takes the intake over while the old holder's socket still
+/// lingers (it froze, and drops the socket only when it finds its lease
+/// gone): the new session's subscriptions are refused 409, the old one
+/// still having them. The new session must not sit there without them —
+/// Twitch would close it unused (4003), and one subscribed to only some
+/// kinds would miss the rest for good — but connect again until it has
+/// them all, then take in what came meanwhile.
+#[tokio::test]
+async fn a_session_whose_subscriptions_another_still_holds_connects_again() {
+    let mut world = World::new(|twitch| twitch.with(|s| s.subscribe_within_secs = 2)).await;
+    world.start().await;
+    let newcomer_stop = Shutdown::new();
+    let newcomer = tokio::spawn(dynamo_twitch::eventsub::run(
+        world.intake(),
+        world.twitch.ws_url.clone(),
+        newcomer_stop.clone(),
+    ));
+    eventually("the newcomer refused 409", WAIT, || async {
+        (world.twitch.with(|s| s.conflicts) > 0).then_some(())
+    })
+    .await;
+    // The old holder lets go.
+    world.shutdown.trigger();
+    if let Some(task) = world.intake.take() {
+        tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+    }
+    world.shutdown = newcomer_stop;
+    world.intake = Some(newcomer);
+    a_redemption_still_arrives(&world).await;
+    eventually(
+        "every connection past its subscribe deadline",
+        WAIT,
+        || async { (world.twitch.with(|s| s.sessions_before_deadline()) == 0).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        world.twitch.with(|s| s.closed_unused),
+        0,
+        "no connection left without its subscriptions"
+    );
+    world.stop().await;
+}

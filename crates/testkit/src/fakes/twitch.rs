@@ -146,6 +146,8 @@ pub struct TwitchState {
     pub most_sessions_open: usize,
     /// Subscriptions refused 429 for a connection past [`MAX_CONNECTIONS`].
     pub transports_refused: u32,
+    /// Subscriptions refused 409: another session has the same one.
+    pub conflicts: u32,
     /// The scopes tokens are issued with from now on.
     pub scopes: Vec<String>,
     /// Helix calls refused 401 for a missing scope or 403 for a
@@ -806,6 +808,7 @@ async fn create_subscription(
         sub.status == "enabled" && sub.kind == kind && sub.condition == body["condition"]
     });
     if duplicate {
+        s.conflicts += 1;
         return helix_error(StatusCode::CONFLICT, "subscription already exists");
     }
     let mut in_use: Vec<&str> = s
