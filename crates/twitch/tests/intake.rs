@@ -652,7 +652,7 @@ async fn reconnects_and_failovers_stay_within_three_connections_and_subscribe_in
     );
     assert_eq!(unused, 0, "every connection subscribed within the deadline");
     // One to start, then per round: the drop, the move, the takeover.
-    assert!(connections >= 1 + 3 * 3, "{connections} connections");
+    assert!(connections > 3 * 3, "{connections} connections");
     for runner in runners {
         runner.stop().await;
     }
