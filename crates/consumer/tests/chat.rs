@@ -5,134 +5,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
-use dynamo_consumer::ConsumerConfig;
-use dynamo_runtime::{Env, Shutdown};
-use dynamo_store::{GrantAccount, RateLimiter, RequestState, Store};
-use dynamo_testkit::twitch::{REDEMPTION_TYPE, REDEMPTION_UPDATE_TYPE};
-use dynamo_testkit::{FakeTwitch, TestWorld, eventually};
+use dynamo_runtime::Shutdown;
+use dynamo_store::{GrantAccount, RateLimiter, RequestState};
+use dynamo_testkit::eventually;
+use dynamo_twitch::BOT_SCOPES;
 use dynamo_twitch::chat::templates::Templates;
-use dynamo_twitch::helix::{Helix, RewardLimits};
+use dynamo_twitch::helix::RewardLimits;
 use dynamo_twitch::intake::request_id_for;
-use dynamo_twitch::{BOT_SCOPES, RewardIds, SCOPES, TwitchSettings};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod support;
+
+use support::twitch::{Channel, sign_in, stop, told};
+
 const WAIT: Duration = Duration::from_secs(90);
-
-struct Channel {
-    world: TestWorld,
-    twitch: FakeTwitch,
-    settings: TwitchSettings,
-    helix: Helix,
-    store: Store,
-    rewards: RewardIds,
-}
-
-impl Channel {
-    async fn new() -> Self {
-        let (world, twitch) = tokio::join!(TestWorld::start(), FakeTwitch::start());
-        let settings = TwitchSettings::from_env(&Env::from_pairs(twitch.env_pairs())).unwrap();
-        let store = Store::new(world.database.pool().clone());
-        let helix = dynamo_twitch::helix(&settings, store.clone()).unwrap();
-        sign_in(&helix, SCOPES).await;
-        let made = dynamo_twitch::rewards::ensure_rewards(&helix, 200, &RewardLimits::default())
-            .await
-            .unwrap();
-        let rewards = RewardIds {
-            ghost: Some(made[0].reward.id.clone()),
-            friend: Some(made[1].reward.id.clone()),
-        };
-        // Alerts need a listener to count as shown.
-        world
-            .broker
-            .capture(&world.broker.topology.alerts_exchange)
-            .await;
-        Self {
-            world,
-            twitch,
-            settings,
-            helix,
-            store,
-            rewards,
-        }
-    }
-
-    fn ghost(&self) -> &str {
-        self.rewards.ghost.as_deref().unwrap()
-    }
-
-    /// The consumer with the Twitch intake, LEDGER=twitch and `extra`.
-    fn start(
-        &self,
-        extra: &[(&str, &str)],
-    ) -> (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
-        let mut pairs: Vec<(String, String)> = self
-            .world
-            .consumer_env()
-            .pairs()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        pairs.extend(self.twitch.env_pairs());
-        let ghost = self.ghost().to_owned();
-        let friend = self.rewards.friend.clone().unwrap();
-        for (k, v) in [
-            ("LEDGER", "twitch"),
-            ("TWITCH_INTAKE", "true"),
-            ("UPSTREAM_PROBE_INTERVAL", "1s"),
-            ("TWITCH_GHOST_REWARD_ID", ghost.as_str()),
-            ("TWITCH_FRIEND_REWARD_ID", friend.as_str()),
-        ]
-        .into_iter()
-        .chain(extra.iter().copied())
-        {
-            pairs.push((k.to_owned(), v.to_owned()));
-        }
-        let config = ConsumerConfig::from_env(&Env::from_pairs(pairs)).unwrap();
-        let shutdown = Shutdown::new();
-        let task = tokio::spawn(dynamo_consumer::run(config, shutdown.clone()));
-        (shutdown, task)
-    }
-
-    async fn subscribed(&self) {
-        eventually("subscribed", WAIT, || async {
-            (self.twitch.enabled_subscriptions_of(REDEMPTION_TYPE) == 2
-                && self.twitch.enabled_subscriptions_of(REDEMPTION_UPDATE_TYPE) == 2)
-                .then_some(())
-        })
-        .await;
-    }
-
-    async fn state_of(&self, redemption: &str) -> Option<RequestState> {
-        self.store
-            .get(request_id_for(redemption))
-            .await
-            .ok()
-            .map(|record| record.state())
-    }
-}
-
-async fn sign_in(helix: &Helix, scopes: &str) {
-    let oauth = helix.tokens().oauth();
-    let code = oauth.start_device(scopes).await.unwrap();
-    let tokens = oauth.wait_for_device(&code, scopes).await.unwrap();
-    helix.tokens().sign_in(&tokens).await.unwrap();
-}
-
-async fn stop(shutdown: Shutdown, task: tokio::task::JoinHandle<anyhow::Result<()>>) {
-    shutdown.trigger();
-    task.await.unwrap().unwrap();
-}
-
-/// The lines posted for `login`, in order.
-fn told(twitch: &FakeTwitch, login: &str) -> Vec<String> {
-    let prefix = format!("@{login} ");
-    twitch
-        .chat_posted()
-        .into_iter()
-        .filter(|line| line.message.starts_with(&prefix))
-        .map(|line| line.message[prefix.len()..].to_owned())
-        .collect()
-}
 
 /// A burst from several viewers, told by a bot paced under a small chat
 /// limit (5 per 2 s on the fake, so pacing matters within the test): every

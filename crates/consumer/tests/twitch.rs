@@ -6,136 +6,47 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
-use dynamo_consumer::ConsumerConfig;
-use dynamo_runtime::{Env, Shutdown};
-use dynamo_store::{RequestState, Store};
+use dynamo_store::RequestState;
 use dynamo_testkit::twitch::BROADCASTER_ID;
-use dynamo_testkit::{FakeTwitch, ImageBehavior, TestWorld, eventually};
-use dynamo_twitch::helix::Helix;
+use dynamo_testkit::{ImageBehavior, eventually};
+use dynamo_twitch::SCOPES;
 use dynamo_twitch::intake::{Intake, request_id_for};
-use dynamo_twitch::{RewardIds, SCOPES, TwitchSettings};
 use std::time::Duration;
+
+mod support;
+
+use support::twitch::{Channel, sign_in, stop};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-struct Channel {
-    world: TestWorld,
-    twitch: FakeTwitch,
-    helix: Helix,
-    store: Store,
-    rewards: RewardIds,
-    alerts: String,
+/// The consumer's settings with the Twitch intake on or off.
+fn intake(on: bool) -> [(&'static str, &'static str); 1] {
+    [("TWITCH_INTAKE", if on { "true" } else { "false" })]
 }
 
-impl Channel {
-    /// Signed in, rewards created; no consumer yet.
-    async fn new() -> Self {
-        let (world, twitch) = tokio::join!(TestWorld::start(), FakeTwitch::start());
-        let settings = TwitchSettings::from_env(&Env::from_pairs(twitch.env_pairs())).unwrap();
-        let store = Store::new(world.database.pool().clone());
-        let helix = dynamo_twitch::helix(&settings, store.clone()).unwrap();
-        sign_in(&helix).await;
-        let made = dynamo_twitch::rewards::ensure_rewards(&helix, 200, &Default::default())
-            .await
-            .unwrap();
-        let rewards = RewardIds {
-            ghost: Some(made[0].reward.id.clone()),
-            friend: Some(made[1].reward.id.clone()),
-        };
-        let alerts = world
-            .broker
-            .capture(&world.broker.topology.alerts_exchange)
-            .await;
-        Self {
-            world,
-            twitch,
-            helix,
-            store,
-            rewards,
-            alerts,
-        }
-    }
-
-    fn env(&self, intake: bool) -> Env {
-        let mut pairs: Vec<(String, String)> = self
-            .world
-            .consumer_env()
-            .pairs()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        pairs.extend(self.twitch.env_pairs());
-        pairs.extend(
-            [
-                ("LEDGER", "twitch"),
-                ("TWITCH_INTAKE", if intake { "true" } else { "false" }),
-                ("UPSTREAM_PROBE_INTERVAL", "1s"),
-            ]
-            .map(|(k, v)| (k.to_owned(), v.to_owned())),
-        );
-        pairs.push(("TWITCH_GHOST_REWARD_ID".to_owned(), self.ghost().to_owned()));
-        pairs.push((
-            "TWITCH_FRIEND_REWARD_ID".to_owned(),
-            self.rewards.friend.clone().unwrap(),
-        ));
-        Env::from_pairs(pairs)
-    }
-
-    fn start(&self, intake: bool) -> (Shutdown, tokio::task::JoinHandle<anyhow::Result<()>>) {
-        let config = ConsumerConfig::from_env(&self.env(intake)).unwrap();
-        let shutdown = Shutdown::new();
-        let task = tokio::spawn(dynamo_consumer::run(config, shutdown.clone()));
-        (shutdown, task)
-    }
-
-    fn ghost(&self) -> &str {
-        self.rewards.ghost.as_deref().unwrap()
-    }
-
-    /// Takes in what is UNFULFILLED without a socket (the intake's catch-up).
-    async fn catch_up(&self) -> usize {
-        let intake = Intake {
-            helix: self.helix.clone(),
-            store: self.store.clone(),
-            publisher: self.world.broker.publisher.clone(),
-            requests_exchange: self.world.broker.topology.requests_exchange.clone(),
-            rewards: self.rewards.clone(),
-        };
-        intake.catch_up(BROADCASTER_ID).await.unwrap()
-    }
-
-    async fn status_becomes(&self, redemption: &str, status: &str) {
-        eventually(&format!("redemption {status}"), WAIT, || async {
-            (self.twitch.status_of(redemption).as_deref() == Some(status)).then_some(())
-        })
-        .await;
-    }
-
-    /// `None` until the consumer has recorded the request.
-    async fn state_of(&self, redemption: &str) -> Option<RequestState> {
-        self.store
-            .get(request_id_for(redemption))
-            .await
-            .ok()
-            .map(|record| record.state())
-    }
+/// Takes in what is UNFULFILLED without a socket (the intake's catch-up).
+async fn catch_up(channel: &Channel) -> usize {
+    let intake = Intake {
+        helix: channel.helix.clone(),
+        store: channel.store.clone(),
+        publisher: channel.world.broker.publisher.clone(),
+        requests_exchange: channel.world.broker.topology.requests_exchange.clone(),
+        rewards: channel.rewards.clone(),
+    };
+    intake.catch_up(BROADCASTER_ID).await.unwrap()
 }
 
-async fn sign_in(helix: &Helix) {
-    let oauth = helix.tokens().oauth();
-    let code = oauth.start_device(SCOPES).await.unwrap();
-    let tokens = oauth.wait_for_device(&code, SCOPES).await.unwrap();
-    helix.tokens().sign_in(&tokens).await.unwrap();
-}
-
-async fn stop(shutdown: Shutdown, task: tokio::task::JoinHandle<anyhow::Result<()>>) {
-    shutdown.trigger();
-    task.await.unwrap().unwrap();
+async fn status_becomes(channel: &Channel, redemption: &str, status: &str) {
+    eventually(&format!("redemption {status}"), WAIT, || async {
+        (channel.twitch.status_of(redemption).as_deref() == Some(status)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_redemption_is_generated_alerted_and_then_fulfilled_once() {
     let channel = Channel::new().await;
-    let (shutdown, task) = channel.start(true);
+    let (shutdown, task) = channel.start(&intake(true));
     eventually("subscribed", WAIT, || async {
         (channel
             .twitch
@@ -159,7 +70,7 @@ async fn a_redemption_is_generated_alerted_and_then_fulfilled_once() {
         Some(request_id_for(&id).to_string()),
         "the request is the redemption's"
     );
-    channel.status_becomes(&id, "FULFILLED").await;
+    status_becomes(&channel, &id, "FULFILLED").await;
     eventually("succeeded", WAIT, || async {
         (channel.state_of(&id).await == Some(RequestState::Succeeded)).then_some(())
     })
@@ -183,9 +94,9 @@ async fn a_failed_request_cancels_its_redemption_which_refunds_it() {
     let id = channel
         .twitch
         .redeem(channel.ghost(), "1", "a", "something refused");
-    assert_eq!(channel.catch_up().await, 1);
-    let (shutdown, task) = channel.start(false);
-    channel.status_becomes(&id, "CANCELED").await;
+    assert_eq!(catch_up(&channel).await, 1);
+    let (shutdown, task) = channel.start(&intake(false));
+    status_becomes(&channel, &id, "CANCELED").await;
     eventually("rejected", WAIT, || async {
         (channel.state_of(&id).await == Some(RequestState::Rejected)).then_some(())
     })
@@ -201,9 +112,9 @@ async fn a_failed_request_cancels_its_redemption_which_refunds_it() {
 async fn a_redemption_fulfilled_by_other_tools_counts_as_settled() {
     let channel = Channel::new().await;
     let id = channel.twitch.redeem(channel.ghost(), "1", "a", "a seal");
-    assert_eq!(channel.catch_up().await, 1);
+    assert_eq!(catch_up(&channel).await, 1);
     channel.twitch.settle_elsewhere(&id, "FULFILLED");
-    let (shutdown, task) = channel.start(false);
+    let (shutdown, task) = channel.start(&intake(false));
     eventually("succeeded", WAIT, || async {
         (channel.state_of(&id).await == Some(RequestState::Succeeded)).then_some(())
     })
@@ -226,9 +137,9 @@ async fn a_redemption_fulfilled_by_other_tools_counts_as_settled() {
 async fn a_revoked_grant_holds_requests_and_says_so_until_the_streamer_signs_in_again() {
     let channel = Channel::new().await;
     let id = channel.twitch.redeem(channel.ghost(), "1", "a", "a seal");
-    assert_eq!(channel.catch_up().await, 1);
+    assert_eq!(catch_up(&channel).await, 1);
     channel.twitch.revoke();
-    let (shutdown, task) = channel.start(false);
+    let (shutdown, task) = channel.start(&intake(false));
     let hold = eventually("a hold on twitch", WAIT, || async {
         let holds = channel.store.holds().await.unwrap();
         holds.into_iter().find(|h| h.service == "twitch")
@@ -253,8 +164,8 @@ async fn a_revoked_grant_holds_requests_and_says_so_until_the_streamer_signs_in_
         Some("UNFULFILLED")
     );
 
-    sign_in(&channel.helix).await;
-    channel.status_becomes(&id, "FULFILLED").await;
+    sign_in(&channel.helix, SCOPES).await;
+    status_becomes(&channel, &id, "FULFILLED").await;
     assert!(
         channel
             .world
@@ -281,7 +192,7 @@ async fn the_intake_moves_to_another_consumer_when_its_holder_is_killed_mid_burs
         .world
         .fakes
         .with(|s| s.image_delay = Some(Duration::from_millis(150)));
-    let env = channel.env(true);
+    let env = channel.env(&intake(true));
     let spawn = || {
         dynamo_testkit::Running::spawn(
             dynamo_testkit::command(BINARY, &env)
@@ -351,7 +262,7 @@ async fn the_intake_moves_to_another_consumer_when_its_holder_is_killed_mid_burs
         "{new_holder}: fence {new_fence} after {fence}"
     );
     for id in &redeemed {
-        channel.status_becomes(id, "FULFILLED").await;
+        status_becomes(&channel, id, "FULFILLED").await;
     }
     let updates = channel.twitch.with(|s| s.updates.clone());
     let mut settled: Vec<&String> = updates.iter().map(|(id, _)| id).collect();
@@ -392,9 +303,9 @@ async fn a_redemption_the_content_rules_refuse_is_cancelled() {
     let id = channel
         .twitch
         .redeem(channel.ghost(), "1", "a", "a W4LRUS on ice");
-    assert_eq!(channel.catch_up().await, 1);
-    let (shutdown, task) = channel.start(false);
-    channel.status_becomes(&id, "CANCELED").await;
+    assert_eq!(catch_up(&channel).await, 1);
+    let (shutdown, task) = channel.start(&intake(false));
+    status_becomes(&channel, &id, "CANCELED").await;
     eventually("rejected", WAIT, || async {
         (channel.state_of(&id).await == Some(RequestState::Rejected)).then_some(())
     })

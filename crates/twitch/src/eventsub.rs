@@ -123,18 +123,33 @@ enum Ended {
 
 /// Runs the intake until `shutdown`.
 pub async fn run(intake: std::sync::Arc<Intake>, url: String, shutdown: Shutdown) {
+    run_trusting(intake, url, mozilla_roots(), shutdown).await;
+}
+
+/// [`run`] trusting `roots` for `wss://`: only tests trust anything but
+/// Mozilla's (a fake Twitch with a certificate made for the test).
+pub async fn run_trusting(
+    intake: std::sync::Arc<Intake>,
+    url: String,
+    roots: rustls::RootCertStore,
+    shutdown: Shutdown,
+) {
     let url = url.as_str();
     let mut backoff = Duration::from_secs(1);
     let mut seen = Seen::default();
     loop {
         let connected = tokio::select! {
             _ = shutdown.requested() => break,
-            connected = connect(url) => connected,
+            connected = connect_trusting(url, roots.clone()) => connected,
         };
         let ended = match connected {
             Ok(live) => {
                 backoff = Duration::from_secs(1);
-                serve(&intake, live, &mut seen, &shutdown, url).await
+                let to = Endpoint {
+                    configured: url,
+                    roots: &roots,
+                };
+                serve(&intake, live, &mut seen, &shutdown, to).await
             }
             Err(reason) => Ended::Lost(reason),
         };
@@ -202,8 +217,17 @@ fn mozilla_roots() -> rustls::RootCertStore {
     }
 }
 
+#[cfg(test)]
 async fn connect(url: &str) -> Result<Live, String> {
     connect_trusting(url, mozilla_roots()).await
+}
+
+/// Where sessions are opened: the configured URL (a `session_reconnect`
+/// may only move within it), and the roots trusted for `wss://`.
+#[derive(Clone, Copy)]
+struct Endpoint<'a> {
+    configured: &'a str,
+    roots: &'a rustls::RootCertStore,
 }
 
 /// [`connect`] trusting `roots`: only tests trust anything but Mozilla's.
@@ -285,7 +309,7 @@ async fn serve(
     mut live: Live,
     seen: &mut Seen,
     shutdown: &Shutdown,
-    configured: &str,
+    to: Endpoint<'_>,
 ) -> Ended {
     let broadcaster = match subscribe(intake, &live.id).await {
         Ok(broadcaster) => broadcaster,
@@ -367,7 +391,7 @@ async fn serve(
                 let Some(url) = payload.session.reconnect_url else {
                     return Ended::Lost("session_reconnect without a reconnect_url".to_owned());
                 };
-                if let Err(why) = reconnect_allowed(configured, &url) {
+                if let Err(why) = reconnect_allowed(to.configured, &url) {
                     // Connecting afresh to the configured URL loses nothing:
                     // the catch-up lists what is still unfulfilled.
                     let shown = dynamo_upstream::redact_url(&url);
@@ -376,7 +400,7 @@ async fn serve(
                     return Ended::Lost(format!("refused reconnect_url {shown}: {why}"));
                 }
                 tracing::info!("Twitch asked to reconnect: moving to the new session");
-                match connect(&url).await {
+                match connect_trusting(&url, to.roots.clone()).await {
                     Ok(new) => {
                         let _ = live.socket.close(None).await;
                         live = new;

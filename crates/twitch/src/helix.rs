@@ -266,7 +266,7 @@ impl Helix {
     }
 
     /// Subscribes the session to `kind` (`REDEMPTION_ADD` or
-    /// `REDEMPTION_UPDATE`) for one reward. Already subscribed (409) is fine.
+    /// `REDEMPTION_UPDATE`) for one reward.
     pub async fn subscribe_redemptions(
         &self,
         session_id: &str,
@@ -304,8 +304,16 @@ impl Helix {
         let (status, text) = self
             .call(Method::POST, "/eventsub/subscriptions", &[], Some(&body))
             .await?;
-        if status.is_success() || status == StatusCode::CONFLICT {
+        if status.is_success() {
             return Ok(());
+        }
+        // A new session cannot have it yet: another session (a holder that
+        // froze and was taken over) still does, and this one would never
+        // hear of `kind`. Not fine: the caller connects again later.
+        if status == StatusCode::CONFLICT {
+            return Err(TwitchError::Unavailable(format!(
+                "another EventSub session still holds the {kind} subscription (409)"
+            )));
         }
         Err(refused("the EventSub subscription", status, &text))
     }

@@ -60,15 +60,26 @@ pub fn client(
         .connect_timeout(std::time::Duration::from_secs(5))
         .build()
         .map_err(|e| TwitchError::Unavailable(e.to_string()))?;
+    Ok(client_over(http, settings, store, account))
+}
+
+/// [`client`] over `http`: tests pass one that trusts the certificate of a
+/// fake Twitch served over TLS.
+pub fn client_over(
+    http: reqwest::Client,
+    settings: &TwitchSettings,
+    store: dynamo_store::Store,
+    account: dynamo_store::GrantAccount,
+) -> helix::Helix {
     let oauth = oauth::OAuth::new(http.clone(), &settings.auth_url, &settings.client_id);
     let tokens = tokens::TokenSource::of(account, store, oauth, settings.cipher.clone());
-    Ok(helix::Helix::new(
+    helix::Helix::new(
         http,
         &settings.api_url,
         &settings.client_id,
         std::sync::Arc::new(tokens),
         settings.broadcaster_id.clone(),
-    ))
+    )
 }
 
 /// The chat teller and sender for these settings; `count` hears of every

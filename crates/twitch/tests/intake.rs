@@ -8,7 +8,9 @@
 use dynamo_runtime::{Env, Shutdown};
 use dynamo_store::Store;
 use dynamo_testkit::twitch::{BROADCASTER_ID, TOKEN_KEY};
-use dynamo_testkit::{FakeTwitch, TestBroker, TestDatabase, eventually, init_logs};
+use dynamo_testkit::{
+    FakeTwitch, TestBroker, TestCertificates, TestDatabase, eventually, init_logs,
+};
 use dynamo_twitch::cipher::TokenCipher;
 use dynamo_twitch::helix::Helix;
 use dynamo_twitch::intake::{Intake, request_id_for};
@@ -20,6 +22,8 @@ const WAIT: Duration = Duration::from_secs(30);
 
 struct World {
     twitch: FakeTwitch,
+    /// What `wss://` trusts: the fake's own authority when it serves TLS.
+    roots: rustls::RootCertStore,
     broker: TestBroker,
     _database: TestDatabase,
     store: Store,
@@ -33,17 +37,42 @@ struct World {
 impl World {
     /// Signed in, rewards set up, nothing running yet.
     async fn new(tune: impl FnOnce(&FakeTwitch)) -> Self {
+        Self::on(None, tune).await
+    }
+
+    /// [`World::new`] with the fake Twitch over TLS (`https://`, `wss://`)
+    /// with `certificates`, which dynamo's clients trust.
+    async fn over_tls(certificates: &TestCertificates) -> Self {
+        Self::on(Some(certificates), |_| {}).await
+    }
+
+    async fn on(tls: Option<&TestCertificates>, tune: impl FnOnce(&FakeTwitch)) -> Self {
         init_logs();
-        let (database, broker, twitch) = tokio::join!(
-            TestDatabase::create(),
-            TestBroker::create(),
-            FakeTwitch::start()
-        );
+        let twitch = async {
+            match tls {
+                Some(certificates) => FakeTwitch::start_tls(certificates).await,
+                None => FakeTwitch::start().await,
+            }
+        };
+        let (database, broker, twitch) =
+            tokio::join!(TestDatabase::create(), TestBroker::create(), twitch);
         tune(&twitch);
         let env = Env::from_pairs(twitch.env_pairs());
         let settings = TwitchSettings::from_env(&env).unwrap();
         let store = Store::new(database.pool().clone());
-        let helix = dynamo_twitch::helix(&settings, store.clone()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        let mut http = reqwest::Client::builder();
+        if let Some(certificates) = tls {
+            roots.add(certificates.root.clone()).unwrap();
+            http =
+                http.tls_certs_only([reqwest::Certificate::from_der(&certificates.root).unwrap()]);
+        }
+        let helix = dynamo_twitch::client_over(
+            http.build().unwrap(),
+            &settings,
+            store.clone(),
+            dynamo_store::GrantAccount::Broadcaster,
+        );
         sign_in(&twitch, &helix).await;
         let made = dynamo_twitch::rewards::ensure_rewards(&helix, 300, &Default::default())
             .await
@@ -55,6 +84,7 @@ impl World {
         let requests = broker.capture(&broker.topology.requests_exchange).await;
         Self {
             twitch,
+            roots,
             store,
             helix,
             rewards,
@@ -68,19 +98,23 @@ impl World {
 
     /// Runs the intake and waits until it has subscribed to both rewards.
     async fn start(&mut self) {
-        let intake = Intake {
+        self.intake = Some(tokio::spawn(dynamo_twitch::eventsub::run_trusting(
+            self.intake(),
+            self.twitch.ws_url.clone(),
+            self.roots.clone(),
+            self.shutdown.clone(),
+        )));
+        self.subscribed().await;
+    }
+
+    fn intake(&self) -> Arc<Intake> {
+        Arc::new(Intake {
             helix: self.helix.clone(),
             store: self.store.clone(),
             publisher: self.broker.publisher.clone(),
             requests_exchange: self.broker.topology.requests_exchange.clone(),
             rewards: self.rewards.clone(),
-        };
-        self.intake = Some(tokio::spawn(dynamo_twitch::eventsub::run(
-            Arc::new(intake),
-            self.twitch.ws_url.clone(),
-            self.shutdown.clone(),
-        )));
-        self.subscribed().await;
+        })
     }
 
     async fn subscribed(&self) {
@@ -486,6 +520,184 @@ async fn a_revoked_grant_holds_requests_and_says_so_until_the_next_sign_in() {
     assert!(
         world.store.holds().await.unwrap().is_empty(),
         "the hold ended"
+    );
+    world.stop().await;
+}
+
+/// Twitch is reached over TLS (issue 29: until now only `ws://` was ever
+/// connected in a test): the session over `wss://` and the Helix calls
+/// over `https://`, to the fake Twitch serving a certificate of an
+/// authority made for this test, which dynamo's clients are given to trust.
+#[tokio::test]
+async fn a_redemption_comes_in_over_wss_with_a_locally_made_certificate() {
+    let certificates = TestCertificates::generate();
+    let mut world = World::over_tls(&certificates).await;
+    assert!(
+        world.twitch.ws_url.starts_with("wss://"),
+        "{}",
+        world.twitch.ws_url
+    );
+    assert!(
+        world.twitch.url.starts_with("https://"),
+        "{}",
+        world.twitch.url
+    );
+    world.start().await;
+    let id = world.twitch.redeem(
+        world.ghost(),
+        "90790024",
+        "WasabiMilkshake",
+        "a seal over TLS",
+    );
+    let request = world.next_request().await;
+    assert_eq!(request.message_id, Some(request_id_for(&id).to_string()));
+    assert_eq!(
+        request.body["payload"]["inputs"]["subject"],
+        "a seal over TLS"
+    );
+    assert_eq!(world.twitch.with(|s| s.connections), 1);
+    world.stop().await;
+}
+
+/// One consumer with `TWITCH_INTAKE=true`, as `dynamo-consumer` runs the
+/// intake: whenever it holds the lease.
+struct Runner {
+    holder: String,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Runner {
+    fn start(world: &World, n: usize) -> Self {
+        let holder = format!("test-host:{n}:consumer");
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(dynamo_twitch::leadership::run(
+            world.store.clone(),
+            holder.clone(),
+            world.intake(),
+            world.twitch.ws_url.clone(),
+            shutdown.clone(),
+        ));
+        Self {
+            holder,
+            shutdown,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.trigger();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Twitch allows a user at most 3 WebSocket connections (the fake refuses
+/// a subscription on a 4th, 429) and closes one that has no subscription
+/// soon after its welcome (4003: Twitch gives 10 s, the fake here 3 s).
+/// Three consumers run the intake; Twitch drops the socket, moves the
+/// session, and the holder stops so another takes over, round after round:
+/// never more than 3 connections open at once, no subscription refused,
+/// no connection closed unused, and a redemption taken in after each step.
+#[tokio::test]
+async fn reconnects_and_failovers_stay_within_three_connections_and_subscribe_in_time() {
+    let world = World::new(|twitch| twitch.with(|s| s.subscribe_within_secs = 3)).await;
+    let mut runners: Vec<Runner> = (0..3).map(|n| Runner::start(&world, n)).collect();
+    a_redemption_still_arrives(&world).await;
+    for round in 0..3 {
+        assert_eq!(world.twitch.drop_sockets(), 1, "round {round}: one socket");
+        a_redemption_still_arrives(&world).await;
+        assert_eq!(
+            world.twitch.send_reconnect(),
+            1,
+            "round {round}: one socket"
+        );
+        a_redemption_still_arrives(&world).await;
+
+        let (holder, fence) = world.store.intake_holder().await.unwrap().unwrap();
+        let at = runners.iter().position(|r| r.holder == holder).unwrap();
+        runners.remove(at).stop().await;
+        let (_, taken) = eventually("another consumer to take over", WAIT, || async {
+            let (now, fence) = world.store.intake_holder().await.unwrap()?;
+            (now != holder).then_some((now, fence))
+        })
+        .await;
+        assert!(taken > fence, "round {round}: fenced");
+        a_redemption_still_arrives(&world).await;
+        runners.push(Runner::start(&world, 3 + round));
+    }
+    eventually(
+        "every connection past its subscribe deadline",
+        WAIT,
+        || async { (world.twitch.with(|s| s.sessions_before_deadline()) == 0).then_some(()) },
+    )
+    .await;
+    let (most, refused, unused, connections) = world.twitch.with(|s| {
+        (
+            s.most_sessions_open,
+            s.transports_refused,
+            s.closed_unused,
+            s.connections,
+        )
+    });
+    assert!(
+        most <= dynamo_testkit::twitch::MAX_CONNECTIONS,
+        "{most} connections open at once"
+    );
+    assert_eq!(
+        refused, 0,
+        "no subscription refused for too many connections"
+    );
+    assert_eq!(unused, 0, "every connection subscribed within the deadline");
+    // One to start, then per round: the drop, the move, the takeover.
+    assert!(connections > 3 * 3, "{connections} connections");
+    for runner in runners {
+        runner.stop().await;
+    }
+    world.stop().await;
+}
+
+/// A consumer takes the intake over while the old holder's socket still
+/// lingers (it froze, and drops the socket only when it finds its lease
+/// gone): the new session's subscriptions are refused 409, the old one
+/// still having them. The new session must not sit there without them —
+/// Twitch would close it unused (4003), and one subscribed to only some
+/// kinds would miss the rest for good — but connect again until it has
+/// them all, then take in what came meanwhile.
+#[tokio::test]
+async fn a_session_whose_subscriptions_another_still_holds_connects_again() {
+    let mut world = World::new(|twitch| twitch.with(|s| s.subscribe_within_secs = 2)).await;
+    world.start().await;
+    let newcomer_stop = Shutdown::new();
+    let newcomer = tokio::spawn(dynamo_twitch::eventsub::run(
+        world.intake(),
+        world.twitch.ws_url.clone(),
+        newcomer_stop.clone(),
+    ));
+    eventually("the newcomer refused 409", WAIT, || async {
+        (world.twitch.with(|s| s.conflicts) > 0).then_some(())
+    })
+    .await;
+    // The old holder lets go.
+    world.shutdown.trigger();
+    if let Some(task) = world.intake.take() {
+        tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+    }
+    world.shutdown = newcomer_stop;
+    world.intake = Some(newcomer);
+    a_redemption_still_arrives(&world).await;
+    eventually(
+        "every connection past its subscribe deadline",
+        WAIT,
+        || async { (world.twitch.with(|s| s.sessions_before_deadline()) == 0).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        world.twitch.with(|s| s.closed_unused),
+        0,
+        "no connection left without its subscriptions"
     );
     world.stop().await;
 }

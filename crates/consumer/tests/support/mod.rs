@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses part of it
 
 pub mod in_flight;
+pub mod twitch;
 
 use dynamo_consumer::ConsumerConfig;
 use dynamo_runtime::{Env, Shutdown};

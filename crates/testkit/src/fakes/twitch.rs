@@ -140,6 +140,14 @@ pub struct TwitchState {
     pub subscribe_within_secs: u64,
     /// Connections closed for not subscribing in time.
     pub closed_unused: u32,
+    /// Open connections whose subscribe deadline has not come yet.
+    unchecked: HashSet<String>,
+    /// The most connections open at once.
+    pub most_sessions_open: usize,
+    /// Subscriptions refused 429 for a connection past [`MAX_CONNECTIONS`].
+    pub transports_refused: u32,
+    /// Subscriptions refused 409: another session has the same one.
+    pub conflicts: u32,
     /// The scopes tokens are issued with from now on.
     pub scopes: Vec<String>,
     /// Helix calls refused 401 for a missing scope or 403 for a
@@ -178,6 +186,12 @@ impl TwitchState {
     /// Sockets open now.
     pub fn sessions_open(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Open connections still before their subscribe deadline: once none
+    /// is, every connection so far either met it or was `closed_unused`.
+    pub fn sessions_before_deadline(&self) -> usize {
+        self.unchecked.len()
     }
 }
 
@@ -794,6 +808,7 @@ async fn create_subscription(
         sub.status == "enabled" && sub.kind == kind && sub.condition == body["condition"]
     });
     if duplicate {
+        s.conflicts += 1;
         return helix_error(StatusCode::CONFLICT, "subscription already exists");
     }
     let mut in_use: Vec<&str> = s
@@ -805,6 +820,7 @@ async fn create_subscription(
     in_use.sort_unstable();
     in_use.dedup();
     if !in_use.contains(&session_id.as_str()) && in_use.len() >= MAX_CONNECTIONS {
+        s.transports_refused += 1;
         return helix_error(
             StatusCode::TOO_MANY_REQUESTS,
             "number of websocket transports limit exceeded",
@@ -1311,6 +1327,8 @@ async fn session(app: App, mut socket: WebSocket, carried_from: Option<String>) 
         let mut s = app.state.lock().unwrap();
         s.connections += 1;
         s.sessions.insert(id.clone(), tx);
+        s.unchecked.insert(id.clone());
+        s.most_sessions_open = s.most_sessions_open.max(s.sessions.len());
         // A reconnect keeps the old session's subscriptions on the new one.
         if let Some(old) = &carried_from {
             for sub in &mut s.subscriptions {
@@ -1357,6 +1375,7 @@ async fn session(app: App, mut socket: WebSocket, carried_from: Option<String>) 
                     let mut s = app.state.lock().unwrap();
                     let in_use = s.subscriptions.iter().any(|sub| sub.session_id == id && sub.status == "enabled");
                     s.closed_unused += u32::from(!in_use);
+                    s.unchecked.remove(&id);
                     in_use
                 };
                 if !in_use {
@@ -1397,6 +1416,7 @@ async fn session(app: App, mut socket: WebSocket, carried_from: Option<String>) 
 fn forget(app: &App, id: &str) {
     let mut s = app.state.lock().unwrap();
     s.sessions.remove(id);
+    s.unchecked.remove(id);
     for sub in &mut s.subscriptions {
         if sub.session_id == id && sub.status == "enabled" {
             sub.status = "websocket_disconnected".to_owned();
