@@ -214,12 +214,8 @@ fn start_twitch_intake(
         requests_exchange: topology.requests_exchange.clone(),
         rewards: rewards.clone(),
     };
-    let rewarder = dynamo_twitch::rewards::Rewarder {
-        helix: dynamo_twitch::helix(twitch, pipeline.store().clone())?,
-        store: pipeline.store().clone(),
-        overrides: twitch.rewards.clone(),
-        defaults: twitch.limits.clone(),
-    };
+    let rewarder =
+        dynamo_twitch::rewards::Rewarder::for_settings(twitch, pipeline.store().clone())?;
     tracing::info!(url = %twitch.eventsub_url, ?rewards, "Twitch intake starting whenever this consumer holds its lease");
     Ok(tokio::spawn(dynamo_twitch::leadership::run(
         pipeline.store().clone(),

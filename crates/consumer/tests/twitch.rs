@@ -35,13 +35,12 @@ impl Channel {
         let store = Store::new(world.database.pool().clone());
         let helix = dynamo_twitch::helix(&settings, store.clone()).unwrap();
         sign_in(&helix).await;
-        let made = dynamo_twitch::rewards::ensure_rewards(&helix, 200, &Default::default())
+        let made = dynamo_twitch::rewards::Rewarder::for_settings(&settings, store.clone())
+            .unwrap()
+            .setup(&Default::default(), 200)
             .await
             .unwrap();
-        let rewards = RewardIds {
-            ghost: Some(made[0].reward.id.clone()),
-            friend: Some(made[1].reward.id.clone()),
-        };
+        let rewards = dynamo_twitch::rewards::golden_ids(&made);
         let alerts = world
             .broker
             .capture(&world.broker.topology.alerts_exchange)
@@ -98,7 +97,7 @@ impl Channel {
             store: self.store.clone(),
             publisher: self.world.broker.publisher.clone(),
             requests_exchange: self.world.broker.topology.requests_exchange.clone(),
-            rewards: self.rewards.clone(),
+            rewards: dynamo_twitch::book::RewardBook::overrides_only(self.rewards.clone()),
         };
         intake.catch_up(BROADCASTER_ID).await.unwrap()
     }

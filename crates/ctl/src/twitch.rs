@@ -65,13 +65,8 @@ pub async fn setup(cost: Option<i64>) -> anyhow::Result<()> {
         anyhow::bail!("a reward costs at least 1 point (--cost or POINTS_COST)");
     }
     let prompts = dynamo_pipeline::prompt::PromptTemplates::from_env(&env)?;
-    let (helix, settings, store) = helix().await?;
-    let rewarder = dynamo_twitch::rewards::Rewarder {
-        store,
-        helix,
-        overrides: settings.rewards.clone(),
-        defaults: settings.limits.clone(),
-    };
+    let (_, settings, store) = helix().await?;
+    let rewarder = dynamo_twitch::rewards::Rewarder::for_settings(&settings, store)?;
     let rewards = rewarder.setup(&prompts, cost).await?;
     let mut failed = 0;
     for made in &rewards {

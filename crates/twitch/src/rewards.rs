@@ -132,6 +132,17 @@ pub struct Rewarder {
 }
 
 impl Rewarder {
+    /// The rewarder of these settings: the streamer's client, the variables'
+    /// overrides, the `TWITCH_REWARD_*` defaults.
+    pub fn for_settings(settings: &crate::TwitchSettings, store: Store) -> Result<Self, TwitchError> {
+        Ok(Self {
+            helix: crate::helix(settings, store.clone())?,
+            store,
+            overrides: settings.rewards.clone(),
+            defaults: settings.limits.clone(),
+        })
+    }
+
     /// Brings each of `styles`' rewards in line on Twitch and records the
     /// outcome beside the style. A style Twitch refuses is recorded failed
     /// (with the reason) and the others go on.
@@ -330,6 +341,21 @@ impl Rewarder {
             status: RewardStatus::Failed,
             error: Some(reason),
         })
+    }
+}
+
+/// Ghost's and friend's rewards among `made`, as the variables would name
+/// them.
+pub fn golden_ids(made: &[StyleReward]) -> RewardIds {
+    let id = |style: dynamo_wire::Style| {
+        made.iter()
+            .find(|m| m.style == style)
+            .and_then(|m| m.reward.as_ref())
+            .map(|r| r.id.clone())
+    };
+    RewardIds {
+        ghost: id(dynamo_wire::Style::Ghost),
+        friend: id(dynamo_wire::Style::Friend),
     }
 }
 

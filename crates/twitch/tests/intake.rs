@@ -23,6 +23,7 @@ struct World {
     broker: TestBroker,
     _database: TestDatabase,
     store: Store,
+    settings: TwitchSettings,
     helix: Helix,
     rewards: RewardIds,
     requests: String,
@@ -45,17 +46,17 @@ impl World {
         let store = Store::new(database.pool().clone());
         let helix = dynamo_twitch::helix(&settings, store.clone()).unwrap();
         sign_in(&twitch, &helix).await;
-        let made = dynamo_twitch::rewards::ensure_rewards(&helix, 300, &Default::default())
+        let made = dynamo_twitch::rewards::Rewarder::for_settings(&settings, store.clone())
+            .unwrap()
+            .setup(&Default::default(), 300)
             .await
             .unwrap();
-        let rewards = RewardIds {
-            ghost: Some(made[0].reward.id.clone()),
-            friend: Some(made[1].reward.id.clone()),
-        };
+        let rewards = dynamo_twitch::rewards::golden_ids(&made);
         let requests = broker.capture(&broker.topology.requests_exchange).await;
         Self {
             twitch,
             store,
+            settings,
             helix,
             rewards,
             requests,
@@ -73,7 +74,7 @@ impl World {
             store: self.store.clone(),
             publisher: self.broker.publisher.clone(),
             requests_exchange: self.broker.topology.requests_exchange.clone(),
-            rewards: self.rewards.clone(),
+            rewards: dynamo_twitch::book::RewardBook::overrides_only(self.rewards.clone()),
         };
         self.intake = Some(tokio::spawn(dynamo_twitch::eventsub::run(
             Arc::new(intake),
@@ -169,14 +170,19 @@ async fn setup_creates_one_queued_input_reward_per_style_and_adopts_them_after()
         assert!(!reward.should_redemptions_skip_request_queue);
         assert_eq!(reward.cost, 300);
     }
-    let again = dynamo_twitch::rewards::ensure_rewards(&world.helix, 300, &Default::default())
+    let again = dynamo_twitch::rewards::Rewarder::for_settings(&world.settings, world.store.clone())
+        .unwrap()
+        .setup(&Default::default(), 300)
         .await
         .unwrap();
     assert!(
         again.iter().all(|r| !r.created),
         "adopted, not created twice"
     );
-    assert_eq!(again[0].reward.id, world.ghost());
+    assert_eq!(
+        dynamo_twitch::rewards::golden_ids(&again).ghost.as_deref(),
+        Some(world.ghost())
+    );
     assert_eq!(world.twitch.with(|s| s.rewards.len()), 2);
     world.stop().await;
 }
