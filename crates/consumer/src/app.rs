@@ -127,13 +127,9 @@ pub async fn run_with_health(
         _ => None,
     };
     let twitch_tasks = match &config.twitch {
-        Some(twitch) => start_twitch_chat(
-            twitch,
-            config.twitch_intake,
-            &pipeline,
-            &rewards,
-            &shutdown,
-        )?,
+        Some(twitch) => {
+            start_twitch_chat(twitch, config.twitch_intake, &pipeline, &rewards, &shutdown)?
+        }
         None => Vec::new(),
     };
     let scheduler = tokio::spawn(dynamo_pipeline::scheduler::run(

@@ -7,7 +7,11 @@ use dynamo_store::GrantAccount;
 use dynamo_twitch::{BOT_SCOPES, SCOPES, TwitchSettings};
 use std::io::Write;
 
-type Client = (dynamo_twitch::helix::Helix, TwitchSettings, dynamo_store::Store);
+type Client = (
+    dynamo_twitch::helix::Helix,
+    TwitchSettings,
+    dynamo_store::Store,
+);
 
 async fn helix() -> anyhow::Result<Client> {
     client(GrantAccount::Broadcaster).await

@@ -35,7 +35,10 @@ pub struct StyleView {
     /// Where its Twitch reward stands: `none`, `requested` (asked for with
     /// `POST /styles/{style}/reward`, not yet made), `published`, `paused`
     /// (the style is disabled) or `failed` (see `reward_error`).
-    #[schema(pattern = "^(none|requested|published|paused|failed)$", example = "published")]
+    #[schema(
+        pattern = "^(none|requested|published|paused|failed)$",
+        example = "published"
+    )]
     pub reward_status: String,
     /// Why Twitch refused the reward, readable; null unless `failed`.
     pub reward_error: Option<String>,

@@ -58,7 +58,9 @@ fn on_twitch(twitch: &FakeTwitch) -> impl FnOnce(Env) -> Env {
 }
 
 async fn style(server: &Server, id: &str) -> Value {
-    let (status, view) = server.get(&format!("/styles/{id}"), Some(&server.admin())).await;
+    let (status, view) = server
+        .get(&format!("/styles/{id}"), Some(&server.admin()))
+        .await;
     assert_eq!(status, StatusCode::OK, "{view}");
     view
 }
@@ -151,9 +153,12 @@ async fn a_sticker_style_made_on_the_page_is_redeemed_on_twitch_and_plays_on_the
         .unwrap();
     assert_eq!(image.status(), StatusCode::OK);
     let bytes = image.bytes().await.unwrap();
-    let decoded = image::load_from_memory_with_format(&bytes, image::ImageFormat::WebP)
-        .expect("a WEBP");
-    assert!(decoded.color().has_alpha(), "a cutout keeps its transparency");
+    let decoded =
+        image::load_from_memory_with_format(&bytes, image::ImageFormat::WebP).expect("a WEBP");
+    assert!(
+        decoded.color().has_alpha(),
+        "a cutout keeps its transparency"
+    );
 
     eventually("the redemption FULFILLED", WAIT, || async {
         (twitch.status_of(&redemption).as_deref() == Some("FULFILLED")).then_some(())
@@ -176,13 +181,20 @@ async fn publishing_answers_404_for_no_style_409_before_sign_in_and_failed_with_
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, body, _) = server.post("/styles/nope/reward", &admin, &json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    let (status, body, _) = server.post("/styles/Not_A_Slug/reward", &admin, &json!({})).await;
+    let (status, body, _) = server
+        .post("/styles/Not_A_Slug/reward", &admin, &json!({}))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["field"], "style");
     // Not signed in: nothing could make the reward, so it is not asked for.
-    let (status, body, _) = server.post("/styles/sticker/reward", &admin, &json!({})).await;
+    let (status, body, _) = server
+        .post("/styles/sticker/reward", &admin, &json!({}))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(body.to_string().contains("dynamoctl twitch login"), "{body}");
+    assert!(
+        body.to_string().contains("dynamoctl twitch login"),
+        "{body}"
+    );
     assert_eq!(style(&server, "sticker").await["reward_status"], "none");
 
     // Signed in, but the title is taken by a reward the streamer made by
@@ -191,7 +203,9 @@ async fn publishing_answers_404_for_no_style_409_before_sign_in_and_failed_with_
     sign_in(&twitch, store).await;
     twitch.add_foreign_reward("dynamo: a sticker");
     let consumer = server.start_consumer_with(on_twitch(&twitch)).await;
-    let (status, body, _) = server.post("/styles/sticker/reward", &admin, &json!({})).await;
+    let (status, body, _) = server
+        .post("/styles/sticker/reward", &admin, &json!({}))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let failed = eventually("the sticker's reward refused", WAIT, || async {
         let view = style(&server, "sticker").await;
@@ -199,7 +213,10 @@ async fn publishing_answers_404_for_no_style_409_before_sign_in_and_failed_with_
     })
     .await;
     let reason = failed["reward_error"].as_str().unwrap();
-    assert!(reason.contains("already titled \"dynamo: a sticker\""), "{reason}");
+    assert!(
+        reason.contains("already titled \"dynamo: a sticker\""),
+        "{reason}"
+    );
     assert_eq!(failed["reward_id"], Value::Null);
     consumer.stop().await;
 }

@@ -271,11 +271,10 @@ impl Store {
     /// Whether dynamo's rewards are paused for a hold now (false when not
     /// known): a reward made or reopened meanwhile is made paused too.
     pub async fn rewards_paused(&self) -> Result<bool, StoreError> {
-        let paused = sqlx::query_scalar!(
-            "SELECT paused FROM dynamo.twitch_reward_pause WHERE id = 1"
-        )
-        .fetch_optional(self.pool())
-        .await?;
+        let paused =
+            sqlx::query_scalar!("SELECT paused FROM dynamo.twitch_reward_pause WHERE id = 1")
+                .fetch_optional(self.pool())
+                .await?;
         Ok(paused.flatten().unwrap_or(false))
     }
 

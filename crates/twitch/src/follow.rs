@@ -7,8 +7,8 @@
 //! last set is kept in PostgreSQL: only the process that turns it changes
 //! the rewards, however many run this.
 
-use crate::helix::Helix;
 use crate::book::RewardBook;
+use crate::helix::Helix;
 use crate::{SERVICE, TwitchError};
 use dynamo_runtime::Shutdown;
 use dynamo_store::Store;
@@ -69,7 +69,11 @@ impl Follow {
             // A disabled style's reward stays paused whatever the holds say.
             let paused = paused || !booked.enabled;
             self.helix
-                .update_reward(&broadcaster, &booked.reward_id, &json!({"is_paused": paused}))
+                .update_reward(
+                    &broadcaster,
+                    &booked.reward_id,
+                    &json!({"is_paused": paused}),
+                )
                 .await?;
         }
         Ok(())

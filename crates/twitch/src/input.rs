@@ -143,8 +143,7 @@ mod tests {
 
     #[test]
     fn a_colour_prefix_picks_the_friends_colour() {
-        let request =
-            request_from(&friend(), &viewer("Sky Blue: a robot who loves soup")).unwrap();
+        let request = request_from(&friend(), &viewer("Sky Blue: a robot who loves soup")).unwrap();
         assert_eq!(request.payload.color(), Some(Color::SkyBlue));
         assert_eq!(request.subject().as_str(), "a robot who loves soup");
         assert_eq!(

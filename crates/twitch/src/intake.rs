@@ -4,10 +4,10 @@
 //! twice, or from the listing after a reconnect, it is one request.
 //! Input that cannot be a request is cancelled (refunded), the reason logged.
 
-use crate::helix::{Helix, HelixRedemption};
-use crate::input::{Redeemed, request_from};
 use crate::TwitchError;
 use crate::book::RewardBook;
+use crate::helix::{Helix, HelixRedemption};
+use crate::input::{Redeemed, request_from};
 use dynamo_broker::{Envelope, Publisher};
 use dynamo_store::{NewRedemption, Store};
 use uuid::Uuid;

@@ -52,9 +52,7 @@ pub fn desired(style: &StyleDefinition, defaults: &RewardLimits) -> Desired {
         prompt: prompt(style),
         cost: i64::from(reward.cost.max(1)),
         limits: RewardLimits {
-            global_cooldown_seconds: reward
-                .cooldown_seconds
-                .or(defaults.global_cooldown_seconds),
+            global_cooldown_seconds: reward.cooldown_seconds.or(defaults.global_cooldown_seconds),
             max_per_stream: reward.max_per_stream.or(defaults.max_per_stream),
             max_per_user_per_stream: reward
                 .max_per_user_per_stream
@@ -134,7 +132,10 @@ pub struct Rewarder {
 impl Rewarder {
     /// The rewarder of these settings: the streamer's client, the variables'
     /// overrides, the `TWITCH_REWARD_*` defaults.
-    pub fn for_settings(settings: &crate::TwitchSettings, store: Store) -> Result<Self, TwitchError> {
+    pub fn for_settings(
+        settings: &crate::TwitchSettings,
+        store: Store,
+    ) -> Result<Self, TwitchError> {
         Ok(Self {
             helix: crate::helix(settings, store.clone())?,
             store,
@@ -303,7 +304,9 @@ impl Rewarder {
             )
             .await?;
         match &reward {
-            Some(r) => tracing::info!(style = %id, reward = %r.id, title = %r.title, created, status = status.as_str(), "style's Twitch reward in line"),
+            Some(r) => {
+                tracing::info!(style = %id, reward = %r.id, title = %r.title, created, status = status.as_str(), "style's Twitch reward in line")
+            }
             None => tracing::info!(style = %id, "style disabled and without a reward: none made"),
         }
         Ok(StyleReward {

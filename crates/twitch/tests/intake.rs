@@ -170,11 +170,12 @@ async fn setup_creates_one_queued_input_reward_per_style_and_adopts_them_after()
         assert!(!reward.should_redemptions_skip_request_queue);
         assert_eq!(reward.cost, 300);
     }
-    let again = dynamo_twitch::rewards::Rewarder::for_settings(&world.settings, world.store.clone())
-        .unwrap()
-        .setup(&Default::default(), 300)
-        .await
-        .unwrap();
+    let again =
+        dynamo_twitch::rewards::Rewarder::for_settings(&world.settings, world.store.clone())
+            .unwrap()
+            .setup(&Default::default(), 300)
+            .await
+            .unwrap();
     assert!(
         again.iter().all(|r| !r.created),
         "adopted, not created twice"

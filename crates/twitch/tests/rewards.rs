@@ -84,11 +84,7 @@ fn made<'a>(made: &'a [StyleReward], style: &str) -> &'a StyleReward {
 #[tokio::test]
 async fn setup_makes_one_reward_per_enabled_style_from_its_settings_and_pauses_a_disabled_one() {
     let channel = Channel::new().await;
-    channel
-        .store
-        .put_style(&sticker(150, true))
-        .await
-        .unwrap();
+    channel.store.put_style(&sticker(150, true)).await.unwrap();
     let mut pixel = sticker(100, false);
     pixel.id = StyleId::parse("pixel").unwrap();
     pixel.reward.title = "dynamo: pixel art".to_owned();
@@ -101,7 +97,10 @@ async fn setup_makes_one_reward_per_enabled_style_from_its_settings_and_pauses_a
         assert!(m.created, "{style} created");
         assert_eq!(m.status, RewardStatus::Published);
     }
-    assert!(made(&first, "pixel").reward.is_none(), "a disabled style gets none");
+    assert!(
+        made(&first, "pixel").reward.is_none(),
+        "a disabled style gets none"
+    );
     assert_eq!(channel.reward_count(), 3);
 
     let sticker_id = made(&first, "sticker").reward.clone().unwrap().id;
@@ -115,8 +114,16 @@ async fn setup_makes_one_reward_per_enabled_style_from_its_settings_and_pauses_a
     assert!(!reward.should_redemptions_skip_request_queue);
     assert!(!reward.is_paused);
     assert!(reward.prompt.starts_with("What should the sticker be?"));
-    assert!(reward.prompt.contains("\"red: a seal\""), "{}", reward.prompt);
-    assert!(reward.prompt.contains("120 characters"), "{}", reward.prompt);
+    assert!(
+        reward.prompt.contains("\"red: a seal\""),
+        "{}",
+        reward.prompt
+    );
+    assert!(
+        reward.prompt.contains("120 characters"),
+        "{}",
+        reward.prompt
+    );
     let ghost = channel
         .twitch
         .reward(&made(&first, "ghost").reward.clone().unwrap().id)
@@ -132,7 +139,10 @@ async fn setup_makes_one_reward_per_enabled_style_from_its_settings_and_pauses_a
     assert_eq!(stored.reward_status, RewardStatus::Published);
     assert_eq!(stored.reward_error, None);
     let pixel = channel.stored("pixel").await;
-    assert_eq!((pixel.reward_id, pixel.reward_status), (None, RewardStatus::None));
+    assert_eq!(
+        (pixel.reward_id, pixel.reward_status),
+        (None, RewardStatus::None)
+    );
 
     // Again: adopted by id, nothing created twice, nothing stored changes.
     let version = channel.stored("sticker").await.version;
@@ -156,12 +166,11 @@ async fn setup_makes_one_reward_per_enabled_style_from_its_settings_and_pauses_a
     let paused = channel.setup().await;
     assert_eq!(made(&paused, "sticker").status, RewardStatus::Paused);
     assert!(channel.twitch.reward(&sticker_id).unwrap().is_paused);
-    assert_eq!(channel.stored("sticker").await.reward_status, RewardStatus::Paused);
-    channel
-        .store
-        .put_style(&sticker(175, true))
-        .await
-        .unwrap();
+    assert_eq!(
+        channel.stored("sticker").await.reward_status,
+        RewardStatus::Paused
+    );
+    channel.store.put_style(&sticker(175, true)).await.unwrap();
     channel.setup().await;
     let reward = channel.twitch.reward(&sticker_id).unwrap();
     assert!(!reward.is_paused);
@@ -175,11 +184,7 @@ async fn a_title_taken_on_the_channel_fails_that_style_readably_and_the_others_g
     // The streamer made a reward of that title by hand: Twitch refuses a
     // second one (400), and dynamo cannot adopt a reward it did not make.
     channel.twitch.add_foreign_reward("dynamo: a sticker");
-    channel
-        .store
-        .put_style(&sticker(150, true))
-        .await
-        .unwrap();
+    channel.store.put_style(&sticker(150, true)).await.unwrap();
 
     let made_now = channel.setup().await;
     let failed = made(&made_now, "sticker");
@@ -192,7 +197,10 @@ async fn a_title_taken_on_the_channel_fails_that_style_readably_and_the_others_g
         reason.contains("already titled \"dynamo: a sticker\""),
         "{reason}"
     );
-    assert!(!reason.contains("Bearer") && !reason.contains("http"), "{reason}");
+    assert!(
+        !reason.contains("Bearer") && !reason.contains("http"),
+        "{reason}"
+    );
     assert_eq!(made(&made_now, "ghost").status, RewardStatus::Published);
     assert_eq!(made(&made_now, "friend").status, RewardStatus::Published);
 }
