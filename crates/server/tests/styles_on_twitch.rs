@@ -14,7 +14,7 @@ mod common;
 use common::{Server, WAIT};
 use dynamo_runtime::Env;
 use dynamo_store::{RequestState, Store};
-use dynamo_testkit::twitch::REDEMPTION_TYPE;
+use dynamo_testkit::twitch::{REDEMPTION_TYPE, STREAM_ONLINE_TYPE};
 use dynamo_testkit::{FakeTwitch, TestWorld, eventually};
 use dynamo_twitch::{SCOPES, TwitchSettings};
 use reqwest::StatusCode;
@@ -76,8 +76,22 @@ async fn a_sticker_style_made_on_the_page_is_redeemed_on_twitch_and_plays_on_the
         .broker
         .capture(&server.world.broker.topology.alerts_exchange)
         .await;
+    // Keepalives far apart: the one session below lasts the whole test.
+    twitch.with(|s| s.keepalive_secs = 30);
     let consumer = server.start_consumer_with(on_twitch(&twitch)).await;
     let admin = server.admin();
+    // The intake's EventSub session is up (its last subscription is the
+    // stream's), with no reward of dynamo's yet.
+    let session = eventually("the intake's session", WAIT, || async {
+        twitch.with(|s| {
+            s.subscriptions
+                .iter()
+                .find(|sub| sub.kind == STREAM_ONLINE_TYPE && sub.status == "enabled")
+                .map(|sub| sub.session_id.clone())
+        })
+    })
+    .await;
+    assert_eq!(twitch.enabled_subscriptions_of(REDEMPTION_TYPE), 0);
 
     // Created on the page, while everything runs.
     let (status, created, _) = server.post("/styles", &admin, &sticker()).await;
@@ -109,11 +123,25 @@ async fn a_sticker_style_made_on_the_page_is_redeemed_on_twitch_and_plays_on_the
     assert_eq!(reward.global_cooldown, Some(30));
     assert!(reward.is_user_input_required && !reward.is_paused);
 
-    // The running intake subscribes to the new reward by itself.
-    eventually("subscribed to the sticker's redemptions", WAIT, || async {
-        (twitch.enabled_subscriptions_of(REDEMPTION_TYPE) == 1).then_some(())
+    // The running session subscribes to the new reward by itself (not a
+    // new session after a reconnect).
+    let subscribed_on = eventually("subscribed to the sticker's redemptions", WAIT, || async {
+        twitch.with(|s| {
+            s.subscriptions
+                .iter()
+                .find(|sub| {
+                    sub.kind == REDEMPTION_TYPE
+                        && sub.status == "enabled"
+                        && sub.condition["reward_id"] == reward_id.as_str()
+                })
+                .map(|sub| sub.session_id.clone())
+        })
     })
     .await;
+    assert_eq!(
+        subscribed_on, session,
+        "the session open before the reward existed"
+    );
     let redemption = twitch.redeem(&reward_id, "90790024", "WasabiMilkshake", "red: a seal");
     let request_id = dynamo_twitch::intake::request_id_for(&redemption);
 
