@@ -94,6 +94,8 @@ pub async fn run_with_health(
     dynamo_pipeline::styles::seed(&store, &config.prompts, config.points_cost).await?;
     let styles = dynamo_pipeline::styles::Styles::load(store.clone()).await?;
     styles.follow(shutdown.clone());
+    // The Twitch intake reads its rewards from the same copy.
+    let rewards = styles.clone();
     let pipeline = Arc::new(Pipeline::new(
         store,
         broker.publisher(),
@@ -118,13 +120,16 @@ pub async fn run_with_health(
         (Some(twitch), true) => Some(start_twitch_intake(
             twitch,
             &pipeline,
+            &rewards,
             &config.topology,
             &shutdown,
         )?),
         _ => None,
     };
     let twitch_tasks = match &config.twitch {
-        Some(twitch) => start_twitch_chat(twitch, config.twitch_intake, &pipeline, &shutdown)?,
+        Some(twitch) => {
+            start_twitch_chat(twitch, config.twitch_intake, &pipeline, &rewards, &shutdown)?
+        }
         None => Vec::new(),
     };
     let scheduler = tokio::spawn(dynamo_pipeline::scheduler::run(
@@ -187,12 +192,15 @@ pub async fn run_with_health(
 fn start_twitch_intake(
     twitch: &dynamo_twitch::TwitchSettings,
     pipeline: &Pipeline,
+    styles: &Arc<dynamo_pipeline::styles::Styles>,
     topology: &dynamo_broker::Topology,
     shutdown: &Shutdown,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    if twitch.rewards.configured().is_empty() {
-        anyhow::bail!(
-            "TWITCH_INTAKE is on but neither TWITCH_GHOST_REWARD_ID nor TWITCH_FRIEND_REWARD_ID is set (run `dynamoctl twitch setup`)"
+    let rewards = dynamo_twitch::book::RewardBook::new(twitch.rewards.clone(), styles.clone());
+    if rewards.rewards().is_empty() {
+        // Not fatal: a reward published from the page is taken in at once.
+        tracing::warn!(
+            "TWITCH_INTAKE is on but no style has a Twitch reward yet: run `dynamoctl twitch setup`, or publish one from the page"
         );
     }
     let intake = dynamo_twitch::intake::Intake {
@@ -200,13 +208,16 @@ fn start_twitch_intake(
         store: pipeline.store().clone(),
         publisher: pipeline.publisher().clone(),
         requests_exchange: topology.requests_exchange.clone(),
-        rewards: twitch.rewards.clone(),
+        rewards: rewards.clone(),
     };
-    tracing::info!(url = %twitch.eventsub_url, rewards = ?twitch.rewards, "Twitch intake starting whenever this consumer holds its lease");
+    let rewarder =
+        dynamo_twitch::rewards::Rewarder::for_settings(twitch, pipeline.store().clone())?;
+    tracing::info!(url = %twitch.eventsub_url, ?rewards, "Twitch intake starting whenever this consumer holds its lease");
     Ok(tokio::spawn(dynamo_twitch::leadership::run(
         pipeline.store().clone(),
         pipeline.owner().to_owned(),
         Arc::new(intake),
+        Some(rewarder),
         twitch.eventsub_url.clone(),
         shutdown.clone(),
     )))
@@ -220,6 +231,7 @@ fn start_twitch_chat(
     twitch: &dynamo_twitch::TwitchSettings,
     intake: bool,
     pipeline: &Arc<Pipeline>,
+    styles: &Arc<dynamo_pipeline::styles::Styles>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
@@ -238,7 +250,7 @@ fn start_twitch_chat(
         let follow = dynamo_twitch::follow::Follow {
             helix: dynamo_twitch::helix(twitch, pipeline.store().clone())?,
             store: pipeline.store().clone(),
-            rewards: twitch.rewards.clone(),
+            rewards: dynamo_twitch::book::RewardBook::new(twitch.rewards.clone(), styles.clone()),
             pause_when_offline: twitch.pause_when_offline,
         };
         tasks.push(tokio::spawn(dynamo_twitch::follow::run(

@@ -241,11 +241,17 @@ async fn setup_sets_cooldown_limits_and_the_input_rules() {
         max_per_stream: Some(50),
         max_per_user_per_stream: Some(5),
     };
-    let adopted = dynamo_twitch::rewards::ensure_rewards(&channel.helix, 200, &limits)
-        .await
-        .unwrap();
+    let adopted = dynamo_twitch::rewards::Rewarder {
+        defaults: limits,
+        ..dynamo_twitch::rewards::Rewarder::for_settings(&channel.settings, channel.store.clone())
+            .unwrap()
+    }
+    .setup(&Default::default(), 200)
+    .await
+    .unwrap();
+    assert_eq!(adopted.len(), 2, "ghost and friend");
     for made in adopted {
-        let reward = channel.twitch.reward(&made.reward.id).unwrap();
+        let reward = channel.twitch.reward(&made.reward.unwrap().id).unwrap();
         assert_eq!(reward.global_cooldown, Some(30));
         assert_eq!(reward.max_per_stream, Some(50));
         assert_eq!(reward.max_per_user_per_stream, Some(5));

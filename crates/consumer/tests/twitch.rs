@@ -31,7 +31,7 @@ async fn catch_up(channel: &Channel) -> usize {
         store: channel.store.clone(),
         publisher: channel.world.broker.publisher.clone(),
         requests_exchange: channel.world.broker.topology.requests_exchange.clone(),
-        rewards: channel.rewards.clone(),
+        rewards: dynamo_twitch::book::RewardBook::overrides_only(channel.rewards.clone()),
     };
     intake.catch_up(BROADCASTER_ID).await.unwrap()
 }

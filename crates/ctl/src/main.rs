@@ -79,12 +79,16 @@ enum TwitchCommand {
         #[arg(long)]
         bot: bool,
     },
-    /// Create dynamo's channel-point rewards (one per style) or adopt the
-    /// ones it created before, set their cooldown and limits
-    /// (TWITCH_REWARD_*) and prompt, and print TWITCH_*_REWARD_ID settings.
-    #[command(after_help = "Example:\n  dynamoctl twitch setup --cost 500 >> .env")]
+    /// One channel-point reward per enabled style, from its reward settings
+    /// (title, prompt, cost, cooldown, limits; TWITCH_REWARD_* for a limit
+    /// it leaves unset): created, or adopted and updated when dynamo made it
+    /// before; the rewards of disabled styles paused. The reward ids are
+    /// stored with the styles; prints "style TAB status TAB reward id TAB
+    /// title" per style. Idempotent.
+    #[command(after_help = "Example:\n  dynamoctl twitch setup")]
     Setup {
-        /// Points each reward costs (default: POINTS_COST, else 200).
+        /// Points ghost's and friend's rewards cost while they follow the
+        /// settings, as POINTS_COST (default: POINTS_COST, else 200).
         #[arg(long)]
         cost: Option<i64>,
     },

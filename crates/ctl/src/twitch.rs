@@ -7,18 +7,23 @@ use dynamo_store::GrantAccount;
 use dynamo_twitch::{BOT_SCOPES, SCOPES, TwitchSettings};
 use std::io::Write;
 
-async fn helix() -> anyhow::Result<(dynamo_twitch::helix::Helix, TwitchSettings)> {
+type Client = (
+    dynamo_twitch::helix::Helix,
+    TwitchSettings,
+    dynamo_store::Store,
+);
+
+async fn helix() -> anyhow::Result<Client> {
     client(GrantAccount::Broadcaster).await
 }
 
-async fn client(
-    account: GrantAccount,
-) -> anyhow::Result<(dynamo_twitch::helix::Helix, TwitchSettings)> {
+async fn client(account: GrantAccount) -> anyhow::Result<Client> {
     let env = Env::from_process()?;
     let settings = TwitchSettings::from_env(&env)?;
     let pool = dynamo_store::connect(&DatabaseSettings::from_env(&env)?).await?;
-    let helix = dynamo_twitch::client(&settings, dynamo_store::Store::new(pool), account)?;
-    Ok((helix, settings))
+    let store = dynamo_store::Store::new(pool);
+    let helix = dynamo_twitch::client(&settings, store.clone(), account)?;
+    Ok((helix, settings, store))
 }
 
 /// The device code flow: prints the code and where to enter it, waits, and
@@ -30,7 +35,7 @@ pub async fn login(bot: bool) -> anyhow::Result<()> {
     } else {
         (GrantAccount::Broadcaster, SCOPES)
     };
-    let (helix, _) = client(account).await?;
+    let (helix, _, _) = client(account).await?;
     let oauth = helix.tokens().oauth();
     let code = oauth.start_device(scopes).await?;
     println!(
@@ -53,38 +58,51 @@ pub async fn login(bot: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates (or adopts) one reward per style and prints the settings naming them.
+/// One reward per style (dynamo_twitch::rewards), and what became of each.
 pub async fn setup(cost: Option<i64>) -> anyhow::Result<()> {
     let env = Env::from_process()?;
-    let cost = match cost {
-        Some(cost) => cost,
+    let cost: u32 = match cost {
+        Some(cost) => u32::try_from(cost).unwrap_or(0),
         None => env.parse("POINTS_COST", 200)?,
     };
     if cost < 1 {
         anyhow::bail!("a reward costs at least 1 point (--cost or POINTS_COST)");
     }
-    let (helix, settings) = helix().await?;
-    let rewards = dynamo_twitch::rewards::ensure_rewards(&helix, cost, &settings.limits).await?;
-    for reward in &rewards {
-        eprintln!(
-            "{} reward {:?} ({} points): {}",
-            reward.style,
-            reward.reward.title,
-            reward.reward.cost,
-            if reward.created {
-                "created"
-            } else {
-                "adopted (made by dynamo before)"
+    let prompts = dynamo_pipeline::prompt::PromptTemplates::from_env(&env)?;
+    let (_, settings, store) = helix().await?;
+    let rewarder = dynamo_twitch::rewards::Rewarder::for_settings(&settings, store)?;
+    let rewards = rewarder.setup(&prompts, cost).await?;
+    let mut failed = 0;
+    for made in &rewards {
+        let (id, title) = match &made.reward {
+            Some(reward) => (reward.id.as_str(), reward.title.as_str()),
+            None => ("-", ""),
+        };
+        println!("{}\t{}\t{id}\t{title}", made.style, made.status.as_str());
+        match (&made.error, &made.reward) {
+            (Some(error), _) => {
+                failed += 1;
+                eprintln!("{}: {error}", made.style);
             }
-        );
+            (None, Some(reward)) => eprintln!(
+                "{} reward {:?} ({} points): {}",
+                made.style,
+                reward.title,
+                reward.cost,
+                if made.created {
+                    "created"
+                } else {
+                    "adopted and updated (made by dynamo before)"
+                }
+            ),
+            (None, None) => eprintln!("{}: disabled, no reward made", made.style),
+        }
     }
-    eprintln!("Put these in dynamo-consumer's settings:");
-    for reward in &rewards {
-        println!(
-            "{}={}",
-            dynamo_twitch::RewardIds::variable(reward.style),
-            reward.reward.id
-        );
+    eprintln!(
+        "The reward ids are stored with the styles; dynamo-consumer reads them (TWITCH_GHOST_REWARD_ID / TWITCH_FRIEND_REWARD_ID only override ghost's and friend's)."
+    );
+    if failed > 0 {
+        anyhow::bail!("Twitch refused {failed} reward(s); see above");
     }
     Ok(())
 }

@@ -11,7 +11,7 @@
 
 use crate::prompt::PromptTemplates;
 use dynamo_runtime::Shutdown;
-use dynamo_store::{STYLES_CHANNEL, Store, StoreError};
+use dynamo_store::{STYLES_CHANNEL, Store, StoreError, StoredStyle};
 use dynamo_wire::{
     ColorInput, GenerationRequest, OnAirSettings, Output, RewardSettings, Style, StyleDefinition,
     StyleId, StyleSettings, render,
@@ -34,13 +34,16 @@ pub struct Resolved {
 #[derive(Default)]
 struct Known {
     fingerprint: (i64, i64),
-    by_id: HashMap<StyleId, StyleDefinition>,
+    by_id: HashMap<StyleId, StoredStyle>,
 }
 
 /// The styles as this process last read them.
 pub struct Styles {
     store: Store,
     known: RwLock<Known>,
+    /// Bumped on every read that changed the copy: what else follows the
+    /// styles (the Twitch rewards) waits on it instead of listening again.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl Styles {
@@ -49,6 +52,7 @@ impl Styles {
         let styles = Arc::new(Self {
             store,
             known: RwLock::new(Known::default()),
+            changed: tokio::sync::watch::Sender::new(0),
         });
         styles.refresh().await?;
         Ok(styles)
@@ -62,17 +66,43 @@ impl Styles {
             .styles()
             .await?
             .into_iter()
-            .map(|s| (s.definition.id.clone(), s.definition))
+            .map(|s| (s.definition.id.clone(), s))
             .collect();
-        // A poisoned lock only means a reader panicked; the data is whole.
-        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
-        *known = Known { fingerprint, by_id };
+        let changed = {
+            // A poisoned lock only means a reader panicked; the data is whole.
+            let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
+            let changed = known.fingerprint != fingerprint;
+            *known = Known { fingerprint, by_id };
+            changed
+        };
+        if changed {
+            self.changed.send_modify(|generation| *generation += 1);
+        }
         Ok(())
     }
 
     fn lookup(&self, id: &StyleId) -> Option<StyleDefinition> {
         let known = self.known.read().unwrap_or_else(|e| e.into_inner());
-        known.by_id.get(id).filter(|s| s.enabled).cloned()
+        known
+            .by_id
+            .get(id)
+            .map(|s| &s.definition)
+            .filter(|s| s.enabled)
+            .cloned()
+    }
+
+    /// Every style as last read, with what is kept beside it (its reward),
+    /// by id.
+    pub fn stored(&self) -> Vec<StoredStyle> {
+        let known = self.known.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<StoredStyle> = known.by_id.values().cloned().collect();
+        all.sort_by(|a, b| a.definition.id.cmp(&b.definition.id));
+        all
+    }
+
+    /// Wakes on every change of the copy (see [`Styles::follow`]).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// The prompt, settings and cost of a request, or why it is refused (an

@@ -104,6 +104,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(styles::enable_style))
         .routes(routes!(styles::disable_style))
+        .routes(routes!(styles::publish_style_reward))
         .split_for_parts();
     openapi::complete(&mut doc, gate::WITHOUT_DATABASE);
     (router, doc)

@@ -8,7 +8,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use dynamo_store::{DeleteError, StoredStyle, Written};
+use dynamo_store::{DeleteError, GrantAccount, StoredStyle, Written};
 use dynamo_wire::{StyleDefinition, StyleId};
 use serde::Serialize;
 use serde_json::Value;
@@ -32,6 +32,16 @@ pub struct StyleView {
     pub definition: Value,
     /// The Twitch reward made for it, if any.
     pub reward_id: Option<String>,
+    /// Where its Twitch reward stands: `none`, `requested` (asked for with
+    /// `POST /styles/{style}/reward`, not yet made), `published`, `paused`
+    /// (the style is disabled) or `failed` (see `reward_error`).
+    #[schema(
+        pattern = "^(none|requested|published|paused|failed)$",
+        example = "published"
+    )]
+    pub reward_status: String,
+    /// Why Twitch refused the reward, readable; null unless `failed`.
+    pub reward_error: Option<String>,
     /// A seeded style (ghost, friend) still following PROMPT_* and POINTS_COST.
     pub follows_settings: bool,
     /// Bumped on every change.
@@ -45,6 +55,8 @@ impl From<StoredStyle> for StyleView {
             // serializes; the default (null) is never reached.
             definition: serde_json::to_value(&stored.definition).unwrap_or_default(),
             reward_id: stored.reward_id,
+            reward_status: stored.reward_status.as_str().to_owned(),
+            reward_error: stored.reward_error,
             follows_settings: stored.follows_settings,
             version: stored.version,
         }
@@ -233,4 +245,43 @@ async fn switch(state: &AppState, id: &str, enabled: bool) -> Result<Json<StyleV
     }
     tracing::info!(style = %id, enabled, "style switched");
     Ok(Json(stored(state, &id).await?))
+}
+
+/// Asks for the style's Twitch reward to be published (admins only): the
+/// consumer running the Twitch intake hears of it within seconds and
+/// creates the reward from the style's `reward` settings (or updates the one
+/// dynamo made before; paused while the style is disabled), then sets
+/// `reward_status` to `published`, `paused` or `failed` (with
+/// `reward_error`). Poll `GET /styles/{style}` for the outcome.
+#[utoipa::path(post, path = "/styles/{style}/reward", tag = "styles",
+    params(("style" = String, Path, description = "a style id (a lowercase slug)", pattern = "^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")),
+    responses((status = 202, body = StyleView, description = "asked for: `reward_status` is `requested` until the consumer has made it"),
+              (status = 400, description = "an id that is not a slug"),
+              (status = 401), (status = 403, description = "not an admin"), (status = 404),
+              (status = 409, description = "dynamo is not signed in to Twitch (`dynamoctl twitch login`)")),
+    security(("bearer" = [])))]
+pub async fn publish_style_reward(
+    State(state): State<AppState>,
+    Admin(_caller): Admin,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = style_id(&id)?;
+    if state.store.style(&id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no style {id}")));
+    }
+    let signed_in = state
+        .store
+        .twitch_grant(GrantAccount::Broadcaster)
+        .await?
+        .is_some_and(|grant| grant.revoked_at.is_none());
+    if !signed_in {
+        return Err(ApiError::Conflict(
+            "dynamo is not signed in to Twitch: run `dynamoctl twitch login` first, and run a consumer with TWITCH_INTAKE=true".to_owned(),
+        ));
+    }
+    if !state.store.request_style_reward(&id).await? {
+        return Err(ApiError::NotFound(format!("no style {id}")));
+    }
+    tracing::info!(style = %id, "style's Twitch reward asked for");
+    Ok((StatusCode::ACCEPTED, Json(stored(&state, &id).await?)).into_response())
 }

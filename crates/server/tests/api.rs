@@ -674,6 +674,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/styles/{style}",
         "/styles/{style}/disable",
         "/styles/{style}/enable",
+        "/styles/{style}/reward",
         "/styles/{style}/sound",
     ];
     let mut sorted = paths.clone();

@@ -268,6 +268,16 @@ impl Store {
         Ok(turned.rows_affected() == 1)
     }
 
+    /// Whether dynamo's rewards are paused for a hold now (false when not
+    /// known): a reward made or reopened meanwhile is made paused too.
+    pub async fn rewards_paused(&self) -> Result<bool, StoreError> {
+        let paused =
+            sqlx::query_scalar!("SELECT paused FROM dynamo.twitch_reward_pause WHERE id = 1")
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(paused.flatten().unwrap_or(false))
+    }
+
     /// Changing the rewards failed: their state on Twitch is not known, so
     /// the next look changes them again.
     pub async fn forget_reward_pause(&self) -> Result<(), StoreError> {

@@ -60,5 +60,5 @@ pub use spend::{ImageCost, SpendSummary};
 pub use state::RequestState;
 pub use stats::{StateCount, StepTimes};
 pub use step::Step;
-pub use styles::{DeleteError, STYLES_CHANNEL, StoredStyle, Written};
+pub use styles::{DeleteError, RewardState, RewardStatus, STYLES_CHANNEL, StoredStyle, Written};
 pub use twitch::{GrantAccount, NewRedemption, StoredGrant, StoredRedemption};

@@ -13,12 +13,72 @@ pub const STYLES_CHANNEL: &str = "dynamo_styles";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredStyle {
     pub definition: StyleDefinition,
-    /// The Twitch reward made for it (`dynamoctl twitch setup`).
+    /// The Twitch reward made for it (`dynamoctl twitch setup`, or
+    /// `POST /styles/{style}/reward`).
     pub reward_id: Option<String>,
+    /// Where its reward stands (migration 0026).
+    pub reward_status: RewardStatus,
+    /// Why Twitch refused it, when `reward_status` is `Failed`.
+    pub reward_error: Option<String>,
+    /// The reward as last sent to Twitch (see [`Store::set_style_reward_state`]).
+    pub reward_synced: Option<String>,
     /// A seeded style still following PROMPT_* and POINTS_COST.
     pub follows_settings: bool,
     pub version: i64,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Where a style's Twitch reward stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RewardStatus {
+    /// No reward made (or asked for).
+    None,
+    /// Asked for; the consumer running the Twitch intake makes it.
+    Requested,
+    /// On Twitch, open to viewers.
+    Published,
+    /// On Twitch, paused: the style is disabled.
+    Paused,
+    /// Twitch refused it (the reason is kept beside it).
+    Failed,
+}
+
+impl RewardStatus {
+    pub const ALL: [RewardStatus; 5] = [
+        RewardStatus::None,
+        RewardStatus::Requested,
+        RewardStatus::Published,
+        RewardStatus::Paused,
+        RewardStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RewardStatus::None => "none",
+            RewardStatus::Requested => "requested",
+            RewardStatus::Published => "published",
+            RewardStatus::Paused => "paused",
+            RewardStatus::Failed => "failed",
+        }
+    }
+
+    /// The column's CHECK admits only these; anything else reads as none.
+    fn from_column(raw: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == raw)
+            .unwrap_or(RewardStatus::None)
+    }
+}
+
+/// What became of a style's reward, as the reconciler writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RewardState<'a> {
+    pub reward_id: Option<&'a str>,
+    pub status: RewardStatus,
+    pub error: Option<&'a str>,
+    /// The reward's fields as sent (`None` keeps what was stored).
+    pub synced: Option<&'a str>,
 }
 
 /// How a write went.
@@ -62,6 +122,9 @@ struct StyleRow {
     reward_max_per_stream: Option<i32>,
     reward_max_per_user_per_stream: Option<i32>,
     reward_id: Option<String>,
+    reward_status: String,
+    reward_error: Option<String>,
+    reward_synced: Option<String>,
     on_air_duration_ms: i32,
     sound: Option<String>,
     enabled: bool,
@@ -81,7 +144,8 @@ macro_rules! select_styles {
                  output AS "output: OutputColumn",
                  image_quality, image_size, generate_name, points_cost, reward_title,
                  reward_prompt, reward_cost, reward_cooldown_seconds, reward_max_per_stream,
-                 reward_max_per_user_per_stream, reward_id, on_air_duration_ms, sound, enabled,
+                 reward_max_per_user_per_stream, reward_id, reward_status, reward_error,
+                 reward_synced, on_air_duration_ms, sound, enabled,
                  follows_settings, version, updated_at
              FROM dynamo.styles "#
                 + $condition
@@ -128,6 +192,9 @@ impl From<StyleRow> for StoredStyle {
         Self {
             definition,
             reward_id: row.reward_id,
+            reward_status: RewardStatus::from_column(&row.reward_status),
+            reward_error: row.reward_error,
+            reward_synced: row.reward_synced,
             follows_settings: row.follows_settings,
             version: row.version,
             updated_at: row.updated_at,
@@ -260,17 +327,43 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records the Twitch reward made for a style.
-    pub async fn set_style_reward(
+    /// Records what became of a style's Twitch reward; false when nothing
+    /// changed (or there is no such style). A change bumps the version, so
+    /// every consumer's copy (and its reward map) is refreshed.
+    pub async fn set_style_reward_state(
         &self,
         id: &StyleId,
-        reward_id: &str,
+        state: RewardState<'_>,
     ) -> Result<bool, StoreError> {
+        // The reason is shown on the page: capped like the column.
+        let error: Option<String> = state.error.map(|e| e.chars().take(500).collect());
         let done = sqlx::query!(
-            "UPDATE dynamo.styles SET reward_id = $2, version = version + 1, updated_at = now()
-             WHERE id = $1 AND reward_id IS DISTINCT FROM $2",
+            "UPDATE dynamo.styles SET reward_id = $2, reward_status = $3, reward_error = $4,
+                 reward_synced = coalesce($5, reward_synced),
+                 version = version + 1, updated_at = now()
+             WHERE id = $1
+               AND (reward_id, reward_status, reward_error, coalesce($5, reward_synced))
+                   IS DISTINCT FROM ($2, $3, $4, reward_synced)",
             id.as_str(),
-            reward_id,
+            state.reward_id,
+            state.status.as_str(),
+            error,
+            state.synced,
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Asks for a style's reward to be published (`POST /styles/{style}/reward`):
+    /// the consumer running the Twitch intake hears of it (the styles
+    /// notification) and makes it. False when there is no such style.
+    pub async fn request_style_reward(&self, id: &StyleId) -> Result<bool, StoreError> {
+        let done = sqlx::query!(
+            "UPDATE dynamo.styles SET reward_status = 'requested', reward_error = NULL,
+                 version = version + 1, updated_at = now()
+             WHERE id = $1",
+            id.as_str(),
         )
         .execute(self.pool())
         .await?;

@@ -311,10 +311,14 @@ async fn serve(
     shutdown: &Shutdown,
     to: Endpoint<'_>,
 ) -> Ended {
-    let broadcaster = match subscribe(intake, &live.id).await {
+    let mut subscribed = HashSet::new();
+    let broadcaster = match subscribe(intake, &live.id, &mut subscribed).await {
         Ok(broadcaster) => broadcaster,
         Err(ended) => return ended,
     };
+    // A style's reward published while the session runs is subscribed to
+    // as soon as the styles say so.
+    let mut changes = intake.rewards.changes();
     if let Err(ended) = catch_up(intake, &broadcaster).await {
         return ended;
     }
@@ -327,6 +331,17 @@ async fn serve(
                 return Ended::Shutdown;
             }
             frame = tokio::time::timeout(silence, next_frame(&mut live.socket)) => frame,
+            () = styles_changed(&mut changes) => {
+                match subscribe_rewards(intake, &live.id, &broadcaster, &mut subscribed).await {
+                    Ok(0) => {}
+                    // Whatever was redeemed before the subscription.
+                    Ok(_) => if let Err(ended) = catch_up(intake, &broadcaster).await {
+                        return ended;
+                    },
+                    Err(ended) => return ended,
+                }
+                continue;
+            }
         };
         let frame = match frame {
             Err(_) => {
@@ -431,19 +446,13 @@ async fn serve(
     }
 }
 
-async fn subscribe(intake: &Intake, session_id: &str) -> Result<String, Ended> {
+async fn subscribe(
+    intake: &Intake,
+    session_id: &str,
+    subscribed: &mut HashSet<String>,
+) -> Result<String, Ended> {
     let broadcaster = intake.helix.broadcaster_id().await.map_err(ended_by)?;
-    for (style, reward_id) in intake.rewards.configured() {
-        // Updates too: a moderator's cancel withdraws the request.
-        for kind in [REDEMPTION_ADD, REDEMPTION_UPDATE] {
-            intake
-                .helix
-                .subscribe_redemptions(session_id, kind, &broadcaster, &reward_id)
-                .await
-                .map_err(ended_by)?;
-        }
-        tracing::info!(%style, reward = %reward_id, "subscribed to redemptions and their updates");
-    }
+    subscribe_rewards(intake, session_id, &broadcaster, subscribed).await?;
     // Whether the channel is live (TWITCH_PAUSE_WHEN_OFFLINE).
     for kind in [STREAM_ONLINE, STREAM_OFFLINE] {
         intake
@@ -457,6 +466,48 @@ async fn subscribe(intake: &Intake, session_id: &str) -> Result<String, Ended> {
         tracing::info!("Twitch is usable again: held requests go on");
     }
     Ok(broadcaster)
+}
+
+/// Subscribes to the redemptions of every reward of dynamo's not yet in
+/// `subscribed`; how many were new.
+async fn subscribe_rewards(
+    intake: &Intake,
+    session_id: &str,
+    broadcaster: &str,
+    subscribed: &mut HashSet<String>,
+) -> Result<usize, Ended> {
+    let mut new = 0;
+    for booked in intake.rewards.rewards() {
+        if subscribed.contains(&booked.reward_id) {
+            continue;
+        }
+        // Updates too: a moderator's cancel withdraws the request.
+        for kind in [REDEMPTION_ADD, REDEMPTION_UPDATE] {
+            intake
+                .helix
+                .subscribe_redemptions(session_id, kind, broadcaster, &booked.reward_id)
+                .await
+                .map_err(ended_by)?;
+        }
+        tracing::info!(style = %booked.style, reward = %booked.reward_id, "subscribed to redemptions and their updates");
+        subscribed.insert(booked.reward_id);
+        new += 1;
+    }
+    Ok(new)
+}
+
+/// Returns when the styles changed; never without them (or once their
+/// copy is gone).
+async fn styles_changed(changes: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    match changes {
+        Some(receiver) => {
+            if receiver.changed().await.is_err() {
+                *changes = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
 }
 
 async fn catch_up(intake: &Intake, broadcaster: &str) -> Result<(), Ended> {

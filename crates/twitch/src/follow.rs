@@ -7,8 +7,9 @@
 //! last set is kept in PostgreSQL: only the process that turns it changes
 //! the rewards, however many run this.
 
+use crate::book::RewardBook;
 use crate::helix::Helix;
-use crate::{RewardIds, SERVICE, TwitchError};
+use crate::{SERVICE, TwitchError};
 use dynamo_runtime::Shutdown;
 use dynamo_store::Store;
 use serde_json::json;
@@ -20,7 +21,7 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 pub struct Follow {
     pub helix: Helix,
     pub store: Store,
-    pub rewards: RewardIds,
+    pub rewards: RewardBook,
     pub pause_when_offline: bool,
 }
 
@@ -64,9 +65,15 @@ impl Follow {
 
     async fn apply(&self, paused: bool) -> Result<(), TwitchError> {
         let broadcaster = self.helix.broadcaster_id().await?;
-        for (_, reward_id) in self.rewards.configured() {
+        for booked in self.rewards.rewards() {
+            // A disabled style's reward stays paused whatever the holds say.
+            let paused = paused || !booked.enabled;
             self.helix
-                .update_reward(&broadcaster, &reward_id, &json!({"is_paused": paused}))
+                .update_reward(
+                    &broadcaster,
+                    &booked.reward_id,
+                    &json!({"is_paused": paused}),
+                )
                 .await?;
         }
         Ok(())

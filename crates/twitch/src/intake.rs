@@ -4,9 +4,10 @@
 //! twice, or from the listing after a reconnect, it is one request.
 //! Input that cannot be a request is cancelled (refunded), the reason logged.
 
+use crate::TwitchError;
+use crate::book::RewardBook;
 use crate::helix::{Helix, HelixRedemption};
 use crate::input::{Redeemed, request_from};
-use crate::{RewardIds, TwitchError};
 use dynamo_broker::{Envelope, Publisher};
 use dynamo_store::{NewRedemption, Store};
 use uuid::Uuid;
@@ -62,7 +63,8 @@ pub struct Intake {
     pub store: Store,
     pub publisher: Publisher,
     pub requests_exchange: String,
-    pub rewards: RewardIds,
+    /// Which rewards are dynamo's, and of which style.
+    pub rewards: RewardBook,
 }
 
 impl Intake {
@@ -95,7 +97,16 @@ impl Intake {
             user_name: &redemption.user_name,
             user_input: &redemption.user_input,
         };
-        match request_from(style, &redeemed) {
+        let made = if style.enabled {
+            request_from(&style, &redeemed)
+        } else {
+            Err(format!(
+                "the style {} is disabled: its reward takes no redemptions",
+                style.id
+            ))
+        };
+        let style = style.id;
+        match made {
             Ok(request) => {
                 let envelope = Envelope {
                     message_id: Some(request_id),
@@ -141,8 +152,12 @@ impl Intake {
     /// seen: what was redeemed while dynamo was down or disconnected.
     pub async fn catch_up(&self, broadcaster_id: &str) -> Result<usize, TwitchError> {
         let mut taken = 0;
-        for (_, reward_id) in self.rewards.configured() {
-            for listed in self.helix.unfulfilled(broadcaster_id, &reward_id).await? {
+        for booked in self.rewards.rewards() {
+            for listed in self
+                .helix
+                .unfulfilled(broadcaster_id, &booked.reward_id)
+                .await?
+            {
                 if self.take_in(&listed.into()).await? != TakenIn::Skipped {
                     taken += 1;
                 }

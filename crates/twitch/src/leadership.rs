@@ -13,6 +13,7 @@
 
 use crate::eventsub;
 use crate::intake::Intake;
+use crate::rewards::Rewarder;
 use dynamo_runtime::Shutdown;
 use dynamo_store::{IntakeLease, Store};
 use std::sync::Arc;
@@ -27,11 +28,13 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(2);
 pub const LOOK_EVERY: Duration = Duration::from_secs(2);
 
 /// Runs the intake whenever this consumer (`holder`) holds the lease, until
-/// `shutdown`.
+/// `shutdown`; with `rewarder`, the holder also keeps the styles' rewards
+/// in line (rewards::keep_in_line), so one process changes them.
 pub async fn run(
     store: Store,
     holder: String,
     intake: Arc<Intake>,
+    rewarder: Option<Rewarder>,
     url: String,
     shutdown: Shutdown,
 ) {
@@ -39,7 +42,8 @@ pub async fn run(
         match store.take_intake_lease(&holder, LEASE_TTL).await {
             Ok(Some(lease)) => {
                 tracing::info!(fence = lease.fence, "this consumer runs the Twitch intake");
-                let shut_down = hold(&store, lease, &intake, &url, &shutdown).await;
+                let shut_down =
+                    hold(&store, lease, &intake, rewarder.as_ref(), &url, &shutdown).await;
                 if shut_down {
                     if let Err(error) = store.release_intake_lease(lease).await {
                         tracing::warn!(%error, "could not give up the Twitch intake's lease; it lapses by itself");
@@ -64,6 +68,7 @@ async fn hold(
     store: &Store,
     lease: IntakeLease,
     intake: &Arc<Intake>,
+    rewarder: Option<&Rewarder>,
     url: &str,
     shutdown: &Shutdown,
 ) -> bool {
@@ -73,6 +78,14 @@ async fn hold(
         url.to_owned(),
         session_stop.clone(),
     ));
+    let rewards = match (rewarder, intake.rewards.changes()) {
+        (Some(rewarder), Some(changes)) => Some(tokio::spawn(crate::rewards::keep_in_line(
+            rewarder.clone(),
+            changes,
+            session_stop.clone(),
+        ))),
+        _ => None,
+    };
     // Until then nobody else can have taken it, whatever the database says.
     let mut held_until = Instant::now() + LEASE_TTL;
     let shut_down = loop {
@@ -102,6 +115,11 @@ async fn hold(
     session_stop.trigger();
     if let Err(error) = session.await {
         tracing::error!(%error, "the EventSub session task failed");
+    }
+    if let Some(rewards) = rewards
+        && let Err(error) = rewards.await
+    {
+        tracing::error!(%error, "the rewards task failed");
     }
     shut_down
 }

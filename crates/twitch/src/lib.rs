@@ -10,8 +10,10 @@
 //! published request), [`leadership`] (which consumer runs the intake),
 //! [`ledger`] (settling on the redemption status), [`chat`] (telling the
 //! viewer in chat), [`elsewhere`] (redemptions settled by someone else),
-//! [`follow`] (rewards paused while dynamo holds).
+//! [`follow`] (rewards paused while dynamo holds), [`book`] (which style a
+//! reward is for), [`rewards`] (one reward per style, made and kept in line).
 
+pub mod book;
 pub mod chat;
 pub mod cipher;
 pub mod elsewhere;

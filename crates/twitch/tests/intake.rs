@@ -27,6 +27,7 @@ struct World {
     broker: TestBroker,
     _database: TestDatabase,
     store: Store,
+    settings: TwitchSettings,
     helix: Helix,
     rewards: RewardIds,
     requests: String,
@@ -74,18 +75,18 @@ impl World {
             dynamo_store::GrantAccount::Broadcaster,
         );
         sign_in(&twitch, &helix).await;
-        let made = dynamo_twitch::rewards::ensure_rewards(&helix, 300, &Default::default())
+        let made = dynamo_twitch::rewards::Rewarder::for_settings(&settings, store.clone())
+            .unwrap()
+            .setup(&Default::default(), 300)
             .await
             .unwrap();
-        let rewards = RewardIds {
-            ghost: Some(made[0].reward.id.clone()),
-            friend: Some(made[1].reward.id.clone()),
-        };
+        let rewards = dynamo_twitch::rewards::golden_ids(&made);
         let requests = broker.capture(&broker.topology.requests_exchange).await;
         Self {
             twitch,
             roots,
             store,
+            settings,
             helix,
             rewards,
             requests,
@@ -113,7 +114,7 @@ impl World {
             store: self.store.clone(),
             publisher: self.broker.publisher.clone(),
             requests_exchange: self.broker.topology.requests_exchange.clone(),
-            rewards: self.rewards.clone(),
+            rewards: dynamo_twitch::book::RewardBook::overrides_only(self.rewards.clone()),
         })
     }
 
@@ -203,14 +204,20 @@ async fn setup_creates_one_queued_input_reward_per_style_and_adopts_them_after()
         assert!(!reward.should_redemptions_skip_request_queue);
         assert_eq!(reward.cost, 300);
     }
-    let again = dynamo_twitch::rewards::ensure_rewards(&world.helix, 300, &Default::default())
-        .await
-        .unwrap();
+    let again =
+        dynamo_twitch::rewards::Rewarder::for_settings(&world.settings, world.store.clone())
+            .unwrap()
+            .setup(&Default::default(), 300)
+            .await
+            .unwrap();
     assert!(
         again.iter().all(|r| !r.created),
         "adopted, not created twice"
     );
-    assert_eq!(again[0].reward.id, world.ghost());
+    assert_eq!(
+        dynamo_twitch::rewards::golden_ids(&again).ghost.as_deref(),
+        Some(world.ghost())
+    );
     assert_eq!(world.twitch.with(|s| s.rewards.len()), 2);
     world.stop().await;
 }
@@ -575,6 +582,7 @@ impl Runner {
             world.store.clone(),
             holder.clone(),
             world.intake(),
+            None,
             world.twitch.ws_url.clone(),
             shutdown.clone(),
         ));

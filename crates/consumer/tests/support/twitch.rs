@@ -7,7 +7,7 @@ use dynamo_runtime::{Env, Shutdown};
 use dynamo_store::{RequestState, Store};
 use dynamo_testkit::twitch::{REDEMPTION_TYPE, REDEMPTION_UPDATE_TYPE};
 use dynamo_testkit::{FakeTwitch, TestWorld, eventually};
-use dynamo_twitch::helix::{Helix, RewardLimits};
+use dynamo_twitch::helix::Helix;
 use dynamo_twitch::intake::request_id_for;
 use dynamo_twitch::{RewardIds, SCOPES, TwitchSettings};
 use std::time::Duration;
@@ -33,13 +33,12 @@ impl Channel {
         let store = Store::new(world.database.pool().clone());
         let helix = dynamo_twitch::helix(&settings, store.clone()).unwrap();
         sign_in(&helix, SCOPES).await;
-        let made = dynamo_twitch::rewards::ensure_rewards(&helix, 200, &RewardLimits::default())
+        let made = dynamo_twitch::rewards::Rewarder::for_settings(&settings, store.clone())
+            .unwrap()
+            .setup(&Default::default(), 200)
             .await
             .unwrap();
-        let rewards = RewardIds {
-            ghost: Some(made[0].reward.id.clone()),
-            friend: Some(made[1].reward.id.clone()),
-        };
+        let rewards = dynamo_twitch::rewards::golden_ids(&made);
         let alerts = world
             .broker
             .capture(&world.broker.topology.alerts_exchange)

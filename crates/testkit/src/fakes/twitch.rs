@@ -879,7 +879,7 @@ async fn create_reward(
         return helix_error(StatusCode::BAD_REQUEST, "Missing required parameter");
     };
     let mut s = app.state.lock().unwrap();
-    if s.rewards.iter().any(|r| r.title == title) {
+    if duplicate_title(&s.rewards, title, None) {
         return helix_error(
             StatusCode::BAD_REQUEST,
             "CREATE_CUSTOM_REWARD_DUPLICATE_REWARD",
@@ -930,16 +930,38 @@ async fn list_rewards(
     Json(json!({"data": data})).into_response()
 }
 
-/// The flat fields create and update take (Twitch's reference): each
-/// `is_*_enabled` with its value. The `*_setting` objects Twitch answers
-/// with are not read, as Twitch does not read them either.
+/// A title is unique among the broadcaster's custom rewards (Twitch's
+/// reference, Create and Update Custom Reward): 400 otherwise.
+fn duplicate_title(rewards: &[Reward], title: &str, except: Option<&str>) -> bool {
+    rewards
+        .iter()
+        .any(|r| r.title == title && Some(r.id.as_str()) != except)
+}
+
+/// The longest global cooldown Twitch takes: 7 days, in seconds.
+const MAX_COOLDOWN_SECONDS: i64 = 604_800;
+
+/// The flat fields create and update take (Twitch's reference): a title of
+/// 1 to 45 characters, a prompt of at most 200, a cost of at least 1, and
+/// each `is_*_enabled` with its value (at least 1; a cooldown at most 7
+/// days). The `*_setting` objects Twitch answers with are not read, as
+/// Twitch does not read them either.
 fn apply_flat_fields(reward: &mut Reward, body: &Value) -> Result<(), Box<Response>> {
     let bad = |message: &str| Box::new(helix_error(StatusCode::BAD_REQUEST, message));
     if let Some(title) = body.get("title").and_then(Value::as_str) {
+        if title.trim().is_empty() {
+            return Err(bad("title must not be empty"));
+        }
         if title.chars().count() > 45 {
             return Err(bad("title must be at most 45 characters"));
         }
         reward.title = title.to_owned();
+    }
+    if let Some(cost) = body.get("cost") {
+        match cost.as_i64() {
+            Some(cost) if cost >= 1 => reward.cost = cost,
+            _ => return Err(bad("cost must be at least 1")),
+        }
     }
     if let Some(prompt) = body.get("prompt").and_then(Value::as_str) {
         if prompt.chars().count() > 200 {
@@ -964,6 +986,9 @@ fn apply_flat_fields(reward: &mut Reward, body: &Value) -> Result<(), Box<Respon
             }
         };
     if let Some(cooldown) = limit("is_global_cooldown_enabled", "global_cooldown_seconds", 1)? {
+        if cooldown.is_some_and(|seconds| seconds > MAX_COOLDOWN_SECONDS) {
+            return Err(bad("global_cooldown_seconds must be at most 604800"));
+        }
         reward.global_cooldown = cooldown;
     }
     if let Some(max) = limit("is_max_per_stream_enabled", "max_per_stream", 1)? {
@@ -996,6 +1021,14 @@ async fn update_reward(
         return helix_error(StatusCode::BAD_REQUEST, "Missing required parameter id");
     };
     let mut s = app.state.lock().unwrap();
+    if let Some(title) = body.get("title").and_then(Value::as_str)
+        && duplicate_title(&s.rewards, title, Some(id))
+    {
+        return helix_error(
+            StatusCode::BAD_REQUEST,
+            "CREATE_CUSTOM_REWARD_DUPLICATE_REWARD",
+        );
+    }
     let Some(reward) = s.rewards.iter_mut().find(|r| r.id == id) else {
         return helix_error(StatusCode::NOT_FOUND, "reward not found");
     };
