@@ -149,10 +149,8 @@ impl ConsumerConfig {
         };
         let storage = StorageBackend::from_env(env)?;
         let ledger = LedgerBackend::from_env(env)?;
-        let mut points_cost: u32 = env.parse("POINTS_COST", 200)?;
-        if ledger == LedgerBackend::None {
-            points_cost = 0;
-        }
+        // 0 with LEDGER=none: read as the seeded styles read it.
+        let points_cost = dynamo_store::golden_vcr::points_cost_from_env(env)?;
         if ledger == LedgerBackend::Twitch && points_cost == 0 {
             return Err(SettingError::new(
                 "POINTS_COST",
