@@ -352,6 +352,7 @@ async fn services(
             http,
             config.discord_ghosts_webhook.clone(),
             config.discord_friends_webhook.clone(),
+            config.discord_styles_webhook.clone(),
         ),
         limits,
     })
