@@ -90,8 +90,14 @@ pub async fn run_with_health(
     }
     let store = Store::new(pool);
     // Golden VCR's styles follow PROMPT_GHOST / PROMPT_FRIEND / POINTS_COST
-    // until edited (dynamo_pipeline::styles::golden_vcr).
-    dynamo_pipeline::styles::seed(&store, &config.prompts, config.points_cost).await?;
+    // until edited (dynamo_store::golden_vcr).
+    dynamo_store::golden_vcr::seed(
+        &store,
+        &config.prompts,
+        config.points_cost,
+        dynamo_store::golden_vcr::Seeding::Follow,
+    )
+    .await?;
     let styles = dynamo_pipeline::styles::Styles::load(store.clone()).await?;
     styles.follow(shutdown.clone());
     // The Twitch intake reads its rewards from the same copy.
@@ -358,6 +364,7 @@ async fn services(
             http,
             config.discord_ghosts_webhook.clone(),
             config.discord_friends_webhook.clone(),
+            config.discord_styles_webhook.clone(),
         ),
         limits,
     })

@@ -45,6 +45,8 @@ pub struct ConsumerConfig {
     pub discord_ghosts_webhook: Option<String>,
     /// `DISCORD_FRIENDS_WEBHOOK_URL`, optional.
     pub discord_friends_webhook: Option<String>,
+    /// `DISCORD_STYLES_WEBHOOK_URL`, optional: every other style's images.
+    pub discord_styles_webhook: Option<String>,
     /// `CONSUMER_PREFETCH`, default 4: requests processed at once by this process.
     pub prefetch: u16,
     /// `DELIVERY_LIMIT`, default 10: a message delivered this many times
@@ -149,10 +151,8 @@ impl ConsumerConfig {
         };
         let storage = StorageBackend::from_env(env)?;
         let ledger = LedgerBackend::from_env(env)?;
-        let mut points_cost: u32 = env.parse("POINTS_COST", 200)?;
-        if ledger == LedgerBackend::None {
-            points_cost = 0;
-        }
+        // 0 with LEDGER=none: read as the seeded styles read it.
+        let points_cost = dynamo_store::golden_vcr::points_cost_from_env(env)?;
         if ledger == LedgerBackend::Twitch && points_cost == 0 {
             return Err(SettingError::new(
                 "POINTS_COST",
@@ -198,6 +198,7 @@ impl ConsumerConfig {
             prompts: PromptTemplates::from_env(env)?,
             discord_ghosts_webhook: env.optional_http_url("DISCORD_GHOSTS_WEBHOOK_URL")?,
             discord_friends_webhook: env.optional_http_url("DISCORD_FRIENDS_WEBHOOK_URL")?,
+            discord_styles_webhook: env.optional_http_url("DISCORD_STYLES_WEBHOOK_URL")?,
             prefetch,
             delivery_limit,
             shutdown_grace: env.duration("SHUTDOWN_GRACE", Duration::from_secs(150))?,

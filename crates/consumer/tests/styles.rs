@@ -1,9 +1,9 @@
 //! Styles as data (issue 28, SPEC §8) through a running consumer: a style
 //! written to the store while the consumer runs is used at once, each output
-//! kind is stored as it says (decoded from the bucket), an edit never
-//! changes a request in progress, and an unknown or disabled style is
-//! dead-lettered with the reason. Real PostgreSQL, RabbitMQ and moto; the
-//! fake OpenAI and ledger.
+//! kind is stored as it says (decoded from the bucket) and announced on
+//! Discord, an edit never changes a request in progress, and an unknown or
+//! disabled style is dead-lettered with the reason. Real PostgreSQL,
+//! RabbitMQ and moto; the fake OpenAI, ledger and Discord.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests: a failed setup should fail the test
 
@@ -106,6 +106,15 @@ async fn a_style_added_while_running_is_used_and_its_cutout_stored_as_transparen
     );
     // Its own points cost, not POINTS_COST.
     assert_eq!(running.world.fakes.flows()[0].points, 50);
+    // Announced on Discord like ghosts and friends, on the streamer's
+    // styles' channel (DISCORD_STYLES_WEBHOOK_URL).
+    let (channel, post) = eventually("the Discord post", WAIT, || {
+        let posts = running.world.fakes.with(|s| s.discord_posts.clone());
+        async move { posts.first().cloned() }
+    })
+    .await;
+    assert_eq!(channel, "styles", "{post}");
+    assert_eq!(post["embeds"][0]["image"]["url"], url, "{post}");
     running.stop().await;
 }
 

@@ -9,6 +9,7 @@ use dynamo_wire::GenerationRequest;
 use std::io::Read;
 use std::process::ExitCode;
 
+mod styles;
 mod twitch;
 
 /// Operator commands for dynamo: publish requests, watch what dynamo
@@ -64,6 +65,44 @@ enum Command {
     /// Twitch-native dynamo: sign in to the channel, create the rewards.
     #[command(subcommand)]
     Twitch(TwitchCommand),
+    /// The styles as a file (styles.toml, README "Styles"): export them,
+    /// apply a file (GitOps, a Kubernetes ConfigMap).
+    #[command(subcommand)]
+    Styles(StylesCommand),
+}
+
+#[derive(Subcommand)]
+enum StylesCommand {
+    /// Print every style in the database as styles.toml, by id; fields at
+    /// their default are left out.
+    #[command(after_help = "Examples:
+  dynamoctl styles export > styles.toml
+")]
+    Export,
+    /// Create or update each style of a styles.toml in one transaction, and
+    /// print what changed, field by field. Idempotent: a second apply
+    /// changes nothing and says so. Styles the file leaves out are left
+    /// alone (with --prune: disabled). Any problem in the file (named by
+    /// line, style and field, with the API's rules) writes nothing and
+    /// exits 1. A seeded style (ghost, friend) the file changes stops
+    /// following PROMPT_* and POINTS_COST; one it leaves as it is keeps
+    /// following them.
+    #[command(after_help = "Examples:
+  dynamoctl styles apply --dry-run styles.toml   # print the diff, write nothing
+  dynamoctl styles apply styles.toml
+  kubectl get configmap dynamo-styles -o jsonpath='{.data.styles\\.toml}' | dynamoctl styles apply -
+")]
+    Apply {
+        /// The styles.toml; `-` reads it from stdin.
+        #[arg(value_name = "FILE")]
+        file: String,
+        /// Print what would change, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Disable the enabled styles the file leaves out.
+        #[arg(long)]
+        prune: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -110,6 +149,12 @@ async fn main() -> ExitCode {
         Command::DeadLetters { requeue } => dead_letters(requeue).await,
         Command::Twitch(TwitchCommand::Login { bot }) => twitch::login(bot).await,
         Command::Twitch(TwitchCommand::Setup { cost }) => twitch::setup(cost).await,
+        Command::Styles(StylesCommand::Export) => styles::export().await,
+        Command::Styles(StylesCommand::Apply {
+            file,
+            dry_run,
+            prune,
+        }) => styles::apply(&file, dry_run, prune).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -51,6 +51,25 @@ fn every_command_has_help_with_examples() {
 }
 
 #[test]
+fn the_styles_commands_have_help_with_examples() {
+    for (args, example) in [
+        (
+            ["styles", "export"],
+            "dynamoctl styles export > styles.toml",
+        ),
+        (
+            ["styles", "apply"],
+            "dynamoctl styles apply --dry-run styles.toml",
+        ),
+    ] {
+        // Against no database at all: help must not connect.
+        let stdout = help(&[args[0], args[1], "--help"]);
+        assert!(stdout.contains("Examples:"), "{args:?}: {stdout}");
+        assert!(stdout.contains(example), "{args:?}: {stdout}");
+    }
+}
+
+#[test]
 fn version_prints_the_version() {
     assert_eq!(
         help(&["--version"]).trim(),

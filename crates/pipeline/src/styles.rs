@@ -9,13 +9,9 @@
 //! it is refused, so a style created a moment ago is never refused for
 //! being new.
 
-use crate::prompt::PromptTemplates;
 use dynamo_runtime::Shutdown;
 use dynamo_store::{STYLES_CHANNEL, Store, StoreError, StoredStyle};
-use dynamo_wire::{
-    ColorInput, GenerationRequest, OnAirSettings, Output, RewardSettings, Style, StyleDefinition,
-    StyleId, StyleSettings, render,
-};
+use dynamo_wire::{GenerationRequest, StyleDefinition, StyleId, StyleSettings, render};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -206,64 +202,4 @@ pub enum Refusal {
     /// The styles could not be read: not the message's fault.
     #[error(transparent)]
     Store(StoreError),
-}
-
-/// Golden VCR's two styles as the settings define them (`PROMPT_GHOST`,
-/// `PROMPT_FRIEND`, `POINTS_COST`): seeded at every start, and followed by
-/// the stored rows until someone edits them.
-pub fn golden_vcr(prompts: &PromptTemplates, points_cost: u32) -> [StyleDefinition; 2] {
-    let reward = |style: Style, prompt: &str| RewardSettings {
-        title: format!("dynamo: a {style}"),
-        prompt: prompt.to_owned(),
-        cost: points_cost.max(1),
-        cooldown_seconds: None,
-        max_per_stream: None,
-        max_per_user_per_stream: None,
-    };
-    [
-        StyleDefinition {
-            id: Style::Ghost.into(),
-            display_name: "Ghost".to_owned(),
-            color: ColorInput::None,
-            prompt_template: prompts.ghost.clone(),
-            output: Output::Photo,
-            image_quality: None,
-            image_size: None,
-            generate_name: false,
-            points_cost,
-            reward: reward(Style::Ghost, "What should the ghost be? e.g. \"a seal\""),
-            on_air: OnAirSettings::default(),
-            enabled: true,
-        },
-        StyleDefinition {
-            id: Style::Friend.into(),
-            display_name: "Friend".to_owned(),
-            color: ColorInput::Required,
-            prompt_template: prompts.friend.clone(),
-            output: Output::Cutout,
-            image_quality: None,
-            image_size: None,
-            generate_name: true,
-            points_cost,
-            reward: reward(
-                Style::Friend,
-                "Describe your friend, optionally starting with a colour: \"red: a robot who loves soup\"",
-            ),
-            on_air: OnAirSettings::default(),
-            enabled: true,
-        },
-    ]
-}
-
-/// Seeds Golden VCR's styles (see [`golden_vcr`]).
-pub async fn seed(
-    store: &Store,
-    prompts: &PromptTemplates,
-    points_cost: u32,
-) -> Result<(), StoreError> {
-    for style in golden_vcr(prompts, points_cost) {
-        let written = store.seed_style(&style).await?;
-        tracing::debug!(style = %style.id, ?written, "seeded style");
-    }
-    Ok(())
 }

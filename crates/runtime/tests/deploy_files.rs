@@ -618,7 +618,7 @@ fn the_example_overlay_renders() {
             let image = &document["spec"]["template"]["spec"]["containers"][0]["image"];
             assert_eq!(image.as_str(), Some("registry.example.com/dynamo:0.1.0"));
         }
-        if kind == "ConfigMap" {
+        if kind == "ConfigMap" && document["metadata"]["name"] == "dynamo-config" {
             let keys: BTreeSet<String> = document["data"]
                 .as_mapping()
                 .unwrap()
@@ -740,4 +740,55 @@ fn the_rendered_pods_probe_what_they_mean_and_run_with_least_privilege() {
         consumer["spec"]["replicas"].is_null(),
         "KEDA owns the consumer's replicas"
     );
+}
+
+/// The example's styles (README "Styles", issue 28): a ConfigMap holding
+/// styles.toml, applied by a Job running `dynamoctl styles apply` on it with
+/// the settings every binary takes, as least privileged as the Deployments.
+#[test]
+fn the_example_applies_its_styles_file_with_a_job() {
+    let documents = kustomize::render("deploy/kubernetes/overlays/example");
+    let styles = support::find(&documents, "ConfigMap", "dynamo-styles");
+    let file = styles["data"]["styles.toml"].as_str().unwrap();
+    assert!(file.contains("[[style]]\nid = \"sticker\""), "{file}");
+    let job = support::find(&documents, "Job", "dynamo-styles");
+    let pod = &job["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["image"].as_str(),
+        Some("registry.example.com/dynamo:0.1.0")
+    );
+    let mount = container["volumeMounts"][0]["mountPath"].as_str().unwrap();
+    let command: Vec<&str> = container["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        command,
+        [
+            "dynamoctl",
+            "styles",
+            "apply",
+            &format!("{mount}/styles.toml")
+        ]
+    );
+    assert_eq!(pod["volumes"][0]["configMap"]["name"], "dynamo-styles");
+    let sources: Vec<&str> = container["envFrom"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|s| {
+            s["configMapRef"]["name"]
+                .as_str()
+                .or(s["secretRef"]["name"].as_str())
+        })
+        .collect();
+    assert_eq!(sources, ["dynamo-config", "dynamo-secrets"]);
+    assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(false));
+    assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
+    let security = &container["securityContext"];
+    assert_eq!(security["allowPrivilegeEscalation"].as_bool(), Some(false));
+    assert_eq!(security["readOnlyRootFilesystem"].as_bool(), Some(true));
 }

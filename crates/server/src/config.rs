@@ -2,6 +2,7 @@
 
 use dynamo_broker::Topology;
 use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
+use dynamo_store::golden_vcr::{self, PromptTemplates};
 use dynamo_upstream::StorageBackend;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -42,6 +43,10 @@ pub struct ServerConfig {
     /// None: the gallery is served only then, and its share tags need
     /// absolute URLs.
     pub public_base_url: Option<String>,
+    /// `PROMPT_GHOST`, `PROMPT_FRIEND`, `POINTS_COST` (and `LEDGER=none`):
+    /// Golden VCR's styles as the server creates them on a database that
+    /// has none yet (the consumers keep them in line with the settings).
+    pub golden_vcr: (PromptTemplates, u32),
 }
 
 /// What one client may hold of the server (issue 23: slow and greedy
@@ -149,6 +154,10 @@ impl ServerConfig {
             auth_failure_max_addresses: positive(env, "AUTH_FAILURE_MAX_ADDRESSES", 100_000)?,
             limits: Limits::from_env(env)?,
             public_base_url: public_base_url(env)?,
+            golden_vcr: (
+                PromptTemplates::from_env(env)?,
+                golden_vcr::points_cost_from_env(env)?,
+            ),
         })
     }
 

@@ -176,6 +176,35 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         .with_state(state)
 }
 
+/// Creates Golden VCR's styles if the database has none yet, once it is
+/// reachable: the styles list (the page's *Styles* panel) is then never
+/// empty because no consumer has started. The consumers keep them in line
+/// with their settings (`dynamo_store::golden_vcr`).
+async fn seed_styles(
+    store: Store,
+    schema: dynamo_store::SchemaReady,
+    (prompts, points_cost): (dynamo_store::golden_vcr::PromptTemplates, u32),
+    shutdown: Shutdown,
+) {
+    use dynamo_store::golden_vcr::{Seeding, seed};
+    tokio::select! {
+        () = schema.wait() => {}
+        () = shutdown.requested() => return,
+    }
+    loop {
+        match seed(&store, &prompts, points_cost, Seeding::CreateMissing).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, "could not create the seeded styles; trying again shortly")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            () = shutdown.requested() => return,
+        }
+    }
+}
+
 /// How long start-up waits for PostgreSQL and RabbitMQ before serving without them.
 const FIRST_CONNECT_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -233,6 +262,12 @@ pub async fn run(
         );
     }
     let overlay = overlay::OverlayHub::start(pool.clone(), shutdown.clone());
+    tokio::spawn(seed_styles(
+        Store::new(pool.clone()),
+        schema.clone(),
+        config.golden_vcr.clone(),
+        shutdown.clone(),
+    ));
     let state = AppState {
         store: Store::new(pool),
         schema,

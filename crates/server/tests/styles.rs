@@ -269,3 +269,50 @@ async fn a_style_with_requests_in_progress_is_not_deleted() {
     let (status, _) = server.get("/styles/sticker", Some(&server.admin())).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// With no consumer started yet, the server's styles list (the page's
+/// *Styles* panel) has Golden VCR's two, following the settings; the
+/// server's seeding creates what is missing and never changes a style.
+#[tokio::test]
+async fn a_server_started_first_lists_the_seeded_styles_and_leaves_edits_alone() {
+    let server = Server::start().await;
+    let admin = server.admin();
+    let listed = dynamo_testkit::eventually("the seeded styles", WAIT, || async {
+        let (status, listed) = server.get("/styles", Some(&admin)).await;
+        (status == StatusCode::OK && listed.as_array().is_some_and(|l| l.len() == 2))
+            .then_some(listed)
+    })
+    .await;
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed[0]["definition"]["id"], "friend");
+    assert_eq!(listed[1]["definition"]["id"], "ghost");
+    assert!(listed.iter().all(|s| s["follows_settings"] == true));
+    assert_eq!(
+        listed[1]["definition"]["prompt_template"],
+        dynamo_store::golden_vcr::DEFAULT_GHOST
+    );
+
+    let store = Store::new(server.world.database.pool().clone());
+    let mut ghost = store
+        .style(&dynamo_wire::Style::Ghost.into())
+        .await
+        .unwrap()
+        .unwrap();
+    ghost.definition.points_cost = 7;
+    store.put_style(&ghost.definition).await.unwrap();
+    dynamo_store::golden_vcr::seed(
+        &store,
+        &dynamo_store::golden_vcr::PromptTemplates::default(),
+        200,
+        dynamo_store::golden_vcr::Seeding::CreateMissing,
+    )
+    .await
+    .unwrap();
+    let ghost = store
+        .style(&dynamo_wire::Style::Ghost.into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ghost.definition.points_cost, 7);
+    assert!(!ghost.follows_settings);
+}

@@ -14,6 +14,7 @@ mod debit;
 mod deliveries;
 mod gallery;
 mod generated;
+pub mod golden_vcr;
 mod holds;
 mod intake_lease;
 mod lease;
@@ -60,5 +61,7 @@ pub use spend::{ImageCost, SpendSummary};
 pub use state::RequestState;
 pub use stats::{StateCount, StepTimes};
 pub use step::Step;
-pub use styles::{DeleteError, RewardState, RewardStatus, STYLES_CHANNEL, StoredStyle, Written};
+pub use styles::{
+    DeleteError, RewardState, RewardStatus, STYLES_CHANNEL, StoredStyle, Written, stored_form,
+};
 pub use twitch::{GrantAccount, NewRedemption, StoredGrant, StoredRedemption};

@@ -228,89 +228,58 @@ impl Store {
         Ok((row.count, row.versions))
     }
 
-    /// Creates or replaces a style's definition (the API, `styles apply`).
-    /// An edit ends a seeded style's following of the settings. Writing the
-    /// definition a style already has changes nothing (not even its version).
+    /// Creates or replaces a style's definition (the API). Writing the
+    /// definition a style already has changes nothing (not its version, nor
+    /// a seeded style's following of the settings); any other write ends it.
     pub async fn put_style(&self, style: &StyleDefinition) -> Result<Written, StoreError> {
-        self.write_style(style, false).await
+        write_style(self.pool(), style, Mode::Put).await
+    }
+
+    /// Writes every definition of a styles file in one transaction
+    /// (`dynamoctl styles apply`): all or nothing, each as [`Store::put_style`]
+    /// would. With `prune`, the enabled styles the file does not name are
+    /// disabled (their ids returned); otherwise they are left alone.
+    pub async fn apply_styles(
+        &self,
+        styles: &[StyleDefinition],
+        prune: bool,
+    ) -> Result<(Vec<Written>, Vec<StyleId>), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut written = Vec::with_capacity(styles.len());
+        for style in styles {
+            written.push(write_style(&mut *tx, style, Mode::Put).await?);
+        }
+        let mut pruned = Vec::new();
+        if prune {
+            let named: Vec<String> = styles.iter().map(|s| s.id.to_string()).collect();
+            pruned = sqlx::query_scalar!(
+                r#"UPDATE dynamo.styles SET enabled = false, follows_settings = false,
+                       version = version + 1, updated_at = now()
+                   WHERE enabled AND id <> ALL($1::text[])
+                   RETURNING id AS "id: StyleColumn""#,
+                &named,
+            )
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|column| column.0)
+            .collect();
+            pruned.sort();
+        }
+        tx.commit().await?;
+        Ok((written, pruned))
     }
 
     /// Seeds a Golden VCR style from the settings: created if missing, and
     /// brought in line with the settings while it still follows them.
     pub async fn seed_style(&self, style: &StyleDefinition) -> Result<Written, StoreError> {
-        self.write_style(style, true).await
+        write_style(self.pool(), style, Mode::Seed).await
     }
 
-    async fn write_style(&self, s: &StyleDefinition, seed: bool) -> Result<Written, StoreError> {
-        let r = &s.reward;
-        let row = sqlx::query!(
-            r#"INSERT INTO dynamo.styles AS s
-                 (id, display_name, color_input, prompt_template, output,
-                  image_quality, image_size, generate_name, points_cost, reward_title,
-                  reward_prompt, reward_cost, reward_cooldown_seconds, reward_max_per_stream,
-                  reward_max_per_user_per_stream, on_air_duration_ms, sound, enabled,
-                  follows_settings)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                       $17, $18, $19)
-               ON CONFLICT (id) DO UPDATE SET
-                   display_name = EXCLUDED.display_name, color_input = EXCLUDED.color_input,
-                   prompt_template = EXCLUDED.prompt_template, output = EXCLUDED.output,
-                   image_quality = EXCLUDED.image_quality,
-                   image_size = EXCLUDED.image_size, generate_name = EXCLUDED.generate_name,
-                   points_cost = EXCLUDED.points_cost, reward_title = EXCLUDED.reward_title,
-                   reward_prompt = EXCLUDED.reward_prompt, reward_cost = EXCLUDED.reward_cost,
-                   reward_cooldown_seconds = EXCLUDED.reward_cooldown_seconds,
-                   reward_max_per_stream = EXCLUDED.reward_max_per_stream,
-                   reward_max_per_user_per_stream = EXCLUDED.reward_max_per_user_per_stream,
-                   on_air_duration_ms = EXCLUDED.on_air_duration_ms, sound = EXCLUDED.sound,
-                   enabled = EXCLUDED.enabled,
-                   follows_settings = EXCLUDED.follows_settings,
-                   version = s.version + 1, updated_at = now()
-               -- A seed only touches a style still following the settings;
-               -- nobody bumps a version for a write that changes nothing.
-               WHERE (NOT $19 OR s.follows_settings)
-                 AND (s.display_name, s.color_input, s.prompt_template, s.output,
-                      s.image_quality, s.image_size, s.generate_name,
-                      s.points_cost, s.reward_title, s.reward_prompt, s.reward_cost,
-                      s.reward_cooldown_seconds, s.reward_max_per_stream,
-                      s.reward_max_per_user_per_stream, s.on_air_duration_ms, s.sound,
-                      s.enabled, s.follows_settings)
-                     IS DISTINCT FROM
-                     (EXCLUDED.display_name, EXCLUDED.color_input, EXCLUDED.prompt_template,
-                      EXCLUDED.output, EXCLUDED.image_quality,
-                      EXCLUDED.image_size, EXCLUDED.generate_name, EXCLUDED.points_cost,
-                      EXCLUDED.reward_title, EXCLUDED.reward_prompt, EXCLUDED.reward_cost,
-                      EXCLUDED.reward_cooldown_seconds, EXCLUDED.reward_max_per_stream,
-                      EXCLUDED.reward_max_per_user_per_stream, EXCLUDED.on_air_duration_ms,
-                      EXCLUDED.sound, EXCLUDED.enabled, EXCLUDED.follows_settings)
-               RETURNING (xmax = 0) AS "created!""#,
-            s.id.as_str(),
-            s.display_name.trim(),
-            s.color.as_str(),
-            s.prompt_template,
-            s.output.as_str(),
-            s.image_quality,
-            s.image_size,
-            s.generate_name,
-            signed(s.points_cost),
-            r.title.trim(),
-            r.prompt,
-            signed(r.cost),
-            r.cooldown_seconds.map(signed),
-            r.max_per_stream.map(signed),
-            r.max_per_user_per_stream.map(signed),
-            signed(s.on_air.duration_ms),
-            s.on_air.sound,
-            s.enabled,
-            seed,
-        )
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(match row {
-            Some(row) if row.created => Written::Created,
-            Some(_) => Written::Updated,
-            None => Written::Unchanged,
-        })
+    /// Seeds a Golden VCR style only if it is missing (dynamo-server, which
+    /// leaves keeping it in line with the settings to the consumers).
+    pub async fn seed_missing_style(&self, style: &StyleDefinition) -> Result<Written, StoreError> {
+        write_style(self.pool(), style, Mode::SeedIfMissing).await
     }
 
     /// Enables or disables a style; false when there is no such style.
@@ -396,4 +365,106 @@ impl Store {
             (false, false, _) => Err(DeleteError::NotFound(id.to_string())),
         }
     }
+}
+
+/// Who writes a definition, and so what may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The API or a styles file: the definition as given.
+    Put,
+    /// A consumer's seed: kept in line with the settings while followed.
+    Seed,
+    /// A server's seed: created if missing, never changed.
+    SeedIfMissing,
+}
+
+/// The definition exactly as [`write_style`] stores it (the two titles
+/// trimmed), so that comparing a file with the table compares like with like.
+pub fn stored_form(style: &StyleDefinition) -> StyleDefinition {
+    let mut stored = style.clone();
+    stored.display_name = stored.display_name.trim().to_owned();
+    stored.reward.title = stored.reward.title.trim().to_owned();
+    stored
+}
+
+async fn write_style<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    style: &StyleDefinition,
+    mode: Mode,
+) -> Result<Written, StoreError> {
+    let s = &stored_form(style);
+    let r = &s.reward;
+    let seed = mode != Mode::Put;
+    let may_update = mode != Mode::SeedIfMissing;
+    let row = sqlx::query!(
+        r#"INSERT INTO dynamo.styles AS s
+             (id, display_name, color_input, prompt_template, output,
+              image_quality, image_size, generate_name, points_cost, reward_title,
+              reward_prompt, reward_cost, reward_cooldown_seconds, reward_max_per_stream,
+              reward_max_per_user_per_stream, on_air_duration_ms, sound, enabled,
+              follows_settings)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                   $17, $18, $19)
+           ON CONFLICT (id) DO UPDATE SET
+               display_name = EXCLUDED.display_name, color_input = EXCLUDED.color_input,
+               prompt_template = EXCLUDED.prompt_template, output = EXCLUDED.output,
+               image_quality = EXCLUDED.image_quality,
+               image_size = EXCLUDED.image_size, generate_name = EXCLUDED.generate_name,
+               points_cost = EXCLUDED.points_cost, reward_title = EXCLUDED.reward_title,
+               reward_prompt = EXCLUDED.reward_prompt, reward_cost = EXCLUDED.reward_cost,
+               reward_cooldown_seconds = EXCLUDED.reward_cooldown_seconds,
+               reward_max_per_stream = EXCLUDED.reward_max_per_stream,
+               reward_max_per_user_per_stream = EXCLUDED.reward_max_per_user_per_stream,
+               on_air_duration_ms = EXCLUDED.on_air_duration_ms, sound = EXCLUDED.sound,
+               enabled = EXCLUDED.enabled,
+               follows_settings = EXCLUDED.follows_settings,
+               version = s.version + 1, updated_at = now()
+           -- A seed only touches a style still following the settings
+           -- (and a server's seed none); nobody bumps a version (or
+           -- ends a seeded style's following) for a write that changes
+           -- nothing of the definition.
+           WHERE $20 AND (NOT $19 OR s.follows_settings)
+             AND (s.display_name, s.color_input, s.prompt_template, s.output,
+                  s.image_quality, s.image_size, s.generate_name,
+                  s.points_cost, s.reward_title, s.reward_prompt, s.reward_cost,
+                  s.reward_cooldown_seconds, s.reward_max_per_stream,
+                  s.reward_max_per_user_per_stream, s.on_air_duration_ms, s.sound,
+                  s.enabled)
+                 IS DISTINCT FROM
+                 (EXCLUDED.display_name, EXCLUDED.color_input, EXCLUDED.prompt_template,
+                  EXCLUDED.output, EXCLUDED.image_quality,
+                  EXCLUDED.image_size, EXCLUDED.generate_name, EXCLUDED.points_cost,
+                  EXCLUDED.reward_title, EXCLUDED.reward_prompt, EXCLUDED.reward_cost,
+                  EXCLUDED.reward_cooldown_seconds, EXCLUDED.reward_max_per_stream,
+                  EXCLUDED.reward_max_per_user_per_stream, EXCLUDED.on_air_duration_ms,
+                  EXCLUDED.sound, EXCLUDED.enabled)
+           RETURNING (xmax = 0) AS "created!""#,
+        s.id.as_str(),
+        s.display_name,
+        s.color.as_str(),
+        s.prompt_template,
+        s.output.as_str(),
+        s.image_quality,
+        s.image_size,
+        s.generate_name,
+        signed(s.points_cost),
+        r.title,
+        r.prompt,
+        signed(r.cost),
+        r.cooldown_seconds.map(signed),
+        r.max_per_stream.map(signed),
+        r.max_per_user_per_stream.map(signed),
+        signed(s.on_air.duration_ms),
+        s.on_air.sound,
+        s.enabled,
+        seed,
+        may_update,
+    )
+    .fetch_optional(executor)
+    .await?;
+    Ok(match row {
+        Some(row) if row.created => Written::Created,
+        Some(_) => Written::Updated,
+        None => Written::Unchanged,
+    })
 }

@@ -191,7 +191,13 @@ impl Rewarder {
         prompts: &dynamo_pipeline::prompt::PromptTemplates,
         points_cost: u32,
     ) -> Result<Vec<StyleReward>, TwitchError> {
-        dynamo_pipeline::styles::seed(&self.store, prompts, points_cost).await?;
+        dynamo_store::golden_vcr::seed(
+            &self.store,
+            prompts,
+            points_cost,
+            dynamo_store::golden_vcr::Seeding::Follow,
+        )
+        .await?;
         let styles = self.store.styles().await?;
         self.reconcile(&styles).await
     }

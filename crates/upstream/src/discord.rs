@@ -1,5 +1,5 @@
 //! Optional Discord webhooks: a finished image is posted to the channel of its
-//! style. Best effort by design: a failure here is logged, never fails a request.
+//! style (Golden VCR's two each have theirs; every other style shares one). Best effort by design: a failure here is logged, never fails a request.
 
 use dynamo_wire::{Style, StyleId};
 use serde_json::json;
@@ -11,19 +11,27 @@ pub struct DiscordWebhooks {
     pub ghosts: Option<String>,
     /// `DISCORD_FRIENDS_WEBHOOK_URL`.
     pub friends: Option<String>,
+    /// `DISCORD_STYLES_WEBHOOK_URL`: every other (the streamer's own) style.
+    pub styles: Option<String>,
 }
 
 impl DiscordWebhooks {
-    pub fn new(http: reqwest::Client, ghosts: Option<String>, friends: Option<String>) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        ghosts: Option<String>,
+        friends: Option<String>,
+        styles: Option<String>,
+    ) -> Self {
         Self {
             http,
             ghosts,
             friends,
+            styles,
         }
     }
 
     pub fn is_enabled(&self) -> bool {
-        self.ghosts.is_some() || self.friends.is_some()
+        self.ghosts.is_some() || self.friends.is_some() || self.styles.is_some()
     }
 
     /// Posts the image; logs and swallows any failure.
@@ -37,8 +45,9 @@ impl DiscordWebhooks {
         let webhook = match style.builtin() {
             Some(Style::Ghost) => self.ghosts.as_deref(),
             Some(Style::Friend) => self.friends.as_deref(),
-            // The two webhooks are Golden VCR's channels for its two styles.
-            None => None,
+            // Golden VCR's two channels are for its two styles; the
+            // streamer's own share a channel of their own.
+            None => self.styles.as_deref(),
         };
         let Some(webhook) = webhook else { return };
         let body = json!({

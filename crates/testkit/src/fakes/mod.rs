@@ -205,6 +205,10 @@ impl Fakes {
                 "DISCORD_FRIENDS_WEBHOOK_URL",
                 format!("{}/discord/friends", self.url),
             ),
+            (
+                "DISCORD_STYLES_WEBHOOK_URL",
+                format!("{}/discord/styles", self.url),
+            ),
         ]
         .map(|(k, v)| (k.to_owned(), v))
         .to_vec()
