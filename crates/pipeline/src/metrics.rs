@@ -381,10 +381,10 @@ impl Metrics {
         self.dead_lettered.inc();
     }
 
-    pub fn hold_started(&self, service: &str) {
+    pub fn hold_started(&self, service: dynamo_upstream::ServiceId) {
         self.holds
             .get_or_create(&Service {
-                service: service.to_owned(),
+                service: service.as_str().to_owned(),
             })
             .inc();
     }
@@ -431,7 +431,7 @@ mod tests {
         metrics.rate_limiter_waited("openai-images", Duration::from_millis(5));
         metrics.dead_lettered();
         metrics.requeued();
-        metrics.hold_started("openai");
+        metrics.hold_started(dynamo_upstream::ServiceId::new("openai"));
         metrics.spent("gpt-image-2", 0.053);
         metrics.recovery_sweep(2);
         let text = render(&metrics, Readings::default());

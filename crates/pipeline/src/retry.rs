@@ -72,11 +72,11 @@ impl RetryPolicy {
     pub fn verdict(&self, error: &UpstreamError, tally: Tally) -> Verdict {
         match error {
             UpstreamError::Outage { service, reason } => Verdict::Hold {
-                service,
+                service: *service,
                 reason: reason.clone(),
             },
             UpstreamError::ModelsGone { service, variable } => Verdict::Hold {
-                service,
+                service: *service,
                 reason: format!(
                     "every model in {variable} is shut down: set {variable} to a current model"
                 ),
@@ -114,7 +114,7 @@ pub enum Verdict {
     /// The service as a whole is out: the fleet holds (SPEC §6.10); the
     /// request waits, its tries untouched.
     Hold {
-        service: &'static str,
+        service: dynamo_upstream::ServiceId,
         reason: String,
     },
     /// Trying again cannot help, or the policy ran out: the step ends the
@@ -146,6 +146,9 @@ pub fn end_state(error: &UpstreamError, doing: &str) -> (RequestState, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dynamo_upstream::ServiceId;
+
+    const OPENAI: ServiceId = ServiceId::new("openai");
 
     fn policy() -> RetryPolicy {
         RetryPolicy {
@@ -169,21 +172,21 @@ mod tests {
     fn the_verdict_table() {
         let policy = policy();
         let transient = UpstreamError::Transient {
-            service: "ledger",
+            service: ServiceId::new("ledger"),
             detail: "503".into(),
             retry_after: None,
         };
         let asked = UpstreamError::RateLimited {
-            service: "openai",
+            service: OPENAI,
             detail: "429".into(),
             retry_after: Some(Duration::from_secs(7)),
         };
         let outage = UpstreamError::Outage {
-            service: "openai",
+            service: OPENAI,
             reason: "no credit".into(),
         };
         let refused = UpstreamError::Permanent {
-            service: "openai",
+            service: OPENAI,
             detail: "400".into(),
         };
         assert!(
@@ -199,7 +202,7 @@ mod tests {
         assert_eq!(
             policy.verdict(&outage, tally(9, 99)),
             Verdict::Hold {
-                service: "openai",
+                service: OPENAI,
                 reason: "no credit".into()
             }
         );

@@ -153,7 +153,7 @@ pub async fn run(intake: std::sync::Arc<Intake>, url: String, shutdown: Shutdown
                 let _ = intake
                     .store
                     .hold(
-                        SERVICE,
+                        SERVICE.as_str(),
                         &format!("{reason}; sign in again with `dynamoctl twitch login`"),
                         HOLD_PROBE,
                     )
@@ -429,7 +429,7 @@ async fn subscribe(intake: &Intake, session_id: &str) -> Result<String, Ended> {
             .map_err(ended_by)?;
     }
     // Signed in and subscribed: whatever was held for want of it may go on.
-    if let Ok(true) = intake.store.release_hold(SERVICE).await {
+    if let Ok(true) = intake.store.release_hold(SERVICE.as_str()).await {
         tracing::info!("Twitch is usable again: held requests go on");
     }
     Ok(broadcaster)
