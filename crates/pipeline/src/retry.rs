@@ -58,13 +58,16 @@ impl RetryPolicy {
     }
 
     /// The wait before try number `attempt + 1`, after `attempt` failures
-    /// (exponential, capped, with jitter).
+    /// (exponential, with jitter, capped).
     pub fn delay(&self, attempt: u32) -> Duration {
         use backon::BackoffBuilder;
+        // backon caps the wait before adding its jitter (up to as much
+        // again): capped here too, so `RETRY_MAX_DELAY` holds.
         self.backoff()
             .build()
             .nth(attempt.saturating_sub(1) as usize)
             .unwrap_or(self.max_delay)
+            .min(self.max_delay)
     }
 
     /// What happens after `error`, the step's `tally.failures`-th counted
