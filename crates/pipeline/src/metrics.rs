@@ -113,15 +113,7 @@ pub struct SpendReading {
 impl dynamo_runtime::metrics::Readings for Readings {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let readings = self;
-        if let Some(depth) = readings.queue_depth {
-            let gauge = encoder.encode_descriptor(
-                "dynamo_queue_depth",
-                "Messages waiting in the request queue.",
-                None,
-                MetricType::Gauge,
-            )?;
-            ConstGauge::new(i64::from(depth)).encode(gauge)?;
-        }
+        dynamo_runtime::metrics::encode_queue_depth(&mut encoder, readings.queue_depth)?;
         if !readings.model_shutdowns.is_empty() {
             let mut family = encoder.encode_descriptor(
                 "dynamo_model_shutdown_days",
