@@ -3,13 +3,15 @@
 //! stops another. The placeholder is the second provider here; OpenAI's
 //! hold and limits are set in the database as the fleet would set them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should fail it
+
 mod support;
 
 use dynamo_pipeline::{Outcome, Wait};
 use dynamo_store::{RateLimiter, RequestState};
 use dynamo_upstream::{ImageProvider, Placeholder};
 use std::time::Duration;
-use support::{Core, OPENAI, WAIT, ghost};
+use support::{Core, OPENAI, WAIT, assert_succeeded, ghost};
 
 #[tokio::test]
 async fn a_hold_on_one_image_provider_does_not_stop_another() {
@@ -20,16 +22,7 @@ async fn a_hold_on_one_image_provider_does_not_stop_another() {
         .unwrap();
     let job = ghost("drawn while OpenAI is out");
     let outcome = core.pipeline.handle(&job).await.unwrap();
-    assert!(
-        matches!(
-            outcome,
-            Outcome::Ended {
-                state: RequestState::Succeeded,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    assert_succeeded(&outcome);
     assert!(
         core.store()
             .current_hold(OPENAI.as_str())
@@ -91,14 +84,5 @@ async fn another_provider_s_rate_limit_does_not_slow_the_placeholder() {
         .unwrap();
     let job = ghost("drawn while OpenAI's images are at their limit");
     let outcome = core.pipeline.handle(&job).await.unwrap();
-    assert!(
-        matches!(
-            outcome,
-            Outcome::Ended {
-                state: RequestState::Succeeded,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    assert_succeeded(&outcome);
 }

@@ -4,25 +4,18 @@
 //! Each test moves a request by hand to a state, as a run that died there
 //! would have left it, lets its lease go, and has the pipeline take it up.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should fail it
+
 mod support;
 
 use dynamo_pipeline::{Job, Outcome};
-use dynamo_store::{Lease, RequestState, StoredImage};
+use dynamo_store::{Lease, StoredImage};
 use dynamo_testkit::FlowStatus;
-use support::{Core, POINTS, ghost};
+use support::{Core, POINTS, assert_succeeded, ghost};
 
 /// The request has ended successfully, with exactly one debit, accepted.
-async fn assert_succeeded_with_one_accepted_debit(core: &Core, job: &Job, outcome: &Outcome) {
-    assert!(
-        matches!(
-            outcome,
-            Outcome::Ended {
-                state: RequestState::Succeeded,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+fn assert_succeeded_with_one_accepted_debit(core: &Core, job: &Job, outcome: &Outcome) {
+    assert_succeeded(outcome);
     let flows = core.flows_of(job.id);
     assert_eq!(flows.len(), 1, "one debit: {flows:?}");
     assert_eq!(flows[0].status, FlowStatus::Accepted);
@@ -60,7 +53,7 @@ async fn a_new_request_is_debited_once_alerted_once_and_accepted() {
     let core = Core::start(None).await;
     let job = ghost("a fresh one");
     let outcome = core.pipeline.handle(&job).await.unwrap();
-    assert_succeeded_with_one_accepted_debit(&core, &job, &outcome).await;
+    assert_succeeded_with_one_accepted_debit(&core, &job, &outcome);
     assert_eq!(core.alerts_of(job.id).await, 1);
     // Delivered again (a redelivery): it has ended; nothing happens twice.
     core.pipeline.handle(&job).await.unwrap();
@@ -76,7 +69,7 @@ async fn a_request_found_debited_resumes_at_its_image_without_a_second_debit() {
     debit(&core, &job, &lease).await;
     die(&core, &lease).await;
     let outcome = core.pipeline.handle(&job).await.unwrap();
-    assert_succeeded_with_one_accepted_debit(&core, &job, &outcome).await;
+    assert_succeeded_with_one_accepted_debit(&core, &job, &outcome);
     assert_eq!(core.alerts_of(job.id).await, 1);
     let images = core.store().images(job.id).await.unwrap();
     assert_eq!(images.len(), 1, "{images:?}");
@@ -91,7 +84,7 @@ async fn a_request_found_stored_resumes_at_its_alert_with_the_image_it_has() {
     store_image(&core, &lease).await;
     die(&core, &lease).await;
     let outcome = core.pipeline.handle(&job).await.unwrap();
-    assert_succeeded_with_one_accepted_debit(&core, &job, &outcome).await;
+    assert_succeeded_with_one_accepted_debit(&core, &job, &outcome);
     assert_eq!(core.alerts_of(job.id).await, 1);
     let images = core.store().images(job.id).await.unwrap();
     assert_eq!(images.len(), 1, "not drawn again: {images:?}");
@@ -108,6 +101,6 @@ async fn a_request_found_alerted_is_accepted_and_not_alerted_again() {
     core.store().mark_alerted(&lease).await.unwrap();
     die(&core, &lease).await;
     let outcome = core.pipeline.handle(&job).await.unwrap();
-    assert_succeeded_with_one_accepted_debit(&core, &job, &outcome).await;
+    assert_succeeded_with_one_accepted_debit(&core, &job, &outcome);
     assert_eq!(core.alerts_of(job.id).await, 0, "its alert aired before");
 }

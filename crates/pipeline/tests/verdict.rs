@@ -3,7 +3,8 @@
 //! one included) and the time since the first, what happens next:
 //!
 //! - **retry now**: a short wait (up to `RETRY_INLINE_MAX`), in place;
-//! - **retry at**: a longer wait, from the database, freeing the slot;
+//! - **retry later**: a longer wait, at a time kept in the database, freeing
+//!   the consumer's slot;
 //! - **hold**: the service as a whole is out, the fleet holds, the request
 //!   waits with its tries untouched;
 //! - **give up**: trying again cannot help, or the policy ran out: the
@@ -13,6 +14,8 @@
 //! deferrable steps (debit, name, image, alert) ask it. dynamo's own
 //! database, broker and limiter never reach it: they are not the upstream's
 //! failures (`StepError::Infra`, `StepError::Throttled`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test: a failed setup should fail it
 
 use dynamo_pipeline::retry::{RetryPolicy, Tally, Verdict, counts, end_state};
 use dynamo_store::RequestState;
@@ -139,6 +142,19 @@ fn the_service_s_own_wait_wins_and_ours_stay_under_the_cap() {
     assert_eq!(
         policy.verdict(&failure("5xx asking 30s"), Tally::default()),
         Verdict::Retry(Duration::from_secs(30))
+    );
+    let asked = UpstreamError::RateLimited {
+        service: SERVICE,
+        detail: "HTTP 429".into(),
+        retry_after: Some(Duration::from_secs(7)),
+    };
+    let tally = Tally {
+        failures: 1,
+        failing_for: Duration::ZERO,
+    };
+    assert_eq!(
+        policy.verdict(&asked, tally),
+        Verdict::Retry(Duration::from_secs(7))
     );
     for failures in 1..=10 {
         let wait = policy.delay(failures);

@@ -4,14 +4,15 @@
 //! Each test file reads as documentation of the core; this is its set-up.
 
 #![allow(dead_code)] // each test file uses part of it
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed setup should fail the test
 
 use dynamo_pipeline::limits::{RateLimits, RateSettings};
 use dynamo_pipeline::prompt::PromptTemplates;
 use dynamo_pipeline::retry::RetryPolicy;
 use dynamo_pipeline::settings::{ApprovalPolicy, HoldPolicy};
 use dynamo_pipeline::styles::Styles;
-use dynamo_pipeline::{Job, Metrics, Pipeline, Services, Settings};
-use dynamo_store::{Lease, NewRequest, RequestRecord, Store};
+use dynamo_pipeline::{Job, Metrics, Outcome, Pipeline, Services, Settings};
+use dynamo_store::{Lease, NewRequest, RequestRecord, RequestState, Store};
 use dynamo_testkit::{SHARED_SECRET, TestWorld};
 use dynamo_upstream::{
     AuthClient, DiscordWebhooks, FsStorage, HttpLedger, Ledger, Placeholder, ServiceId,
@@ -201,6 +202,20 @@ fn openai_limits(pool: &sqlx::PgPool, images: u32) -> Arc<RateLimits> {
         Duration::from_millis(100),
         Arc::new(Metrics::default()),
     ))
+}
+
+/// The request ended successfully.
+pub fn assert_succeeded(outcome: &Outcome) {
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Ended {
+                state: RequestState::Succeeded,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
 }
 
 /// A ghost request from viewer "1".
