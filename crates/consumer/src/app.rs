@@ -15,8 +15,8 @@ use dynamo_pipeline::{Pipeline, Services, Settings};
 use dynamo_runtime::Shutdown;
 use dynamo_store::Store;
 use dynamo_upstream::{
-    AuthClient, DiscordWebhooks, HttpLedger, ImageProvider, Ledger, Moderator, NameProvider,
-    OpenAi, Placeholder, UpstreamError,
+    AuthClient, DiscordWebhooks, HttpLedger, ImageProvider, Ledger, ModelCheckError, Moderator,
+    NameProvider, OpenAi, Placeholder, UpstreamError,
 };
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -282,7 +282,7 @@ type Providers = (
     Arc<dyn ImageProvider>,
     Arc<dyn NameProvider>,
     Option<Arc<dyn Moderator>>,
-    Option<Arc<RateLimits>>,
+    Vec<Arc<RateLimits>>,
 );
 
 /// How often the fleet re-reads `GET /models` (once for all processes).
@@ -328,7 +328,7 @@ async fn services(
             // would fail, so the consumer refuses to start and the queue keeps them.
             match openai.check_models().await {
                 Ok(()) => {}
-                Err(UpstreamError::ModelsGone { variable, .. }) => {
+                Err(ModelCheckError::Upstream(UpstreamError::ModelsGone { variable, .. })) => {
                     let listed = openai.listed_models();
                     return Err(NoModelLeft::new(variable, settings, listed).into());
                 }
@@ -341,6 +341,7 @@ async fn services(
             ));
             let limits = Arc::new(RateLimits::new(
                 pool.clone(),
+                ImageProvider::service(openai.as_ref()),
                 config.rates,
                 settings.timeout,
                 config.retry.inline_max,
@@ -349,9 +350,14 @@ async fn services(
             let moderator: Option<Arc<dyn Moderator>> = config
                 .moderation
                 .then(|| openai.clone() as Arc<dyn Moderator>);
-            (openai.clone(), openai, moderator, Some(limits))
+            (openai.clone(), openai, moderator, vec![limits])
         }
-        ImageBackend::Placeholder => (Arc::new(Placeholder), Arc::new(Placeholder), None, None),
+        ImageBackend::Placeholder => (
+            Arc::new(Placeholder),
+            Arc::new(Placeholder),
+            None,
+            Vec::new(),
+        ),
     };
     let storage = config.storage.build();
     Ok(Services {

@@ -4,18 +4,15 @@
 
 use async_trait::async_trait;
 use dynamo_store::{LearnedModels, Store, StoreError};
-use dynamo_upstream::{ListedModel, ModelCatalogue, ModelChain, UpstreamError};
+use dynamo_upstream::{CatalogueError, ListedModel, ModelCatalogue, ModelChain};
 use std::sync::Mutex;
 use std::time::Duration;
 use std::time::Instant;
 
-/// What the store cannot do is a transient failure of the "database" service.
-fn unavailable(error: StoreError) -> UpstreamError {
-    UpstreamError::Transient {
-        service: "database",
-        detail: error.to_string(),
-        retry_after: None,
-    }
+/// What the store cannot do is the catalogue's own failure, never the
+/// model server's (infrastructure is not upstream).
+fn unavailable(error: StoreError) -> CatalogueError {
+    CatalogueError(error.to_string())
 }
 
 /// The catalogue in PostgreSQL, with what it learned kept in memory for a
@@ -42,7 +39,7 @@ impl StoreCatalogue {
     }
 
     /// What the fleet learned, from memory while fresh, else read once.
-    async fn learned(&self) -> Result<LearnedModels, UpstreamError> {
+    async fn learned(&self) -> Result<LearnedModels, CatalogueError> {
         if let Some((at, learned)) = &*self.cache()
             && at.elapsed() < LEARNED_FRESH
         {
@@ -71,21 +68,21 @@ impl StoreCatalogue {
 
 #[async_trait]
 impl ModelCatalogue for StoreCatalogue {
-    async fn configure(&self, chain: &ModelChain) -> Result<(), UpstreamError> {
+    async fn configure(&self, chain: &ModelChain) -> Result<(), CatalogueError> {
         self.store
             .configure_models(chain.variable, &chain.models)
             .await
             .map_err(unavailable)
     }
 
-    async fn claim_check(&self, every: Duration, owner: &str) -> Result<bool, UpstreamError> {
+    async fn claim_check(&self, every: Duration, owner: &str) -> Result<bool, CatalogueError> {
         self.store
             .claim_catalogue_check(every, owner)
             .await
             .map_err(unavailable)
     }
 
-    async fn record_listing(&self, listed: &[ListedModel]) -> Result<(), UpstreamError> {
+    async fn record_listing(&self, listed: &[ListedModel]) -> Result<(), CatalogueError> {
         let listed: Vec<dynamo_store::ListedModel> = listed
             .iter()
             .map(|m| dynamo_store::ListedModel {
@@ -98,17 +95,17 @@ impl ModelCatalogue for StoreCatalogue {
         recorded.map_err(unavailable)
     }
 
-    async fn gone(&self) -> Result<Vec<String>, UpstreamError> {
+    async fn gone(&self) -> Result<Vec<String>, CatalogueError> {
         Ok(self.learned().await?.gone)
     }
 
-    async fn mark_gone(&self, model: &str, reason: &str) -> Result<bool, UpstreamError> {
+    async fn mark_gone(&self, model: &str, reason: &str) -> Result<bool, CatalogueError> {
         let marked = self.store.mark_model_gone(model, reason).await;
         self.forget();
         marked.map_err(unavailable)
     }
 
-    async fn refused_parameters(&self) -> Result<Vec<(String, String)>, UpstreamError> {
+    async fn refused_parameters(&self) -> Result<Vec<(String, String)>, CatalogueError> {
         Ok(self.learned().await?.refused)
     }
 
@@ -117,7 +114,7 @@ impl ModelCatalogue for StoreCatalogue {
         model: &str,
         parameter: &str,
         detail: &str,
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<(), CatalogueError> {
         let refused = self.store.refuse_parameter(model, parameter, detail).await;
         self.forget();
         refused.map_err(unavailable)

@@ -26,19 +26,20 @@ use crate::run::{PipelineError, Wait, chrono_duration};
 use crate::settings::HoldPolicy;
 use chrono::{DateTime, Utc};
 use dynamo_store::{Step, Store};
+use dynamo_upstream::ServiceId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The hold the budget puts on image calls (shown on `/readyz` and the page).
-pub const BUDGET_HOLD: &str = "openai-budget";
+pub const BUDGET_HOLD: ServiceId = ServiceId::new("openai-budget");
 
 /// The ids of the services the steps call (each provider's own), which
 /// key their holds.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ServiceIds {
-    pub(crate) images: &'static str,
-    pub(crate) names: &'static str,
-    pub(crate) moderation: Option<&'static str>,
+    pub(crate) images: ServiceId,
+    pub(crate) names: ServiceId,
+    pub(crate) moderation: Option<ServiceId>,
 }
 
 /// Whether a request may call a service now.
@@ -91,7 +92,7 @@ impl Gate {
 
     /// The holds a request looks at before its debit.
     /// Every service a request may call, then the budget's hold.
-    pub(crate) fn held_services(&self) -> Vec<&'static str> {
+    pub(crate) fn held_services(&self) -> Vec<ServiceId> {
         let ServiceIds {
             images,
             names,
@@ -108,12 +109,12 @@ impl Gate {
     }
 
     /// The budget's hold, when there is a budget.
-    fn budget(&self) -> Option<&'static str> {
+    fn budget(&self) -> Option<ServiceId> {
         self.policy.daily_budget_usd.map(|_| BUDGET_HOLD)
     }
 
     /// The holds that keep a step from calling out.
-    pub(crate) fn services_for(&self, step: Step) -> Vec<&'static str> {
+    pub(crate) fn services_for(&self, step: Step) -> Vec<ServiceId> {
         match step {
             Step::Image => [Some(self.services.images), self.budget()]
                 .into_iter()
@@ -135,11 +136,14 @@ impl Gate {
         // One read of every hold on (usually none) rather than one per service.
         let on = self.store.holds().await?;
         let held = self.held_services();
-        if !on.iter().any(|hold| held.contains(&hold.service.as_str())) {
+        if !on
+            .iter()
+            .any(|hold| held.iter().any(|s| *s == hold.service))
+        {
             return Ok(BeforeDebit::Clear);
         }
         for service in held {
-            let Some(hold) = on.iter().find(|hold| hold.service == service) else {
+            let Some(hold) = on.iter().find(|hold| service == hold.service) else {
                 continue;
             };
             // The budget's "probe" is a sum in the database: any request may look.
@@ -163,7 +167,7 @@ impl Gate {
                 // The held step ends it with a refund; nothing is debited yet.
                 Admission::GiveUp(_) => {}
                 Admission::Wait(until) => {
-                    tracing::debug!(service, "the service is held; waiting before the debit");
+                    tracing::debug!(%service, "the service is held; waiting before the debit");
                     return Ok(BeforeDebit::Wait(until, Wait::Held));
                 }
             }
@@ -177,10 +181,10 @@ impl Gate {
     /// service may come back long after (credit topped up mid-stream).
     pub(crate) async fn admit(
         &self,
-        service: &str,
+        service: ServiceId,
         fresh: bool,
     ) -> Result<Admission, PipelineError> {
-        let Some(hold) = self.store.current_hold(service).await? else {
+        let Some(hold) = self.store.current_hold(service.as_str()).await? else {
             return Ok(Admission::Go);
         };
         let now = Utc::now();
@@ -196,10 +200,10 @@ impl Gate {
         }
         if self
             .store
-            .take_probe(service, self.policy.probe_every)
+            .take_probe(service.as_str(), self.policy.probe_every)
             .await?
         {
-            tracing::info!(service, "trying the held service again as its probe");
+            tracing::info!(%service, "trying the held service again as its probe");
             return Ok(Admission::Probe);
         }
         if too_long {
@@ -215,17 +219,17 @@ impl Gate {
     /// this request should look again.
     pub(crate) async fn on_outage(
         &self,
-        service: &'static str,
+        service: ServiceId,
         reason: &str,
     ) -> Result<DateTime<Utc>, PipelineError> {
         if self
             .store
-            .hold(service, reason, self.policy.probe_every)
+            .hold(service.as_str(), reason, self.policy.probe_every)
             .await?
         {
             self.metrics.hold_started(service);
             tracing::error!(
-                service,
+                %service,
                 %reason,
                 probe_every = ?self.policy.probe_every,
                 "holding every request until the service works again: requests wait, none fails or is charged"
@@ -237,14 +241,14 @@ impl Gate {
     }
 
     /// The probe got an answer: the service works again.
-    pub(crate) async fn on_probe_answered(&self, service: &str) {
-        match self.store.release_hold(service).await {
+    pub(crate) async fn on_probe_answered(&self, service: ServiceId) {
+        match self.store.release_hold(service.as_str()).await {
             Ok(true) => {
-                tracing::info!(service, "the held service answered; resuming every request")
+                tracing::info!(%service, "the held service answered; resuming every request")
             }
             Ok(false) => {}
             // The next probe ends it instead.
-            Err(error) => tracing::warn!(service, %error, "could not end the hold"),
+            Err(error) => tracing::warn!(%service, %error, "could not end the hold"),
         }
     }
 
@@ -261,7 +265,7 @@ impl Gate {
         };
         let spent = self.store.spend_today().await?;
         if spent < budget {
-            if probing && self.store.release_hold(BUDGET_HOLD).await? {
+            if probing && self.store.release_hold(BUDGET_HOLD.as_str()).await? {
                 tracing::info!(
                     spent_usd = spent,
                     budget_usd = budget,

@@ -1,11 +1,14 @@
-//! Fleet-wide rate limits around the OpenAI providers (SPEC §6.5).
+//! Fleet-wide rate limits around a provider's calls (SPEC §6.5).
 //!
-//! Every OpenAI call first takes a slot from the shared requests limiter, and
-//! image calls one from the images limiter too; both live in PostgreSQL, so
-//! the limits hold summed over every consumer process. A 429 pauses the
-//! limiter for all of them, for as long as OpenAI asked (or a default); and
-//! before any 429, an answer reporting that the account's budget is nearly
-//! spent (`x-ratelimit-remaining-*`) holds the calls beyond it until its reset.
+//! Each limited provider has its own [`RateLimits`], named after its
+//! [`ServiceId`] (`openai-requests`, `openai-images`): every call to it
+//! first takes a slot from its requests limiter, and image calls one from
+//! its images limiter too; both live in PostgreSQL, so the limits hold
+//! summed over every consumer process. A 429 pauses the provider's limiter
+//! for all of them, for as long as it asked (or a default); and before any
+//! 429, an answer reporting that the account's budget is nearly spent
+//! (`x-ratelimit-remaining-*`) holds the calls beyond it until its reset.
+//! A provider with no limits (the placeholder) is never slowed by another's.
 //!
 //! The limiter is dynamo's own: its database failing is an [`Infra`]
 //! failure and its having no slot is [`StepError::Throttled`], never a
@@ -15,7 +18,7 @@ use crate::failure::{Infra, StepError};
 use crate::metrics::Metrics;
 use dynamo_runtime::{Env, SettingError};
 use dynamo_store::{Permit, RateLimiter};
-use dynamo_upstream::{RateBudget, UpstreamError, with_rate_budget};
+use dynamo_upstream::{RateBudget, ServiceId, UpstreamError, with_rate_budget};
 use sqlx::PgPool;
 use std::future::Future;
 use std::sync::Arc;
@@ -60,6 +63,8 @@ impl RateSettings {
 
 #[derive(Debug)]
 pub struct RateLimits {
+    /// The provider whose calls these are.
+    service: ServiceId,
     requests: RateLimiter,
     images: RateLimiter,
     metrics: Arc<Metrics>,
@@ -69,24 +74,33 @@ pub struct RateLimits {
 }
 
 impl RateLimits {
-    /// `max_call` is the longest one call may take (the OpenAI timeout): a
-    /// call whose process died stops counting after it.
+    /// The limits of `service`'s calls. `max_call` is the longest one call
+    /// may take (the provider's timeout): a call whose process died stops
+    /// counting after it.
     pub fn new(
         pool: PgPool,
+        service: ServiceId,
         settings: RateSettings,
         max_call: Duration,
         patience: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let limiter = |name: &str, limit: u32| {
-            RateLimiter::new(pool.clone(), name, limit, settings.window, max_call)
+        let limiter = |endpoint: &str, limit: u32| {
+            let name = service.limiter(endpoint);
+            RateLimiter::new(pool.clone(), &name, limit, settings.window, max_call)
         };
         Self {
-            requests: limiter("openai-requests", settings.requests_per_window),
-            images: limiter("openai-images", settings.images_per_window),
+            service,
+            requests: limiter("requests", settings.requests_per_window),
+            images: limiter("images", settings.images_per_window),
             metrics,
             patience,
         }
+    }
+
+    /// The provider whose calls these limits count.
+    pub fn service(&self) -> ServiceId {
+        self.service
     }
 
     /// A slot of `limiter`, waited for in place up to `patience`; beyond
@@ -150,7 +164,8 @@ impl RateLimits {
             tracing::warn!(
                 ?pause,
                 endpoint,
-                "OpenAI rate limited us; pausing every consumer"
+                service = %self.service,
+                "the provider rate limited us; pausing every consumer"
             );
             let limiter = if image { &self.images } else { &self.requests };
             if let Err(error) = limiter.pause(pause).await {
@@ -164,8 +179,8 @@ impl RateLimits {
 impl RateLimits {
     /// Spends no call on a 429: with less left of the account's budget than
     /// our own limit admits, the requests limiter (every call takes it)
-    /// admits no more than is left until OpenAI's reset. OpenAI counts per
-    /// model; one budget for all is the cautious reading.
+    /// admits no more than is left until OpenAI's reset. The provider counts
+    /// per model; one budget for all is the cautious reading.
     async fn keep_within(&self, budget: RateBudget, endpoint: &str) {
         if budget.remaining > self.requests.limit() {
             // Our own limit is the tighter: nothing to ask the database.
@@ -182,14 +197,14 @@ impl RateLimits {
                 reset = ?budget.reset,
                 reserved,
                 endpoint,
-                "OpenAI's rate budget is nearly spent; holding calls back until its reset"
+                "the provider's rate budget is nearly spent; holding calls back until its reset"
             ),
-            Err(error) => tracing::warn!(%error, "could not hold calls back to OpenAI's budget"),
+            Err(error) => tracing::warn!(%error, "could not hold calls back to the provider's budget"),
         }
     }
 }
 
-/// The OpenAI endpoints the limits count.
+/// The endpoints the limits count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Endpoint {
     Images,

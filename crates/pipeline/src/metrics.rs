@@ -113,15 +113,7 @@ pub struct SpendReading {
 impl dynamo_runtime::metrics::Readings for Readings {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let readings = self;
-        if let Some(depth) = readings.queue_depth {
-            let gauge = encoder.encode_descriptor(
-                "dynamo_queue_depth",
-                "Messages waiting in the request queue.",
-                None,
-                MetricType::Gauge,
-            )?;
-            ConstGauge::new(i64::from(depth)).encode(gauge)?;
-        }
+        dynamo_runtime::metrics::encode_queue_depth(&mut encoder, readings.queue_depth)?;
         if !readings.model_shutdowns.is_empty() {
             let mut family = encoder.encode_descriptor(
                 "dynamo_model_shutdown_days",
@@ -381,10 +373,10 @@ impl Metrics {
         self.dead_lettered.inc();
     }
 
-    pub fn hold_started(&self, service: &str) {
+    pub fn hold_started(&self, service: dynamo_upstream::ServiceId) {
         self.holds
             .get_or_create(&Service {
-                service: service.to_owned(),
+                service: service.as_str().to_owned(),
             })
             .inc();
     }
@@ -431,7 +423,7 @@ mod tests {
         metrics.rate_limiter_waited("openai-images", Duration::from_millis(5));
         metrics.dead_lettered();
         metrics.requeued();
-        metrics.hold_started("openai");
+        metrics.hold_started(dynamo_upstream::ServiceId::new("openai"));
         metrics.spent("gpt-image-2", 0.053);
         metrics.recovery_sweep(2);
         let text = render(&metrics, Readings::default());

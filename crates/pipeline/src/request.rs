@@ -25,7 +25,8 @@ use chrono::{DateTime, Utc};
 use dynamo_broker::{Publisher, Topology};
 use dynamo_store::{Lease, NewRequest, RequestRecord, RequestState, Step, Store, StoreError};
 use dynamo_upstream::{
-    DiscordWebhooks, ImageProvider, Ledger, Moderator, NameProvider, Storage, UpstreamError,
+    DiscordWebhooks, ImageProvider, Ledger, Moderator, NameProvider, ServiceId, Storage,
+    UpstreamError,
 };
 use dynamo_wire::GenerationRequest;
 use std::sync::Arc;
@@ -44,9 +45,10 @@ pub struct Services {
     pub moderator: Option<Arc<dyn Moderator>>,
     pub storage: Arc<dyn Storage>,
     pub discord: DiscordWebhooks,
-    /// The fleet-wide rate limits the OpenAI calls (images, names,
-    /// moderation) take their slots from; none for the placeholder.
-    pub limits: Option<Arc<crate::limits::RateLimits>>,
+    /// The fleet-wide rate limits of each limited provider (OpenAI's:
+    /// images, names, moderation), found by the provider's id; a provider
+    /// with none (the placeholder) is not limited.
+    pub limits: Vec<Arc<crate::limits::RateLimits>>,
 }
 
 /// One request's way from its message to its end state, shared by every
@@ -446,13 +448,15 @@ impl Pipeline {
         })
     }
 
-    /// A call to OpenAI under the fleet's rate limits, when there are any.
+    /// A call to `service` under its fleet-wide rate limits, when it has any.
     pub(crate) async fn limited<T>(
         &self,
+        service: ServiceId,
         endpoint: crate::limits::Endpoint,
         call: impl std::future::Future<Output = Result<T, UpstreamError>>,
     ) -> Result<T, StepError> {
-        match &self.services.limits {
+        let limits = self.services.limits.iter().find(|l| l.service() == service);
+        match limits {
             Some(limits) => limits.run(endpoint, call).await,
             None => call.await.map_err(StepError::Upstream),
         }
@@ -560,7 +564,7 @@ impl Pipeline {
         Fut: std::future::Future<Output = Result<T, StepError>>,
     {
         // The held service this request probes, if it is the probe.
-        let mut probing: Option<&'static str> = None;
+        let mut probing: Option<ServiceId> = None;
         let services = match run.holds_seen_clear() {
             true => Vec::new(),
             false => self.gate.services_for(step),
@@ -648,7 +652,7 @@ impl Pipeline {
     }
 
     /// The probe got an answer (any but "still out"): the held service is back.
-    async fn probe_answered(&self, probing: &mut Option<&'static str>) {
+    async fn probe_answered(&self, probing: &mut Option<ServiceId>) {
         if let Some(service) = probing.take() {
             self.gate.on_probe_answered(service).await;
         }

@@ -58,13 +58,16 @@ impl RetryPolicy {
     }
 
     /// The wait before try number `attempt + 1`, after `attempt` failures
-    /// (exponential, capped, with jitter).
+    /// (exponential, with jitter, capped).
     pub fn delay(&self, attempt: u32) -> Duration {
         use backon::BackoffBuilder;
+        // backon caps the wait before adding its jitter (up to as much
+        // again): capped here too, so `RETRY_MAX_DELAY` holds.
         self.backoff()
             .build()
             .nth(attempt.saturating_sub(1) as usize)
             .unwrap_or(self.max_delay)
+            .min(self.max_delay)
     }
 
     /// What happens after `error`, the step's `tally.failures`-th counted
@@ -72,11 +75,11 @@ impl RetryPolicy {
     pub fn verdict(&self, error: &UpstreamError, tally: Tally) -> Verdict {
         match error {
             UpstreamError::Outage { service, reason } => Verdict::Hold {
-                service,
+                service: *service,
                 reason: reason.clone(),
             },
             UpstreamError::ModelsGone { service, variable } => Verdict::Hold {
-                service,
+                service: *service,
                 reason: format!(
                     "every model in {variable} is shut down: set {variable} to a current model"
                 ),
@@ -114,7 +117,7 @@ pub enum Verdict {
     /// The service as a whole is out: the fleet holds (SPEC §6.10); the
     /// request waits, its tries untouched.
     Hold {
-        service: &'static str,
+        service: dynamo_upstream::ServiceId,
         reason: String,
     },
     /// Trying again cannot help, or the policy ran out: the step ends the
@@ -143,71 +146,4 @@ pub fn end_state(error: &UpstreamError, doing: &str) -> (RequestState, String) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn policy() -> RetryPolicy {
-        RetryPolicy {
-            min_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(50),
-            max_attempts: 3,
-            deadline: Duration::from_secs(5),
-            inline_max: Duration::from_secs(2),
-            infra_pause: Duration::from_secs(5),
-        }
-    }
-
-    fn tally(failures: u32, secs: u64) -> Tally {
-        Tally {
-            failures,
-            failing_for: Duration::from_secs(secs),
-        }
-    }
-
-    #[test]
-    fn the_verdict_table() {
-        let policy = policy();
-        let transient = UpstreamError::Transient {
-            service: "ledger",
-            detail: "503".into(),
-            retry_after: None,
-        };
-        let asked = UpstreamError::RateLimited {
-            service: "openai",
-            detail: "429".into(),
-            retry_after: Some(Duration::from_secs(7)),
-        };
-        let outage = UpstreamError::Outage {
-            service: "openai",
-            reason: "no credit".into(),
-        };
-        let refused = UpstreamError::Permanent {
-            service: "openai",
-            detail: "400".into(),
-        };
-        assert!(
-            matches!(policy.verdict(&transient, tally(1, 0)), Verdict::Retry(d) if d <= policy.max_delay)
-        );
-        assert_eq!(
-            policy.verdict(&asked, tally(1, 0)),
-            Verdict::Retry(Duration::from_secs(7)),
-            "the service's own wait wins"
-        );
-        assert_eq!(policy.verdict(&transient, tally(3, 0)), Verdict::GiveUp);
-        assert_eq!(policy.verdict(&transient, tally(1, 5)), Verdict::GiveUp);
-        assert_eq!(
-            policy.verdict(&outage, tally(9, 99)),
-            Verdict::Hold {
-                service: "openai",
-                reason: "no credit".into()
-            }
-        );
-        assert_eq!(policy.verdict(&refused, tally(0, 0)), Verdict::GiveUp);
-        assert!(!counts(&outage) && !counts(&refused) && counts(&asked));
-        assert_eq!(
-            end_state(&UpstreamError::Inadmissible("flagged".into()), "x").0,
-            RequestState::Rejected
-        );
-    }
-}
+// The verdict's table is `tests/verdict.rs`.

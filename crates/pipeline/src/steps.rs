@@ -11,9 +11,12 @@ use crate::run::{Attempted, Current, Next, PipelineError, StepResult};
 use dynamo_broker::PublishError;
 use dynamo_imaging::{ProcessedImage, process_friend, process_ghost};
 use dynamo_store::{RequestState, Step, StoreError, StoredImage};
-use dynamo_upstream::{ImageJob, UpstreamError};
+use dynamo_upstream::{ImageJob, ServiceId, UpstreamError};
 use dynamo_wire::Output;
 use tracing::Instrument;
+
+/// The alerts service, as a publish nobody receives names it.
+const ALERTS: ServiceId = ServiceId::new("alerts");
 
 impl Pipeline {
     /// Screens the prompt (moderation), then creates the pending debit. 409 from the ledger ends the request before
@@ -82,7 +85,11 @@ impl Pipeline {
         let prompt = current.record.prompt.clone();
         match self
             .attempt(run, Step::Moderation, || {
-                self.limited(Endpoint::Moderation, moderator.screen(&prompt))
+                self.limited(
+                    moderator.service(),
+                    Endpoint::Moderation,
+                    moderator.screen(&prompt),
+                )
             })
             .await?
         {
@@ -125,7 +132,7 @@ impl Pipeline {
         let names = &self.services.names;
         let name = match self
             .attempt(run, Step::Name, || {
-                self.limited(Endpoint::Chat, names.name(subject, user))
+                self.limited(names.service(), Endpoint::Chat, names.name(subject, user))
             })
             .await?
         {
@@ -235,7 +242,11 @@ impl Pipeline {
         let images = &self.services.images;
         let bought = match self
             .attempt(run, Step::Image, || {
-                self.limited(Endpoint::Images, images.generate(&image_job))
+                self.limited(
+                    images.service(),
+                    Endpoint::Images,
+                    images.generate(&image_job),
+                )
             })
             .await?
         {
@@ -301,7 +312,7 @@ impl Pipeline {
                     Ok(()) => Ok(()),
                     // Nobody listening is the alerts service's absence.
                     Err(PublishError::Returned(_)) => Err(UpstreamError::Transient {
-                        service: "alerts",
+                        service: ALERTS,
                         detail: format!(
                             "no queue is bound to {exchange}: is the alerts service running?"
                         ),

@@ -36,17 +36,45 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             let named = code
                 .split("crate::")
                 .skip(1)
-                .map(|rest| {
-                    rest.split(|c: char| !c.is_alphanumeric() && c != '_')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned()
-                })
+                .flat_map(named_modules)
                 .filter(|name| modules.contains(name) && name != module)
                 .collect();
             (module.clone(), named)
         })
         .collect()
+}
+
+/// The modules named right after one `crate::`: one (`crate::gate::Gate`),
+/// or each of a group (`crate::{gate::Gate, limits}`).
+fn named_modules(rest: &str) -> Vec<String> {
+    let first = |path: &str| {
+        path.trim()
+            .split(|c: char| !c.is_alphanumeric() && c != '_')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    match rest.strip_prefix('{') {
+        // A group ends at its first `}`; a nested group's names are
+        // not modules of the crate and are dropped by the caller.
+        Some(group) => group
+            .split('}')
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(first)
+            .collect(),
+        None => vec![first(rest)],
+    }
+}
+
+#[test]
+fn a_group_import_names_each_module() {
+    assert_eq!(
+        named_modules("{gate::Gate, limits::Endpoint};"),
+        ["gate", "limits"]
+    );
+    assert_eq!(named_modules("run::Next;"), ["run"]);
 }
 
 /// A circle through `from`, if there is one.

@@ -57,6 +57,26 @@ impl<R: Readings> Exposition<R> {
     }
 }
 
+/// `dynamo_queue_depth`, which both binaries show: the messages waiting in
+/// the request queue, left out when the broker did not say (rather than
+/// shown as an empty queue).
+pub fn encode_queue_depth(
+    encoder: &mut DescriptorEncoder,
+    depth: Option<u32>,
+) -> Result<(), std::fmt::Error> {
+    use prometheus_client::encoding::EncodeMetric;
+    let Some(depth) = depth else {
+        return Ok(());
+    };
+    let gauge = encoder.encode_descriptor(
+        "dynamo_queue_depth",
+        "Messages waiting in the request queue.",
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    prometheus_client::metrics::gauge::ConstGauge::new(i64::from(depth)).encode(gauge)
+}
+
 /// A panic elsewhere while holding the lock leaves consistent data behind
 /// (each write is a single assignment): keep serving metrics.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -56,16 +56,7 @@ impl dynamo_runtime::metrics::Readings for Readings {
             ];
             ConstGauge::new(count.count).encode(family.encode_family(&labels)?)?;
         }
-        if let Some(depth) = readings.queue_depth {
-            let gauge = encoder.encode_descriptor(
-                "dynamo_queue_depth",
-                "Messages waiting in dynamo's request queue",
-                None,
-                MetricType::Gauge,
-            )?;
-            ConstGauge::new(i64::from(depth)).encode(gauge)?;
-        }
-        Ok(())
+        dynamo_runtime::metrics::encode_queue_depth(&mut encoder, readings.queue_depth)
     }
 }
 

@@ -92,15 +92,9 @@ impl Store {
         prompt: &str,
         name: &str,
     ) -> Result<(Progress, String), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let progress = advance_in(
-            &mut tx,
-            lease,
-            RequestState::Named,
-            "named_at = now()",
-            |q| q,
-        )
-        .await?;
+        let (mut tx, progress) = self
+            .begin_advance(lease, RequestState::Named, "named_at = now()", |q| q)
+            .await?;
         // The statement's snapshot does not see its own insert: the union is
         // the new row or the one there before, never both.
         let stored = sqlx::query_scalar!(
@@ -198,15 +192,9 @@ impl Store {
         lease: &Lease,
         image: &StoredImage,
     ) -> Result<(Progress, StoredImage), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let progress = advance_in(
-            &mut tx,
-            lease,
-            RequestState::Stored,
-            "stored_at = now()",
-            |q| q,
-        )
-        .await?;
+        let (mut tx, progress) = self
+            .begin_advance(lease, RequestState::Stored, "stored_at = now()", |q| q)
+            .await?;
         // As in `record_name`: the new row or the one there before.
         let stored = sqlx::query_as!(
             StoredImage,
@@ -261,17 +249,16 @@ impl Store {
         reason: &str,
     ) -> Result<Progress, StoreError> {
         debug_assert!(matches!(end, RequestState::Failed | RequestState::Rejected));
-        let mut tx = self.pool().begin().await?;
-        let progress = advance_in(
-            &mut tx,
-            lease,
-            end,
-            "finished_at = now(), error_message = $4,
+        let (mut tx, progress) = self
+            .begin_advance(
+                lease,
+                end,
+                "finished_at = now(), error_message = $4,
              settled_at = CASE WHEN ledger_flow_id IS NULL AND debit_requested_at IS NULL
                                THEN now() ELSE settled_at END",
-            |q| q.bind(reason),
-        )
-        .await?;
+                |q| q.bind(reason),
+            )
+            .await?;
         crate::generated::forget_generated(&mut tx, lease.request_id).await?;
         tx.commit().await?;
         Ok(progress)
@@ -338,6 +325,24 @@ impl Store {
                 to: column,
             }),
         }
+    }
+
+    /// A step's guarded move as the first statement of a transaction, for
+    /// the steps that record more beside it (a name, an image, the end of a
+    /// kept answer): the caller adds its statements and commits.
+    async fn begin_advance<F>(
+        &self,
+        lease: &Lease,
+        to: RequestState,
+        set: &str,
+        bind: F,
+    ) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Progress), StoreError>
+    where
+        F: for<'a> FnOnce(PgQuery<'a>) -> PgQuery<'a>,
+    {
+        let mut tx = self.pool().begin().await?;
+        let progress = advance_in(&mut tx, lease, to, set, bind).await?;
+        Ok((tx, progress))
     }
 
     async fn advance<'q, F>(

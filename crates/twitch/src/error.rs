@@ -1,6 +1,9 @@
 //! How a call to Twitch failed.
 
-use dynamo_upstream::UpstreamError;
+use dynamo_upstream::{ServiceId, UpstreamError};
+
+/// dynamo's own database, as the Twitch ledger's store failures name it.
+const LOCAL_DATABASE: ServiceId = ServiceId::new("database");
 
 #[derive(Debug, thiserror::Error)]
 pub enum TwitchError {
@@ -53,8 +56,11 @@ impl From<TwitchError> for UpstreamError {
                 detail,
                 retry_after: None,
             },
+            // Still dressed as an upstream failure: the `Ledger` trait can
+            // only answer `UpstreamError` (issue 26, item 3: a ledger error
+            // that carries `Infra` would end this).
             TwitchError::Store(error) => UpstreamError::Transient {
-                service: "database",
+                service: LOCAL_DATABASE,
                 detail: error.to_string(),
                 retry_after: None,
             },

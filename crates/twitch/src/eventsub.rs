@@ -168,7 +168,7 @@ pub async fn run_trusting(
                 let _ = intake
                     .store
                     .hold(
-                        SERVICE,
+                        SERVICE.as_str(),
                         &format!("{reason}; sign in again with `dynamoctl twitch login`"),
                         HOLD_PROBE,
                     )
@@ -462,7 +462,7 @@ async fn subscribe(
             .map_err(ended_by)?;
     }
     // Signed in and subscribed: whatever was held for want of it may go on.
-    if let Ok(true) = intake.store.release_hold(SERVICE).await {
+    if let Ok(true) = intake.store.release_hold(SERVICE.as_str()).await {
         tracing::info!("Twitch is usable again: held requests go on");
     }
     Ok(broadcaster)

@@ -30,7 +30,7 @@ impl Follow {
     pub async fn pause_reason(&self) -> Result<Option<String>, TwitchError> {
         // Twitch's own hold (signed out) cannot be shown on Twitch.
         let holds = self.store.holds().await?;
-        if let Some(hold) = holds.iter().find(|hold| hold.service != SERVICE) {
+        if let Some(hold) = holds.iter().find(|hold| SERVICE != hold.service) {
             return Ok(Some(format!("{} is held: {}", hold.service, hold.reason)));
         }
         if self.pause_when_offline && self.store.channel_live().await? == Some(false) {

@@ -524,7 +524,7 @@ fn refused(what: &str, status: StatusCode, text: &str) -> TwitchError {
     let message = serde_json::from_str::<HelixErrorBody>(text)
         .map(|e| e.message)
         .unwrap_or_default();
-    tracing::debug!(service = SERVICE, %status, %message, what, "Twitch refused");
+    tracing::debug!(service = %SERVICE, %status, %message, what, "Twitch refused");
     TwitchError::Refused {
         what: what.to_owned(),
         status: status.as_u16(),

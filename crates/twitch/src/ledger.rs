@@ -97,7 +97,7 @@ impl Ledger for TwitchLedger {
             )
             .await?;
         // Reachable and signed in: whatever was held for want of that goes on.
-        let _ = self.store.release_hold(SERVICE).await;
+        let _ = self.store.release_hold(SERVICE.as_str()).await;
         match current.map(|r| r.status) {
             Some(status) if status == "CANCELED" => {
                 let _ = self

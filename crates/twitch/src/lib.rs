@@ -34,7 +34,7 @@ pub use error::TwitchError;
 pub use settings::{RewardIds, TwitchSettings};
 
 /// The name holds and logs use for Twitch.
-pub const SERVICE: &str = "twitch";
+pub const SERVICE: dynamo_upstream::ServiceId = dynamo_upstream::ServiceId::new("twitch");
 /// All dynamo needs from the streamer: read and settle redemptions, manage
 /// its own rewards, and write in chat as the streamer.
 pub const SCOPES: &str = "channel:manage:redemptions user:write:chat";

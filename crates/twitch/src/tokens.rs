@@ -92,7 +92,7 @@ impl TokenSource {
         self.store.save_twitch_grant(self.account, &grant).await?;
         if self.account == GrantAccount::Broadcaster {
             // Whatever was held for want of a sign-in may go on.
-            self.store.release_hold(crate::SERVICE).await?;
+            self.store.release_hold(crate::SERVICE.as_str()).await?;
         }
         Ok(who)
     }

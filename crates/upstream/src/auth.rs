@@ -1,9 +1,9 @@
 //! Service tokens from the Golden VCR auth service (SPEC §3): an HMAC-signed
 //! request for a short-lived JWT that acts for one viewer at the ledger.
 
-use crate::UpstreamError;
 use crate::error::exchange;
 use crate::token_cache::TokenCache;
+use crate::{ServiceId, UpstreamError};
 use chrono::{SecondsFormat, Utc};
 use dynamo_wire::Viewer;
 use hmac::{Hmac, Mac};
@@ -13,7 +13,7 @@ use sha2::Sha256;
 use std::sync::Arc;
 use uuid::Uuid;
 
-const SERVICE: &str = "auth";
+const SERVICE: ServiceId = ServiceId::new("auth");
 
 #[derive(Clone)]
 pub struct AuthClient {

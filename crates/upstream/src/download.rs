@@ -13,8 +13,8 @@
 //!   image download at `OPENAI_MAX_DOWNLOAD_BYTES`, an API answer (where a
 //!   `b64_json` image travels) at that as base64 plus room for its JSON.
 
-use crate::UpstreamError;
 use crate::on_answer::AnswerStep;
+use crate::{ServiceId, UpstreamError};
 use async_openai::error::OpenAIError;
 use futures::future::BoxFuture;
 use std::net::{IpAddr, SocketAddr};
@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
-const SERVICE: &str = "openai";
 /// Redirects followed (each one checked) before the download fails.
 const MAX_REDIRECTS: usize = 3;
 /// Room an API answer needs besides its base64 image: JSON, usage, text.
@@ -47,7 +46,7 @@ pub(crate) enum Capped {
 }
 
 impl Capped {
-    pub(crate) fn into_upstream(self, service: &'static str, what: &str) -> UpstreamError {
+    pub(crate) fn into_upstream(self, service: ServiceId, what: &str) -> UpstreamError {
         match self {
             Capped::TooLarge { limit } => {
                 UpstreamError::permanent(service, format!("{what} is over {limit} bytes"))
@@ -212,6 +211,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
 /// Fetches images named by `url` answers, under the [`Policy`].
 #[derive(Clone)]
 pub(crate) struct Downloader {
+    /// The provider whose answers name the images: its failures are its own.
+    service: ServiceId,
     http: reqwest::Client,
     policy: Arc<Policy>,
     max_bytes: usize,
@@ -228,13 +229,14 @@ impl std::fmt::Debug for Downloader {
 
 impl Downloader {
     pub(crate) fn new(
+        service: ServiceId,
         base_url: &str,
         allowed_hosts: &[String],
         max_bytes: usize,
         timeout: Duration,
     ) -> Result<Self, UpstreamError> {
         let base = Url::parse(base_url)
-            .map_err(|e| UpstreamError::permanent(SERVICE, format!("OPENAI_BASE_URL: {e}")))?;
+            .map_err(|e| UpstreamError::permanent(service, format!("OPENAI_BASE_URL: {e}")))?;
         let policy = Arc::new(Policy {
             base,
             allowed: allowed_hosts.iter().map(|h| h.to_lowercase()).collect(),
@@ -257,8 +259,9 @@ impl Downloader {
                 }
             }))
             .build()
-            .map_err(|e| UpstreamError::permanent(SERVICE, e))?;
+            .map_err(|e| UpstreamError::permanent(service, e))?;
         Ok(Self {
+            service,
             http,
             policy,
             max_bytes,
@@ -269,10 +272,16 @@ impl Downloader {
     pub(crate) async fn image(&self, url: &str) -> Result<Vec<u8>, UpstreamError> {
         let shown = crate::redact::redact_url(url);
         let parsed = Url::parse(url).map_err(|e| {
-            UpstreamError::permanent(SERVICE, format!("the image URL {shown} is not a URL: {e}"))
+            UpstreamError::permanent(
+                self.service,
+                format!("the image URL {shown} is not a URL: {e}"),
+            )
         })?;
         self.policy.check(&parsed).map_err(|why| {
-            UpstreamError::permanent(SERVICE, format!("refused the image URL {shown}: {why}"))
+            UpstreamError::permanent(
+                self.service,
+                format!("refused the image URL {shown}: {why}"),
+            )
         })?;
         // An address in the URL itself is never looked up: check it here.
         if let Some(ip) = literal_ip(&parsed)
@@ -280,7 +289,7 @@ impl Downloader {
             && !self.policy.base_is_local().await
         {
             return Err(UpstreamError::permanent(
-                SERVICE,
+                self.service,
                 format!("refused the image URL {shown}: {ip} is not a public address"),
             ));
         }
@@ -289,12 +298,12 @@ impl Downloader {
             .get(parsed)
             .send()
             .await
-            .map_err(|e| UpstreamError::from_reqwest(SERVICE, e))?;
+            .map_err(|e| UpstreamError::from_reqwest(self.service, e))?;
         let status = response.status();
         if !status.is_success() {
             let headers = response.headers().clone();
             return Err(UpstreamError::from_status(
-                SERVICE,
+                self.service,
                 status,
                 &headers,
                 "image download failed",
@@ -308,13 +317,13 @@ impl Downloader {
             .to_owned();
         if !content_type.starts_with("image/") {
             return Err(UpstreamError::permanent(
-                SERVICE,
+                self.service,
                 format!("the image URL answered {content_type:?}, not an image"),
             ));
         }
         let bytes = read_capped(response, self.max_bytes)
             .await
-            .map_err(|e| e.into_upstream(SERVICE, "the image"))?;
+            .map_err(|e| e.into_upstream(self.service, "the image"))?;
         Ok(bytes.to_vec())
     }
 }

@@ -2,6 +2,7 @@
 //! pipeline's words. What to do about it (retry, hold, give up) is the
 //! pipeline's retry verdict, not decided here.
 
+use crate::ServiceId;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -9,7 +10,7 @@ pub enum UpstreamError {
     /// May work if tried again: rate limits, 5xx, timeouts, connection errors.
     #[error("{service} is unavailable: {detail}")]
     Transient {
-        service: &'static str,
+        service: ServiceId,
         detail: String,
         /// What the service asked us to wait, when it said.
         retry_after: Option<Duration>,
@@ -18,7 +19,7 @@ pub enum UpstreamError {
     /// and slow everyone down, then try again.
     #[error("{service} is rate limiting: {detail}")]
     RateLimited {
-        service: &'static str,
+        service: ServiceId,
         detail: String,
         retry_after: Option<Duration>,
     },
@@ -26,10 +27,7 @@ pub enum UpstreamError {
     /// its own: the API has no idempotency key, so the timed-out call may
     /// still have run (and be billed).
     #[error("{service} did not answer in time: {detail}")]
-    TimedOut {
-        service: &'static str,
-        detail: String,
-    },
+    TimedOut { service: ServiceId, detail: String },
     /// The prompt breaks the content policy or was flagged by moderation.
     #[error("{0}")]
     Inadmissible(String),
@@ -42,7 +40,7 @@ pub enum UpstreamError {
     /// (SPEC §6.10) until a probe passes.
     #[error("{service} is out of service: {reason}")]
     Outage {
-        service: &'static str,
+        service: ServiceId,
         /// What an operator should do, in one sentence.
         reason: String,
     },
@@ -51,16 +49,13 @@ pub enum UpstreamError {
     /// pipeline holds requests rather than fail them.
     #[error("every model in {variable} is shut down or unknown to {service}")]
     ModelsGone {
-        service: &'static str,
+        service: ServiceId,
         variable: &'static str,
     },
     /// Will not work however often it is tried (a request the service
     /// refuses, a malformed answer).
     #[error("{service} refused: {detail}")]
-    Permanent {
-        service: &'static str,
-        detail: String,
-    },
+    Permanent { service: ServiceId, detail: String },
 }
 
 impl UpstreamError {
@@ -72,7 +67,7 @@ impl UpstreamError {
         }
     }
 
-    pub(crate) fn transient(service: &'static str, detail: impl ToString) -> Self {
+    pub(crate) fn transient(service: ServiceId, detail: impl ToString) -> Self {
         UpstreamError::Transient {
             service,
             detail: detail.to_string(),
@@ -80,7 +75,7 @@ impl UpstreamError {
         }
     }
 
-    pub(crate) fn permanent(service: &'static str, detail: impl ToString) -> Self {
+    pub(crate) fn permanent(service: ServiceId, detail: impl ToString) -> Self {
         UpstreamError::Permanent {
             service,
             detail: detail.to_string(),
@@ -89,7 +84,7 @@ impl UpstreamError {
 
     /// Classifies a reqwest failure: anything that did not get an answer is
     /// transient. The URL in the text is redacted: it is logged and stored.
-    pub(crate) fn from_reqwest(service: &'static str, error: reqwest::Error) -> Self {
+    pub(crate) fn from_reqwest(service: ServiceId, error: reqwest::Error) -> Self {
         // A redirect refused by policy (or looping) is refused again.
         let (permanent, timeout) = (
             error.is_builder() || error.is_redirect(),
@@ -107,7 +102,7 @@ impl UpstreamError {
 
     /// Classifies an HTTP status that was not the expected one.
     pub(crate) fn from_status(
-        service: &'static str,
+        service: ServiceId,
         status: reqwest::StatusCode,
         headers: &reqwest::header::HeaderMap,
         body: &str,
@@ -152,7 +147,7 @@ pub(crate) fn truncate(text: &str, limit: usize) -> &str {
 /// Sends a request and reads the whole answer; a status outside `accept`
 /// becomes the classified error. Both auth and the ledger answer this way.
 pub(crate) async fn exchange(
-    service: &'static str,
+    service: ServiceId,
     request: reqwest::RequestBuilder,
     accept: impl Fn(reqwest::StatusCode) -> bool,
 ) -> Result<(reqwest::StatusCode, String), UpstreamError> {

@@ -2,7 +2,7 @@
 //! accepted once the alert is out, rejected (refunded) otherwise.
 
 use crate::error::exchange;
-use crate::{AuthClient, Ledger, UpstreamError};
+use crate::{AuthClient, Ledger, ServiceId, UpstreamError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dynamo_wire::{StyleId, Viewer};
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-const SERVICE: &str = "ledger";
+const SERVICE: ServiceId = ServiceId::new("ledger");
 
 #[derive(Debug, Clone)]
 pub struct HttpLedger {

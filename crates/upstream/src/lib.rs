@@ -22,6 +22,7 @@ mod placeholder;
 mod rate_budget;
 mod redact;
 mod retry_hint;
+mod service;
 mod storage;
 mod token_cache;
 
@@ -36,13 +37,14 @@ pub use error::UpstreamError;
 pub use ledger::HttpLedger;
 pub use model_name::{Naming, is_openai, looks_like_ollama};
 pub use models::{
-    ImageParameter, ImageUsage, ListedModel, MemoryCatalogue, ModelCatalogue, ModelChain,
-    ModelParameters, ModelPrice, ModelPrices, PARAMETER_TABLE, PRICE_TABLE, PricedBy,
+    CatalogueError, ImageParameter, ImageUsage, ListedModel, MemoryCatalogue, ModelCatalogue,
+    ModelChain, ModelParameters, ModelPrice, ModelPrices, PARAMETER_TABLE, PRICE_TABLE, PricedBy,
 };
-pub use openai::{OpenAi, OpenAiSettings};
+pub use openai::{ModelCheckError, OpenAi, OpenAiSettings};
 pub use placeholder::Placeholder;
 pub use rate_budget::{RateBudget, with_rate_budget};
 pub use redact::redact_url;
+pub use service::ServiceId;
 pub use storage::{FsStorage, S3Settings, S3Storage, StorageBackend};
 
 /// One image to generate.
@@ -93,7 +95,7 @@ impl GeneratedImage {
 pub trait ImageProvider: Send + Sync {
     /// The service's id: it keys the service's holds (and is the name its
     /// `UpstreamError`s carry), so two providers hold on their own.
-    fn service(&self) -> &'static str;
+    fn service(&self) -> ServiceId;
     /// Shown at start-up so operators know what will be billed.
     fn describe(&self) -> String;
     async fn generate(&self, job: &ImageJob) -> Result<GeneratedImage, UpstreamError>;
@@ -104,7 +106,7 @@ pub trait ImageProvider: Send + Sync {
 pub trait NameProvider: Send + Sync {
     /// The service's id: it keys the service's holds (and is the name its
     /// `UpstreamError`s carry), so two providers hold on their own.
-    fn service(&self) -> &'static str;
+    fn service(&self) -> ServiceId;
     /// The prompt sent for `subject`, as recorded in the `answer` table.
     fn prompt(&self, subject: &str) -> String;
     async fn name(&self, subject: &str, user: &str) -> Result<String, UpstreamError>;
@@ -115,7 +117,7 @@ pub trait NameProvider: Send + Sync {
 pub trait Moderator: Send + Sync {
     /// The service's id: it keys the service's holds (and is the name its
     /// `UpstreamError`s carry), so two providers hold on their own.
-    fn service(&self) -> &'static str;
+    fn service(&self) -> ServiceId;
     /// `Err(UpstreamError::Inadmissible)` when the prompt is flagged.
     async fn screen(&self, prompt: &str) -> Result<(), UpstreamError>;
 }

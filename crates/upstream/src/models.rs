@@ -2,7 +2,7 @@
 //!
 //! Models retire (SPEC §3). A setting names a chain of models in order of
 //! preference; a model the fleet learned is gone is skipped, and when every
-//! model of a chain is gone the call fails with [`UpstreamError::ModelsGone`],
+//! model of a chain is gone the call fails with [`UpstreamError::ModelsGone`](crate::UpstreamError::ModelsGone),
 //! which says nothing about the viewer's request. What the fleet learned is
 //! kept behind [`ModelCatalogue`] (PostgreSQL in production) so one process
 //! learning it teaches all of them.
@@ -11,7 +11,6 @@
 //! one place that says it, overridable by `OPENAI_MODEL_PARAMETERS`. What an
 //! image costs is [`PRICE_TABLE`], overridable by `OPENAI_IMAGE_PRICES`.
 
-use crate::UpstreamError;
 use async_trait::async_trait;
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -48,30 +47,39 @@ pub struct ListedModel {
 }
 
 /// Where the fleet keeps what it learned about models.
+/// The catalogue's own store failed: dynamo's infrastructure (the fleet's
+/// catalogue lives in PostgreSQL), never an answer of the model's server,
+/// so it is not an [`UpstreamError`](crate::UpstreamError). The provider carries on without what
+/// it could not read or record (trying every model, sending every
+/// parameter) and says so in a warning.
+#[derive(Debug, thiserror::Error)]
+#[error("the model catalogue is unavailable: {0}")]
+pub struct CatalogueError(pub String);
+
 #[async_trait]
 pub trait ModelCatalogue: Send + Sync {
     /// Records that `chain.variable` names `chain.models`.
-    async fn configure(&self, chain: &ModelChain) -> Result<(), UpstreamError>;
+    async fn configure(&self, chain: &ModelChain) -> Result<(), CatalogueError>;
     /// True for one caller per `every`: that caller reads `GET /models`.
     async fn claim_check(
         &self,
         every: std::time::Duration,
         owner: &str,
-    ) -> Result<bool, UpstreamError>;
+    ) -> Result<bool, CatalogueError>;
     /// A successful `GET /models`: configured models it does not list are gone.
-    async fn record_listing(&self, listed: &[ListedModel]) -> Result<(), UpstreamError>;
+    async fn record_listing(&self, listed: &[ListedModel]) -> Result<(), CatalogueError>;
     /// Every model known to be gone.
-    async fn gone(&self) -> Result<Vec<String>, UpstreamError>;
+    async fn gone(&self) -> Result<Vec<String>, CatalogueError>;
     /// Marks `model` gone; true when this call is the one that learned it.
-    async fn mark_gone(&self, model: &str, reason: &str) -> Result<bool, UpstreamError>;
+    async fn mark_gone(&self, model: &str, reason: &str) -> Result<bool, CatalogueError>;
     /// Every (model, parameter) a model refused.
-    async fn refused_parameters(&self) -> Result<Vec<(String, String)>, UpstreamError>;
+    async fn refused_parameters(&self) -> Result<Vec<(String, String)>, CatalogueError>;
     async fn refuse_parameter(
         &self,
         model: &str,
         parameter: &str,
         detail: &str,
-    ) -> Result<(), UpstreamError>;
+    ) -> Result<(), CatalogueError>;
 }
 
 /// A catalogue for one process (no database): what it learns, it alone knows.
@@ -94,7 +102,7 @@ impl MemoryCatalogue {
 
 #[async_trait]
 impl ModelCatalogue for MemoryCatalogue {
-    async fn configure(&self, chain: &ModelChain) -> Result<(), UpstreamError> {
+    async fn configure(&self, chain: &ModelChain) -> Result<(), CatalogueError> {
         self.with(|(configured, _, _)| configured.extend(chain.models.iter().cloned()));
         Ok(())
     }
@@ -102,10 +110,10 @@ impl ModelCatalogue for MemoryCatalogue {
         &self,
         _every: std::time::Duration,
         _owner: &str,
-    ) -> Result<bool, UpstreamError> {
+    ) -> Result<bool, CatalogueError> {
         Ok(true)
     }
-    async fn record_listing(&self, listed: &[ListedModel]) -> Result<(), UpstreamError> {
+    async fn record_listing(&self, listed: &[ListedModel]) -> Result<(), CatalogueError> {
         self.with(|(configured, gone, _)| {
             for model in configured.iter() {
                 if listed.iter().any(|l| &l.id == model) {
@@ -117,13 +125,13 @@ impl ModelCatalogue for MemoryCatalogue {
         });
         Ok(())
     }
-    async fn gone(&self) -> Result<Vec<String>, UpstreamError> {
+    async fn gone(&self) -> Result<Vec<String>, CatalogueError> {
         Ok(self.with(|(_, gone, _)| gone.iter().cloned().collect()))
     }
-    async fn mark_gone(&self, model: &str, _reason: &str) -> Result<bool, UpstreamError> {
+    async fn mark_gone(&self, model: &str, _reason: &str) -> Result<bool, CatalogueError> {
         Ok(self.with(|(_, gone, _)| gone.insert(model.to_owned())))
     }
-    async fn refused_parameters(&self) -> Result<Vec<(String, String)>, UpstreamError> {
+    async fn refused_parameters(&self) -> Result<Vec<(String, String)>, CatalogueError> {
         Ok(self.with(|(_, _, refused)| refused.iter().cloned().collect()))
     }
     async fn refuse_parameter(
@@ -131,7 +139,7 @@ impl ModelCatalogue for MemoryCatalogue {
         model: &str,
         parameter: &str,
         _detail: &str,
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<(), CatalogueError> {
         self.with(|(_, _, refused)| refused.insert((model.to_owned(), parameter.to_owned())));
         Ok(())
     }

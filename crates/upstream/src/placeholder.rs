@@ -1,7 +1,7 @@
 //! The built-in stand-ins for OpenAI: deterministic images and names drawn
 //! locally, for demos and development without an API key or a bill.
 
-use crate::{GeneratedImage, ImageJob, ImageProvider, NameProvider, UpstreamError};
+use crate::{GeneratedImage, ImageJob, ImageProvider, NameProvider, ServiceId, UpstreamError};
 use async_trait::async_trait;
 use dynamo_imaging::placeholder::{Scene, render_png};
 use dynamo_wire::Output;
@@ -9,10 +9,14 @@ use dynamo_wire::Output;
 #[derive(Debug, Clone, Default)]
 pub struct Placeholder;
 
+/// The placeholder's id: a provider of its own, so an outage or a limit of
+/// another image provider never stops it.
+pub const SERVICE: ServiceId = ServiceId::new("placeholder");
+
 #[async_trait]
 impl ImageProvider for Placeholder {
-    fn service(&self) -> &'static str {
-        "placeholder"
+    fn service(&self) -> ServiceId {
+        SERVICE
     }
 
     fn describe(&self) -> String {
@@ -27,15 +31,15 @@ impl ImageProvider for Placeholder {
         let prompt = job.prompt.clone();
         let png = tokio::task::spawn_blocking(move || render_png(scene, &prompt, 1024))
             .await
-            .map_err(|e| UpstreamError::permanent("placeholder", e))?;
+            .map_err(|e| UpstreamError::permanent(SERVICE, e))?;
         Ok(GeneratedImage::free(png, "placeholder"))
     }
 }
 
 #[async_trait]
 impl NameProvider for Placeholder {
-    fn service(&self) -> &'static str {
-        "placeholder"
+    fn service(&self) -> ServiceId {
+        SERVICE
     }
 
     fn prompt(&self, subject: &str) -> String {

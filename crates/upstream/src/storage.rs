@@ -2,7 +2,7 @@
 //! AWS, MinIO...) in deployments, or a local directory that dynamo-server
 //! serves, for running without any storage service.
 
-use crate::{Storage, UpstreamError};
+use crate::{ServiceId, Storage, UpstreamError};
 use async_trait::async_trait;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::SdkError;
@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-const SERVICE: &str = "storage";
+const SERVICE: ServiceId = ServiceId::new("storage");
 /// Objects are named by request id and never change: let browsers and CDNs keep them.
 const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 

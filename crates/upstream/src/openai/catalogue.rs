@@ -11,12 +11,22 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Why the start-up check of the models failed: the server's answer, or
+/// our own catalogue (the database) not recording the chains.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelCheckError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Catalogue(#[from] crate::CatalogueError),
+}
+
 impl OpenAi {
     /// Start-up: records the chains, reads `GET /models` and reports each
     /// configured model that is gone (one error line naming the setting) or
     /// shuts down within 30 days (a warning). `Err(ModelsGone)` when a chain
     /// has nothing left. A server without `/models` is not an error.
-    pub async fn check_models(&self) -> Result<(), UpstreamError> {
+    pub async fn check_models(&self) -> Result<(), ModelCheckError> {
         for chain in self.chains() {
             self.catalogue.configure(chain).await?;
         }
@@ -37,7 +47,8 @@ impl OpenAi {
                 return Err(UpstreamError::ModelsGone {
                     service: SERVICE,
                     variable: chain.variable,
-                });
+                }
+                .into());
             }
         }
         Ok(())

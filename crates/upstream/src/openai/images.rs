@@ -158,7 +158,7 @@ fn image_usage(response: &Value) -> Option<ImageUsage> {
 
 #[async_trait]
 impl ImageProvider for OpenAi {
-    fn service(&self) -> &'static str {
+    fn service(&self) -> crate::ServiceId {
         SERVICE
     }
 

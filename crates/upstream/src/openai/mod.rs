@@ -6,6 +6,7 @@
 //! configured for the whole fleet.
 
 mod catalogue;
+pub use catalogue::ModelCheckError;
 mod chat;
 mod errors;
 mod images;
@@ -13,7 +14,6 @@ mod moderation;
 
 pub(crate) use chat::name_prompt;
 
-use crate::UpstreamError;
 use crate::api_error::ApiFailure;
 use crate::credentials::ApiConfig;
 use crate::download::{CapAnswers, Downloader, answer_cap};
@@ -23,6 +23,7 @@ use crate::models::{
 };
 use crate::on_answer::OnAnswer;
 use crate::retry_hint::{CaptureRetryHints, with_retry_hint};
+use crate::{ServiceId, UpstreamError};
 use async_openai::Client;
 use async_openai::error::OpenAIError;
 use async_openai::middleware::ReqwestService;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-const SERVICE: &str = "openai";
+pub(crate) const SERVICE: ServiceId = ServiceId::new("openai");
 
 #[derive(Debug, Clone)]
 pub struct OpenAiSettings {
@@ -122,6 +123,7 @@ impl OpenAi {
         let client =
             Client::with_config(config).with_http_service(OnAnswer::new(capped, CaptureRetryHints));
         let downloader = Downloader::new(
+            SERVICE,
             &settings.base_url,
             &settings.download_hosts,
             settings.max_download_bytes,
@@ -190,9 +192,16 @@ impl OpenAi {
                             return Err(UpstreamError::permanent(SERVICE, detail));
                         }
                         tracing::warn!(%model, parameter = parameter.name(), %detail, "the model refuses a parameter; no longer sending it, fleet-wide");
-                        self.catalogue
+                        // Our own store failing is not the server's answer:
+                        // the call goes on; a refusal that does not take is
+                        // stopped by the count above.
+                        if let Err(error) = self
+                            .catalogue
                             .refuse_parameter(model, parameter.name(), &detail)
-                            .await?;
+                            .await
+                        {
+                            tracing::warn!(%error, "cannot record the refused parameter");
+                        }
                     }
                 }
             }

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 #[async_trait]
 impl Moderator for OpenAi {
-    fn service(&self) -> &'static str {
+    fn service(&self) -> crate::ServiceId {
         SERVICE
     }
 
