@@ -4,7 +4,7 @@
 //! subscribe again — nothing is acknowledged while disconnected, so the
 //! broker redelivers whatever was in flight.
 
-use crate::config::{ConsumerConfig, ImageBackend, LedgerBackend};
+use crate::config::{ConsumerConfig, ImageBackend, LedgerBackend, SpeechBackend};
 use crate::consumer::Consumer;
 use crate::models::{NoModelLeft, StoreCatalogue};
 use crate::pause::HoldWatch;
@@ -16,7 +16,7 @@ use dynamo_runtime::Shutdown;
 use dynamo_store::Store;
 use dynamo_upstream::{
     AuthClient, DiscordWebhooks, HttpLedger, ImageProvider, Ledger, Moderator, NameProvider,
-    OpenAi, Placeholder, UpstreamError,
+    OpenAi, Placeholder, Speech, UpstreamError,
 };
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -265,6 +265,7 @@ type Providers = (
     Arc<dyn NameProvider>,
     Option<Arc<dyn Moderator>>,
     Option<Arc<RateLimits>>,
+    Option<Arc<OpenAi>>,
 );
 
 /// How often the fleet re-reads `GET /models` (once for all processes).
@@ -301,7 +302,16 @@ async fn services(
             auth,
         )),
     };
-    let (images, names, moderator, limits): Providers = match &config.images {
+    let rate_limits = |timeout: Duration| {
+        Arc::new(RateLimits::new(
+            pool.clone(),
+            config.rates,
+            timeout,
+            config.retry.inline_max,
+            metrics.clone(),
+        ))
+    };
+    let (images, names, moderator, limits, openai): Providers = match &config.images {
         ImageBackend::OpenAi(settings) => {
             let catalogue = Arc::new(StoreCatalogue::new(Store::new(pool.clone())));
             let openai =
@@ -321,19 +331,38 @@ async fn services(
                 owner.to_owned(),
                 shutdown.clone(),
             ));
-            let limits = Arc::new(RateLimits::new(
-                pool.clone(),
-                config.rates,
-                settings.timeout,
-                config.retry.inline_max,
-                metrics.clone(),
-            ));
+            let limits = rate_limits(settings.timeout);
             let moderator: Option<Arc<dyn Moderator>> = config
                 .moderation
                 .then(|| openai.clone() as Arc<dyn Moderator>);
-            (openai.clone(), openai, moderator, Some(limits))
+            (
+                openai.clone(),
+                openai.clone(),
+                moderator,
+                Some(limits),
+                Some(openai),
+            )
         }
-        ImageBackend::Placeholder => (Arc::new(Placeholder), Arc::new(Placeholder), None, None),
+        ImageBackend::Placeholder => (
+            Arc::new(Placeholder),
+            Arc::new(Placeholder),
+            None,
+            None,
+            None,
+        ),
+    };
+    // Spoken captions: the image provider's OpenAI client when there is
+    // one, else a client of its own (placeholder images, speech from a
+    // local OpenAI-compatible server), under the same fleet-wide limits.
+    let (speech, limits): (Option<Arc<dyn Speech>>, _) = match (&config.speech, openai) {
+        (SpeechBackend::None, _) => (None, limits),
+        (SpeechBackend::OpenAi(_), Some(openai)) => (Some(openai as Arc<dyn Speech>), limits),
+        (SpeechBackend::OpenAi(settings), None) => {
+            let catalogue = Arc::new(StoreCatalogue::new(Store::new(pool.clone())));
+            let openai = OpenAi::new(settings.as_ref().clone())?.with_catalogue(catalogue);
+            let limits = limits.or_else(|| Some(rate_limits(settings.timeout)));
+            (Some(Arc::new(openai) as Arc<dyn Speech>), limits)
+        }
     };
     let storage = config.storage.build();
     Ok(Services {
@@ -348,5 +377,6 @@ async fn services(
             config.discord_friends_webhook.clone(),
         ),
         limits,
+        speech,
     })
 }

@@ -45,8 +45,10 @@ pub struct Services {
     pub storage: Arc<dyn Storage>,
     pub discord: DiscordWebhooks,
     /// The fleet-wide rate limits the OpenAI calls (images, names,
-    /// moderation) take their slots from; none for the placeholder.
+    /// moderation, speech) take their slots from; none for the placeholder.
     pub limits: Option<Arc<crate::limits::RateLimits>>,
+    /// Reads captions aloud for styles that ask (issue 30); none: silent.
+    pub speech: Option<Arc<dyn dynamo_upstream::Speech>>,
 }
 
 /// One request's way from its message to its end state, shared by every

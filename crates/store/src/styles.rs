@@ -64,6 +64,7 @@ struct StyleRow {
     reward_id: Option<String>,
     on_air_duration_ms: i32,
     sound: Option<String>,
+    speak_caption: bool,
     enabled: bool,
     follows_settings: bool,
     version: i64,
@@ -81,7 +82,7 @@ macro_rules! select_styles {
                  output AS "output: OutputColumn",
                  image_quality, image_size, generate_name, points_cost, reward_title,
                  reward_prompt, reward_cost, reward_cooldown_seconds, reward_max_per_stream,
-                 reward_max_per_user_per_stream, reward_id, on_air_duration_ms, sound, enabled,
+                 reward_max_per_user_per_stream, reward_id, on_air_duration_ms, sound, speak_caption, enabled,
                  follows_settings, version, updated_at
              FROM dynamo.styles "#
                 + $condition
@@ -122,6 +123,7 @@ impl From<StyleRow> for StoredStyle {
             on_air: OnAirSettings {
                 duration_ms: unsigned(row.on_air_duration_ms),
                 sound: row.sound,
+                speak_caption: row.speak_caption,
             },
             enabled: row.enabled,
         };
@@ -182,9 +184,9 @@ impl Store {
                   image_quality, image_size, generate_name, points_cost, reward_title,
                   reward_prompt, reward_cost, reward_cooldown_seconds, reward_max_per_stream,
                   reward_max_per_user_per_stream, on_air_duration_ms, sound, enabled,
-                  follows_settings)
+                  follows_settings, speak_caption)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                       $17, $18, $19)
+                       $17, $18, $19, $20)
                ON CONFLICT (id) DO UPDATE SET
                    display_name = EXCLUDED.display_name, color_input = EXCLUDED.color_input,
                    prompt_template = EXCLUDED.prompt_template, output = EXCLUDED.output,
@@ -198,6 +200,7 @@ impl Store {
                    on_air_duration_ms = EXCLUDED.on_air_duration_ms, sound = EXCLUDED.sound,
                    enabled = EXCLUDED.enabled,
                    follows_settings = EXCLUDED.follows_settings,
+                   speak_caption = EXCLUDED.speak_caption,
                    version = s.version + 1, updated_at = now()
                -- A seed only touches a style still following the settings;
                -- nobody bumps a version for a write that changes nothing.
@@ -207,7 +210,7 @@ impl Store {
                       s.points_cost, s.reward_title, s.reward_prompt, s.reward_cost,
                       s.reward_cooldown_seconds, s.reward_max_per_stream,
                       s.reward_max_per_user_per_stream, s.on_air_duration_ms, s.sound,
-                      s.enabled, s.follows_settings)
+                      s.enabled, s.follows_settings, s.speak_caption)
                      IS DISTINCT FROM
                      (EXCLUDED.display_name, EXCLUDED.color_input, EXCLUDED.prompt_template,
                       EXCLUDED.output, EXCLUDED.image_quality,
@@ -215,7 +218,8 @@ impl Store {
                       EXCLUDED.reward_title, EXCLUDED.reward_prompt, EXCLUDED.reward_cost,
                       EXCLUDED.reward_cooldown_seconds, EXCLUDED.reward_max_per_stream,
                       EXCLUDED.reward_max_per_user_per_stream, EXCLUDED.on_air_duration_ms,
-                      EXCLUDED.sound, EXCLUDED.enabled, EXCLUDED.follows_settings)
+                      EXCLUDED.sound, EXCLUDED.enabled, EXCLUDED.follows_settings,
+                      EXCLUDED.speak_caption)
                RETURNING (xmax = 0) AS "created!""#,
             s.id.as_str(),
             s.display_name.trim(),
@@ -236,6 +240,7 @@ impl Store {
             s.on_air.sound,
             s.enabled,
             seed,
+            s.on_air.speak_caption,
         )
         .fetch_optional(self.pool())
         .await?;

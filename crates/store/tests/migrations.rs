@@ -27,6 +27,7 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
             "_sqlx_migrations",
             "answer",
             "blocked_phrase",
+            "caption_speech",
             "content_rules",
             "generated_image",
             "image",

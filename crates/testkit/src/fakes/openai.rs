@@ -2,7 +2,7 @@
 //! API key checked on every call (401 `invalid_api_key`), and the account's
 //! request limit reported on every answer in `x-ratelimit-*` headers.
 
-use super::{Shared, api_error, chat, generate_image, models, moderate};
+use super::{Shared, api_error, chat, generate_image, models, moderate, speech};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -22,6 +22,7 @@ pub(super) fn routes(state: Shared) -> Router<Shared> {
         .route("/openai/v1/images/generations", post(generate_image))
         .route("/openai/v1/chat/completions", post(chat))
         .route("/openai/v1/moderations", post(moderate))
+        .route("/openai/v1/audio/speech", post(speech::speak))
         .route("/openai/v1/models", get(models::list))
         .route("/openai/v1/models/{model}", get(models::get_one))
         .route_layer(from_fn_with_state(state, gate))

@@ -10,8 +10,10 @@ mod chat;
 mod errors;
 mod images;
 mod moderation;
+mod speech;
 
 pub(crate) use chat::name_prompt;
+pub use speech::{SPEECH_FORMATS, SpeechSettings};
 
 use crate::UpstreamError;
 use crate::api_error::ApiFailure;
@@ -59,6 +61,8 @@ pub struct OpenAiSettings {
     /// `OPENAI_DOWNLOAD_HOSTS`: hosts besides the base URL's that `url`
     /// answers may point to ([`crate::download`]).
     pub download_hosts: Vec<String>,
+    /// `OPENAI_SPEECH_*`: spoken captions (issue 30).
+    pub speech: SpeechSettings,
 }
 
 #[derive(Clone)]
