@@ -91,7 +91,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 29);
+    assert_eq!(tables(&database).await.len(), 30);
 }
 
 #[tokio::test]
