@@ -39,7 +39,10 @@ async fn world() -> (Server, Consumer, String) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let (_, style) = server.get("/styles/herald", Some(&server.admin())).await;
-    assert_eq!(style["definition"]["on_air"]["speak_caption"], true, "{style}");
+    assert_eq!(
+        style["definition"]["on_air"]["speak_caption"], true,
+        "{style}"
+    );
     let consumer = server
         .start_consumer_with(|env| env.with("SPEECH_PROVIDER", "openai"))
         .await;
