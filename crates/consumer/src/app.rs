@@ -4,7 +4,7 @@
 //! subscribe again — nothing is acknowledged while disconnected, so the
 //! broker redelivers whatever was in flight.
 
-use crate::config::{ConsumerConfig, ImageBackend, LedgerBackend};
+use crate::config::{ConsumerConfig, ImageBackend, LedgerBackend, SpeechBackend};
 use crate::consumer::Consumer;
 use crate::models::{NoModelLeft, StoreCatalogue};
 use crate::pause::HoldWatch;
@@ -16,7 +16,7 @@ use dynamo_runtime::Shutdown;
 use dynamo_store::Store;
 use dynamo_upstream::{
     AuthClient, DiscordWebhooks, HttpLedger, ImageProvider, Ledger, ModelCheckError, Moderator,
-    NameProvider, OpenAi, Placeholder, UpstreamError,
+    NameProvider, OpenAi, Placeholder, ServiceId, Speech, UpstreamError,
 };
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -283,6 +283,7 @@ type Providers = (
     Arc<dyn NameProvider>,
     Option<Arc<dyn Moderator>>,
     Vec<Arc<RateLimits>>,
+    Option<Arc<OpenAi>>,
 );
 
 /// How often the fleet re-reads `GET /models` (once for all processes).
@@ -319,7 +320,17 @@ async fn services(
             auth,
         )),
     };
-    let (images, names, moderator, limits): Providers = match &config.images {
+    let rate_limits = |service: ServiceId, timeout: Duration| {
+        Arc::new(RateLimits::new(
+            pool.clone(),
+            service,
+            config.rates,
+            timeout,
+            config.retry.inline_max,
+            metrics.clone(),
+        ))
+    };
+    let (images, names, moderator, limits, openai): Providers = match &config.images {
         ImageBackend::OpenAi(settings) => {
             let catalogue = Arc::new(StoreCatalogue::new(Store::new(pool.clone())));
             let openai =
@@ -339,25 +350,39 @@ async fn services(
                 owner.to_owned(),
                 shutdown.clone(),
             ));
-            let limits = Arc::new(RateLimits::new(
-                pool.clone(),
-                ImageProvider::service(openai.as_ref()),
-                config.rates,
-                settings.timeout,
-                config.retry.inline_max,
-                metrics.clone(),
-            ));
+            let limits = rate_limits(ImageProvider::service(openai.as_ref()), settings.timeout);
             let moderator: Option<Arc<dyn Moderator>> = config
                 .moderation
                 .then(|| openai.clone() as Arc<dyn Moderator>);
-            (openai.clone(), openai, moderator, vec![limits])
+            (
+                openai.clone(),
+                openai.clone(),
+                moderator,
+                vec![limits],
+                Some(openai),
+            )
         }
         ImageBackend::Placeholder => (
             Arc::new(Placeholder),
             Arc::new(Placeholder),
             None,
             Vec::new(),
+            None,
         ),
+    };
+    // Spoken captions: the image provider's OpenAI client when there is
+    // one, else a client of its own (placeholder images, speech from a
+    // local OpenAI-compatible server), under its own fleet-wide limits.
+    let (speech, limits): (Option<Arc<dyn Speech>>, _) = match (&config.speech, openai) {
+        (SpeechBackend::None, _) => (None, limits),
+        (SpeechBackend::OpenAi(_), Some(openai)) => (Some(openai as Arc<dyn Speech>), limits),
+        (SpeechBackend::OpenAi(settings), None) => {
+            let catalogue = Arc::new(StoreCatalogue::new(Store::new(pool.clone())));
+            let openai = OpenAi::new(settings.as_ref().clone())?.with_catalogue(catalogue);
+            let mut limits = limits;
+            limits.push(rate_limits(Speech::service(&openai), settings.timeout));
+            (Some(Arc::new(openai) as Arc<dyn Speech>), limits)
+        }
     };
     let storage = config.storage.build();
     Ok(Services {
@@ -373,5 +398,6 @@ async fn services(
             config.discord_styles_webhook.clone(),
         ),
         limits,
+        speech,
     })
 }

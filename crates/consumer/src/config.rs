@@ -9,7 +9,10 @@ use dynamo_pipeline::retry::RetryPolicy;
 use dynamo_pipeline::settings::HoldPolicy;
 use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
 // `is_openai`: whether the API is OpenAI's own (which needs a key).
-use dynamo_upstream::{ModelChain, ModelParameters, ModelPrices, OpenAiSettings, is_openai};
+use dynamo_upstream::{
+    ModelChain, ModelParameters, ModelPrices, OpenAiSettings, SPEECH_FORMATS, SpeechSettings,
+    is_openai,
+};
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -37,6 +40,9 @@ pub struct ConsumerConfig {
     /// (safe on every consumer of the fleet).
     pub twitch_intake: bool,
     pub images: ImageBackend,
+    /// `SPEECH_PROVIDER`, default `openai` with `IMAGE_PROVIDER=openai`, else
+    /// `none`: who reads captions aloud for styles that ask (issue 30).
+    pub speech: SpeechBackend,
     /// `MODERATION`, default on with OpenAI: screen prompts before paying for an image.
     pub moderation: bool,
     pub storage: StorageBackend,
@@ -116,6 +122,16 @@ pub enum ImageBackend {
     Placeholder,
 }
 
+/// Who reads captions aloud (`SPEECH_PROVIDER`).
+#[derive(Debug, Clone)]
+pub enum SpeechBackend {
+    /// `openai`: `POST /audio/speech` at `OPENAI_BASE_URL` (OpenAI or a
+    /// compatible server such as LocalAI), with `OPENAI_SPEECH_*`.
+    OpenAi(Box<OpenAiSettings>),
+    /// `none`: alerts of styles that ask for speech air without it.
+    None,
+}
+
 pub use dynamo_upstream::StorageBackend;
 
 impl ConsumerConfig {
@@ -146,6 +162,28 @@ impl ConsumerConfig {
                 return Err(SettingError::new(
                     "IMAGE_PROVIDER",
                     format!("cannot use {other:?}: expected openai or placeholder"),
+                ));
+            }
+        };
+        let speech = match env
+            .string(
+                "SPEECH_PROVIDER",
+                match images {
+                    ImageBackend::OpenAi(_) => "openai",
+                    ImageBackend::Placeholder => "none",
+                },
+            )
+            .as_str()
+        {
+            "openai" => match &images {
+                ImageBackend::OpenAi(settings) => SpeechBackend::OpenAi(settings.clone()),
+                ImageBackend::Placeholder => SpeechBackend::OpenAi(Box::new(openai_settings(env)?)),
+            },
+            "none" => SpeechBackend::None,
+            other => {
+                return Err(SettingError::new(
+                    "SPEECH_PROVIDER",
+                    format!("cannot use {other:?}: expected openai or none"),
                 ));
             }
         };
@@ -194,6 +232,7 @@ impl ConsumerConfig {
             twitch_intake,
             moderation: env.flag("MODERATION", is_openai)? && is_openai,
             images,
+            speech,
             storage,
             prompts: PromptTemplates::from_env(env)?,
             discord_ghosts_webhook: env.optional_http_url("DISCORD_GHOSTS_WEBHOOK_URL")?,
@@ -229,6 +268,13 @@ pub const DEFAULT_IMAGE_MODEL: &str = "gpt-image-2.6-sunburst,gpt-image-2.6-flar
 /// those two stay until their shutdown on 2027-01-14 as a fallback.
 /// gpt-5-mini is left out: it shuts down on 2026-12-11.
 pub const DEFAULT_CHAT_MODEL: &str = "gpt-6-luna,gpt-4.1-mini";
+/// OpenAI's speech models: all three shut down on 2027-01-06 with no
+/// successor on `/audio/speech` (its replacement, gpt-realtime-2.1-mini, is a
+/// Realtime API model). After that date, point `OPENAI_BASE_URL` at a
+/// compatible server or set `SPEECH_PROVIDER=none`.
+pub const DEFAULT_SPEECH_MODELS: &str = "gpt-4o-mini-tts,tts-1";
+/// A voice every OpenAI speech model has.
+pub const DEFAULT_SPEECH_VOICE: &str = "alloy";
 /// What to tell an operator whose image models are all gone (SPEC §3:
 /// OpenAI's recommended replacement).
 pub const REPLACEMENT_IMAGE_MODEL: &str = "gpt-image-2.6-sunburst";
@@ -276,6 +322,50 @@ fn openai_settings(env: &Env) -> Result<OpenAiSettings, SettingError> {
             .filter(|host| !host.is_empty())
             .map(str::to_owned)
             .collect(),
+        speech: speech_settings(env)?,
+    })
+}
+
+/// `OPENAI_SPEECH_*` (issue 30). Defaults from OpenAI's API reference:
+/// `gpt-4o-mini-tts` first (it takes `instructions`), `tts-1` behind it;
+/// `alloy`, a voice every speech model has; `mp3`, the API's default format.
+fn speech_settings(env: &Env) -> Result<SpeechSettings, SettingError> {
+    let format = env.string("OPENAI_SPEECH_FORMAT", "mp3");
+    if !SPEECH_FORMATS.contains(&format.as_str()) {
+        return Err(SettingError::new(
+            "OPENAI_SPEECH_FORMAT",
+            format!(
+                "cannot use {format:?}: expected one of {}",
+                SPEECH_FORMATS.join(", ")
+            ),
+        ));
+    }
+    let voice = env.string("OPENAI_SPEECH_VOICE", DEFAULT_SPEECH_VOICE);
+    if voice.trim().is_empty() {
+        return Err(SettingError::new(
+            "OPENAI_SPEECH_VOICE",
+            "must name a voice",
+        ));
+    }
+    let speed = match env.optional_string("OPENAI_SPEECH_SPEED") {
+        None => None,
+        Some(text) => Some(
+            text.trim()
+                .parse::<f32>()
+                .ok()
+                .filter(|speed| (0.25..=4.0).contains(speed))
+                .ok_or_else(|| {
+                    SettingError::new("OPENAI_SPEECH_SPEED", "must be a number from 0.25 to 4.0")
+                })?,
+        ),
+    };
+    Ok(SpeechSettings {
+        models: model_chain("OPENAI_SPEECH_MODELS", env, DEFAULT_SPEECH_MODELS)?,
+        voice,
+        format,
+        speed,
+        instructions: env.optional_string("OPENAI_SPEECH_INSTRUCTIONS"),
+        timeout: env.duration("OPENAI_SPEECH_TIMEOUT", Duration::from_secs(20))?,
     })
 }
 

@@ -188,6 +188,45 @@ async fn a_moderators_cancel_withdraws_the_request_before_air_with_no_second_ref
     stop(shutdown, task).await;
 }
 
+/// With the public gallery on, the "on air" reply links to the image that
+/// just aired (`{gallery_url}`), and that link is the gallery's page of it:
+/// a viewer who follows it sees that image.
+#[tokio::test]
+async fn the_on_air_reply_links_the_aired_image_in_the_public_gallery() {
+    let channel = Channel::new().await;
+    let (shutdown, task) = channel.start(&[
+        ("TWITCH_CHAT_ON_AIR", "@{viewer} on air: {gallery_url}"),
+        ("PUBLIC_GALLERY", "true"),
+        ("PUBLIC_BASE_URL", "https://dynamo.example/"),
+    ]);
+    channel.subscribed().await;
+    let redemption = channel
+        .twitch
+        .redeem(channel.ghost(), "4243", "Sealfan", "a seal");
+    let said = eventually("the viewer told it is on air", WAIT, || async {
+        let said = told(&channel.twitch, "sealfan");
+        said.iter().any(|m| m.starts_with("on air")).then_some(said)
+    })
+    .await;
+    let link = said
+        .iter()
+        .find_map(|m| m.strip_prefix("on air: "))
+        .unwrap();
+    let public_id = link
+        .strip_prefix("https://dynamo.example/gallery/")
+        .unwrap_or_else(|| panic!("a gallery link: {said:?}"));
+    let image = channel.store.gallery_image(public_id).await.unwrap();
+    let image = image.unwrap_or_else(|| panic!("{public_id} is in the gallery"));
+    let stored = channel
+        .store
+        .images(request_id_for(&redemption))
+        .await
+        .unwrap();
+    assert_eq!(image.image_url, stored[0].url, "the image that aired");
+    assert_eq!(image.description, "a seal");
+    stop(shutdown, task).await;
+}
+
 /// While the fleet holds (OpenAI out of credit), dynamo's rewards are
 /// paused on Twitch, and reopened when the hold ends; with
 /// TWITCH_PAUSE_WHEN_OFFLINE, also while the channel is offline.

@@ -252,6 +252,28 @@ impl Gate {
         }
     }
 
+    /// Why an optional call to `service` (a spoken caption) should not be
+    /// made now: the service is held, or today's budget is spent. Only
+    /// looks: an optional call never takes a probe nor starts a hold, so
+    /// it can neither end nor begin an outage for the requests that wait.
+    pub(crate) async fn blocks_optional_call(
+        &self,
+        service: ServiceId,
+    ) -> Result<Option<String>, PipelineError> {
+        if let Some(hold) = self.store.current_hold(service.as_str()).await? {
+            return Ok(Some(format!("{service} is held: {}", hold.reason)));
+        }
+        if let Some(budget) = self.policy.daily_budget_usd {
+            let spent = self.store.spend_today().await?;
+            if spent >= budget {
+                return Ok(Some(format!(
+                    "today's spend (${spent:.2}) has reached OPENAI_DAILY_BUDGET_USD (${budget:.2})"
+                )));
+            }
+        }
+        Ok(None)
+    }
+
     /// Before an image is bought: `Some(when to look again)` when today's
     /// spend has reached the budget (the fleet is then held), `None` when
     /// the image may be bought. `probing`: this request is the budget

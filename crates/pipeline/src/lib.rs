@@ -10,6 +10,8 @@
 //! - [`ownership`]: a run holds the request's lease and stops when it is lost;
 //! - [`retry`]: the one retry policy and its verdict; [`scheduler`] runs what nobody owns:
 //!   due retries, viewers' turns, and requests whose owner died;
+//! - `speech`: a style's caption read aloud before its alert, at most one
+//!   bounded attempt that never fails the request;
 //! - [`approval`]: with `APPROVAL=manual`, a stored image waits for the
 //!   streamer's decision (or its timeout) before it airs;
 //! - [`gate`]: the whole fleet waits while a service is out (bad key, no
@@ -43,6 +45,7 @@ mod run;
 pub mod scheduler;
 pub mod settings;
 mod settle;
+mod speech;
 mod steps;
 pub mod styles;
 

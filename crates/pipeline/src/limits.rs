@@ -210,6 +210,8 @@ pub(crate) enum Endpoint {
     Images,
     Chat,
     Moderation,
+    /// A spoken caption (`/audio/speech`): one request slot, like chat.
+    Speech,
 }
 
 impl Endpoint {
@@ -218,6 +220,7 @@ impl Endpoint {
             Endpoint::Images => "images",
             Endpoint::Chat => "chat",
             Endpoint::Moderation => "moderation",
+            Endpoint::Speech => "speech",
         }
     }
 }

@@ -46,9 +46,11 @@ pub struct Services {
     pub storage: Arc<dyn Storage>,
     pub discord: DiscordWebhooks,
     /// The fleet-wide rate limits of each limited provider (OpenAI's:
-    /// images, names, moderation), found by the provider's id; a provider
+    /// images, names, moderation, speech), found by the provider's id; a provider
     /// with none (the placeholder) is not limited.
     pub limits: Vec<Arc<crate::limits::RateLimits>>,
+    /// Reads captions aloud for styles that ask (issue 30); none: silent.
+    pub speech: Option<Arc<dyn dynamo_upstream::Speech>>,
 }
 
 /// One request's way from its message to its end state, shared by every

@@ -303,6 +303,7 @@ impl Pipeline {
         let Some(image) = &current.image else {
             return Err(StoreError::NotFound(job.id).into());
         };
+        self.speak_caption(run, current, image).await?;
         let event = alert_for(&job.request, current.record.name.as_deref(), image);
         let body = serde_json::to_vec(&event).unwrap_or_default();
         let exchange = &self.topology.alerts_exchange;

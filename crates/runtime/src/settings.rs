@@ -219,6 +219,23 @@ fn parse_duration(raw: &str) -> Option<Duration> {
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
+/// The public gallery's base URL (`PUBLIC_BASE_URL`, without a trailing
+/// slash) when `PUBLIC_GALLERY` is on, else `None`. Read by the server,
+/// which serves the gallery, and by the consumer, whose chat replies link
+/// to it.
+pub fn public_gallery_base(env: &Env) -> Result<Option<String>, SettingError> {
+    if !env.flag("PUBLIC_GALLERY", false)? {
+        return Ok(None);
+    }
+    match env.optional_http_url("PUBLIC_BASE_URL")? {
+        Some(url) => Ok(Some(url.trim_end_matches('/').to_owned())),
+        None => Err(SettingError::new(
+            "PUBLIC_BASE_URL",
+            "required when PUBLIC_GALLERY is on: the server's public address, for the gallery's share links",
+        )),
+    }
+}
+
 /// PostgreSQL connection settings, under libpq's own variable names.
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {

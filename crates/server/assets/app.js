@@ -499,6 +499,9 @@ function renderDetail(view) {
     fact(`Image ${stored.index + 1}`, link(stored.url, `${stored.content_type}, ${Math.round(stored.byte_size / 1024)} KiB`));
   }
   if (image?.color) fact("Background", image.color);
+  const spoken = view.spoken_caption;
+  if (spoken?.url) fact("Spoken caption", link(spoken.url, `“${spoken.caption}” (${spoken.model ?? "speech"})`));
+  else if (spoken) fact("Spoken caption", `aired without its spoken caption: ${spoken.failure}`);
   parts.push(facts);
 
   parts.push(text("h3", "Prompt"));

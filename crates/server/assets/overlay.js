@@ -36,6 +36,8 @@
   const ENTER_MS = 600;
   const EXIT_MS = 500;
   const RETRY_MS = 3000;
+  // The longest the spoken caption waits for the entrance sound to end.
+  const SPEECH_AFTER_MS = 3000;
   const POSITIONS = ['top-left', 'top', 'top-right', 'left', 'center', 'right',
     'bottom-left', 'bottom', 'bottom-right'];
 
@@ -55,6 +57,7 @@
   const title = document.getElementById('alert-title');
   const viewer = document.getElementById('alert-viewer');
   const sound = document.getElementById('alert-sound');
+  const speech = document.getElementById('alert-speech');
 
   /** What played, for whoever inspects the page (tests, a curious streamer). */
   const log = [];
@@ -79,6 +82,7 @@
     card.className = '';
     image.removeAttribute('src');
     sound.pause();
+    speech.pause();
     setStatus(reason);
   }
 
@@ -123,6 +127,13 @@
     } else {
       sound.removeAttribute('src');
     }
+    // The spoken caption likewise: loaded beside the image, never waited for.
+    if (entry.speech_url && VOLUME > 0) {
+      speech.src = entry.speech_url;
+      speech.volume = VOLUME;
+    } else {
+      speech.removeAttribute('src');
+    }
     if (entry.image_url) {
       image.src = entry.image_url;
       // Show it once decoded, so the entrance never shows an empty frame.
@@ -142,9 +153,30 @@
         (error) => log.push({ id: entry.id, request: entry.image_request_id, event: 'sound-failed', reason: String(error), at: performance.now() }),
       );
     }
+    if (speech.getAttribute('src')) speakAfterSound(entry);
     body.dataset.playing = String(entry.id);
     later(DURATION_MS, () => leave(true));
     react(); // a skip may have come while the image loaded
+  }
+
+  /** Reads the caption once the entrance sound is over (at once when
+   *  there is none, it fails, or it runs past SPEECH_AFTER_MS), so the two
+   *  never talk over each other. Nothing here can hold the alert up. */
+  function speakAfterSound(entry) {
+    let started = false;
+    const start = () => {
+      if (started || current !== entry || phase !== 'playing') return;
+      started = true;
+      speech.currentTime = 0;
+      speech.play().then(
+        () => log.push({ id: entry.id, request: entry.image_request_id, event: 'speech', at: performance.now() }),
+        (error) => log.push({ id: entry.id, request: entry.image_request_id, event: 'speech-failed', reason: String(error), at: performance.now() }),
+      );
+    };
+    if (!sound.getAttribute('src')) { start(); return; }
+    sound.addEventListener('ended', start, { once: true });
+    sound.addEventListener('error', start, { once: true });
+    setTimeout(start, SPEECH_AFTER_MS);
   }
 
   /** The exit, then the next. `report`: it ran its course (not skipped). */
@@ -152,7 +184,7 @@
     const entry = current;
     phase = 'leaving';
     card.className = 'leaving';
-    if (!report) sound.pause(); // skipped: the sound goes with it
+    if (!report) { sound.pause(); speech.pause(); } // skipped: the sounds go with it
     later(EXIT_MS, async () => {
       card.hidden = true;
       card.className = '';

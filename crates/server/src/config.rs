@@ -168,16 +168,7 @@ impl ServerConfig {
 
 /// The gallery's base URL, or None when `PUBLIC_GALLERY` is off.
 fn public_base_url(env: &Env) -> Result<Option<String>, SettingError> {
-    if !env.flag("PUBLIC_GALLERY", false)? {
-        return Ok(None);
-    }
-    match env.optional_http_url("PUBLIC_BASE_URL")? {
-        Some(url) => Ok(Some(url.trim_end_matches('/').to_owned())),
-        None => Err(SettingError::new(
-            "PUBLIC_BASE_URL",
-            "required when PUBLIC_GALLERY is on: the server's public address, for the gallery's share links",
-        )),
-    }
+    dynamo_runtime::settings::public_gallery_base(env)
 }
 
 fn auth_config(env: &Env) -> Result<AuthConfig, SettingError> {

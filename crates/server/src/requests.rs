@@ -145,6 +145,36 @@ pub struct RequestView {
     /// blocklist, cooldown, cap.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_rules: Option<&'static str>,
+    /// Its caption read aloud (`GET /requests/{id}` only, when its style
+    /// speaks captions): the audio, or why the alert aired without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spoken_caption: Option<SpokenCaptionView>,
+}
+
+/// A request's spoken caption (issue 30).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SpokenCaptionView {
+    /// The text read aloud.
+    pub caption: String,
+    /// The audio the overlay plays; null when the alert aired without it.
+    pub url: Option<String>,
+    pub content_type: Option<String>,
+    /// The speech model that spoke it.
+    pub model: Option<String>,
+    /// Why the alert aired without its spoken caption; null when spoken.
+    pub failure: Option<String>,
+}
+
+impl From<dynamo_store::CaptionSpeech> for SpokenCaptionView {
+    fn from(speech: dynamo_store::CaptionSpeech) -> Self {
+        Self {
+            caption: speech.caption,
+            url: speech.url,
+            content_type: speech.content_type,
+            model: speech.model,
+            failure: speech.failure,
+        }
+    }
 }
 
 impl RequestView {
@@ -154,6 +184,7 @@ impl RequestView {
             approval: crate::approval::ApprovalView::of(&record.approval),
             failures: None,
             content_rules: None,
+            spoken_caption: None,
             id: record.id,
             viewer: ViewerView {
                 twitch_user_id: record.twitch_user_id.clone(),
@@ -269,6 +300,7 @@ pub async fn get_request(
     let mut view = RequestView::new(detail.record, detail.images, &caller);
     view.failures = Some(detail.failures.into_iter().map(FailureView::from).collect());
     view.content_rules = state.store.rules_verdict(id).await?.map(|v| v.as_str());
+    view.spoken_caption = state.store.caption_speech(id).await?.map(Into::into);
     Ok(Json(view))
 }
 

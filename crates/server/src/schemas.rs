@@ -205,6 +205,12 @@ fn on_air() -> ObjectBuilder {
                 .maximum(Some(60_000)),
         )
         .property("sound", sound)
+        .property(
+            "speak_caption",
+            ObjectBuilder::new()
+                .schema_type(Type::Boolean)
+                .description(Some("read the alert's caption aloud before air (issue 30)")),
+        )
         .additional_properties(Some(AdditionalProperties::FreeForm(false)))
 }
 

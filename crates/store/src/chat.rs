@@ -49,6 +49,8 @@ pub struct UntoldEnd {
     pub cancel_reason: Option<String>,
     /// Whether it was ever a request (false: cancelled at intake).
     pub requested: bool,
+    /// Its page's id in the public gallery (`/gallery/{id}`), once it aired.
+    pub gallery_id: Option<String>,
 }
 
 /// How a send ended.
@@ -142,7 +144,8 @@ impl Store {
                   coalesce(q.inputs->>'subject', r.user_input) AS "subject!",
                   coalesce(q.state, 'rejected') AS "state!",
                   q.error_message AS reason, q.approval_decision, r.cancel_reason,
-                  (q.id IS NOT NULL) AS "requested!"
+                  (q.id IS NOT NULL) AS "requested!",
+                  dynamo.gallery_public_id(q.id) AS gallery_id
              FROM dynamo.twitch_redemption r
              LEFT JOIN dynamo.image_request q ON q.id = r.request_id
              WHERE r.received_at > now() - $1 * interval '1 hour'

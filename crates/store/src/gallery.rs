@@ -51,7 +51,7 @@ macro_rules! select_aired {
             r#"SELECT g.public_id AS "public_id!", g.viewer_name, g.description AS "description!",
                 g.friend_name AS "friend_name?", g.style, g.image_url, g.requested_at
             FROM (
-                SELECT left(encode(sha256(convert_to(r.id::text, 'UTF8')), 'hex'), 24) AS public_id,
+                SELECT dynamo.gallery_public_id(r.id) AS public_id,
                     r.twitch_display_name AS viewer_name,
                     coalesce(r.inputs->>'subject', '') AS description,
                     a.value AS friend_name, r.style, i.url AS image_url,

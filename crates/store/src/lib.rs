@@ -27,6 +27,7 @@ mod requests;
 mod rules;
 mod schedule;
 mod sounds;
+mod speech;
 mod spend;
 mod state;
 mod stats;
@@ -57,6 +58,7 @@ pub use requests::{NewRequest, RequestDetail, RequestRecord, Store, StoredImage}
 pub use rules::{ContentRules, RuleNumbers, RuleVerdict, ViewerHistory};
 pub use schedule::StepFailure;
 pub use sounds::{NewStyleSound, StyleSound};
+pub use speech::{CaptionSpeech, SpeechCost, SpokenFile};
 pub use spend::{ImageCost, SpendSummary};
 pub use state::RequestState;
 pub use stats::{StateCount, StepTimes};

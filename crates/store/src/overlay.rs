@@ -30,6 +30,9 @@ pub struct OverlayAlert {
     pub sound_url: Option<String>,
     /// Its volume, 0..100.
     pub sound_volume_percent: Option<i16>,
+    /// The alert's spoken caption (migration 0025), when its style reads it
+    /// aloud and it was generated.
+    pub speech_url: Option<String>,
     pub enqueued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -68,11 +71,13 @@ macro_rules! select_alerts {
                 (SELECT url FROM dynamo.image i WHERE i.image_request_id = r.id
                  ORDER BY i.index LIMIT 1) AS image_url,
                 s.url AS "sound_url?", s.volume_percent AS "sound_volume_percent?",
+                c.url AS "speech_url?",
                 q.enqueued_at, q.started_at, q.finished_at, q.outcome
             FROM dynamo.overlay_alert q
             JOIN dynamo.image_request r ON r.id = q.image_request_id
             LEFT JOIN dynamo.answer a ON a.image_request_id = r.id
-            LEFT JOIN dynamo.style_sounds s ON s.style_id = r.style "#
+            LEFT JOIN dynamo.style_sounds s ON s.style_id = r.style
+            LEFT JOIN dynamo.caption_speech c ON c.image_request_id = r.id "#
                 + $condition
             $(, $arg)*
         )

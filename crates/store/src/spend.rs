@@ -1,5 +1,7 @@
 //! What images cost (issue 12): one row per image bought, summed for the
-//! day (the fleet's daily budget) and for the current broadcast.
+//! day (the fleet's daily budget) and for the current broadcast. Spoken
+//! captions (issue 30) are rows of their own (item `speech`): counted in
+//! the spend, not as images.
 
 use crate::{Store, StoreError};
 
@@ -17,7 +19,7 @@ pub struct ImageCost<'a> {
 /// Spend so far, in USD.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct SpendSummary {
-    /// Since 00:00 UTC today, fleet-wide.
+    /// Since 00:00 UTC today, fleet-wide (images and spoken captions).
     pub today_usd: f64,
     /// Images bought today.
     pub images_today: i64,
@@ -42,7 +44,8 @@ impl Store {
     /// Today's spend and the current broadcast's.
     pub async fn spend_summary(&self) -> Result<SpendSummary, StoreError> {
         let today = sqlx::query!(
-            r#"SELECT coalesce(sum(cost_usd), 0)::float8 AS "usd!", count(*) AS "images!"
+            r#"SELECT coalesce(sum(cost_usd), 0)::float8 AS "usd!",
+                 count(*) FILTER (WHERE item = 'image') AS "images!"
              FROM dynamo.image_spend
              WHERE spent_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"#
         )

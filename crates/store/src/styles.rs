@@ -127,6 +127,7 @@ struct StyleRow {
     reward_synced: Option<String>,
     on_air_duration_ms: i32,
     sound: Option<String>,
+    speak_caption: bool,
     enabled: bool,
     follows_settings: bool,
     version: i64,
@@ -145,7 +146,7 @@ macro_rules! select_styles {
                  image_quality, image_size, generate_name, points_cost, reward_title,
                  reward_prompt, reward_cost, reward_cooldown_seconds, reward_max_per_stream,
                  reward_max_per_user_per_stream, reward_id, reward_status, reward_error,
-                 reward_synced, on_air_duration_ms, sound, enabled,
+                 reward_synced, on_air_duration_ms, sound, speak_caption, enabled,
                  follows_settings, version, updated_at
              FROM dynamo.styles "#
                 + $condition
@@ -186,6 +187,7 @@ impl From<StyleRow> for StoredStyle {
             on_air: OnAirSettings {
                 duration_ms: unsigned(row.on_air_duration_ms),
                 sound: row.sound,
+                speak_caption: row.speak_caption,
             },
             enabled: row.enabled,
         };
@@ -402,9 +404,9 @@ async fn write_style<'e>(
               image_quality, image_size, generate_name, points_cost, reward_title,
               reward_prompt, reward_cost, reward_cooldown_seconds, reward_max_per_stream,
               reward_max_per_user_per_stream, on_air_duration_ms, sound, enabled,
-              follows_settings)
+              follows_settings, speak_caption)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                   $17, $18, $19)
+                   $17, $18, $19, $21)
            ON CONFLICT (id) DO UPDATE SET
                display_name = EXCLUDED.display_name, color_input = EXCLUDED.color_input,
                prompt_template = EXCLUDED.prompt_template, output = EXCLUDED.output,
@@ -418,6 +420,7 @@ async fn write_style<'e>(
                on_air_duration_ms = EXCLUDED.on_air_duration_ms, sound = EXCLUDED.sound,
                enabled = EXCLUDED.enabled,
                follows_settings = EXCLUDED.follows_settings,
+               speak_caption = EXCLUDED.speak_caption,
                version = s.version + 1, updated_at = now()
            -- A seed only touches a style still following the settings
            -- (and a server's seed none); nobody bumps a version (or
@@ -429,7 +432,7 @@ async fn write_style<'e>(
                   s.points_cost, s.reward_title, s.reward_prompt, s.reward_cost,
                   s.reward_cooldown_seconds, s.reward_max_per_stream,
                   s.reward_max_per_user_per_stream, s.on_air_duration_ms, s.sound,
-                  s.enabled)
+                  s.enabled, s.speak_caption)
                  IS DISTINCT FROM
                  (EXCLUDED.display_name, EXCLUDED.color_input, EXCLUDED.prompt_template,
                   EXCLUDED.output, EXCLUDED.image_quality,
@@ -437,7 +440,7 @@ async fn write_style<'e>(
                   EXCLUDED.reward_title, EXCLUDED.reward_prompt, EXCLUDED.reward_cost,
                   EXCLUDED.reward_cooldown_seconds, EXCLUDED.reward_max_per_stream,
                   EXCLUDED.reward_max_per_user_per_stream, EXCLUDED.on_air_duration_ms,
-                  EXCLUDED.sound, EXCLUDED.enabled)
+                  EXCLUDED.sound, EXCLUDED.enabled, EXCLUDED.speak_caption)
            RETURNING (xmax = 0) AS "created!""#,
         s.id.as_str(),
         s.display_name,
@@ -459,6 +462,7 @@ async fn write_style<'e>(
         s.enabled,
         seed,
         may_update,
+        s.on_air.speak_caption,
     )
     .fetch_optional(executor)
     .await?;

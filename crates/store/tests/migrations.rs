@@ -27,6 +27,7 @@ async fn migrations_apply_to_an_empty_database_and_again_as_a_no_op() {
             "_sqlx_migrations",
             "answer",
             "blocked_phrase",
+            "caption_speech",
             "content_rules",
             "generated_image",
             "image",
@@ -90,7 +91,7 @@ async fn concurrent_migrations_do_not_break_each_other() {
         applied as usize, files,
         "each migration applied exactly once"
     );
-    assert_eq!(tables(&database).await.len(), 29);
+    assert_eq!(tables(&database).await.len(), 30);
 }
 
 #[tokio::test]

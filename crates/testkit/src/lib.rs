@@ -26,7 +26,7 @@ pub use fakes::twitch::FakeTwitch;
 pub use fakes::{
     CompatServer, CompatState, FakeState, Fakes, Flavor, Flow, FlowStatus, ForeignFlow,
     IMAGE_INPUT_TOKENS, IMAGE_OUTPUT_TOKENS, ImageBehavior, LEDGER_CLOCK_OFFSET, SHARED_SECRET,
-    ScriptedError, now_secs,
+    ScriptedError, SpeechBehavior, now_secs, silent_mp3, wav_tone,
 };
 pub use money::{Expected, Money, assert_alerts, count_by_message_id, drain_by_message_id};
 pub use process::Running;

@@ -40,7 +40,7 @@ pub use models::{
     CatalogueError, ImageParameter, ImageUsage, ListedModel, MemoryCatalogue, ModelCatalogue,
     ModelChain, ModelParameters, ModelPrice, ModelPrices, PARAMETER_TABLE, PRICE_TABLE, PricedBy,
 };
-pub use openai::{ModelCheckError, OpenAi, OpenAiSettings};
+pub use openai::{ModelCheckError, OpenAi, OpenAiSettings, SPEECH_FORMATS, SpeechSettings};
 pub use placeholder::Placeholder;
 pub use rate_budget::{RateBudget, with_rate_budget};
 pub use redact::redact_url;
@@ -165,6 +165,31 @@ pub trait Ledger: Send + Sync {
     async fn withdrawn(&self, _flow_id: Uuid) -> Result<Option<String>, UpstreamError> {
         Ok(None)
     }
+}
+
+/// A caption read aloud, as the speech service answered it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpokenCaption {
+    /// The encoded audio.
+    pub bytes: Vec<u8>,
+    /// Its MIME type (`audio/mpeg` for mp3) and file extension.
+    pub content_type: &'static str,
+    pub extension: &'static str,
+    /// The model that spoke it.
+    pub model: String,
+    /// What it cost, in USD, and how that was found.
+    pub cost_usd: f64,
+    pub priced_by: PricedBy,
+}
+
+/// Reads alert captions aloud (text to speech).
+#[async_trait]
+pub trait Speech: Send + Sync {
+    /// The service's id: the holds it looks at before speaking are its.
+    fn service(&self) -> ServiceId;
+    /// One bounded attempt: it answers within its own timeout, whatever
+    /// the service does, so a caption never delays its alert for long.
+    async fn speak(&self, text: &str, user: &str) -> Result<SpokenCaption, UpstreamError>;
 }
 
 /// Where finished images are kept.

@@ -78,6 +78,10 @@ pub struct OnAirSettings {
     /// The sound slot (filled by the on-air settings); none: silent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sound: Option<String>,
+    /// Whether the alert's caption ("Sealy, from wasabimilkshake") is read
+    /// aloud: generated before air by the speech model (issue 30).
+    #[serde(default)]
+    pub speak_caption: bool,
 }
 
 fn default_duration() -> u32 {
@@ -89,6 +93,7 @@ impl Default for OnAirSettings {
         Self {
             duration_ms: default_duration(),
             sound: None,
+            speak_caption: false,
         }
     }
 }
@@ -237,6 +242,7 @@ impl StyleDefinition {
             generate_name: self.generate_name,
             image_quality: self.image_quality.clone(),
             image_size: self.image_size.clone(),
+            speak_caption: self.on_air.speak_caption,
         }
     }
 }
@@ -264,6 +270,10 @@ pub struct StyleSettings {
     pub image_quality: Option<String>,
     #[serde(default)]
     pub image_size: Option<String>,
+    /// The caption is read aloud before air (absent in requests recorded
+    /// before issue 30: not spoken).
+    #[serde(default)]
+    pub speak_caption: bool,
 }
 
 impl StyleSettings {
@@ -280,6 +290,7 @@ impl StyleSettings {
             generate_name: friend,
             image_quality: None,
             image_size: None,
+            speak_caption: false,
         }
     }
 }

@@ -98,6 +98,7 @@ impl Core {
             )),
             discord: DiscordWebhooks::new(http, None, None, None),
             limits,
+            speech: None,
         };
         let settings = Settings {
             styles: styles.clone(),

@@ -21,11 +21,13 @@ mod compat;
 mod ledger;
 mod models;
 mod openai;
+mod speech;
 pub mod twitch;
 
 pub use compat::{CompatServer, CompatState, Flavor, ScriptedError};
 pub use ledger::{Flow, FlowStatus, ForeignFlow, LEDGER_CLOCK_OFFSET};
 pub use models::FakeModel;
+pub use speech::{SpeechBehavior, silent_mp3, wav_tone};
 
 pub const SHARED_SECRET: &str = "test-shared-secret";
 /// Points every viewer has unless a test sets otherwise.
@@ -92,6 +94,10 @@ pub struct FakeState {
     pub image_limit: Option<(usize, std::time::Duration)>,
     pub image_429s: usize,
     pub chat_calls: Vec<Value>,
+    /// Every `POST /audio/speech` body that reached the endpoint (past the key).
+    pub speech_calls: Vec<Value>,
+    /// Behaviours for the next speech calls, in order; then `Speak`.
+    pub speech_script: VecDeque<SpeechBehavior>,
     pub moderation_calls: Vec<Value>,
     /// When set, chat completions answer 400 `context_length_exceeded` (a
     /// model that is gone answers 404 `model_not_found`, as every endpoint).

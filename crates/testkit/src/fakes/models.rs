@@ -40,6 +40,12 @@ const TODAY: &[(&str, Option<&str>, bool)] = &[
     ("gpt-5-mini", Some("2026-12-11"), false),
     ("gpt-6-luna", None, false),
     ("omni-moderation-latest", None, false),
+    // Speech: all three announced to shut down on 2027-01-06 (OpenAI's
+    // text-to-speech guide), with no successor on /audio/speech.
+    ("gpt-4o-mini-tts", Some("2027-01-06"), false),
+    ("gpt-4o-mini-tts-2025-12-15", Some("2027-01-06"), false),
+    ("tts-1", Some("2027-01-06"), false),
+    ("tts-1-hd", Some("2027-01-06"), false),
 ];
 
 pub(super) fn todays_catalogue() -> Vec<FakeModel> {
@@ -90,7 +96,7 @@ fn unknown_parameter(param: &str) -> Response {
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
-fn invalid_value(param: &str, value: &Value, supported: &[&str]) -> Response {
+pub(super) fn invalid_value(param: &str, value: &Value, supported: &[&str]) -> Response {
     let listed: Vec<String> = supported.iter().map(|v| format!("'{v}'")).collect();
     let body = json!({"error": {"message": format!("Invalid value: {value}. Supported values are: {}.", listed.join(", ")),
                                 "type": "invalid_request_error", "param": param, "code": "invalid_value"}});

@@ -5,7 +5,7 @@
 //! OpenAI's: `requests_per_minute` calls, refilled evenly over
 //! `requests_window`; the reset is when the bucket is full again.
 
-use super::{FakeState, Shared, api_error, chat, generate_image, models, moderate};
+use super::{FakeState, Shared, api_error, chat, generate_image, models, moderate, speech};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -26,6 +26,7 @@ pub(super) fn routes(state: Shared) -> Router<Shared> {
         .route("/openai/v1/images/generations", post(generate_image))
         .route("/openai/v1/chat/completions", post(chat))
         .route("/openai/v1/moderations", post(moderate))
+        .route("/openai/v1/audio/speech", post(speech::speak))
         .route("/openai/v1/models", get(models::list))
         .route("/openai/v1/models/{model}", get(models::get_one))
         .route_layer(from_fn_with_state(state, gate))

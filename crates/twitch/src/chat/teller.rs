@@ -46,6 +46,7 @@ impl Teller {
                 position: None,
                 reason: &reason,
                 subject: &end.subject,
+                gallery_id: end.gallery_id.as_deref(),
             };
             written += usize::from(
                 self.write(end.request_id, event, &end.twitch_user_id, &values)

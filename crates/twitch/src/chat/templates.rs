@@ -1,5 +1,6 @@
 //! What dynamo says in chat: one template per event, with placeholders
-//! (`{viewer}`, `{position}`, `{reason}`, `{subject}`), rendered to at most
+//! (`{viewer}`, `{position}`, `{reason}`, `{subject}`, and on air
+//! `{gallery_url}` when `PUBLIC_GALLERY` is on), rendered to at most
 //! Twitch's 500 characters. What a viewer typed (`{subject}`) is offered
 //! only once it passed the content rules and moderation: a refusal, or the
 //! "queued" message sent before they were applied, never repeats it.
@@ -37,7 +38,7 @@ impl Event {
             Self::Queued => &["viewer", "position"],
             Self::Refused => &["viewer", "reason"],
             Self::Declined | Self::Failed => &["viewer", "reason", "subject"],
-            Self::OnAir => &["viewer", "subject"],
+            Self::OnAir => &["viewer", "subject", "gallery_url"],
         }
     }
 }
@@ -73,6 +74,9 @@ pub struct Templates {
     pub refused: String,
     pub failed: String,
     pub on_air: String,
+    /// `PUBLIC_BASE_URL` when `PUBLIC_GALLERY` is on: `{gallery_url}` is
+    /// the aired image's page there.
+    pub gallery_base: Option<String>,
 }
 
 const QUEUED: &str = "@{viewer} your image is in the queue: number {position}.";
@@ -90,6 +94,7 @@ impl Default for Templates {
             refused: REFUSED.to_owned(),
             failed: FAILED.to_owned(),
             on_air: String::new(),
+            gallery_base: None,
         }
     }
 }
@@ -125,7 +130,14 @@ impl Templates {
             refused: env.string("TWITCH_CHAT_REFUSED", REFUSED),
             failed: env.string("TWITCH_CHAT_FAILED", FAILED),
             on_air: env.string("TWITCH_CHAT_ON_AIR", ""),
+            gallery_base: dynamo_runtime::settings::public_gallery_base(env)?,
         };
+        if templates.gallery_base.is_none() && templates.on_air.contains("{gallery_url}") {
+            return Err(SettingError::new(
+                "TWITCH_CHAT_ON_AIR",
+                "uses {gallery_url}, but the public gallery is off: set PUBLIC_GALLERY=true and PUBLIC_BASE_URL",
+            ));
+        }
         for event in Event::ALL {
             if let Some(unknown) = unknown_placeholder(event, templates.get(event)) {
                 return Err(SettingError::new(
@@ -169,6 +181,10 @@ impl Templates {
                 "position" => values.position.map(|p| p.to_string()).unwrap_or_default(),
                 "reason" => values.reason.to_owned(),
                 "subject" => values.subject.to_owned(),
+                "gallery_url" => match (&self.gallery_base, values.gallery_id) {
+                    (Some(base), Some(id)) => format!("{base}/gallery/{id}"),
+                    _ => String::new(),
+                },
                 _ => String::new(),
             };
             text = text.replace(&format!("{{{name}}}"), &value);
@@ -184,6 +200,8 @@ pub struct Values<'a> {
     pub position: Option<i64>,
     pub reason: &'a str,
     pub subject: &'a str,
+    /// The aired image's public gallery id.
+    pub gallery_id: Option<&'a str>,
 }
 
 fn unknown_placeholder(event: Event, template: &str) -> Option<String> {
@@ -225,6 +243,7 @@ mod tests {
             approval_decision: None,
             cancel_reason: None,
             requested,
+            gallery_id: None,
         }
     }
 
@@ -261,6 +280,7 @@ mod tests {
             reason: "blocked word",
             subject: "badword",
             position: None,
+            gallery_id: None,
         };
         let text = templates.render(Event::Refused, &values).unwrap();
         assert!(!text.contains("badword"), "{text}");
@@ -293,6 +313,37 @@ mod tests {
             )
             .unwrap();
         assert_eq!(failed.chars().count(), MAX_CHARS);
+    }
+
+    #[test]
+    fn the_on_air_reply_links_the_aired_image_in_the_gallery_when_it_is_on() {
+        let env = Env::from_pairs([
+            ("TWITCH_CHAT_ON_AIR", "@{viewer} on air now: {gallery_url}"),
+            ("PUBLIC_GALLERY", "true"),
+            ("PUBLIC_BASE_URL", "https://dynamo.example/"),
+        ]);
+        let templates = Templates::from_env(&env).unwrap();
+        let values = Values {
+            viewer: "bob",
+            gallery_id: Some("0123456789abcdef01234567"),
+            ..Values::default()
+        };
+        assert_eq!(
+            templates.render(Event::OnAir, &values).unwrap(),
+            "@bob on air now: https://dynamo.example/gallery/0123456789abcdef01234567"
+        );
+        // The gallery off, the link cannot be made: refused at start-up.
+        let off = Env::from_pairs([("TWITCH_CHAT_ON_AIR", "{gallery_url}")]);
+        let error = Templates::from_env(&off).unwrap_err().to_string();
+        assert!(error.contains("PUBLIC_GALLERY"), "{error}");
+        // Only the on-air reply offers it.
+        let failed = Env::from_pairs([
+            ("TWITCH_CHAT_FAILED", "{gallery_url}"),
+            ("PUBLIC_GALLERY", "true"),
+            ("PUBLIC_BASE_URL", "https://dynamo.example"),
+        ]);
+        let error = Templates::from_env(&failed).unwrap_err().to_string();
+        assert!(error.contains("TWITCH_CHAT_FAILED"), "{error}");
     }
 
     #[test]

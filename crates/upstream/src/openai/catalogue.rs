@@ -30,6 +30,11 @@ impl OpenAi {
         for chain in self.chains() {
             self.catalogue.configure(chain).await?;
         }
+        // Spoken captions are optional: their chain is learned about like
+        // the others, but its models all gone never stops the consumer.
+        self.catalogue
+            .configure(&self.settings.speech.models)
+            .await?;
         self.read_catalogue().await;
         let gone = self.gone().await;
         for chain in self.chains() {

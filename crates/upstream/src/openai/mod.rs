@@ -11,8 +11,10 @@ mod chat;
 mod errors;
 mod images;
 mod moderation;
+mod speech;
 
 pub(crate) use chat::name_prompt;
+pub use speech::{SPEECH_FORMATS, SpeechSettings};
 
 use crate::api_error::ApiFailure;
 use crate::credentials::ApiConfig;
@@ -60,6 +62,8 @@ pub struct OpenAiSettings {
     /// `OPENAI_DOWNLOAD_HOSTS`: hosts besides the base URL's that `url`
     /// answers may point to ([`crate::download`]).
     pub download_hosts: Vec<String>,
+    /// `OPENAI_SPEECH_*`: spoken captions (issue 30).
+    pub speech: SpeechSettings,
 }
 
 #[derive(Clone)]
