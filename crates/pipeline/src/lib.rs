@@ -10,6 +10,8 @@
 //! - [`ownership`]: a run holds the request's lease and stops when it is lost;
 //! - [`retry`]: the one retry policy and its verdict; [`scheduler`] runs what nobody owns:
 //!   due retries, viewers' turns, and requests whose owner died;
+//! - [`trial`]: an admin's try-out of a style is made like any request
+//!   but never aired, charged or reported;
 //! - [`approval`]: with `APPROVAL=manual`, a stored image waits for the
 //!   streamer's decision (or its timeout) before it airs;
 //! - [`gate`]: the whole fleet waits while a service is out (bad key, no
@@ -45,6 +47,7 @@ pub mod settings;
 mod settle;
 mod steps;
 pub mod styles;
+mod trial;
 
 pub use metrics::Metrics;
 pub use request::{Pipeline, Services};

@@ -62,15 +62,12 @@ fn broadcast_state() -> ObjectBuilder {
 }
 
 fn inputs(style: Style) -> ObjectBuilder {
-    let subject = text(Subject::MAX_CHARS, NOT_BLANK).min_length(Some(1));
     let inputs = ObjectBuilder::new()
-        .property("subject", subject)
+        .property("subject", subject())
         .required("subject");
     match style {
         Style::Ghost => inputs,
-        Style::Friend => inputs
-            .property("color", string_enum(Color::ALL.map(Color::name)))
-            .required("color"),
+        Style::Friend => inputs.property("color", color()).required("color"),
     }
 }
 
@@ -251,14 +248,66 @@ fn definition(with_id: bool) -> Schema {
             object.required("color")
         }
     };
-    let every: Vec<&str> = dynamo_wire::PLACEHOLDERS
-        .iter()
-        .chain([&dynamo_wire::LEGACY_COMPLEMENT])
-        .map(|p| p.trim_matches(|c| c == '{' || c == '}'))
-        .collect();
+    let every = every_placeholder();
     OneOfBuilder::new()
         .item(variant(&["none"], &["subject"]))
         .item(variant(&["optional", "required"], &every))
+        .into()
+}
+
+/// `sample.color` / a try's `color`: one of the 13 colours.
+fn color() -> ObjectBuilder {
+    string_enum(Color::ALL.map(Color::name))
+}
+
+fn subject() -> ObjectBuilder {
+    text(Subject::MAX_CHARS, NOT_BLANK).min_length(Some(1))
+}
+
+/// The placeholders a template may use when its style takes a colour.
+fn every_placeholder() -> Vec<&'static str> {
+    dynamo_wire::PLACEHOLDERS
+        .iter()
+        .chain([&dynamo_wire::LEGACY_COMPLEMENT])
+        .map(|p| p.trim_matches(|c| c == '{' || c == '}'))
+        .collect()
+}
+
+/// The body of `POST /style-preview`: a template as a definition has it
+/// (one shape per kind of colour input) and a sample to render it for.
+pub fn style_preview_body() -> Schema {
+    let variant = |colors: &[&'static str], placeholders: &[&str]| {
+        let sample = ObjectBuilder::new()
+            .property("subject", subject())
+            .property("color", color())
+            .required("subject")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let object = ObjectBuilder::new()
+            .property("prompt_template", template(placeholders))
+            .property("color", string_enum(colors.iter().copied()))
+            .property("sample", sample)
+            .required("prompt_template")
+            .required("sample")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        if colors.contains(&"none") {
+            object
+        } else {
+            object.required("color")
+        }
+    };
+    OneOfBuilder::new()
+        .item(variant(&["none"], &["subject"]))
+        .item(variant(&["optional", "required"], &every_placeholder()))
+        .into()
+}
+
+/// The body of `POST /styles/{style}/try`.
+pub fn try_body() -> Schema {
+    ObjectBuilder::new()
+        .property("subject", subject())
+        .property("color", color())
+        .required("subject")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         .into()
 }
 

@@ -50,6 +50,7 @@ impl Server {
                     free_of_charge: false,
                     retry_of: None,
                     fingerprint: None,
+                    trial: false,
                 },
                 "test",
                 std::time::Duration::from_secs(3600),
