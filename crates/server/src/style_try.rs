@@ -109,7 +109,13 @@ pub async fn try_style(
 ) -> Result<Response, ApiError> {
     let id = StyleId::parse(&style).map_err(|e| ApiError::bad_field("style", e.to_string()))?;
     let Some(stored) = state.store.style(&id).await? else {
-        return Err(ApiError::NotFound(format!("no style {id}")));
+        // Ghost and friend are seeded by the first consumer to start.
+        let yet = if id.builtin().is_some() {
+            " yet: dynamo-consumer seeds it when it starts"
+        } else {
+            ""
+        };
+        return Err(ApiError::NotFound(format!("no style {id}{yet}")));
     };
     let request = request(&stored.definition, &body, &caller)?;
     // The consumer makes a try-out free and exempt from the content rules
