@@ -671,11 +671,13 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/rules/blocklist/{phrase}",
         "/sign-in",
         "/stats",
+        "/style-preview",
         "/styles",
         "/styles/{style}",
         "/styles/{style}/disable",
         "/styles/{style}/enable",
         "/styles/{style}/sound",
+        "/styles/{style}/try",
     ];
     let mut sorted = paths.clone();
     sorted.sort();

@@ -16,6 +16,7 @@ mod overlay;
 mod reconnect;
 mod rules;
 mod sounds;
+mod styles;
 mod viewer;
 
 use common::VIEWER;
