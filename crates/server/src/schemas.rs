@@ -276,28 +276,37 @@ fn every_placeholder() -> Vec<&'static str> {
 /// The body of `POST /style-preview`: a template as a definition has it
 /// (one shape per kind of colour input) and a sample to render it for.
 pub fn style_preview_body() -> Schema {
-    let variant = |colors: &[&'static str], placeholders: &[&str]| {
-        let sample = ObjectBuilder::new()
+    // The sample's colour as the style's colour input has it: none (no
+    // colour), optional, or required.
+    let variant = |input: &'static str, placeholders: &[&str]| {
+        let mut sample = ObjectBuilder::new()
             .property("subject", subject())
-            .property("color", color())
             .required("subject")
             .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        if input != "none" {
+            sample = sample.property("color", color());
+        }
+        if input == "required" {
+            sample = sample.required("color");
+        }
         let object = ObjectBuilder::new()
             .property("prompt_template", template(placeholders))
-            .property("color", string_enum(colors.iter().copied()))
+            .property("color", string_enum([input]))
             .property("sample", sample)
             .required("prompt_template")
             .required("sample")
             .additional_properties(Some(AdditionalProperties::FreeForm(false)));
-        if colors.contains(&"none") {
+        if input == "none" {
             object
         } else {
             object.required("color")
         }
     };
+    let every = every_placeholder();
     OneOfBuilder::new()
-        .item(variant(&["none"], &["subject"]))
-        .item(variant(&["optional", "required"], &every_placeholder()))
+        .item(variant("none", &["subject"]))
+        .item(variant("optional", &every))
+        .item(variant("required", &every))
         .into()
 }
 
