@@ -13,6 +13,9 @@ pub const DELIVERY_COUNT: &str = "x-delivery-count";
 pub const FREE_OF_CHARGE: &str = "x-dynamo-free-of-charge";
 /// An admin's request the content rules do not apply to (`true`).
 pub const BYPASS_RULES: &str = "x-dynamo-bypass-rules";
+/// An admin's try-out of a style (`true`): made, never aired (`POST
+/// /styles/{style}/try`).
+pub const TRIAL: &str = "x-dynamo-trial";
 /// The request an admin's retry repeats (a UUID).
 pub const RETRY_OF: &str = "x-dynamo-retry-of";
 /// W3C trace context of the span that published the message; every publish

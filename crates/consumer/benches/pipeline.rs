@@ -261,6 +261,7 @@ async fn store_calls(store: &Store, limiters: &[RateLimiter; 2], i: usize) {
                 free_of_charge: false,
                 retry_of: None,
                 fingerprint: None,
+                trial: false,
             },
             "bench",
             Duration::from_secs(30),

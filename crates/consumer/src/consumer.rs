@@ -176,12 +176,15 @@ impl Consumer {
                 return requeue_later(&delivery, self.pipeline.infra_pause()).await;
             }
         };
+        // A try-out is an admin's: never charged, never held to the rules.
+        let trial = delivery.header(headers::TRIAL) == Some("true");
         let job = Job {
             id,
             fingerprint,
             request,
-            free_of_charge: delivery.header(headers::FREE_OF_CHARGE) == Some("true"),
-            bypass_rules: delivery.header(headers::BYPASS_RULES) == Some("true"),
+            free_of_charge: trial || delivery.header(headers::FREE_OF_CHARGE) == Some("true"),
+            bypass_rules: trial || delivery.header(headers::BYPASS_RULES) == Some("true"),
+            trial,
             retry_of: delivery
                 .header(headers::RETRY_OF)
                 .and_then(|v| v.parse().ok()),

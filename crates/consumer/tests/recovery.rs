@@ -37,6 +37,7 @@ async fn leased(world: &TestWorld, ttl: Duration) -> (Uuid, Uuid, Store, Lease) 
                 free_of_charge: false,
                 retry_of: None,
                 fingerprint: None,
+                trial: false,
             },
             "a-consumer-that-stops",
             ttl,

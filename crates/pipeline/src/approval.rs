@@ -21,6 +21,10 @@ impl Pipeline {
     /// The image is stored: with approval on, park the request until it is
     /// decided; otherwise straight on to the alert.
     pub(crate) async fn after_stored(&self, run: &Run<'_>, current: &mut Current) -> StepResult {
+        // A try-out is never aired, so there is nothing to approve.
+        if current.record.trial {
+            return self.tried(run, current).await;
+        }
         if !self.approval.manual {
             return self.alert(run, current).await;
         }

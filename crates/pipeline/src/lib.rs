@@ -12,6 +12,8 @@
 //!   due retries, viewers' turns, and requests whose owner died;
 //! - `speech`: a style's caption read aloud before its alert, at most one
 //!   bounded attempt that never fails the request;
+//! - [`trial`]: an admin's try-out of a style is made like any request
+//!   but never aired, charged or reported;
 //! - [`approval`]: with `APPROVAL=manual`, a stored image waits for the
 //!   streamer's decision (or its timeout) before it airs;
 //! - [`gate`]: the whole fleet waits while a service is out (bad key, no
@@ -48,6 +50,7 @@ mod settle;
 mod speech;
 mod steps;
 pub mod styles;
+mod trial;
 
 pub use metrics::Metrics;
 pub use request::{Pipeline, Services};

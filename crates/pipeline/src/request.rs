@@ -217,7 +217,7 @@ impl Pipeline {
         let span = request_span(job.id, &job.request);
         dynamo_runtime::trace_context::adopt(&span, &job.trace_context);
         async {
-            let style = match self.styles.resolve(&job.request).await {
+            let style = match self.styles.resolve(&job.request, job.trial).await {
                 Ok(style) => style,
                 Err(crate::styles::Refusal::Malformed(reason)) => {
                     return Ok(Outcome::Refused { reason });
@@ -236,6 +236,7 @@ impl Pipeline {
                         free_of_charge: job.free_of_charge || style.points_cost == 0,
                         retry_of: job.retry_of,
                         fingerprint: job.fingerprint.clone(),
+                        trial: job.trial,
                     },
                     &self.owner,
                     self.lease_ttl,
@@ -274,6 +275,7 @@ impl Pipeline {
             request,
             free_of_charge: record.free_of_charge,
             bypass_rules: false,
+            trial: record.trial,
             retry_of: record.retry_of,
             fingerprint: None,
             trace_context: Vec::new(),
@@ -436,7 +438,7 @@ impl Pipeline {
         run.ensure_owned()?;
         self.settle_and_report(run, &mut current).await?;
         let record = &current.record;
-        if state == RequestState::Succeeded && !was_final {
+        if state == RequestState::Succeeded && !was_final && !record.trial {
             self.announce_on_discord(&job.request, current.image.as_ref());
         }
         if !was_final {

@@ -22,6 +22,9 @@ pub struct Job {
     /// An admin asked for the content rules not to apply (recorded as
     /// `bypassed`). A resumed request has not got it: it was judged already.
     pub bypass_rules: bool,
+    /// An admin's try-out of a style: made like any request, never aired
+    /// (`trial.rs`); recorded, so a resumed run knows it too.
+    pub trial: bool,
     pub retry_of: Option<Uuid>,
     /// SHA-256 of the message body, when it came without a message_id.
     pub fingerprint: Option<Vec<u8>>,

@@ -35,6 +35,9 @@ impl Pipeline {
             }
             current.apply(self.store.mark_settled(run.lease()).await?);
         }
+        if current.record.result_published_at.is_none() && current.record.trial {
+            self.end_trial_quietly(run, current).await?;
+        }
         if current.record.result_published_at.is_none() {
             // Ended before its debit (the content rules, moderation): its
             // settlement was recorded with the end, but a ledger may hold

@@ -77,13 +77,14 @@ impl Styles {
         Ok(())
     }
 
-    fn lookup(&self, id: &StyleId) -> Option<StyleDefinition> {
+    /// The style `id`, if it is enabled or `disabled_too`.
+    fn lookup(&self, id: &StyleId, disabled_too: bool) -> Option<StyleDefinition> {
         let known = self.known.read().unwrap_or_else(|e| e.into_inner());
         known
             .by_id
             .get(id)
             .map(|s| &s.definition)
-            .filter(|s| s.enabled)
+            .filter(|s| s.enabled || disabled_too)
             .cloned()
     }
 
@@ -103,14 +104,20 @@ impl Styles {
 
     /// The prompt, settings and cost of a request, or why it is refused (an
     /// unknown or disabled style, a colour the style does not take): the
-    /// reason a malformed message is dead-lettered with (SPEC §6.6).
-    pub async fn resolve(&self, request: &GenerationRequest) -> Result<Resolved, Refusal> {
+    /// reason a malformed message is dead-lettered with (SPEC §6.6). An
+    /// admin's try-out (`trial`) may use a disabled style: a streamer tries
+    /// a style before viewers can ask for it.
+    pub async fn resolve(
+        &self,
+        request: &GenerationRequest,
+        trial: bool,
+    ) -> Result<Resolved, Refusal> {
         let id = request.style();
-        let style = match self.lookup(&id) {
+        let style = match self.lookup(&id, trial) {
             Some(style) => style,
             None => {
                 self.refresh().await.map_err(Refusal::Store)?;
-                self.lookup(&id).ok_or_else(|| {
+                self.lookup(&id, trial).ok_or_else(|| {
                     Refusal::Malformed(format!(
                         "payload.style: no enabled style {id} (see GET /styles)"
                     ))

@@ -5,6 +5,7 @@
 
 import { refreshQueue, startOnAir, stopOnAir } from "./onair.js";
 import { startRules, stopRules } from "./rules.js";
+import { startStyles, stopStyles } from "./styles.js";
 
 const TOKEN_KEY = "dynamo.token";
 const PAGE_SIZE = 24;
@@ -77,6 +78,7 @@ async function signIn(token, { remembered = false } = {}) {
   $("admin").hidden = !me.admin;
   if (me.admin) startOnAir(api);
   if (me.admin) startRules(api);
+  if (me.admin) startStyles(api);
   // A viewer sees only their own requests: a viewer filter would be noise.
   $("viewer-filter").hidden = !me.admin;
   $("requests").hidden = false;
@@ -130,6 +132,7 @@ function showSignIn(message = "") {
   $("admin").hidden = true;
   stopOnAir();
   stopRules();
+  stopStyles();
   $("requests").hidden = true;
   $("sign-in-error").textContent = message;
   $("token").value = "";

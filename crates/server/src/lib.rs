@@ -28,6 +28,8 @@ mod serve;
 mod sounds;
 mod state;
 mod streams;
+mod style_preview;
+mod style_try;
 mod styles;
 
 pub use auth::{Admin, Authenticator, Caller};
@@ -105,6 +107,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(styles::enable_style))
         .routes(routes!(styles::disable_style))
         .routes(routes!(styles::publish_style_reward))
+        .routes(routes!(style_try::try_style))
+        .routes(routes!(style_preview::preview))
         .split_for_parts();
     openapi::complete(&mut doc, gate::WITHOUT_DATABASE);
     (router, doc)

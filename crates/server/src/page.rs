@@ -146,6 +146,12 @@ static SOUNDS: LazyLock<Asset> = LazyLock::new(|| {
         "text/javascript; charset=utf-8",
     )
 });
+static STYLES: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("../assets/styles.js"),
+        "text/javascript; charset=utf-8",
+    )
+});
 static BUILDER: LazyLock<Asset> = LazyLock::new(|| {
     Asset::new(
         include_str!("../assets/builder.js"),
@@ -199,6 +205,7 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
         "onair.js" => &ON_AIR,
         "rules.js" => &RULES,
         "sounds.js" => &SOUNDS,
+        "styles.js" => &STYLES,
         "builder.js" => &BUILDER,
         "sample-alert.svg" => &SAMPLE_ALERT,
         "sample-stream-frame.png" => &SAMPLE_FRAME,

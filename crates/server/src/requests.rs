@@ -121,6 +121,9 @@ pub struct RequestView {
     pub reason: Option<String>,
     pub attempts: i32,
     pub free_of_charge: bool,
+    /// An admin's try-out of a style (`POST /styles/{style}/try`): never
+    /// aired, never charged, no result published.
+    pub trial: bool,
     pub retry_of: Option<Uuid>,
     pub broadcast_id: Option<i64>,
     pub screening_id: Option<Uuid>,
@@ -197,6 +200,7 @@ impl RequestView {
             reason: record.error_message,
             attempts: record.attempts,
             free_of_charge: record.free_of_charge,
+            trial: record.trial,
             retry_of: record.retry_of,
             broadcast_id: record.broadcast_id,
             screening_id: record.screening_id,
@@ -321,7 +325,8 @@ fn accepted(id: Uuid) -> Response {
         .into_response()
 }
 
-async fn publish(
+/// Publishes `request` to generation-requests as a new request; its id.
+pub(crate) async fn publish(
     state: &AppState,
     request: &GenerationRequest,
     headers: Vec<(String, String)>,

@@ -62,15 +62,12 @@ fn broadcast_state() -> ObjectBuilder {
 }
 
 fn inputs(style: Style) -> ObjectBuilder {
-    let subject = text(Subject::MAX_CHARS, NOT_BLANK).min_length(Some(1));
     let inputs = ObjectBuilder::new()
-        .property("subject", subject)
+        .property("subject", subject())
         .required("subject");
     match style {
         Style::Ghost => inputs,
-        Style::Friend => inputs
-            .property("color", string_enum(Color::ALL.map(Color::name)))
-            .required("color"),
+        Style::Friend => inputs.property("color", color()).required("color"),
     }
 }
 
@@ -257,14 +254,75 @@ fn definition(with_id: bool) -> Schema {
             object.required("color")
         }
     };
-    let every: Vec<&str> = dynamo_wire::PLACEHOLDERS
-        .iter()
-        .chain([&dynamo_wire::LEGACY_COMPLEMENT])
-        .map(|p| p.trim_matches(|c| c == '{' || c == '}'))
-        .collect();
+    let every = every_placeholder();
     OneOfBuilder::new()
         .item(variant(&["none"], &["subject"]))
         .item(variant(&["optional", "required"], &every))
+        .into()
+}
+
+/// `sample.color` / a try's `color`: one of the 13 colours.
+fn color() -> ObjectBuilder {
+    string_enum(Color::ALL.map(Color::name))
+}
+
+fn subject() -> ObjectBuilder {
+    text(Subject::MAX_CHARS, NOT_BLANK).min_length(Some(1))
+}
+
+/// The placeholders a template may use when its style takes a colour.
+fn every_placeholder() -> Vec<&'static str> {
+    dynamo_wire::PLACEHOLDERS
+        .iter()
+        .chain([&dynamo_wire::LEGACY_COMPLEMENT])
+        .map(|p| p.trim_matches(|c| c == '{' || c == '}'))
+        .collect()
+}
+
+/// The body of `POST /style-preview`: a template as a definition has it
+/// (one shape per kind of colour input) and a sample to render it for.
+pub fn style_preview_body() -> Schema {
+    // The sample's colour as the style's colour input has it: none (no
+    // colour), optional, or required.
+    let variant = |input: &'static str, placeholders: &[&str]| {
+        let mut sample = ObjectBuilder::new()
+            .property("subject", subject())
+            .required("subject")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        if input != "none" {
+            sample = sample.property("color", color());
+        }
+        if input == "required" {
+            sample = sample.required("color");
+        }
+        let object = ObjectBuilder::new()
+            .property("prompt_template", template(placeholders))
+            .property("color", string_enum([input]))
+            .property("sample", sample)
+            .required("prompt_template")
+            .required("sample")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        if input == "none" {
+            object
+        } else {
+            object.required("color")
+        }
+    };
+    let every = every_placeholder();
+    OneOfBuilder::new()
+        .item(variant("none", &["subject"]))
+        .item(variant("optional", &every))
+        .item(variant("required", &every))
+        .into()
+}
+
+/// The body of `POST /styles/{style}/try`.
+pub fn try_body() -> Schema {
+    ObjectBuilder::new()
+        .property("subject", subject())
+        .property("color", color())
+        .required("subject")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         .into()
 }
 

@@ -50,6 +50,7 @@ impl Server {
                     free_of_charge: false,
                     retry_of: None,
                     fingerprint: None,
+                    trial: false,
                 },
                 "test",
                 std::time::Duration::from_secs(3600),
@@ -670,12 +671,14 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/rules/blocklist/{phrase}",
         "/sign-in",
         "/stats",
+        "/style-preview",
         "/styles",
         "/styles/{style}",
         "/styles/{style}/disable",
         "/styles/{style}/enable",
         "/styles/{style}/reward",
         "/styles/{style}/sound",
+        "/styles/{style}/try",
     ];
     let mut sorted = paths.clone();
     sorted.sort();

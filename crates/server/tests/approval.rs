@@ -36,6 +36,7 @@ async fn stored_request(server: &Server, park: bool) -> Uuid {
                 free_of_charge: false,
                 retry_of: None,
                 fingerprint: None,
+                trial: false,
             },
             "test",
             Duration::from_secs(3600),

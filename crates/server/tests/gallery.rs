@@ -52,6 +52,7 @@ async fn stored(store: &Store, viewer: &str, subject: &str) -> (Uuid, Lease) {
         free_of_charge: false,
         retry_of: None,
         fingerprint: None,
+        trial: false,
     };
     let (_, _, lease) = store
         .record(&new, "test", Duration::from_secs(3600))

@@ -249,6 +249,7 @@ async fn a_style_with_requests_in_progress_is_not_deleted() {
                 free_of_charge: true,
                 retry_of: None,
                 fingerprint: None,
+                trial: false,
             },
             "test",
             WAIT,

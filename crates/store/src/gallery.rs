@@ -5,7 +5,8 @@
 //! played an alert, so the overlay's record is the truth — an overlay took
 //! its entry on air. Before any overlay played (Golden VCR shows alerts from
 //! `onscreen-events` itself), a published alert counts as aired. Declined,
-//! rejected, failed and waiting requests never qualify. Only the last
+//! rejected, failed and waiting requests never qualify, nor an admin's
+//! try-out of a style (`trial`: it never aired). Only the last
 //! [`RECENT_DAYS`] are shown: the current and recent broadcasts.
 //!
 //! Each image is named by an opaque public id (the first 96 bits of the
@@ -59,7 +60,7 @@ macro_rules! select_aired {
                 FROM dynamo.image_request r
                 JOIN dynamo.image i ON i.image_request_id = r.id AND i.index = 0
                 LEFT JOIN dynamo.answer a ON a.image_request_id = r.id
-                WHERE r.state = 'succeeded'
+                WHERE r.state = 'succeeded' AND NOT r.trial
                   AND r.approval_decision IS DISTINCT FROM 'declined'
                   AND r.created_at > now() - make_interval(days => $1)
                   AND (EXISTS (SELECT 1 FROM dynamo.overlay_alert q

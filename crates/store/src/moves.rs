@@ -239,6 +239,33 @@ impl Store {
         .await
     }
 
+    /// A try-out's image is stored: it is done, without an alert (it is
+    /// never aired) and without a debit to settle (it is free). The one way
+    /// to `succeeded` that skips `alerted`, so it is guarded by the request
+    /// being a try-out (migration 0027) besides its state and lease.
+    pub async fn mark_tried(&self, lease: &Lease) -> Result<Progress, StoreError> {
+        // Runtime-checked, as `advance`: its columns are PROGRESS.
+        static TRIED: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "UPDATE dynamo.image_request SET state = 'succeeded', updated_at = now(),
+                     step_attempts = 0, step_failing_since = NULL, next_attempt_at = NULL,
+                     finished_at = now(), settled_at = now(), error_message = NULL
+                 WHERE id = $1 AND state = 'stored' AND trial AND lease_token = $2
+                 RETURNING {PROGRESS}"
+            )
+        });
+        let mut conn = self.pool().acquire().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(TRIED.as_str()))
+            .bind(lease.request_id)
+            .bind(lease.token)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match row {
+            Some(row) => Ok(Progress::from_row(&row)?),
+            None => refused(&mut conn, lease, RequestState::Succeeded).await,
+        }
+    }
+
     /// Ends the request unsuccessfully with a reason a viewer can read. The
     /// refund follows separately ([`Store::mark_settled`]) so that a crash in
     /// between leaves a record that recovery can finish.
@@ -399,6 +426,18 @@ where
     if let Some(row) = bind(query).fetch_optional(&mut *conn).await? {
         return Ok(Progress::from_row(&row)?);
     }
+    refused(conn, lease, to).await
+}
+
+/// Why a guarded move to `to` changed no row: the request is gone, its
+/// lease is another's, it is there already (a repeat: its progress), or it
+/// is in a state `to` cannot follow.
+async fn refused(
+    conn: &mut sqlx::PgConnection,
+    lease: &Lease,
+    to: RequestState,
+) -> Result<Progress, StoreError> {
+    let id = lease.request_id;
     #[derive(sqlx::FromRow)]
     struct Current {
         lease_token: Option<Uuid>,

@@ -29,6 +29,8 @@ pub struct NewRequest<'a> {
     pub retry_of: Option<Uuid>,
     /// SHA-256 of the message body, for messages without a message_id.
     pub fingerprint: Option<Vec<u8>>,
+    /// An admin's try-out of a style: made, never aired (migration 0027).
+    pub trial: bool,
 }
 
 /// An image as stored for a request.
@@ -85,6 +87,8 @@ pub struct RequestRecord {
     pub name: Option<String>,
     /// Approval before air (`APPROVAL=manual`; all empty otherwise).
     pub approval: crate::Approval,
+    /// An admin's try-out of a style: never aired, never charged, no result.
+    pub trial: bool,
 }
 
 /// Column adapters: the table holds text, the code holds enums.
@@ -163,6 +167,7 @@ pub(crate) struct RequestRow {
     pub(crate) approval_decided_at: Option<DateTime<Utc>>,
     pub(crate) approval_note: Option<String>,
     pub(crate) name: Option<String>,
+    pub(crate) trial: bool,
     /// Only [`Store::detail`] reads these; the other queries select NULL.
     pub(crate) images: Option<Json<Vec<StoredImage>>>,
     pub(crate) failures: Option<Json<Vec<StepFailure>>>,
@@ -211,6 +216,7 @@ impl From<RequestRow> for RequestRecord {
                 decided_at: row.approval_decided_at,
                 note: row.approval_note,
             },
+            trial: row.trial,
         }
     }
 }
@@ -263,7 +269,7 @@ macro_rules! select_requests {
                    r.finished_at, r.updated_at AS "updated_at!", r.next_attempt_at,
                    r.approval_requested_at, r.approval_deadline, r.approval_decision,
                    r.approval_decided_by, r.approval_decided_at, r.approval_note,
-                   a.value AS "name?", "#
+                   a.value AS "name?", r.trial AS "trial!", "#
                 + $extra
                 + " FROM "
                 + $from
@@ -317,9 +323,9 @@ impl Store {
                  (id, twitch_user_id, twitch_display_name, broadcast_id, screening_id, tape_id,
                   style, inputs, prompt, points_cost, free_of_charge, retry_of, attempts,
                   message_fingerprint, lease_owner, lease_token, lease_expires_at,
-                  style_settings)
+                  style_settings, trial)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15,
-                     now() + $16 * interval '1 millisecond', $17)
+                     now() + $16 * interval '1 millisecond', $17, $18)
              ON CONFLICT (id) DO UPDATE SET
                  attempts = dynamo.image_request.attempts
                      + CASE WHEN dynamo.image_request.finished_at IS NULL THEN 1 ELSE 0 END,
@@ -354,6 +360,7 @@ impl Store {
             token,
             ttl.as_millis() as f64,
             settings,
+            new.trial,
         )
         .fetch_one(&self.pool)
         .await?;

@@ -33,6 +33,7 @@ async fn record(store: &Store, viewer: &str, owner: &str, ttl: Duration) -> Leas
                 free_of_charge: false,
                 retry_of: None,
                 fingerprint: None,
+                trial: false,
             },
             owner,
             ttl,

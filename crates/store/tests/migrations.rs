@@ -135,6 +135,7 @@ async fn steps_only_move_forward_and_repeat_harmlessly() {
         free_of_charge: false,
         retry_of: None,
         fingerprint: None,
+        trial: false,
     };
     let ttl = std::time::Duration::from_secs(30);
     let (record, created, lease) = store.record(&new, "first", ttl).await.unwrap();

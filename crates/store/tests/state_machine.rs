@@ -163,6 +163,7 @@ async fn run_case(store: &Store, pool: &sqlx::PgPool, ops: Vec<Op>) -> Result<()
         free_of_charge: false,
         retry_of: None,
         fingerprint: None,
+        trial: false,
     };
     let mut held: [Option<Lease>; OWNERS] = [None; OWNERS];
     // The token the database holds, by our model, and whether its lease is

@@ -141,6 +141,17 @@ fn line(field: &str, text: &str, max: usize, not_blank: bool) -> Result<(), Defi
     Ok(())
 }
 
+/// A prompt template as a definition takes it, for a style whose colour
+/// input is `color`: one line, at most [`MAX_TEMPLATE_CHARS`], with
+/// `{subject}` and known placeholders only (a problem is named
+/// `prompt_template`). The page's preview checks a template being typed
+/// by this too.
+pub fn check_prompt_template(template: &str, color: ColorInput) -> Result<(), DefinitionError> {
+    line("prompt_template", template, MAX_TEMPLATE_CHARS, true)?;
+    check_template(template, color)
+        .map_err(|problem| DefinitionError::new("prompt_template", problem))
+}
+
 impl StyleDefinition {
     /// The first problem found, in the order of the fields.
     pub fn validate(&self) -> Result<(), DefinitionError> {
@@ -150,14 +161,7 @@ impl StyleDefinition {
             MAX_DISPLAY_NAME_CHARS,
             true,
         )?;
-        line(
-            "prompt_template",
-            &self.prompt_template,
-            MAX_TEMPLATE_CHARS,
-            true,
-        )?;
-        check_template(&self.prompt_template, self.color)
-            .map_err(|problem| DefinitionError::new("prompt_template", problem))?;
+        check_prompt_template(&self.prompt_template, self.color)?;
         if let Some(size) = &self.image_size
             && !IMAGE_SIZES.contains(&size.as_str())
         {

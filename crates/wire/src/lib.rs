@@ -20,7 +20,7 @@ pub use color::Color;
 pub use definition::{
     DefinitionError, IMAGE_QUALITIES, IMAGE_SIZES, MAX_COUNT, MAX_DISPLAY_NAME_CHARS,
     MAX_REWARD_PROMPT_CHARS, MAX_REWARD_TITLE_CHARS, MAX_SOUND_CHARS, MAX_TEMPLATE_CHARS,
-    OnAirSettings, RewardSettings, StyleDefinition, StyleSettings,
+    OnAirSettings, RewardSettings, StyleDefinition, StyleSettings, check_prompt_template,
 };
 pub use request::{
     BroadcastState, CustomInputs, FriendInputs, GenerationRequest, GhostInputs, ImagePayload,

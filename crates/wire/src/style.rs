@@ -164,13 +164,16 @@ impl ColorInput {
     /// Whether inputs with (or without) a colour fit: the reason if not,
     /// naming the field as a message's is named.
     pub fn check(self, style: &StyleId, color: Option<Color>) -> Result<(), String> {
+        self.fits(color)
+            .map_err(|problem| format!("payload.inputs.color: {problem} by style {style}"))
+    }
+
+    /// Whether a colour given (or not) fits: what is wrong if not ("is
+    /// required", "is not taken"), for the caller to name its field and style.
+    pub fn fits(self, color: Option<Color>) -> Result<(), &'static str> {
         match (self, color) {
-            (ColorInput::Required, None) => Err(format!(
-                "payload.inputs.color: is required by style {style}"
-            )),
-            (ColorInput::None, Some(_)) => Err(format!(
-                "payload.inputs.color: style {style} takes no colour"
-            )),
+            (ColorInput::Required, None) => Err("is required"),
+            (ColorInput::None, Some(_)) => Err("is not taken"),
             _ => Ok(()),
         }
     }

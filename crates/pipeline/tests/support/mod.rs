@@ -140,7 +140,7 @@ impl Core {
     pub async fn record(&self, job: &Job) -> (RequestRecord, Lease) {
         let style = self
             .styles
-            .resolve(&job.request)
+            .resolve(&job.request, job.trial)
             .await
             .unwrap_or_else(|_| panic!("the ghost style resolves"));
         let (record, created, lease) = self
@@ -155,6 +155,7 @@ impl Core {
                     free_of_charge: false,
                     retry_of: None,
                     fingerprint: None,
+                    trial: job.trial,
                 },
                 "a-process-that-died",
                 Duration::from_secs(30),
@@ -234,5 +235,6 @@ pub fn ghost(subject: &str) -> Job {
         retry_of: None,
         fingerprint: None,
         trace_context: Vec::new(),
+        trial: false,
     }
 }

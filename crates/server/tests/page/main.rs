@@ -17,6 +17,7 @@ mod reconnect;
 mod rules;
 mod sounds;
 mod speech;
+mod styles;
 mod viewer;
 
 use common::VIEWER;
