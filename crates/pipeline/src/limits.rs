@@ -199,7 +199,9 @@ impl RateLimits {
                 endpoint,
                 "the provider's rate budget is nearly spent; holding calls back until its reset"
             ),
-            Err(error) => tracing::warn!(%error, "could not hold calls back to the provider's budget"),
+            Err(error) => {
+                tracing::warn!(%error, "could not hold calls back to the provider's budget")
+            }
         }
     }
 }

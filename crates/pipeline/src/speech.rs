@@ -111,7 +111,11 @@ impl Pipeline {
         }
         let user = run.job.request.viewer.twitch_user_id.as_str();
         let spoken = match self
-            .limited(speech.service(), Endpoint::Speech, speech.speak(caption, user))
+            .limited(
+                speech.service(),
+                Endpoint::Speech,
+                speech.speak(caption, user),
+            )
             .await
         {
             Ok(spoken) => spoken,

@@ -73,7 +73,7 @@ impl Core {
             dynamo_store::golden_vcr::Seeding::Follow,
         )
         .await
-            .unwrap();
+        .unwrap();
         let styles = Styles::load(store.clone()).await.unwrap();
         let http = reqwest::Client::new();
         let auth = AuthClient::new(
