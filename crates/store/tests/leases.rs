@@ -214,6 +214,38 @@ async fn the_viewer_cap_counts_live_leases_only() {
     );
 }
 
+/// A request that stands aside for an earlier one of the same viewer hands
+/// it the turn: the earlier one is due at once, not when its own look comes
+/// round (with a viewer's burst of a hundred, the oldest kept being passed
+/// over by later ones that then stood aside, and the burst crawled).
+#[tokio::test]
+async fn a_request_standing_aside_makes_the_earlier_one_due_now() {
+    let database = TestDatabase::create().await;
+    let store = Store::new(database.pool().clone());
+    const LATER: Duration = Duration::from_secs(30);
+    let first = record(&store, "8", "worker", LONG).await;
+    let second = record(&store, "8", "worker", LONG).await;
+    // The first waited its turn a moment ago: it looks again in 30 s.
+    let later = chrono::Utc::now() + chrono::Duration::seconds(30);
+    store.release_lease(&first, Some(later)).await.unwrap();
+
+    // The second finds the viewer with room, but the first is earlier.
+    assert!(
+        !store
+            .start_if_viewer_has_room(&second, "8", 1, LATER)
+            .await
+            .unwrap(),
+        "the second stands aside for the first"
+    );
+    let claimed = store.claim_open("scheduler", 10, LONG).await.unwrap();
+    let claimed: Vec<Uuid> = claimed.iter().map(|(lease, _)| lease.request_id).collect();
+    assert_eq!(
+        claimed,
+        vec![first.request_id],
+        "the first is due now; the second waits its 30 s"
+    );
+}
+
 /// A debit no request heard of is refundable only while no other request of
 /// the viewer waits for a debit's answer (SPEC §6.3): that debit could be its.
 #[tokio::test]
