@@ -111,7 +111,7 @@ async fn main() {
             "chaos: SMOKE RUN ({requests} requests, kills for {seconds} s, restarts: {restarts}); its figures are not the show's"
         );
     }
-    let world = TestWorld::start().await;
+    let mut world = TestWorld::start().await;
     world.fakes.with(|s| {
         s.image_delay = Some(Duration::from_millis(150));
         for viewer in 0..VIEWERS {
@@ -360,8 +360,15 @@ async fn main() {
                 .is_some_and(|r| r.to_string() != f.request_id)
         })
         .count();
-    let alerted = count_by_message_id(&channel, &alerts).await;
-    let _ = channel
+    // The broker may have restarted under the show: read on fresh channels
+    // (the durable queues kept what was delivered).
+    if broker_restarted {
+        world.broker.reconnect().await;
+    }
+    let alerted = count_by_message_id(&world.broker.channel, &alerts).await;
+    let _ = world
+        .broker
+        .channel
         .queue_delete(alerts.as_str().into(), QueueDeleteOptions::default())
         .await;
     let repeated_alerts: usize = alerted.values().map(|n| n - 1).sum();

@@ -84,6 +84,16 @@ impl TestBroker {
         }
     }
 
+    /// A fresh connection and channel for the test's own reads, after a
+    /// test restarted RabbitMQ: a lapin connection does not come back by
+    /// itself, and reading on the dead one would fail (or read nothing).
+    pub async fn reconnect(&mut self) {
+        self.connection = dynamo_broker::connect(&self.settings, "dynamo-tests")
+            .await
+            .unwrap();
+        self.channel = self.connection.create_channel().await.unwrap();
+    }
+
     pub fn env_pairs(&self) -> Vec<(String, String)> {
         let t = &self.topology;
         [
