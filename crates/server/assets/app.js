@@ -5,7 +5,7 @@
 
 import { refreshQueue, startOnAir, stopOnAir } from "./onair.js";
 import { startRules, stopRules } from "./rules.js";
-import { startStyles, stopStyles } from "./styles.js";
+import { known as knownStyles, startStyles, stopStyles } from "./styles.js";
 
 const TOKEN_KEY = "dynamo.token";
 const PAGE_SIZE = 24;
@@ -465,7 +465,7 @@ function renderDetail(view) {
   const image = view.images[0];
   if (image) {
     const picture = document.createElement("div");
-    picture.className = view.style === "friend" ? "checker" : "";
+    picture.className = image.content_type === "image/webp" ? "checker" : ""; // a cutout: transparent
     const img = document.createElement("img");
     img.className = "detail-image";
     img.src = image.url;
@@ -588,6 +588,13 @@ function link(href, label, requestId) {
 
 // ---- enqueue ----------------------------------------------------------------
 
+/** Whether requests of `style` give a colour: its definition's rule once
+ * the Styles panel has read them (admins), friend's until then. */
+function takesColor(style) {
+  const definition = knownStyles.get(style);
+  return definition ? definition.color !== "none" : style === "friend";
+}
+
 async function enqueue(event) {
   event.preventDefault();
   const form = $("enqueue");
@@ -596,7 +603,7 @@ async function enqueue(event) {
   $("enqueue-status").textContent = "";
   const style = form.elements.style.value;
   const inputs = { subject: form.elements.subject.value };
-  if (style === "friend") inputs.color = form.elements.color.value;
+  if (takesColor(style)) inputs.color = form.elements.color.value;
   const body = {
     viewer: {
       twitch_user_id: form.elements.twitch_user_id.value.trim(),
@@ -829,9 +836,11 @@ function wireApprovals() {
 
 function start() {
   for (const color of COLORS) $("enqueue-color").append(new Option(color, color));
-  $("enqueue-style").addEventListener("change", () => {
-    $("enqueue-color-field").hidden = $("enqueue-style").value !== "friend";
-  });
+  const showColor = () => {
+    $("enqueue-color-field").hidden = !takesColor($("enqueue-style").value);
+  };
+  $("enqueue-style").addEventListener("change", showColor);
+  document.addEventListener("dynamo:styles", showColor);
   $("enqueue").addEventListener("submit", enqueue);
   wireApprovals();
   $("sign-in-form").addEventListener("submit", (event) => {

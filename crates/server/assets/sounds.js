@@ -2,8 +2,11 @@
 // as the file itself (PUT /styles/{style}/sound), its volume changed (PATCH),
 // removed (DELETE). The server tells the format from the content.
 
+import { known as knownStyles } from "./styles.js";
+
 const $ = (id) => document.getElementById(id);
-const STYLES = ["ghost", "friend"];
+/** Golden VCR's, until the Styles panel has read every style. */
+const GOLDEN_VCR = ["ghost", "friend"];
 
 let call = null;
 let report = () => {};
@@ -68,7 +71,8 @@ export async function refreshSounds() {
     return;
   }
   const byStyle = new Map(sounds.map((sound) => [sound.style_id, sound]));
-  $("onair-sounds").replaceChildren(...STYLES.map((style) => soundLine(style, byStyle.get(style))));
+  const styles = knownStyles.size ? [...knownStyles.keys()] : GOLDEN_VCR;
+  $("onair-sounds").replaceChildren(...styles.map((style) => soundLine(style, byStyle.get(style))));
 }
 
 async function upload(event) {

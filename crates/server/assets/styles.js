@@ -111,6 +111,26 @@ async function act(item, action, done, failed) {
   }
 }
 
+/** Every style's definition by id, as this panel last read them (admins). */
+export const known = new Map();
+
+/** The page's other style pickers (enqueue, sounds, the listing's filter)
+ * offer every style the panel knows, not only Golden VCR's two. */
+function offer(styles) {
+  known.clear();
+  for (const view of styles) known.set(view.definition.id, view.definition);
+  const ids = [...known.keys()];
+  const pickers = [$("enqueue-style"), $("onair-sound-style"), document.querySelector("#filters select[name=style]")];
+  for (const select of pickers) {
+    if (!select) continue;
+    const chosen = select.value;
+    const any = [...select.options].filter((option) => option.value === "");
+    select.replaceChildren(...any, ...ids.map((id) => new Option(id, id)));
+    if (chosen === "" || ids.includes(chosen)) select.value = chosen;
+  }
+  document.dispatchEvent(new CustomEvent("dynamo:styles"));
+}
+
 export async function refresh({ keepErrors = false } = {}) {
   if (!call) return;
   if (!keepErrors) $("styles-error").textContent = "";
@@ -121,6 +141,7 @@ export async function refresh({ keepErrors = false } = {}) {
     $("styles-error").textContent = `Could not load the styles: ${error.message}`;
     return;
   }
+  offer(styles);
   const list = $("styles-list");
   const statuses = new Map([...list.children].map((item) => [item.dataset.id, item.querySelector(".style-status")]));
   list.replaceChildren(...styles.map((view) => {

@@ -127,6 +127,27 @@ async fn an_admin_creates_a_style_previews_its_prompt_and_tries_it_from_the_page
     assert_eq!(style["definition"]["output"], "cutout");
     assert_eq!(style["definition"]["points_cost"], 100);
     assert_eq!(style["definition"]["reward"]["cost"], 500);
+    // The page's other style pickers offer it too, and the enqueue form asks
+    // for its optional colour (the style's rule, not friend's).
+    browser
+        .until(
+            "the new style in the enqueue, sound and filter pickers",
+            "['enqueue-style', 'onair-sound-style'].every((id) =>
+                 [...document.getElementById(id).options].some((o) => o.value === 'sticker'))
+             && [...document.querySelector('#filters select[name=style]').options]
+                 .some((o) => o.value === 'sticker')",
+        )
+        .await;
+    choose(&browser, "enqueue-style", "sticker").await;
+    let color_hidden = browser
+        .eval("document.getElementById('enqueue-color-field').hidden")
+        .await;
+    assert_eq!(color_hidden, false, "a sticker takes an optional colour");
+    choose(&browser, "enqueue-style", "ghost").await;
+    let color_hidden = browser
+        .eval("document.getElementById('enqueue-color-field').hidden")
+        .await;
+    assert_eq!(color_hidden, true, "a ghost takes none");
 
     // Try it: one image, shown in the panel once it is made.
     choose(&browser, "style-sample-color", "orange").await;
@@ -153,7 +174,8 @@ async fn an_admin_creates_a_style_previews_its_prompt_and_tries_it_from_the_page
     assert_eq!(tried["images"][0]["content_type"], "image/webp", "{tried}");
     assert_eq!(tried["steps"]["alerted_at"], serde_json::Value::Null);
 
-    // The reward button: this server has no reward route yet, and says so there.
+    // The reward button: nobody signed this server's dynamo in to Twitch,
+    // and the row says so (the API's 409), rather than failing silently.
     press(
         &browser,
         "#styles-list li[data-id=sticker] button[aria-label^='Publish']",
@@ -165,11 +187,9 @@ async fn an_admin_creates_a_style_previews_its_prompt_and_tries_it_from_the_page
             "document.querySelector('#styles-list li[data-id=sticker] .style-status').textContent",
         )
         .await;
+    let answer = answer.as_str().unwrap();
     assert!(
-        answer
-            .as_str()
-            .unwrap()
-            .starts_with("Reward not published: "),
+        answer.starts_with("Reward not published: ") && answer.contains("not signed in to Twitch"),
         "{answer}"
     );
 
