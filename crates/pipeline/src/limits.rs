@@ -186,6 +186,25 @@ impl RateLimits {
             // Our own limit is the tighter: nothing to ask the database.
             return;
         }
+        if self.requests.limit() - budget.remaining > MOST_RESERVED {
+            // Our own limit is far above the account's: holding calls back
+            // slot by slot would write a row per slot (with 10,000,000 a
+            // minute against OpenAI's 30,000: millions per call). Only a
+            // spent budget holds every call back, until its reset.
+            if budget.remaining == 0 {
+                match self.requests.pause(budget.reset).await {
+                    Ok(()) => tracing::info!(
+                        reset = ?budget.reset,
+                        endpoint,
+                        "the provider's rate budget is spent; holding calls back until its reset"
+                    ),
+                    Err(error) => {
+                        tracing::warn!(%error, "could not hold calls back to the provider's budget")
+                    }
+                }
+            }
+            return;
+        }
         match self
             .requests
             .keep_within(budget.remaining, budget.reset)
@@ -205,6 +224,10 @@ impl RateLimits {
         }
     }
 }
+
+/// The most slots an account's budget may reserve in our limiter at once
+/// (each is a row until the reset); beyond, only a spent budget pauses it.
+const MOST_RESERVED: u64 = 1_000;
 
 /// The endpoints the limits count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
