@@ -48,10 +48,12 @@ async fn login_stores_the_grant_and_setup_creates_then_adopts_the_rewards() {
 
     let (first, stderr) = dynamoctl(&env, &["twitch", "setup", "--cost", "150"]).await;
     assert!(stderr.contains("created"), "{stderr}");
-    let lines: Vec<&str> = first.lines().collect();
+    // One line per style, by id: style, status, reward id, title.
+    let lines: Vec<Vec<&str>> = first.lines().map(|l| l.split('\t').collect()).collect();
     assert_eq!(lines.len(), 2, "{first}");
-    assert!(lines[0].starts_with("TWITCH_GHOST_REWARD_ID="), "{first}");
-    assert!(lines[1].starts_with("TWITCH_FRIEND_REWARD_ID="), "{first}");
+    assert_eq!(lines[0][..2], ["friend", "published"], "{first}");
+    assert_eq!(lines[1][..2], ["ghost", "published"], "{first}");
+    assert_eq!(lines[1][3], "dynamo: a ghost", "{first}");
     let rewards = twitch.with(|s| s.rewards.clone());
     assert!(
         rewards

@@ -75,11 +75,14 @@ impl World {
             dynamo_store::GrantAccount::Broadcaster,
         );
         sign_in(&twitch, &helix).await;
-        let made = dynamo_twitch::rewards::Rewarder::for_settings(&settings, store.clone())
-            .unwrap()
-            .setup(&Default::default(), 300)
-            .await
-            .unwrap();
+        // Through the client made above: over TLS, only it trusts the fake.
+        let made = dynamo_twitch::rewards::Rewarder {
+            helix: helix.clone(),
+            ..dynamo_twitch::rewards::Rewarder::for_settings(&settings, store.clone()).unwrap()
+        }
+        .setup(&Default::default(), 300)
+        .await
+        .unwrap();
         let rewards = dynamo_twitch::rewards::golden_ids(&made);
         let requests = broker.capture(&broker.topology.requests_exchange).await;
         Self {
