@@ -22,22 +22,12 @@ use std::time::Duration;
 /// requests (their errors are tested in shedding.rs and bad_values.rs).
 const STREAMS: &str = "/events$";
 
-#[tokio::test(flavor = "multi_thread")]
-async fn schemathesis_finds_no_server_error_and_no_mismatch_with_the_document() {
-    // Its requests without a token would soon limit the test's address.
-    let server = Server::start_in(TestWorld::start().await, |env| {
-        // The gallery on, so its pages are checked too (off, they only 404).
-        env.with("AUTH_FAILURE_LIMIT", "0")
-            .with("PUBLIC_GALLERY", "true")
-            .with("PUBLIC_BASE_URL", "http://dynamo.example")
-    })
-    .await;
-    // A consumer (placeholder images) records what is enqueued, so the ids
-    // POST /requests answers lead somewhere.
-    let consumer = server.start_consumer().await;
-    let admin = server.admin();
-    let base = server.base.clone();
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis.toml");
+/// One run of schemathesis against `base`: its exit status and output.
+async fn schemathesis(
+    base: &str,
+    admin: &str,
+    config: &str,
+) -> (std::process::ExitStatus, String, String) {
     // schemathesis keeps a crash cache in its working directory: a scratch one.
     let scratch =
         std::env::temp_dir().join(format!("dynamo-schemathesis-{}", uuid::Uuid::new_v4()));
@@ -65,12 +55,49 @@ async fn schemathesis_finds_no_server_error_and_no_mismatch_with_the_document() 
         .expect("schemathesis ends within its bound")
         .unwrap();
     let _ = std::fs::remove_dir_all(&scratch);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "schemathesis found mismatches:\n{stdout}\n{stderr}"
-    );
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schemathesis_finds_no_server_error_and_no_mismatch_with_the_document() {
+    // Its requests without a token would soon limit the test's address.
+    let server = Server::start_in(TestWorld::start().await, |env| {
+        // The gallery on, so its pages are checked too (off, they only 404).
+        env.with("AUTH_FAILURE_LIMIT", "0")
+            .with("PUBLIC_GALLERY", "true")
+            .with("PUBLIC_BASE_URL", "http://dynamo.example")
+    })
+    .await;
+    // A consumer (placeholder images) records what is enqueued, so the ids
+    // POST /requests answers lead somewhere.
+    let consumer = server.start_consumer().await;
+    let admin = server.admin();
+    let base = server.base.clone();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis.toml");
+    let mut attempt = 1;
+    let stdout = loop {
+        let (status, stdout, stderr) = schemathesis(&base, &admin, config).await;
+        if status.success() {
+            break stdout;
+        }
+        // CPython 3.11.7 (this machine's) can raise "AST constructor
+        // recursion depth mismatch" (a CPython bug, gh-106905) inside
+        // hypothesis while it describes a filter: a crash of the tool, not a
+        // finding about dynamo. That crash alone earns one more run; any
+        // other failure, or the crash twice, fails the test.
+        let tool_crash_only = stdout.contains("AST constructor recursion depth mismatch")
+            && !stdout.contains("=== FAILURES ===");
+        assert!(
+            tool_crash_only && attempt == 1,
+            "schemathesis found mismatches:\n{stdout}\n{stderr}"
+        );
+        println!("schemathesis crashed inside CPython 3.11.7's ast (gh-106905); running it again");
+        attempt += 1;
+    };
     println!("{stdout}");
     // Only a link from POST /requests's answer gives a request id that
     // exists: a 200 from GET /requests/{id} is the stateful phase's.
