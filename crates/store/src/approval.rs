@@ -7,7 +7,7 @@
 //! request due at once, so the next scheduler poll of any consumer carries it
 //! out: a consumer that dies afterwards leaves nothing undone.
 
-use crate::{Lease, Store, StoreError};
+use crate::{Lease, RequestState, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::fmt;
 use std::time::Duration;
@@ -106,27 +106,33 @@ impl Store {
         lease: &Lease,
         timeout: Duration,
     ) -> Result<DateTime<Utc>, StoreError> {
+        // The states are bound by name, as the guarded moves bind them
+        // (`moves`): the text names none, so it cannot drift from the enum.
+        let parked = RequestState::AwaitingApproval;
+        let from = [RequestState::Stored, parked].map(|s| s.as_str().to_owned());
         let due = sqlx::query_scalar!(
             "UPDATE dynamo.image_request SET
-                 state = 'awaiting_approval',
+                 state = $4,
                  approval_requested_at = coalesce(approval_requested_at, now()),
                  approval_deadline = coalesce(approval_deadline, now() + $3 * interval '1 millisecond'),
                  next_attempt_at = CASE WHEN approval_decision IS NOT NULL THEN now()
                      ELSE coalesce(approval_deadline, now() + $3 * interval '1 millisecond') END,
                  lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
                  step_attempts = 0, step_failing_since = NULL, updated_at = now()
-             WHERE id = $1 AND lease_token = $2 AND state IN ('stored', 'awaiting_approval')
+             WHERE id = $1 AND lease_token = $2 AND state = ANY($5)
              RETURNING next_attempt_at",
             lease.request_id,
             lease.token,
             timeout.as_millis() as f64,
+            parked.as_str(),
+            from.as_slice(),
         )
         .fetch_optional(self.pool())
         .await?
         .flatten();
         match due {
             Some(due) => Ok(due),
-            None => Err(self.refusal(lease, "awaiting_approval").await),
+            None => Err(self.refusal(lease, parked.as_str()).await),
         }
     }
 

@@ -1,18 +1,18 @@
 //! The guarded moves of a request's state: each step's write, applied only
 //! from the state the step expects and only under the request's lease, and
-//! what the write left in the row ([`Progress`]).
+//! what the write left in the row ([`Progress`]). Each move is a checked
+//! query (`guarded_move!`, `mark_once!`): its text is whole at compile time
+//! and checked against the schema, like `select_requests!`.
 
 use crate::requests::{RequestRecord, StateColumn, StoredImage};
 use crate::{Lease, RequestState, Store, StoreError};
 use chrono::{DateTime, Utc};
-use sqlx::FromRow;
-use std::sync::LazyLock;
 use uuid::Uuid;
 
 /// What a step's write left in the request's row, as stored (`RETURNING`):
 /// the columns the steps move, so a run keeps its copy of the request
 /// current without reading the row again ([`RequestRecord::apply`]).
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Progress {
     pub state: StateColumn,
     pub ledger_flow_id: Option<Uuid>,
@@ -28,9 +28,124 @@ pub struct Progress {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
-/// The columns of a [`Progress`].
-const PROGRESS: &str = "state, ledger_flow_id, error_message, debited_at, named_at, stored_at,
-    alerted_at, settled_at, result_published_at, finished_at, updated_at, next_attempt_at";
+/// A checked query with the columns of a [`Progress`] between `$head` and
+/// `$tail` (each a `+` concatenation of string literals): the one place
+/// they are listed, each named and typed as its field, so the text reads
+/// the same from a table or from a CTE. `query_as (Progress,)` reads a
+/// [`Progress`]; `query ()` a record with more columns beside it, made one
+/// with [`progress_of!`].
+macro_rules! with_progress {
+    ($kind:ident ($($row:tt)*) [$($head:tt)+] [$($tail:tt)+] $(, $arg:expr)* $(,)?) => {
+        sqlx::$kind!(
+            $($row)*
+            $($head)+
+                + r#"state AS "state!: crate::requests::StateColumn",
+                   ledger_flow_id AS "ledger_flow_id?", error_message AS "error_message?",
+                   debited_at AS "debited_at?", named_at AS "named_at?",
+                   stored_at AS "stored_at?", alerted_at AS "alerted_at?",
+                   settled_at AS "settled_at?", result_published_at AS "result_published_at?",
+                   finished_at AS "finished_at?", updated_at AS "updated_at!",
+                   next_attempt_at AS "next_attempt_at?""#
+                + $($tail)+
+            $(, $arg)*
+        )
+    };
+}
+
+/// The [`Progress`] in a record read by `with_progress!(query ...)`.
+macro_rules! progress_of {
+    ($row:ident) => {
+        Progress {
+            state: $row.state,
+            ledger_flow_id: $row.ledger_flow_id,
+            error_message: $row.error_message,
+            debited_at: $row.debited_at,
+            named_at: $row.named_at,
+            stored_at: $row.stored_at,
+            alerted_at: $row.alerted_at,
+            settled_at: $row.settled_at,
+            result_published_at: $row.result_published_at,
+            finished_at: $row.finished_at,
+            updated_at: $row.updated_at,
+            next_attempt_at: $row.next_attempt_at,
+        }
+    };
+}
+
+/// A guarded move, checked at compile time: to `$to` (a [`RequestState`])
+/// from its predecessors (or from `from:`), under `$lease`, with `$set` more
+/// of the SET clause and `$arg` its binds from `$5` on. The states are bound
+/// from [`RequestState`] (`$2` the target's name, `$3` the names it may
+/// follow; `$1` is the request, `$4` the lease token), so the text names
+/// none and cannot drift from the enum. `and:` adds to the WHERE clause.
+///
+/// The move alone is a `Result<Progress, StoreError>`: a move that changed
+/// no row asks [`refused`] why (a repeat returns the progress as it stands).
+/// `moved:` makes the move a CTE `moved` (the whole row), `then:` the rest
+/// of the statement up to its `SELECT `, and `columns:` what it selects after
+/// the [`Progress`] columns: a `Result<Option<record>, sqlx::Error>`.
+macro_rules! guarded_move {
+    (@query $kind:ident ($($row:tt)*) [$($before:tt)*] $set:tt [$($and:tt)+] [$($after:tt)+]
+     [$($tail:tt)+], $lease:ident, $to:ident, $predecessors:ident $(, $arg:expr)*) => {
+        with_progress!($kind ($($row)*)
+            [$($before)* "UPDATE dynamo.image_request SET state = $2, updated_at = now(),
+                 step_attempts = 0, step_failing_since = NULL, next_attempt_at = NULL, "
+                + $set
+                + " WHERE id = $1 AND state = ANY($3) AND lease_token = $4"
+                + $($and)+
+                + $($after)+]
+            [$($tail)+],
+            $lease.request_id, $to.as_str(), $predecessors.as_slice(), $lease.token $(, $arg)*)
+    };
+    (@from $to:ident) => { $to.predecessors() };
+    (@from $to:ident, $from:expr) => { $from };
+    (moved: $executor:expr, $lease:expr, $to:expr, set: $set:tt, then: $then:tt,
+     columns: $columns:tt $(, $arg:expr)* $(,)?) => {{
+        let (lease, to): (&Lease, RequestState) = ($lease, $to);
+        let predecessors = state_names(to.predecessors());
+        guarded_move!(@query query () ["WITH moved AS (" +] $set [" "]
+            [" RETURNING *), " + $then] [$columns], lease, to, predecessors $(, $arg)*)
+        .fetch_optional($executor)
+        .await
+    }};
+    ($conn:expr, $lease:expr, $to:expr, $(from: $from:expr,)? $(and: $and:tt,)?
+     set: $set:tt $(, $arg:expr)* $(,)?) => {{
+        let (conn, lease, to): (&mut sqlx::PgConnection, &Lease, RequestState) =
+            ($conn, $lease, $to);
+        let from: &[RequestState] = guarded_move!(@from to $(, $from)?);
+        let predecessors = state_names(from);
+        let moved = guarded_move!(@query query_as (Progress,) [] $set [" " $(+ $and)?]
+            [" RETURNING "] [""], lease, to, predecessors $(, $arg)*)
+        .fetch_optional(&mut *conn)
+        .await;
+        match moved {
+            Ok(Some(progress)) => Ok(progress),
+            Ok(None) => refused(conn, lease, to).await,
+            Err(error) => Err(StoreError::from(error)),
+        }
+    }};
+}
+
+/// Sets a timestamp column (a string literal) once, under the lease, and
+/// only once the request has ended: refunds and results come after the end
+/// state. `also:` is more of the SET clause, starting with a comma. A
+/// `Result<Progress, StoreError>`.
+macro_rules! mark_once {
+    ($store:expr, $lease:expr, $column:tt $(, also: $also:tt)?) => {{
+        let (store, lease): (&Store, &Lease) = ($store, $lease);
+        let done = with_progress!(query_as (Progress,)
+            ["UPDATE dynamo.image_request SET " + $column + " = coalesce(" + $column
+                + ", now()), updated_at = now()" $(+ $also)?
+                + " WHERE id = $1 AND lease_token = $2 AND finished_at IS NOT NULL RETURNING "]
+            [""], lease.request_id, lease.token)
+        .fetch_optional(store.pool())
+        .await?;
+        match done {
+            Some(progress) => Ok(progress),
+            None => Err(not_marked(store, lease, $column).await),
+        }
+    }};
+}
 
 impl RequestRecord {
     /// Takes in what a write returned.
@@ -64,6 +179,7 @@ impl RequestRecord {
     }
 }
 
+/// The states' names, as a move binds them (`$3`).
 fn state_names(states: &[RequestState]) -> Vec<String> {
     states.iter().map(|s| s.as_str().to_owned()).collect()
 }
@@ -75,13 +191,14 @@ impl Store {
         lease: &Lease,
         flow_id: Option<Uuid>,
     ) -> Result<Progress, StoreError> {
-        self.advance(
+        let mut conn = self.pool().acquire().await?;
+        guarded_move!(
+            &mut conn,
             lease,
             RequestState::Debited,
-            "ledger_flow_id = $4, debited_at = now()",
-            |q| q.bind(flow_id),
+            set: "ledger_flow_id = $5, debited_at = now()",
+            flow_id,
         )
-        .await
     }
 
     /// The friend's name is known. Returns the name as stored: a repeat of
@@ -92,9 +209,8 @@ impl Store {
         prompt: &str,
         name: &str,
     ) -> Result<(Progress, String), StoreError> {
-        let (mut tx, progress) = self
-            .begin_advance(lease, RequestState::Named, "named_at = now()", |q| q)
-            .await?;
+        let mut tx = self.pool().begin().await?;
+        let progress = guarded_move!(&mut tx, lease, RequestState::Named, set: "named_at = now()")?;
         // The statement's snapshot does not see its own insert: the union is
         // the new row or the one there before, never both.
         let stored = sqlx::query_scalar!(
@@ -125,60 +241,46 @@ impl Store {
         lease: &Lease,
         image: &StoredImage,
     ) -> Result<(Progress, StoredImage), StoreError> {
-        #[derive(sqlx::FromRow)]
-        struct Recorded {
-            #[sqlx(flatten)]
-            progress: Progress,
-            index: i32,
-            url: String,
-            color: Option<String>,
-            content_type: String,
-            byte_size: i32,
-        }
-        // Runtime-checked, as `advance_in`: the move is built as every move
-        // is. The statement's snapshot does not see its own insert, so the
+        // The statement's snapshot does not see its own insert, so the
         // union is the new image or the one recorded before, never both.
-        static RECORD: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "WITH moved AS ({move_}),
-                 new AS (
+        let recorded = guarded_move!(
+            moved: self.pool(),
+            lease,
+            RequestState::Stored,
+            set: "stored_at = now()",
+            then: "new AS (
                      INSERT INTO dynamo.image
                          (image_request_id, index, url, color, content_type, byte_size)
-                     SELECT $1, $4, $5, $6, $7, $8 FROM moved
+                     SELECT $1, $5, $6, $7, $8, $9 FROM moved
                      ON CONFLICT (image_request_id, index) DO NOTHING
                      RETURNING index, url, color, content_type, byte_size),
                  forgotten AS (
                      DELETE FROM dynamo.generated_image
                      WHERE image_request_id = $1 AND EXISTS (SELECT FROM moved))
-                 SELECT moved.*, i.* FROM moved, (
+                 SELECT ",
+            columns: r#", i.index AS "index!", i.url AS "url!", i.color AS "color?",
+                   i.content_type AS "content_type!", i.byte_size AS "byte_size!"
+                 FROM moved, (
                      SELECT index, url, color, content_type, byte_size FROM new
                      UNION ALL
                      SELECT index, url, color, content_type, byte_size FROM dynamo.image
-                     WHERE image_request_id = $1 AND index = $4) i
-                 LIMIT 1",
-                move_ = advance_sql(RequestState::Stored, "stored_at = now()"),
-            )
-        });
-        let recorded: Option<Recorded> = sqlx::query_as(sqlx::AssertSqlSafe(RECORD.as_str()))
-            .bind(lease.request_id)
-            .bind(state_names(RequestState::Stored.predecessors()))
-            .bind(lease.token)
-            .bind(image.index)
-            .bind(&image.url)
-            .bind(&image.color)
-            .bind(&image.content_type)
-            .bind(image.byte_size)
-            .fetch_optional(self.pool())
-            .await?;
+                     WHERE image_request_id = $1 AND index = $5) i
+                 LIMIT 1"#,
+            image.index,
+            image.url,
+            image.color,
+            image.content_type,
+            image.byte_size,
+        )?;
         match recorded {
-            Some(r) => Ok((
-                r.progress,
+            Some(row) => Ok((
+                progress_of!(row),
                 StoredImage {
-                    index: r.index,
-                    url: r.url,
-                    color: r.color,
-                    content_type: r.content_type,
-                    byte_size: r.byte_size,
+                    index: row.index,
+                    url: row.url,
+                    color: row.color,
+                    content_type: row.content_type,
+                    byte_size: row.byte_size,
                 },
             )),
             None => self.record_image_again(lease, image).await,
@@ -192,9 +294,9 @@ impl Store {
         lease: &Lease,
         image: &StoredImage,
     ) -> Result<(Progress, StoredImage), StoreError> {
-        let (mut tx, progress) = self
-            .begin_advance(lease, RequestState::Stored, "stored_at = now()", |q| q)
-            .await?;
+        let mut tx = self.pool().begin().await?;
+        let progress =
+            guarded_move!(&mut tx, lease, RequestState::Stored, set: "stored_at = now()")?;
         // As in `record_name`: the new row or the one there before.
         let stored = sqlx::query_as!(
             StoredImage,
@@ -224,19 +326,19 @@ impl Store {
 
     /// The broker confirmed the alert.
     pub async fn mark_alerted(&self, lease: &Lease) -> Result<Progress, StoreError> {
-        self.advance(lease, RequestState::Alerted, "alerted_at = now()", |q| q)
-            .await
+        let mut conn = self.pool().acquire().await?;
+        guarded_move!(&mut conn, lease, RequestState::Alerted, set: "alerted_at = now()")
     }
 
     /// The outflow was accepted (or there was none): the request is done.
     pub async fn mark_succeeded(&self, lease: &Lease) -> Result<Progress, StoreError> {
-        self.advance(
+        let mut conn = self.pool().acquire().await?;
+        guarded_move!(
+            &mut conn,
             lease,
             RequestState::Succeeded,
-            "finished_at = now(), settled_at = now(), error_message = NULL",
-            |q| q,
+            set: "finished_at = now(), settled_at = now(), error_message = NULL",
         )
-        .await
     }
 
     /// A try-out's image is stored: it is done, without an alert (it is
@@ -244,26 +346,15 @@ impl Store {
     /// to `succeeded` that skips `alerted`, so it is guarded by the request
     /// being a try-out (migration 0027) besides its state and lease.
     pub async fn mark_tried(&self, lease: &Lease) -> Result<Progress, StoreError> {
-        // Runtime-checked, as `advance`: its columns are PROGRESS.
-        static TRIED: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "UPDATE dynamo.image_request SET state = 'succeeded', updated_at = now(),
-                     step_attempts = 0, step_failing_since = NULL, next_attempt_at = NULL,
-                     finished_at = now(), settled_at = now(), error_message = NULL
-                 WHERE id = $1 AND state = 'stored' AND trial AND lease_token = $2
-                 RETURNING {PROGRESS}"
-            )
-        });
         let mut conn = self.pool().acquire().await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(TRIED.as_str()))
-            .bind(lease.request_id)
-            .bind(lease.token)
-            .fetch_optional(&mut *conn)
-            .await?;
-        match row {
-            Some(row) => Ok(Progress::from_row(&row)?),
-            None => refused(&mut conn, lease, RequestState::Succeeded).await,
-        }
+        guarded_move!(
+            &mut conn,
+            lease,
+            RequestState::Succeeded,
+            from: &[RequestState::Stored],
+            and: "AND trial",
+            set: "finished_at = now(), settled_at = now(), error_message = NULL",
+        )
     }
 
     /// Ends the request unsuccessfully with a reason a viewer can read. The
@@ -276,16 +367,16 @@ impl Store {
         reason: &str,
     ) -> Result<Progress, StoreError> {
         debug_assert!(matches!(end, RequestState::Failed | RequestState::Rejected));
-        let (mut tx, progress) = self
-            .begin_advance(
-                lease,
-                end,
-                "finished_at = now(), error_message = $4,
-             settled_at = CASE WHEN ledger_flow_id IS NULL AND debit_requested_at IS NULL
-                               THEN now() ELSE settled_at END",
-                |q| q.bind(reason),
-            )
-            .await?;
+        let mut tx = self.pool().begin().await?;
+        let progress = guarded_move!(
+            &mut tx,
+            lease,
+            end,
+            set: "finished_at = now(), error_message = $5,
+                  settled_at = CASE WHEN ledger_flow_id IS NULL AND debit_requested_at IS NULL
+                                    THEN now() ELSE settled_at END",
+            reason,
+        )?;
         crate::generated::forget_generated(&mut tx, lease.request_id).await?;
         tx.commit().await?;
         Ok(progress)
@@ -293,12 +384,12 @@ impl Store {
 
     /// The pending outflow was rejected (refunded).
     pub async fn mark_settled(&self, lease: &Lease) -> Result<Progress, StoreError> {
-        self.mark_once(lease, "settled_at", "").await
+        mark_once!(self, lease, "settled_at")
     }
 
     /// The broker confirmed the generation-results message.
     pub async fn mark_result_published(&self, lease: &Lease) -> Result<Progress, StoreError> {
-        self.mark_once(lease, "result_published_at", "").await
+        mark_once!(self, lease, "result_published_at")
     }
 
     /// The broker confirmed the generation-results message, the request's
@@ -308,125 +399,31 @@ impl Store {
         &self,
         lease: &Lease,
     ) -> Result<Progress, StoreError> {
-        self.mark_once(
+        mark_once!(
+            self,
             lease,
             "result_published_at",
-            ", lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
-               next_attempt_at = NULL",
+            also: ", lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
+                   next_attempt_at = NULL"
         )
-        .await
-    }
-
-    /// Sets a timestamp column once, under the lease, and only once the
-    /// request has ended: refunds and results come after the end state.
-    /// `also` is more of the SET clause (empty, or starting with a comma).
-    async fn mark_once(
-        &self,
-        lease: &Lease,
-        column: &'static str,
-        also: &'static str,
-    ) -> Result<Progress, StoreError> {
-        // Runtime-checked: `column` and `also` are the callers' constants.
-        let sql = format!(
-            "UPDATE dynamo.image_request SET {column} = coalesce({column}, now()), updated_at = now(){also}
-             WHERE id = $1 AND lease_token = $2 AND finished_at IS NOT NULL
-             RETURNING {PROGRESS}"
-        );
-        let done: Option<Progress> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(lease.request_id)
-            .bind(lease.token)
-            .fetch_optional(self.pool())
-            .await?;
-        if let Some(progress) = done {
-            return Ok(progress);
-        }
-        let current = crate::lease::state_and_lease(self.pool(), lease.request_id).await?;
-        match current {
-            None => Err(StoreError::NotFound(lease.request_id)),
-            Some((_, token)) if token != Some(lease.token) => {
-                Err(StoreError::LeaseLost(lease.request_id))
-            }
-            Some((state, _)) => Err(StoreError::IllegalTransition {
-                id: lease.request_id,
-                from: state,
-                to: column,
-            }),
-        }
-    }
-
-    /// A step's guarded move as the first statement of a transaction, for
-    /// the steps that record more beside it (a name, an image, the end of a
-    /// kept answer): the caller adds its statements and commits.
-    async fn begin_advance<F>(
-        &self,
-        lease: &Lease,
-        to: RequestState,
-        set: &str,
-        bind: F,
-    ) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Progress), StoreError>
-    where
-        F: for<'a> FnOnce(PgQuery<'a>) -> PgQuery<'a>,
-    {
-        let mut tx = self.pool().begin().await?;
-        let progress = advance_in(&mut tx, lease, to, set, bind).await?;
-        Ok((tx, progress))
-    }
-
-    async fn advance<'q, F>(
-        &self,
-        lease: &Lease,
-        to: RequestState,
-        set: &str,
-        bind: F,
-    ) -> Result<Progress, StoreError>
-    where
-        F: for<'a> FnOnce(PgQuery<'a>) -> PgQuery<'a>,
-    {
-        let mut conn = self.pool().acquire().await?;
-        advance_in(&mut conn, lease, to, set, bind).await
     }
 }
 
-type PgQuery<'a> = sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments>;
-
-/// The guarded move to `to` with `set` (binds: $1 id, $2 the predecessors'
-/// names, $3 the lease token, then the SET clause's own), returning its
-/// [`Progress`].
-fn advance_sql(to: RequestState, set: &str) -> String {
-    format!(
-        "UPDATE dynamo.image_request SET state = '{to}', updated_at = now(),
-             step_attempts = 0, step_failing_since = NULL, next_attempt_at = NULL, {set}
-         WHERE id = $1 AND state = ANY($2) AND lease_token = $3
-         RETURNING {PROGRESS}"
-    )
-}
-
-/// Moves a request to `to`, but only from one of its legal predecessors and
-/// only under its lease, and returns the row's progress as it then stands. A
-/// repeat of a move already made is a no-op, so steps are idempotent; a write
-/// without the lease is refused (`LeaseLost`).
-async fn advance_in<F>(
-    conn: &mut sqlx::PgConnection,
-    lease: &Lease,
-    to: RequestState,
-    set: &str,
-    bind: F,
-) -> Result<Progress, StoreError>
-where
-    F: for<'a> FnOnce(PgQuery<'a>) -> PgQuery<'a>,
-{
-    let id = lease.request_id;
-    // Runtime-checked: the SET clause and its binds are each step's own.
-    let sql = advance_sql(to, set);
-    let predecessors = state_names(to.predecessors());
-    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .bind(&predecessors)
-        .bind(lease.token);
-    if let Some(row) = bind(query).fetch_optional(&mut *conn).await? {
-        return Ok(Progress::from_row(&row)?);
+/// Why `mark_once!` changed no row: the request is gone, its lease is
+/// another's, or it has not ended.
+async fn not_marked(store: &Store, lease: &Lease, column: &'static str) -> StoreError {
+    match crate::lease::state_and_lease(store.pool(), lease.request_id).await {
+        Err(error) => error.into(),
+        Ok(None) => StoreError::NotFound(lease.request_id),
+        Ok(Some((_, token))) if token != Some(lease.token) => {
+            StoreError::LeaseLost(lease.request_id)
+        }
+        Ok(Some((state, _))) => StoreError::IllegalTransition {
+            id: lease.request_id,
+            from: state,
+            to: column,
+        },
     }
-    refused(conn, lease, to).await
 }
 
 /// Why a guarded move to `to` changed no row: the request is gone, its
@@ -438,27 +435,19 @@ async fn refused(
     to: RequestState,
 ) -> Result<Progress, StoreError> {
     let id = lease.request_id;
-    #[derive(sqlx::FromRow)]
-    struct Current {
-        lease_token: Option<Uuid>,
-        #[sqlx(flatten)]
-        progress: Progress,
-    }
-    // Runtime-checked, as the update above: its columns are PROGRESS.
-    static CURRENT: LazyLock<String> = LazyLock::new(|| {
-        format!("SELECT lease_token, {PROGRESS} FROM dynamo.image_request WHERE id = $1")
-    });
-    let current: Option<Current> = sqlx::query_as(sqlx::AssertSqlSafe(CURRENT.as_str()))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let current = with_progress!(
+        query()["SELECT lease_token, "][" FROM dynamo.image_request WHERE id = $1"],
+        id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
     match current {
         None => Err(StoreError::NotFound(id)),
         Some(current) if current.lease_token != Some(lease.token) => Err(StoreError::LeaseLost(id)),
-        Some(current) if current.progress.state.0 == to => Ok(current.progress),
+        Some(current) if current.state.0 == to => Ok(progress_of!(current)),
         Some(current) => Err(StoreError::IllegalTransition {
             id,
-            from: current.progress.state.0.as_str().to_owned(),
+            from: current.state.0.as_str().to_owned(),
             to: to.as_str(),
         }),
     }
