@@ -210,6 +210,13 @@ async fn the_intake_moves_to_another_consumer_when_its_holder_is_killed_mid_burs
     })
     .await;
     let mut second = spawn();
+    // Both consume before the burst: on a loaded machine the first could
+    // otherwise finish it before the second has started.
+    let requests = &channel.world.broker.topology.requests_queue;
+    eventually("both consumers to consume", WAIT, || async {
+        (channel.world.broker.consumers(requests).await == 2).then_some(())
+    })
+    .await;
 
     // `BURST` viewers from `first_viewer` on redeem once each.
     let burst = |first_viewer: usize| -> Vec<String> {

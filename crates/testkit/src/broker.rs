@@ -247,6 +247,16 @@ impl TestBroker {
 
     /// How many messages wait in `queue`.
     pub async fn depth(&self, queue: &str) -> u32 {
+        self.look_at(queue).await.message_count()
+    }
+
+    /// How many consumers `queue` has: a process consumes once it counts.
+    pub async fn consumers(&self, queue: &str) -> u32 {
+        self.look_at(queue).await.consumer_count()
+    }
+
+    /// The queue as the broker has it (a passive declare changes nothing).
+    async fn look_at(&self, queue: &str) -> lapin::Queue {
         self.channel
             .queue_declare(
                 queue.into(),
@@ -258,7 +268,6 @@ impl TestBroker {
             )
             .await
             .unwrap()
-            .message_count()
     }
 }
 
