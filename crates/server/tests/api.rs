@@ -706,6 +706,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/rules/blocklist/{phrase}",
         "/sign-in",
         "/stats",
+        "/steps",
         "/style-preview",
         "/styles",
         "/styles/{style}",
