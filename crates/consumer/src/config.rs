@@ -2,10 +2,10 @@
 //! Each field says its variable and default; `.env.example` repeats them.
 
 use dynamo_broker::Topology;
-use dynamo_pipeline::approval::ApprovalPolicy;
 use dynamo_pipeline::limits::RateSettings;
 use dynamo_pipeline::prompt::PromptTemplates;
 use dynamo_pipeline::retry::RetryPolicy;
+use dynamo_pipeline::settings::ApprovalPolicy;
 use dynamo_pipeline::settings::HoldPolicy;
 use dynamo_runtime::{BrokerSettings, DatabaseSettings, Env, SettingError};
 // `is_openai`: whether the API is OpenAI's own (which needs a key).

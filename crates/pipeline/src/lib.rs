@@ -6,7 +6,10 @@
 //!   fails with ([`PipelineError`]), what a step returns — a leaf module;
 //! - [`request`]: the [`Pipeline`] and its loop over the request's committed
 //!   state, with the one place a step's failure is handled ([`failure`]);
-//! - [`steps`] and [`settle`]: each step, reading like the SPEC's sentence for it;
+//! - [`stage`]: which stage of the loop runs next and what each is (its
+//!   label, its states, its calls); [`steps`]: each stage's code, one file
+//!   each, reading like the SPEC's sentence for it; [`settle`]: what follows
+//!   every end state;
 //! - [`ownership`]: a run holds the request's lease and stops when it is lost;
 //! - [`retry`]: the one retry policy and its verdict; [`scheduler`] runs what nobody owns:
 //!   due retries, viewers' turns, and requests whose owner died;
@@ -14,7 +17,7 @@
 //!   bounded attempt that never fails the request;
 //! - [`trial`]: an admin's try-out of a style is made like any request
 //!   but never aired, charged or reported;
-//! - [`approval`]: with `APPROVAL=manual`, a stored image waits for the
+//! - `steps::approval`: with `APPROVAL=manual`, a stored image waits for the
 //!   streamer's decision (or its timeout) before it airs;
 //! - [`gate`]: the whole fleet waits while a service is out (bad key, no
 //!   credit, every model gone), probing it, instead of failing requests; and
@@ -32,7 +35,6 @@
 //! The binaries only adapt: `dynamo-consumer` feeds deliveries in and
 //! acknowledges them by the outcome.
 
-pub mod approval;
 pub mod failure;
 mod gate;
 pub mod limits;
@@ -48,6 +50,7 @@ pub mod scheduler;
 pub mod settings;
 mod settle;
 mod speech;
+mod stage;
 mod steps;
 pub mod styles;
 mod trial;

@@ -21,6 +21,7 @@ use crate::retry::{RetryPolicy, Tally, Verdict, counts};
 use crate::run::{Attempted, Current, Next, Timings, chrono_duration};
 pub use crate::run::{Job, Outcome, PipelineError, Wait};
 use crate::settings::Settings;
+use crate::stage::Stage;
 use chrono::{DateTime, Utc};
 use dynamo_broker::{Publisher, Topology};
 use dynamo_store::{Lease, NewRequest, RequestRecord, RequestState, Step, Store, StoreError};
@@ -372,68 +373,31 @@ impl Pipeline {
                 timings,
             });
         }
-        while !state.is_final() {
+        // Recorded with the request: a style edited since changes nothing.
+        let settings = current.record.style_settings();
+        while let Some(stage) = Stage::pick(state, &settings) {
             run.ensure_owned()?;
             let started = std::time::Instant::now();
-            let (label, next) = match state {
-                RequestState::Received => (
-                    "debit",
-                    self.debit(run, &mut current)
-                        .instrument(step_span("debit"))
-                        .await,
-                ),
-                RequestState::Debited if current.record.style_settings().generate_name => (
-                    "name",
-                    self.name(run, &mut current)
-                        .instrument(step_span("name"))
-                        .await,
-                ),
-                RequestState::Debited | RequestState::Named => (
-                    "image",
-                    self.make_image(run, &mut current)
-                        .instrument(step_span("image"))
-                        .await,
-                ),
-                RequestState::Stored => (
-                    "alert",
-                    self.after_stored(run, &mut current)
-                        .instrument(step_span("alert"))
-                        .await,
-                ),
-                RequestState::AwaitingApproval => (
-                    "approval",
-                    self.carry_out_approval(run, &mut current)
-                        .instrument(step_span("approval"))
-                        .await,
-                ),
-                RequestState::Alerted => (
-                    "accept",
-                    self.accept(run, &mut current)
-                        .instrument(step_span("accept"))
-                        .await,
-                ),
-                RequestState::Succeeded | RequestState::Rejected | RequestState::Failed => {
-                    break;
+            let next = self
+                .run_stage(stage, run, &mut current)
+                .instrument(step_span(stage.name()))
+                .await;
+            timings.record(stage.name(), started.elapsed());
+            self.metrics.step(stage.name(), started.elapsed());
+            let (waits_in, until, why) = match next? {
+                Next::To(next) => {
+                    state = next;
+                    continue;
                 }
+                Next::Wait(until, why) => (state, until, why),
+                Next::Park(parked, until, why) => (parked, until, why),
             };
-            timings.record(label, started.elapsed());
-            self.metrics.step(label, started.elapsed());
-            state = match next? {
-                Next::To(next) => next,
-                Next::Wait(until, why) => {
-                    // Parking for approval is the one wait that moves the state.
-                    let state = match why {
-                        Wait::Approval => RequestState::AwaitingApproval,
-                        _ => state,
-                    };
-                    return Ok(Outcome::Waiting {
-                        state,
-                        until,
-                        why,
-                        timings,
-                    });
-                }
-            };
+            return Ok(Outcome::Waiting {
+                state: waits_in,
+                until,
+                why,
+                timings,
+            });
         }
         run.ensure_owned()?;
         self.settle_and_report(run, &mut current).await?;

@@ -116,8 +116,12 @@ impl From<StoreError> for PipelineError {
 
 /// What a step leads to.
 pub(crate) enum Next {
+    /// On to that state (an end state ends the loop).
     To(RequestState),
+    /// It waits where it is until then.
     Wait(DateTime<Utc>, Wait),
+    /// It moved to that state and waits there until then (parked for approval).
+    Park(RequestState, DateTime<Utc>, Wait),
 }
 
 pub(crate) type StepResult = Result<Next, PipelineError>;

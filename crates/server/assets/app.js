@@ -27,6 +27,7 @@ const page = {
   lastEventId: null,
   listGeneration: 0, // discards answers to lists that were replaced meanwhile
   detailId: null,
+  steps: null, // GET /steps, once loaded
 };
 
 class ApiError extends Error {
@@ -413,14 +414,12 @@ async function onStateChange(event) {
 
 // ---- detail -----------------------------------------------------------------
 
-const STEPS = [
-  ["created_at", "received"],
-  ["debited_at", "points held"],
-  ["named_at", "named"],
-  ["stored_at", "image stored"],
-  ["alerted_at", "alert shown"],
-  ["settled_at", "points settled"],
-];
+// The stages of a request in order, with their timeline labels: from the
+// API (GET /steps), the list the pipeline names its stages from. Loaded once.
+async function loadSteps() {
+  page.steps ??= await api("/steps");
+  return page.steps;
+}
 
 const LEDGER = {
   free: "free of charge",
@@ -437,7 +436,8 @@ async function openDetail(id) {
   $("detail-body").replaceChildren(text("p", "Loading…"));
   if (!$("detail").open) $("detail").showModal();
   try {
-    renderDetail(await api(`/requests/${encodeURIComponent(id)}`));
+    const [view] = await Promise.all([api(`/requests/${encodeURIComponent(id)}`), loadSteps()]);
+    renderDetail(view);
   } catch (error) {
     $("detail-body").replaceChildren(text("p", `Could not load request ${id}: ${error.message}`, "error"));
   }
@@ -512,10 +512,14 @@ function renderDetail(view) {
 
   parts.push(text("h3", "Timeline"));
   const start = Date.parse(view.steps.created_at);
-  const entries = STEPS.filter(([key]) => view.steps[key]).map(([key, label]) => ({
-    at: Date.parse(view.steps[key]),
-    label: view.free_of_charge ? label.replace("points held", "no points to hold (free)").replace("points settled", "settled") : label,
-  }));
+  const entries = [{ at: start, label: "received" }];
+  for (const { at, label } of page.steps ?? []) {
+    if (!at || !view.steps[at]) continue;
+    entries.push({
+      at: Date.parse(view.steps[at]),
+      label: view.free_of_charge ? label.replace("points held", "no points to hold (free)").replace("points settled", "settled") : label,
+    });
+  }
   for (const failure of view.failures ?? []) {
     entries.push({
       at: Date.parse(failure.failed_at),

@@ -17,6 +17,7 @@ pub const WITHOUT_DATABASE: &[&str] = &[
     "/sign-in",
     "/me",
     "/overlay",
+    "/steps",
 ];
 
 pub async fn require_schema(

@@ -27,6 +27,7 @@ mod schemas;
 mod serve;
 mod sounds;
 mod state;
+mod steps;
 mod streams;
 mod style_preview;
 mod style_try;
@@ -59,6 +60,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(requests::list_requests, requests::enqueue))
         .routes(routes!(requests::get_request))
         .routes(routes!(requests::retry))
+        .routes(routes!(steps::list_steps))
         .routes(routes!(approval::approve))
         .routes(routes!(approval::decline))
         .routes(routes!(events::all_events))

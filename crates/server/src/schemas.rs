@@ -7,7 +7,8 @@ use dynamo_store::RequestState;
 use dynamo_wire::{Color, Style, Subject};
 use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::schema::{
-    AdditionalProperties, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema,
+    SchemaFormat, Type,
 };
 
 /// One line of text (no control characters, which PostgreSQL's text
@@ -30,6 +31,13 @@ fn text(max_chars: usize, pattern: &str) -> ObjectBuilder {
 /// `state`: the request states.
 pub fn state_names() -> Schema {
     string_enum(RequestState::ALL.map(RequestState::as_str)).into()
+}
+
+/// A list of request states.
+pub fn state_list() -> Schema {
+    ArrayBuilder::new()
+        .items(string_enum(RequestState::ALL.map(RequestState::as_str)))
+        .into()
 }
 
 fn int64() -> ObjectBuilder {

@@ -182,6 +182,41 @@ async fn the_access_matrix_holds() {
     );
 }
 
+/// The page labels a request's timeline from `/steps`: the stages in the
+/// order they run, each naming the time in a request's `steps` its commit
+/// stamps. Served without a token: it says nothing about any request.
+#[tokio::test]
+async fn the_steps_are_listed_in_order_with_the_times_a_request_shows() {
+    let server = Server::start().await;
+    let (status, steps) = server.get("/steps", None).await;
+    assert_eq!(status, StatusCode::OK, "{steps}");
+    let steps = steps.as_array().unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["debit", "name", "image", "alert", "approval", "accept"]
+    );
+    assert_eq!(steps[2]["label"], "image stored");
+    assert_eq!(steps[2]["from"], json!(["debited", "named"]));
+    assert_eq!(steps[2]["to"], "stored");
+
+    let id = server.insert(VIEWER, "friend").await;
+    let (_, request) = server
+        .get(&format!("/requests/{id}"), Some(&server.admin()))
+        .await;
+    let times = request["steps"].as_object().unwrap();
+    for step in steps {
+        assert!(!step["label"].as_str().unwrap().is_empty(), "{step}");
+        if let Some(at) = step["at"].as_str() {
+            assert!(times.contains_key(at), "{at} is not in {times:?}");
+        }
+    }
+    assert!(
+        steps.iter().any(|s| s["at"].is_null()),
+        "approval stamps none"
+    );
+}
+
 #[tokio::test]
 async fn a_rotated_signing_key_is_picked_up() {
     let server = Server::start().await;
@@ -671,6 +706,7 @@ async fn the_openapi_document_lists_every_route_and_every_listed_route_exists() 
         "/rules/blocklist/{phrase}",
         "/sign-in",
         "/stats",
+        "/steps",
         "/style-preview",
         "/styles",
         "/styles/{style}",

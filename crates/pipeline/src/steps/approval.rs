@@ -10,30 +10,26 @@
 
 use crate::request::{Pipeline, Run};
 use crate::run::{Current, Next, StepResult, Wait};
-pub use crate::settings::ApprovalPolicy;
 use dynamo_store::{Decision, RequestState};
 use std::time::Duration;
 
 /// The viewer's reason when the streamer declined.
-pub const DECLINED: &str = "declined by the streamer";
+const DECLINED: &str = "declined by the streamer";
 
 impl Pipeline {
-    /// The image is stored: with approval on, park the request until it is
-    /// decided; otherwise straight on to the alert.
-    pub(crate) async fn after_stored(&self, run: &Run<'_>, current: &mut Current) -> StepResult {
-        // A try-out is never aired, so there is nothing to approve.
-        if current.record.trial {
-            return self.tried(run, current).await;
-        }
-        if !self.approval.manual {
-            return self.alert(run, current).await;
-        }
+    /// Parks the request until it is decided (or its deadline passes): it
+    /// waits in `awaiting_approval`, holding no lease.
+    pub(crate) async fn park_for_approval(&self, run: &Run<'_>) -> StepResult {
         let due = self
             .store
             .park_for_approval(run.lease(), self.approval.timeout)
             .await?;
-        tracing::info!(due = %due, "image stored; waiting for the streamer's approval");
-        Ok(Next::Wait(due, Wait::Approval))
+        tracing::info!(due = %due, "waiting for the streamer's approval");
+        Ok(Next::Park(
+            RequestState::AwaitingApproval,
+            due,
+            Wait::Approval,
+        ))
     }
 
     /// The request waited for approval and is due: carry out the decision,
@@ -63,13 +59,7 @@ impl Pipeline {
         }
         let approval = &current.record.approval;
         match approval.decision() {
-            None => {
-                let due = self
-                    .store
-                    .park_for_approval(run.lease(), self.approval.timeout)
-                    .await?;
-                Ok(Next::Wait(due, Wait::Approval))
-            }
+            None => self.park_for_approval(run).await,
             Some(Decision::Approved) => {
                 tracing::info!(
                     by = approval.decided_by.as_deref().unwrap_or(""),
@@ -115,6 +105,7 @@ fn short(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::ApprovalPolicy;
     use dynamo_runtime::Env;
 
     #[test]
