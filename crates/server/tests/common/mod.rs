@@ -48,7 +48,14 @@ impl Server {
         let config = ServerConfig::from_env(&env).unwrap();
         let shutdown = Shutdown::new();
         tokio::spawn(dynamo_server::run(config, listener, shutdown.clone()));
-        let http = reqwest::Client::new();
+        // Idle connections are let go before the server closes them
+        // (HEADER_READ_TIMEOUT also ends idle keep-alive ones: 5 s in
+        // shedding.rs): reusing one as the server closes it fails the
+        // request (IncompleteMessage), seen once in a CI run at load 8.
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
         eventually("the server to answer", WAIT, || {
             let request = http.get(format!("{base}/healthz")).send();
             async move {
