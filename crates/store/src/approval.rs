@@ -204,8 +204,10 @@ impl Store {
         Ok(decided.rows_affected() == 1)
     }
 
-    /// Why a guarded write under `lease` changed nothing.
-    async fn refusal(&self, lease: &Lease, to: &'static str) -> StoreError {
+    /// Why a guarded write under `lease` changed nothing (a park, a
+    /// `mark_once!`): the request is gone, its lease is another's, or it is
+    /// not where the write applies.
+    pub(crate) async fn refusal(&self, lease: &Lease, to: &'static str) -> StoreError {
         let current = crate::lease::state_and_lease(self.pool(), lease.request_id).await;
         match current {
             Err(error) => error.into(),

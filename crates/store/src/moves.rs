@@ -142,7 +142,7 @@ macro_rules! mark_once {
         .await?;
         match done {
             Some(progress) => Ok(progress),
-            None => Err(not_marked(store, lease, $column).await),
+            None => Err(store.refusal(lease, $column).await),
         }
     }};
 }
@@ -406,23 +406,6 @@ impl Store {
             also: ", lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
                    next_attempt_at = NULL"
         )
-    }
-}
-
-/// Why `mark_once!` changed no row: the request is gone, its lease is
-/// another's, or it has not ended.
-async fn not_marked(store: &Store, lease: &Lease, column: &'static str) -> StoreError {
-    match crate::lease::state_and_lease(store.pool(), lease.request_id).await {
-        Err(error) => error.into(),
-        Ok(None) => StoreError::NotFound(lease.request_id),
-        Ok(Some((_, token))) if token != Some(lease.token) => {
-            StoreError::LeaseLost(lease.request_id)
-        }
-        Ok(Some((state, _))) => StoreError::IllegalTransition {
-            id: lease.request_id,
-            from: state,
-            to: column,
-        },
     }
 }
 
