@@ -150,11 +150,12 @@ impl Store {
             "UPDATE dynamo.image_request SET
                  approval_decision = $2, approval_decided_by = $3, approval_decided_at = now(),
                  approval_note = $4, next_attempt_at = now(), updated_at = now()
-             WHERE id = $1 AND state = 'awaiting_approval' AND approval_decision IS NULL",
+             WHERE id = $1 AND state = $5 AND approval_decision IS NULL",
             id,
             decision.as_str(),
             decided_by,
             note,
+            RequestState::AwaitingApproval.as_str(),
         )
         .execute(self.pool())
         .await?;
@@ -192,12 +193,13 @@ impl Store {
             "UPDATE dynamo.image_request SET
                  approval_decision = $3, approval_decided_by = $4, approval_decided_at = now(),
                  updated_at = now()
-             WHERE id = $1 AND lease_token = $2 AND state = 'awaiting_approval'
+             WHERE id = $1 AND lease_token = $2 AND state = $5
                AND approval_decision IS NULL AND approval_deadline <= now()",
             lease.request_id,
             lease.token,
             decision.as_str(),
             TIMEOUT,
+            RequestState::AwaitingApproval.as_str(),
         )
         .execute(self.pool())
         .await?;
