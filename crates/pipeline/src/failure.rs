@@ -3,7 +3,7 @@
 //! request one of its tries or end it; the others wait and resume.
 
 use dynamo_store::StoreError;
-use dynamo_upstream::UpstreamError;
+use dynamo_upstream::{LedgerError, UpstreamError};
 use std::time::Duration;
 
 /// What a step's call failed with.
@@ -52,6 +52,24 @@ impl From<StoreError> for StepError {
     fn from(error: StoreError) -> Self {
         StepError::Infra(Infra::Database(error))
     }
+}
+
+/// The ledger's own failures are the service's; its records in dynamo's
+/// database failing (the Twitch ledger's redemptions) are dynamo's own.
+impl From<LedgerError> for StepError {
+    fn from(error: LedgerError) -> Self {
+        match error {
+            LedgerError::Upstream(error) => StepError::Upstream(error),
+            LedgerError::Store(error) => StepError::Infra(Infra::Database(error)),
+        }
+    }
+}
+
+/// A call to the ledger: see `From<LedgerError>`.
+pub(crate) async fn from_ledger<T>(
+    call: impl std::future::Future<Output = Result<T, LedgerError>>,
+) -> Result<T, StepError> {
+    call.await.map_err(StepError::from)
 }
 
 /// A call to a service, its failure taken as the service's.

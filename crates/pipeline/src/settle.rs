@@ -1,6 +1,6 @@
 //! After the end state: settle the points, report the result, and tell Discord.
 
-use crate::failure::{Infra, upstream};
+use crate::failure::{Infra, from_ledger};
 use crate::messages::result_for;
 use crate::request::{Pipeline, Run};
 use crate::run::{Current, PipelineError};
@@ -24,7 +24,7 @@ impl Pipeline {
                 let viewer = &job.request.viewer;
                 let ledger = &self.services.ledger;
                 self.retry_in_place(run, Step::Refund, || {
-                    upstream(ledger.refund(viewer, flow_id))
+                    from_ledger(ledger.refund(viewer, flow_id))
                 })
                 .await?
                 .map_err(PipelineError::Settle)?;
@@ -47,7 +47,7 @@ impl Pipeline {
                 let viewer = &job.request.viewer;
                 let ledger = &self.services.ledger;
                 self.retry_in_place(run, Step::Refund, || {
-                    upstream(ledger.release_undebited(viewer, job.id))
+                    from_ledger(ledger.release_undebited(viewer, job.id))
                 })
                 .await?
                 .map_err(PipelineError::Settle)?;
@@ -103,7 +103,7 @@ impl Pipeline {
         let ledger = &self.services.ledger;
         let pending = self
             .retry_in_place(run, Step::Refund, || {
-                upstream(ledger.pending_debits_since(viewer, since, points))
+                from_ledger(ledger.pending_debits_since(viewer, since, points))
             })
             .await?
             .map_err(PipelineError::Settle)?;
@@ -118,7 +118,7 @@ impl Pipeline {
         for flow_id in orphans {
             run.ensure_owned()?;
             self.retry_in_place(run, Step::Refund, || {
-                upstream(ledger.refund(viewer, flow_id))
+                from_ledger(ledger.refund(viewer, flow_id))
             })
             .await?
             .map_err(PipelineError::Settle)?;

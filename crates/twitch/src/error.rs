@@ -1,9 +1,6 @@
 //! How a call to Twitch failed.
 
-use dynamo_upstream::{ServiceId, UpstreamError};
-
-/// dynamo's own database, as the Twitch ledger's store failures name it.
-const LOCAL_DATABASE: ServiceId = ServiceId::new("database");
+use dynamo_upstream::{LedgerError, UpstreamError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TwitchError {
@@ -39,10 +36,13 @@ impl From<reqwest::Error> for TwitchError {
 }
 
 /// For the pipeline: no sign-in holds every request (an outage of the
-/// service, not the viewer's failure); unreachable is transient.
-impl From<TwitchError> for UpstreamError {
+/// service, not the viewer's failure); unreachable is transient; the
+/// redemptions dynamo keeps failing to load is dynamo's own database
+/// failing, not Twitch.
+impl From<TwitchError> for LedgerError {
     fn from(error: TwitchError) -> Self {
-        match error {
+        let upstream = match error {
+            TwitchError::Store(error) => return LedgerError::Store(error),
             TwitchError::SignedOut(reason) => UpstreamError::Outage {
                 service: crate::SERVICE,
                 reason: format!("{reason}; sign in again with `dynamoctl twitch login`"),
@@ -56,18 +56,30 @@ impl From<TwitchError> for UpstreamError {
                 detail,
                 retry_after: None,
             },
-            // Still dressed as an upstream failure: the `Ledger` trait can
-            // only answer `UpstreamError` (issue 26, item 3: a ledger error
-            // that carries `Infra` would end this).
-            TwitchError::Store(error) => UpstreamError::Transient {
-                service: LOCAL_DATABASE,
-                detail: error.to_string(),
-                retry_after: None,
-            },
             other => UpstreamError::Permanent {
                 service: crate::SERVICE,
                 detail: other.to_string(),
             },
-        }
+        };
+        LedgerError::Upstream(upstream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_redemptions_failing_to_load_is_dynamos_database_not_twitch() {
+        let error = TwitchError::Store(dynamo_store::StoreError::NotFound(uuid::Uuid::nil()));
+        assert!(matches!(
+            LedgerError::from(error),
+            LedgerError::Store(dynamo_store::StoreError::NotFound(_))
+        ));
+        let signed_out = LedgerError::from(TwitchError::SignedOut("revoked".into()));
+        assert!(matches!(
+            signed_out,
+            LedgerError::Upstream(UpstreamError::Outage { service, .. }) if service == crate::SERVICE
+        ));
     }
 }

@@ -6,11 +6,11 @@
 //! id, whose redemption the intake recorded.
 
 use crate::helix::{Helix, Settled};
-use crate::{SERVICE, TwitchError};
+use crate::SERVICE;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dynamo_store::{Store, StoredRedemption};
-use dynamo_upstream::{Ledger, UpstreamError};
+use dynamo_upstream::{Ledger, LedgerError, UpstreamError};
 use dynamo_wire::{StyleId, Viewer};
 use uuid::Uuid;
 
@@ -23,14 +23,11 @@ impl TwitchLedger {
     async fn redemption(
         &self,
         request_id: Uuid,
-    ) -> Result<Option<StoredRedemption>, UpstreamError> {
-        self.store
-            .redemption_for_request(request_id)
-            .await
-            .map_err(|e| TwitchError::Store(e).into())
+    ) -> Result<Option<StoredRedemption>, LedgerError> {
+        Ok(self.store.redemption_for_request(request_id).await?)
     }
 
-    async fn settle(&self, flow_id: Uuid, status: &str) -> Result<(), UpstreamError> {
+    async fn settle(&self, flow_id: Uuid, status: &str) -> Result<(), LedgerError> {
         let Some(record) = self.redemption(flow_id).await? else {
             tracing::warn!(%flow_id, "no redemption recorded for this request: nothing to settle on Twitch");
             return Ok(());
@@ -57,8 +54,7 @@ impl TwitchLedger {
         };
         self.store
             .mark_redemption_settled(&record.redemption_id, &final_status, None)
-            .await
-            .map_err(TwitchError::Store)?;
+            .await?;
         tracing::info!(redemption = %record.redemption_id, status = %final_status, "redemption settled on Twitch");
         Ok(())
     }
@@ -72,12 +68,13 @@ impl Ledger for TwitchLedger {
         request_id: Uuid,
         _style: &StyleId,
         _points: u32,
-    ) -> Result<Uuid, UpstreamError> {
+    ) -> Result<Uuid, LedgerError> {
         let Some(record) = self.redemption(request_id).await? else {
             return Err(UpstreamError::Permanent {
                 service: SERVICE,
                 detail: "not a channel-point redemption: with LEDGER=twitch only redemptions of dynamo's rewards are charged".to_owned(),
-            });
+            }
+            .into());
         };
         if record.settled_status.as_deref() == Some("CANCELED") {
             // Cancelled by a moderator meanwhile: nothing to buy, and the
@@ -86,7 +83,8 @@ impl Ledger for TwitchLedger {
                 record
                     .cancel_reason
                     .unwrap_or_else(|| crate::elsewhere::WITHDRAWN.to_owned()),
-            ));
+            )
+            .into());
         }
         let current = self
             .helix
@@ -108,21 +106,23 @@ impl Ledger for TwitchLedger {
                     service: SERVICE,
                     detail: "the redemption was cancelled on Twitch before its image was made"
                         .to_owned(),
-                })
+                }
+                .into())
             }
             Some(_) => Ok(request_id),
             None => Err(UpstreamError::Permanent {
                 service: SERVICE,
                 detail: "Twitch no longer knows the redemption".to_owned(),
-            }),
+            }
+            .into()),
         }
     }
 
-    async fn accept(&self, _viewer: &Viewer, flow_id: Uuid) -> Result<(), UpstreamError> {
+    async fn accept(&self, _viewer: &Viewer, flow_id: Uuid) -> Result<(), LedgerError> {
         self.settle(flow_id, "FULFILLED").await
     }
 
-    async fn refund(&self, _viewer: &Viewer, flow_id: Uuid) -> Result<(), UpstreamError> {
+    async fn refund(&self, _viewer: &Viewer, flow_id: Uuid) -> Result<(), LedgerError> {
         self.settle(flow_id, "CANCELED").await
     }
 
@@ -132,13 +132,13 @@ impl Ledger for TwitchLedger {
         &self,
         _viewer: &Viewer,
         request_id: Uuid,
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<(), LedgerError> {
         self.settle(request_id, "CANCELED").await
     }
 
     /// Cancelled on Twitch by someone else (recorded from the redemption's
     /// update notification): the request is withdrawn.
-    async fn withdrawn(&self, flow_id: Uuid) -> Result<Option<String>, UpstreamError> {
+    async fn withdrawn(&self, flow_id: Uuid) -> Result<Option<String>, LedgerError> {
         Ok(self
             .redemption(flow_id)
             .await?
@@ -153,7 +153,7 @@ impl Ledger for TwitchLedger {
         _viewer: &Viewer,
         _since: DateTime<Utc>,
         _points: u32,
-    ) -> Result<Vec<Uuid>, UpstreamError> {
+    ) -> Result<Vec<Uuid>, LedgerError> {
         Ok(Vec::new())
     }
 }

@@ -167,3 +167,15 @@ pub(crate) async fn exchange(
         Err(UpstreamError::from_status(service, status, &headers, &text))
     }
 }
+
+/// Why a ledger call failed: what the ledger service did, or dynamo's own
+/// database, where a ledger may keep its records (the Twitch ledger keeps
+/// the redemptions it settles there). Only the first is the ledger's
+/// doing; the pipeline waits the second out at no cost to the request.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Store(#[from] dynamo_store::StoreError),
+}

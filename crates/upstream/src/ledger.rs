@@ -2,7 +2,7 @@
 //! accepted once the alert is out, rejected (refunded) otherwise.
 
 use crate::error::exchange;
-use crate::{AuthClient, Ledger, ServiceId, UpstreamError};
+use crate::{AuthClient, Ledger, LedgerError, ServiceId, UpstreamError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dynamo_wire::{StyleId, Viewer};
@@ -125,7 +125,7 @@ impl Ledger for HttpLedger {
         request_id: Uuid,
         style: &StyleId,
         points: u32,
-    ) -> Result<Uuid, UpstreamError> {
+    ) -> Result<Uuid, LedgerError> {
         let body = json!({
             "type": "alert-redemption",
             "numPointsToDebit": points,
@@ -136,7 +136,7 @@ impl Ledger for HttpLedger {
             .send(viewer, Method::POST, "/outflow", Some(body))
             .await?;
         if status == StatusCode::CONFLICT {
-            return Err(UpstreamError::NotEnoughPoints);
+            return Err(UpstreamError::NotEnoughPoints.into());
         }
         let created: OutflowCreated = serde_json::from_str(&text).map_err(|e| {
             UpstreamError::permanent(SERVICE, format!("unexpected answer to POST /outflow: {e}"))
@@ -144,12 +144,12 @@ impl Ledger for HttpLedger {
         Ok(created.flow_id)
     }
 
-    async fn accept(&self, viewer: &Viewer, flow_id: Uuid) -> Result<(), UpstreamError> {
-        self.finalize(viewer, Method::PATCH, flow_id).await
+    async fn accept(&self, viewer: &Viewer, flow_id: Uuid) -> Result<(), LedgerError> {
+        Ok(self.finalize(viewer, Method::PATCH, flow_id).await?)
     }
 
-    async fn refund(&self, viewer: &Viewer, flow_id: Uuid) -> Result<(), UpstreamError> {
-        self.finalize(viewer, Method::DELETE, flow_id).await
+    async fn refund(&self, viewer: &Viewer, flow_id: Uuid) -> Result<(), LedgerError> {
+        Ok(self.finalize(viewer, Method::DELETE, flow_id).await?)
     }
 
     async fn pending_debits_since(
@@ -157,7 +157,7 @@ impl Ledger for HttpLedger {
         viewer: &Viewer,
         since: DateTime<Utc>,
         points: u32,
-    ) -> Result<Vec<Uuid>, UpstreamError> {
+    ) -> Result<Vec<Uuid>, LedgerError> {
         let since = since - CLOCK_SKEW;
         let mut found = Vec::new();
         let mut cursor: Option<String> = None;

@@ -33,7 +33,7 @@ use uuid::Uuid;
 pub use auth::AuthClient;
 pub use derived_name::name_from_subject;
 pub use discord::DiscordWebhooks;
-pub use error::UpstreamError;
+pub use error::{LedgerError, UpstreamError};
 pub use ledger::HttpLedger;
 pub use model_name::{Naming, is_openai, looks_like_ollama};
 pub use models::{
@@ -122,7 +122,8 @@ pub trait Moderator: Send + Sync {
     async fn screen(&self, prompt: &str) -> Result<(), UpstreamError>;
 }
 
-/// Viewers' points at the ledger service.
+/// Viewers' points at the ledger service. Its calls fail with a
+/// [`LedgerError`]: the service's answer, or dynamo's own database.
 #[async_trait]
 pub trait Ledger: Send + Sync {
     /// Creates a pending debit; `Err(UpstreamError::NotEnoughPoints)` on 409.
@@ -132,11 +133,11 @@ pub trait Ledger: Send + Sync {
         request_id: Uuid,
         style: &StyleId,
         points: u32,
-    ) -> Result<Uuid, UpstreamError>;
+    ) -> Result<Uuid, LedgerError>;
     /// Makes the debit final. Already accepted counts as done.
-    async fn accept(&self, viewer: &Viewer, flow_id: Uuid) -> Result<(), UpstreamError>;
+    async fn accept(&self, viewer: &Viewer, flow_id: Uuid) -> Result<(), LedgerError>;
     /// Cancels the debit, returning the points. Already rejected counts as done.
-    async fn refund(&self, viewer: &Viewer, flow_id: Uuid) -> Result<(), UpstreamError>;
+    async fn refund(&self, viewer: &Viewer, flow_id: Uuid) -> Result<(), LedgerError>;
     /// A request that ended before its debit (the content rules or
     /// moderation refused it): gives back what the ledger held for it
     /// before any debit. Golden VCR's ledger holds nothing then; a Twitch
@@ -146,7 +147,7 @@ pub trait Ledger: Send + Sync {
         &self,
         _viewer: &Viewer,
         _request_id: Uuid,
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<(), LedgerError> {
         Ok(())
     }
     /// The viewer's pending image debits of `points` created since `since`,
@@ -157,12 +158,12 @@ pub trait Ledger: Send + Sync {
         viewer: &Viewer,
         since: chrono::DateTime<chrono::Utc>,
         points: u32,
-    ) -> Result<Vec<Uuid>, UpstreamError>;
+    ) -> Result<Vec<Uuid>, LedgerError>;
     /// Why the debit was given back by someone else meanwhile (a moderator
     /// cancelling a redemption on Twitch), if it was: its request is then
     /// withdrawn, neither bought nor aired. Ledgers where only dynamo
     /// settles debits never withdraw one.
-    async fn withdrawn(&self, _flow_id: Uuid) -> Result<Option<String>, UpstreamError> {
+    async fn withdrawn(&self, _flow_id: Uuid) -> Result<Option<String>, LedgerError> {
         Ok(None)
     }
 }

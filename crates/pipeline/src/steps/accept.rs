@@ -1,6 +1,6 @@
 //! The accept stage: the alert is out, so the debit is made final.
 
-use crate::failure::upstream;
+use crate::failure::from_ledger;
 use crate::request::{Pipeline, Run};
 use crate::run::{Current, Next, PipelineError, StepResult};
 use dynamo_store::{RequestState, Step};
@@ -14,7 +14,7 @@ impl Pipeline {
             let viewer = &run.job.request.viewer;
             let ledger = &self.services.ledger;
             self.retry_in_place(run, Step::Accept, || {
-                upstream(ledger.accept(viewer, flow_id))
+                from_ledger(ledger.accept(viewer, flow_id))
             })
             .await?
             .map_err(PipelineError::Settle)?;

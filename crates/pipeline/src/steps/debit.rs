@@ -2,7 +2,7 @@
 //! points are debited (pending until the alert is out), adopting the debit
 //! an earlier try made when its answer never reached us.
 
-use crate::failure::{StepError, upstream};
+use crate::failure::{StepError, from_ledger};
 use crate::gate::BeforeDebit;
 use crate::limits::Endpoint;
 use crate::request::{Pipeline, Run};
@@ -45,7 +45,7 @@ impl Pipeline {
                     tracing::info!(%flow_id, "adopting the debit an earlier try made");
                     return Ok(flow_id);
                 }
-                upstream(ledger.debit(viewer, job.id, &job.request.style(), points)).await
+                from_ledger(ledger.debit(viewer, job.id, &job.request.style(), points)).await
             })
             .await?;
         let flow_id = match attempted {

@@ -58,6 +58,15 @@ impl Core {
     /// `openai_images_per_minute`, the fleet also has OpenAI's rate limits
     /// (as a consumer calling OpenAI for names or moderation would).
     pub async fn start(openai_images_per_minute: Option<u32>) -> Self {
+        Self::start_with_ledger(openai_images_per_minute, |ledger| ledger).await
+    }
+
+    /// As [`Core::start`], with the ledger the pipeline calls made by
+    /// `ledger` from the real one (to put a fault in front of it).
+    pub async fn start_with_ledger(
+        openai_images_per_minute: Option<u32>,
+        ledger: impl FnOnce(Arc<dyn Ledger>) -> Arc<dyn Ledger>,
+    ) -> Self {
         let world = TestWorld::start().await;
         let pool = world.database.pool();
         let limits = openai_images_per_minute
@@ -81,11 +90,11 @@ impl Core {
             format!("{}/auth", world.fakes.url),
             SHARED_SECRET.to_owned().into(),
         );
-        let ledger: Arc<dyn Ledger> = Arc::new(HttpLedger::new(
+        let ledger = ledger(Arc::new(HttpLedger::new(
             http.clone(),
             format!("{}/ledger", world.fakes.url),
             auth,
-        ));
+        )));
         let images_dir = std::env::temp_dir().join(format!("dynamo-pipeline-{}", Uuid::new_v4()));
         let services = Services {
             ledger: ledger.clone(),
