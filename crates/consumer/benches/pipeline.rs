@@ -8,6 +8,10 @@
 //! to the same server. The bound without the image step is what (a), (b) and
 //! (d) cost one after the other: 1 / (1/a + 1/b + 1/d) requests/s.
 //!
+//! For the tail, (b) and (d) also run alone at the latency phase's rate
+//! (one started per interval, overlapping as requests do): the p99 its
+//! database and storage calls have on this machine by themselves.
+//!
 //! `cargo bench -p dynamo-consumer --bench pipeline` runs 2,000 requests;
 //! under `cargo test` it runs 20 as a smoke test. `PIPELINE_REQUESTS`
 //! overrides the count; `PIPELINE_RUST_LOG` the consumer's `RUST_LOG`
@@ -18,7 +22,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: failing loudly is the point
 
-use dynamo_store::{NewRequest, RateLimiter, Store, StoredImage};
+use dynamo_store::{ImageCost, NewRequest, RateLimiter, Store, StoredImage};
 use dynamo_testkit::{Running, TestWorld, command};
 use dynamo_wire::GenerationRequest;
 use futures::StreamExt;
@@ -28,6 +32,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel};
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -246,8 +251,9 @@ async fn bare_lapin(world: &TestWorld, n: usize) -> f64 {
 
 /// (b) the store calls the pipeline makes for one ghost request, in order
 /// (crates/pipeline): record and lease, viewer slot, rate-limit permits for
-/// moderation and the image, debit, image, alert, success, result, release.
-async fn store_calls(store: &Store, limiters: &[RateLimiter; 2], i: usize) {
+/// moderation and the image, debit, the kept answer (`answer`, as bought),
+/// image, alert, success, result, release.
+async fn store_calls(store: &Store, limiters: &[RateLimiter; 2], answer: &[u8], i: usize) {
     let request = GenerationRequest::from_slice(&request_body(i)).unwrap();
     let id = Uuid::new_v4();
     let (_, _, lease) = store
@@ -285,6 +291,14 @@ async fn store_calls(store: &Store, limiters: &[RateLimiter; 2], i: usize) {
         .unwrap();
     limiters[0].acquire().await.unwrap().finish().await.unwrap(); // image: requests
     limiters[1].acquire().await.unwrap().finish().await.unwrap(); // image: images
+    let cost = ImageCost {
+        model: "bench",
+        cost_usd: 0.0,
+        priced_by: "price",
+        input_tokens: None,
+        output_tokens: None,
+    };
+    store.keep_bought(&lease, answer, &cost).await.unwrap();
     let image = StoredImage {
         index: 0,
         url: format!("https://x.test/{id}.jpg"),
@@ -299,7 +313,8 @@ async fn store_calls(store: &Store, limiters: &[RateLimiter; 2], i: usize) {
     store.release_lease(&lease, None).await.unwrap();
 }
 
-async fn bare_sql(world: &TestWorld, n: usize) -> f64 {
+/// The store and limiters (b) runs against, as the consumer's.
+fn bare_store(world: &TestWorld) -> (Store, Arc<[RateLimiter; 2]>) {
     let store = Store::new(world.database.pool().clone());
     let pool = world.database.pool().clone();
     let limiter = |name: &str| {
@@ -311,15 +326,49 @@ async fn bare_sql(world: &TestWorld, n: usize) -> f64 {
             Duration::from_secs(150),
         )
     };
-    let limiters = Arc::new([limiter("bench-requests"), limiter("bench-images")]);
+    (
+        store,
+        Arc::new([limiter("bench-requests"), limiter("bench-images")]),
+    )
+}
+
+async fn bare_sql(world: &TestWorld, answer: Arc<Vec<u8>>, n: usize) -> f64 {
+    let (store, limiters) = bare_store(world);
     let started = Instant::now();
     futures::stream::iter(0..n)
         .for_each_concurrent(IN_FLIGHT, |i| {
-            let (store, limiters) = (store.clone(), limiters.clone());
-            async move { store_calls(&store, &limiters, i).await }
+            let (store, limiters, answer) = (store.clone(), limiters.clone(), answer.clone());
+            async move { store_calls(&store, &limiters, &answer, i).await }
         })
         .await;
     n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// How long each of `n` calls took, started one every `interval` whether or
+/// not the one before has finished (as requests arrive): the tail a piece
+/// has on its own at the rate the latency phase ran, sorted, in ms.
+async fn paced<F, Fut>(n: usize, interval: Duration, call: F) -> Vec<f64>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut ticker = tokio::time::interval(interval);
+    let mut calls = Vec::with_capacity(n);
+    for i in 0..n {
+        ticker.tick().await;
+        let call = call(i);
+        calls.push(tokio::spawn(async move {
+            let started = Instant::now();
+            call.await;
+            started.elapsed().as_secs_f64() * 1000.0
+        }));
+    }
+    let mut took = Vec::with_capacity(n);
+    for call in calls {
+        took.push(call.await.unwrap());
+    }
+    took.sort_by(f64::total_cmp);
+    took
 }
 
 /// (c) the image step alone on the fake's answer, on every core (as the
@@ -341,30 +390,29 @@ async fn image_step(answer: Arc<Vec<u8>>, n: usize) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+/// One PUT of `body` to the test bucket, as the upload step makes it.
+fn s3_put(world: &TestWorld, body: bytes::Bytes, key: String) -> impl Future<Output = ()> + use<> {
+    let (client, bucket) = (world.bucket.client.clone(), world.bucket.name.clone());
+    async move {
+        client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body))
+            .content_type("image/jpeg")
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
 /// (d) PUTs of the processed JPEG to the same S3-protocol server.
 async fn s3_puts(world: &TestWorld, jpeg: Vec<u8>, n: usize) -> f64 {
-    let client = world.bucket.client.clone();
-    let bucket = world.bucket.name.clone();
     let jpeg = bytes::Bytes::from(jpeg);
     let started = Instant::now();
     futures::stream::iter(0..n)
         .for_each_concurrent(IN_FLIGHT, |i| {
-            let (client, bucket, body) = (
-                client.clone(),
-                bucket.clone(),
-                aws_sdk_s3::primitives::ByteStream::from(jpeg.clone()),
-            );
-            async move {
-                client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(format!("bench/{i}.jpg"))
-                    .body(body)
-                    .content_type("image/jpeg")
-                    .send()
-                    .await
-                    .unwrap();
-            }
+            s3_put(world, jpeg.clone(), format!("bench/{i}.jpg"))
         })
         .await;
     n as f64 / started.elapsed().as_secs_f64()
@@ -465,11 +513,11 @@ async fn main() {
     let cpu_per_request = (process.cpu_seconds() - cpu_before) / n as f64;
 
     // Latency at half that rate.
-    let paced = (n / 4).max(10);
+    let paced_n = (n / 4).max(10);
     let interval = Duration::from_secs_f64(2.0 / throughput);
     let mut published = HashMap::new();
     let mut ticker = tokio::time::interval(interval);
-    let paced_ids: Vec<Uuid> = (0..paced).map(|_| Uuid::new_v4()).collect();
+    let paced_ids: Vec<Uuid> = (0..paced_n).map(|_| Uuid::new_v4()).collect();
     for (i, id) in paced_ids.iter().enumerate() {
         ticker.tick().await;
         published.insert(id.to_string(), Instant::now());
@@ -509,7 +557,7 @@ async fn main() {
         ),
         (
             "(b) the pipeline's SQL, no pipeline",
-            bare_sql(&world, n).await,
+            bare_sql(&world, Arc::new(jpeg.clone()), n).await,
         ),
         (
             match answer_format {
@@ -520,9 +568,29 @@ async fn main() {
         ),
         (
             "(d) S3 PUT of the JPEG (moto)",
-            s3_puts(&world, jpeg, n.min(400)).await,
+            s3_puts(&world, jpeg.clone(), n.min(400)).await,
         ),
     ];
+
+    // The tail of the pieces alone, at the latency phase's rate: dynamo's
+    // p99 cannot be below what its database and storage calls take on
+    // this machine on their own.
+    let sql_tail = {
+        let (store, limiters) = bare_store(&world);
+        let answer = Arc::new(jpeg.clone());
+        paced(paced_n, interval, move |i| {
+            let (store, limiters, answer) = (store.clone(), limiters.clone(), answer.clone());
+            async move { store_calls(&store, &limiters, &answer, i).await }
+        })
+        .await
+    };
+    let s3_tail = {
+        let jpeg = bytes::Bytes::from(jpeg.clone());
+        paced(paced_n, interval, |i| {
+            s3_put(&world, jpeg.clone(), format!("bench/paced-{i}.jpg"))
+        })
+        .await
+    };
 
     println!(
         "pipeline overhead: {n} ghost requests, {IN_FLIGHT} in flight, {} cores, \
@@ -535,17 +603,27 @@ async fn main() {
     );
     println!("dynamo-consumer           {throughput:>8.1} requests/s   ({elapsed:.1} s)");
     println!(
-        "  publish→alert at {:.1}/s: p50 {:.1} ms, p99 {:.1} ms ({paced} requests)",
+        "  publish→alert at {:.1}/s: p50 {:.1} ms, p99 {:.1} ms ({paced_n} requests)",
         throughput / 2.0,
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99)
     );
+    for (piece, took) in [
+        ("(b) its SQL alone", &sql_tail),
+        ("(d) its S3 PUT alone", &s3_tail),
+    ] {
+        println!(
+            "    {piece:<22} at that rate: p50 {:.1} ms, p99 {:.1} ms",
+            percentile(took, 0.5),
+            percentile(took, 0.99)
+        );
+    }
     println!(
         "  CPU {:.2} ms per request ({:.2}× the {CPU_MS_BEFORE} ms before), {:.1} KB received from OpenAI \
          per request; RSS idle {:.1} MB ({:.1} MB of it mapped files, {idle_threads} threads), peak {:.1} MB",
         cpu_per_request * 1000.0,
         cpu_per_request * 1000.0 / CPU_MS_BEFORE,
-        (answer_json_bytes * image_calls) as f64 / (n + 4 + paced) as f64 / 1000.0,
+        (answer_json_bytes * image_calls) as f64 / (n + 4 + paced_n) as f64 / 1000.0,
         idle_rss as f64 / 1024.0,
         idle_file as f64 / 1024.0,
         peak_rss as f64 / 1024.0
