@@ -59,7 +59,9 @@ impl Ledger for RecordsAway {
         since: chrono::DateTime<chrono::Utc>,
         points: u32,
     ) -> Result<Vec<Uuid>, LedgerError> {
-        self.ledger.pending_debits_since(viewer, since, points).await
+        self.ledger
+            .pending_debits_since(viewer, since, points)
+            .await
     }
 }
 
@@ -89,12 +91,11 @@ async fn a_ledger_whose_records_are_away_costs_the_request_no_tries() {
     assert_eq!(flows.len(), 1, "one debit: {flows:?}");
     assert_eq!(flows[0].status, FlowStatus::Accepted);
     // Nothing was logged against the request: no try was spent.
-    let logged: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM dynamo.step_failure WHERE image_request_id = $1",
-    )
-    .bind(job.id)
-    .fetch_one(core.world.database.pool())
-    .await
-    .unwrap();
+    let logged: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM dynamo.step_failure WHERE image_request_id = $1")
+            .bind(job.id)
+            .fetch_one(core.world.database.pool())
+            .await
+            .unwrap();
     assert_eq!(logged, 0, "no step failure recorded");
 }

@@ -5,8 +5,8 @@
 //! the streamer's other tools counts as settled. The flow id is the request
 //! id, whose redemption the intake recorded.
 
-use crate::helix::{Helix, Settled};
 use crate::SERVICE;
+use crate::helix::{Helix, Settled};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dynamo_store::{Store, StoredRedemption};
@@ -20,10 +20,7 @@ pub struct TwitchLedger {
 }
 
 impl TwitchLedger {
-    async fn redemption(
-        &self,
-        request_id: Uuid,
-    ) -> Result<Option<StoredRedemption>, LedgerError> {
+    async fn redemption(&self, request_id: Uuid) -> Result<Option<StoredRedemption>, LedgerError> {
         Ok(self.store.redemption_for_request(request_id).await?)
     }
 
