@@ -5,6 +5,8 @@
 //!
 //! Every failure is an [`UpstreamError`] that says what the service did (or
 //! failed to do); the pipeline's retry verdict decides what follows from it.
+//! A ledger's calls answer a [`LedgerError`], which may instead be dynamo's
+//! own database, where a ledger keeps its records.
 
 mod api_error;
 mod auth;
