@@ -36,9 +36,9 @@ impl From<reqwest::Error> for TwitchError {
 }
 
 /// For the pipeline: no sign-in holds every request (an outage of the
-/// service, not the viewer's failure); unreachable is transient; the
-/// redemptions dynamo keeps failing to load is dynamo's own database
-/// failing, not Twitch.
+/// service, not the viewer's failure); unreachable is transient; and when
+/// the redemptions dynamo keeps cannot be loaded, it is dynamo's own
+/// database failing, not Twitch.
 impl From<TwitchError> for LedgerError {
     fn from(error: TwitchError) -> Self {
         let upstream = match error {
