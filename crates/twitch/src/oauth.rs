@@ -126,7 +126,10 @@ impl OAuth {
                 message,
                 ..
             }) => Err(TwitchError::SignedOut(format!(
-                "Twitch refused the refresh token ({message})"
+                // Said the same whichever noticed first, this refusal or
+                // the revocation notice on the socket: either way the
+                // grant was revoked (or its password changed).
+                "Twitch revoked dynamo's sign-in: it refused the refresh token ({message})"
             ))),
             other => other,
         }
